@@ -1,0 +1,1 @@
+"""chainrule: files, templates and the command line, over chainrule.derive."""

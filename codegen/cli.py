@@ -1,0 +1,73 @@
+"""The ``chainrule`` command: parse arguments, call one library function, map errors to exit 2.
+
+Exit codes: 0 success (``check``: the derivation agrees with finite differences), 1 ``check``
+found a disagreement, 2 bad input or usage (one line on stderr, nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from chainrule.derive.check import check_derivation
+from chainrule.derive.derivation import derive
+from chainrule.derive.errors import ChainruleError
+
+from .files import load_spec
+from .jsonout import render_json
+from .text import render_check, render_derivation
+
+USAGE_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors as one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ChainruleError("chainrule", "", f"{message} (see chainrule --help)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="chainrule", description="Derive, explain and check backpropagation for a network spec.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    derive_cmd = commands.add_parser("derive", help="the derivation: forward pass, chain-rule factors, closed forms, updates")
+    derive_cmd.add_argument("spec", help="the network spec (.yaml, .yml, .toml or .json)")
+    derive_cmd.add_argument("--param", action="append", default=[], metavar="NAME", help="only this parameter's chain (repeatable); for big networks, the parameters to expand")
+    derive_cmd.add_argument("--json", action="store_true", help="print the derivation as JSON")
+    check_cmd = commands.add_parser("check", help="central differences against the derivation; exit 1 on disagreement")
+    check_cmd.add_argument("spec", help="the network spec")
+    check_cmd.add_argument("--points", type=int, default=3, metavar="N", help="seeded random points besides the sample (default 3)")
+    return parser
+
+
+def run(argv: Sequence[str]) -> int:
+    """Run one command; returns the exit code. Raises ChainruleError on bad input."""
+    args = _parser().parse_args(list(argv))
+    spec = load_spec(args.spec)
+    if args.command == "derive":
+        derivation = derive(spec, args.param)
+        text = render_json(derivation, args.param) if args.json else render_derivation(derivation, args.param)
+        sys.stdout.write(text)
+        return 0
+    if not 0 <= args.points <= 100:
+        raise ChainruleError("chainrule", "--points", f"expected 0 to 100 random points, got {args.points}")
+    derivation = derive(spec)
+    result = check_derivation(derivation, random_points=args.points)
+    sys.stdout.write(render_check(derivation, result))
+    return 0 if result.passed else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The console script: exit code 2 and one line on stderr for bad input."""
+    try:
+        return run(sys.argv[1:] if argv is None else argv)
+    except ChainruleError as error:
+        print(f"chainrule: error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,284 @@
+"""A derivation described in plain strings and numbers, for the terminal and for JSON.
+
+Every function here takes a :class:`~chainrule.derive.derivation.Derivation` (or a piece of one)
+and returns frozen values holding only strings, floats and tuples of those: the forward pass line
+by line, each parameter's chain with its factors and values, the update, and the layer form.
+Formulas are written by :func:`~chainrule.derive.formula.format_expr`, so chainrule can read back
+anything it prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy
+
+from chainrule.derive import naming
+from chainrule.derive.chain import Factor, ParamChain, Path
+from chainrule.derive.derivation import Derivation
+from chainrule.derive.formula import format_expr, tree_size
+from chainrule.derive.layers import LayerForm
+from chainrule.derive.network import ParamRef, real_symbol
+from chainrule.derive.optimizers import GRAD, THETA, first_step_expr
+from chainrule.derive.registry import T, X, Y
+
+DIGITS = 9
+#: Closed forms in inputs, targets and parameters are written up to this many nodes; the
+#: first-layer weights of a 4-layer network run to megabytes, which no reader wants.
+EXPANDED_MAX_NODES = 5_000
+
+
+def number(value: float) -> str:
+    """A value to 9 significant digits, as worked examples print them."""
+    return f"{value + 0.0:.{DIGITS}g}"
+
+
+def operand(value: float) -> str:
+    """A value inside a product or sum: negative values in parentheses."""
+    text = number(value)
+    return f"({text})" if value < 0 else text
+
+
+def in_product(expr: sympy.Expr) -> str:
+    """An expression as one factor of a product: sums and negatives in parentheses."""
+    text = format_expr(expr)
+    return f"({text})" if expr.is_Add or text.startswith("-") else text
+
+
+@dataclass(frozen=True)
+class Line:
+    """``name = formula = numbers = value``."""
+
+    name: str
+    formula: str
+    substituted: str
+    value: float
+
+
+@dataclass(frozen=True)
+class FactorText:
+    name: str
+    form: str
+    derivative: str
+    value: float
+    note: str
+
+
+@dataclass(frozen=True)
+class PathText:
+    names: str
+    forms: str
+    values: str
+    value: float
+    factors: tuple[FactorText, ...]
+
+
+@dataclass(frozen=True)
+class ParamText:
+    name: str
+    gradient_name: str
+    paths: tuple[PathText, ...]
+    gradient: float
+    closed_form: str
+    update: Line
+    frozen: bool
+    cut_note: str
+
+
+@dataclass(frozen=True)
+class LayerText:
+    index: int
+    name: str
+    units: int
+    activation: str
+    weight: str
+    bias: str | None
+    bias_mode: str
+    forward: tuple[str, ...]
+    derivative: str
+    delta: str
+    gradients: tuple[str, ...]
+
+
+# ---------------------------------------------------------------------------------------------
+# The forward pass
+
+
+def forward_lines(d: Derivation) -> tuple[Line, ...]:
+    """Every unit's weighted sum and output, then the loss, with numbers (small networks)."""
+    net, env = d.network, d.env
+    lines = []
+    for l in range(1, net.depth + 1):
+        for r in range(net.sizes[l]):
+            terms = " + ".join(_net_terms(d, l, r))
+            lines.append(Line(net.net(l, r).name, _net_formula(d, l, r), terms, env[net.net(l, r).name]))
+        for r in range(net.sizes[l]):
+            lines.append(Line(net.out(l, r).name, activation_text(d, l, r), "", env[net.out(l, r).name]))
+    loss = net.loss_definition()
+    lines.append(Line(naming.LOSS, format_expr(loss), "", d.loss))
+    return tuple(lines)
+
+
+def _net_formula(d: Derivation, l: int, r: int) -> str:
+    net = d.network
+    terms = [f"{net.weight_name(l, r, c)}*{net.out(l - 1, c).name}" for c in range(net.sizes[l - 1])]
+    bias = net.bias_name(l, r)
+    return " + ".join(terms + ([bias] if bias else []))
+
+
+def _net_terms(d: Derivation, l: int, r: int) -> list[str]:
+    net, values = d.network, d.values
+    inputs = [d.env[net.out(l - 1, c).name] for c in range(net.sizes[l - 1])]
+    terms = [f"{operand(values.W[l - 1][r, c])}*{operand(x)}" for c, x in enumerate(inputs)]
+    bias = values.b[l - 1]
+    if bias is not None:
+        terms.append(operand(bias[0 if len(bias) == 1 else r]))
+    return terms
+
+
+def activation_text(d: Derivation, l: int, r: int) -> str:
+    """How a unit's output is computed: ``sigmoid(net_h1)``, a formula, or softmax's quotient."""
+    net = d.network
+    spec = net.spec.layers[l - 1].activation
+    if net.is_softmax(l):
+        return f"exp({net.net(l, r).name})/sum(exp({naming.LAYER_NET.format(name=net.layer_name(l))}))"
+    if spec.expression is not None:
+        return format_expr(spec.expression.xreplace({X: net.net(l, r)}))
+    params = "".join(f", {k}={v:g}" for k, v in spec.params)
+    return f"{spec.name}({net.net(l, r).name}{params})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Chains
+
+
+def factor_name(factor: Factor) -> str:
+    return naming.PARTIAL.format(of=factor.of.name, wrt=factor.wrt.name)
+
+
+def describe_path(d: Derivation, path: Path) -> PathText:
+    factors = tuple(
+        FactorText(factor_name(f), format_expr(f.human), format_expr(f.derivative), d.factor_value(f), f.note) for f in path.factors
+    )
+    value = 1.0
+    for f in factors:
+        value *= f.value
+    return PathText(
+        names=" * ".join(f.name for f in factors),
+        forms=" * ".join(in_product(f.human) for f in path.factors),
+        values=" * ".join(operand(f.value) for f in factors),
+        value=value,
+        factors=factors,
+    )
+
+
+def chain_form(chain: ParamChain) -> str:
+    """dE/dθ in unit symbols, path by path in chain order, factors equal to 1 left out."""
+    paths = []
+    for path in chain.paths:
+        kept = [f.human for f in path.factors if f.human != 1]
+        paths.append("*".join(in_product(h) for h in kept) if kept else "1")
+    return " + ".join(paths)
+
+
+def expanded_form(d: Derivation, name: str) -> str | None:
+    """dE/dθ in inputs, targets and parameters, or None when it is too large to be read."""
+    expr = d.closed_form(name)
+    return format_expr(expr) if tree_size(expr, EXPANDED_MAX_NODES + 1) <= EXPANDED_MAX_NODES else None
+
+
+def describe_param(d: Derivation, name: str) -> ParamText:
+    chain = d.chains[name]
+    ref = chain.param
+    gradient = d.chain_gradient(chain)
+    cut = ""
+    if chain.cut_layer is not None:
+        layer = d.network.layer_name(chain.cut_layer)
+        cut = f"paths start at the deltas of layer {layer} (delta_u = dE/dnet_u, from the layer form): the full expansion has more than the {len(chain.paths)} paths shown"
+    return ParamText(
+        name=name,
+        gradient_name=naming.GRADIENT.format(name=name),
+        paths=tuple(describe_path(d, p) for p in chain.paths),
+        gradient=gradient,
+        closed_form=chain_form(chain),
+        update=update_line(d, ref, gradient),
+        frozen=d.frozen(ref),
+        cut_note=cut,
+    )
+
+
+def update_line(d: Derivation, ref: ParamRef, gradient: float) -> Line:
+    """``w5+ = w5 - lr*dE/dw5 = 0.4 - 0.5*0.0821670406 = 0.35891648`` (one step from zero state)."""
+    name = ref.name
+    after = naming.UPDATED.format(name=name)
+    if d.frozen(ref):
+        value = d.values.scalar(ref)
+        return Line(after, name, operand(value), value)
+    hyper = dict(d.network.spec.optimizer.hyper)
+    expr = first_step_expr(d.network.spec.optimizer.kind, hyper)
+    g = real_symbol(naming.GRADIENT.format(name=name))
+    formula = format_expr(expr.xreplace({THETA: real_symbol(name), GRAD: g}), last=[g])
+    numbers = {THETA: real_symbol(operand(d.values.scalar(ref))), GRAD: real_symbol(operand(gradient))}
+    numbers.update({sympy.Symbol(h, real=True): real_symbol(operand(v)) for h, v in hyper.items()})
+    substituted = format_expr(expr.xreplace(numbers), last=[numbers[GRAD]])
+    return Line(after, formula, substituted, d.updated(ref))
+
+
+# ---------------------------------------------------------------------------------------------
+# The layer form
+
+
+def describe_layer(d: Derivation, form: LayerForm) -> LayerText:
+    names = {X: real_symbol(form.net), Y: real_symbol(form.out), T: real_symbol(naming.TARGET_VECTOR)}
+    bias = f" + {form.bias}" if form.bias else ""
+    forward = (
+        f"{form.net} = {form.weight} @ {form.previous}{bias}",
+        f"{form.out} = softmax({form.net})" if form.softmax else f"{form.out} = {_vector_activation(d, form, names)}",
+    )
+    derivative = "" if form.softmax else format_expr(_local(form).xreplace(names))
+    gradients = (f"dE_d{form.weight} = outer({form.delta}, {form.previous})",)
+    if form.bias:
+        gradients += (f"dE_d{form.bias} = {'sum(' + form.delta + ')' if form.shared_bias else form.delta}",)
+    return LayerText(
+        index=form.index,
+        name=form.name,
+        units=form.size,
+        activation=form.activation,
+        weight=form.weight,
+        bias=form.bias,
+        bias_mode=d.network.bias_mode(form.index).value,
+        forward=forward,
+        derivative=derivative,
+        delta=f"{form.delta} = {_delta_rule(d, form, names)}",
+        gradients=gradients,
+    )
+
+
+def _local(form: LayerForm) -> sympy.Expr:
+    return form.f_prime_out if form.f_prime_out is not None else form.f_prime  # type: ignore[return-value]
+
+
+def _vector_activation(d: Derivation, form: LayerForm, names: dict) -> str:
+    spec = d.network.spec.layers[form.index - 1].activation
+    if spec.expression is not None:
+        return format_expr(spec.expression.xreplace(names))
+    params = "".join(f", {k}={v:g}" for k, v in spec.params)
+    return f"{spec.name}({form.net}{params})"
+
+
+def _delta_rule(d: Derivation, form: LayerForm, names: dict) -> str:
+    layers = d.layers
+    if form.output is not None:
+        output = form.output
+        if output.closed is not None and form.f_prime_out not in (None, 1) and output.closed == output.dE_dy * form.f_prime_out:
+            return f"{in_product(output.dE_dy.xreplace(names))} * {in_product(form.f_prime_out.xreplace(names))}"
+        if output.closed is not None:
+            text = format_expr(output.closed.xreplace(names))
+            return text + (f"    (derived: {output.constraint})" if output.constraint else "")
+        upstream = in_product(output.dE_dy.xreplace(names))
+    else:
+        after = layers[form.index]
+        upstream = f"({after.weight}.T @ {after.delta})"
+    if form.softmax:
+        return f"{form.out} * (g - sum(g * {form.out})) with g = {upstream}"
+    return f"{upstream} * {in_product(_local(form).xreplace(names))}"

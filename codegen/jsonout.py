@@ -1,0 +1,90 @@
+"""The derivation as the JSON document of ``chainrule derive --json`` (spec.md section 2).
+
+Small networks are keyed by scalar names (``net_h1``, ``w5``); big ones by layer vectors and
+matrices (``out_h``, ``W1``), with chains and closed forms only for the parameters asked for.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+from chainrule.derive import naming
+from chainrule.derive.derivation import Derivation
+
+from .describe import ParamText, describe_layer, describe_param, expanded_form, forward_lines
+
+
+def _chain_json(p: ParamText) -> list[list[dict[str, Any]]]:
+    return [
+        [{"factor": f.name, "form": f.form, "derivative": f.derivative, "value": f.value, **({"note": f.note} if f.note else {})} for f in path.factors]
+        for path in p.paths
+    ]
+
+
+def derivation_document(d: Derivation, params: Sequence[str] = ()) -> dict[str, Any]:
+    """The JSON document as plain data."""
+    spec = d.network.spec
+    names = list(params) or (list(d.chains) if d.small else [])
+    described = [describe_param(d, name) for name in names]
+    document: dict[str, Any] = {
+        "spec": spec.name,
+        "source": spec.source,
+        "form": "scalar" if d.small else "layer",
+        "parameters": d.network.parameter_count,
+        "sample": {
+            "x": dict(zip(spec.inputs, map(float, d.values.x))),
+            "t": dict(zip(spec.targets, map(float, d.values.t))),
+            "seeded": d.values.seeded_sample,
+        },
+        "optimizer": {"kind": spec.optimizer.kind, **dict(spec.optimizer.hyper)},
+        "loss": d.loss,
+    }
+    if d.small:
+        document["forward"] = {line.name: line.value for line in forward_lines(d) if line.name != naming.LOSS}
+        document["gradients"] = {p.name: d.gradient(d.chains[p.name].param) for p in described}
+        document["updated"] = {p.name: p.update.value for p in described}
+    else:
+        document["forward"] = {}
+        for form, net, out in zip(d.layers, d.sample.nets, d.sample.outs[1:]):
+            document["forward"][form.net] = net[0].tolist()
+            document["forward"][form.out] = out[0].tolist()
+        document["gradients"], document["updated"] = _matrices(d)
+    document["closed_forms"] = {p.name: p.closed_form for p in described}
+    if params:
+        document["expanded_forms"] = {p.name: expanded_form(d, p.name) for p in described}
+    document["chains"] = {p.name: _chain_json(p) for p in described}
+    document["layers"] = [_layer_json(d, form) for form in d.layers]
+    return document
+
+
+def _matrices(d: Derivation) -> tuple[dict[str, Any], dict[str, Any]]:
+    gradients: dict[str, Any] = {}
+    updated: dict[str, Any] = {}
+    for form, dW, db, W1, b1 in zip(d.layers, d.sample.dW, d.sample.db, d.updated_W, d.updated_b):
+        gradients[form.weight], updated[form.weight] = dW.tolist(), W1.tolist()
+        if form.bias is not None and db is not None and b1 is not None:
+            gradients[form.bias], updated[form.bias] = db.tolist(), b1.tolist()
+    return gradients, updated
+
+
+def _layer_json(d: Derivation, form: Any) -> dict[str, Any]:
+    layer = describe_layer(d, form)
+    return {
+        "layer": layer.name,
+        "index": layer.index,
+        "units": layer.units,
+        "activation": layer.activation,
+        "weights": layer.weight,
+        "bias": layer.bias,
+        "bias_mode": layer.bias_mode,
+        "forward": list(layer.forward),
+        "derivative": layer.derivative,
+        "delta": layer.delta,
+        "gradients": list(layer.gradients),
+    }
+
+
+def render_json(d: Derivation, params: Sequence[str] = ()) -> str:
+    """The JSON text: indented, keys in a fixed order, one trailing newline."""
+    return json.dumps(derivation_document(d, params), indent=1, allow_nan=False) + "\n"

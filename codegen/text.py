@@ -1,0 +1,136 @@
+"""The derivation as terminal text: forward pass, chains with numbers, updates, layer form."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from chainrule.derive.derivation import Derivation
+
+from .describe import (
+    EXPANDED_MAX_NODES,
+    Line,
+    expanded_form,
+    ParamText,
+    describe_layer,
+    describe_param,
+    forward_lines,
+    number,
+)
+
+
+def network_summary(d: Derivation) -> str:
+    spec = d.network.spec
+    inputs = ", ".join(spec.inputs) if len(spec.inputs) <= 6 else f"{len(spec.inputs)} inputs"
+    layers = " -> ".join(f"{l.name}: {len(l.units)} {l.activation.formula or l.activation.name}, bias {l.bias.value}" for l in spec.layers)
+    optimizer = ", ".join(f"{k} {v:g}" for k, v in spec.optimizer.hyper if v != 0 or k == "lr")
+    return f"{spec.name} ({spec.source}): {inputs} -> {layers}; loss {spec.loss.formula or spec.loss.name}; optimizer {spec.optimizer.kind} ({optimizer})"
+
+
+def sample_summary(d: Derivation) -> str:
+    spec = d.network.spec
+    pairs = [f"{n} = {number(v)}" for n, v in zip(spec.inputs, d.values.x)]
+    targets = [f"{n} = {number(v)}" for n, v in zip(spec.targets, d.values.t)]
+    if len(pairs) > 6:
+        pairs = pairs[:3] + ["..."] + pairs[-1:]
+    if len(targets) > 6:
+        targets = targets[:3] + ["..."] + targets[-1:]
+    seeded = f" (seeded: the spec has no sample; seed {spec.seed})" if d.values.seeded_sample else ""
+    return f"Sample{seeded}: {', '.join(pairs)}; {', '.join(targets)}"
+
+
+def _line(line: Line, width: int) -> str:
+    parts = [line.formula] + ([line.substituted] if line.substituted else []) + [number(line.value)]
+    return f"  {line.name:<{width}} = " + " = ".join(parts)
+
+
+def render_forward(d: Derivation) -> list[str]:
+    if d.small:
+        lines = forward_lines(d)
+        width = max(len(line.name) for line in lines)
+        return ["Forward pass"] + [_line(line, width) for line in lines]
+    out = ["Forward pass (per layer: units, smallest, mean and largest output)"]
+    for form, a in zip(d.layers, d.sample.outs[1:]):
+        row = a[0]
+        out.append(f"  {form.out:<10} {form.size:>6} units  min {number(row.min())}  mean {number(row.mean())}  max {number(row.max())}")
+    out.append(f"  E = {number(d.loss)}")
+    return out
+
+
+def render_param(p: ParamText) -> list[str]:
+    paths = "1 path" if len(p.paths) == 1 else f"{len(p.paths)} paths"
+    out = [f"{p.gradient_name}: {paths}"]
+    if p.cut_note:
+        out.append(f"  ({p.cut_note})")
+    for i, path in enumerate(p.paths, start=1):
+        label = f"  path {i}: " if len(p.paths) > 1 else "  "
+        out.append(f"{label}{path.names}")
+        indent = " " * (len(label) - 2)
+        out.append(f"  {indent}  = {path.forms}")
+        out.append(f"  {indent}  = {path.values} = {number(path.value)}")
+        for factor in path.factors:
+            if factor.note:
+                out.append(f"  {indent}  ({factor.name} = {factor.form}: {factor.note})")
+    if len(p.paths) > 1:
+        out.append(f"  {p.gradient_name} = " + " + ".join(f"({number(path.value)})" if path.value < 0 else number(path.value) for path in p.paths) + f" = {number(p.gradient)}")
+    out.append(f"  {p.gradient_name} = {p.closed_form}")
+    update = p.update
+    if p.frozen:
+        out.append(f"  {update.name} = {number(update.value)} (frozen: not updated)")
+    else:
+        out.append(f"  {update.name} = {update.formula} = {update.substituted} = {number(update.value)}")
+    return out
+
+
+def render_layers(d: Derivation) -> list[str]:
+    out = ["Layer form (delta recursion; * is elementwise, @ the matrix product)"]
+    for form in d.layers:
+        layer = describe_layer(d, form)
+        out.append(f"  layer {layer.index} ({layer.name}: {layer.units} units, {layer.activation})")
+        out.extend(f"    {line}" for line in layer.forward)
+        out.append(f"    {layer.delta}")
+        out.extend(f"    {line}" for line in layer.gradients)
+    return out
+
+
+def render_gradient_summary(d: Derivation) -> list[str]:
+    out = ["Gradients and one optimizer step, per layer matrix (norm, largest |entry|)"]
+    for form, dW, db, W1, b1 in zip(d.layers, d.sample.dW, d.sample.db, d.updated_W, d.updated_b):
+        out.append(f"  dE_d{form.weight:<6} norm {number(float(np.linalg.norm(dW)))}  max {number(float(np.max(np.abs(dW))))}")
+        if db is not None:
+            out.append(f"  dE_d{form.bias:<6} norm {number(float(np.linalg.norm(db)))}  max {number(float(np.max(np.abs(db))))}")
+    return out
+
+
+def render_derivation(d: Derivation, params: Sequence[str] = ()) -> str:
+    """The whole derivation as text; with ``params``, only those parameters' chains."""
+    out = [network_summary(d), sample_summary(d), ""]
+    out += render_forward(d) + [""]
+    names = list(params) or list(d.chains)
+    for name in names:
+        out += render_param(describe_param(d, name))
+        if params:
+            expanded = expanded_form(d, name)
+            shown = expanded or f"(more than {EXPANDED_MAX_NODES:,} terms written out: see the form in unit symbols above)"
+            out.append(f"  in inputs, targets and parameters: {shown}")
+        out.append("")
+    if not d.small:
+        out += render_gradient_summary(d) + [""]
+        if not params:
+            out += ["(a big network: pass --param NAME for one parameter's chain and closed form)", ""]
+    out += render_layers(d)
+    return "\n".join(out) + "\n"
+
+
+def render_check(d: Derivation, result) -> str:
+    """The check's verdict: per group and form, the largest relative error."""
+    out = [network_summary(d), f"Central differences (float64) at {result.points} point(s): the sample and seeded random points away from kinks"]
+    out += [f"  note: {note}" for note in result.notes]
+    width = max((len(g.group) for g in result.groups), default=1)
+    for g in result.groups:
+        mark = "ok" if g.max_error <= result.tolerance else "DISAGREES"
+        out.append(f"  {g.group:<{width}} {g.form:<6} {g.checked:>6} checks  largest relative error {g.max_error:.2e} at {g.worst}  {mark}")
+    verdict = "agree" if result.passed else "DISAGREE"
+    out.append(f"The derivation and finite differences {verdict} (tolerance {result.tolerance:.0e}).")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,226 @@
+"""Central differences in float64 against the derivation, at the sample and at seeded random points.
+
+For each parameter group (``W1``, ``b1``, ...) the check reports the largest relative error
+
+    |g - fd| / max(|g|, |fd|, FLOOR)
+
+between the derived gradient ``g`` and the central difference ``fd = (E(θ+h) - E(θ-h)) / 2h``,
+with ``h = STEP * max(1, |θ|)``. A small network checks every parameter, in both forms (the sum
+over paths of the scalar chains, and the layer form). A big one checks random directions in each
+group and a sample of coordinates (the largest gradient and a few at random), so that it costs a
+few dozen forward passes, not two per weight.
+
+Random points draw weights, biases, inputs and targets from a seeded generator and are redrawn
+while any unit sits within :data:`KINK_MARGIN` of a kink of its activation (relu at 0), where a
+derivative is not defined and differences straddle the jump. The sample itself is skipped, with
+a note, when it sits on a kink.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import sympy
+
+from .derivation import Derivation, PointValues
+from .layers import Pass
+from .network import Network, Values, seeded_sample
+from .numeric import compile_expr
+from .registry import kink_arguments
+
+STEP = 1e-5
+FLOOR = 1e-6
+TOLERANCE = 1e-4
+KINK_MARGIN = 1e-3
+RANDOM_POINTS = 3
+DIRECTIONS = 2
+COORDINATES = 3
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    """The largest relative error in one parameter group, in one form of the derivation."""
+
+    group: str
+    form: str
+    checked: int
+    max_error: float
+    worst: str
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    points: int
+    groups: tuple[GroupResult, ...]
+    tolerance: float
+    notes: tuple[str, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(g.max_error <= self.tolerance for g in self.groups)
+
+
+@dataclass
+class _Worst:
+    error: float = 0.0
+    where: str = ""
+    checked: int = 0
+
+    def add(self, derived: float, differenced: float, where: str) -> None:
+        error = abs(derived - differenced) / max(abs(derived), abs(differenced), FLOOR)
+        if not np.isfinite(error):
+            error = np.inf
+        self.checked += 1
+        if error > self.error or not self.where:
+            self.error, self.where = error, where
+
+
+def check_derivation(derivation: Derivation, random_points: int = RANDOM_POINTS, tolerance: float = TOLERANCE) -> CheckResult:
+    """Finite differences against ``derivation`` at its sample and at ``random_points`` seeded points.
+
+    Returns:
+        Per group and form, the largest relative error found; ``passed`` when all are within
+        ``tolerance``.
+    """
+    network = derivation.network
+    worst: dict[tuple[str, str], _Worst] = {}
+    notes: list[str] = []
+    kinks = _kink_functions(network)
+    points = [derivation.values] + random_values(derivation, random_points, kinks)
+    checked = 0
+    for values in points:
+        run = derivation.numbers.run(values.W, values.b, values.x, values.t)
+        kink = _near_kink(derivation, run, kinks)
+        if kink:
+            notes.append(f"the sample is skipped: {kink}")
+            continue
+        checked += 1
+        _check_point(derivation, values, run, worst)
+    groups = tuple(GroupResult(group, form, w.checked, w.error, w.where) for (group, form), w in worst.items())
+    return CheckResult(checked, groups, tolerance, tuple(notes))
+
+
+def _check_point(derivation: Derivation, values: Values, run: Pass, worst: dict[tuple[str, str], _Worst]) -> None:
+    network = derivation.network
+    loss = _loss_function(derivation, values)
+    for l, form in enumerate(derivation.layers):
+        for kind, grads in (("W", run.dW[l]), ("b", run.db[l])):
+            if grads is None:
+                continue
+            group = form.weight if kind == "W" else form.bias or ""
+            layer_worst = worst.setdefault((group, "layer"), _Worst())
+            for where, derived, differenced in _group_checks(network, values, loss, l, kind, grads, derivation.small):
+                layer_worst.add(derived, differenced, where)
+    if derivation.small:
+        env = PointValues(network, values, run)
+        for name, chain in derivation.chains.items():
+            ref = chain.param
+            group = derivation.layers[ref.layer - 1].weight if ref.is_weight else derivation.layers[ref.layer - 1].bias or ""
+            derived = float(sum(np.prod([_value(f.human, env) for f in p.factors]) for p in chain.paths))
+            differenced = _difference(loss, l=ref.layer - 1, kind="W" if ref.is_weight else "b", index=(ref.row, ref.col) if ref.is_weight else (ref.row,), values=values)
+            worst.setdefault((group, "scalar"), _Worst()).add(derived, differenced, name)
+
+
+def _value(expr: sympy.Expr, env: PointValues) -> float:
+    with np.errstate(all="ignore"):
+        return float(compile_expr(expr)(env))
+
+
+Loss = Callable[[int, str, np.ndarray], float]
+
+
+def _loss_function(derivation: Derivation, values: Values) -> Loss:
+    """E as a function of one group's values (the others held at ``values``)."""
+    numbers = derivation.numbers
+
+    def loss(l: int, kind: str, group: np.ndarray) -> float:
+        W, b = list(values.W), list(values.b)
+        (W if kind == "W" else b)[l] = group
+        nets, outs = numbers.forward(tuple(W), tuple(b), values.x)
+        return numbers.loss(outs[-1], values.t)
+
+    return loss
+
+
+def _difference(loss: Loss, l: int, kind: str, index: tuple[int, ...], values: Values) -> float:
+    base = (values.W if kind == "W" else values.b)[l]
+    h = STEP * max(1.0, abs(float(base[index])))
+    plus, minus = base.copy(), base.copy()
+    plus[index] += h
+    minus[index] -= h
+    return (loss(l, kind, plus) - loss(l, kind, minus)) / (2 * h)
+
+
+def _group_checks(network: Network, values: Values, loss: Loss, l: int, kind: str, grads: np.ndarray, small: bool):
+    """(where, derived, differenced) for every coordinate (small) or for directions and a few
+    coordinates (big)."""
+    base = (values.W if kind == "W" else values.b)[l]
+    name = f"{kind}{l + 1}"
+    if small:
+        coordinates: Sequence[tuple[int, ...]] = list(np.ndindex(*base.shape))
+    else:
+        rng = np.random.default_rng([network.spec.seed, 7, l, kind == "W"])
+        largest = np.unravel_index(int(np.argmax(np.abs(grads))), grads.shape)
+        drawn = [tuple(int(rng.integers(n)) for n in base.shape) for _ in range(COORDINATES - 1)]
+        coordinates = [tuple(int(i) for i in largest)] + drawn
+        for d in range(DIRECTIONS):
+            v = rng.standard_normal(base.shape)
+            v /= np.linalg.norm(v)
+            h = STEP * max(1.0, float(np.max(np.abs(base))))
+            differenced = (loss(l, kind, base + h * v) - loss(l, kind, base - h * v)) / (2 * h)
+            yield f"{name} direction {d + 1}", float(np.sum(grads * v)), differenced
+    for index in coordinates:
+        label = f"{name}[{', '.join(map(str, index))}]"
+        yield label, float(grads[index]), _difference(loss, l, kind, index, values)
+
+
+def random_values(derivation: Derivation, count: int, kinks: list[tuple[int, Callable]]) -> list[Values]:
+    """``count`` seeded points away from kinks: weights ~ N(0, 1/fan_in), biases ~ N(0, 0.25),
+    inputs uniform in [-1, 1), targets valid for the loss."""
+    network = derivation.network
+    found = []
+    for point in range(count):
+        rng = np.random.default_rng([network.spec.seed, 1000 + point])
+        for _attempt in range(200):
+            W = tuple(rng.standard_normal((n, m)) / np.sqrt(m) for m, n in zip(network.sizes, network.sizes[1:]))
+            b = tuple(None if layer.bias_count == 0 else 0.5 * rng.standard_normal(layer.bias_count) for layer in network.spec.layers)
+            x, t, _ = seeded_sample(network, rng)
+            x = 2 * x - 1
+            candidate = Values(W, b, x, t, True)
+            nets, _ = derivation.numbers.forward(candidate.W, candidate.b, candidate.x)
+            if not _distance_to_kink(nets, kinks)[1]:
+                found.append(candidate)
+                break
+    return found
+
+
+def _kink_functions(network: Network) -> list[tuple[int, Callable]]:
+    result = []
+    for l in range(1, network.depth + 1):
+        if network.is_softmax(l):
+            continue
+        f = network.activation(l)
+        for arg in kink_arguments(f) + kink_arguments(sympy.diff(f, sympy.Symbol("x", real=True))):
+            result.append((l, compile_expr(arg)))
+    return result
+
+
+def _distance_to_kink(nets: Sequence[np.ndarray], kinks: list[tuple[int, Callable]]) -> tuple[int, int | None]:
+    """The first (layer, unit) within :data:`KINK_MARGIN` of a kink at the first row, or (0, None)."""
+    for l, f in kinks:
+        distance = np.abs(np.broadcast_to(f({"x": nets[l - 1]}), nets[l - 1].shape))[0]
+        close = np.flatnonzero(distance < KINK_MARGIN)
+        if close.size:
+            return l, int(close[0])
+    return 0, None
+
+
+def _near_kink(derivation: Derivation, run: Pass, kinks: list[tuple[int, Callable]]) -> str:
+    """Why the point of ``run`` sits on a kink (which unit, which activation), or ``""``."""
+    l, unit = _distance_to_kink(run.nets, kinks)
+    if unit is None:
+        return ""
+    name = derivation.network.units(l)[unit]
+    return f"net_{name} = {float(run.nets[l - 1][0, unit]):.3g} is at a kink of {derivation.layers[l - 1].activation}"

@@ -1,0 +1,202 @@
+"""One derivation of a spec: both forms, the numbers on the sample, and one optimizer step.
+
+:func:`derive` is the single entry point every output reads: the terminal text and JSON of
+``chainrule derive``, the finite-difference check, and (later) the report, the emitted trainer and
+the verdicts on hand calculations.
+
+A network is *small* when it has at most :data:`SMALL_MAX_PARAMETERS` parameters: then every
+parameter gets its scalar chain and its closed form. A larger network gets the layer form, and
+scalar chains only for the parameters asked for by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import sympy
+
+from . import naming
+from .chain import ChainRule, Factor, ParamChain, closed_form, expanded_units
+from .errors import ChainruleError
+from .layers import LayerForm, LayerNumbers, Pass, compile_layers, derive_layers, gradients_of
+from .network import Network, ParamRef, Values, build_network, initial_values
+from .numeric import compile_expr
+from .optimizers import CompiledRule, compile_rule
+from .spec import Spec, suggest
+
+SMALL_MAX_PARAMETERS = 200
+
+
+class LossNotFinite(ChainruleError):
+    """The loss is NaN or infinite at the point asked for."""
+
+
+@dataclass(frozen=True, eq=False)
+class Derivation:
+    """Everything chainrule derives for a spec; see the module docstring.
+
+    Attributes:
+        network, values: the symbolic network and its parameter and sample values.
+        layers: the layer form, one entry per layer.
+        numbers: the layer form compiled to NumPy.
+        sample: the forward and backward pass on the sample.
+        chains: the scalar chains, by parameter name, in naming order.
+        updated_W, updated_b: the parameters after one optimizer step from the zero state
+            (frozen parameters unchanged).
+    """
+
+    network: Network
+    values: Values
+    layers: tuple[LayerForm, ...]
+    numbers: LayerNumbers
+    sample: Pass
+    chains: Mapping[str, ParamChain]
+    rule: CompiledRule
+    updated_W: tuple[np.ndarray, ...]
+    updated_b: tuple[np.ndarray | None, ...]
+
+    @property
+    def small(self) -> bool:
+        return is_small(self.network)
+
+    @property
+    def loss(self) -> float:
+        return self.sample.loss
+
+    def gradient(self, ref: ParamRef) -> float:
+        """dE/dθ from the layer form, on the sample."""
+        if ref.is_weight:
+            return float(self.sample.dW[ref.layer - 1][ref.row, ref.col])
+        return float(self.sample.db[ref.layer - 1][ref.row])
+
+    def updated(self, ref: ParamRef) -> float:
+        return float(self.updated_W[ref.layer - 1][ref.row, ref.col] if ref.is_weight else self.updated_b[ref.layer - 1][ref.row])
+
+    def frozen(self, ref: ParamRef) -> bool:
+        return ("weights" if ref.is_weight else "biases") in self.network.spec.layers[ref.layer - 1].freeze
+
+    @cached_property
+    def env(self) -> PointValues:
+        """The value of every symbol on the sample, by name, computed on demand."""
+        return PointValues(self.network, self.values, self.sample)
+
+    def value(self, expr: sympy.Expr) -> float:
+        """An expression in the spec's symbols, evaluated on the sample."""
+        with np.errstate(all="ignore"):
+            return float(compile_expr(expr)(self.env))
+
+    def factor_value(self, factor: Factor) -> float:
+        return self.value(factor.human)
+
+    def path_values(self, chain: ParamChain) -> list[float]:
+        return [float(np.prod([self.factor_value(f) for f in p.factors])) for p in chain.paths]
+
+    def chain_gradient(self, chain: ParamChain) -> float:
+        """dE/dθ from the scalar form: the sum over paths of the products of factor values."""
+        return float(sum(self.path_values(chain)))
+
+    @cached_property
+    def expanded(self) -> Mapping[sympy.Symbol, sympy.Expr]:
+        return expanded_units(self.network)
+
+    def closed_form(self, name: str) -> sympy.Expr:
+        """dE/dθ in inputs, targets and parameters (small networks, or any asked-for chain)."""
+        return closed_form(self.chains[name], self.expanded)
+
+
+class PointValues:
+    """Values of the spec's symbols at one point, looked up by name without enumerating them.
+
+    Args:
+        network: the network.
+        values: parameter values and the sample (its first row is the point).
+        run: the forward and backward pass at those values.
+    """
+
+    def __init__(self, network: Network, values: Values, run: Pass) -> None:
+        self.network, self.values, self.run = network, values, run
+        self.units = {u: (l, r) for l in range(network.depth + 1) for r, u in enumerate(network.units(l))}
+        self.targets = {t: k for k, t in enumerate(network.spec.targets)}
+        self.tables = (
+            (naming.NET.format(unit=""), run.nets),
+            (naming.OUT.format(unit=""), run.outs[1:]),
+            (naming.DELTA_UNIT.format(unit=""), run.deltas),
+        )
+
+    def __getitem__(self, name: str) -> float:
+        for prefix, table in self.tables:
+            unit = name[len(prefix):]
+            if name.startswith(prefix) and unit in self.units and self.units[unit][0] > 0:
+                l, r = self.units[unit]
+                return float(table[l - 1][0, r])
+        if name in self.units and self.units[name][0] == 0:
+            return float(self.values.x[self.units[name][1]])
+        if name in self.targets:
+            return float(self.values.t[self.targets[name]])
+        ref = self.network.locate(name)
+        if ref is not None:
+            return self.values.scalar(ref)
+        raise KeyError(name)
+
+
+def is_small(network: Network) -> bool:
+    return network.parameter_count <= SMALL_MAX_PARAMETERS
+
+
+def resolve_params(network: Network, names: Iterable[str]) -> list[ParamRef]:
+    """The parameters called ``names``.
+
+    Raises:
+        ChainruleError: a name that is no parameter of the network (with a suggestion).
+    """
+    refs = []
+    for name in names:
+        ref = network.locate(name)
+        if ref is None:
+            examples = [network.weight_name(1, 0, 0), network.weight_name(network.depth, 0, 0)]
+            bias = network.bias_name(1, 0)
+            hint = suggest(name, examples + ([bias] if bias else []))
+            raise ChainruleError(network.spec.source, "--param", f"no parameter named {name!r}{hint}; parameters are named like {', '.join(examples)}")
+        refs.append(ref)
+    return refs
+
+
+def derive(spec: Spec, params: Sequence[str] = ()) -> Derivation:
+    """Derive everything for ``spec``.
+
+    Args:
+        spec: a validated spec.
+        params: parameter names whose scalar chains are wanted; a small network gets all of them
+            whatever is asked.
+
+    Raises:
+        ChainruleError: a name in ``params`` that is no parameter; a name clash in the spec.
+        LossNotFinite: the loss on the sample is NaN or infinite.
+    """
+    network = build_network(spec)
+    values = initial_values(network)
+    forms = derive_layers(network)
+    numbers = compile_layers(network, forms)
+    sample = gradients_of(numbers, values)
+    if not np.isfinite(sample.loss):
+        raise LossNotFinite(spec.source, "sample", f"the loss on the sample is {sample.loss!r}: an output outside the loss's domain?")
+    wanted = list(network.parameters()) if is_small(network) else resolve_params(network, params)
+    if is_small(network):
+        resolve_params(network, params)
+    engine = ChainRule(network, forms)
+    chains = {ref.name: engine.chain(ref) for ref in wanted}
+    rule = compile_rule(spec.optimizer.kind, dict(spec.optimizer.hyper))
+    updated_W, updated_b = _one_step(network, values, sample, rule)
+    return Derivation(network, values, forms, numbers, sample, chains, rule, updated_W, updated_b)
+
+
+def _one_step(network: Network, values: Values, sample: Pass, rule: CompiledRule) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray | None, ...]]:
+    W, b = [], []
+    for l, layer in enumerate(network.spec.layers):
+        W.append(values.W[l] if "weights" in layer.freeze else rule.first_step(values.W[l], sample.dW[l]))
+        bias, grad = values.b[l], sample.db[l]
+        b.append(None if bias is None or grad is None else bias if "biases" in layer.freeze else rule.first_step(bias, grad))
+    return tuple(W), tuple(b)

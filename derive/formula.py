@@ -1,0 +1,447 @@
+"""Formulas users write, read by an allow-list parser, and the plain text we write back.
+
+A formula is text such as ``x / (1 + exp(-x))`` or ``(o1 - t1) * o1 * (1 - o1) * h1``. It is
+tokenised and parsed here into a small tree of :class:`Node` values (never by ``eval``, ``exec``,
+``sympify`` or ``parse_expr``), and the tree is then built into a sympy expression through
+:func:`to_sympy`, where every name is resolved by the caller and every function comes from the
+table :data:`FUNCTIONS`. Limits on length, nesting, exponents and literals keep hostile input from
+costing time or memory. :func:`format_expr` writes expressions back in the same language, so what
+chainrule prints, chainrule can read.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterable, Mapping, Sequence, Union
+
+import sympy
+from sympy.printing.str import StrPrinter
+
+from .errors import FormulaError
+
+MAX_LENGTH = 20_000
+MAX_DEPTH = 64
+MAX_EXPONENT = 100
+MAX_LITERAL_DIGITS = 40
+MAX_LITERAL_EXPONENT = 300
+
+_TOKEN = re.compile(
+    r"(?P<space>\s+)"
+    r"|(?P<number>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)"
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<op>\*\*|[-+*/^(),])"
+)
+#: Typographic spellings people paste from notes, folded into ASCII one character for one.
+_FOLD = str.maketrans({"\u2212": "-", "\u00b7": "*", "\u00d7": "*", "\u22c5": "*", "\u2013": "-"})
+
+
+def _step(u: sympy.Expr) -> sympy.Expr:
+    return sympy.Heaviside(u, 0)
+
+
+#: The allow-list: name -> (smallest, largest number of arguments, builder).
+FUNCTIONS: Mapping[str, tuple[int, int, Callable[..., sympy.Expr]]] = {
+    "exp": (1, 1, sympy.exp),
+    "log": (1, 1, sympy.log),
+    "sqrt": (1, 1, sympy.sqrt),
+    "tanh": (1, 1, sympy.tanh),
+    "sin": (1, 1, sympy.sin),
+    "cos": (1, 1, sympy.cos),
+    "abs": (1, 1, sympy.Abs),
+    "erf": (1, 1, sympy.erf),
+    "sign": (1, 1, sympy.sign),
+    "step": (1, 1, _step),
+    "sigmoid": (1, 1, lambda u: 1 / (1 + sympy.exp(-u))),
+    "max": (2, 16, sympy.Max),
+    "min": (2, 16, sympy.Min),
+}
+CONSTANTS: Mapping[str, sympy.Expr] = {"pi": sympy.pi}
+
+
+# ---------------------------------------------------------------------------------------------
+# The tree
+
+
+@dataclass(frozen=True)
+class Number:
+    text: str
+    column: int
+
+
+@dataclass(frozen=True)
+class Name:
+    id: str
+    column: int
+
+
+@dataclass(frozen=True)
+class Call:
+    func: str
+    args: tuple["Node", ...]
+    column: int
+
+
+@dataclass(frozen=True)
+class Neg:
+    operand: "Node"
+
+
+@dataclass(frozen=True)
+class Power:
+    base: "Node"
+    exponent: "Node"
+    column: int
+
+
+@dataclass(frozen=True)
+class Sum:
+    """``terms[0] ± terms[1] ± ...``: each term with its sign, +1 or -1."""
+
+    terms: tuple[tuple[int, "Node"], ...]
+
+
+@dataclass(frozen=True)
+class Product:
+    """``factors[0] */ factors[1] */ ...``: each factor with ``*`` or ``/`` before it."""
+
+    factors: tuple[tuple[str, "Node"], ...]
+
+
+Node = Union[Number, Name, Call, Neg, Power, Sum, Product]
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str
+    text: str
+    column: int
+
+
+class _Parser:
+    """Recursive descent over the grammar below, with the nesting depth bounded.
+
+    ``sum := product (('+'|'-') product)*``; ``product := unary (('*'|'/') unary)*``;
+    ``unary := ('+'|'-') unary | power``; ``power := atom (('**'|'^') unary)?``;
+    ``atom := NUMBER | NAME | NAME '(' sum (',' sum)* ')' | '(' sum ')'``.
+    """
+
+    def __init__(self, text: str, source: str, field: str) -> None:
+        self.text, self.source, self.field = text, source, field
+        self.tokens = list(self._tokenize(text))
+        self.pos = 0
+        self.depth = 0
+
+    def error(self, message: str, column: int | None) -> FormulaError:
+        return FormulaError(self.source, self.field, message, self.text, column)
+
+    def _tokenize(self, text: str) -> Iterable[_Token]:
+        pos = 0
+        while pos < len(text):
+            match = _TOKEN.match(text, pos)
+            if not match:
+                raise self.error(f"unexpected character {text[pos]!r}", pos)
+            if match.lastgroup != "space":
+                yield _Token(match.lastgroup or "", match.group(), pos)
+            pos = match.end()
+
+    def peek(self) -> _Token | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def take(self, *texts: str) -> _Token | None:
+        token = self.peek()
+        if token is not None and token.kind == "op" and token.text in texts:
+            self.pos += 1
+            return token
+        return None
+
+    def expect(self, text: str, what: str) -> None:
+        if self.take(text) is None:
+            token = self.peek()
+            found = repr(token.text) if token else "the end"
+            raise self.error(f"expected {what}, found {found}", token.column if token else len(self.text))
+
+    def parse(self) -> Node:
+        if not self.tokens:
+            raise self.error("expected a formula, got an empty string", None)
+        node = self.sum()
+        token = self.peek()
+        if token is not None:
+            raise self.error(f"unexpected {token.text!r} (an operator missing before it?)", token.column)
+        return node
+
+    def nested(self, column: int) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.error(f"nesting deeper than {MAX_DEPTH} levels", column)
+
+    def sum(self) -> Node:
+        terms = [(1, self.product())]
+        while (op := self.take("+", "-")) is not None:
+            terms.append((1 if op.text == "+" else -1, self.product()))
+        return terms[0][1] if len(terms) == 1 else Sum(tuple(terms))
+
+    def product(self) -> Node:
+        factors = [("*", self.unary())]
+        while (op := self.take("*", "/")) is not None:
+            factors.append((op.text, self.unary()))
+        return factors[0][1] if len(factors) == 1 else Product(tuple(factors))
+
+    def unary(self) -> Node:
+        op = self.take("+", "-")
+        if op is None:
+            return self.power()
+        self.nested(op.column)
+        operand = self.unary()
+        self.depth -= 1
+        return Neg(operand) if op.text == "-" else operand
+
+    def power(self) -> Node:
+        base = self.atom()
+        op = self.take("**", "^")
+        if op is None:
+            return base
+        self.nested(op.column)
+        exponent = self.unary()
+        self.depth -= 1
+        return Power(base, exponent, op.column)
+
+    def atom(self) -> Node:
+        token = self.peek()
+        if token is None:
+            raise self.error("expected a number, a name or '(', found the end", len(self.text))
+        self.pos += 1
+        if token.kind == "number":
+            return Number(token.text, token.column)
+        if token.kind == "name":
+            if self.take("(") is None:
+                return Name(token.text, token.column)
+            self.nested(token.column)
+            args = [self.sum()]
+            while self.take(",") is not None:
+                args.append(self.sum())
+            self.expect(")", "',' or ')'")
+            self.depth -= 1
+            return Call(token.text, tuple(args), token.column)
+        if token.text == "(":
+            self.nested(token.column)
+            node = self.sum()
+            self.expect(")", "')'")
+            self.depth -= 1
+            return node
+        raise self.error(f"expected a number, a name or '(', found {token.text!r}", token.column)
+
+
+def parse_formula(text: object, *, source: str = "<formula>", field: str = "") -> Node:
+    """Parse formula text into a tree, refusing everything outside the grammar.
+
+    Args:
+        text: the formula as the user wrote it.
+        source, field: where it came from, for error messages.
+
+    Returns:
+        The tree; build it into sympy with :func:`to_sympy`.
+
+    Raises:
+        FormulaError: the text is not a string, too long, too deep or not in the grammar.
+    """
+    if not isinstance(text, str):
+        raise FormulaError(source, field, f"expected a formula (a string), got {type(text).__name__}")
+    if len(text) > MAX_LENGTH:
+        raise FormulaError(source, field, f"expected a formula of at most {MAX_LENGTH} characters, got {len(text)}")
+    return _Parser(text.translate(_FOLD), source, field).parse()
+
+
+# ---------------------------------------------------------------------------------------------
+# From the tree to sympy
+
+Resolver = Callable[[str], "sympy.Expr | None"]
+
+
+@dataclass(frozen=True)
+class _Builder:
+    text: str
+    resolve: Resolver
+    known: Sequence[str]
+    source: str
+    field: str
+
+    def error(self, message: str, column: int | None) -> FormulaError:
+        return FormulaError(self.source, self.field, message, self.text, column)
+
+    def build(self, node: Node) -> sympy.Expr:
+        if isinstance(node, Number):
+            return self.number(node)
+        if isinstance(node, Name):
+            return self.name(node)
+        if isinstance(node, Call):
+            return self.call(node)
+        if isinstance(node, Neg):
+            return -self.build(node.operand)
+        if isinstance(node, Power):
+            return self.power(node)
+        if isinstance(node, Sum):
+            return sympy.Add(*[sign * self.build(term) for sign, term in node.terms])
+        factors = [self.build(f) if op == "*" else 1 / self.build(f) for op, f in node.factors]
+        return sympy.Mul(*factors)
+
+    def number(self, node: Number) -> sympy.Expr:
+        mantissa, _, exponent = node.text.lower().partition("e")
+        if len(mantissa) > MAX_LITERAL_DIGITS or (exponent and abs(int(exponent)) > MAX_LITERAL_EXPONENT):
+            raise self.error("number too large or too precise", node.column)
+        return sympy.Rational(node.text)
+
+    def name(self, node: Name) -> sympy.Expr:
+        if node.id in CONSTANTS:
+            return CONSTANTS[node.id]
+        if node.id in FUNCTIONS:
+            raise self.error(f"{node.id!r} is a function; write {node.id}(...)", node.column)
+        value = self.resolve(node.id)
+        if value is None:
+            listed = ", ".join(self.known[:16]) + (", ..." if len(self.known) > 16 else "")
+            raise self.error(f"unknown name {node.id!r} (known: {listed})", node.column)
+        return value
+
+    def call(self, node: Call) -> sympy.Expr:
+        if node.func not in FUNCTIONS:
+            allowed = ", ".join(FUNCTIONS)
+            raise self.error(f"unknown function {node.func!r} (allowed: {allowed})", node.column)
+        low, high, builder = FUNCTIONS[node.func]
+        if not low <= len(node.args) <= high:
+            count = str(low) if low == high else f"{low} to {high}"
+            raise self.error(f"{node.func}() takes {count} argument(s), got {len(node.args)}", node.column)
+        return builder(*[self.build(arg) for arg in node.args])
+
+    def power(self, node: Power) -> sympy.Expr:
+        exponent = self.build(node.exponent)
+        if exponent.is_Number and abs(exponent) > MAX_EXPONENT:
+            raise self.error(f"exponent larger than {MAX_EXPONENT} in absolute value", node.column)
+        base = self.build(node.base)
+        if base.is_Number and base != 0 and exponent.is_Number and abs(sympy.log(abs(base), 10) * exponent) > 300:
+            raise self.error("power too large", node.column)
+        return sympy.Pow(base, exponent)
+
+
+def to_sympy(
+    tree: Node,
+    names: Mapping[str, sympy.Expr] | Resolver,
+    *,
+    text: str = "",
+    known: Sequence[str] | None = None,
+    source: str = "<formula>",
+    field: str = "",
+) -> sympy.Expr:
+    """Build the sympy expression of a parsed formula.
+
+    Args:
+        tree: from :func:`parse_formula`.
+        names: the names the formula may use, as a mapping or a resolver returning None for an
+            unknown name.
+        text: the formula text, quoted in error messages.
+        known: the names listed when an unknown one is used (default: the mapping's keys).
+
+    Raises:
+        FormulaError: an unknown name or function, a wrong argument count, an exponent or literal
+            out of range, or a division by zero.
+    """
+    if isinstance(names, Mapping):
+        mapping = names
+        resolve: Resolver = mapping.get
+        known = list(known if known is not None else mapping)
+    else:
+        resolve, known = names, list(known or [])
+    expr = _Builder(text, resolve, known, source, field).build(tree)
+    if expr.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
+        raise FormulaError(source, field, f"the formula {text!r} divides by zero or is not finite")
+    return expr
+
+
+def read_formula(
+    text: object,
+    names: Mapping[str, sympy.Expr] | Resolver,
+    *,
+    known: Sequence[str] | None = None,
+    source: str = "<formula>",
+    field: str = "",
+) -> sympy.Expr:
+    """Parse and build in one call: the sympy expression of a formula in the given names."""
+    tree = parse_formula(text, source=source, field=field)
+    return to_sympy(tree, names, text=str(text), known=known, source=source, field=field)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing formulas back
+
+
+class FormulaPrinter(StrPrinter):
+    """Plain text in the language :func:`parse_formula` reads; one method per deviation."""
+
+    printmethod = "_chainrule_formula"
+    _default_settings = dict(StrPrinter._default_settings, full_prec=False)
+
+    def _as_ordered_terms(self, expr: sympy.Expr, order: str | None = None) -> list[sympy.Expr]:
+        """Positive terms first: ``y - t`` and ``1 - out_h1``, not ``-t + y``."""
+        terms = super()._as_ordered_terms(expr, order=order)
+        return sorted(terms, key=lambda term: term.could_extract_minus_sign())
+
+    def _print_Heaviside(self, expr: sympy.Heaviside) -> str:
+        return f"step({self._print(expr.args[0])})"
+
+    def _print_Abs(self, expr: sympy.Abs) -> str:
+        return f"abs({self._print(expr.args[0])})"
+
+    def _print_Max(self, expr: sympy.Max) -> str:
+        return "max(" + ", ".join(self._print(a) for a in expr.args) + ")"
+
+    def _print_Min(self, expr: sympy.Min) -> str:
+        return "min(" + ", ".join(self._print(a) for a in expr.args) + ")"
+
+    def _print_Exp1(self, expr: sympy.Expr) -> str:
+        return "exp(1)"
+
+
+def format_expr(expr: sympy.Expr, last: Iterable[sympy.Symbol] = ()) -> str:
+    """Plain text for an expression, readable by :func:`parse_formula`.
+
+    Args:
+        last: symbols written last in any product they appear in (``lr*dE/dw5``, not
+            ``dE/dw5*lr``).
+    """
+    late = frozenset(last)
+    if not late:
+        return _format(expr)
+    return FormulaPrinter({"order": "none"}).doprint(_move_last(expr, late))
+
+
+@functools.lru_cache(maxsize=16384)
+def _format(expr: sympy.Expr) -> str:
+    """Printing is the slow part of describing a derivation, and factors repeat across paths."""
+    return FormulaPrinter().doprint(expr)
+
+
+def _move_last(expr: sympy.Expr, late: frozenset) -> sympy.Expr:
+    if not expr.args or expr.is_Atom:
+        return expr
+    args = [_move_last(a, late) for a in expr.args]
+    if isinstance(expr, sympy.Mul):
+        ordered = sorted(args, key=lambda a: (bool(a.free_symbols & late), not a.is_Number))
+        return sympy.Mul(*ordered, evaluate=False)
+    return expr.func(*args, evaluate=False) if isinstance(expr, sympy.Add) else expr.func(*args)
+
+
+def tree_size(expr: sympy.Basic, limit: int = 10**9) -> int:
+    """The number of nodes of ``expr`` written out as a tree (shared subtrees counted each time
+    they occur), computed on the shared graph, so it is cheap even when the tree is huge."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[sympy.Basic, bool]] = [(expr, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if id(node) in sizes:
+            continue
+        if expanded or not node.args:
+            sizes[id(node)] = min(limit, 1 + sum(sizes[id(a)] for a in node.args))
+        else:
+            stack.append((node, True))
+            stack.extend((a, False) for a in node.args if id(a) not in sizes)
+    return sizes[id(expr)]

@@ -1,0 +1,264 @@
+"""The layer (vector) form of the chain rule: delta recursion, with every elementwise piece derived.
+
+For layer ``l`` with weighted sums ``net_l = W_l out_{l-1} + b_l`` and outputs ``out_l = f(net_l)``:
+
+    delta_L = dE/dnet_L                        (the output layer)
+    delta_l = (W_{l+1}^T delta_{l+1}) * f'(net_l)
+    dE/dW_l = delta_l out_{l-1}^T,   dE/db_l = delta_l  (sum(delta_l) for a shared bias)
+
+The elementwise pieces are derived by sympy on generic symbols ``x`` (a weighted sum), ``y`` (an
+output) and ``t`` (a target): ``f'`` by ``sympy.diff`` (and in the output, where the registry
+writes it so), ``dE/dy`` by differentiating the per-output loss, their product simplified (sigmoid
+with binary cross-entropy gives ``(y - t)/n``), and for softmax the vector-Jacobian product
+``y * (g - sum(g * y))`` simplified where the loss allows it: with cross-entropy,
+``g*y = -t`` sums to -1 over targets that sum to 1, and the delta is ``y - t``. The cost is a few
+small sympy operations per layer, whatever the layer's size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sympy
+
+from . import naming
+from .network import Network, Values
+from .numeric import Compiled, compile_expr
+from .registry import T, X, Y, to_step_form
+
+G = sympy.Symbol("g", real=True)
+
+
+@dataclass(frozen=True)
+class OutputDelta:
+    """How ``delta_L`` follows from the outputs and targets.
+
+    Attributes:
+        dE_dy: the derivative of the (scaled) per-output loss, in ``y`` and ``t``.
+        closed: ``delta_L`` elementwise in ``y`` and ``t`` where it closes (always for an
+            elementwise activation written in its output; for softmax where ``g*y`` is linear in
+            ``t``), else None.
+        constraint: a condition the closed form relies on (targets summing to 1), or ``""``.
+    """
+
+    dE_dy: sympy.Expr
+    closed: sympy.Expr | None
+    constraint: str
+
+
+@dataclass(frozen=True)
+class LayerForm:
+    """One layer of the delta recursion, in names and generic-symbol expressions.
+
+    Attributes:
+        index: 1-based layer number; ``name`` the spec's layer name.
+        weight, bias: the parameter matrices' names (``W2``, ``b2``); ``bias`` None without one.
+        shared_bias: True when one bias serves the whole layer (its gradient sums the deltas).
+        net, out, delta, previous: the vector names (``net_o``, ``out_o``, ``delta_o``, ``out_h``).
+        activation: how the activation is written (``sigmoid``, a formula's text).
+        softmax: True for a softmax layer.
+        f: the activation in ``x`` (None for softmax).
+        f_prime: ``sympy.diff(f, x)`` (None for softmax).
+        f_prime_out: ``f'`` written in ``y``, where the registry writes it so, else None.
+        output: for the last layer, how its delta follows from the loss; else None.
+    """
+
+    index: int
+    name: str
+    size: int
+    weight: str
+    bias: str | None
+    shared_bias: bool
+    net: str
+    out: str
+    delta: str
+    previous: str
+    activation: str
+    softmax: bool
+    f: sympy.Expr | None
+    f_prime: sympy.Expr | None
+    f_prime_out: sympy.Expr | None
+    output: OutputDelta | None
+
+
+def derive_layers(network: Network) -> tuple[LayerForm, ...]:
+    """The delta recursion of ``network``, one :class:`LayerForm` per layer."""
+    return tuple(_layer_form(network, l) for l in range(1, network.depth + 1))
+
+
+def _layer_form(network: Network, l: int) -> LayerForm:
+    spec = network.spec.layers[l - 1]
+    softmax = network.is_softmax(l)
+    f = None if softmax else network.activation(l)
+    f_prime = None if f is None else to_step_form(sympy.diff(f, X))
+    f_prime_out = None if softmax else network.activation_in_output(l)
+    previous = naming.INPUT_VECTOR if l == 1 else naming.LAYER_OUT.format(name=network.layer_name(l - 1))
+    return LayerForm(
+        index=l,
+        name=spec.name,
+        size=network.sizes[l],
+        weight=naming.LAYER_WEIGHT.format(layer=l),
+        bias=None if spec.bias_count == 0 else naming.LAYER_BIAS.format(layer=l),
+        shared_bias=spec.bias.value == "shared",
+        net=naming.LAYER_NET.format(name=spec.name),
+        out=naming.LAYER_OUT.format(name=spec.name),
+        delta=naming.LAYER_DELTA.format(name=spec.name),
+        previous=previous,
+        activation=spec.activation.formula or spec.activation.name,
+        softmax=softmax,
+        f=f,
+        f_prime=f_prime,
+        f_prime_out=f_prime_out,
+        output=_output_delta(network, softmax, f_prime_out) if l == network.depth else None,
+    )
+
+
+def _output_delta(network: Network, softmax: bool, f_prime_out: sympy.Expr | None) -> OutputDelta:
+    dE_dy = to_step_form(sympy.diff(network.loss_scale * network.per_output_loss(), Y))
+    if softmax:
+        return _softmax_delta(dE_dy)
+    if f_prime_out is None:
+        return OutputDelta(dE_dy, None, "")
+    product = dE_dy * f_prime_out
+    simplified = sympy.cancel(product)
+    closed = simplified if sympy.fraction(sympy.together(product))[1] != 1 else product
+    return OutputDelta(dE_dy, closed, "")
+
+
+def _softmax_delta(dE_dy: sympy.Expr) -> OutputDelta:
+    """delta_k = y_k (g_k - sum_j g_j y_j); closed when g_j y_j = c t_j, the sum being c."""
+    weighted = sympy.cancel(dE_dy * Y)
+    linear = weighted.free_symbols <= {T} and sympy.Poly(weighted, T).degree() == 1 and weighted.subs(T, 0) == 0
+    if not linear:
+        return OutputDelta(dE_dy, None, "")
+    total = weighted.subs(T, 1)
+    closed = sympy.cancel(Y * (dE_dy - total))
+    return OutputDelta(dE_dy, closed, "the targets sum to 1")
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers from the layer form
+
+
+@dataclass(frozen=True, eq=False)
+class Pass:
+    """One forward and backward pass over a batch (rows are samples).
+
+    ``nets[l]``, ``outs[l]`` and ``deltas[l]`` are [batch, units] for layer ``l + 1``; ``outs`` has
+    the inputs in front. ``dW`` and ``db`` are averaged over the batch, like the loss.
+    """
+
+    nets: tuple[np.ndarray, ...]
+    outs: tuple[np.ndarray, ...]
+    loss: float
+    deltas: tuple[np.ndarray, ...]
+    dW: tuple[np.ndarray, ...]
+    db: tuple[np.ndarray | None, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class LayerNumbers:
+    """The layer form compiled to NumPy: forward, loss and gradients for any parameter values."""
+
+    forms: tuple[LayerForm, ...]
+    f: tuple[Compiled | None, ...]
+    f_prime: tuple[Compiled | None, ...]
+    per_output_loss: Compiled
+    loss_scale: float
+    dE_dy: Compiled
+    closed_delta: Compiled | None
+
+    def forward(self, W: tuple[np.ndarray, ...], b: tuple[np.ndarray | None, ...], X_: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Weighted sums and outputs per layer for inputs ``X_`` [batch, inputs]."""
+        nets, outs = [], [np.atleast_2d(np.asarray(X_, dtype=float))]
+        with np.errstate(over="ignore", under="ignore"):
+            for form, f, weights, bias in zip(self.forms, self.f, W, b):
+                net = outs[-1] @ weights.T
+                if bias is not None:
+                    net = net + bias
+                nets.append(net)
+                outs.append(_softmax(net) if form.softmax else np.broadcast_to(f({"x": net}), net.shape) + 0.0)
+        return nets, outs
+
+    def loss(self, out: np.ndarray, T_: np.ndarray) -> float:
+        """The loss of outputs ``out`` against targets ``T_``, averaged over the batch."""
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            terms = np.broadcast_to(self.per_output_loss({"y": out, "t": np.atleast_2d(T_)}), out.shape)
+        return float(np.mean(self.loss_scale * terms.sum(axis=1)))
+
+    def run(self, W: tuple[np.ndarray, ...], b: tuple[np.ndarray | None, ...], X_: np.ndarray, T_: np.ndarray) -> Pass:
+        """Forward, loss and backward for a batch."""
+        nets, outs = self.forward(W, b, X_)
+        T_ = np.atleast_2d(np.asarray(T_, dtype=float))
+        loss = self.loss(outs[-1], T_)
+        deltas: list[np.ndarray] = [np.empty(0)] * len(self.forms)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            deltas[-1] = self._output_delta(nets[-1], outs[-1], T_)
+            for i in range(len(self.forms) - 2, -1, -1):
+                upstream = deltas[i + 1] @ W[i + 1]
+                deltas[i] = self._hidden_delta(i, nets[i], outs[i + 1], upstream)
+        batch = outs[0].shape[0]
+        dW = tuple(d.T @ o / batch for d, o in zip(deltas, outs[:-1]))
+        db = tuple(_bias_gradient(form, d, batch) for form, d in zip(self.forms, deltas))
+        return Pass(tuple(nets), tuple(outs), loss, tuple(deltas), dW, db)
+
+    def _output_delta(self, net: np.ndarray, out: np.ndarray, T_: np.ndarray) -> np.ndarray:
+        env = {"y": out, "t": T_, "x": net}
+        if self.closed_delta is not None:
+            return np.broadcast_to(self.closed_delta(env), out.shape) + 0.0
+        g = np.broadcast_to(self.dE_dy(env), out.shape)
+        return self._local(len(self.forms) - 1, net, out, g)
+
+    def _hidden_delta(self, i: int, net: np.ndarray, out: np.ndarray, upstream: np.ndarray) -> np.ndarray:
+        return self._local(i, net, out, upstream)
+
+    def _local(self, i: int, net: np.ndarray, out: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """Through the activation of layer i: g * f'(net), or softmax's y * (g - sum(g * y))."""
+        if self.forms[i].softmax:
+            return out * (g - np.sum(g * out, axis=1, keepdims=True))
+        return g * np.broadcast_to(self.f_prime[i]({"x": net, "y": out}), g.shape)
+
+
+def _softmax(net: np.ndarray) -> np.ndarray:
+    """exp(net_k) / sum_m exp(net_m), shifted by the row's largest net (same value, no overflow)."""
+    shifted = np.exp(net - net.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def _bias_gradient(form: LayerForm, delta: np.ndarray, batch: int) -> np.ndarray | None:
+    if form.bias is None:
+        return None
+    per_unit = delta.sum(axis=0) / batch
+    return np.array([per_unit.sum()]) if form.shared_bias else per_unit
+
+
+def compile_layers(network: Network, forms: tuple[LayerForm, ...]) -> LayerNumbers:
+    """The layer form ready to compute with; see :class:`LayerNumbers`."""
+    output = forms[-1].output
+    assert output is not None  # the last form always carries the output delta
+    return LayerNumbers(
+        forms=forms,
+        f=tuple(None if form.f is None else compile_expr(form.f) for form in forms),
+        f_prime=tuple(None if form.softmax else compile_expr(_local_derivative(form)) for form in forms),
+        per_output_loss=compile_expr(network.per_output_loss()),
+        loss_scale=float(network.loss_scale),
+        dE_dy=compile_expr(output.dE_dy),
+        closed_delta=None if output.closed is None else compile_expr(output.closed),
+    )
+
+
+def _local_derivative(form: LayerForm) -> sympy.Expr:
+    """f' in the output where the registry writes it so (as people compute it), else in the net."""
+    if form.f_prime_out is not None:
+        return form.f_prime_out
+    assert form.f_prime is not None
+    return form.f_prime
+
+
+def gradients_of(numbers: LayerNumbers, values: Values, X_: Any = None, T_: Any = None) -> Pass:
+    """One pass at ``values`` on the sample (or on ``X_``, ``T_`` when given)."""
+    X_ = values.x if X_ is None else X_
+    T_ = values.t if T_ is None else T_
+    return numbers.run(values.W, values.b, X_, T_)

@@ -1,0 +1,99 @@
+"""Every name chainrule makes, decided here and nowhere else.
+
+Scalar (per-parameter) names follow hand calculations: ``net_h1``, ``out_h1``, ``w5``, ``b1``,
+``t1``, ``E``. Layer (vector) names follow the emitted trainer: ``W1``, ``b1`` for the parameters
+of layer 1, ``net_h``, ``out_h``, ``delta_h`` for the vectors of a layer named ``h``.
+"""
+
+from __future__ import annotations
+
+import keyword
+import sys
+
+LOSS = "E"
+NET = "net_{unit}"
+OUT = "out_{unit}"
+DELTA_UNIT = "delta_{unit}"
+GRADIENT = "dE/d{name}"
+GRADIENT_CODE = "dE_d{name}"
+UPDATED = "{name}+"
+PARTIAL = "d{of}/d{wrt}"
+
+UNIT_DEFAULT = "{layer}{n}"
+UNIT_AFTER_DIGIT = "{layer}_{n}"
+INPUT_DEFAULT = "x{n}"
+TARGET_DEFAULT = "t{n}"
+
+SEQUENTIAL_WEIGHT = "w{n}"
+SEQUENTIAL_BIAS = "b{n}"
+INDEXED_WEIGHT = "w{layer}_{to}{frm}"
+INDEXED_WEIGHT_WIDE = "w{layer}_{to}_{frm}"
+INDEXED_BIAS = "b{layer}_{to}"
+INDEXED_SHARED_BIAS = "b{layer}"
+
+LAYER_WEIGHT = "W{layer}"
+LAYER_BIAS = "b{layer}"
+LAYER_NET = "net_{name}"
+LAYER_OUT = "out_{name}"
+LAYER_DELTA = "delta_{name}"
+INPUT_VECTOR = "x"
+TARGET_VECTOR = "t"
+
+MAX_NAME_LENGTH = 64
+
+#: Names the formula parser gives a meaning of its own, and names emitted code imports or uses.
+FORMULA_FUNCTIONS = ("exp", "log", "sqrt", "tanh", "sin", "cos", "abs", "max", "min", "erf", "sigmoid")
+FORMULA_CONSTANTS = ("pi",)
+CODE_NAMES = ("np", "numpy", "math", "self", "cls", "params", "grads", "Network", "X", "T")
+RESERVED = frozenset((LOSS,) + FORMULA_FUNCTIONS + FORMULA_CONSTANTS + CODE_NAMES)
+#: Prefixes of names chainrule derives from unit names; a unit may not start with them.
+DERIVED_PREFIXES = ("net_", "out_", "delta_", "dE_")
+
+
+def unit_name(layer: str, n: int) -> str:
+    """The name of unit ``n`` (1-based) of a layer named ``layer``: h1, or h1_1 after a digit."""
+    pattern = UNIT_AFTER_DIGIT if layer[-1:].isdigit() else UNIT_DEFAULT
+    return pattern.format(layer=layer, n=n)
+
+
+def indexed_weight(layer: int, to: int, frm: int) -> str:
+    """``w{layer}_{to}{from}``, with separators when an index has more than one digit."""
+    pattern = INDEXED_WEIGHT if max(to, frm) < 10 else INDEXED_WEIGHT_WIDE
+    return pattern.format(layer=layer, to=to, frm=frm)
+
+
+def identifier_problem(name: object) -> str | None:
+    """Why ``name`` cannot name a unit, a parameter or a network, or None when it can.
+
+    A name must be an ASCII identifier (Python folds the full-width ``ｎｐ`` into ``np``), not a
+    keyword, not a dunder, not a name chainrule or emitted code already uses, and not start with a
+    prefix chainrule derives names with.
+    """
+    if not isinstance(name, str):
+        return f"expected a name (a string), got {type(name).__name__}"
+    if not name:
+        return "expected a name, got an empty string"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"expected a name of at most {MAX_NAME_LENGTH} characters, got {len(name)}"
+    if not (name.isascii() and name.isidentifier()):
+        return f"expected an ASCII identifier (letters, digits, _; not starting with a digit), got {name!r}"
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name):
+        return f"{name!r} is a Python keyword"
+    if name.startswith("__"):
+        return f"{name!r} starts with '__' (dunder names are reserved)"
+    if name in RESERVED:
+        return f"{name!r} is reserved (chainrule or the emitted code uses it)"
+    for prefix in DERIVED_PREFIXES:
+        if name.startswith(prefix):
+            return f"{name!r} starts with {prefix!r}, which chainrule uses for derived names"
+    return None
+
+
+def module_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name the network (and so the emitted ``NAME.py``), or None."""
+    problem = identifier_problem(name)
+    if problem:
+        return problem
+    if name in sys.stdlib_module_names or name in ("sympy", "jinja2", "chainrule", "torch", "test"):
+        return f"{name!r} would shadow the module of that name when the emitted {name}.py is imported"
+    return None

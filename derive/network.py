@@ -1,0 +1,364 @@
+"""The symbolic network: units, their definitions, and parameters named as the spec names them.
+
+A :class:`Network` is the spec's layout with sympy in it: every unit ``u`` of layer ``l`` has a
+weighted sum ``net_u = sum_j w_uj out_j + b_u`` and an output ``out_u = f(net_u)`` (softmax:
+``exp(net_u) / sum_m exp(net_m)``), and the loss ``E`` is the spec's per-output loss summed (or
+averaged) over the outputs. Parameters are named lazily, by arithmetic on their position, so that
+a network of 100,000 weights costs no more to set up than one of eight.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Iterator
+
+import numpy as np
+import sympy
+
+from . import naming
+from .errors import SpecError
+from .registry import ACTIVATIONS, LOSSES, X, Y, T, ActivationDef, LossDef, softmax_unit
+from .spec import BiasMode, Naming, Spec
+
+
+@dataclass(frozen=True)
+class ParamRef:
+    """Where a scalar parameter sits: layer (1-based), kind, destination row and source column.
+
+    A bias has ``col == -1``; a shared bias has ``row == 0``.
+    """
+
+    name: str
+    layer: int
+    kind: str
+    row: int
+    col: int
+
+    @property
+    def is_weight(self) -> bool:
+        return self.kind == "weight"
+
+
+def real_symbol(name: str) -> sympy.Symbol:
+    """The sympy symbol of a spec name. All of chainrule's symbols are real."""
+    return sympy.Symbol(name, real=True)
+
+
+def exact(value: float) -> sympy.Expr:
+    """A hyper-parameter as an exact rational, so that 0.01 stays 1/100 in closed forms."""
+    return sympy.Rational(repr(float(value)))
+
+
+@dataclass(frozen=True)
+class Network:
+    """The spec's network in symbols; see the module docstring."""
+
+    spec: Spec
+
+    # -- layout ------------------------------------------------------------------------------
+
+    @property
+    def depth(self) -> int:
+        return len(self.spec.layers)
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return self.spec.sizes
+
+    def units(self, layer: int) -> tuple[str, ...]:
+        """Unit names of ``layer``; layer 0 is the inputs."""
+        return self.spec.inputs if layer == 0 else self.spec.layers[layer - 1].units
+
+    def layer_name(self, layer: int) -> str:
+        return "input" if layer == 0 else self.spec.layers[layer - 1].name
+
+    def bias_mode(self, layer: int) -> BiasMode:
+        return self.spec.layers[layer - 1].bias
+
+    @cached_property
+    def parameter_count(self) -> int:
+        return self.spec.parameter_count
+
+    # -- parameter names ---------------------------------------------------------------------
+
+    @cached_property
+    def _offsets(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Weights and biases before each layer, for sequential numbering."""
+        weights, biases = [0], [0]
+        for l, layer in enumerate(self.spec.layers, start=1):
+            weights.append(weights[-1] + self.sizes[l] * self.sizes[l - 1])
+            biases.append(biases[-1] + layer.bias_count)
+        return tuple(weights), tuple(biases)
+
+    def _wide(self, layer: int) -> bool:
+        return max(self.sizes[layer], self.sizes[layer - 1]) >= 10
+
+    def weight_name(self, layer: int, row: int, col: int) -> str:
+        """The name of the weight from unit ``col`` of layer ``layer - 1`` into unit ``row``."""
+        given = self.spec.layers[layer - 1].weight_names
+        if given is not None:
+            return given[row][col]
+        if self.spec.naming is Naming.SEQUENTIAL:
+            n = self._offsets[0][layer - 1] + row * self.sizes[layer - 1] + col + 1
+            return naming.SEQUENTIAL_WEIGHT.format(n=n)
+        pattern = naming.INDEXED_WEIGHT_WIDE if self._wide(layer) else naming.INDEXED_WEIGHT
+        return pattern.format(layer=layer, to=row + 1, frm=col + 1)
+
+    def bias_name(self, layer: int, row: int) -> str | None:
+        """The name of the bias of unit ``row`` of ``layer`` (the layer's one bias when shared)."""
+        spec = self.spec.layers[layer - 1]
+        if spec.bias is BiasMode.NONE:
+            return None
+        index = 0 if spec.bias is BiasMode.SHARED else row
+        if spec.bias_names is not None:
+            return spec.bias_names[index]
+        if self.spec.naming is Naming.SEQUENTIAL:
+            return naming.SEQUENTIAL_BIAS.format(n=self._offsets[1][layer - 1] + index + 1)
+        if spec.bias is BiasMode.SHARED:
+            return naming.INDEXED_SHARED_BIAS.format(layer=layer)
+        return naming.INDEXED_BIAS.format(layer=layer, to=row + 1)
+
+    def parameters(self) -> Iterator[ParamRef]:
+        """Every scalar parameter in naming order: layer by layer, weights row by row, then biases."""
+        for l in range(1, self.depth + 1):
+            for r in range(self.sizes[l]):
+                for c in range(self.sizes[l - 1]):
+                    yield ParamRef(self.weight_name(l, r, c), l, "weight", r, c)
+            for b in range(self.spec.layers[l - 1].bias_count):
+                yield ParamRef(self.bias_name(l, b) or "", l, "bias", b, -1)
+
+    @cached_property
+    def _given_names(self) -> dict[str, ParamRef]:
+        found: dict[str, ParamRef] = {}
+        for l, layer in enumerate(self.spec.layers, start=1):
+            for r, row in enumerate(layer.weight_names or ()):
+                for c, name in enumerate(row):
+                    found[name] = ParamRef(name, l, "weight", r, c)
+            for b, name in enumerate(layer.bias_names or ()):
+                found[name] = ParamRef(name, l, "bias", b, -1)
+        return found
+
+    def locate(self, name: str) -> ParamRef | None:
+        """The parameter called ``name``, found by its pattern (no enumeration), or None."""
+        ref = self._given_names.get(name) or self._locate_generated(name)
+        if ref is None or self._name_of(ref) != name:
+            return None
+        return ref
+
+    def _name_of(self, ref: ParamRef) -> str | None:
+        return self.weight_name(ref.layer, ref.row, ref.col) if ref.is_weight else self.bias_name(ref.layer, ref.row)
+
+    def _locate_generated(self, name: str) -> ParamRef | None:
+        if self.spec.naming is Naming.SEQUENTIAL:
+            match = re.fullmatch(r"([wb])([1-9][0-9]{0,9})", name)
+            if not match:
+                return None
+            n = int(match.group(2)) - 1
+            offsets = self._offsets[0] if match.group(1) == "w" else self._offsets[1]
+            layer = next((l for l in range(1, self.depth + 1) if offsets[l - 1] <= n < offsets[l]), None)
+            if layer is None:
+                return None
+            i = n - offsets[layer - 1]
+            if match.group(1) == "b":
+                return ParamRef(name, layer, "bias", i, -1)
+            return ParamRef(name, layer, "weight", i // self.sizes[layer - 1], i % self.sizes[layer - 1])
+        return self._locate_indexed(name)
+
+    def _locate_indexed(self, name: str) -> ParamRef | None:
+        match = re.fullmatch(r"w([0-9]{1,3})_(?:([0-9])([0-9])|([0-9]{1,6})_([0-9]{1,6}))", name)
+        if match:
+            layer = int(match.group(1))
+            to, frm = (match.group(2), match.group(3)) if match.group(2) else (match.group(4), match.group(5))
+            if 1 <= layer <= self.depth and 1 <= int(to) <= self.sizes[layer] and 1 <= int(frm) <= self.sizes[layer - 1]:
+                return ParamRef(name, layer, "weight", int(to) - 1, int(frm) - 1)
+            return None
+        match = re.fullmatch(r"b([0-9]{1,3})(?:_([0-9]{1,6}))?", name)
+        if not match or not 1 <= int(match.group(1)) <= self.depth:
+            return None
+        layer, row = int(match.group(1)), int(match.group(2) or 1) - 1
+        if row >= self.spec.layers[layer - 1].bias_count:
+            return None
+        return ParamRef(name, layer, "bias", row, -1)
+
+    def check_names(self) -> None:
+        """Refuse a unit, input, target or layer name that is also a parameter's name.
+
+        Raises:
+            SpecError: naming both places.
+        """
+        others = [(n, f"inputs[{i}]") for i, n in enumerate(self.spec.inputs)]
+        others += [(n, f"targets[{i}]") for i, n in enumerate(self.spec.targets)]
+        for l, layer in enumerate(self.spec.layers):
+            others.append((layer.name, f"layers[{l}].name"))
+            others += [(u, f"layers[{l}].units[{j}]") for j, u in enumerate(layer.units)]
+        for name, path in others:
+            if self.locate(name) is not None:
+                raise SpecError(self.spec.source, path, f"the name {name!r} is also the name of a parameter; rename one of them")
+        for name, ref in self._given_names.items():
+            generated = self._locate_generated(name)
+            if generated is not None and generated != ref and self._name_of(generated) == name:
+                raise SpecError(self.spec.source, f"layers[{ref.layer - 1}]", f"the parameter name {name!r} is also the generated name of another parameter")
+
+    # -- symbols -----------------------------------------------------------------------------
+
+    def net(self, layer: int, row: int) -> sympy.Symbol:
+        return real_symbol(naming.NET.format(unit=self.units(layer)[row]))
+
+    def out(self, layer: int, row: int) -> sympy.Symbol:
+        """The output of a unit; an input (layer 0) is its own name."""
+        name = self.units(layer)[row]
+        return real_symbol(name if layer == 0 else naming.OUT.format(unit=name))
+
+    def target(self, k: int) -> sympy.Symbol:
+        return real_symbol(self.spec.targets[k])
+
+    def weight(self, layer: int, row: int, col: int) -> sympy.Symbol:
+        return real_symbol(self.weight_name(layer, row, col))
+
+    def bias(self, layer: int, row: int) -> sympy.Symbol | None:
+        name = self.bias_name(layer, row)
+        return None if name is None else real_symbol(name)
+
+    @property
+    def loss_symbol(self) -> sympy.Symbol:
+        return real_symbol(naming.LOSS)
+
+    # -- definitions -------------------------------------------------------------------------
+
+    def activation_def(self, layer: int) -> ActivationDef | None:
+        """The registry entry of ``layer``'s activation, or None for a formula."""
+        return ACTIVATIONS.get(self.spec.layers[layer - 1].activation.name)
+
+    def activation(self, layer: int) -> sympy.Expr:
+        """``f(x)`` of an elementwise layer, in :data:`~chainrule.derive.registry.X`."""
+        spec = self.spec.layers[layer - 1].activation
+        if spec.expression is not None:
+            return spec.expression
+        params = {k: exact(v) for k, v in spec.params}
+        return ACTIVATIONS[spec.name].define(X, **params)
+
+    def activation_in_output(self, layer: int) -> sympy.Expr | None:
+        """``f'(x)`` written in ``y = f(x)``, from the registry, or None."""
+        spec = self.spec.layers[layer - 1].activation
+        definition = ACTIVATIONS.get(spec.name)
+        if definition is None or definition.in_output is None:
+            return None
+        return definition.in_output(Y, **{k: exact(v) for k, v in spec.params})
+
+    def is_softmax(self, layer: int) -> bool:
+        definition = self.activation_def(layer)
+        return definition is not None and definition.whole_layer
+
+    def net_definition(self, layer: int, row: int) -> sympy.Expr:
+        """``net_u = sum_j w_uj out_j + b_u`` for unit ``row`` of ``layer``."""
+        terms = [self.weight(layer, row, c) * self.out(layer - 1, c) for c in range(self.sizes[layer - 1])]
+        bias = self.bias(layer, row)
+        return sympy.Add(*terms, *([bias] if bias is not None else []))
+
+    def out_definition(self, layer: int, row: int) -> sympy.Expr:
+        """``out_u`` in the net symbols of its layer."""
+        if self.is_softmax(layer):
+            nets = tuple(self.net(layer, r) for r in range(self.sizes[layer]))
+            return softmax_unit(nets, row)
+        return self.activation(layer).xreplace({X: self.net(layer, row)})
+
+    @property
+    def loss_def(self) -> LossDef | None:
+        return LOSSES.get(self.spec.loss.name)
+
+    def per_output_loss(self) -> sympy.Expr:
+        """``l(y, t)`` in :data:`~chainrule.derive.registry.Y` and ``T``."""
+        if self.spec.loss.expression is not None:
+            return self.spec.loss.expression
+        return LOSSES[self.spec.loss.name].per_output(Y, T)
+
+    @property
+    def loss_scale(self) -> sympy.Expr:
+        """1/n for losses averaged over the n outputs, else 1."""
+        mean = self.loss_def is not None and self.loss_def.mean
+        return sympy.Rational(1, self.sizes[-1]) if mean else sympy.Integer(1)
+
+    def loss_definition(self) -> sympy.Expr:
+        """``E`` in the outputs of the last layer and the targets."""
+        per_output = self.per_output_loss()
+        terms = [per_output.xreplace({Y: self.out(self.depth, k), T: self.target(k)}) for k in range(self.sizes[-1])]
+        return self.loss_scale * sympy.Add(*terms)
+
+
+def build_network(spec: Spec) -> Network:
+    """The symbolic network of a validated spec.
+
+    Raises:
+        SpecError: a unit, input, target or layer name that is also a parameter's name.
+    """
+    network = Network(spec)
+    network.check_names()
+    return network
+
+
+# ---------------------------------------------------------------------------------------------
+# Values: the parameters and the sample
+
+
+@dataclass(frozen=True, eq=False)
+class Values:
+    """Parameter values per layer (``W[l]`` is [units, units before]; ``b[l]`` per bias, or None)
+    and the sample, all read-only float64 arrays."""
+
+    W: tuple[np.ndarray, ...]
+    b: tuple[np.ndarray | None, ...]
+    x: np.ndarray
+    t: np.ndarray
+    seeded_sample: bool
+
+    def scalar(self, ref: ParamRef) -> float:
+        return float(self.W[ref.layer - 1][ref.row, ref.col] if ref.is_weight else self.b[ref.layer - 1][ref.row])
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array = np.array(array, dtype=float)
+    array.flags.writeable = False
+    return array
+
+
+def initial_values(network: Network) -> Values:
+    """The spec's weights, biases and sample, or their seeded stand-ins.
+
+    Seeded weights are uniform in ±sqrt(6 / (fan_in + fan_out)) (Glorot) or ±sqrt(6 / fan_in)
+    (He, for the relu family), from a generator seeded by ``(seed, layer)`` so that giving one
+    layer's weights leaves the others' unchanged; seeded biases are zero. A seeded sample has
+    inputs uniform in [0, 1) and targets valid for the loss.
+    """
+    spec = network.spec
+    weights, biases = [], []
+    for l, layer in enumerate(spec.layers, start=1):
+        rng = np.random.default_rng([spec.seed, l])
+        fan_in, fan_out = network.sizes[l - 1], network.sizes[l]
+        definition = network.activation_def(l)
+        he = definition is not None and definition.init == "he"
+        limit = np.sqrt(6.0 / (fan_in if he else fan_in + fan_out))
+        drawn = rng.uniform(-limit, limit, size=(fan_out, fan_in))
+        weights.append(_frozen(layer.weights if layer.weights is not None else drawn))
+        count = layer.bias_count
+        biases.append(None if count == 0 else _frozen(layer.biases if layer.biases is not None else np.zeros(count)))
+    if spec.sample is not None:
+        x, t, seeded = np.array(spec.sample.x), np.array(spec.sample.t), False
+    else:
+        x, t, seeded = seeded_sample(network, np.random.default_rng([spec.seed, 0]))
+    return Values(tuple(weights), tuple(biases), _frozen(x), _frozen(t), seeded)
+
+
+def seeded_sample(network: Network, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Inputs uniform in [0, 1) and targets valid for the loss: one-hot, 0/1, or uniform."""
+    x = rng.uniform(0.0, 1.0, network.sizes[0])
+    outputs = network.sizes[-1]
+    kind = network.loss_def.targets if network.loss_def is not None else "real"
+    if kind == "distribution":
+        t = np.eye(outputs)[rng.integers(outputs)]
+    elif kind == "unit":
+        t = rng.integers(0, 2, outputs).astype(float)
+    else:
+        t = rng.uniform(0.0, 1.0, outputs)
+    return x, t, True

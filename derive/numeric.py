@@ -1,0 +1,212 @@
+"""Numbers from sympy expressions, with NumPy, by a table-driven walk (no code strings, no exec).
+
+:func:`compile_expr` turns an expression into a closure over NumPy that takes a mapping from
+symbol names to arrays (or floats). Each sympy node type maps to one NumPy function in
+:data:`_FUNCTIONS` or to one method; the deviations from the plain translation are deliberate and
+each has its reason:
+
+- ``1/(1 + exp(u))`` is evaluated as a stable logistic function, ``log(1 + exp(u))`` as
+  ``logaddexp(0, u)``: no overflow at |u| = 1000;
+- a product holding ``log(u)`` is 0 where its other factors are 0 (``0·log 0 = 0``, the
+  convention of cross-entropy with one-hot targets);
+- ``step(u)`` (Heaviside with step(0) = 0) is ``u > 0``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import sympy
+
+Env = Mapping[str, Any]
+Compiled = Callable[[Env], Any]
+
+_erf = np.vectorize(math.erf, otypes=[float])
+
+
+def _logistic(u: Any) -> Any:
+    """1 / (1 + exp(-u)) without overflow: exp is only taken of -|u|."""
+    e = np.exp(-np.abs(u))
+    return np.where(np.asarray(u) >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _heaviside(u: Any, at_zero: float) -> Any:
+    return np.where(u > 0, 1.0, np.where(u < 0, 0.0, at_zero))
+
+
+_FUNCTIONS: Mapping[type, Callable[..., Any]] = {
+    sympy.exp: np.exp,
+    sympy.log: np.log,
+    sympy.tanh: np.tanh,
+    sympy.sin: np.sin,
+    sympy.cos: np.cos,
+    sympy.Abs: np.abs,
+    sympy.sign: np.sign,
+    sympy.erf: _erf,
+}
+
+
+class UnsupportedExpression(ValueError):
+    """An expression holds a node the evaluator has no NumPy equivalent for (a bug, not bad input)."""
+
+
+@functools.lru_cache(maxsize=8192)
+def compile_expr(expr: sympy.Expr) -> Compiled:
+    """A NumPy closure computing ``expr`` from a mapping of symbol names to values (cached:
+    the same factor is evaluated at many points).
+
+    Raises:
+        UnsupportedExpression: ``expr`` holds a node outside the table.
+    """
+    return _compile(sympy.sympify(expr))
+
+
+def evaluate(expr: sympy.Expr, env: Env) -> Any:
+    """Evaluate ``expr`` once; see :func:`compile_expr`."""
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        return compile_expr(expr)(env)
+
+
+def _compile(expr: sympy.Basic) -> Compiled:
+    if expr.is_Symbol:
+        name = expr.name
+        return lambda env: env[name]
+    if expr.is_Number or isinstance(expr, sympy.NumberSymbol):
+        value = float(expr)
+        return lambda env: value
+    for kind, method in _METHODS:
+        if isinstance(expr, kind):
+            return method(expr)
+    function = _FUNCTIONS.get(type(expr))
+    if function is not None and len(expr.args) == 1:
+        arg = _compile(expr.args[0])
+        return lambda env: function(arg(env))
+    raise UnsupportedExpression(f"no NumPy equivalent for {type(expr).__name__} in {expr}")
+
+
+def _compile_add(expr: sympy.Add) -> Compiled:
+    parts = [_compile(a) for a in expr.args]
+    return lambda env: sum((p(env) for p in parts[1:]), parts[0](env))
+
+
+def _compile_mul(expr: sympy.Mul) -> Compiled:
+    logs = [_compile(a) for a in expr.args if isinstance(a, sympy.log)]
+    others = [_compile(a) for a in expr.args if not isinstance(a, sympy.log)]
+
+    def product(env: Env) -> Any:
+        value = others[0](env) if others else 1.0
+        for part in others[1:]:
+            value = value * part(env)
+        if not logs:
+            return value
+        scaled = value
+        for part in logs:
+            scaled = scaled * part(env)
+        return np.where(np.asarray(value) == 0, 0.0, scaled)
+
+    return product
+
+
+def _compile_pow(expr: sympy.Pow) -> Compiled:
+    base, exponent = expr.args
+    stable = _stable_pow(base, exponent)
+    if stable is not None:
+        return stable
+    b = _compile(base)
+    if exponent == sympy.S.Half:
+        return lambda env: np.sqrt(b(env))
+    if exponent == -1:
+        return lambda env: 1.0 / b(env)
+    if exponent.is_Integer:
+        n = int(exponent)
+        return lambda env: b(env) ** n
+    e = _compile(exponent)
+    return lambda env: np.power(b(env), e(env))
+
+
+def _stable_pow(base: sympy.Expr, exponent: sympy.Expr) -> Compiled | None:
+    """``(1 + exp(u))**-1`` as the logistic function of -u."""
+    if exponent != -1 or not isinstance(base, sympy.Add) or len(base.args) != 2:
+        return None
+    one, other = sorted(base.args, key=lambda a: not a.is_Number)
+    if one != 1 or not isinstance(other, sympy.exp):
+        return None
+    u = _compile(other.args[0])
+    return lambda env: _logistic(-u(env))
+
+
+def _compile_log(expr: sympy.log) -> Compiled:
+    """``log(1 + exp(u))`` as logaddexp(0, u); otherwise the plain logarithm."""
+    arg = expr.args[0]
+    if isinstance(arg, sympy.Add) and len(arg.args) == 2:
+        one, other = sorted(arg.args, key=lambda a: not a.is_Number)
+        if one == 1 and isinstance(other, sympy.exp):
+            u = _compile(other.args[0])
+            return lambda env: np.logaddexp(0.0, u(env))
+    inner = _compile(arg)
+    return lambda env: np.log(inner(env))
+
+
+def _compile_heaviside(expr: sympy.Heaviside) -> Compiled:
+    u = _compile(expr.args[0])
+    at_zero = float(expr.args[1]) if len(expr.args) > 1 else 0.5
+    return lambda env: _heaviside(u(env), at_zero)
+
+
+def _compile_minmax(expr: sympy.Expr) -> Compiled:
+    parts = [_compile(a) for a in expr.args]
+    combine = np.maximum if isinstance(expr, sympy.Max) else np.minimum
+
+    def reduce(env: Env) -> Any:
+        value = parts[0](env)
+        for part in parts[1:]:
+            value = combine(value, part(env))
+        return value
+
+    return reduce
+
+
+def _compile_piecewise(expr: sympy.Piecewise) -> Compiled:
+    values = [_compile(v) for v, _ in expr.args]
+    conds = [_compile_condition(c) for _, c in expr.args]
+
+    def select(env: Env) -> Any:
+        chosen = [np.asarray(c(env), dtype=bool) for c in conds]
+        results = [v(env) for v in values]
+        shape = np.broadcast_shapes(*[np.shape(r) for r in results + chosen])
+        return np.select([np.broadcast_to(c, shape) for c in chosen], [np.broadcast_to(r, shape) for r in results])
+
+    return select
+
+
+_RELATIONS: Mapping[type, Callable[[Any, Any], Any]] = {
+    sympy.LessThan: np.less_equal,
+    sympy.StrictLessThan: np.less,
+    sympy.GreaterThan: np.greater_equal,
+    sympy.StrictGreaterThan: np.greater,
+}
+
+
+def _compile_condition(cond: sympy.Basic) -> Compiled:
+    if cond == sympy.true:
+        return lambda env: True
+    relation = _RELATIONS.get(type(cond))
+    if relation is None:
+        raise UnsupportedExpression(f"no NumPy equivalent for the condition {cond}")
+    lhs, rhs = _compile(cond.lhs), _compile(cond.rhs)
+    return lambda env: relation(lhs(env), rhs(env))
+
+
+_METHODS: tuple[tuple[type, Callable[[Any], Compiled]], ...] = (
+    (sympy.Add, _compile_add),
+    (sympy.Mul, _compile_mul),
+    (sympy.Pow, _compile_pow),
+    (sympy.log, _compile_log),
+    (sympy.Heaviside, _compile_heaviside),
+    (sympy.Max, _compile_minmax),
+    (sympy.Min, _compile_minmax),
+    (sympy.Piecewise, _compile_piecewise),
+)

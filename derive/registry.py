@@ -1,0 +1,174 @@
+"""Activations and losses by name: each entry a definition, a few lines a row.
+
+An entry holds what a function *is*. Its derivative always comes from ``sympy.diff``. Where people
+write the derivative in terms of the unit's output (σ'(net) as out·(1 - out)), the entry holds
+that form in ``in_output``, and the test suite proves it equal to ``sympy.diff`` of the definition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Callable, Mapping
+
+import sympy
+
+from .formula import _step
+
+X = sympy.Symbol("x", real=True)
+Y = sympy.Symbol("y", real=True)
+T = sympy.Symbol("t", real=True)
+
+
+@dataclass(frozen=True)
+class ActivationDef:
+    """An activation function.
+
+    Attributes:
+        name: the registry name.
+        define: ``f(x, **params)``, the definition.
+        in_output: ``f'(x)`` written in ``y = f(x)`` (and the parameters), or None where the
+            derivative cannot be written in the output alone.
+        params: the parameters and their defaults (``alpha`` of leaky_relu).
+        output_range: the open interval the outputs lie in, when bounded.
+        init: ``glorot`` or ``he``: how seeded weights of a layer with this activation are drawn.
+        whole_layer: True for softmax, whose units each depend on the whole layer.
+    """
+
+    name: str
+    define: Callable[..., sympy.Expr]
+    in_output: Callable[..., sympy.Expr] | None = None
+    params: Mapping[str, float] = field(default_factory=dict)
+    output_range: tuple[float, float] | None = None
+    init: str = "glorot"
+    whole_layer: bool = False
+
+
+@dataclass(frozen=True)
+class LossDef:
+    """A loss, per output ``l(y, t)``, summed or averaged over the outputs.
+
+    Attributes:
+        per_output: ``l(y, t)``.
+        mean: True when the per-output terms are averaged over the outputs (mse, bce).
+        targets: ``real``, ``unit`` (each in [0, 1]) or ``distribution`` (>= 0, summing to 1).
+        needs_unit_outputs: True when the outputs must lie in (0, 1) (a logarithm of y or 1 - y).
+    """
+
+    name: str
+    per_output: Callable[[sympy.Expr, sympy.Expr], sympy.Expr]
+    mean: bool = False
+    targets: str = "real"
+    needs_unit_outputs: bool = False
+
+
+def _leaky(x: sympy.Expr, alpha: sympy.Expr) -> sympy.Expr:
+    return sympy.Piecewise((alpha * x, x <= 0), (x, True))
+
+
+def _elu(x: sympy.Expr, alpha: sympy.Expr) -> sympy.Expr:
+    return sympy.Piecewise((alpha * (sympy.exp(x) - 1), x <= 0), (x, True))
+
+
+def _gelu(x: sympy.Expr) -> sympy.Expr:
+    inner = sympy.sqrt(2 / sympy.pi) * (x + sympy.Rational("0.044715") * x**3)
+    return x / 2 * (1 + sympy.tanh(inner))
+
+
+def softmax_unit(nets: tuple[sympy.Expr, ...], k: int) -> sympy.Expr:
+    """Output ``k`` of a softmax over ``nets``: exp(net_k) / sum_m exp(net_m)."""
+    return sympy.exp(nets[k]) / sympy.Add(*[sympy.exp(n) for n in nets])
+
+
+def softmax_in_output(out_k: sympy.Expr, out_j: sympy.Expr, same: bool) -> sympy.Expr:
+    """d out_k / d net_j of a softmax, written in its outputs: out_k (1 - out_k) or -out_k out_j."""
+    return out_k * (1 - out_k) if same else -out_k * out_j
+
+
+UNIT = (0.0, 1.0)
+_activations = (
+    ActivationDef("identity", lambda x: x, lambda y: sympy.Integer(1)),
+    ActivationDef("sigmoid", lambda x: 1 / (1 + sympy.exp(-x)), lambda y: y * (1 - y), output_range=UNIT),
+    ActivationDef("tanh", sympy.tanh, lambda y: 1 - y**2, output_range=(-1.0, 1.0)),
+    ActivationDef("relu", lambda x: sympy.Piecewise((0, x <= 0), (x, True)), _step, init="he"),
+    ActivationDef(
+        "leaky_relu", _leaky, lambda y, alpha: alpha + (1 - alpha) * _step(y), {"alpha": 0.01}, init="he"
+    ),
+    ActivationDef(
+        "elu", _elu, lambda y, alpha: _step(y) + (1 - _step(y)) * (y + alpha), {"alpha": 1.0}, init="he"
+    ),
+    ActivationDef("softplus", lambda x: sympy.log(1 + sympy.exp(x)), lambda y: 1 - sympy.exp(-y)),
+    ActivationDef("gelu", _gelu, init="he"),
+    ActivationDef("swish", lambda x: x / (1 + sympy.exp(-x)), init="he"),
+    ActivationDef("softmax", lambda x: x, output_range=UNIT, whole_layer=True),
+)
+ACTIVATIONS: Mapping[str, ActivationDef] = MappingProxyType({a.name: a for a in _activations})
+
+_losses = (
+    LossDef("half_sse", lambda y, t: (t - y) ** 2 / 2),
+    LossDef("sse", lambda y, t: (t - y) ** 2),
+    LossDef("mse", lambda y, t: (t - y) ** 2, mean=True),
+    LossDef(
+        "bce",
+        lambda y, t: -(t * sympy.log(y) + (1 - t) * sympy.log(1 - y)),
+        mean=True,
+        targets="unit",
+        needs_unit_outputs=True,
+    ),
+    LossDef("cross_entropy", lambda y, t: -t * sympy.log(y), targets="distribution", needs_unit_outputs=True),
+)
+LOSSES: Mapping[str, LossDef] = MappingProxyType({loss.name: loss for loss in _losses})
+
+
+# ---------------------------------------------------------------------------------------------
+# Kinks: one spelling for derivatives that jump
+
+
+def to_step_form(expr: sympy.Expr) -> sympy.Expr:
+    """Rewrite jumps in one spelling, ``step(u)`` (Heaviside with step(0) = 0).
+
+    ``Piecewise((a, u <= 0), (b, True))`` becomes ``a + (b - a)*step(u)`` and sympy's
+    ``Heaviside(u)`` (which is 1/2 at 0) becomes ``step(u)``: at a kink the derivative takes the
+    value on the side where the unit is off, as PyTorch's relu does. Expressions are otherwise
+    unchanged.
+    """
+    expr = expr.replace(
+        lambda e: isinstance(e, sympy.Heaviside) and (len(e.args) == 1 or e.args[1] != 0),
+        lambda e: _step(e.args[0]),
+    )
+    return expr.replace(lambda e: isinstance(e, sympy.Piecewise), _piecewise_to_step)
+
+
+def _piecewise_to_step(pw: sympy.Piecewise) -> sympy.Expr:
+    (value, cond), rest = pw.args[0], pw.args[1:]
+    if cond == sympy.true or not rest:
+        return value
+    other = _piecewise_to_step(sympy.Piecewise(*rest)) if len(rest) > 1 or rest[0][1] != sympy.true else rest[0][0]
+    if not isinstance(cond, (sympy.LessThan, sympy.StrictLessThan, sympy.GreaterThan, sympy.StrictGreaterThan)):
+        raise ValueError(f"cannot write {pw} with step()")
+    u = cond.lhs - cond.rhs
+    # The branch `value` holds where u <= 0 (or < 0, >= 0, > 0); step(v) is 1 exactly where v > 0.
+    if isinstance(cond, sympy.LessThan):
+        return value + (other - value) * _step(u)
+    if isinstance(cond, sympy.StrictGreaterThan):
+        return other + (value - other) * _step(u)
+    if isinstance(cond, sympy.StrictLessThan):
+        return other + (value - other) * _step(-u)
+    return value + (other - value) * _step(-u)
+
+
+def kink_arguments(expr: sympy.Expr) -> tuple[sympy.Expr, ...]:
+    """The expressions that are zero exactly where ``expr`` or its derivative jumps.
+
+    Finite differences are checked only at points where each of these is well away from zero.
+    """
+    found: list[sympy.Expr] = []
+    for node in sympy.preorder_traversal(expr):
+        if isinstance(node, (sympy.Heaviside, sympy.sign, sympy.Abs)):
+            found.append(node.args[0])
+        elif isinstance(node, (sympy.Max, sympy.Min)):
+            args = node.args
+            found.extend(a - b for i, a in enumerate(args) for b in args[i + 1 :])
+        elif isinstance(node, sympy.Piecewise):
+            found.extend(c.lhs - c.rhs for _, c in node.args if isinstance(c, sympy.core.relational.Relational))
+    return tuple(found)

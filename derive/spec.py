@@ -1,0 +1,481 @@
+"""The network spec: a frozen, typed model, and its validation against an allow-list.
+
+:func:`parse_spec` reads spec text (YAML, TOML or JSON, the same fields in each) and returns a
+:class:`Spec`, or raises a :class:`~chainrule.derive.errors.SpecError` naming the file, the field
+path (``layers[1].activation``) and what was expected. Every key is checked against the keys its
+place allows, every value against a type and a range, and every name against
+:func:`~chainrule.derive.naming.identifier_problem`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Iterable, Mapping, Sequence
+
+import sympy
+
+from . import naming
+from .documents import load_document
+from .errors import ChainruleError, FormulaError, SpecError, shown
+from .formula import read_formula
+from .optimizers import OPTIMIZERS
+from .registry import ACTIVATIONS, LOSSES, UNIT, T, X, Y
+
+MAX_UNITS = 100_000
+MAX_LAYERS = 64
+MAX_PARAMETERS = 20_000_000
+MAX_SEED = 2**32 - 1
+MAX_DESCRIPTION = 2_000
+DISTRIBUTION_TOLERANCE = 1e-9
+
+
+class BiasMode(Enum):
+    PER_UNIT = "per_unit"
+    SHARED = "shared"
+    NONE = "none"
+
+
+class Naming(Enum):
+    SEQUENTIAL = "sequential"
+    INDEXED = "indexed"
+
+
+@dataclass(frozen=True)
+class ActivationSpec:
+    """A registry activation with its parameters, or a formula in ``x``.
+
+    ``name`` is the registry name, or ``formula`` with ``formula`` the text and ``expression``
+    its sympy expression in :data:`~chainrule.derive.registry.X`.
+    """
+
+    name: str
+    params: tuple[tuple[str, float], ...] = ()
+    formula: str | None = None
+    expression: sympy.Expr | None = None
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """A registry loss, or a per-output formula in ``y`` and ``t`` (summed over the outputs)."""
+
+    name: str
+    formula: str | None = None
+    expression: sympy.Expr | None = None
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    name: str
+    units: tuple[str, ...]
+    activation: ActivationSpec
+    bias: BiasMode
+    weights: tuple[tuple[float, ...], ...] | None
+    biases: tuple[float, ...] | None
+    weight_names: tuple[tuple[str, ...], ...] | None
+    bias_names: tuple[str, ...] | None
+    freeze: tuple[str, ...]
+
+    @property
+    def bias_count(self) -> int:
+        return {BiasMode.PER_UNIT: len(self.units), BiasMode.SHARED: 1, BiasMode.NONE: 0}[self.bias]
+
+
+@dataclass(frozen=True)
+class Sample:
+    x: tuple[float, ...]
+    t: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    kind: str
+    hyper: tuple[tuple[str, float], ...]
+
+    def value(self, name: str) -> float:
+        return dict(self.hyper)[name]
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    path: str
+    inputs: tuple[str, ...] | None
+    targets: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated network spec; see ``shared/spec.md`` section 1 for the fields."""
+
+    source: str
+    name: str
+    description: str
+    inputs: tuple[str, ...]
+    layers: tuple[LayerSpec, ...]
+    targets: tuple[str, ...]
+    loss: LossSpec
+    naming: Naming
+    sample: Sample | None
+    optimizer: OptimizerSpec
+    seed: int
+    data: DataSpec | None
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Units per layer, inputs first."""
+        return (len(self.inputs),) + tuple(len(layer.units) for layer in self.layers)
+
+    @property
+    def parameter_count(self) -> int:
+        return sum(a * b for a, b in zip(self.sizes, self.sizes[1:])) + sum(l.bias_count for l in self.layers)
+
+
+TOP_KEYS = ("name", "description", "inputs", "layers", "targets", "loss", "naming", "sample", "optimizer", "seed", "data")
+LAYER_KEYS = ("name", "units", "activation", "bias", "weights", "biases", "weight_names", "bias_names", "freeze")
+DEFAULT_OPTIMIZER = {"kind": "sgd", "lr": 0.1}
+
+
+def parse_spec(text: str, source: str, fmt: str) -> Spec:
+    """Validate spec text into a :class:`Spec`.
+
+    Args:
+        text: the file's text.
+        source: the file name, quoted in errors.
+        fmt: ``yaml``, ``toml`` or ``json``.
+
+    Raises:
+        SpecError: the first problem found, naming the field path and what was expected.
+    """
+    try:
+        data = load_document(text, source, fmt)
+    except SpecError:
+        raise
+    except ChainruleError as error:
+        raise SpecError(error.source, error.field, error.message) from None
+    return spec_from_data(data, source)
+
+
+def spec_from_data(data: Any, source: str) -> Spec:
+    """Validate already-parsed data (dicts, lists, strings, numbers) into a :class:`Spec`."""
+    return _Reader(source).spec(data)
+
+
+def suggest(word: str, options: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest option, or ``""``."""
+    close = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class _Reader:
+    """Reads one spec: small typed accessors that raise with the field path."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, path: str, message: str) -> SpecError:
+        return SpecError(self.source, path, message)
+
+    # -- generic accessors --------------------------------------------------------------------
+
+    def mapping(self, value: Any, path: str, allowed: Sequence[str], required: Sequence[str] = ()) -> Mapping[str, Any]:
+        if not isinstance(value, dict):
+            what = "an empty document" if value is None and not path else type(value).__name__
+            raise self.fail(path, f"expected a mapping with keys {', '.join(allowed)}; got {what}")
+        for key in value:
+            if key not in allowed:
+                where = f"{path}.{key}" if path else str(key)
+                raise self.fail(where, f"unknown key {shown(key)}{suggest(key, allowed)}; allowed: {', '.join(allowed)}")
+        for key in required:
+            if key not in value:
+                raise self.fail(f"{path}.{key}" if path else key, "required but missing")
+        return value
+
+    def number(self, value: Any, path: str, low: float = -math.inf, high: float = math.inf) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(path, f"expected a number, got {shown(value)}")
+        try:
+            result = float(value)
+        except OverflowError:
+            raise self.fail(path, f"expected a finite number, got an integer of {len(str(value))} digits") from None
+        if not math.isfinite(result):
+            raise self.fail(path, f"expected a finite number, got {result!r}")
+        if not low <= result <= high:
+            raise self.fail(path, f"expected a number in [{low:g}, {high:g}], got {result!r}")
+        return result
+
+    def integer(self, value: Any, path: str, low: int, high: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(path, f"expected an integer, got {shown(value)}")
+        if not low <= value <= high:
+            raise self.fail(path, f"expected an integer in [{low:,}, {high:,}], got {shown(value)}")
+        return value
+
+    def name(self, value: Any, path: str) -> str:
+        problem = naming.identifier_problem(value)
+        if problem:
+            raise self.fail(path, problem)
+        return value
+
+    def choice(self, value: Any, path: str, options: Sequence[str], what: str) -> str:
+        if not isinstance(value, str) or value not in options:
+            hint = suggest(value, options) if isinstance(value, str) else ""
+            raise self.fail(path, f"unknown {what} {shown(value)}{hint}; expected one of {', '.join(options)}")
+        return value
+
+    def sequence(self, value: Any, path: str, length: int | None = None, what: str = "a list") -> list[Any]:
+        if not isinstance(value, list):
+            raise self.fail(path, f"expected {what}, got {shown(value)}")
+        if length is not None and len(value) != length:
+            raise self.fail(path, f"expected {what} of {length} entries, got {len(value)}")
+        return value
+
+    def numbers(self, value: Any, path: str, length: int) -> tuple[float, ...]:
+        items = self.sequence(value, path, length, "a list of numbers")
+        return tuple(self.number(v, f"{path}[{i}]") for i, v in enumerate(items))
+
+    def names(self, value: Any, path: str, length: int | None = None) -> tuple[str, ...]:
+        items = self.sequence(value, path, length, "a list of names")
+        return tuple(self.name(v, f"{path}[{i}]") for i, v in enumerate(items))
+
+    def table(self, value: Any, path: str, rows: int, cols: int, cell: Any) -> tuple[tuple[Any, ...], ...]:
+        """A ``rows`` x ``cols`` nested list, each cell read by ``cell(value, path)``."""
+        outer = self.sequence(value, path, rows, f"a list of {rows} rows ([units of this layer][units before])")
+        result = []
+        for r, row in enumerate(outer):
+            inner = self.sequence(row, f"{path}[{r}]", cols, f"a row of {cols} entries (one per unit of the layer before)")
+            result.append(tuple(cell(v, f"{path}[{r}][{c}]") for c, v in enumerate(inner)))
+        return tuple(result)
+
+    # -- the spec -----------------------------------------------------------------------------
+
+    def spec(self, data: Any) -> Spec:
+        top = self.mapping(data, "", TOP_KEYS, ("name", "inputs", "layers", "loss"))
+        name = top["name"]
+        problem = naming.module_name_problem(name)
+        if problem:
+            raise self.fail("name", problem)
+        description = top.get("description", "")
+        if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
+            raise self.fail("description", f"expected text of at most {MAX_DESCRIPTION} characters")
+        inputs = self.inputs(top["inputs"])
+        layers = self.layers(top["layers"], len(inputs))
+        outputs = len(layers[-1].units)
+        targets = self.targets(top.get("targets"), outputs)
+        loss = self.loss(top["loss"], layers[-1])
+        spec = Spec(
+            source=self.source,
+            name=name,
+            description=description,
+            inputs=inputs,
+            layers=layers,
+            targets=targets,
+            loss=loss,
+            naming=Naming(self.choice(top.get("naming", "sequential"), "naming", [n.value for n in Naming], "naming")),
+            sample=self.sample(top.get("sample"), len(inputs), outputs, loss),
+            optimizer=self.optimizer(top.get("optimizer", DEFAULT_OPTIMIZER)),
+            seed=self.integer(top.get("seed", 0), "seed", 0, MAX_SEED),
+            data=self.data(top.get("data")),
+        )
+        if spec.parameter_count > MAX_PARAMETERS:
+            raise self.fail("layers", f"expected at most {MAX_PARAMETERS:,} parameters, got {spec.parameter_count:,}")
+        self.check_unique_names(spec)
+        return spec
+
+    def inputs(self, value: Any) -> tuple[str, ...]:
+        if isinstance(value, int) and not isinstance(value, bool):
+            count = self.integer(value, "inputs", 1, MAX_UNITS)
+            return tuple(naming.INPUT_DEFAULT.format(n=n) for n in range(1, count + 1))
+        if not isinstance(value, list) or not value:
+            raise self.fail("inputs", f"expected a count of inputs or a non-empty list of their names, got {shown(value)}")
+        if len(value) > MAX_UNITS:
+            raise self.fail("inputs", f"expected at most {MAX_UNITS:,} inputs, got {len(value):,}")
+        return self.names(value, "inputs")
+
+    def layers(self, value: Any, inputs: int) -> tuple[LayerSpec, ...]:
+        items = self.sequence(value, "layers", what="a non-empty list of layers")
+        if not items or len(items) > MAX_LAYERS:
+            raise self.fail("layers", f"expected 1 to {MAX_LAYERS} layers, got {len(items)}")
+        layers: list[LayerSpec] = []
+        before = inputs
+        for i, item in enumerate(items):
+            layer = self.layer(item, f"layers[{i}]", before)
+            layers.append(layer)
+            before = len(layer.units)
+        return tuple(layers)
+
+    def layer(self, value: Any, path: str, before: int) -> LayerSpec:
+        raw = self.mapping(value, path, LAYER_KEYS, ("name", "units", "activation"))
+        name = self.name(raw["name"], f"{path}.name")
+        units = self.units(raw["units"], f"{path}.units", name)
+        bias = BiasMode(self.choice(raw.get("bias", "per_unit"), f"{path}.bias", [b.value for b in BiasMode], "bias mode"))
+        count = {BiasMode.PER_UNIT: len(units), BiasMode.SHARED: 1, BiasMode.NONE: 0}[bias]
+        return LayerSpec(
+            name=name,
+            units=units,
+            activation=self.activation(raw["activation"], f"{path}.activation"),
+            bias=bias,
+            weights=self.optional_table(raw, "weights", path, len(units), before, self.number),
+            biases=self.biases(raw.get("biases"), f"{path}.biases", count, bias),
+            weight_names=self.optional_table(raw, "weight_names", path, len(units), before, self.name),
+            bias_names=None if raw.get("bias_names") is None else self.bias_names(raw["bias_names"], f"{path}.bias_names", count),
+            freeze=self.freeze(raw.get("freeze", []), f"{path}.freeze"),
+        )
+
+    def units(self, value: Any, path: str, layer: str) -> tuple[str, ...]:
+        if isinstance(value, int) and not isinstance(value, bool):
+            count = self.integer(value, path, 1, MAX_UNITS)
+            return tuple(naming.unit_name(layer, n) for n in range(1, count + 1))
+        if not isinstance(value, list) or not value or len(value) > MAX_UNITS:
+            raise self.fail(path, f"expected a count of units (1 to {MAX_UNITS:,}) or a non-empty list of their names, got {shown(value)}")
+        return self.names(value, path)
+
+    def optional_table(self, raw: Mapping[str, Any], key: str, path: str, rows: int, cols: int, cell: Any) -> Any:
+        if raw.get(key) is None:
+            return None
+        return self.table(raw[key], f"{path}.{key}", rows, cols, cell)
+
+    def biases(self, value: Any, path: str, count: int, mode: BiasMode) -> tuple[float, ...] | None:
+        if value is None:
+            return None
+        if count == 0:
+            raise self.fail(path, "given, but the layer has bias: none")
+        if mode is BiasMode.SHARED and not isinstance(value, list):
+            return (self.number(value, path),)
+        what = "one shared bias" if mode is BiasMode.SHARED else "one bias per unit"
+        items = self.sequence(value, path, count, f"a list with {what}")
+        return tuple(self.number(v, f"{path}[{i}]") for i, v in enumerate(items))
+
+    def bias_names(self, value: Any, path: str, count: int) -> tuple[str, ...]:
+        if count == 0:
+            raise self.fail(path, "given, but the layer has bias: none")
+        return self.names(value, path, count)
+
+    def freeze(self, value: Any, path: str) -> tuple[str, ...]:
+        items = self.sequence(value, path, what="a list of 'weights' and/or 'biases'")
+        return tuple(sorted({self.choice(v, f"{path}[{i}]", ("weights", "biases"), "freeze entry") for i, v in enumerate(items)}))
+
+    def activation(self, value: Any, path: str) -> ActivationSpec:
+        if isinstance(value, str):
+            self.choice(value, path, list(ACTIVATIONS), "activation")
+            return ActivationSpec(value, self.activation_params(value, {}, path))
+        if isinstance(value, dict) and "formula" in value:
+            self.mapping(value, path, ("formula",))
+            return ActivationSpec("formula", (), value["formula"], self.formula(value["formula"], f"{path}.formula", {"x": X}, X))
+        if isinstance(value, dict) and "name" in value:
+            kind = self.choice(value["name"], f"{path}.name", list(ACTIVATIONS), "activation")
+            self.mapping(value, path, ("name",) + tuple(ACTIVATIONS[kind].params))
+            return ActivationSpec(kind, self.activation_params(kind, value, path))
+        raise self.fail(path, f"expected an activation name ({', '.join(ACTIVATIONS)}), {{name: ..., alpha: ...}} or {{formula: ...}} in x; got {shown(value)}")
+
+    def activation_params(self, kind: str, given: Mapping[str, Any], path: str) -> tuple[tuple[str, float], ...]:
+        defaults = ACTIVATIONS[kind].params
+        values = []
+        for key, default in defaults.items():
+            value = self.number(given.get(key, default), f"{path}.{key}")
+            if not 0 < value <= 10:
+                raise self.fail(f"{path}.{key}", f"expected a number in (0, 10], got {value!r}")
+            values.append((key, value))
+        return tuple(values)
+
+    def formula(self, value: Any, path: str, names: Mapping[str, sympy.Expr], needed: sympy.Symbol) -> sympy.Expr:
+        try:
+            expr = read_formula(value, names, source=self.source, field=path)
+        except FormulaError as error:
+            raise SpecError(error.source, error.field, error.message) from None
+        if needed not in expr.free_symbols:
+            raise self.fail(path, f"the formula does not use {needed.name}")
+        return expr
+
+    def loss(self, value: Any, output: LayerSpec) -> LossSpec:
+        if isinstance(value, dict):
+            self.mapping(value, "loss", ("formula",), ("formula",))
+            expr = self.formula(value["formula"], "loss.formula", {"y": Y, "t": T}, Y)
+            return LossSpec("formula", value["formula"], expr)
+        name = self.choice(value, "loss", list(LOSSES), "loss")
+        definition = LOSSES[name]
+        activation = output.activation
+        bounded = activation.name == "formula" or ACTIVATIONS[activation.name].output_range == UNIT
+        if definition.needs_unit_outputs and not bounded:
+            raise self.fail("loss", f"{name} needs outputs in (0, 1), so an output activation sigmoid or softmax; the output layer has {activation.name}")
+        return LossSpec(name)
+
+    def targets(self, value: Any, outputs: int) -> tuple[str, ...]:
+        if value is None:
+            return tuple(naming.TARGET_DEFAULT.format(n=n) for n in range(1, outputs + 1))
+        return self.names(value, "targets", outputs)
+
+    def sample(self, value: Any, inputs: int, outputs: int, loss: LossSpec) -> Sample | None:
+        if value is None:
+            return None
+        raw = self.mapping(value, "sample", ("x", "t"), ("x", "t"))
+        sample = Sample(self.numbers(raw["x"], "sample.x", inputs), self.numbers(raw["t"], "sample.t", outputs))
+        self.check_targets(sample.t, "sample.t", loss)
+        return sample
+
+    def check_targets(self, t: Sequence[float], path: str, loss: LossSpec) -> None:
+        kind = LOSSES[loss.name].targets if loss.name in LOSSES else "real"
+        if kind in ("unit", "distribution") and any(not 0 <= v <= 1 for v in t):
+            raise self.fail(path, f"{loss.name} needs targets in [0, 1], got {list(t)}")
+        if kind == "distribution" and abs(math.fsum(t) - 1) > DISTRIBUTION_TOLERANCE:
+            raise self.fail(path, f"{loss.name} needs targets that sum to 1 (one-hot or probabilities), got a sum of {math.fsum(t)!r}")
+
+    def optimizer(self, value: Any) -> OptimizerSpec:
+        raw = {"kind": value} if isinstance(value, str) else value
+        if not isinstance(raw, dict):
+            raise self.fail("optimizer", f"expected an optimizer name or a mapping of kind and hyper-parameters, got {shown(value)}")
+        if "kind" not in raw:
+            raise self.fail("optimizer.kind", f"required but missing; expected one of {', '.join(OPTIMIZERS)}")
+        kind = self.choice(raw["kind"], "optimizer.kind", list(OPTIMIZERS), "optimizer")
+        definition = OPTIMIZERS[kind]
+        self.mapping(raw, "optimizer", ("kind",) + tuple(definition.hyper))
+        hyper = []
+        for key, spec in definition.hyper.items():
+            number = self.number(raw.get(key, spec.default), f"optimizer.{key}")
+            problem = spec.problem(number)
+            if problem:
+                raise self.fail(f"optimizer.{key}", problem)
+            hyper.append((key, number))
+        return OptimizerSpec(kind, tuple(hyper))
+
+    def data(self, value: Any) -> DataSpec | None:
+        if value is None:
+            return None
+        raw = self.mapping(value, "data", ("path", "inputs", "targets"), ("path",))
+        path = raw["path"]
+        if not isinstance(path, str) or not path or "\0" in path or not path.lower().endswith((".csv", ".npz")):
+            raise self.fail("data.path", f"expected the path of a .csv or .npz file, got {shown(path)}")
+        columns = [None if raw.get(k) is None else self.column_names(raw[k], f"data.{k}") for k in ("inputs", "targets")]
+        return DataSpec(path, columns[0], columns[1])
+
+    def column_names(self, value: Any, path: str) -> tuple[str, ...]:
+        items = self.sequence(value, path, what="a list of column names")
+        for i, item in enumerate(items):
+            if not isinstance(item, str) or not item or len(item) > 200:
+                raise self.fail(f"{path}[{i}]", f"expected a column name, got {shown(item)}")
+        return tuple(items)
+
+    def check_unique_names(self, spec: Spec) -> None:
+        """Inputs, units, layers, targets and given parameter names share one namespace."""
+        seen: dict[str, str] = {}
+
+        def claim(name: str, path: str) -> None:
+            if name in seen:
+                raise self.fail(path, f"the name {name!r} is already used by {seen[name]}")
+            seen[name] = path
+
+        for i, name in enumerate(spec.inputs):
+            claim(name, f"inputs[{i}]")
+        for i, layer in enumerate(spec.layers):
+            claim(layer.name, f"layers[{i}].name")
+            for j, unit in enumerate(layer.units):
+                claim(unit, f"layers[{i}].units[{j}]")
+        for i, name in enumerate(spec.targets):
+            claim(name, f"targets[{i}]")
+        for i, layer in enumerate(spec.layers):
+            for r, row in enumerate(layer.weight_names or ()):
+                for c, name in enumerate(row):
+                    claim(name, f"layers[{i}].weight_names[{r}][{c}]")
+            for j, name in enumerate(layer.bias_names or ()):
+                claim(name, f"layers[{i}].bias_names[{j}]")
