@@ -183,6 +183,8 @@ def chain_form(chain: ParamChain) -> str:
 
 def expanded_form(d: Derivation, name: str) -> str | None:
     """dE/dθ in inputs, targets and parameters, or None when it is too large to be read."""
+    if d.closed_form_size(name) > EXPANDED_MAX_NODES:  # estimated without building it
+        return None
     expr = d.closed_form(name)
     return format_expr(expr) if tree_size(expr, EXPANDED_MAX_NODES + 1) <= EXPANDED_MAX_NODES else None
 

@@ -20,6 +20,8 @@ import sympy
 
 from . import naming
 from .chain import ChainRule, Factor, ParamChain, closed_form, expanded_units
+from .formula import tree_size
+from .registry import X
 from .errors import ChainruleError
 from .layers import LayerForm, LayerNumbers, Pass, compile_layers, derive_layers, gradients_of
 from .network import Network, ParamRef, Values, build_network, initial_values
@@ -105,6 +107,34 @@ class Derivation:
     def closed_form(self, name: str) -> sympy.Expr:
         """dE/dθ in inputs, targets and parameters (small networks, or any asked-for chain)."""
         return closed_form(self.chains[name], self.expanded)
+
+    @cached_property
+    def _unit_sizes(self) -> dict[str, int]:
+        """How many nodes each unit symbol stands for once written in inputs and parameters."""
+        net = self.network
+        sizes = {name: 1 for name in net.units(0)}
+        previous = [1] * net.sizes[0]
+        for l in range(1, net.depth + 1):
+            weighted = sum(2 + p for p in previous) + 2
+            if net.is_softmax(l):
+                out = 3 + net.sizes[l] * (2 + weighted)
+            else:
+                f = net.activation(l)
+                out = tree_size(f) + (weighted - 1) * f.count(X)
+            for unit in net.units(l):
+                sizes[naming.NET.format(unit=unit)] = weighted
+                sizes[naming.OUT.format(unit=unit)] = out
+            previous = [out] * net.sizes[l]
+        return sizes
+
+    def closed_form_size(self, name: str) -> int:
+        """The node count of :meth:`closed_form` written out, computed without building it."""
+        gradient = self.chains[name].gradient
+        sizes = self._unit_sizes
+        total = 0
+        for node in sympy.preorder_traversal(gradient):
+            total += sizes.get(node.name, 1) if node.is_Symbol else 1
+        return total
 
 
 class PointValues:

@@ -58,8 +58,8 @@ def nesting_depth(text: str, fmt: str) -> int:
     for line in text.splitlines():
         if fmt == "yaml" and depth == 0:
             deepest = max(deepest, _yaml_block_depth(line, block))
-        depth = _bracket_depth(line, depth, comments=fmt != "json")
-        deepest = max(deepest, depth + len(block))
+        depth, inside = _bracket_depth(line, depth, fmt)
+        deepest = max(deepest, inside + len(block))
     return deepest
 
 
@@ -78,9 +78,21 @@ def _yaml_block_depth(line: str, block: list[int]) -> int:
     return len(block) + compact
 
 
-def _bracket_depth(line: str, depth: int, comments: bool) -> int:
+_SCALAR_STARTS = ("", ":", "-", "?", ",", "[", "{")
+
+
+def _bracket_depth(line: str, depth: int, fmt: str) -> tuple[int, int]:
+    """The bracket depth after ``line`` and the deepest point inside it.
+
+    Quoted strings are skipped, and so are comments. In YAML a quote opens a string only where a
+    scalar can start (after ``: - ? , [ {`` or at the start of the line), and ``#`` starts a
+    comment only after whitespace, so that ``[x', [[[...]]]]`` cannot hide its brackets.
+    """
+    deepest = depth
     quote = ""
     escaped = False
+    last = ""  # the last character that was not blank
+    blank_before = True
     for char in line:
         if quote:
             if escaped:
@@ -89,15 +101,19 @@ def _bracket_depth(line: str, depth: int, comments: bool) -> int:
                 escaped = True
             elif char == quote:
                 quote = ""
-        elif char in "\"'":
+        elif char in "\"'" and (fmt != "yaml" or last in _SCALAR_STARTS):
             quote = char
-        elif char == "#" and comments:
+        elif char == "#" and (fmt == "toml" or (fmt == "yaml" and blank_before)):
             break
         elif char in "[{":
             depth += 1
+            deepest = max(deepest, depth)
         elif char in "]}":
             depth = max(0, depth - 1)
-    return depth
+        blank_before = char in " \t"
+        if not blank_before:
+            last = char
+    return depth, deepest
 
 
 def _parse_yaml(text: str, source: str) -> Any:

@@ -123,7 +123,9 @@ def _output_delta(network: Network, softmax: bool, f_prime_out: sympy.Expr | Non
         return OutputDelta(dE_dy, None, "")
     product = dE_dy * f_prime_out
     simplified = sympy.cancel(product)
-    closed = simplified if sympy.fraction(sympy.together(product))[1] != 1 else product
+    # Sigmoid with binary cross-entropy cancels to (y - t)/n; where cancelling only reshuffles
+    # (a log-cosh formula loss), the product stays as the chain rule writes it.
+    closed = simplified if sympy.count_ops(simplified) < sympy.count_ops(product) else product
     return OutputDelta(dE_dy, closed, "")
 
 

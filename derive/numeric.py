@@ -5,8 +5,11 @@ symbol names to arrays (or floats). Each sympy node type maps to one NumPy funct
 :data:`_FUNCTIONS` or to one method; the deviations from the plain translation are deliberate and
 each has its reason:
 
-- ``1/(1 + exp(u))`` is evaluated as a stable logistic function, ``log(1 + exp(u))`` as
-  ``logaddexp(0, u)``: no overflow at |u| = 1000;
+- a product of powers of ``exp(±a)`` and ``1 + exp(±a)`` (``1/(1 + exp(-x))``, sympy's
+  ``exp(-x)/(1 + exp(-x))**2`` for σ', mish's ``exp(x)/(exp(x) + 1)``) is evaluated through
+  s = σ(a) and 1 - s = σ(-a), each computed stably: exp(a)^p (1 + exp(a))^q (1 + exp(-a))^r
+  = s^(p-r) (1-s)^(-p-q), exactly; and ``log(1 + exp(u))`` as ``logaddexp(0, u)``: no overflow
+  at |u| = 1000;
 - a product holding ``log(u)`` is 0 where its other factors are 0 (``0·log 0 = 0``, the
   convention of cross-entropy with one-hot targets);
 - ``step(u)`` (Heaviside with step(0) = 0) is ``u > 0``.
@@ -92,9 +95,11 @@ def _compile_add(expr: sympy.Add) -> Compiled:
     return lambda env: sum((p(env) for p in parts[1:]), parts[0](env))
 
 
-def _compile_mul(expr: sympy.Mul) -> Compiled:
-    logs = [_compile(a) for a in expr.args if isinstance(a, sympy.log)]
-    others = [_compile(a) for a in expr.args if not isinstance(a, sympy.log)]
+def _compile_mul(expr: sympy.Expr) -> Compiled:
+    factors = list(sympy.Mul.make_args(expr))
+    groups, factors = _logistic_groups(factors)
+    logs = [_compile(a) for a in factors if isinstance(a, sympy.log)]
+    others = [_compile(a) for a in factors if not isinstance(a, sympy.log)] + groups
 
     def product(env: Env) -> Any:
         value = others[0](env) if others else 1.0
@@ -110,11 +115,65 @@ def _compile_mul(expr: sympy.Mul) -> Compiled:
     return product
 
 
+def _exp_power(factor: sympy.Expr) -> tuple[sympy.Expr, int, str] | None:
+    """(u, k, kind) for ``exp(u)**k`` (kind ``exp``) or ``(1 + exp(u))**k`` (kind ``one_plus``)."""
+    base, k = (factor.args if isinstance(factor, sympy.Pow) else (factor, sympy.Integer(1)))
+    if not k.is_Integer:
+        return None
+    if isinstance(base, sympy.exp):
+        coefficient, u = base.args[0].as_coeff_Mul()  # sympy writes exp(u)**2 as exp(2*u)
+        if coefficient.is_Integer:
+            return u, int(k) * int(coefficient), "exp"
+        return base.args[0], int(k), "exp"
+    if isinstance(base, sympy.Add) and len(base.args) == 2 and sympy.Integer(1) in base.args:
+        other = base.args[0] if base.args[1] == 1 else base.args[1]
+        if isinstance(other, sympy.exp):
+            return other.args[0], int(k), "one_plus"
+    return None
+
+
+def _logistic_groups(factors: list[sympy.Expr]) -> tuple[list[Compiled], list[sympy.Expr]]:
+    """Take the factors in exp(±a) and 1 + exp(±a) out of ``factors``, as s^m (1-s)^n with
+    s = σ(a); groups without a ``1 + exp`` factor are left as they are."""
+    found: dict[sympy.Expr, list[int]] = {}
+    members: dict[sympy.Expr, list[sympy.Expr]] = {}
+    for factor in factors:
+        parsed = _exp_power(factor)
+        if parsed is None:
+            continue
+        u, k, kind = parsed
+        key = -u if u.could_extract_minus_sign() else u
+        sign = 1 if u == key else -1
+        p, q, r = found.setdefault(key, [0, 0, 0])
+        if kind == "exp":
+            found[key][0] = p + sign * k
+        elif sign > 0:
+            found[key][1] = q + k
+        else:
+            found[key][2] = r + k
+        members.setdefault(key, []).append(factor)
+    groups, taken = [], set()
+    for key, (p, q, r) in found.items():
+        if q == 0 and r == 0:
+            continue
+        taken.update(members[key])
+        groups.append(_logistic_power(_compile(key), p - r, -p - q))
+    return groups, [f for f in factors if f not in taken]
+
+
+def _logistic_power(a: Compiled, m: int, n: int) -> Compiled:
+    def value(env: Env) -> Any:
+        u = a(env)
+        return _logistic(u) ** m * _logistic(-u) ** n
+
+    return value
+
+
 def _compile_pow(expr: sympy.Pow) -> Compiled:
     base, exponent = expr.args
-    stable = _stable_pow(base, exponent)
-    if stable is not None:
-        return stable
+    groups, rest = _logistic_groups([expr])
+    if groups:
+        return groups[0]
     b = _compile(base)
     if exponent == sympy.S.Half:
         return lambda env: np.sqrt(b(env))
@@ -125,17 +184,6 @@ def _compile_pow(expr: sympy.Pow) -> Compiled:
         return lambda env: b(env) ** n
     e = _compile(exponent)
     return lambda env: np.power(b(env), e(env))
-
-
-def _stable_pow(base: sympy.Expr, exponent: sympy.Expr) -> Compiled | None:
-    """``(1 + exp(u))**-1`` as the logistic function of -u."""
-    if exponent != -1 or not isinstance(base, sympy.Add) or len(base.args) != 2:
-        return None
-    one, other = sorted(base.args, key=lambda a: not a.is_Number)
-    if one != 1 or not isinstance(other, sympy.exp):
-        return None
-    u = _compile(other.args[0])
-    return lambda env: _logistic(-u(env))
 
 
 def _compile_log(expr: sympy.log) -> Compiled:
@@ -175,7 +223,10 @@ def _compile_piecewise(expr: sympy.Piecewise) -> Compiled:
 
     def select(env: Env) -> Any:
         chosen = [np.asarray(c(env), dtype=bool) for c in conds]
-        results = [v(env) for v in values]
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            # Every branch is computed and all but one discarded per entry (elu's exp(1000)
+            # where x > 0); an overflow in the branch chosen still shows as inf in the result.
+            results = [v(env) for v in values]
         shape = np.broadcast_shapes(*[np.shape(r) for r in results + chosen])
         return np.select([np.broadcast_to(c, shape) for c in chosen], [np.broadcast_to(r, shape) for r in results])
 

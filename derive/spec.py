@@ -261,6 +261,10 @@ class _Reader:
             raise self.fail("description", f"expected text of at most {MAX_DESCRIPTION} characters")
         inputs = self.inputs(top["inputs"])
         layers = self.layers(top["layers"], len(inputs))
+        sizes = [len(inputs)] + [len(layer.units) for layer in layers]
+        count = sum(a * b for a, b in zip(sizes, sizes[1:])) + sum(layer.bias_count for layer in layers)
+        if count > MAX_PARAMETERS:
+            raise self.fail("layers", f"expected at most {MAX_PARAMETERS:,} parameters, got {count:,}")
         outputs = len(layers[-1].units)
         targets = self.targets(top.get("targets"), outputs)
         loss = self.loss(top["loss"], layers[-1])
@@ -278,8 +282,6 @@ class _Reader:
             seed=self.integer(top.get("seed", 0), "seed", 0, MAX_SEED),
             data=self.data(top.get("data")),
         )
-        if spec.parameter_count > MAX_PARAMETERS:
-            raise self.fail("layers", f"expected at most {MAX_PARAMETERS:,} parameters, got {spec.parameter_count:,}")
         self.check_unique_names(spec)
         return spec
 

@@ -1,0 +1,27 @@
+"""Helpers shared by the tests: the example specs, loaded and derived once per session."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from chainrule.codegen.files import load_spec
+from chainrule.derive import derive
+from chainrule.derive.derivation import Derivation
+from chainrule.derive.spec import Spec
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+EXAMPLE_FILES = sorted(p for p in EXAMPLES.iterdir() if p.suffix in (".yaml", ".yml", ".toml", ".json"))
+
+
+@functools.lru_cache(maxsize=None)
+def example_spec(name: str) -> Spec:
+    path = next(p for p in EXAMPLE_FILES if p.stem == name)
+    return load_spec(str(path.relative_to(ROOT)) if path.is_relative_to(Path.cwd()) else str(path))
+
+
+@functools.lru_cache(maxsize=None)
+def example(name: str) -> Derivation:
+    """The derivation of ``examples/NAME.*`` (cached: derivations are immutable)."""
+    return derive(example_spec(name))

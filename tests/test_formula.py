@@ -1,0 +1,201 @@
+"""The allow-list formula parser: what it reads, what it refuses, and that it never evaluates."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import sympy
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chainrule.derive.errors import FormulaError
+from chainrule.derive.formula import FUNCTIONS, format_expr, parse_formula, read_formula, tree_size
+
+x, y, t = sympy.symbols("x y t", real=True)
+NAMES = {"x": x, "y": y, "t": t}
+
+
+def read(text: str) -> sympy.Expr:
+    return read_formula(text, NAMES)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("x / (1 + exp(-x))", x / (1 + sympy.exp(-x))),
+        ("(t - y)**2 / 2", (t - y) ** 2 / 2),
+        ("-x**2", -(x**2)),
+        ("2^3^2", sympy.Integer(2) ** 9),
+        ("x ** -1", 1 / x),
+        ("max(x, 0) + min(x, y, t)", sympy.Max(x, 0) + sympy.Min(x, y, t)),
+        ("abs(x) + sign(x) + step(x)", sympy.Abs(x) + sympy.sign(x) + sympy.Heaviside(x, 0)),
+        ("sigmoid(x)", 1 / (1 + sympy.exp(-x))),
+        ("0.044715 * x", sympy.Rational(44715, 10**6) * x),
+        ("1e-3 + .5 + 2.", sympy.Rational(1, 1000) + sympy.Rational(1, 2) + 2),
+        ("x \u2212 y \u00b7 t \u00d7 2", x - 2 * y * t),
+        ("sqrt(2/pi)", sympy.sqrt(2 / sympy.pi)),
+        ("erf(x) + tanh(x) + sin(x) + cos(x) + log(y)", sympy.erf(x) + sympy.tanh(x) + sympy.sin(x) + sympy.cos(x) + sympy.log(y)),
+    ],
+)
+def test_reads(text: str, expected: sympy.Expr) -> None:
+    assert read(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("__import__('os')", "unexpected character"),
+        ("x.__class__", "unexpected character '.'"),
+        ("lambda: 1", "unexpected character ':'"),
+        ("x[0]", "unexpected character '['"),
+        ("eval(x)", "unknown function 'eval'"),
+        ("open(x)", "unknown function 'open'"),
+        ("z + 1", "unknown name 'z' (known: x, y, t)"),
+        ("exp", "'exp' is a function"),
+        ("x(2)", "unknown function 'x'"),
+        ("exp(x, y)", "exp() takes 1 argument(s), got 2"),
+        ("max(x)", "max() takes 2 to 16 argument(s), got 1"),
+        ("x**x**99999", "exponent larger than 100"),
+        ("9**9**9**9", "exponent larger than 100"),
+        ("10**101", "exponent larger than 100"),
+        ("1e999", "number too large"),
+        ("1" * 50, "number too large or too precise"),
+        ("2x", "unexpected 'x'"),
+        ("x +", "expected a number, a name or '(', found the end"),
+        ("(x", "expected ')'"),
+        ("x)", "unexpected ')'"),
+        ("", "expected a formula, got an empty string"),
+        ("   ", "expected a formula, got an empty string"),
+        ("1/0", "divides by zero"),
+        ("x/0", "divides by zero"),
+        ("ｘ", "unexpected character"),
+        ("x if y else t", "unexpected 'if'"),
+        ("x == y", "unexpected character '='"),
+        ("x; y", "unexpected character ';'"),
+        ("\\input{x}", "unexpected character"),
+    ],
+)
+def test_refuses(text: str, message: str) -> None:
+    with pytest.raises(FormulaError) as caught:
+        read(text)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_error_names_source_field_and_column() -> None:
+    with pytest.raises(FormulaError) as caught:
+        read_formula("x + foo", NAMES, source="spec.yaml", field="layers[0].activation.formula")
+    text = str(caught.value)
+    assert text.startswith("spec.yaml: layers[0].activation.formula: unknown name 'foo'")
+    assert "at column 5" in text
+
+
+@pytest.mark.parametrize("depth", [65, 10_000, 100_000])
+def test_deep_nesting_refused_quickly(depth: int) -> None:
+    for text in ("(" * depth + "x" + ")" * depth, "-" * depth + "x", "exp(" * depth + "x" + ")" * depth):
+        start = time.perf_counter()
+        with pytest.raises(FormulaError, match="nesting deeper than 64|at most 20000 characters"):
+            read(text)
+        assert time.perf_counter() - start < 2
+
+
+def test_long_flat_sum_is_not_deep() -> None:
+    assert read(" + ".join(["x"] * 2000)) == 2000 * x
+
+
+def test_megabyte_string_refused() -> None:
+    with pytest.raises(FormulaError, match="at most 20000 characters"):
+        read("x + " * 300_000 + "x")
+
+
+def test_not_a_string() -> None:
+    with pytest.raises(FormulaError, match="expected a formula \\(a string\\), got int"):
+        read(3)  # type: ignore[arg-type]
+
+
+def test_names_resolve_through_a_callable() -> None:
+    seen = []
+
+    def resolve(name: str) -> sympy.Expr | None:
+        seen.append(name)
+        return sympy.Symbol(name) if name.startswith("w") else None
+
+    assert read_formula("w5 * w6", resolve) == sympy.Symbol("w5") * sympy.Symbol("w6")
+    assert seen == ["w5", "w6"]
+
+
+# --------------------------------------------------------------------------------------------
+# Property tests: the parser never raises anything but its own error, and reads what we print.
+
+SAFE_SYMBOLS = st.sampled_from([x, y, t])
+LEAVES = st.one_of(SAFE_SYMBOLS, st.integers(-9, 9).map(sympy.Integer), st.fractions(max_denominator=20).map(sympy.Rational))
+UNARY = [sympy.exp, sympy.tanh, sympy.sin, sympy.cos, sympy.Abs, sympy.erf, sympy.sign, lambda u: sympy.Heaviside(u, 0)]
+
+
+def _combine(children: st.SearchStrategy) -> st.SearchStrategy:
+    return st.one_of(
+        st.tuples(children, children).map(lambda ab: ab[0] + ab[1]),
+        st.tuples(children, children).map(lambda ab: ab[0] * ab[1]),
+        st.tuples(children, st.integers(-3, 3)).map(lambda ab: ab[0] ** ab[1] if ab[0] != 0 or ab[1] > 0 else ab[0]),
+        st.tuples(st.sampled_from(UNARY), children).map(lambda fa: fa[0](fa[1])),
+        st.tuples(children, children).map(lambda ab: sympy.Max(ab[0], ab[1])),
+        children.map(lambda a: sympy.log(1 + a**2)),
+        children.map(lambda a: sympy.sqrt(1 + a**2)),
+    )
+
+
+EXPRESSIONS = st.recursive(LEAVES, _combine, max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(EXPRESSIONS)
+def test_reads_what_it_prints(expr: sympy.Expr) -> None:
+    if expr.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo, sympy.I):
+        return
+    if any(abs(r.p) > 10**30 or r.q > 10**30 for r in expr.atoms(sympy.Rational)):
+        return  # constants folded past the parser's 40-digit literals; derivations hold none
+    text = format_expr(expr)
+    back = read(text)
+    assert back == expr or sympy.simplify(back - expr) == 0, (text, back, expr)
+
+
+ALPHABET = "xyt0123456789.+-*/^(),eE _abcdefghijklmnopqrstuvwz\u2212\u00b7[]{}'\":;=<>!@#$%&|\\`~"
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.text(alphabet=ALPHABET, max_size=60))
+def test_fuzz_only_its_own_error(text: str) -> None:
+    try:
+        read(text)
+    except FormulaError as error:
+        assert "\n" not in str(error)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["x", "(", ")", "**", "*", "-", "+", "/", "exp(", "9", "99", "max(x,", ","]), max_size=40))
+def test_fuzz_token_soup(tokens: list[str]) -> None:
+    try:
+        read("".join(tokens))
+    except FormulaError:
+        pass
+
+
+def test_allow_list_is_documented() -> None:
+    readme = (__import__("pathlib").Path(__file__).parent.parent / "README.md").read_text()
+    for name in FUNCTIONS:
+        assert name in readme
+
+
+def test_tree_size_counts_shared_subtrees() -> None:
+    inner = x + 1
+    for _ in range(30):
+        inner = inner * (inner + 1)
+    assert tree_size(inner, limit=10**6) == 10**6
+    assert tree_size(x + y) == 3
+
+
+def test_parse_tree_keeps_chains_uncancelled() -> None:
+    tree = parse_formula("dE/dout_o1 * dout_o1/dnet_o1")
+    assert type(tree).__name__ == "Product"
+    assert [op for op, _ in tree.factors] == ["*", "/", "*", "/"]
