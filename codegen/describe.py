@@ -113,7 +113,7 @@ def forward_lines(d: Derivation) -> tuple[Line, ...]:
             terms = " + ".join(_net_terms(d, l, r))
             lines.append(Line(net.net(l, r).name, _net_formula(d, l, r), terms, env[net.net(l, r).name]))
         for r in range(net.sizes[l]):
-            lines.append(Line(net.out(l, r).name, activation_text(d, l, r), "", env[net.out(l, r).name]))
+            lines.append(Line(net.out(l, r).name, unit_output_text(d, l, r), "", env[net.out(l, r).name]))
     loss = net.loss_definition()
     lines.append(Line(naming.LOSS, format_expr(loss), "", d.loss))
     return tuple(lines)
@@ -136,16 +136,22 @@ def _net_terms(d: Derivation, l: int, r: int) -> list[str]:
     return terms
 
 
-def activation_text(d: Derivation, l: int, r: int) -> str:
-    """How a unit's output is computed: ``sigmoid(net_h1)``, a formula, or softmax's quotient."""
+def activation_text(d: Derivation, l: int, argument: sympy.Symbol) -> str:
+    """An activation applied to ``argument``: ``sigmoid(net_h1)``, ``leaky_relu(net_k, alpha=0.1)``
+    or the formula written out."""
+    spec = d.network.spec.layers[l - 1].activation
+    if spec.expression is not None:
+        return format_expr(spec.expression.xreplace({X: argument}))
+    params = "".join(f", {k}={v:g}" for k, v in spec.params)
+    return f"{spec.name}({argument.name}{params})"
+
+
+def unit_output_text(d: Derivation, l: int, r: int) -> str:
+    """How a unit's output is computed; for softmax, its quotient."""
     net = d.network
-    spec = net.spec.layers[l - 1].activation
     if net.is_softmax(l):
         return f"exp({net.net(l, r).name})/sum(exp({naming.LAYER_NET.format(name=net.layer_name(l))}))"
-    if spec.expression is not None:
-        return format_expr(spec.expression.xreplace({X: net.net(l, r)}))
-    params = "".join(f", {k}={v:g}" for k, v in spec.params)
-    return f"{spec.name}({net.net(l, r).name}{params})"
+    return activation_text(d, l, net.net(l, r))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,7 +241,7 @@ def describe_layer(d: Derivation, form: LayerForm) -> LayerText:
     bias = f" + {form.bias}" if form.bias else ""
     forward = (
         f"{form.net} = {form.weight} @ {form.previous}{bias}",
-        f"{form.out} = softmax({form.net})" if form.softmax else f"{form.out} = {_vector_activation(d, form, names)}",
+        f"{form.out} = {activation_text(d, form.index, real_symbol(form.net))}",
     )
     derivative = "" if form.softmax else format_expr(_local(form).xreplace(names))
     gradients = (f"dE_d{form.weight} = outer({form.delta}, {form.previous})",)
@@ -258,14 +264,6 @@ def describe_layer(d: Derivation, form: LayerForm) -> LayerText:
 
 def _local(form: LayerForm) -> sympy.Expr:
     return form.f_prime_out if form.f_prime_out is not None else form.f_prime  # type: ignore[return-value]
-
-
-def _vector_activation(d: Derivation, form: LayerForm, names: dict) -> str:
-    spec = d.network.spec.layers[form.index - 1].activation
-    if spec.expression is not None:
-        return format_expr(spec.expression.xreplace(names))
-    params = "".join(f", {k}={v:g}" for k, v in spec.params)
-    return f"{spec.name}({form.net}{params})"
 
 
 def _delta_rule(d: Derivation, form: LayerForm, names: dict) -> str:

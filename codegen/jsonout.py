@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 from chainrule.derive import naming
 from chainrule.derive.derivation import Derivation
+from chainrule.derive.layers import LayerForm
 
 from .describe import ParamText, describe_layer, describe_param, expanded_form, forward_lines
 
@@ -68,7 +69,7 @@ def _matrices(d: Derivation) -> tuple[dict[str, Any], dict[str, Any]]:
     return gradients, updated
 
 
-def _layer_json(d: Derivation, form: Any) -> dict[str, Any]:
+def _layer_json(d: Derivation, form: LayerForm) -> dict[str, Any]:
     layer = describe_layer(d, form)
     return {
         "layer": layer.name,

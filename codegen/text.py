@@ -96,7 +96,7 @@ def render_layers(d: Derivation) -> list[str]:
 
 def render_gradient_summary(d: Derivation) -> list[str]:
     out = ["Gradients and one optimizer step, per layer matrix (norm, largest |entry|)"]
-    for form, dW, db, W1, b1 in zip(d.layers, d.sample.dW, d.sample.db, d.updated_W, d.updated_b):
+    for form, dW, db in zip(d.layers, d.sample.dW, d.sample.db):
         out.append(f"  dE_d{form.weight:<6} norm {number(float(np.linalg.norm(dW)))}  max {number(float(np.max(np.abs(dW))))}")
         if db is not None:
             out.append(f"  dE_d{form.bias:<6} norm {number(float(np.linalg.norm(db)))}  max {number(float(np.max(np.abs(db))))}")

@@ -20,7 +20,7 @@ import sympy
 from . import naming
 from .layers import LayerForm
 from .network import Network, ParamRef, real_symbol
-from .registry import T, X, Y, softmax_in_output, to_step_form
+from .registry import T, Y, softmax_in_output, to_step_form
 
 PATH_CAP = 64
 
@@ -131,15 +131,14 @@ class ChainRule:
 
     # -- factors -----------------------------------------------------------------------------
 
-    _no_param = ParamRef("", 0, "bias", 0, -1)
-
-    def factor(self, of: Node, wrt: Node, ref: ParamRef) -> Factor:
-        key = (of, wrt if wrt[0] != "param" else ("param", ref.name))
+    def factor(self, of: Node, wrt: Node, ref: ParamRef | None = None) -> Factor:
+        """d(of)/d(wrt), derived once per edge (``ref`` names the parameter when wrt is one)."""
+        key = (of, wrt if ref is None else ("param", ref.name))
         if key not in self._factors:
             self._factors[key] = self._derive_factor(of, wrt, ref)
         return self._factors[key]
 
-    def _derive_factor(self, of: Node, wrt: Node, ref: ParamRef) -> Factor:
+    def _derive_factor(self, of: Node, wrt: Node, ref: ParamRef | None) -> Factor:
         net = self.network
         of_symbol, wrt_symbol = self.symbol(of, ref), self.symbol(wrt, ref)
         if of[0] == "E" and wrt[0] == "net":
@@ -174,7 +173,7 @@ class ChainRule:
         targets sum to 1 (the test suite proves it).
         """
         net, L, k = self.network, wrt[1], wrt[2]
-        pieces = [self.factor(("E",), ("out", L, j), self._no_param).human * self._activation_human(("out", L, j), wrt, sympy.S.Zero) for j in range(net.sizes[L])]
+        pieces = [self.factor(("E",), ("out", L, j)).human * self._activation_human(("out", L, j), wrt, sympy.S.Zero) for j in range(net.sizes[L])]
         output = self.forms[-1].output
         assert output is not None and output.closed is not None
         human = output.closed.xreplace({Y: net.out(L, k), T: net.target(k)})
@@ -215,7 +214,7 @@ class ChainRule:
 
     def _paths(self, node: Node, ref: ParamRef) -> Iterator[tuple[Factor, ...]]:
         for child in self.children(node, ref):
-            factor = self.factor(node, child, ref)
+            factor = self.factor(node, child, ref if child[0] == "param" else None)
             if child[0] == "param":
                 yield (factor,)
             else:
@@ -245,5 +244,3 @@ def expanded_loss(network: Network, expanded: Mapping[sympy.Symbol, sympy.Expr])
     """E in inputs, targets and parameters."""
     return network.loss_definition().xreplace(dict(expanded))
 
-
-__all__ = ["ChainRule", "Factor", "ParamChain", "Path", "PATH_CAP", "X", "closed_form", "expanded_loss", "expanded_units"]

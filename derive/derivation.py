@@ -213,9 +213,8 @@ def derive(spec: Spec, params: Sequence[str] = ()) -> Derivation:
     sample = gradients_of(numbers, values)
     if not np.isfinite(sample.loss):
         raise LossNotFinite(spec.source, "sample", f"the loss on the sample is {sample.loss!r}: an output outside the loss's domain?")
-    wanted = list(network.parameters()) if is_small(network) else resolve_params(network, params)
-    if is_small(network):
-        resolve_params(network, params)
+    asked = resolve_params(network, params)
+    wanted = list(network.parameters()) if is_small(network) else asked
     engine = ChainRule(network, forms)
     chains = {ref.name: engine.chain(ref) for ref in wanted}
     rule = compile_rule(spec.optimizer.kind, dict(spec.optimizer.hyper))

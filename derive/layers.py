@@ -200,7 +200,7 @@ class LayerNumbers:
             deltas[-1] = self._output_delta(nets[-1], outs[-1], T_)
             for i in range(len(self.forms) - 2, -1, -1):
                 upstream = deltas[i + 1] @ W[i + 1]
-                deltas[i] = self._hidden_delta(i, nets[i], outs[i + 1], upstream)
+                deltas[i] = self._local(i, nets[i], outs[i + 1], upstream)
         batch = outs[0].shape[0]
         dW = tuple(d.T @ o / batch for d, o in zip(deltas, outs[:-1]))
         db = tuple(_bias_gradient(form, d, batch) for form, d in zip(self.forms, deltas))
@@ -212,9 +212,6 @@ class LayerNumbers:
             return np.broadcast_to(self.closed_delta(env), out.shape) + 0.0
         g = np.broadcast_to(self.dE_dy(env), out.shape)
         return self._local(len(self.forms) - 1, net, out, g)
-
-    def _hidden_delta(self, i: int, net: np.ndarray, out: np.ndarray, upstream: np.ndarray) -> np.ndarray:
-        return self._local(i, net, out, upstream)
 
     def _local(self, i: int, net: np.ndarray, out: np.ndarray, g: np.ndarray) -> np.ndarray:
         """Through the activation of layer i: g * f'(net), or softmax's y * (g - sum(g * y))."""
