@@ -64,7 +64,10 @@ def compile_expr(expr: sympy.Expr) -> Compiled:
     Raises:
         UnsupportedExpression: ``expr`` holds a node outside the table.
     """
-    return _compile(sympy.sympify(expr))
+    if isinstance(expr, (int, float)):
+        value = float(expr)
+        return lambda env: value
+    return _compile(expr)
 
 
 def evaluate(expr: sympy.Expr, env: Env) -> Any:

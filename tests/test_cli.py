@@ -142,3 +142,16 @@ def test_console_script_in_a_subprocess(tmp_path: Path) -> None:
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
     assert "layers[0].units: expected an integer in [1, 100,000], got 1000000000" in result.stderr
+
+
+def test_check_exits_1_on_disagreement(capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from chainrule.derive import network as network_module
+    from chainrule.derive import registry
+
+    wrong = dataclasses.replace(registry.ACTIVATIONS["sigmoid"], in_output=lambda y: y * (1 + y))
+    monkeypatch.setattr(network_module, "ACTIVATIONS", {**registry.ACTIVATIONS, "sigmoid": wrong})
+    code, out, err = run(capsys, "check", MAZUR)
+    assert code == 1 and err == ""
+    assert "DISAGREES" in out and out.rstrip().endswith("DISAGREE (tolerance 1e-04).")

@@ -1,0 +1,44 @@
+"""derive/ is pure: it never imports codegen or jinja2, never prints or opens files, and nothing
+in the package evaluates strings (eval, exec, sympify, parse_expr, lambdify)."""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+
+from helpers import ROOT
+
+DERIVE = sorted((ROOT / "derive").glob("*.py"))
+EVERYTHING = DERIVE + sorted((ROOT / "codegen").glob("*.py"))
+FORBIDDEN_BUILTINS = {"eval", "exec", "compile", "__import__"}
+FORBIDDEN_ANYWHERE = {"sympify", "parse_expr", "lambdify", "S"}
+
+
+def imported(tree: ast.AST) -> set[str]:
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("path", DERIVE, ids=lambda p: p.name)
+def test_derive_is_pure(path) -> None:
+    tree = ast.parse(path.read_text())
+    assert not any(name.startswith(("chainrule.codegen", "codegen", "jinja2")) or name == "codegen" for name in imported(tree))
+    calls = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    assert not calls & {"print", "open", "input"}, calls & {"print", "open", "input"}
+
+
+@pytest.mark.parametrize("path", EVERYTHING, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_no_string_evaluation(path) -> None:
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            if isinstance(node.func, ast.Name):
+                assert node.func.id not in FORBIDDEN_BUILTINS | FORBIDDEN_ANYWHERE, f"{path.name}:{node.lineno} calls {node.func.id}"
+            elif isinstance(node.func, ast.Attribute):
+                assert node.func.attr not in FORBIDDEN_ANYWHERE, f"{path.name}:{node.lineno} calls .{node.func.attr}"
