@@ -25,17 +25,17 @@ class _Parser(argparse.ArgumentParser):
     """argparse, with usage errors as one line and exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise ChainruleError("chainrule", "", f"{message} (see chainrule --help)")
+        raise ChainruleError("", "", f"{message} (see chainrule --help)")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="chainrule", description="Derive, explain and check backpropagation for a network spec.")
+    parser = _Parser(prog="chainrule", description="Derive, explain and check backpropagation for a network spec.", allow_abbrev=False)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    derive_cmd = commands.add_parser("derive", help="the derivation: forward pass, chain-rule factors, closed forms, updates")
+    derive_cmd = commands.add_parser("derive", allow_abbrev=False, help="the derivation: forward pass, chain-rule factors, closed forms, updates")
     derive_cmd.add_argument("spec", help="the network spec (.yaml, .yml, .toml or .json)")
     derive_cmd.add_argument("--param", action="append", default=[], metavar="NAME", help="only this parameter's chain (repeatable); for big networks, the parameters to expand")
     derive_cmd.add_argument("--json", action="store_true", help="print the derivation as JSON")
-    check_cmd = commands.add_parser("check", help="central differences against the derivation; exit 1 on disagreement")
+    check_cmd = commands.add_parser("check", allow_abbrev=False, help="central differences against the derivation; exit 1 on disagreement")
     check_cmd.add_argument("spec", help="the network spec")
     check_cmd.add_argument("--points", type=int, default=3, metavar="N", help="seeded random points besides the sample (default 3)")
     return parser
@@ -51,7 +51,7 @@ def run(argv: Sequence[str]) -> int:
         sys.stdout.write(text)
         return 0
     if not 0 <= args.points <= 100:
-        raise ChainruleError("chainrule", "--points", f"expected 0 to 100 random points, got {args.points}")
+        raise ChainruleError("", "--points", f"expected 0 to 100 random points, got {args.points}")
     derivation = derive(spec)
     result = check_derivation(derivation, random_points=args.points)
     sys.stdout.write(render_check(derivation, result))

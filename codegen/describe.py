@@ -202,7 +202,7 @@ def describe_param(d: Derivation, name: str) -> ParamText:
     cut = ""
     if chain.cut_layer is not None:
         layer = d.network.layer_name(chain.cut_layer)
-        cut = f"paths start at the deltas of layer {layer} (delta_u = dE/dnet_u, from the layer form): the full expansion has more than the {len(chain.paths)} paths shown"
+        cut = f"paths start at the deltas of layer {layer} (delta_u = dE/dnet_u, from the layer form); from E there are {chain.paths_from_E:,}"
     return ParamText(
         name=name,
         gradient_name=naming.GRADIENT.format(name=name),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -18,7 +19,12 @@ def read_text(path: str) -> str:
         ChainruleError: missing, unreadable, too large, or not UTF-8.
     """
     try:
-        size = os.stat(path).st_size
+        status = os.stat(path)
+        if stat.S_ISDIR(status.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(status.st_mode):
+            raise ChainruleError(path, "", "is not a regular file (a pipe or a device?), expected a spec file")
+        size = status.st_size
         if size > MAX_BYTES:
             raise ChainruleError(path, "", f"expected at most {MAX_BYTES // 2**20} MiB, the file has {size:,} bytes")
         with open(path, "rb") as handle:

@@ -22,7 +22,7 @@ from .layers import LayerForm
 from .network import Network, ParamRef, real_symbol
 from .registry import T, Y, softmax_in_output, to_step_form
 
-PATH_CAP = 64
+PATH_CAP = 16
 
 # A node of the network's graph: ("E",), ("out", layer, row), ("net", layer, row) or ("param",).
 Node = tuple
@@ -61,6 +61,7 @@ class ParamChain:
 
     Attributes:
         cut_layer: None when the paths run from E; else the layer whose deltas they start at.
+        paths_from_E: how many paths there are from E (equal to ``len(paths)`` unless cut).
     """
 
     param: ParamRef
@@ -68,6 +69,7 @@ class ParamChain:
     paths: tuple[Path, ...]
     gradient: sympy.Expr
     cut_layer: int | None
+    paths_from_E: int
 
 
 class ChainRule:
@@ -82,9 +84,10 @@ class ChainRule:
 
     @cached_property
     def fused(self) -> bool:
-        """True when E is differentiated straight to the output nets (softmax, closed delta)."""
+        """True when E is differentiated straight to the output nets: the layer form's output
+        delta simplifies (softmax with cross-entropy, sigmoid with binary cross-entropy)."""
         output = self.forms[-1].output
-        return self.forms[-1].softmax and output is not None and output.closed is not None
+        return output is not None and output.simplified
 
     def symbol(self, node: Node, ref: ParamRef | None = None) -> sympy.Symbol:
         if node[0] == "E":
@@ -166,18 +169,22 @@ class ChainRule:
         return in_output.xreplace({Y: net.out(layer, of[2])})
 
     def _fused_factor(self, E: sympy.Symbol, wrt: Node) -> Factor:
-        """dE/dnet_k through a softmax whose delta closes (cross-entropy: out_k - t_k).
+        """dE/dnet_k where the output delta simplifies (softmax or sigmoid with cross-entropy).
 
-        ``derivative`` is the chain through the outputs, sum_j dE/dout_j * dout_j/dnet_k, each
-        piece derived as usual; ``human`` is the layer form's closed delta, equal to it when the
-        targets sum to 1 (the test suite proves it).
+        ``derivative`` is the chain through the outputs, sum_j dE/dout_j * dout_j/dnet_k (one
+        term for an elementwise activation), each piece derived as usual; ``human`` is the layer
+        form's simplified delta, equal to it (where the targets sum to 1, for softmax; the test
+        suite proves it).
         """
         net, L, k = self.network, wrt[1], wrt[2]
-        pieces = [self.factor(("E",), ("out", L, j)).human * self._activation_human(("out", L, j), wrt, sympy.S.Zero) for j in range(net.sizes[L])]
+        outs = range(net.sizes[L]) if net.is_softmax(L) else [k]
+        pieces = [self.factor(("E",), ("out", L, j)).human * self._activation_human(("out", L, j), wrt, sympy.S.Zero) for j in outs]
         output = self.forms[-1].output
         assert output is not None and output.closed is not None
         human = output.closed.xreplace({Y: net.out(L, k), T: net.target(k)})
-        note = f"softmax with {net.spec.loss.name}; {output.constraint}" if output.constraint else ""
+        note = f"{self.forms[-1].activation} with {net.spec.loss.name}: the product of dE/dout and dout/dnet simplifies"
+        if output.constraint:
+            note += f" ({output.constraint})"
         return Factor(E, net.net(L, k), sympy.Add(*pieces), human, note)
 
     def delta_factor(self, node: Node) -> Factor:
@@ -194,7 +201,8 @@ class ChainRule:
         memo: dict[Node, int] = {}
         cut_layer = None
         starts: list[tuple[Factor | None, Node]] = [(None, ("E",))]
-        if self.count(("E",), ref, memo) > PATH_CAP:
+        total = self.count(("E",), ref, memo)
+        if total > PATH_CAP:
             cut_layer = self._cut_layer(ref, memo)
             nodes = [("net", cut_layer, k) for k in range(self.network.sizes[cut_layer])]
             starts = [(self.delta_factor(n), n) for n in nodes if self.depends(n, ref)]
@@ -203,7 +211,7 @@ class ChainRule:
             head = (first,) if first is not None else ()
             paths.extend(Path(head + tail) for tail in self._paths(node, ref))
         gradient = sympy.Add(*[p.product for p in paths])
-        return ParamChain(ref, real_symbol(ref.name), tuple(paths), gradient, cut_layer)
+        return ParamChain(ref, real_symbol(ref.name), tuple(paths), gradient, cut_layer, total)
 
     def _cut_layer(self, ref: ParamRef, memo: dict[Node, int]) -> int:
         for layer in range(self.network.depth, ref.layer - 1, -1):

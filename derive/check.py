@@ -2,29 +2,31 @@
 
 For each parameter group (``W1``, ``b1``, ...) the check reports the largest relative error
 
-    |g - fd| / max(|g|, |fd|, FLOOR)
+    |g - fd| / max(|g|, |fd|, FLOOR * max(1, |E|))
 
 between the derived gradient ``g`` and the central difference ``fd = (E(θ+h) - E(θ-h)) / 2h``,
-with ``h = STEP * max(1, |θ|)``. A small network checks every parameter, in both forms (the sum
+with ``h = STEP * max(1, |θ|)``. The floor keeps entries near zero from being judged on rounding
+noise, which grows with the loss (about 1e-16 |E| / h). A small network checks every parameter, in both forms (the sum
 over paths of the scalar chains, and the layer form). A big one checks random directions in each
 group and a sample of coordinates (the largest gradient and a few at random), so that it costs a
 few dozen forward passes, not two per weight.
 
 Random points draw weights, biases, inputs and targets from a seeded generator and are redrawn
 while any unit sits within :data:`KINK_MARGIN` of a kink of its activation (relu at 0), where a
-derivative is not defined and differences straddle the jump. The sample itself is skipped, with
-a note, when it sits on a kink.
+derivative is not defined and differences straddle the jump, or while the network is not defined
+there (a formula such as log(x) at a negative net, outputs outside (0, 1) for a loss that takes
+their logarithm). The sample itself is skipped, with a note, when it sits on a kink.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import sympy
 
-from .derivation import Derivation, PointValues
+from .derivation import Derivation, PointValues, diagnose
 from .layers import Pass
 from .network import Network, Values, seeded_sample
 from .numeric import compile_expr
@@ -68,8 +70,8 @@ class _Worst:
     where: str = ""
     checked: int = 0
 
-    def add(self, derived: float, differenced: float, where: str) -> None:
-        error = abs(derived - differenced) / max(abs(derived), abs(differenced), FLOOR)
+    def add(self, derived: float, differenced: float, where: str, loss: float) -> None:
+        error = abs(derived - differenced) / max(abs(derived), abs(differenced), FLOOR * max(1.0, abs(loss)))
         if not np.isfinite(error):
             error = np.inf
         self.checked += 1
@@ -88,16 +90,21 @@ def check_derivation(derivation: Derivation, random_points: int = RANDOM_POINTS,
     worst: dict[tuple[str, str], _Worst] = {}
     notes: list[str] = []
     kinks = _kink_functions(network)
-    points = [derivation.values] + random_values(derivation, random_points, kinks)
-    checked = 0
-    for values in points:
-        run = derivation.numbers.run(values.W, values.b, values.x, values.t)
-        kink = _near_kink(derivation, run, kinks)
-        if kink:
-            notes.append(f"the sample is skipped: {kink}")
-            continue
+    checked = drawn = 0
+    run = derivation.sample
+    kink = _near_kink(derivation, run, kinks)
+    if kink:
+        notes.append(f"the sample is skipped: {kink}")
+    else:
         checked += 1
-        _check_point(derivation, values, run, worst)
+        _check_point(derivation, derivation.values, run, worst)
+    with np.errstate(all="ignore"):
+        for values in iter_random_values(derivation, random_points, kinks):
+            drawn += 1
+            _check_point(derivation, values, derivation.numbers.run(values.W, values.b, values.x, values.t), worst)
+    if drawn < random_points:
+        notes.append(f"{random_points - drawn} random point(s) not found: none of 200 draws was away from kinks with the network defined")
+    checked += drawn
     groups = tuple(GroupResult(group, form, w.checked, w.error, w.where) for (group, form), w in worst.items())
     return CheckResult(checked, groups, tolerance, tuple(notes))
 
@@ -105,6 +112,7 @@ def check_derivation(derivation: Derivation, random_points: int = RANDOM_POINTS,
 def _check_point(derivation: Derivation, values: Values, run: Pass, worst: dict[tuple[str, str], _Worst]) -> None:
     network = derivation.network
     loss = _loss_function(derivation, values)
+    E = run.loss
     for l, form in enumerate(derivation.layers):
         for kind, grads in (("W", run.dW[l]), ("b", run.db[l])):
             if grads is None:
@@ -112,7 +120,7 @@ def _check_point(derivation: Derivation, values: Values, run: Pass, worst: dict[
             group = form.weight if kind == "W" else form.bias or ""
             layer_worst = worst.setdefault((group, "layer"), _Worst())
             for where, derived, differenced in _group_checks(network, values, loss, l, kind, grads, derivation.small):
-                layer_worst.add(derived, differenced, where)
+                layer_worst.add(derived, differenced, where, E)
     if derivation.small:
         env = PointValues(network, values, run)
         for name, chain in derivation.chains.items():
@@ -120,7 +128,7 @@ def _check_point(derivation: Derivation, values: Values, run: Pass, worst: dict[
             group = derivation.layers[ref.layer - 1].weight if ref.is_weight else derivation.layers[ref.layer - 1].bias or ""
             derived = float(sum(np.prod([_value(f.human, env) for f in p.factors]) for p in chain.paths))
             differenced = _difference(loss, l=ref.layer - 1, kind="W" if ref.is_weight else "b", index=(ref.row, ref.col) if ref.is_weight else (ref.row,), values=values)
-            worst.setdefault((group, "scalar"), _Worst()).add(derived, differenced, name)
+            worst.setdefault((group, "scalar"), _Worst()).add(derived, differenced, name, E)
 
 
 def _value(expr: sympy.Expr, env: PointValues) -> float:
@@ -176,24 +184,27 @@ def _group_checks(network: Network, values: Values, loss: Loss, l: int, kind: st
         yield label, float(grads[index]), _difference(loss, l, kind, index, values)
 
 
-def random_values(derivation: Derivation, count: int, kinks: list[tuple[int, Callable]]) -> list[Values]:
-    """``count`` seeded points away from kinks: weights ~ N(0, 1/fan_in), biases ~ N(0, 0.25),
-    inputs uniform in [-1, 1), targets valid for the loss."""
+def iter_random_values(derivation: Derivation, count: int, kinks: list[tuple[int, Callable]]) -> Iterator[Values]:
+    """Up to ``count`` seeded points, one at a time, away from kinks and where the network is
+    defined: weights ~ N(0, 1/fan_in), biases ~ N(0, 0.25), inputs uniform in [-1, 1), targets
+    valid for the loss."""
     network = derivation.network
-    found = []
     for point in range(count):
         rng = np.random.default_rng([network.spec.seed, 1000 + point])
         for _attempt in range(200):
             W = tuple(rng.standard_normal((n, m)) / np.sqrt(m) for m, n in zip(network.sizes, network.sizes[1:]))
             b = tuple(None if layer.bias_count == 0 else 0.5 * rng.standard_normal(layer.bias_count) for layer in network.spec.layers)
             x, t, _ = seeded_sample(network, rng)
-            x = 2 * x - 1
-            candidate = Values(W, b, x, t, True)
-            nets, _ = derivation.numbers.forward(candidate.W, candidate.b, candidate.x)
-            if not _distance_to_kink(nets, kinks)[1]:
-                found.append(candidate)
+            candidate = Values(W, b, 2 * x - 1, t, True)
+            run = derivation.numbers.run(candidate.W, candidate.b, candidate.x, candidate.t)
+            if _distance_to_kink(run.nets, kinks)[1] is None and diagnose(network, candidate, run) is None:
+                yield candidate
                 break
-    return found
+
+
+def random_values(derivation: Derivation, count: int, kinks: list[tuple[int, Callable]]) -> list[Values]:
+    """:func:`iter_random_values` as a list (for tests and small networks)."""
+    return list(iter_random_values(derivation, count, kinks))
 
 
 def _kink_functions(network: Network) -> list[tuple[int, Callable]]:

@@ -32,8 +32,57 @@ from .spec import Spec, suggest
 SMALL_MAX_PARAMETERS = 200
 
 
-class LossNotFinite(ChainruleError):
-    """The loss is NaN or infinite at the point asked for."""
+class NotFinite(ChainruleError):
+    """A value of the derivation is NaN or infinite on the sample."""
+
+
+LossNotFinite = NotFinite  # the name the command line and tests first knew
+
+
+def _layer_field(network: Network, l: int) -> str:
+    activation = network.spec.layers[l - 1].activation
+    return f"layers[{l - 1}].activation" + (".formula" if activation.formula is not None else "")
+
+
+def _first_bad(array: np.ndarray) -> int | None:
+    bad = np.flatnonzero(~np.isfinite(np.asarray(array, dtype=float).ravel()))
+    return int(bad[0]) if bad.size else None
+
+
+def diagnose(network: Network, values: Values, run: Pass) -> NotFinite | None:
+    """What is not finite on the sample, named by the field that makes it so, or None.
+
+    Also refuses outputs outside (0, 1) for a loss that takes their logarithm (bce and
+    cross-entropy with a formula activation, whose range chainrule cannot know).
+    """
+    source = network.spec.source
+    for l in range(1, network.depth + 1):
+        for kind, table in (("net", run.nets[l - 1]), ("out", run.outs[l])):
+            r = _first_bad(table[0])
+            if r is not None:
+                unit = network.units(l)[r]
+                field = f"layers[{l - 1}].weights" if kind == "net" else _layer_field(network, l)
+                return NotFinite(source, field, f"{kind}_{unit} is {float(table[0][r])!r} on the sample (the formula is not defined there, or overflows)")
+    loss_def = network.loss_def
+    if loss_def is not None and loss_def.needs_unit_outputs:
+        out = run.outs[-1][0]
+        outside = np.flatnonzero((out <= 0) | (out >= 1))
+        if outside.size and network.spec.layers[-1].activation.formula is not None:
+            unit = network.units(network.depth)[int(outside[0])]
+            return NotFinite(source, _layer_field(network, network.depth), f"{loss_def.name} needs outputs in (0, 1); on the sample out_{unit} = {float(out[outside[0]])!r}")
+    if not np.isfinite(run.loss):
+        field = "loss.formula" if network.spec.loss.formula is not None else "loss"
+        return NotFinite(source, field, f"the loss on the sample is {run.loss!r} (an output outside the loss's domain?)")
+    for l in range(network.depth, 0, -1):
+        r = _first_bad(run.deltas[l - 1][0])
+        if r is not None:
+            unit = network.units(l)[r]
+            field = ("loss.formula" if network.spec.loss.formula is not None else "loss") if l == network.depth and not np.isfinite(run.deltas[l - 1]).any() else _layer_field(network, l)
+            return NotFinite(source, field, f"the derivative is not finite on the sample: delta_{unit} = {float(run.deltas[l - 1][0][r])!r}")
+    for l in range(1, network.depth + 1):
+        if _first_bad(run.dW[l - 1]) is not None or (run.db[l - 1] is not None and _first_bad(run.db[l - 1]) is not None):
+            return NotFinite(source, f"layers[{l - 1}].weights", "the gradient overflows on the sample")
+    return None
 
 
 @dataclass(frozen=True, eq=False)
@@ -156,19 +205,21 @@ class PointValues:
             (naming.DELTA_UNIT.format(unit=""), run.deltas),
         )
 
-    def __getitem__(self, name: str) -> float:
+    def __getitem__(self, name: str) -> np.float64:
+        """float64, not float: a factor of 1/(1 - y) at y = 1 is inf, as NumPy has it, not an
+        exception."""
         for prefix, table in self.tables:
             unit = name[len(prefix):]
             if name.startswith(prefix) and unit in self.units and self.units[unit][0] > 0:
                 l, r = self.units[unit]
-                return float(table[l - 1][0, r])
+                return np.float64(table[l - 1][0, r])
         if name in self.units and self.units[name][0] == 0:
-            return float(self.values.x[self.units[name][1]])
+            return np.float64(self.values.x[self.units[name][1]])
         if name in self.targets:
-            return float(self.values.t[self.targets[name]])
+            return np.float64(self.values.t[self.targets[name]])
         ref = self.network.locate(name)
         if ref is not None:
-            return self.values.scalar(ref)
+            return np.float64(self.values.scalar(ref))
         raise KeyError(name)
 
 
@@ -204,21 +255,25 @@ def derive(spec: Spec, params: Sequence[str] = ()) -> Derivation:
 
     Raises:
         ChainruleError: a name in ``params`` that is no parameter; a name clash in the spec.
-        LossNotFinite: the loss on the sample is NaN or infinite.
+        NotFinite: a value on the sample is NaN or infinite (naming the layer, the loss or the
+            optimizer that makes it so).
     """
     network = build_network(spec)
     values = initial_values(network)
     forms = derive_layers(network)
     numbers = compile_layers(network, forms)
     sample = gradients_of(numbers, values)
-    if not np.isfinite(sample.loss):
-        raise LossNotFinite(spec.source, "sample", f"the loss on the sample is {sample.loss!r}: an output outside the loss's domain?")
+    problem = diagnose(network, values, sample)
+    if problem is not None:
+        raise problem
     asked = resolve_params(network, params)
     wanted = list(network.parameters()) if is_small(network) else asked
     engine = ChainRule(network, forms)
     chains = {ref.name: engine.chain(ref) for ref in wanted}
     rule = compile_rule(spec.optimizer.kind, dict(spec.optimizer.hyper))
     updated_W, updated_b = _one_step(network, values, sample, rule)
+    if any(_first_bad(w) is not None for w in updated_W) or any(b is not None and _first_bad(b) is not None for b in updated_b):
+        raise NotFinite(spec.source, "optimizer", "one step overflows: the updated parameters are not finite")
     return Derivation(network, values, forms, numbers, sample, chains, rule, updated_W, updated_b)
 
 

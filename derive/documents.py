@@ -1,26 +1,41 @@
 """Text of a spec or claims file (YAML 1.2, TOML or JSON) into plain Python data, safely.
 
-Before any parser runs, the raw text is checked for size and nesting depth (PyYAML's C loader
-crashes the process on ~30,000-deep nesting; ``json`` and ``tomllib`` raise RecursionError near
-1,000). YAML is read as YAML 1.2 by ruamel.yaml's pure-Python safe loader (``no`` and ``off`` stay
-strings, ``1e-3`` is a number), duplicate keys are errors in all three formats, and the loaded
-data is walked with a node budget so that aliases cannot expand into a bomb.
+- **YAML** is read from libyaml's event stream (PyYAML's C parser, which keeps its own stack and
+  never recurses), composed here by a loop with an explicit stack: nesting is counted exactly and
+  refused past :data:`MAX_DEPTH` the moment it is reached, aliases are counted at their expanded
+  size against :data:`MAX_NODES` (no alias bomb) and may not refer to themselves, duplicate keys
+  are errors (``<<`` is an ordinary key, so a merge cannot hide one), and plain scalars are
+  resolved by the YAML 1.2 core schema (``no``, ``off``, ``1_000``, ``2001-12-14`` stay strings;
+  ``1e-3`` is a number). A ``%YAML`` directive other than 1.2 is refused.
+- **JSON** and **TOML** are parsed by the standard library after their raw text has been checked
+  for nesting depth (``json`` and ``tomllib`` recurse; ``tomllib`` also builds one table per
+  dotted-key segment), with duplicate keys refused (TOML refuses them itself) and JSON's ``NaN``
+  and ``Infinity`` refused.
+
+Every error is one :class:`~chainrule.derive.errors.ChainruleError` line.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import sys
 import tomllib
-from typing import Any
+from typing import Any, Callable
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+import yaml
 
 from .errors import ChainruleError
 
-MAX_BYTES = 32 * 2**20
+try:  # libyaml's parser, as PyYAML's wheels ship it
+    from yaml._yaml import CParser as _EventParser
+except ImportError:  # pragma: no cover - a PyYAML built without libyaml: slower, same events
+    _EventParser = yaml.SafeLoader
+
+MAX_BYTES = 16 * 2**20
 MAX_DEPTH = 32
-MAX_NODES = 4_000_000
+MAX_NODES = 2_000_000
+MAX_INT_DIGITS = 4_000
 FORMATS = {".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".json": "json"}
 
 
@@ -31,111 +46,270 @@ def format_of(path: str) -> str | None:
 
 
 def load_document(text: str, source: str, fmt: str) -> Any:
-    """Parse ``text`` in format ``fmt`` into dicts, lists, strings and numbers.
+    """Parse ``text`` in format ``fmt`` into dicts, lists, strings, numbers, booleans and None.
 
     Raises:
         ChainruleError: too large, too deeply nested, malformed, duplicate keys, non-finite JSON
-            constants, or too large once aliases are expanded.
+            constants, or too many values once aliases are expanded.
     """
     if len(text) > MAX_BYTES:
         raise ChainruleError(source, "", f"expected at most {MAX_BYTES // 2**20} MiB of text, got {len(text):,} characters")
+    if fmt == "yaml":
+        return _YamlComposer(text, source).compose()
     depth = nesting_depth(text, fmt)
     if depth > MAX_DEPTH:
         raise ChainruleError(source, "", f"nesting deeper than {MAX_DEPTH} levels (found {depth})")
-    data = _PARSERS[fmt](text, source)
+    data = (_parse_json if fmt == "json" else _parse_toml)(text, source)
     _check_expanded_size(data, source)
     return data
 
 
+# ---------------------------------------------------------------------------------------------
+# YAML: libyaml events, composed by a loop
+
+_CORE_TAG = "tag:yaml.org,2002:"
+_NULL = re.compile(r"~|null|Null|NULL|")
+_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_INT = re.compile(r"[-+]?[0-9]+")
+_OCT = re.compile(r"0o[0-7]+")
+_HEX = re.compile(r"0x[0-9a-fA-F]+")
+_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
+_INF = re.compile(r"[-+]?\.(inf|Inf|INF)")
+_NAN = re.compile(r"\.(nan|NaN|NAN)")
+
+
+class _Frame:
+    """An open mapping or sequence: its value, its expanded size so far, a key awaiting its value."""
+
+    __slots__ = ("value", "size", "key", "key_mark", "anchor")
+
+    def __init__(self, value: Any, anchor: str | None) -> None:
+        self.value, self.size, self.key, self.key_mark, self.anchor = value, 1, _Frame, None, anchor
+
+
+class _YamlComposer:
+    def __init__(self, text: str, source: str) -> None:
+        self.parser = _EventParser(text)
+        self.source = source
+        self.anchors: dict[str, tuple[Any, int]] = {}
+        self.open_anchors: set[str] = set()
+
+    def fail(self, message: str, mark: Any = None) -> ChainruleError:
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        return ChainruleError(self.source, "", f"malformed YAML: {where}{message}")
+
+    def events(self):
+        try:
+            while True:
+                event = self.parser.get_event()
+                if event is None or isinstance(event, yaml.StreamEndEvent):
+                    return
+                yield event
+        except yaml.MarkedYAMLError as error:
+            mark = error.problem_mark or error.context_mark
+            raise self.fail(str(error.problem or error.context or "not YAML"), mark) from None
+        except yaml.YAMLError as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise self.fail(first) from None
+
+    def compose(self) -> Any:
+        stack: list[_Frame] = []
+        result: list[Any] = []
+        documents = 0
+        for event in self.events():
+            if isinstance(event, yaml.DocumentStartEvent):
+                documents += 1
+                if documents > 1:
+                    raise self.fail("expected one document, found a second", event.start_mark)
+                if event.version not in (None, (1, 2)):
+                    version = ".".join(map(str, event.version))
+                    raise self.fail(f"%YAML {version}: chainrule reads YAML 1.2 (remove the directive)", event.start_mark)
+            elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                self.check_tag(event, "map" if isinstance(event, yaml.MappingStartEvent) else "seq")
+                if len(stack) >= MAX_DEPTH:
+                    raise ChainruleError(self.source, "", f"nesting deeper than {MAX_DEPTH} levels (at line {event.start_mark.line + 1})")
+                if event.anchor:
+                    self.open_anchors.add(event.anchor)
+                stack.append(_Frame({} if isinstance(event, yaml.MappingStartEvent) else [], event.anchor))
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                frame = stack.pop()
+                if isinstance(frame.value, dict) and frame.key is not _Frame:
+                    raise self.fail("a key without a value", event.start_mark)
+                if frame.anchor:
+                    self.open_anchors.discard(frame.anchor)
+                    self.anchors[frame.anchor] = (frame.value, frame.size)
+                self.add(stack, result, frame.value, frame.size, event.start_mark)
+            elif isinstance(event, yaml.ScalarEvent):
+                value = self.scalar(event)
+                if event.anchor:
+                    self.anchors[event.anchor] = (value, 1)
+                self.add(stack, result, value, 1, event.start_mark)
+            elif isinstance(event, yaml.AliasEvent):
+                if event.anchor in self.open_anchors:
+                    raise self.fail(f"the alias *{event.anchor} refers to the node it is in (recursive aliases are not allowed)", event.start_mark)
+                if event.anchor not in self.anchors:
+                    raise self.fail(f"unknown alias *{event.anchor}", event.start_mark)
+                value, size = self.anchors[event.anchor]
+                self.add(stack, result, value, size, event.start_mark)
+        return result[0] if result else None
+
+    def add(self, stack: list[_Frame], result: list[Any], value: Any, size: int, mark: Any) -> None:
+        if not stack:
+            result.append(value)
+            return
+        frame = stack[-1]
+        frame.size += size
+        if frame.size > MAX_NODES:
+            raise ChainruleError(self.source, "", f"more than {MAX_NODES:,} values once aliases are expanded (an alias bomb?)")
+        if isinstance(frame.value, list):
+            frame.value.append(value)
+        elif frame.key is _Frame:
+            if isinstance(value, (dict, list)):
+                raise self.fail("a mapping key must be a plain value, not a mapping or a list", mark)
+            if value in frame.value:
+                raise self.fail(f"duplicate key {value!r}", mark)
+            frame.key, frame.key_mark = value, mark
+        else:
+            frame.value[frame.key] = value
+            frame.key = _Frame
+
+    def check_tag(self, event: Any, kind: str) -> None:
+        if event.tag not in (None, "!", _CORE_TAG + kind):
+            raise self.fail(f"the tag {event.tag} is not allowed (only the YAML 1.2 core tags)", event.start_mark)
+
+    def scalar(self, event: Any) -> Any:
+        tag, text = event.tag, event.value
+        if tag is None and event.implicit[0]:
+            return self.resolve_plain(text, event.start_mark)
+        if tag in (None, "!", _CORE_TAG + "str"):
+            return text
+        resolvers: dict[str, Callable[[str], Any]] = {
+            _CORE_TAG + "int": lambda v: self.integer(v, event.start_mark) if _INT.fullmatch(v) else None,
+            _CORE_TAG + "float": lambda v: float(v) if _FLOAT.fullmatch(v) else None,
+            _CORE_TAG + "bool": _BOOL.get,
+            _CORE_TAG + "null": lambda v: None,
+        }
+        if tag not in resolvers:
+            raise self.fail(f"the tag {tag} is not allowed (only the YAML 1.2 core tags)", event.start_mark)
+        value = resolvers[tag](text)
+        if value is None and tag != _CORE_TAG + "null":
+            raise self.fail(f"{text!r} is not a valid {tag[len(_CORE_TAG):]}", event.start_mark)
+        return value
+
+    def resolve_plain(self, text: str, mark: Any) -> Any:
+        """The YAML 1.2 core schema: null, booleans, integers (decimal, 0o, 0x), floats, strings."""
+        if _NULL.fullmatch(text):
+            return None
+        if text in _BOOL:
+            return _BOOL[text]
+        if _INT.fullmatch(text):
+            return self.integer(text, mark)
+        if _OCT.fullmatch(text):
+            return int(text[2:], 8) if len(text) <= MAX_INT_DIGITS else self.integer(text, mark)
+        if _HEX.fullmatch(text):
+            return int(text[2:], 16) if len(text) <= MAX_INT_DIGITS else self.integer(text, mark)
+        if _FLOAT.fullmatch(text):
+            return float(text)
+        if _INF.fullmatch(text):
+            return float("-inf") if text.startswith("-") else float("inf")
+        if _NAN.fullmatch(text):
+            return float("nan")
+        return text
+
+    def integer(self, text: str, mark: Any) -> int:
+        if len(text) > MAX_INT_DIGITS:
+            raise self.fail(f"an integer of {len(text):,} digits (at most {MAX_INT_DIGITS:,})", mark)
+        return int(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON and TOML: depth from the raw text, then the standard library
+
+
 def nesting_depth(text: str, fmt: str) -> int:
-    """An upper bound on the nesting depth of ``text``, from brackets and (for YAML) indentation.
+    """An upper bound on the nesting depth of JSON or TOML text.
 
-    Quoted strings and comments are skipped. For YAML, each open indentation level and each
-    compact ``- `` or ``? `` indicator at the start of a line counts as one level.
+    Counts brackets outside strings and comments; for TOML also the segments of dotted keys
+    (``a.b.c = 1`` nests three tables) and strings that span lines (``'''``, ``\"\"\"``).
     """
-    deepest = depth = 0
-    block: list[int] = []
-    for line in text.splitlines():
-        if fmt == "yaml" and depth == 0:
-            deepest = max(deepest, _yaml_block_depth(line, block))
-        depth, inside = _bracket_depth(line, depth, fmt)
-        deepest = max(deepest, inside + len(block))
-    return deepest
+    scanner = _TomlScanner() if fmt == "toml" else _JsonScanner()
+    return scanner.run(text)
 
 
-def _yaml_block_depth(line: str, block: list[int]) -> int:
-    stripped = line.lstrip(" ")
-    if not stripped or stripped.startswith("#"):
-        return len(block)
-    indent = len(line) - len(stripped)
-    while block and block[-1] >= indent:
-        block.pop()
-    block.append(indent)
-    compact = 0
-    while stripped[:2] in ("- ", "? ") or stripped in ("-", "?"):
-        compact += 1
-        stripped = stripped[2:].lstrip(" ")
-    return len(block) + compact
+class _JsonScanner:
+    def run(self, text: str) -> int:
+        depth = deepest = 0
+        inside = escaped = False
+        for char in text:
+            if inside:
+                if escaped:
+                    escaped = False
+                elif char == "\\":
+                    escaped = True
+                elif char == '"':
+                    inside = False
+            elif char == '"':
+                inside = True
+            elif char in "[{":
+                depth += 1
+                deepest = max(deepest, depth)
+            elif char in "]}":
+                depth = max(0, depth - 1)
+        return deepest
 
 
-_SCALAR_STARTS = ("", ":", "-", "?", ",", "[", "{")
-
-
-def _bracket_depth(line: str, depth: int, fmt: str) -> tuple[int, int]:
-    """The bracket depth after ``line`` and the deepest point inside it.
-
-    Quoted strings are skipped, and so are comments. In YAML a quote opens a string only where a
-    scalar can start (after ``: - ? , [ {`` or at the start of the line), and ``#`` starts a
-    comment only after whitespace, so that ``[x', [[[...]]]]`` cannot hide its brackets.
-    """
-    deepest = depth
-    quote = ""
-    escaped = False
-    last = ""  # the last character that was not blank
-    blank_before = True
-    for char in line:
-        if quote:
-            if escaped:
-                escaped = False
-            elif char == "\\" and quote == '"':
-                escaped = True
-            elif char == quote:
-                quote = ""
-        elif char in "\"'" and (fmt != "yaml" or last in _SCALAR_STARTS):
-            quote = char
-        elif char == "#" and (fmt == "toml" or (fmt == "yaml" and blank_before)):
-            break
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth = max(0, depth - 1)
-        blank_before = char in " \t"
-        if not blank_before:
-            last = char
-    return depth, deepest
-
-
-def _parse_yaml(text: str, source: str) -> Any:
-    yaml = YAML(typ="safe", pure=True)
-    yaml.allow_duplicate_keys = False
-    try:
-        return yaml.load(text)
-    except MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        what = error.problem or error.context or "malformed YAML"
-        raise ChainruleError(source, "", f"malformed YAML: {where}{what}") from None
-    except (YAMLError, RecursionError, ValueError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ChainruleError(source, "", f"malformed YAML: {first}") from None
+class _TomlScanner:
+    def run(self, text: str) -> int:
+        depth = deepest = 0
+        quote = ""  # the open string's delimiter: ' " ''' or """
+        escaped = False
+        key_dots = 0
+        on_key_side = True
+        i = 0
+        while i < len(text):
+            char = text[i]
+            if quote:
+                if escaped:
+                    escaped = False
+                elif char == "\\" and quote[0] == '"':
+                    escaped = True
+                elif text.startswith(quote, i):
+                    i += len(quote) - 1
+                    quote = ""
+                elif char == "\n" and len(quote) == 1:
+                    quote = ""  # an unterminated one-line string: tomllib will say so
+            elif text.startswith("'''", i) or text.startswith('"""', i):
+                quote = text[i : i + 3]
+                i += 2
+            elif char in "'\"":
+                quote = char
+            elif char == "#":
+                while i < len(text) and text[i] != "\n":
+                    i += 1
+                continue
+            elif char == "\n":
+                on_key_side, key_dots = depth == 0, 0
+            elif char == "=" and depth == 0:
+                on_key_side = False
+            elif char == "." and (on_key_side or depth > 0 and text[i - 1 : i] not in "0123456789"):
+                key_dots += 1
+                deepest = max(deepest, depth + key_dots + 1)
+            elif char in "[{":
+                depth += 1
+                deepest = max(deepest, depth + key_dots)
+            elif char in "]}":
+                depth = max(0, depth - 1)
+            i += 1
+        return deepest
 
 
 def _parse_toml(text: str, source: str) -> Any:
     try:
         return tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, RecursionError, ValueError) as error:
+    except tomllib.TOMLDecodeError as error:
         raise ChainruleError(source, "", f"malformed TOML: {error}") from None
+    except (RecursionError, ValueError) as error:
+        raise ChainruleError(source, "", f"malformed TOML: {_python_message(error)}") from None
 
 
 def _parse_json(text: str, source: str) -> Any:
@@ -150,26 +324,37 @@ def _parse_json(text: str, source: str) -> Any:
     def constant(name: str) -> Any:
         raise ChainruleError(source, "", f"malformed JSON: {name} is not a JSON number")
 
+    def integer(text: str) -> int:
+        if len(text) > MAX_INT_DIGITS:
+            raise ChainruleError(source, "", f"malformed JSON: an integer of {len(text):,} digits (at most {MAX_INT_DIGITS:,})")
+        return int(text)
+
     try:
-        return json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
+        return json.loads(text, object_pairs_hook=pairs, parse_constant=constant, parse_int=integer)
     except json.JSONDecodeError as error:
         raise ChainruleError(source, "", f"malformed JSON: line {error.lineno}, column {error.colno}: {error.msg}") from None
     except (RecursionError, ValueError) as error:
-        raise ChainruleError(source, "", f"malformed JSON: {error}") from None
+        raise ChainruleError(source, "", f"malformed JSON: {_python_message(error)}") from None
 
 
-_PARSERS = {"yaml": _parse_yaml, "toml": _parse_toml, "json": _parse_json}
+def _python_message(error: Exception) -> str:
+    if isinstance(error, RecursionError):
+        return f"nested too deeply (more than {sys.getrecursionlimit()} levels)"
+    text = str(error).split(";")[0]
+    if "digits" in text and "integer" in text:
+        return f"an integer of more than {sys.get_int_max_str_digits():,} digits"
+    return text
 
 
 def _check_expanded_size(data: Any, source: str) -> None:
-    """Walk the data as a tree (aliases expanded) and refuse it past :data:`MAX_NODES` nodes."""
+    """Refuse data of more than :data:`MAX_NODES` values (JSON and TOML have no aliases)."""
     stack = [data]
     count = 0
     while stack:
         node = stack.pop()
         count += 1
         if count > MAX_NODES:
-            raise ChainruleError(source, "", f"more than {MAX_NODES:,} values once aliases are expanded (an alias bomb, or recursive aliases)")
+            raise ChainruleError(source, "", f"more than {MAX_NODES:,} values")
         if isinstance(node, dict):
             stack.extend(node.values())
         elif isinstance(node, list):

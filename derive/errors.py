@@ -36,7 +36,8 @@ class ChainruleError(Exception):
 
     def __str__(self) -> str:
         parts = [p for p in (self.source, self.field) if p]
-        return ": ".join(parts + [self.message])
+        text = ": ".join(parts + [self.message])
+        return text.replace("\r", "\\r").replace("\n", "\\n")  # one line, whatever a file is called
 
 
 class SpecError(ChainruleError):

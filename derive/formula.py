@@ -317,10 +317,13 @@ class _Builder:
         exponent = self.build(node.exponent)
         if exponent.is_Number and abs(exponent) > MAX_EXPONENT:
             raise self.error(f"exponent larger than {MAX_EXPONENT} in absolute value", node.column)
-        base = self.build(node.base)
-        if base.is_Number and base != 0 and exponent.is_Number and abs(sympy.log(abs(base), 10) * exponent) > 300:
+        result = sympy.Pow(self.build(node.base), exponent)
+        # sympy folds (pi**100)**100 into pi**10000: the exponent is checked after folding too.
+        if isinstance(result, sympy.Pow) and result.exp.is_Number and abs(result.exp) > MAX_EXPONENT:
+            raise self.error(f"exponent larger than {MAX_EXPONENT} in absolute value", node.column)
+        if result.is_Number and result != 0 and abs(sympy.log(abs(result), 10)) > 300:
             raise self.error("power too large", node.column)
-        return sympy.Pow(base, exponent)
+        return result
 
 
 def to_sympy(
@@ -354,6 +357,8 @@ def to_sympy(
     expr = _Builder(text, resolve, known, source, field).build(tree)
     if expr.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
         raise FormulaError(source, field, f"the formula {text!r} divides by zero or is not finite")
+    if expr.has(sympy.I):
+        raise FormulaError(source, field, f"the formula {text!r} is not real (a root or logarithm of a negative number)")
     return expr
 
 

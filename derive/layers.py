@@ -26,6 +26,7 @@ import sympy
 from . import naming
 from .network import Network, Values
 from .numeric import Compiled, compile_expr
+from .formula import tree_size
 from .registry import T, X, Y, to_step_form
 
 G = sympy.Symbol("g", real=True)
@@ -41,11 +42,16 @@ class OutputDelta:
             elementwise activation written in its output; for softmax where ``g*y`` is linear in
             ``t``), else None.
         constraint: a condition the closed form relies on (targets summing to 1), or ``""``.
+        simplified: True when ``closed`` is simpler than the chain's product (softmax with
+            cross-entropy, sigmoid with binary cross-entropy): the scalar form then takes
+            dE/dnet as one factor, as people do, which also stays finite where the output
+            saturates.
     """
 
     dE_dy: sympy.Expr
     closed: sympy.Expr | None
     constraint: str
+    simplified: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,22 +128,34 @@ def _output_delta(network: Network, softmax: bool, f_prime_out: sympy.Expr | Non
     if f_prime_out is None:
         return OutputDelta(dE_dy, None, "")
     product = dE_dy * f_prime_out
+    if not _cheap_to_cancel(product):
+        return OutputDelta(dE_dy, product, "")
     simplified = sympy.cancel(product)
     # Sigmoid with binary cross-entropy cancels to (y - t)/n; where cancelling only reshuffles
     # (a log-cosh formula loss), the product stays as the chain rule writes it.
-    closed = simplified if sympy.count_ops(simplified) < sympy.count_ops(product) else product
-    return OutputDelta(dE_dy, closed, "")
+    if sympy.count_ops(simplified) < sympy.count_ops(product):
+        return OutputDelta(dE_dy, sympy.factor(simplified), "", simplified=True)
+    return OutputDelta(dE_dy, product, "")
 
 
 def _softmax_delta(dE_dy: sympy.Expr) -> OutputDelta:
     """delta_k = y_k (g_k - sum_j g_j y_j); closed when g_j y_j = c t_j, the sum being c."""
+    if not _cheap_to_cancel(dE_dy * Y):
+        return OutputDelta(dE_dy, None, "")
     weighted = sympy.cancel(dE_dy * Y)
     linear = weighted.free_symbols <= {T} and sympy.Poly(weighted, T).degree() == 1 and weighted.subs(T, 0) == 0
     if not linear:
         return OutputDelta(dE_dy, None, "")
     total = weighted.subs(T, 1)
     closed = sympy.cancel(Y * (dE_dy - total))
-    return OutputDelta(dE_dy, closed, "the targets sum to 1")
+    return OutputDelta(dE_dy, closed, "the targets sum to 1", simplified=True)
+
+
+def _cheap_to_cancel(expr: sympy.Expr) -> bool:
+    """cancel() multiplies out polynomials: fine for the registry's losses, exponential in the
+    degree for a formula such as (y + t + 1)**100/(y - t + 2)**100, which is left as it is."""
+    powers = [p.exp for p in expr.atoms(sympy.Pow) if p.exp.is_Number]
+    return tree_size(expr, 201) <= 200 and all(abs(e) <= 4 for e in powers)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,7 +193,7 @@ class LayerNumbers:
     def forward(self, W: tuple[np.ndarray, ...], b: tuple[np.ndarray | None, ...], X_: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Weighted sums and outputs per layer for inputs ``X_`` [batch, inputs]."""
         nets, outs = [], [np.atleast_2d(np.asarray(X_, dtype=float))]
-        with np.errstate(over="ignore", under="ignore"):
+        with np.errstate(all="ignore"):  # non-finite values are diagnosed by the caller
             for form, f, weights, bias in zip(self.forms, self.f, W, b):
                 net = outs[-1] @ weights.T
                 if bias is not None:
@@ -186,7 +204,7 @@ class LayerNumbers:
 
     def loss(self, out: np.ndarray, T_: np.ndarray) -> float:
         """The loss of outputs ``out`` against targets ``T_``, averaged over the batch."""
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        with np.errstate(all="ignore"):
             terms = np.broadcast_to(self.per_output_loss({"y": out, "t": np.atleast_2d(T_)}), out.shape)
         return float(np.mean(self.loss_scale * terms.sum(axis=1)))
 
@@ -196,14 +214,15 @@ class LayerNumbers:
         T_ = np.atleast_2d(np.asarray(T_, dtype=float))
         loss = self.loss(outs[-1], T_)
         deltas: list[np.ndarray] = [np.empty(0)] * len(self.forms)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        with np.errstate(all="ignore"):
             deltas[-1] = self._output_delta(nets[-1], outs[-1], T_)
             for i in range(len(self.forms) - 2, -1, -1):
                 upstream = deltas[i + 1] @ W[i + 1]
                 deltas[i] = self._local(i, nets[i], outs[i + 1], upstream)
         batch = outs[0].shape[0]
-        dW = tuple(d.T @ o / batch for d, o in zip(deltas, outs[:-1]))
-        db = tuple(_bias_gradient(form, d, batch) for form, d in zip(self.forms, deltas))
+        with np.errstate(all="ignore"):
+            dW = tuple(d.T @ o / batch for d, o in zip(deltas, outs[:-1]))
+            db = tuple(_bias_gradient(form, d, batch) for form, d in zip(self.forms, deltas))
         return Pass(tuple(nets), tuple(outs), loss, tuple(deltas), dW, db)
 
     def _output_delta(self, net: np.ndarray, out: np.ndarray, T_: np.ndarray) -> np.ndarray:

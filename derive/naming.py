@@ -42,10 +42,12 @@ TARGET_VECTOR = "t"
 MAX_NAME_LENGTH = 64
 
 #: Names the formula parser gives a meaning of its own, and names emitted code imports or uses.
-FORMULA_FUNCTIONS = ("exp", "log", "sqrt", "tanh", "sin", "cos", "abs", "max", "min", "erf", "sigmoid")
+FORMULA_FUNCTIONS = ("exp", "log", "sqrt", "tanh", "sin", "cos", "abs", "erf", "sign", "step", "sigmoid", "max", "min")
 FORMULA_CONSTANTS = ("pi",)
 CODE_NAMES = ("np", "numpy", "math", "self", "cls", "params", "grads", "Network", "X", "T")
-RESERVED = frozenset((LOSS,) + FORMULA_FUNCTIONS + FORMULA_CONSTANTS + CODE_NAMES)
+#: Written in update rules (w5+ = w5 - lr*dE/dw5) and the layer form (net_h = W1 @ x + b1).
+RULE_NAMES = ("theta", "lr", "weight_decay", "momentum", "alpha", "beta1", "beta2", "eps", INPUT_VECTOR, TARGET_VECTOR)
+RESERVED = frozenset((LOSS,) + FORMULA_FUNCTIONS + FORMULA_CONSTANTS + CODE_NAMES + RULE_NAMES)
 #: Prefixes of names chainrule derives from unit names; a unit may not start with them.
 DERIVED_PREFIXES = ("net_", "out_", "delta_", "dE_")
 

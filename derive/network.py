@@ -199,7 +199,8 @@ class Network:
         for name, ref in self._given_names.items():
             generated = self._locate_generated(name)
             if generated is not None and generated != ref and self._name_of(generated) == name:
-                raise SpecError(self.spec.source, f"layers[{ref.layer - 1}]", f"the parameter name {name!r} is also the generated name of another parameter")
+                where = f"weight_names[{ref.row}][{ref.col}]" if ref.is_weight else f"bias_names[{ref.row}]"
+                raise SpecError(self.spec.source, f"layers[{ref.layer - 1}].{where}", f"the name {name!r} is also the generated name of another parameter ({generated.kind} of layer {generated.layer}); rename one of them")
 
     # -- symbols -----------------------------------------------------------------------------
 
@@ -356,7 +357,8 @@ def seeded_sample(network: Network, rng: np.random.Generator) -> tuple[np.ndarra
     outputs = network.sizes[-1]
     kind = network.loss_def.targets if network.loss_def is not None else "real"
     if kind == "distribution":
-        t = np.eye(outputs)[rng.integers(outputs)]
+        t = np.zeros(outputs)
+        t[rng.integers(outputs)] = 1.0
     elif kind == "unit":
         t = rng.integers(0, 2, outputs).astype(float)
     else:

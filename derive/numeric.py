@@ -65,7 +65,7 @@ def compile_expr(expr: sympy.Expr) -> Compiled:
         UnsupportedExpression: ``expr`` holds a node outside the table.
     """
     if isinstance(expr, (int, float)):
-        value = float(expr)
+        value = np.float64(expr)
         return lambda env: value
     return _compile(expr)
 
@@ -81,7 +81,7 @@ def _compile(expr: sympy.Basic) -> Compiled:
         name = expr.name
         return lambda env: env[name]
     if expr.is_Number or isinstance(expr, sympy.NumberSymbol):
-        value = float(expr)
+        value = _constant(expr)
         return lambda env: value
     for kind, method in _METHODS:
         if isinstance(expr, kind):
@@ -91,6 +91,14 @@ def _compile(expr: sympy.Basic) -> Compiled:
         arg = _compile(expr.args[0])
         return lambda env: function(arg(env))
     raise UnsupportedExpression(f"no NumPy equivalent for {type(expr).__name__} in {expr}")
+
+
+def _constant(expr: sympy.Expr) -> np.float64:
+    """A constant as float64 (so that arithmetic on it overflows to inf instead of raising)."""
+    try:
+        return np.float64(float(expr))
+    except OverflowError:
+        return np.float64(np.inf if expr > 0 else -np.inf)
 
 
 def _compile_add(expr: sympy.Add) -> Compiled:

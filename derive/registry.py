@@ -129,9 +129,11 @@ def to_step_form(expr: sympy.Expr) -> sympy.Expr:
 
     ``Piecewise((a, u <= 0), (b, True))`` becomes ``a + (b - a)*step(u)`` and sympy's
     ``Heaviside(u)`` (which is 1/2 at 0) becomes ``step(u)``: at a kink the derivative takes the
-    value on the side where the unit is off, as PyTorch's relu does. Expressions are otherwise
-    unchanged.
+    value on the side where the unit is off, as PyTorch's relu does. ``DiracDelta`` (the
+    derivative of a step or a sign) is 0 away from its kink, and is taken as 0 at it, as autograd
+    takes it. Expressions are otherwise unchanged.
     """
+    expr = expr.replace(lambda e: isinstance(e, sympy.DiracDelta), lambda e: sympy.Integer(0))
     expr = expr.replace(
         lambda e: isinstance(e, sympy.Heaviside) and (len(e.args) == 1 or e.args[1] != 0),
         lambda e: _step(e.args[0]),

@@ -20,7 +20,7 @@ import sympy
 from . import naming
 from .documents import load_document
 from .errors import ChainruleError, FormulaError, SpecError, shown
-from .formula import read_formula
+from .formula import read_formula, tree_size
 from .optimizers import OPTIMIZERS
 from .registry import ACTIVATIONS, LOSSES, UNIT, T, X, Y
 
@@ -29,7 +29,8 @@ MAX_LAYERS = 64
 MAX_PARAMETERS = 20_000_000
 MAX_SEED = 2**32 - 1
 MAX_DESCRIPTION = 2_000
-DISTRIBUTION_TOLERANCE = 1e-9
+DISTRIBUTION_TOLERANCE = 1e-12  # float rounding of decimals such as 0.1 + 0.2 + 0.7, no more
+MAX_FORMULA_NODES = 400  # an activation or loss formula; the registry's largest (gelu) has 23
 
 
 class BiasMode(Enum):
@@ -225,26 +226,28 @@ class _Reader:
         return value
 
     def sequence(self, value: Any, path: str, length: int | None = None, what: str = "a list") -> list[Any]:
+        """A list; ``what`` says what is expected, its length included where one is required."""
         if not isinstance(value, list):
             raise self.fail(path, f"expected {what}, got {shown(value)}")
         if length is not None and len(value) != length:
-            raise self.fail(path, f"expected {what} of {length} entries, got {len(value)}")
+            raise self.fail(path, f"expected {what}, got {len(value)} entries")
         return value
 
     def numbers(self, value: Any, path: str, length: int) -> tuple[float, ...]:
-        items = self.sequence(value, path, length, "a list of numbers")
+        items = self.sequence(value, path, length, f"a list of {length} numbers")
         return tuple(self.number(v, f"{path}[{i}]") for i, v in enumerate(items))
 
     def names(self, value: Any, path: str, length: int | None = None) -> tuple[str, ...]:
-        items = self.sequence(value, path, length, "a list of names")
+        what = "a list of names" if length is None else f"a list of {length} names"
+        items = self.sequence(value, path, length, what)
         return tuple(self.name(v, f"{path}[{i}]") for i, v in enumerate(items))
 
     def table(self, value: Any, path: str, rows: int, cols: int, cell: Any) -> tuple[tuple[Any, ...], ...]:
         """A ``rows`` x ``cols`` nested list, each cell read by ``cell(value, path)``."""
-        outer = self.sequence(value, path, rows, f"a list of {rows} rows ([units of this layer][units before])")
+        outer = self.sequence(value, path, rows, f"a list of {rows} rows, one per unit of this layer")
         result = []
         for r, row in enumerate(outer):
-            inner = self.sequence(row, f"{path}[{r}]", cols, f"a row of {cols} entries (one per unit of the layer before)")
+            inner = self.sequence(row, f"{path}[{r}]", cols, f"a row of {cols} entries, one per unit of the layer before")
             result.append(tuple(cell(v, f"{path}[{r}][{c}]") for c, v in enumerate(inner)))
         return tuple(result)
 
@@ -257,8 +260,10 @@ class _Reader:
         if problem:
             raise self.fail("name", problem)
         description = top.get("description", "")
-        if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
-            raise self.fail("description", f"expected text of at most {MAX_DESCRIPTION} characters")
+        if not isinstance(description, str):
+            raise self.fail("description", f"expected text, got {shown(description)}")
+        if len(description) > MAX_DESCRIPTION:
+            raise self.fail("description", f"expected text of at most {MAX_DESCRIPTION:,} characters, got {len(description):,}")
         inputs = self.inputs(top["inputs"])
         layers = self.layers(top["layers"], len(inputs))
         sizes = [len(inputs)] + [len(layer.units) for layer in layers]
@@ -345,8 +350,8 @@ class _Reader:
             raise self.fail(path, "given, but the layer has bias: none")
         if mode is BiasMode.SHARED and not isinstance(value, list):
             return (self.number(value, path),)
-        what = "one shared bias" if mode is BiasMode.SHARED else "one bias per unit"
-        items = self.sequence(value, path, count, f"a list with {what}")
+        what = "a list of one shared bias" if mode is BiasMode.SHARED else f"a list of {count} biases, one per unit"
+        items = self.sequence(value, path, count, what)
         return tuple(self.number(v, f"{path}[{i}]") for i, v in enumerate(items))
 
     def bias_names(self, value: Any, path: str, count: int) -> tuple[str, ...]:
@@ -388,6 +393,9 @@ class _Reader:
             raise SpecError(error.source, error.field, error.message) from None
         if needed not in expr.free_symbols:
             raise self.fail(path, f"the formula does not use {needed.name}")
+        size = tree_size(expr, MAX_FORMULA_NODES + 1)
+        if size > MAX_FORMULA_NODES:
+            raise self.fail(path, f"expected a formula of at most {MAX_FORMULA_NODES} terms and operations, got more")
         return expr
 
     def loss(self, value: Any, output: LayerSpec) -> LossSpec:

@@ -83,6 +83,7 @@ BAD_USAGE = [
     (["derive"], "the following arguments are required: spec"),
     (["frobnicate", MAZUR], "invalid choice: 'frobnicate'"),
     (["derive", MAZUR, "--nope"], "unrecognized arguments: --nope"),
+    (["derive", MAZUR, "--jso"], "unrecognized arguments: --jso"),
     (["derive", "missing.yaml"], "missing.yaml: no such file"),
     (["derive", str(ROOT / "examples")], "expected a spec file ending in"),
     (["derive", str(ROOT / "README.md")], "expected a spec file ending in .yaml"),
@@ -97,6 +98,7 @@ def test_bad_usage(capsys, args: list[str], message: str) -> None:
     code, out, err = run(capsys, *args)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and message in err, err
+    assert not err.startswith("chainrule: error: chainrule:")
 
 
 BAD_FILES = [
@@ -108,7 +110,11 @@ BAD_FILES = [
     ("typo.yaml", "name: n\ninputs: 2\nlayers: [{name: o, units: 1, activaton: relu}]\nloss: mse\n", "layers[0].activaton: unknown key 'activaton' (did you mean 'activation'?)"),
     ("deep.json", "[" * 30_000 + "]" * 30_000, "nesting deeper than"),
     ("latin1.yaml", b"name: caf\xe9\n", "expected UTF-8 text"),
-    ("loss_nan.yaml", "name: n\ninputs: 1\nlayers: [{name: o, units: 1, activation: identity, weights: [[1]], biases: [0]}]\nloss: {formula: 'log(y)'}\nsample: {x: [-1], t: [0]}\n", "the loss on the sample is nan"),
+    ("loss_nan.yaml", "name: n\ninputs: 1\nlayers: [{name: o, units: 1, activation: identity, weights: [[1]], biases: [0]}]\nloss: {formula: 'log(y)'}\nsample: {x: [-1], t: [0]}\n", "loss.formula: the loss on the sample is nan"),
+    ("act_nan.yaml", "name: n\ninputs: 1\nlayers: [{name: o, units: 1, activation: {formula: 'log(-x)'}, weights: [[1]], biases: [0]}]\nloss: mse\nsample: {x: [1], t: [0]}\n", "layers[0].activation.formula: out_o1 is nan on the sample"),
+    ("act_inf.yaml", "name: n\ninputs: 1\nlayers: [{name: o, units: 1, activation: {formula: 'x*1e300*1e300'}}]\nloss: mse\nsample: {x: [1], t: [0]}\n", "layers[0].activation.formula: out_o1 is"),
+    ("ce_formula.yaml", "name: n\ninputs: 1\nlayers: [{name: o, units: 2, activation: {formula: 'x'}, weights: [[1], [-1]]}]\nloss: cross_entropy\nsample: {x: [0.5], t: [0, 1]}\n", "cross_entropy needs outputs in (0, 1); on the sample out_o2 = -0.5"),
+    ("yaml11.yaml", "%YAML 1.1\n---\nname: n\n", "%YAML 1.1: chainrule reads YAML 1.2"),
 ]
 
 
@@ -121,6 +127,39 @@ def test_bad_files(capsys, tmp_path: Path, name: str, text, message: str) -> Non
         assert code == 2 and out == ""
         assert err.count("\n") == 1 and message in err and str(path) in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # nothing written
+
+
+def test_fifo_is_refused_not_read(capsys, tmp_path: Path) -> None:
+    import os
+
+    path = tmp_path / "pipe.yaml"
+    os.mkfifo(path)
+    code, _, err = run(capsys, "derive", str(path))
+    assert code == 2 and "is not a regular file" in err
+
+
+def test_file_name_with_a_newline_stays_one_line(capsys, tmp_path: Path) -> None:
+    path = tmp_path / "a\nb.yaml"
+    path.write_text("name: 3\n")
+    code, _, err = run(capsys, "derive", str(path))
+    assert code == 2 and err.count("\n") == 1 and "a\\nb.yaml" in err
+
+
+@pytest.mark.parametrize(
+    "activation, loss, sample",
+    [
+        ("{formula: 'sign(x)'}", "mse", "{x: [0.3], t: [0.5]}"),
+        ("{formula: 'x*step(x - 0.1)'}", "mse", "{x: [0.3], t: [0.5]}"),
+        ("sigmoid", "bce", "{x: [0.3], t: [1]}"),
+    ],
+)
+def test_formerly_crashing_specs(capsys, tmp_path: Path, activation: str, loss: str, sample: str) -> None:
+    path = tmp_path / "s.yaml"
+    bias = "[40]" if loss == "bce" else "[0.1]"
+    path.write_text(f"name: n\ninputs: 1\nlayers:\n  - {{name: h, units: 2, activation: {activation}}}\n  - {{name: o, units: 1, activation: sigmoid, biases: {bias}}}\nloss: {loss}\nsample: {sample}\n")
+    for command in (["derive", str(path), "--json"], ["derive", str(path)], ["check", str(path)]):
+        code, out, err = run(capsys, *command)
+        assert code == 0 and err == "", (command, err)
 
 
 def test_yaml_bom_and_crlf_are_read(capsys, tmp_path: Path) -> None:

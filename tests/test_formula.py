@@ -74,6 +74,9 @@ def test_reads(text: str, expected: sympy.Expr) -> None:
         ("x == y", "unexpected character '='"),
         ("x; y", "unexpected character ';'"),
         ("\\input{x}", "unexpected character"),
+        ("x + sqrt(-2)", "is not real"),
+        ("x * log(-1)", "is not real"),
+        ("x*(pi**100)**100", "exponent larger than 100"),
     ],
 )
 def test_refuses(text: str, message: str) -> None:
@@ -181,7 +184,10 @@ def test_fuzz_token_soup(tokens: list[str]) -> None:
         pass
 
 
-def test_allow_list_is_documented() -> None:
+def test_allow_list_is_reserved_and_documented() -> None:
+    from chainrule.derive.naming import FORMULA_FUNCTIONS, RESERVED
+
+    assert set(FORMULA_FUNCTIONS) == set(FUNCTIONS) and set(FUNCTIONS) <= RESERVED
     readme = (__import__("pathlib").Path(__file__).parent.parent / "README.md").read_text()
     for name in FUNCTIONS:
         assert name in readme
