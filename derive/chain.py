@@ -3,7 +3,10 @@
 For a parameter θ, ``dE/dθ`` is a sum over the paths from E down to θ, each path a product of
 local factors such as ``dE/dout_o1 · dout_o1/dnet_o1 · dnet_o1/dw5``. Each factor is
 ``sympy.diff`` of one unit's own definition with respect to one of its immediate symbols, and is
-then written in the symbols a person uses (``out_o1*(1 - out_o1)`` for a sigmoid). When a
+then written in the symbols a person uses (``out_o1*(1 - out_o1)`` for a sigmoid). A unit's
+activation and its term of the loss are the layer's definition with the unit's symbols put in,
+so their derivatives are the layer form's (``sympy.diff`` once per layer, on generic symbols)
+with the same symbols put in: the cost follows the layers, not the units. When a
 parameter has more than :data:`PATH_CAP` paths (deep, wide networks), its paths start at the
 deltas ``delta_u = dE/dnet_u`` of the highest layer that keeps the count under the cap, as one
 writes it by hand; those deltas come from the layer form.
@@ -20,7 +23,7 @@ import sympy
 from . import naming
 from .layers import LayerForm
 from .network import Network, ParamRef, real_symbol
-from .registry import T, Y, softmax_in_output, to_step_form
+from .registry import T, X, Y, softmax_in_output, to_step_form
 
 PATH_CAP = 16
 
@@ -147,17 +150,20 @@ class ChainRule:
         if of[0] == "E" and wrt[0] == "net":
             return self._fused_factor(of_symbol, wrt)
         if of[0] == "E":
-            raw = sympy.diff(self.loss_definition, wrt_symbol)
+            # E is a sum of one term per output, l(out_k, t_k); out_k appears in its own alone.
+            output = self.forms[-1].output
+            assert output is not None
+            raw = output.dE_dy.xreplace({Y: wrt_symbol, T: net.target(wrt[2])})
             return Factor(of_symbol, wrt_symbol, raw, raw)
         if of[0] == "out":
-            raw = to_step_form(sympy.diff(net.out_definition(of[1], of[2]), wrt_symbol))
+            form = self.forms[of[1] - 1]
+            if form.f_prime is not None:  # elementwise: out_u = f(net_u), so dout_u/dnet_u = f'(net_u)
+                raw = form.f_prime.xreplace({X: wrt_symbol})
+            else:
+                raw = to_step_form(sympy.diff(net.out_definition(of[1], of[2]), wrt_symbol))
             return Factor(of_symbol, wrt_symbol, raw, self._activation_human(of, wrt, raw))
         raw = sympy.diff(net.net_definition(of[1], of[2]), wrt_symbol)
         return Factor(of_symbol, wrt_symbol, raw, raw)
-
-    @cached_property
-    def loss_definition(self) -> sympy.Expr:
-        return self.network.loss_definition()
 
     def _activation_human(self, of: Node, wrt: Node, raw: sympy.Expr) -> sympy.Expr:
         net, layer = self.network, of[1]

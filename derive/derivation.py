@@ -4,9 +4,10 @@
 ``chainrule derive``, the finite-difference check, and (later) the report, the emitted trainer and
 the verdicts on hand calculations.
 
-A network is *small* when it has at most :data:`SMALL_MAX_PARAMETERS` parameters: then every
-parameter gets its scalar chain and its closed form. A larger network gets the layer form, and
-scalar chains only for the parameters asked for by name.
+A network is *small* when it has at most :data:`SMALL_MAX_PARAMETERS` parameters in at most
+:data:`SMALL_MAX_DEPTH` layers: then every parameter gets its scalar chain and its closed form. A
+larger or deeper network gets the layer form, and scalar chains only for the parameters asked
+for by name.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .optimizers import CompiledRule, compile_rule
 from .spec import Spec, suggest
 
 SMALL_MAX_PARAMETERS = 200
+SMALL_MAX_DEPTH = 6
 
 
 class NotFinite(ChainruleError):
@@ -224,7 +226,7 @@ class PointValues:
 
 
 def is_small(network: Network) -> bool:
-    return network.parameter_count <= SMALL_MAX_PARAMETERS
+    return network.parameter_count <= SMALL_MAX_PARAMETERS and network.depth <= SMALL_MAX_DEPTH
 
 
 def resolve_params(network: Network, names: Iterable[str]) -> list[ParamRef]:

@@ -281,8 +281,12 @@ class Network:
         mean = self.loss_def is not None and self.loss_def.mean
         return sympy.Rational(1, self.sizes[-1]) if mean else sympy.Integer(1)
 
+    def loss_term(self, k: int) -> sympy.Expr:
+        """Output ``k``'s term of ``E``: the scaled per-output loss of out_k and t_k."""
+        return self.loss_scale * self.per_output_loss().xreplace({Y: self.out(self.depth, k), T: self.target(k)})
+
     def loss_definition(self) -> sympy.Expr:
-        """``E`` in the outputs of the last layer and the targets."""
+        """``E`` in the outputs of the last layer and the targets: the sum of the terms."""
         per_output = self.per_output_loss()
         terms = [per_output.xreplace({Y: self.out(self.depth, k), T: self.target(k)}) for k in range(self.sizes[-1])]
         return self.loss_scale * sympy.Add(*terms)

@@ -31,6 +31,7 @@ MAX_SEED = 2**32 - 1
 MAX_DESCRIPTION = 2_000
 DISTRIBUTION_TOLERANCE = 1e-12  # float rounding of decimals such as 0.1 + 0.2 + 0.7, no more
 MAX_FORMULA_NODES = 400  # an activation or loss formula; the registry's largest (gelu) has 23
+MAX_DERIVATIVE_NODES = 4_000  # and its derivative (a product of 60 max() has 18,000)
 
 
 class BiasMode(Enum):
@@ -396,6 +397,8 @@ class _Reader:
         size = tree_size(expr, MAX_FORMULA_NODES + 1)
         if size > MAX_FORMULA_NODES:
             raise self.fail(path, f"expected a formula of at most {MAX_FORMULA_NODES} terms and operations, got more")
+        if tree_size(sympy.diff(expr, needed), MAX_DERIVATIVE_NODES + 1) > MAX_DERIVATIVE_NODES:
+            raise self.fail(path, f"the formula's derivative has more than {MAX_DERIVATIVE_NODES:,} terms and operations; write a simpler formula")
         return expr
 
     def loss(self, value: Any, output: LayerSpec) -> LossSpec:

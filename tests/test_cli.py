@@ -194,3 +194,12 @@ def test_check_exits_1_on_disagreement(capsys, monkeypatch: pytest.MonkeyPatch) 
     code, out, err = run(capsys, "check", MAZUR)
     assert code == 1 and err == ""
     assert "DISAGREES" in out and out.rstrip().endswith("DISAGREE (tolerance 1e-04).")
+
+
+@pytest.mark.parametrize("loss", ["sign(y - t)*(y - t)", "step(y - t)*(y - t)**2 + (t - y)**2"])
+def test_loss_formulas_with_jumps(capsys, tmp_path: Path, loss: str) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(f"name: n\ninputs: 2\nlayers: [{{name: o, units: 1, activation: tanh}}]\nloss: {{formula: '{loss}'}}\nsample: {{x: [0.2, 0.4], t: [0.9]}}\n")
+    for command in ("derive", "check"):
+        code, _, err = run(capsys, command, str(path))
+        assert code == 0 and err == ""
