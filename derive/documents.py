@@ -32,7 +32,8 @@ try:  # libyaml's parser, as PyYAML's wheels ship it
 except ImportError:  # pragma: no cover - a PyYAML built without libyaml: slower, same events
     _EventParser = yaml.SafeLoader
 
-MAX_BYTES = 16 * 2**20
+MAX_BYTES = 16 * 2**20  # JSON, read by the C parser of the standard library
+MAX_TEXT_BYTES = {"json": MAX_BYTES, "yaml": 2 * 2**20, "toml": 2 * 2**20}  # Python-speed readers
 MAX_DEPTH = 32
 MAX_NODES = 2_000_000
 MAX_INT_DIGITS = 4_000
@@ -52,8 +53,10 @@ def load_document(text: str, source: str, fmt: str) -> Any:
         ChainruleError: too large, too deeply nested, malformed, duplicate keys, non-finite JSON
             constants, or too many values once aliases are expanded.
     """
-    if len(text) > MAX_BYTES:
-        raise ChainruleError(source, "", f"expected at most {MAX_BYTES // 2**20} MiB of text, got {len(text):,} characters")
+    limit = MAX_TEXT_BYTES[fmt]
+    if len(text) > limit:
+        hint = "" if fmt == "json" else " (a larger spec, such as one with big weight matrices, can be written in JSON, up to 16 MiB)"
+        raise ChainruleError(source, "", f"expected at most {limit // 2**20} MiB of {fmt.upper()}, got {len(text):,} characters{hint}")
     if fmt == "yaml":
         return _YamlComposer(text, source).compose()
     depth = nesting_depth(text, fmt)

@@ -152,9 +152,11 @@ def test_recursive_alias_refused() -> None:
         load("a: &a [*a]\n")
 
 
-def test_size_checked_before_parsing() -> None:
-    with pytest.raises(ChainruleError, match="MiB"):
-        load("a: " + "x" * (17 * 2**20))
+@pytest.mark.parametrize("fmt, size", [("yaml", 2 * 2**20 + 1), ("toml", 2 * 2**20 + 1), ("json", 16 * 2**20 + 1)])
+def test_size_checked_before_parsing(fmt: str, size: int) -> None:
+    with pytest.raises(ChainruleError, match="MiB of") as caught:
+        load(" " * size, fmt)
+    assert ("written in JSON" in str(caught.value)) == (fmt != "json")
 
 
 @pytest.mark.parametrize(
