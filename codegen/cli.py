@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from chainrule.derive.check import check_derivation
@@ -15,7 +16,9 @@ from chainrule.derive.derivation import derive
 from chainrule.derive.errors import ChainruleError
 
 from .files import load_spec
+from .files import write_atomic
 from .jsonout import render_json
+from .trainer import render_trainer
 from .text import render_check, render_derivation
 
 USAGE_ERROR = 2
@@ -35,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     derive_cmd.add_argument("spec", help="the network spec (.yaml, .yml, .toml or .json)")
     derive_cmd.add_argument("--param", action="append", default=[], metavar="NAME", help="only this parameter's chain (repeatable); for big networks, the parameters to expand")
     derive_cmd.add_argument("--json", action="store_true", help="print the derivation as JSON")
+    emit_cmd = commands.add_parser("emit", allow_abbrev=False, help="write the standalone NumPy trainer DIR/NAME.py")
+    emit_cmd.add_argument("spec", help="the network spec")
+    emit_cmd.add_argument("-o", "--output", default=".", metavar="DIR", help="the directory to write NAME.py into (default: .)")
     check_cmd = commands.add_parser("check", allow_abbrev=False, help="central differences against the derivation; exit 1 on disagreement")
     check_cmd.add_argument("spec", help="the network spec")
     check_cmd.add_argument("--points", type=int, default=3, metavar="N", help="seeded random points besides the sample (default 3)")
@@ -50,12 +56,26 @@ def run(argv: Sequence[str]) -> int:
         text = render_json(derivation, args.param) if args.json else render_derivation(derivation, args.param)
         sys.stdout.write(text)
         return 0
+    if args.command == "emit":
+        emit(spec, args.spec, args.output)
+        return 0
     if not 0 <= args.points <= 100:
         raise ChainruleError("", "--points", f"expected 0 to 100 random points, got {args.points}")
     derivation = derive(spec)
     result = check_derivation(derivation, random_points=args.points)
     sys.stdout.write(render_check(derivation, result))
     return 0 if result.passed else 1
+
+
+def emit(spec, spec_path: str, out_dir: str) -> Path:
+    """Write the trainer of ``spec`` as ``out_dir/NAME.py`` (atomically); returns its path."""
+    target = Path(out_dir) / f"{spec.name}.py"
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise ChainruleError(out_dir, "-o", "expected a directory")
+    text = render_trainer(derive(spec), spec_path, out_dir)
+    write_atomic(target, text)
+    print(f"wrote {target}")
+    return target
 
 
 def main(argv: Sequence[str] | None = None) -> int:

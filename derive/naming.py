@@ -44,7 +44,12 @@ MAX_NAME_LENGTH = 64
 #: Names the formula parser gives a meaning of its own, and names emitted code imports or uses.
 FORMULA_FUNCTIONS = ("exp", "log", "sqrt", "tanh", "sin", "cos", "abs", "erf", "sign", "step", "sigmoid", "max", "min")
 FORMULA_CONSTANTS = ("pi",)
-CODE_NAMES = ("np", "numpy", "math", "self", "cls", "params", "grads", "Network", "X", "T")
+CODE_NAMES = (
+    "np", "numpy", "math", "self", "cls", "params", "grads", "Network", "X", "T",
+    # the emitted trainer's helpers and module names, which its straight-line code must see
+    "softmax", "log_softmax", "sum", "initial_params", "load_data", "main",
+    "argparse", "Path", "MappingProxyType",
+)
 #: Written in update rules (w5+ = w5 - lr*dE/dw5) and the layer form (net_h = W1 @ x + b1).
 RULE_NAMES = ("theta", "lr", "weight_decay", "momentum", "alpha", "beta1", "beta2", "eps", INPUT_VECTOR, TARGET_VECTOR)
 RESERVED = frozenset((LOSS,) + FORMULA_FUNCTIONS + FORMULA_CONSTANTS + CODE_NAMES + RULE_NAMES)

@@ -1,0 +1,312 @@
+"""Expressions to Python source for the emitted trainer: a rewrite to stable forms, then printing.
+
+:func:`stable_form` rewrites an expression so that printing it cannot overflow where the value is
+finite: products of powers of ``exp(±a)`` and ``1 + exp(±a)`` become ``σ(a)^m σ(-a)^n`` (σ' of a
+sigmoid, swish, mish's ``exp(x)/(exp(x) + 1)``), ``log(1 + exp(u))`` becomes ``softplus(u)``,
+``log(σ(u))`` becomes ``-softplus(-u)``, and in a branch that holds only where ``u <= 0`` an
+``exp(c*u)`` is taken of ``min(u, 0)`` (elu's other branch is computed too by ``np.where``).
+
+Two printers write the result: :class:`VectorPrinter` (NumPy, on arrays of a batch) and
+:class:`ScalarPrinter` (plain floats, for the straight-line code of small networks; ``math``
+raises where NumPy would overflow, and the emitted code then takes the array path). Each is a
+sympy printer with one ``_print_X`` method per deliberate deviation.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import sympy
+from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.pycode import PythonCodePrinter
+
+
+class sigmoid(sympy.Function):  # noqa: N801 - printed under this name
+    """σ(u) = 1 / (1 + exp(-u)), computed by the emitted module without overflow."""
+
+    nargs = 1
+
+
+class softplus(sympy.Function):  # noqa: N801
+    """log(1 + exp(u)), computed as ``logaddexp(0, u)``."""
+
+    nargs = 1
+
+
+#: Helpers the emitted module defines, by the name the printers call them.
+ARRAY_HELPERS = ("sigmoid", "softplus", "erf")
+
+
+def stable_form(expr: sympy.Expr) -> sympy.Expr:
+    """``expr`` rewritten so that it is computed without overflow; see the module docstring.
+
+    Products are regrouped before their factors are visited (σ' = exp(-x)/(1 + exp(-x))**2 is one
+    group), logarithms after their argument (log(1/(1 + exp(-z))) is -softplus(-z)).
+    """
+    if not expr.args:
+        return expr
+    if isinstance(expr, sympy.Piecewise):
+        return _clamped_piecewise(expr)
+    if isinstance(expr, sympy.log):
+        return _log(stable_form(expr.args[0]))
+    if isinstance(expr, (sympy.Mul, sympy.Pow)):
+        expr = _logistic(expr)
+    rebuilt = expr.func(*[stable_form(a) for a in expr.args])
+    return _complement(rebuilt) if isinstance(rebuilt, sympy.Add) else rebuilt
+
+
+def _complement(expr: sympy.Add) -> sympy.Expr:
+    """1 - σ(u) is σ(-u), which keeps its digits where σ(u) is near 1."""
+    if len(expr.args) == 2 and sympy.Integer(1) in expr.args:
+        other = expr.args[0] if expr.args[1] == 1 else expr.args[1]
+        coefficient, rest = other.as_coeff_Mul()
+        if coefficient == -1 and isinstance(rest, sigmoid):
+            return sigmoid(-rest.args[0])
+    return expr
+
+
+def _exp_power(factor: sympy.Expr) -> tuple[sympy.Expr, int, str] | None:
+    """(u, k, kind) for ``exp(u)**k`` (``exp``) or ``(1 + exp(u))**k`` (``one_plus``)."""
+    base, k = factor.args if isinstance(factor, sympy.Pow) else (factor, sympy.Integer(1))
+    if not k.is_Integer:
+        return None
+    if isinstance(base, sympy.exp):
+        coefficient, u = base.args[0].as_coeff_Mul()
+        if coefficient.is_Integer:
+            return u, int(k) * int(coefficient), "exp"
+        return base.args[0], int(k), "exp"
+    if isinstance(base, sympy.Add) and len(base.args) == 2 and sympy.Integer(1) in base.args:
+        other = base.args[0] if base.args[1] == 1 else base.args[1]
+        if isinstance(other, sympy.exp):
+            return other.args[0], int(k), "one_plus"
+    return None
+
+
+def _logistic(expr: sympy.Expr) -> sympy.Expr:
+    """exp(a)^p (1 + exp(a))^q (1 + exp(-a))^r = σ(a)^(p-r) σ(-a)^(-p-q), exactly."""
+    found: dict[sympy.Expr, list[int]] = {}
+    members: dict[sympy.Expr, list[sympy.Expr]] = {}
+    factors = sympy.Mul.make_args(expr)
+    for factor in factors:
+        parsed = _exp_power(factor)
+        if parsed is None:
+            continue
+        u, k, kind = parsed
+        key = -u if u.could_extract_minus_sign() else u
+        sign = 1 if u == key else -1
+        counts = found.setdefault(key, [0, 0, 0])
+        counts[0 if kind == "exp" else 1 if sign > 0 else 2] += sign * k if kind == "exp" else k
+        members.setdefault(key, []).append(factor)
+    taken: set[sympy.Expr] = set()
+    groups = []
+    for key, (p, q, r) in found.items():
+        if q or r:
+            taken.update(members[key])
+            groups.append(sigmoid(key) ** (p - r) * sigmoid(-key) ** (-p - q))
+    if not groups:
+        return expr
+    return sympy.Mul(*groups, *[f for f in factors if f not in taken])
+
+
+def _log(arg: sympy.Expr) -> sympy.Expr:
+    """log(arg) for an argument already in stable form."""
+    base, k = arg.args if isinstance(arg, sympy.Pow) and arg.exp.is_Integer else (arg, sympy.Integer(1))
+    if isinstance(base, sigmoid):
+        return -k * softplus(-base.args[0])
+    parsed = _exp_power(base)
+    if parsed is not None and parsed[2] == "one_plus":
+        return k * parsed[1] * softplus(parsed[0])
+    if isinstance(base, sympy.Mul) and any(isinstance(f.args[0] if isinstance(f, sympy.Pow) else f, sigmoid) for f in base.args):
+        return k * sympy.Add(*[_log(f) if isinstance(f, (sigmoid, sympy.Pow)) else sympy.log(f) for f in base.args])
+    return sympy.log(arg)
+
+
+def _clamped_piecewise(expr: sympy.Piecewise) -> sympy.Piecewise:
+    pieces = []
+    for value, cond in expr.args:
+        value = stable_form(value)
+        if isinstance(cond, sympy.LessThan) and cond.rhs == 0:
+            u = cond.lhs
+            value = value.replace(
+                lambda e: isinstance(e, sympy.exp) and (e.args[0] / u).is_positive and (e.args[0] / u).is_Number,
+                lambda e: sympy.exp((e.args[0] / u) * sympy.Min(u, 0)),
+            )
+        pieces.append((value, cond))
+    return sympy.Piecewise(*pieces)
+
+
+def _positive_first(expr: sympy.Expr) -> list[sympy.Expr]:
+    """Terms in a canonical order, positive ones first, as people write them: ``out_o - t``."""
+    return sorted(sympy.Add.make_args(expr), key=lambda term: (term.could_extract_minus_sign(), sympy.default_sort_key(term)))
+
+
+def _is_relu(expr: sympy.Piecewise) -> sympy.Expr | None:
+    """``u`` when ``expr`` is Piecewise((0, u <= 0), (u, True)), else None."""
+    if len(expr.args) != 2:
+        return None
+    (low, cond), (high, other) = expr.args
+    if low == 0 and other == sympy.true and isinstance(cond, sympy.LessThan) and cond.rhs == 0 and cond.lhs == high:
+        return high
+    return None
+
+
+class VectorPrinter(NumPyPrinter):
+    """NumPy source over arrays, with ``np`` for numpy; one method per deviation."""
+
+    _kf = {k: v.replace("numpy.", "np.") for k, v in NumPyPrinter._kf.items()}
+    _kc = {k: v.replace("numpy.", "np.") for k, v in NumPyPrinter._kc.items()}
+
+    def __init__(self, settings: dict | None = None) -> None:
+        super().__init__({"fully_qualified_modules": True, "order": "none", **(settings or {})})
+        self._module = "np"
+
+    def _module_format(self, fqn: str, register: bool = True) -> str:
+        return fqn.replace("numpy.", "np.", 1) if fqn.startswith("numpy.") else fqn
+
+    def _as_ordered_terms(self, expr: sympy.Expr, order: str | None = None) -> list[sympy.Expr]:
+        return _positive_first(expr)
+
+    def _print_Float(self, expr: sympy.Float) -> str:
+        return repr(float(expr))
+
+    def _print_Rational(self, expr: sympy.Rational) -> str:
+        return repr(float(expr)) if expr.q != 1 else str(expr.p)
+
+    def _print_Half(self, expr: sympy.Rational) -> str:
+        return "0.5"
+
+    def _print_Integer(self, expr: sympy.Integer) -> str:
+        return str(expr.p)
+
+    def _print_Pi(self, expr: sympy.Expr) -> str:
+        return "np.pi"
+
+    def _print_sigmoid(self, expr: sympy.Expr) -> str:
+        return f"sigmoid({self._print(expr.args[0])})"
+
+    def _print_softplus(self, expr: sympy.Expr) -> str:
+        return f"np.logaddexp(0.0, {self._print(expr.args[0])})"
+
+    def _print_erf(self, expr: sympy.Expr) -> str:
+        return f"erf({self._print(expr.args[0])})"
+
+    def _print_Heaviside(self, expr: sympy.Expr) -> str:
+        return f"np.heaviside({self._print(expr.args[0])}, 0.0)"
+
+    def _print_Max(self, expr: sympy.Expr) -> str:
+        return self._fold("np.maximum", expr.args)
+
+    def _print_Min(self, expr: sympy.Expr) -> str:
+        return self._fold("np.minimum", expr.args)
+
+    def _fold(self, function: str, args: Iterable[sympy.Expr]) -> str:
+        ordered = sorted(args, key=lambda a: (a.is_Number, sympy.default_sort_key(a)))
+        text = self._print(ordered[0])
+        for arg in ordered[1:]:
+            text = f"{function}({text}, {self._print(arg)})"
+        return text
+
+    def _print_Piecewise(self, expr: sympy.Piecewise) -> str:
+        """``np.maximum(u, 0.0)`` for a relu, else nested ``np.where`` (not ``np.select``)."""
+        u = _is_relu(expr)
+        if u is not None:
+            return f"np.maximum({self._print(u)}, 0.0)"
+        (value, cond), rest = expr.args[0], expr.args[1:]
+        if cond == sympy.true or not rest:
+            return self._print(value)
+        return f"np.where({self._print(cond)}, {self._print(value)}, {self._print(sympy.Piecewise(*rest))})"
+
+
+class ScalarPrinter(PythonCodePrinter):
+    """Python source over floats (``math``), for the straight-line code of small networks."""
+
+    def __init__(self, settings: dict | None = None) -> None:
+        super().__init__({"fully_qualified_modules": True, "order": "none", **(settings or {})})
+
+    def _as_ordered_terms(self, expr: sympy.Expr, order: str | None = None) -> list[sympy.Expr]:
+        return _positive_first(expr)
+
+    _print_Float = VectorPrinter._print_Float
+    _print_Rational = VectorPrinter._print_Rational
+    _print_Half = VectorPrinter._print_Half
+    _print_Integer = VectorPrinter._print_Integer
+
+    def _print_Pi(self, expr: sympy.Expr) -> str:
+        return "math.pi"
+
+    def _print_sigmoid(self, expr: sympy.Expr) -> str:
+        """The textbook form: where math.exp overflows, the caller falls back to arrays."""
+        return f"1.0/(1.0 + math.exp({self._print(-expr.args[0])}))"
+
+    def _print_softplus(self, expr: sympy.Expr) -> str:
+        return f"math.log(1.0 + math.exp({self._print(expr.args[0])}))"
+
+    def _print_Heaviside(self, expr: sympy.Expr) -> str:
+        return f"({self._print(expr.args[0])} > 0)"
+
+    def _print_Pow(self, expr: sympy.Pow, rational: bool = False) -> str:
+        """Small integer powers as products: ``x**2`` raises OverflowError on floats, ``x*x`` is inf."""
+        base, exponent = expr.args
+        if exponent.is_Integer and 2 <= exponent <= 4:
+            inner = self.parenthesize(base, sympy.printing.precedence.PRECEDENCE["Mul"] + 1)
+            return "*".join([inner] * int(exponent))
+        if exponent == -1:
+            return f"1/{self.parenthesize(base, sympy.printing.precedence.PRECEDENCE['Pow'])}"
+        return super()._print_Pow(expr, rational=rational)
+
+    def _print_Max(self, expr: sympy.Expr) -> str:
+        return "max(" + ", ".join(self._print(a) for a in expr.args) + ")"
+
+    def _print_Min(self, expr: sympy.Expr) -> str:
+        return "min(" + ", ".join(self._print(a) for a in expr.args) + ")"
+
+    def _print_Piecewise(self, expr: sympy.Piecewise) -> str:
+        u = _is_relu(expr)
+        if u is not None:
+            return f"max({self._print(u)}, 0.0)"
+        (value, cond), rest = expr.args[0], expr.args[1:]
+        if cond == sympy.true or not rest:
+            return self._print(value)
+        return f"({self._print(value)} if {self._print(cond)} else {self._print(sympy.Piecewise(*rest))})"
+
+
+def vector_code(expr: sympy.Expr, names: dict[sympy.Symbol, str] | None = None) -> str:
+    """NumPy source of ``expr`` in its stable form, with symbols renamed by ``names``."""
+    return VectorPrinter().doprint(_renamed(stable_form(expr), names))
+
+
+def scalar_code(expr: sympy.Expr, names: dict[sympy.Symbol, str] | None = None) -> str:
+    """Float source of ``expr`` in its stable form, with symbols renamed by ``names``."""
+    return ScalarPrinter().doprint(_renamed(stable_form(expr), names))
+
+
+def _renamed(expr: sympy.Expr, names: dict[sympy.Symbol, str] | None) -> sympy.Expr:
+    expr = fold_constants(expr)
+    if not names:
+        return expr
+    return expr.xreplace({s: n if isinstance(n, sympy.Symbol) else sympy.Symbol(n, real=True) for s, n in names.items()})
+
+
+def fold_constants(expr: sympy.Expr) -> sympy.Expr:
+    """Constant parts as one float each (``sqrt(2)/sqrt(pi)`` is 0.7978845608028654), computed
+    once at emission rather than at every step; integers stay integers."""
+    if not expr.args:
+        return _float(expr) if isinstance(expr, sympy.Rational) and not expr.is_Integer else expr
+    if not expr.free_symbols and not isinstance(expr, sympy.logic.boolalg.Boolean):
+        return _float(expr)
+    if isinstance(expr, (sympy.Mul, sympy.Add)):
+        constant = [a for a in expr.args if not a.free_symbols]
+        rest = [fold_constants(a) for a in expr.args if a.free_symbols]
+        identity = sympy.Integer(1 if isinstance(expr, sympy.Mul) else 0)
+        value = _float(expr.func(*constant)) if constant else identity
+        if value == identity:
+            return expr.func(*rest, evaluate=False) if len(rest) > 1 else rest[0]
+        return expr.func(value, *rest, evaluate=False)
+    return expr.func(*[fold_constants(a) for a in expr.args])
+
+
+def _float(value: sympy.Expr) -> sympy.Expr:
+    number = value.evalf(17)
+    if number.is_Integer or (number.is_Float and float(number).is_integer() and abs(float(number)) < 2**53):
+        return sympy.Integer(int(float(number)))
+    return sympy.Float(float(number), 17)
