@@ -244,16 +244,6 @@ class ScalarPrinter(PythonCodePrinter):
     def _print_Heaviside(self, expr: sympy.Expr) -> str:
         return f"({self._print(expr.args[0])} > 0)"
 
-    def _print_Pow(self, expr: sympy.Pow, rational: bool = False) -> str:
-        """Small integer powers as products: ``x**2`` raises OverflowError on floats, ``x*x`` is inf."""
-        base, exponent = expr.args
-        if exponent.is_Integer and 2 <= exponent <= 4:
-            inner = self.parenthesize(base, sympy.printing.precedence.PRECEDENCE["Mul"] + 1)
-            return "*".join([inner] * int(exponent))
-        if exponent == -1:
-            return f"1/{self.parenthesize(base, sympy.printing.precedence.PRECEDENCE['Pow'])}"
-        return super()._print_Pow(expr, rational=rational)
-
     def _print_Max(self, expr: sympy.Expr) -> str:
         return "max(" + ", ".join(self._print(a) for a in expr.args) + ")"
 

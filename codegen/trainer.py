@@ -423,9 +423,12 @@ def _rule_lines(d: Derivation) -> tuple[Line, ...]:
 
 
 def _scalar_wanted(d: Derivation) -> bool:
-    """Straight-line float steps for small sgd networks whose output delta closes."""
+    """Straight-line float steps for small sgd networks whose output delta closes (and with no
+    hidden softmax, whose Jacobian the unit-by-unit deltas do not spell out)."""
     network = d.network
-    return network.parameter_count <= SCALAR_MAX_PARAMS and network.spec.optimizer.kind == "sgd" and d.layers[-1].output.closed is not None
+    if network.parameter_count > SCALAR_MAX_PARAMS or network.spec.optimizer.kind != "sgd":
+        return False
+    return d.layers[-1].output.closed is not None and not any(form.softmax for form in d.layers[:-1])
 
 
 def _scalar_forward(d: Derivation) -> list[Line]:

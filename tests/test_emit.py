@@ -1,0 +1,382 @@
+"""The emitted trainer: golden files, imported and run, against the derivation, finite differences,
+PyTorch (test extra) and the worked example's published figures."""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib.util
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chainrule.codegen.cli import main
+from chainrule.codegen.golden import REFRESH, render_generated
+from chainrule.codegen.trainer import render_trainer
+from chainrule.derive import derive
+from chainrule.derive.spec import spec_from_data
+from generator import random_spec, spec_id
+from helpers import EXAMPLE_FILES, ROOT, example
+
+GENERATED = ROOT / "generated"
+NAMES = [p.stem for p in EXAMPLE_FILES]
+
+
+def import_file(path: Path):
+    spec = importlib.util.spec_from_file_location(f"emitted_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def emitted(spec, tmp_path: Path):
+    """The trainer of ``spec`` written into ``tmp_path`` and imported."""
+    path = tmp_path / f"{spec.name}.py"
+    path.write_text(render_trainer(derive(spec), str(tmp_path / "spec.yaml"), str(tmp_path)), encoding="utf-8")
+    return import_file(path)
+
+
+@pytest.fixture(scope="module")
+def generated_modules():
+    return {name: import_file(GENERATED / f"{example(name).network.spec.name}.py") for name in NAMES}
+
+
+def finite_difference(net, X, T, h=1e-6):
+    theta, grad = net.theta, np.zeros_like(net.theta)
+    for i in range(theta.size):
+        keep = theta[i]
+        theta[i] = keep + h
+        up = net.loss(X, T)
+        theta[i] = keep - h
+        down = net.loss(X, T)
+        theta[i] = keep
+        grad[i] = (up - down) / (2 * h)
+    return grad
+
+
+def flat(grads: dict, net) -> np.ndarray:
+    return np.concatenate([np.ravel(grads[name]) for name in net.params])
+
+
+# -- golden files --------------------------------------------------------------------------------
+
+
+def test_generated_matches_what_emit_writes() -> None:
+    expected = render_generated(ROOT)
+    present = sorted(p.name for p in GENERATED.glob("*.py"))
+    assert present == sorted(expected), f"generated/ holds {present}, expected {sorted(expected)}; refresh with `{REFRESH}`"
+    for name, text in expected.items():
+        found = (GENERATED / name).read_text(encoding="utf-8")
+        if found != text:
+            diff = "".join(difflib.unified_diff(found.splitlines(True), text.splitlines(True), f"generated/{name}", "emitted now"))
+            pytest.fail(f"generated/{name} differs from what emit writes; refresh with `{REFRESH}`\n{diff}")
+
+
+def test_emitting_twice_gives_the_same_bytes() -> None:
+    d = example("mazur")
+    assert render_trainer(d, "examples/mazur.yaml", "generated") == render_trainer(derive(d.network.spec), "examples/mazur.yaml", "generated")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_imports_only_numpy_and_the_standard_library(name: str) -> None:
+    tree = ast.parse((GENERATED / f"{example(name).network.spec.name}.py").read_text(encoding="utf-8"))
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module.split(".")[0])
+    assert imported <= ({"numpy"} | set(sys.stdlib_module_names)), imported
+
+
+# -- against the derivation, finite differences and the published figures --------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gradients_are_the_derivations(name: str, generated_modules) -> None:
+    d, module = example(name), generated_modules[name]
+    net = module.Network()
+    X, T = d.values.x[None], d.values.t[None]
+    assert np.isclose(net.loss(X, T), d.loss, rtol=1e-13)
+    grads = net.gradients(X, T)
+    for l in range(d.network.depth):
+        np.testing.assert_allclose(grads[f"W{l + 1}"], d.sample.dW[l], rtol=1e-12, atol=1e-15)
+        if d.sample.db[l] is not None:
+            np.testing.assert_allclose(grads[f"b{l + 1}"], d.sample.db[l], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if example(n).network.parameter_count < 3000])
+def test_gradients_match_finite_differences_on_a_batch(name: str, generated_modules) -> None:
+    d, module = example(name), generated_modules[name]
+    net = module.Network()
+    rng = np.random.default_rng(5)
+    net.theta += rng.normal(0, 0.1, net.theta.shape)  # seeded biases are 0: a row of dead relus puts the next layer at its kink
+    X = rng.uniform(-1, 1, (3, d.network.sizes[0]))
+    T = np.tile(d.values.t, (3, 1))
+    np.testing.assert_allclose(flat(net.gradients(X, T), net), finite_difference(net, X, T), rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if example(n).small])
+def test_per_weight_formulas_agree_with_the_layer_form(name: str, generated_modules) -> None:
+    d, module = example(name), generated_modules[name]
+    net = module.Network()
+    if not hasattr(net, "gradient_formulas"):
+        pytest.skip("chains cut at a layer (too many paths): no per-weight formulas emitted")
+    formulas = net.gradient_formulas(d.values.x.tolist(), d.values.t.tolist())
+    for ref in d.network.parameters():
+        assert np.isclose(formulas[ref.name], d.gradient(ref), rtol=1e-12, atol=1e-15), ref.name
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_one_step_gives_the_derivations_update(name: str, generated_modules) -> None:
+    d, module = example(name), generated_modules[name]
+    net = module.Network()
+    net.step(d.values.x[None], d.values.t[None])
+    for l in range(d.network.depth):
+        np.testing.assert_allclose(net.params[f"W{l + 1}"], d.updated_W[l], rtol=1e-12, atol=1e-15)
+        if d.updated_b[l] is not None:
+            np.testing.assert_allclose(net.params[f"b{l + 1}"], d.updated_b[l], rtol=1e-12, atol=1e-15)
+
+
+def test_worked_example_one_step_matches_the_published_weights(generated_modules) -> None:
+    module = generated_modules["mazur"]
+    net = module.Network()
+    E = net.step(np.array(module.SAMPLE_X), np.array(module.SAMPLE_T))
+    assert f"{E:.9f}" == "0.298371109"
+    published = {"W1": [[0.149780716, 0.19956143], [0.24975114, 0.29950229]], "W2": [[0.35891648, 0.408666186], [0.511301270, 0.561370121]]}
+    for name, values in published.items():
+        np.testing.assert_allclose(net.params[name], values, atol=5e-9)
+
+
+def test_worked_example_after_10000_steps_with_frozen_biases(tmp_path: Path) -> None:
+    """The walkthrough's 0.0000351085 used already-updated output weights in the hidden deltas;
+    the correct figure is 3.5102e-05."""
+    data = mazur_data()
+    for layer in data["layers"]:
+        layer["freeze"] = ["biases"]
+    module = emitted(spec_from_data(data, "mazur_frozen.yaml"), tmp_path)
+    net = module.Network()
+    X, T = np.array(module.SAMPLE_X), np.array(module.SAMPLE_T)
+    for _ in range(10_000):
+        net.step(X, T)
+    assert f"{net.loss(X, T):.4e}" == "3.5102e-05"
+    assert net.params["b1"][0] == 0.35 and net.params["b2"][0] == 0.60
+
+
+def mazur_data() -> dict:
+    import yaml
+
+    return yaml.safe_load((ROOT / "examples" / "mazur.yaml").read_text(encoding="utf-8"))
+
+
+def test_one_sample_float_code_and_array_code_agree(generated_modules) -> None:
+    module = generated_modules["mazur"]
+    X, T = np.array(module.SAMPLE_X), np.array(module.SAMPLE_T)
+    one, arrays = module.Network(), module.Network()
+    for _ in range(5):
+        one.step(X, T)  # straight-line floats
+        arrays.step(np.vstack([X, X]), np.vstack([T, T]))  # arrays; the same mean loss
+    np.testing.assert_allclose(one.theta, arrays.theta, rtol=1e-13)
+
+
+# -- numerics, files, training ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["mazur", "softmax_classifier", "xor", "digits", "custom_activation"])
+def test_no_overflow_warnings_at_large_nets(name: str, generated_modules) -> None:
+    d, module = example(name), generated_modules[name]
+    net = module.Network()
+    X = np.full((2, d.network.sizes[0]), 1000.0)
+    X[1] *= -1
+    T = np.tile(d.values.t, (2, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        E = net.loss(X, T)
+        grads = net.gradients(X, T)
+        net.step(X[:1], T[:1])
+    assert np.isfinite(E) and all(np.isfinite(g).all() for g in grads.values())
+
+
+def test_a_loss_that_turns_infinite_names_the_epoch_and_step(generated_modules) -> None:
+    module = generated_modules["deep_tanh_relu"]
+    net = module.Network()
+    net.lr = 1e6
+    d = example("deep_tanh_relu")
+    X = np.random.default_rng(0).uniform(0, 1, (8, d.network.sizes[0])) * 100
+    T = np.tile(d.values.t, (8, 1))
+    with pytest.raises(FloatingPointError, match=r"at epoch \d+, step \d+"):
+        with np.errstate(all="ignore"):
+            net.fit(X, T, epochs=50, batch_size=4)
+
+
+def test_save_and_load_round_trip_and_refuse_another_architecture(tmp_path: Path, generated_modules) -> None:
+    mazur, xor = generated_modules["mazur"], generated_modules["xor"]
+    net = mazur.Network()
+    net.step(np.array(mazur.SAMPLE_X), np.array(mazur.SAMPLE_T))
+    net.save(tmp_path / "m.npz")
+    np.testing.assert_array_equal(mazur.Network.load(tmp_path / "m.npz").theta, net.theta)
+    with pytest.raises(ValueError, match="another architecture"):
+        xor.Network.load(tmp_path / "m.npz")
+
+
+def test_float32_stays_float32_and_close_to_float64(generated_modules) -> None:
+    module = generated_modules["softmax_classifier"]
+    d = example("softmax_classifier")
+    X = np.random.default_rng(1).uniform(0, 1, (16, 4))
+    T = np.eye(3)[np.arange(16) % 3]
+    single, double = module.Network(dtype=np.float32), module.Network()
+    for _ in range(3):
+        single.step(X, T)
+        double.step(X, T)
+    assert single.theta.dtype == np.float32 and all(g.dtype == np.float32 for g in single.gradients(X, T).values())
+    np.testing.assert_allclose(single.theta, double.theta, rtol=1e-4, atol=1e-5)
+    del d
+
+
+def test_fit_is_seeded(generated_modules) -> None:
+    module = generated_modules["xor"]
+    X, T = module.load_data(GENERATED / module.DATA, *module.DATA_COLUMNS)
+    runs = []
+    for _ in range(2):
+        net = module.Network()
+        runs.append(net.fit(X, T, epochs=5, batch_size=2, seed=4))
+    assert runs[0] == runs[1]
+
+
+def test_xor_is_learned(generated_modules) -> None:
+    module = generated_modules["xor"]
+    X, T = module.load_data(GENERATED / module.DATA, *module.DATA_COLUMNS)
+    net = module.Network()
+    net.fit(X, T, epochs=300, batch_size=4)
+    result = net.evaluate(X, T)
+    assert result["accuracy"] == 1.0 and result["loss"] < 0.05
+
+
+def test_digits_reach_95_percent_held_out_within_30_epochs(generated_modules) -> None:
+    module = generated_modules["digits"]
+    X, T = module.load_data(GENERATED / module.DATA)
+    order = np.random.default_rng(0).permutation(len(X))
+    train, test = order[: int(0.8 * len(X))], order[int(0.8 * len(X)) :]
+    net = module.Network()
+    net.fit(X[train], T[train], epochs=30, batch_size=32, seed=0)
+    accuracy = net.evaluate(X[test], T[test])["accuracy"]
+    assert accuracy >= 0.95, accuracy
+
+
+def test_running_the_file_trains_and_prints_the_loss(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, str(GENERATED / "mazur.py"), "--epochs", "50"], capture_output=True, text=True, check=True)
+    before, after = (float(line.split()[-1]) for line in result.stdout.splitlines())
+    assert before == pytest.approx(0.298371109) and after < before
+    csv = tmp_path / "data.csv"
+    csv.write_text("i1,i2,t1,t2\n0.05,0.1,0.01,0.99\n0.5,0.2,0.9,0.1\n", encoding="utf-8")
+    result = subprocess.run([sys.executable, str(GENERATED / "mazur.py"), "--data", str(csv), "--epochs", "3"], capture_output=True, text=True, check=True)
+    assert "loss after 3 epochs" in result.stdout
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+
+def test_emit_writes_the_file_and_replaces_it(tmp_path: Path) -> None:
+    target = tmp_path / "mazur.py"
+    target.write_text("old", encoding="utf-8")
+    assert main(["emit", str(ROOT / "examples" / "mazur.yaml"), "-o", str(tmp_path)]) == 0
+    assert target.read_text(encoding="utf-8").startswith('"""Trainer for the network `mazur`')
+    assert [p.name for p in tmp_path.iterdir()] == ["mazur.py"]
+
+
+def test_emit_refuses_a_bad_spec_and_writes_nothing(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ninputs: [a]\nlayers: [{name: h, units: 2, activaton: relu}]\nloss: mse\n", encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["emit", str(bad), "-o", str(out)]) == 2
+    assert "activaton" in capsys.readouterr().err
+    assert not out.exists()
+
+
+# -- random architectures against PyTorch ---------------------------------------------------------
+
+torch = pytest.importorskip("torch")
+
+
+def torch_steps(d, kind_hyper, X, T, steps: int):
+    from test_optimizers import TORCH
+    from torch_bridge import activation, loss
+
+    W = [torch.tensor(w.copy(), requires_grad=True) for w in d.values.W]
+    b = [None if v is None else torch.tensor(v.copy(), requires_grad=True) for v in d.values.b]
+    frozen = [layer.freeze for layer in d.network.spec.layers]
+    params = [w for w, f in zip(W, frozen) if "weights" not in f] + [v for v, f in zip(b, frozen) if v is not None and "biases" not in f]
+    optimizer = TORCH[d.network.spec.optimizer.kind](params, kind_hyper)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        out = torch.tensor(X)
+        for l in range(1, d.network.depth + 1):
+            out = out @ W[l - 1].T + (0 if b[l - 1] is None else b[l - 1])
+            out = activation(d.network, l)(out)
+        loss(d.network, out, torch.tensor(T)).backward()
+        optimizer.step()
+    return [w.detach().numpy() for w in W], [None if v is None else v.detach().numpy() for v in b]
+
+
+@pytest.mark.parametrize("kind", ["sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"])
+@pytest.mark.parametrize("seed", range(6), ids=spec_id)
+def test_ten_steps_match_torch(seed: int, kind: str, tmp_path: Path) -> None:
+    from chainrule.derive.optimizers import OPTIMIZERS
+
+    data = random_spec(seed)
+    data["optimizer"] = {"kind": kind, "lr": 0.01, "weight_decay": 0.01}
+    spec = spec_from_data(data, spec_id(seed))
+    d = derive(spec)
+    hyper = {name: h.default for name, h in OPTIMIZERS[kind].hyper.items()} | dict(spec.optimizer.hyper)
+    module = emitted(spec, tmp_path)
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1, 1, (4, d.network.sizes[0]))
+    T = np.tile(d.values.t, (4, 1))
+    net = module.Network()
+    for _ in range(10):
+        net.step(X, T)
+    W, b = torch_steps(d, hyper, X, T, 10)
+    for l in range(d.network.depth):
+        np.testing.assert_allclose(net.params[f"W{l + 1}"], W[l], rtol=1e-8, atol=1e-10)
+        if b[l] is not None:
+            np.testing.assert_allclose(net.params[f"b{l + 1}"], b[l], rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("seed", range(40), ids=spec_id)
+def test_random_architectures_gradients_match_torch(seed: int, tmp_path: Path) -> None:
+    from torch_bridge import torch_gradients
+
+    spec = spec_from_data(random_spec(seed), spec_id(seed))
+    d = derive(spec)
+    module = emitted(spec, tmp_path)
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1, 1, (3, d.network.sizes[0]))
+    T = np.tile(d.values.t, (3, 1))
+    loss, dW, db = torch_gradients(d.network, d.values, X, T)
+    net = module.Network()
+    grads = net.gradients(X, T)
+    assert np.isclose(net.loss(X, T), loss, rtol=1e-10)
+    for l in range(d.network.depth):
+        np.testing.assert_allclose(grads[f"W{l + 1}"], dW[l], rtol=1e-8, atol=1e-11)
+        if db[l] is not None:
+            np.testing.assert_allclose(grads[f"b{l + 1}"], db[l], rtol=1e-8, atol=1e-11)
+
+
+@pytest.mark.parametrize("seed", range(40), ids=spec_id)
+def test_random_architectures_one_sample_step_is_the_derivations(seed: int, tmp_path: Path) -> None:
+    """Batch 1 with sgd takes the straight-line float code where it is emitted."""
+    data = random_spec(seed)
+    data["optimizer"] = {"kind": "sgd", "lr": 0.1}
+    spec = spec_from_data(data, spec_id(seed))
+    d = derive(spec)
+    module = emitted(spec, tmp_path)
+    net = module.Network()
+    assert np.isclose(net.step(d.values.x[None], d.values.t[None]), d.loss, rtol=1e-12)
+    for l in range(d.network.depth):
+        np.testing.assert_allclose(net.params[f"W{l + 1}"], d.updated_W[l], rtol=1e-11, atol=1e-14)
+        if d.updated_b[l] is not None:
+            np.testing.assert_allclose(net.params[f"b{l + 1}"], d.updated_b[l], rtol=1e-11, atol=1e-14)
