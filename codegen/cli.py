@@ -73,7 +73,10 @@ def emit(spec, spec_path: str, out_dir: str) -> Path:
     if Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise ChainruleError(out_dir, "-o", "expected a directory")
     text = render_trainer(derive(spec), spec_path, out_dir)
-    write_atomic(target, text)
+    try:
+        write_atomic(target, text)
+    except OSError as error:
+        raise ChainruleError(str(target), "-o", f"cannot write: {error.strerror or error}") from None
     print(f"wrote {target}")
     return target
 

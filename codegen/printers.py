@@ -20,6 +20,8 @@ import sympy
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.pycode import PythonCodePrinter
 
+from chainrule.derive.numeric import exp_power, logistic_groups
+
 
 class sigmoid(sympy.Function):  # noqa: N801 - printed under this name
     """σ(u) = 1 / (1 + exp(-u)), computed by the emitted module without overflow."""
@@ -65,47 +67,13 @@ def _complement(expr: sympy.Add) -> sympy.Expr:
     return expr
 
 
-def _exp_power(factor: sympy.Expr) -> tuple[sympy.Expr, int, str] | None:
-    """(u, k, kind) for ``exp(u)**k`` (``exp``) or ``(1 + exp(u))**k`` (``one_plus``)."""
-    base, k = factor.args if isinstance(factor, sympy.Pow) else (factor, sympy.Integer(1))
-    if not k.is_Integer:
-        return None
-    if isinstance(base, sympy.exp):
-        coefficient, u = base.args[0].as_coeff_Mul()
-        if coefficient.is_Integer:
-            return u, int(k) * int(coefficient), "exp"
-        return base.args[0], int(k), "exp"
-    if isinstance(base, sympy.Add) and len(base.args) == 2 and sympy.Integer(1) in base.args:
-        other = base.args[0] if base.args[1] == 1 else base.args[1]
-        if isinstance(other, sympy.exp):
-            return other.args[0], int(k), "one_plus"
-    return None
-
-
 def _logistic(expr: sympy.Expr) -> sympy.Expr:
-    """exp(a)^p (1 + exp(a))^q (1 + exp(-a))^r = σ(a)^(p-r) σ(-a)^(-p-q), exactly."""
-    found: dict[sympy.Expr, list[int]] = {}
-    members: dict[sympy.Expr, list[sympy.Expr]] = {}
-    factors = sympy.Mul.make_args(expr)
-    for factor in factors:
-        parsed = _exp_power(factor)
-        if parsed is None:
-            continue
-        u, k, kind = parsed
-        key = -u if u.could_extract_minus_sign() else u
-        sign = 1 if u == key else -1
-        counts = found.setdefault(key, [0, 0, 0])
-        counts[0 if kind == "exp" else 1 if sign > 0 else 2] += sign * k if kind == "exp" else k
-        members.setdefault(key, []).append(factor)
-    taken: set[sympy.Expr] = set()
-    groups = []
-    for key, (p, q, r) in found.items():
-        if q or r:
-            taken.update(members[key])
-            groups.append(sigmoid(key) ** (p - r) * sigmoid(-key) ** (-p - q))
+    """exp(a)^p (1 + exp(a))^q (1 + exp(-a))^r = σ(a)^(p-r) σ(-a)^(-p-q), exactly (the grouping
+    the derivation's own evaluator uses)."""
+    groups, rest = logistic_groups(list(sympy.Mul.make_args(expr)))
     if not groups:
         return expr
-    return sympy.Mul(*groups, *[f for f in factors if f not in taken])
+    return sympy.Mul(*[sigmoid(key) ** m * sigmoid(-key) ** n for key, m, n in groups], *rest)
 
 
 def _log(arg: sympy.Expr) -> sympy.Expr:
@@ -113,7 +81,7 @@ def _log(arg: sympy.Expr) -> sympy.Expr:
     base, k = arg.args if isinstance(arg, sympy.Pow) and arg.exp.is_Integer else (arg, sympy.Integer(1))
     if isinstance(base, sigmoid):
         return -k * softplus(-base.args[0])
-    parsed = _exp_power(base)
+    parsed = exp_power(base)
     if parsed is not None and parsed[2] == "one_plus":
         return k * parsed[1] * softplus(parsed[0])
     if isinstance(base, sympy.Mul) and any(isinstance(f.args[0] if isinstance(f, sympy.Pow) else f, sigmoid) for f in base.args):

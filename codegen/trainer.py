@@ -25,6 +25,7 @@ import sympy
 from chainrule.derive import naming
 from chainrule.derive.chain import ParamChain
 from chainrule.derive.derivation import Derivation
+from chainrule.derive.formula import format_expr
 from chainrule.derive.layers import LayerForm
 from chainrule.derive.network import Network
 from chainrule.derive.optimizers import GRAD, OPTIMIZERS, STEP, THETA, first_step_expr
@@ -114,7 +115,8 @@ def build_trainer_context(d: Derivation, spec_path: str, out_dir: str) -> Traine
     vector = _vector_code(d)
     scalar = _scalar_step(d, slots) if _scalar_wanted(d) else ()
     formulas = _formulas(d) if d.small else ()
-    code = "\n".join(line.code for line in vector[0] + vector[1] + vector[2] + scalar + formulas + _updates(d))
+    updates = _updates(d)
+    code = "\n".join(line.code for line in vector[0] + vector[1] + vector[2] + scalar + formulas + updates)
     helpers = tuple(source for name, source in _HELPERS.items() if f"{name}(" in code)
     return TrainerContext(
         name=spec.name,
@@ -137,10 +139,10 @@ def build_trainer_context(d: Derivation, spec_path: str, out_dir: str) -> Traine
         optimizer=spec.optimizer.kind,
         hyper=tuple((k, repr(float(v))) for k, v in dict(spec.optimizer.hyper).items()),
         state=OPTIMIZERS[spec.optimizer.kind].state,
-        update_locals=tuple(k for k, _ in spec.optimizer.hyper if _uses(_updates(d), k)),
-        update_step=_uses(_updates(d), "k"),
+        update_locals=tuple(k for k, _ in spec.optimizer.hyper if _uses(updates, k)),
+        update_step=_uses(updates, "k"),
         fold_lr=_fold_lr(d),
-        update_lines=_updates(d),
+        update_lines=updates,
         forward_lines=vector[0],
         output=d.layers[-1].out,
         loss_lines=vector[1],
@@ -309,14 +311,12 @@ def _backward(d: Derivation) -> tuple[Line, ...]:
     lines = list(_output_delta(d))
     for form in reversed(d.layers):
         previous = "X" if form.index == 1 else form.previous
-        unit_from = "i" if form.index == 1 else ""
         lines.append(Line(f"dE/d{form.weight} = {form.delta}^T {previous} (dE/dw = delta of its unit * the output it multiplies)",
                           f'np.matmul({form.delta}.T, {previous}, out=grads["{form.weight}"])'))
         if form.bias is not None and form.shared_bias:
             lines.append(Line(f"dE/d{form.bias} = sum of {form.delta} (one bias shared by the layer)", f'grads["{form.bias}"][0] = {form.delta}.sum()'))
         elif form.bias is not None:
             lines.append(Line(f"dE/d{form.bias} = {form.delta} summed over the batch", f'np.sum({form.delta}, axis=0, out=grads["{form.bias}"])'))
-        del unit_from
         if form.index == 1:
             break
         below = d.layers[form.index - 2]
@@ -366,8 +366,6 @@ def _hidden_delta(above: LayerForm, form: LayerForm) -> list[Line]:
 
 
 def _human(expr: sympy.Expr, names: dict) -> str:
-    from chainrule.derive.formula import format_expr
-
     return format_expr(expr.xreplace({s: sympy.Symbol(n, real=True) for s, n in names.items()}))
 
 

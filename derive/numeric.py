@@ -126,7 +126,7 @@ def _compile_mul(expr: sympy.Expr) -> Compiled:
     return product
 
 
-def _exp_power(factor: sympy.Expr) -> tuple[sympy.Expr, int, str] | None:
+def exp_power(factor: sympy.Expr) -> tuple[sympy.Expr, int, str] | None:
     """(u, k, kind) for ``exp(u)**k`` (kind ``exp``) or ``(1 + exp(u))**k`` (kind ``one_plus``)."""
     base, k = (factor.args if isinstance(factor, sympy.Pow) else (factor, sympy.Integer(1)))
     if not k.is_Integer:
@@ -143,13 +143,14 @@ def _exp_power(factor: sympy.Expr) -> tuple[sympy.Expr, int, str] | None:
     return None
 
 
-def _logistic_groups(factors: list[sympy.Expr]) -> tuple[list[Compiled], list[sympy.Expr]]:
-    """Take the factors in exp(±a) and 1 + exp(±a) out of ``factors``, as s^m (1-s)^n with
-    s = σ(a); groups without a ``1 + exp`` factor are left as they are."""
+def logistic_groups(factors: list[sympy.Expr]) -> tuple[list[tuple[sympy.Expr, int, int]], list[sympy.Expr]]:
+    """The factors in exp(±a) and 1 + exp(±a) of a product, as (a, m, n) with the group equal to
+    s^m (1-s)^n, s = σ(a), exactly; and the factors left over. Groups without a ``1 + exp``
+    factor are left as they are. The emitted trainer's printer uses the same grouping."""
     found: dict[sympy.Expr, list[int]] = {}
     members: dict[sympy.Expr, list[sympy.Expr]] = {}
     for factor in factors:
-        parsed = _exp_power(factor)
+        parsed = exp_power(factor)
         if parsed is None:
             continue
         u, k, kind = parsed
@@ -168,8 +169,13 @@ def _logistic_groups(factors: list[sympy.Expr]) -> tuple[list[Compiled], list[sy
         if q == 0 and r == 0:
             continue
         taken.update(members[key])
-        groups.append(_logistic_power(_compile(key), p - r, -p - q))
+        groups.append((key, p - r, -p - q))
     return groups, [f for f in factors if f not in taken]
+
+
+def _logistic_groups(factors: list[sympy.Expr]) -> tuple[list[Compiled], list[sympy.Expr]]:
+    groups, rest = logistic_groups(factors)
+    return [_logistic_power(_compile(key), m, n) for key, m, n in groups], rest
 
 
 def _logistic_power(a: Compiled, m: int, n: int) -> Compiled:

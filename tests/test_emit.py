@@ -225,7 +225,6 @@ def test_save_and_load_round_trip_and_refuse_another_architecture(tmp_path: Path
 
 def test_float32_stays_float32_and_close_to_float64(generated_modules) -> None:
     module = generated_modules["softmax_classifier"]
-    d = example("softmax_classifier")
     X = np.random.default_rng(1).uniform(0, 1, (16, 4))
     T = np.eye(3)[np.arange(16) % 3]
     single, double = module.Network(dtype=np.float32), module.Network()
@@ -234,7 +233,6 @@ def test_float32_stays_float32_and_close_to_float64(generated_modules) -> None:
         double.step(X, T)
     assert single.theta.dtype == np.float32 and all(g.dtype == np.float32 for g in single.gradients(X, T).values())
     np.testing.assert_allclose(single.theta, double.theta, rtol=1e-4, atol=1e-5)
-    del d
 
 
 def test_fit_is_seeded(generated_modules) -> None:
@@ -295,6 +293,14 @@ def test_emit_refuses_a_bad_spec_and_writes_nothing(tmp_path: Path, capsys) -> N
     assert main(["emit", str(bad), "-o", str(out)]) == 2
     assert "activaton" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_emit_into_a_place_it_cannot_write_is_one_line(tmp_path: Path, capsys) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("", encoding="utf-8")
+    assert main(["emit", str(ROOT / "examples" / "mazur.yaml"), "-o", str(blocker / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("chainrule: error:") and err.count("\n") == 1 and "Traceback" not in err
 
 
 # -- random architectures against PyTorch ---------------------------------------------------------
