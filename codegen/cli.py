@@ -44,6 +44,17 @@ def _parser() -> argparse.ArgumentParser:
     check_cmd = commands.add_parser("check", allow_abbrev=False, help="central differences against the derivation; exit 1 on disagreement")
     check_cmd.add_argument("spec", help="the network spec")
     check_cmd.add_argument("--points", type=int, default=3, metavar="N", help="seeded random points besides the sample (default 3)")
+    check_cmd.add_argument("--emitted", metavar="FILE", help="also check the gradients of this emitted trainer (chainrule emit) against central differences")
+    report_cmd = commands.add_parser("report", allow_abbrev=False, help="write the derivation as LaTeX DIR/NAME.tex (and the PDF)")
+    report_cmd.add_argument("spec", help="the network spec")
+    report_cmd.add_argument("-o", "--output", default=".", metavar="DIR", help="the directory to write NAME.tex (and NAME.pdf) into (default: .)")
+    report_cmd.add_argument("--pdf", action="store_true", help="also compile NAME.pdf with pdflatex")
+    report_cmd.add_argument("--param", action="append", default=[], metavar="NAME", help="show this parameter's chain (repeatable); big networks default to one weight per layer")
+    verify_cmd = commands.add_parser("verify", allow_abbrev=False, help="judge hand calculations in claims files; exit 1 when some are wrong")
+    verify_cmd.add_argument("spec", help="the network spec")
+    verify_cmd.add_argument("claims", nargs="+", metavar="CLAIMS", help="claims files (.yaml, .yml, .toml or .json)")
+    verify_cmd.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    verify_cmd.add_argument("--csv", metavar="FILE", help="write one row per claims file and claim (and a total per file)")
     return parser
 
 
@@ -59,6 +70,15 @@ def run(argv: Sequence[str]) -> int:
     if args.command == "emit":
         emit(spec, args.spec, args.output)
         return 0
+    if args.command == "report":
+        from .report import write_report  # imported here: the other commands never pay for it
+
+        write_report(spec, args.spec, args.output, pdf=args.pdf, params=args.param)
+        return 0
+    if args.command == "verify":
+        from .verify import run_verify
+
+        return run_verify(spec, args.spec, args.claims, as_json=args.json, csv_path=args.csv)
     if not 0 <= args.points <= 100:
         raise ChainruleError("", "--points", f"expected 0 to 100 random points, got {args.points}")
     derivation = derive(spec)
