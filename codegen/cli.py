@@ -1,7 +1,8 @@
 """The ``chainrule`` command: parse arguments, call one library function, map errors to exit 2.
 
-Exit codes: 0 success (``check``: the derivation agrees with finite differences), 1 ``check``
-found a disagreement, 2 bad input or usage (one line on stderr, nothing written).
+Exit codes: 0 success (``check``: the derivation, and the emitted trainer if named, agree with
+finite differences; ``verify``: every claim is right), 1 ``check`` found a disagreement or
+``verify`` a wrong claim, 2 bad input or usage (one line on stderr, nothing written).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from chainrule.derive.check import check_derivation
+from chainrule.derive.check import check_derivation, check_emitted
 from chainrule.derive.derivation import derive
 from chainrule.derive.errors import ChainruleError
 
+from .emitted import load_trainer
 from .files import load_spec
 from .files import write_atomic
 from .jsonout import render_json
@@ -82,9 +84,11 @@ def run(argv: Sequence[str]) -> int:
     if not 0 <= args.points <= 100:
         raise ChainruleError("", "--points", f"expected 0 to 100 random points, got {args.points}")
     derivation = derive(spec)
+    trainer = load_trainer(args.emitted, derivation) if args.emitted else None
     result = check_derivation(derivation, random_points=args.points)
-    sys.stdout.write(render_check(derivation, result))
-    return 0 if result.passed else 1
+    emitted = None if trainer is None else check_emitted(derivation, trainer, random_points=args.points)
+    sys.stdout.write(render_check(derivation, result, emitted, args.emitted or ""))
+    return 0 if result.passed and (emitted is None or emitted.passed) else 1
 
 
 def emit(spec, spec_path: str, out_dir: str) -> Path:

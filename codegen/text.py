@@ -123,14 +123,26 @@ def render_derivation(d: Derivation, params: Sequence[str] = ()) -> str:
     return "\n".join(out) + "\n"
 
 
-def render_check(d: Derivation, result) -> str:
-    """The check's verdict: per group and form, the largest relative error."""
+def render_check(d: Derivation, result, emitted=None, emitted_path: str = "") -> str:
+    """The check's verdict: per group and form, the largest relative error; with ``emitted`` (the
+    emitted trainer's result), a second table for the file at ``emitted_path``."""
     out = [network_summary(d), f"Central differences (float64) at {result.points} point(s): the sample and seeded random points away from kinks"]
-    out += [f"  note: {note}" for note in result.notes]
-    width = max((len(g.group) for g in result.groups), default=1)
-    for g in result.groups:
-        mark = "ok" if g.max_error <= result.tolerance else "DISAGREES"
-        out.append(f"  {g.group:<{width}} {g.form:<6} {g.checked:>6} checks  largest relative error {g.max_error:.2e} at {g.worst}  {mark}")
+    out += _check_table(result)
     verdict = "agree" if result.passed else "DISAGREE"
     out.append(f"The derivation and finite differences {verdict} (tolerance {result.tolerance:.0e}).")
+    if emitted is not None:
+        out.append(f"Emitted trainer {emitted_path} at {emitted.points} point(s): emitted = its gradients against central differences of its loss, derived = against the layer form")
+        out += _check_table(emitted)
+        verdict = "agree" if emitted.passed else "DISAGREE"
+        out.append(f"The emitted trainer, finite differences and the derivation {verdict} (tolerance {emitted.tolerance:.0e}).")
     return "\n".join(out) + "\n"
+
+
+def _check_table(result) -> list[str]:
+    out = [f"  note: {note}" for note in result.notes]
+    width = max((len(g.group) for g in result.groups), default=1)
+    form_width = max((len(g.form) for g in result.groups), default=1)
+    for g in result.groups:
+        mark = "ok" if g.max_error <= result.tolerance else "DISAGREES"
+        out.append(f"  {g.group:<{width}} {g.form:<{form_width}} {g.checked:>6} checks  largest relative error {g.max_error:.2e} at {g.worst}  {mark}")
+    return out

@@ -126,7 +126,7 @@ def build_trainer_context(d: Derivation, spec_path: str, out_dir: str) -> Traine
         inputs=repr(tuple(spec.inputs)),
         outputs=repr(tuple(network.units(network.depth))),
         targets=repr(tuple(spec.targets)),
-        architecture=_architecture(d),
+        architecture=architecture(d),
         slots=slots,
         size=slots[-1].stop,
         frozen=tuple(s for s in slots if _is_frozen(network, s)),
@@ -187,7 +187,7 @@ def _is_frozen(network: Network, slot: Slot) -> bool:
     return ("weights" if slot.name.startswith("W") else "biases") in layer.freeze
 
 
-def _architecture(d: Derivation) -> str:
+def architecture(d: Derivation) -> str:
     """One line that a saved file must match: sizes, activations, biases, loss."""
     parts = [f"{d.network.spec.name}: " + "-".join(str(s) for s in d.network.sizes)]
     for form, layer in zip(d.layers, d.network.spec.layers):

@@ -109,6 +109,81 @@ def check_derivation(derivation: Derivation, random_points: int = RANDOM_POINTS,
     return CheckResult(checked, groups, tolerance, tuple(notes))
 
 
+def check_emitted(derivation: Derivation, trainer, random_points: int = RANDOM_POINTS, tolerance: float = TOLERANCE) -> CheckResult:
+    """Central differences of an emitted trainer's own loss against its own ``gradients``, and its
+    gradients against the derivation's, at the sample and at the same seeded points as
+    :func:`check_derivation`.
+
+    ``trainer`` is a ``Network`` instance of the emitted module (float64): its ``params`` (views
+    that can be written), ``loss(X, T)`` and ``gradients(X, T)`` are all that is used. Two forms
+    per group: ``emitted`` (its gradients against differences of its loss) and ``derived`` (its
+    gradients against the layer form, relative error with the same floor).
+    """
+    network = derivation.network
+    worst: dict[tuple[str, str], _Worst] = {}
+    notes: list[str] = []
+    kinks = _kink_functions(network)
+    points = []
+    kink = _near_kink(derivation, derivation.sample, kinks)
+    if kink:
+        notes.append(f"the sample is skipped: {kink}")
+    else:
+        points.append((derivation.values, derivation.sample))
+    with np.errstate(all="ignore"):
+        for values in iter_random_values(derivation, random_points, kinks):
+            points.append((values, derivation.numbers.run(values.W, values.b, values.x, values.t)))
+    if len(points) < random_points + (not kink):
+        notes.append(f"{random_points + (not kink) - len(points)} random point(s) not found: none of 200 draws was away from kinks with the network defined")
+    saved = {name: np.array(value, copy=True) for name, value in trainer.params.items()}
+    try:
+        for values, run in points:
+            _check_emitted_point(derivation, trainer, values, run, worst)
+    finally:
+        for name, value in saved.items():
+            trainer.params[name][...] = value
+    groups = tuple(GroupResult(group, form, w.checked, w.error, w.where) for (group, form), w in worst.items())
+    return CheckResult(len(points), groups, tolerance, tuple(notes))
+
+
+def _check_emitted_point(derivation: Derivation, trainer, values: Values, run: Pass, worst: dict[tuple[str, str], _Worst]) -> None:
+    X, T = np.atleast_2d(values.x), np.atleast_2d(values.t)
+    groups = []  # (layer, kind, name, the derivation's gradient)
+    for l, form in enumerate(derivation.layers):
+        trainer.params[form.weight][...] = values.W[l]
+        groups.append((l, "W", form.weight, run.dW[l]))
+        if form.bias is not None:
+            trainer.params[form.bias][...] = values.b[l]
+            groups.append((l, "b", form.bias, run.db[l]))
+    with np.errstate(all="ignore"):
+        E = float(trainer.loss(X, T))
+        emitted = {name: np.asarray(g, dtype=float) for name, g in trainer.gradients(X, T).items()}
+
+    def loss(l: int, kind: str, group: np.ndarray) -> float:
+        target = trainer.params[derivation.layers[l].weight if kind == "W" else derivation.layers[l].bias]
+        kept = target.copy()
+        target[...] = group
+        try:
+            with np.errstate(all="ignore"):
+                return float(trainer.loss(X, T))
+        finally:
+            target[...] = kept
+
+    for l, kind, name, derived in groups:
+        got, derived = emitted[name], np.asarray(derived, dtype=float)
+        against_differences = worst.setdefault((name, "emitted"), _Worst())
+        for where, g, differenced in _group_checks(derivation.network, values, loss, l, kind, got, derivation.small):
+            against_differences.add(g, differenced, where, E)
+        against_derivation = worst.setdefault((name, "derived"), _Worst())
+        if got.shape != derived.shape:
+            against_derivation.add(np.inf, 0.0, f"{name} has shape {got.shape}, the derivation's {derived.shape}", E)
+            continue
+        with np.errstate(all="ignore"):
+            errors = np.abs(got - derived) / np.maximum(np.maximum(np.abs(got), np.abs(derived)), FLOOR * max(1.0, abs(E)))
+        index = np.unravel_index(int(np.argmax(np.where(np.isfinite(errors), errors, np.inf))), got.shape)
+        against_derivation.add(float(got[index]), float(derived[index]), f"{name}[{', '.join(str(int(i)) for i in index)}]", E)
+        against_derivation.checked += got.size - 1
+
+
 def _check_point(derivation: Derivation, values: Values, run: Pass, worst: dict[tuple[str, str], _Worst]) -> None:
     network = derivation.network
     loss = _loss_function(derivation, values)

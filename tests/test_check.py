@@ -67,3 +67,80 @@ def test_big_network_checks_directions_and_a_few_coordinates() -> None:
     assert result.passed
     assert all(g.checked <= 2 * 5 for g in result.groups)
     assert any("direction" in g.worst or "[" in g.worst for g in result.groups)
+
+
+# -- check --emitted: the emitted trainer against its own finite differences and the derivation ---
+
+from chainrule.codegen.cli import main  # noqa: E402
+from helpers import ROOT  # noqa: E402
+
+GENERATED = sorted((ROOT / "generated").glob("*.py"))
+
+
+def _spec_of(trainer) -> str:
+    return str(next(p for p in (ROOT / "examples").iterdir() if p.stem == trainer.stem and p.suffix in (".yaml", ".toml", ".json")))
+
+
+@pytest.mark.parametrize("trainer", GENERATED, ids=lambda p: p.stem)
+def test_emitted_trainers_of_the_examples_agree(trainer, capsys) -> None:
+    assert main(["check", _spec_of(trainer), "--emitted", str(trainer), "--points", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "The emitted trainer, finite differences and the derivation agree" in out
+    assert {line.split()[1] for line in out.split("Emitted trainer", 1)[1].splitlines()[1:-1]} == {"emitted", "derived"}
+
+
+def _tampered(tmp_path, old: str, new: str):
+    text = (ROOT / "generated" / "mazur.py").read_text()
+    assert text.count(old) == 1, old
+    path = tmp_path / "mazur.py"
+    path.write_text(text.replace(old, new))
+    return path
+
+
+def _failing_forms(out: str) -> set[tuple[str, str]]:
+    table = out.split("Emitted trainer", 1)[1].splitlines()[1:-1]
+    return {(line.split()[0], line.split()[1]) for line in table if line.endswith("DISAGREES")}
+
+
+def test_a_wrong_gradient_line_disagrees_with_both(tmp_path, capsys) -> None:
+    """σ' taken as σ in the hidden delta: the gradients of W1 and b1 disagree with the trainer's own
+    loss and with the derivation; the output layer still agrees."""
+    path = _tampered(tmp_path, "delta_h *= out_h*(1 - out_h)", "delta_h *= out_h")
+    assert main(["check", str(ROOT / "examples" / "mazur.yaml"), "--emitted", str(path), "--points", "1"]) == 1
+    out = capsys.readouterr().out
+    assert _failing_forms(out) == {("W1", "emitted"), ("W1", "derived"), ("b1", "emitted"), ("b1", "derived")}
+    assert "The emitted trainer, finite differences and the derivation DISAGREE" in out
+
+
+def test_a_wrong_loss_disagrees_with_its_own_gradients_only(tmp_path, capsys) -> None:
+    path = _tampered(tmp_path, "np.sum(0.5*(T - out_o)**2)", "np.sum((T - out_o)**2)")
+    assert main(["check", str(ROOT / "examples" / "mazur.yaml"), "--emitted", str(path), "--points", "1"]) == 1
+    forms = _failing_forms(capsys.readouterr().out)
+    assert {form for _, form in forms} == {"emitted"} and len(forms) == 4
+
+
+def test_the_trainer_of_another_spec_is_refused(capsys) -> None:
+    assert main(["check", str(ROOT / "examples" / "xor.yaml"), "--emitted", str(ROOT / "generated" / "mazur.py")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "is not the trainer of this spec" in err and "xor: 2-4-1" in err
+
+
+@pytest.mark.parametrize("content, expected", [(None, "found no such file"), ("raise RuntimeError('boom')\n", "cannot be imported: RuntimeError: boom"), ("def (:\n", "cannot be imported: SyntaxError"), ("x = 1\n", "no ARCHITECTURE line")])
+def test_unusable_emitted_files_are_one_line_errors(tmp_path, capsys, content, expected) -> None:
+    path = tmp_path / "trainer.py"
+    if content is not None:
+        path.write_text(content)
+    assert main(["check", str(ROOT / "examples" / "mazur.yaml"), "--emitted", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and expected in err and "--emitted" in err
+
+
+def test_check_emitted_leaves_the_trainers_parameters_as_they_were() -> None:
+    from chainrule.codegen.emitted import load_trainer
+    from chainrule.derive.check import check_emitted
+
+    d = example("mazur")
+    trainer = load_trainer(str(ROOT / "generated" / "mazur.py"), d)
+    before = trainer.theta.copy()
+    assert check_emitted(d, trainer, random_points=2).passed
+    assert (trainer.theta == before).all()

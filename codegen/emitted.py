@@ -1,0 +1,48 @@
+"""Load an emitted trainer (``chainrule check SPEC --emitted FILE``) to check it against the spec.
+
+Importing the file runs it, as ``python FILE`` would; it is the user's own file, named on the
+command line. Its ``ARCHITECTURE`` line must be the one this spec emits, so that a trainer of
+another network is refused before any number is compared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+from chainrule.derive.derivation import Derivation
+from chainrule.derive.errors import ChainruleError
+
+from .trainer import architecture
+
+FIELD = "--emitted"
+
+
+def load_trainer(path: str, derivation: Derivation):
+    """A float64 ``Network()`` of the emitted module at ``path``, after checking its architecture."""
+    file = Path(path)
+    if not file.is_file():
+        raise ChainruleError(path, FIELD, "expected an emitted trainer (a .py file written by chainrule emit), found no such file")
+    if file.suffix != ".py":
+        raise ChainruleError(path, FIELD, f"expected an emitted trainer (a .py file written by chainrule emit), got a {file.suffix or 'suffix-less'} file")
+    name = "_chainrule_emitted_" + hashlib.sha256(str(file.resolve()).encode()).hexdigest()[:16]
+    loader_spec = importlib.util.spec_from_file_location(name, file)
+    if loader_spec is None or loader_spec.loader is None:
+        raise ChainruleError(path, FIELD, "cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(loader_spec)
+    try:
+        loader_spec.loader.exec_module(module)
+    except Exception as error:  # the file is arbitrary Python: any failure is the file's, said in one line
+        raise ChainruleError(path, FIELD, f"cannot be imported: {type(error).__name__}: {error}") from None
+    expected = architecture(derivation)
+    found = getattr(module, "ARCHITECTURE", None)
+    if found != expected:
+        shown = "no ARCHITECTURE line" if found is None else repr(found)
+        raise ChainruleError(path, FIELD, f"is not the trainer of this spec: it has {shown}, the spec's is {expected!r} (emit it again: chainrule emit SPEC)")
+    try:
+        return module.Network(dtype=np.float64)
+    except Exception as error:
+        raise ChainruleError(path, FIELD, f"Network() fails: {type(error).__name__}: {error}") from None
