@@ -46,8 +46,11 @@ def format_of(path: str) -> str | None:
     return next((fmt for suffix, fmt in FORMATS.items() if lowered.endswith(suffix)), None)
 
 
-def load_document(text: str, source: str, fmt: str) -> Any:
+def load_document(text: str, source: str, fmt: str, parse_float: Callable[[str], Any] = float) -> Any:
     """Parse ``text`` in format ``fmt`` into dicts, lists, strings, numbers, booleans and None.
+
+    ``parse_float`` turns the text of each finite non-integer number into its value (a claims
+    file keeps the digits as written: ``0.0820`` is not ``0.082``).
 
     Raises:
         ChainruleError: too large, too deeply nested, malformed, duplicate keys, non-finite JSON
@@ -58,11 +61,11 @@ def load_document(text: str, source: str, fmt: str) -> Any:
         hint = "" if fmt == "json" else " (a larger spec, such as one with big weight matrices, can be written in JSON, up to 16 MiB)"
         raise ChainruleError(source, "", f"expected at most {limit // 2**20} MiB of {fmt.upper()}, got {len(text):,} characters{hint}")
     if fmt == "yaml":
-        return _YamlComposer(text, source).compose()
+        return _YamlComposer(text, source, parse_float).compose()
     depth = nesting_depth(text, fmt)
     if depth > MAX_DEPTH:
         raise ChainruleError(source, "", f"nesting deeper than {MAX_DEPTH} levels (found {depth})")
-    data = (_parse_json if fmt == "json" else _parse_toml)(text, source)
+    data = (_parse_json if fmt == "json" else _parse_toml)(text, source, parse_float)
     _check_expanded_size(data, source)
     return data
 
@@ -91,9 +94,10 @@ class _Frame:
 
 
 class _YamlComposer:
-    def __init__(self, text: str, source: str) -> None:
+    def __init__(self, text: str, source: str, parse_float: Callable[[str], Any] = float) -> None:
         self.parser = _EventParser(text)
         self.source = source
+        self.parse_float = parse_float
         self.anchors: dict[str, tuple[Any, int]] = {}
         self.open_anchors: set[str] = set()
 
@@ -188,7 +192,7 @@ class _YamlComposer:
             return text
         resolvers: dict[str, Callable[[str], Any]] = {
             _CORE_TAG + "int": lambda v: self.integer(v, event.start_mark) if _INT.fullmatch(v) else None,
-            _CORE_TAG + "float": lambda v: float(v) if _FLOAT.fullmatch(v) else None,
+            _CORE_TAG + "float": lambda v: self.parse_float(v) if _FLOAT.fullmatch(v) else None,
             _CORE_TAG + "bool": _BOOL.get,
             _CORE_TAG + "null": lambda v: None,
         }
@@ -212,7 +216,7 @@ class _YamlComposer:
         if _HEX.fullmatch(text):
             return int(text[2:], 16) if len(text) <= MAX_INT_DIGITS else self.integer(text, mark)
         if _FLOAT.fullmatch(text):
-            return float(text)
+            return self.parse_float(text)
         if _INF.fullmatch(text):
             return float("-inf") if text.startswith("-") else float("inf")
         if _NAN.fullmatch(text):
@@ -306,16 +310,16 @@ class _TomlScanner:
         return deepest
 
 
-def _parse_toml(text: str, source: str) -> Any:
+def _parse_toml(text: str, source: str, parse_float: Callable[[str], Any] = float) -> Any:
     try:
-        return tomllib.loads(text)
+        return tomllib.loads(text, parse_float=parse_float)
     except tomllib.TOMLDecodeError as error:
         raise ChainruleError(source, "", f"malformed TOML: {error}") from None
     except (RecursionError, ValueError) as error:
         raise ChainruleError(source, "", f"malformed TOML: {_python_message(error)}") from None
 
 
-def _parse_json(text: str, source: str) -> Any:
+def _parse_json(text: str, source: str, parse_float: Callable[[str], Any] = float) -> Any:
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: dict[str, Any] = {}
         for key, value in items:
@@ -333,7 +337,7 @@ def _parse_json(text: str, source: str) -> Any:
         return int(text)
 
     try:
-        return json.loads(text, object_pairs_hook=pairs, parse_constant=constant, parse_int=integer)
+        return json.loads(text, object_pairs_hook=pairs, parse_constant=constant, parse_int=integer, parse_float=parse_float)
     except json.JSONDecodeError as error:
         raise ChainruleError(source, "", f"malformed JSON: line {error.lineno}, column {error.colno}: {error.msg}") from None
     except (RecursionError, ValueError) as error:

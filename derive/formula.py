@@ -34,7 +34,7 @@ _TOKEN = re.compile(
     r"|(?P<op>\*\*|[-+*/^(),])"
 )
 #: Typographic spellings people paste from notes, folded into ASCII one character for one.
-_FOLD = str.maketrans({"\u2212": "-", "\u00b7": "*", "\u00d7": "*", "\u22c5": "*", "\u2013": "-"})
+_FOLD = str.maketrans({"\u2212": "-", "\u00b7": "*", "\u00d7": "*", "\u22c5": "*", "\u2013": "-", "\u2202": "d"})
 
 
 def _step(u: sympy.Expr) -> sympy.Expr:
@@ -109,7 +109,16 @@ class Product:
     factors: tuple[tuple[str, "Node"], ...]
 
 
-Node = Union[Number, Name, Call, Neg, Power, Sum, Product]
+@dataclass(frozen=True)
+class Partial:
+    """``dA/dB`` read as one derivative (only when parsing with ``partials=True``)."""
+
+    of: str
+    wrt: str
+    column: int
+
+
+Node = Union[Number, Name, Call, Neg, Power, Sum, Product, Partial]
 
 
 @dataclass(frozen=True)
@@ -124,11 +133,13 @@ class _Parser:
 
     ``sum := product (('+'|'-') product)*``; ``product := unary (('*'|'/') unary)*``;
     ``unary := ('+'|'-') unary | power``; ``power := atom (('**'|'^') unary)?``;
-    ``atom := NUMBER | NAME | NAME '(' sum (',' sum)* ')' | '(' sum ')'``.
+    ``atom := NUMBER | NAME | NAME '(' sum (',' sum)* ')' | '(' sum ')'``; with ``partials``
+    also ``atom := DNAME '/' DNAME``, two names starting with ``d`` (``dE/dout_o1``), read as one
+    derivative.
     """
 
-    def __init__(self, text: str, source: str, field: str) -> None:
-        self.text, self.source, self.field = text, source, field
+    def __init__(self, text: str, source: str, field: str, partials: bool = False) -> None:
+        self.text, self.source, self.field, self.partials = text, source, field, partials
         self.tokens = list(self._tokenize(text))
         self.pos = 0
         self.depth = 0
@@ -215,6 +226,9 @@ class _Parser:
         if token.kind == "number":
             return Number(token.text, token.column)
         if token.kind == "name":
+            partial = self.partial(token)
+            if partial is not None:
+                return partial
             if self.take("(") is None:
                 return Name(token.text, token.column)
             self.nested(token.column)
@@ -232,13 +246,25 @@ class _Parser:
             return node
         raise self.error(f"expected a number, a name or '(', found {token.text!r}", token.column)
 
+    def partial(self, token: _Token) -> Partial | None:
+        """``dA/dB`` after the name ``dA`` has been taken, or None (nothing consumed)."""
+        if not self.partials or len(token.text) < 2 or token.text[0] != "d" or self.pos + 1 >= len(self.tokens):
+            return None
+        slash, below = self.tokens[self.pos], self.tokens[self.pos + 1]
+        if slash.text != "/" or below.kind != "name" or len(below.text) < 2 or below.text[0] != "d":
+            return None
+        self.pos += 2
+        return Partial(token.text[1:], below.text[1:], token.column)
 
-def parse_formula(text: object, *, source: str = "<formula>", field: str = "") -> Node:
+
+def parse_formula(text: object, *, source: str = "<formula>", field: str = "", partials: bool = False) -> Node:
     """Parse formula text into a tree, refusing everything outside the grammar.
 
     Args:
         text: the formula as the user wrote it.
         source, field: where it came from, for error messages.
+        partials: read ``dA/dB`` (two names starting with ``d``; ``∂`` is read as ``d``) as one
+            :class:`Partial` derivative rather than a quotient of two names.
 
     Returns:
         The tree; build it into sympy with :func:`to_sympy`.
@@ -250,13 +276,16 @@ def parse_formula(text: object, *, source: str = "<formula>", field: str = "") -
         raise FormulaError(source, field, f"expected a formula (a string), got {type(text).__name__}")
     if len(text) > MAX_LENGTH:
         raise FormulaError(source, field, f"expected a formula of at most {MAX_LENGTH} characters, got {len(text)}")
-    return _Parser(text.translate(_FOLD), source, field).parse()
+    return _Parser(text.translate(_FOLD), source, field, partials).parse()
 
 
 # ---------------------------------------------------------------------------------------------
 # From the tree to sympy
 
 Resolver = Callable[[str], "sympy.Expr | None"]
+#: ``(of, wrt, column)`` of a derivative ``dof/dwrt`` -> its expression, or None to read it as
+#: the quotient of the names ``dof`` and ``dwrt``.
+PartialResolver = Callable[[str, str, int], "sympy.Expr | None"]
 
 
 @dataclass(frozen=True)
@@ -266,11 +295,17 @@ class _Builder:
     known: Sequence[str]
     source: str
     field: str
+    partial: PartialResolver | None = None
 
     def error(self, message: str, column: int | None) -> FormulaError:
         return FormulaError(self.source, self.field, message, self.text, column)
 
     def build(self, node: Node) -> sympy.Expr:
+        if isinstance(node, Partial):
+            found = self.partial(node.of, node.wrt, node.column) if self.partial is not None else None
+            if found is not None:
+                return found
+            return self.name(Name("d" + node.of, node.column)) / self.name(Name("d" + node.wrt, node.column))
         if isinstance(node, Number):
             return self.number(node)
         if isinstance(node, Name):
@@ -334,6 +369,7 @@ def to_sympy(
     known: Sequence[str] | None = None,
     source: str = "<formula>",
     field: str = "",
+    partial: PartialResolver | None = None,
 ) -> sympy.Expr:
     """Build the sympy expression of a parsed formula.
 
@@ -343,6 +379,7 @@ def to_sympy(
             unknown name.
         text: the formula text, quoted in error messages.
         known: the names listed when an unknown one is used (default: the mapping's keys).
+        partial: resolves the :class:`Partial` derivatives of a tree parsed with ``partials``.
 
     Raises:
         FormulaError: an unknown name or function, a wrong argument count, an exponent or literal
@@ -354,7 +391,7 @@ def to_sympy(
         known = list(known if known is not None else mapping)
     else:
         resolve, known = names, list(known or [])
-    expr = _Builder(text, resolve, known, source, field).build(tree)
+    expr = _Builder(text, resolve, known, source, field, partial).build(tree)
     if expr.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
         raise FormulaError(source, field, f"the formula {text!r} divides by zero or is not finite")
     if expr.has(sympy.I):
