@@ -268,3 +268,180 @@ def _float(value: sympy.Expr) -> sympy.Expr:
     if number.is_Integer or (number.is_Float and float(number).is_integer() and abs(float(number)) < 2**53):
         return sympy.Integer(int(float(number)))
     return sympy.Float(float(number), 17)
+
+
+# ---------------------------------------------------------------------------------------------
+# In place: an expression as a few ufunc calls into buffers the module made once
+
+#: Functions of one array computed in place by a ufunc (or a helper that takes ``out=``).
+_IN_PLACE_FUNCTIONS = {sympy.exp: "np.exp", sympy.log: "np.log", sympy.tanh: "np.tanh", sympy.sin: "np.sin",
+                       sympy.cos: "np.cos", sympy.Abs: "np.abs", sigmoid: "sigmoid", softplus: None}
+
+
+class NotInPlace(Exception):
+    """The expression needs more than the buffers given; the caller prints it as one expression."""
+
+
+class InPlace:
+    """Lines that leave an expression's value in an array ``target`` without temporaries.
+
+    ``1 - out_h`` is ``np.subtract(1.0, out_h, out=target)``; a product computes its first compound
+    factor into ``target`` and multiplies the rest in (``target *= out_h``), a compound factor
+    beyond the first going through the next of ``scratch``. Each step is one ufunc call writing
+    into a buffer, so a step allocates nothing of its batch's size. What it cannot do in the
+    buffers given raises :class:`NotInPlace`.
+    """
+
+    def __init__(self, names: dict[sympy.Symbol, str], scratch: Iterable[str] = ()) -> None:
+        self.names = {s if isinstance(s, sympy.Symbol) else sympy.Symbol(s, real=True): n for s, n in names.items()}
+        self.scratch = list(scratch)
+        self.used: list[str] = []
+        self.lines: list[str] = []
+        self.printer = VectorPrinter()
+
+    def lines_into(self, expr: sympy.Expr, target: str) -> list[str]:
+        """The lines computing ``expr`` (stable form, constants folded) into ``target``."""
+        self.lines = []
+        self._into(fold_constants(stable_form(expr)), target)
+        return self.lines
+
+    def _atom(self, expr: sympy.Expr) -> str | None:
+        if isinstance(expr, sympy.Symbol):
+            return self.names.get(expr, expr.name)
+        if expr.is_Number:
+            return repr(float(expr))  # 1.0 - out_h: a float constant, as the arrays are
+        return None
+
+    def _take(self) -> str:
+        if not self.scratch:
+            raise NotInPlace
+        name = self.scratch.pop(0)
+        if name not in self.used:
+            self.used.append(name)
+        return name
+
+    def _give(self, name: str) -> None:
+        self.scratch.insert(0, name)
+
+    def _into(self, expr: sympy.Expr, target: str) -> None:
+        atom = self._atom(expr)
+        if atom is not None:
+            if expr.is_Number:
+                raise NotInPlace
+            if atom != target:
+                self.lines.append(f"np.copyto({target}, {atom})")
+        elif isinstance(expr, sympy.Add):
+            self._sum(expr, target)
+        elif isinstance(expr, sympy.Mul):
+            self._product(expr, target)
+        elif isinstance(expr, sympy.Pow):
+            self._power(expr, target)
+        elif isinstance(expr, sympy.Heaviside) and expr.args[1:] == (0,):  # step(0) = 0: u > 0
+            self._unary("np.greater", expr.args[0], target, ", 0.0")
+        elif isinstance(expr, sympy.Piecewise) and _is_relu(expr) is not None:
+            self._unary("np.maximum", _is_relu(expr), target, ", 0.0")
+        elif type(expr) in _IN_PLACE_FUNCTIONS and len(expr.args) == 1:
+            name = _IN_PLACE_FUNCTIONS[type(expr)]
+            self._unary(name or "np.logaddexp", expr.args[0], target, "", "0.0, " if name is None else "")
+        else:
+            raise NotInPlace
+
+    def _unary(self, function: str, arg: sympy.Expr, target: str, tail: str, head: str = "") -> None:
+        source = self._atom(arg)
+        if source is None:
+            self._into(arg, target)
+            source = target
+        elif arg.is_Number:
+            raise NotInPlace
+        self.lines.append(f"{function}({head}{source}{tail}, out={target})")
+
+    def _sum(self, expr: sympy.Add, target: str) -> None:
+        constant = sum((a for a in expr.args if a.is_Number), sympy.Integer(0))
+        # plain arrays first, then negated ones, then compound terms: y - t is one np.subtract
+        terms = sorted((a for a in expr.args if not a.is_Number), key=lambda a: (self._atom(a) is None, self._atom(-a) is None, sympy.default_sort_key(a)))
+        first, rest = terms[0], terms[1:]
+        if self._atom(first) is not None and rest and (self._atom(rest[0]) or self._atom(-rest[0])):
+            second = rest.pop(0)
+            op, other = ("np.add", self._atom(second)) if self._atom(second) else ("np.subtract", self._atom(-second))
+            self.lines.append(f"{op}({self._atom(first)}, {other}, out={target})")
+        elif constant != 0 and first.could_extract_minus_sign() and not rest:
+            source = self._atom(-first)  # c - u: one np.subtract once u is there
+            if source is None:
+                self._into(-first, target)
+                source = target
+            self.lines.append(f"np.subtract({self._atom(constant)}, {source}, out={target})")
+            constant = sympy.Integer(0)
+        else:
+            self._into(first, target)
+        for term in rest:
+            if self._atom(term) is not None:
+                self.lines.append(f"{target} += {self._atom(term)}")
+            elif self._atom(-term) is not None:
+                self.lines.append(f"{target} -= {self._atom(-term)}")
+            else:
+                buffer = self._take()
+                self._into(term, buffer)
+                self.lines.append(f"{target} += {buffer}")
+                self._give(buffer)
+        if constant != 0:
+            self.lines.append(f"{target} {'+' if constant > 0 else '-'}= {self._atom(abs(constant))}")
+
+    def _product(self, expr: sympy.Mul, target: str) -> None:
+        coefficient, factors = expr.as_coeff_mul()
+        compound = [f for f in factors if self._atom(f) is None and not _reciprocal(f)]
+        atoms = [f for f in factors if self._atom(f) is not None]
+        divisors = [f.base for f in factors if _reciprocal(f)]
+        if compound:
+            self._into(compound.pop(0), target)
+        elif len(atoms) >= 2:
+            self.lines.append(f"np.multiply({self._atom(atoms[0])}, {self._atom(atoms[1])}, out={target})")
+            atoms = atoms[2:]
+        elif atoms and coefficient != 1 and len(atoms) == 1:
+            operation = "np.negative(" if coefficient == -1 else f"np.multiply({self._atom(coefficient)}, "
+            self.lines.append(f"{operation}{self._atom(atoms.pop())}, out={target})")
+            coefficient = sympy.Integer(1)
+        elif atoms:
+            self._into(atoms.pop(0), target)
+        else:
+            raise NotInPlace
+        for factor in atoms:
+            self.lines.append(f"{target} *= {self._atom(factor)}")
+        for factor in compound + divisors:
+            source = self._atom(factor)
+            if source is None:
+                source = self._take()
+                self._into(factor, source)
+                self._give(source)
+            self.lines.append(f"{target} {'/' if factor in divisors else '*'}= {source}")
+        if coefficient == -1:
+            self.lines.append(f"np.negative({target}, out={target})")
+        elif coefficient != 1:
+            self.lines.append(f"{target} *= {self._atom(coefficient)}")
+
+    def _power(self, expr: sympy.Pow, target: str) -> None:
+        base, exponent = expr.args
+        source = self._atom(base)
+        if exponent == 2:
+            if source is None:
+                self._into(base, target)
+                source = target
+            self.lines.append(f"np.multiply({source}, {source}, out={target})")
+        elif exponent == -1:
+            if source is None:
+                self._into(base, target)
+                source = target
+            self.lines.append(f"np.divide(1.0, {source}, out={target})")
+        elif exponent == sympy.Rational(1, 2):
+            self._unary("np.sqrt", base, target, "")
+        elif exponent.is_Number:
+            if source is None:
+                self._into(base, target)
+                source = target
+            power = str(int(exponent)) if exponent.is_Integer else repr(float(exponent))
+            self.lines.append(f"np.power({source}, {power}, out={target})")
+        else:
+            raise NotInPlace
+
+
+def _reciprocal(factor: sympy.Expr) -> bool:
+    return isinstance(factor, sympy.Pow) and factor.args[1] == -1 and isinstance(factor.args[0], sympy.Symbol)

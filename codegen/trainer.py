@@ -32,12 +32,12 @@ from chainrule.derive.optimizers import GRAD, OPTIMIZERS, STEP, THETA, first_ste
 from chainrule.derive.registry import T, X, Y
 
 from .render import render
-from .printers import scalar_code, sigmoid, stable_form, vector_code
+from .printers import InPlace, NotInPlace, scalar_code, sigmoid, stable_form, vector_code
 
 TEMPLATE = "trainer.py.j2"
 #: Straight-line float code replaces the array code for one-sample steps up to this many
 #: parameters (benchmarks/RESULTS.md: the measured switch-over).
-SCALAR_MAX_PARAMS = 64
+SCALAR_MAX_PARAMS = 128
 #: Ufunc-like calls that take ``out=``: the activation is written straight into its buffer.
 _INTO = ("np.tanh(", "np.exp(", "sigmoid(", "np.logaddexp(0.0, ", "np.maximum(")
 LOG_OUT = sympy.Symbol("log_out", real=True)
@@ -153,11 +153,24 @@ def build_trainer_context(d: Derivation, spec_path: str, out_dir: str) -> Traine
         classifier=network.is_softmax(network.depth) or spec.loss.name == "bce",
         epochs=1000 if spec.data is None else 30,
         needs_math="math." in code or any("math." in h for h in helpers),
-        buffers=repr(tuple((name, form.size) for form in d.layers for name in (form.net, form.out, form.delta))),
+        buffers=repr(_buffers(d, code)),
         inputs_count=len(spec.inputs),
         outputs_count=network.sizes[-1],
         forward_returns=", ".join(name for form in d.layers for name in (form.net, form.out)),
     )
+
+
+def _buffers(d: Derivation, code: str) -> tuple[tuple[str, int], ...]:
+    """(name, units) of every [batch, units] buffer: per layer net, out and delta, and the scratch
+    and log-sum-exp buffers where the code uses them."""
+    out = []
+    for form in d.layers:
+        out += [(form.net, form.size), (form.out, form.size), (form.delta, form.size)]
+        if _scratch(form) in code:
+            out.append((f"tmp_{form.name}", form.size))
+        if f'work["{_lse(form)}"]' in code:
+            out.append((_lse(form), 1))
+    return tuple(out)
 
 
 def render_trainer(d: Derivation, spec_path: str, out_dir: str) -> str:
@@ -258,11 +271,15 @@ def _forward_layer(d: Derivation, form: LayerForm) -> list[Line]:
     previous = "X" if form.index == 1 else form.previous
     example = f"{naming.NET.format(unit=network.units(form.index)[0])} = {_net_text(network, form.index)}"
     lines = [Line(f"{form.net} = {previous} {form.weight}^T + {form.bias or '0'}, a row per sample ({example})",
-                  f'{form.net} = np.matmul({previous}, p["{form.weight}"].T, out=work["{form.net}"])')]
+                  f'{form.net} = np.dot({previous}, p["{form.weight}"].T, out=work["{form.net}"])')]
     if form.bias is not None:
         lines.append(Line("", f'{form.net} += p["{form.bias}"]'))
     if form.softmax:
-        lines.append(Line(f"{form.out} = softmax({form.net}), each row shifted by its largest net", f'{form.out} = softmax({form.net}, out=work["{form.out}"])'))
+        if form.index == d.network.depth and _loss_terms(d).has(LOG_OUT):
+            lines.append(Line(f"{form.out} = softmax({form.net}), each row shifted by its largest net; its log-sum-exp kept for the loss",
+                              f'{form.out} = softmax({form.net}, out=work["{form.out}"], lse=work["{_lse(form)}"])'))
+        else:
+            lines.append(Line(f"{form.out} = softmax({form.net}), each row shifted by its largest net", f'{form.out} = softmax({form.net}, out=work["{form.out}"])'))
         return lines
     assert form.f is not None
     code = vector_code(form.f, {X: form.net})
@@ -271,8 +288,30 @@ def _forward_layer(d: Derivation, form: LayerForm) -> list[Line]:
     elif code.startswith(_INTO) and code.endswith(")") and code.count("(") == 1:
         lines.append(Line(f"{form.out} = {form.activation}({form.net})", f'{form.out} = {code[:-1]}, out=work["{form.out}"])'))
     else:
-        lines.append(Line(f"{form.out} = {form.activation}({form.net})", f"{form.out} = {code}"))
+        in_place = _in_place(form.f, {X: form.net}, form.out, [_scratch(form)])
+        if in_place is None:
+            lines.append(Line(f"{form.out} = {form.activation}({form.net})", f"{form.out} = {code}"))
+        else:
+            lines.append(Line(f"{form.out} = {form.activation}({form.net}), in its buffer", f'{form.out} = work["{form.out}"]'))
+            lines.extend(Line("", line) for line in in_place)
     return lines
+
+
+def _scratch(form: LayerForm) -> str:
+    """A buffer of the layer's shape for the pieces of an expression computed in place."""
+    return f'work["tmp_{form.name}"]'
+
+
+def _lse(form: LayerForm) -> str:
+    return f"lse_{form.name}"
+
+
+def _in_place(expr: sympy.Expr, names: dict, target: str, scratch: list[str]) -> list[str] | None:
+    """The lines computing ``expr`` into ``target`` without temporaries, or None (print it whole)."""
+    try:
+        return InPlace(names, scratch).lines_into(expr, target)
+    except NotInPlace:
+        return None
 
 
 def _net_text(network: Network, l: int, r: int = 0) -> str:
@@ -301,10 +340,46 @@ def _loss_lines(d: Derivation) -> tuple[Line, ...]:
     names = {Y: last.out, T: "T", X: last.net, LOG_OUT: "log_out"}
     lines = []
     if expr.has(LOG_OUT):
-        lines.append(Line(f"log({last.out}) from the nets: no log(0) where an output underflows", f"log_out = log_softmax({last.net})"))
+        lines.append(Line(f"log({last.out}) = {last.net} - log-sum-exp of the row (kept by softmax): no log(0) where an output underflows",
+                          f'log_out = np.subtract({last.net}, work["{_lse(last)}"], out={_scratch(last)})'))
     per_output = d.network.spec.loss.formula or d.network.spec.loss.name
-    lines.append(Line(f"E = mean over the batch of the sum over outputs of {per_output}", f"return float(np.sum({vector_code(expr, names)})) / X.shape[0]"))
+    comment = f"E = mean over the batch of the sum over outputs of {per_output}"
+    sums = _loss_sums(expr, names, _scratch(last))
+    if sums is None:
+        lines.append(Line(comment, f"return float(({vector_code(expr, names)}).sum()) / X.shape[0]"))
+        return tuple(lines)
+    for i, (pre, total) in enumerate(sums):
+        lines.extend(Line(comment if (i == 0 and j == 0) else "", code) for j, code in enumerate(pre))
+        if not pre and i == 0:
+            lines.append(Line(comment, f"E = {total}"))
+        else:
+            lines.append(Line("", f"E {'=' if i == 0 else '+='} {total}"))
+    lines.append(Line("", "return float(E) / X.shape[0]"))
     return tuple(lines)
+
+
+def _loss_sums(expr: sympy.Expr, names: dict, scratch: str) -> list[tuple[list[str], str]] | None:
+    """The loss summed over the batch as dot products, term by term: ``c*t*u`` is
+    ``c*np.vdot(T, u)`` and ``c*u**2`` is ``c*np.vdot(u, u)``, ``u`` computed in place into the
+    scratch buffer; None when a term is neither (the caller sums the whole expression)."""
+    out = []
+    for term in sympy.Add.make_args(expr):
+        coefficient, factors = term.as_coeff_mul()
+        scale = "" if coefficient == 1 else "-" if coefficient == -1 else f"{vector_code(coefficient)}*"
+        rest = sympy.Mul(*factors)
+        if T in factors and not (rest / T).has(T):
+            left, right = "T", rest / T
+        elif len(factors) == 1 and isinstance(rest, sympy.Pow) and rest.args[1] == 2:
+            left = right = rest.args[0]
+        else:
+            return None
+        atom = names.get(right) if isinstance(right, sympy.Symbol) else None
+        pre = [] if atom is not None else _in_place(right, names, scratch, [])
+        if pre is None:
+            return None
+        source = atom or scratch
+        out.append((pre, f"{scale}np.vdot({'T' if left == 'T' else source}, {source})"))
+    return out
 
 
 def _backward(d: Derivation) -> tuple[Line, ...]:
@@ -312,11 +387,12 @@ def _backward(d: Derivation) -> tuple[Line, ...]:
     for form in reversed(d.layers):
         previous = "X" if form.index == 1 else form.previous
         lines.append(Line(f"dE/d{form.weight} = {form.delta}^T {previous} (dE/dw = delta of its unit * the output it multiplies)",
-                          f'np.matmul({form.delta}.T, {previous}, out=grads["{form.weight}"])'))
+                          f'np.dot({form.delta}.T, {previous}, out=grads["{form.weight}"])'))
         if form.bias is not None and form.shared_bias:
             lines.append(Line(f"dE/d{form.bias} = sum of {form.delta} (one bias shared by the layer)", f'grads["{form.bias}"][0] = {form.delta}.sum()'))
         elif form.bias is not None:
-            lines.append(Line(f"dE/d{form.bias} = {form.delta} summed over the batch", f'np.sum({form.delta}, axis=0, out=grads["{form.bias}"])'))
+            lines.append(Line(f"dE/d{form.bias} = {form.delta} summed over the batch (a row of ones times {form.delta}: one BLAS call)",
+                              f'np.dot(work["ones"], {form.delta}, out=grads["{form.bias}"])'))
         if form.index == 1:
             break
         below = d.layers[form.index - 2]
@@ -332,11 +408,7 @@ def _output_delta(d: Derivation) -> list[Line]:
     scaled = "times scale (the batch mean and, for sgd, the rate)"
     if output.closed is not None:
         why = f"dE/dnet = {_human(output.closed, names)}" + (f" ({output.constraint})" if output.constraint else "")
-        if sympy.simplify(output.closed - (Y - T)) == 0:
-            code = f'{last.delta} = np.subtract({last.out}, T, out=work["{last.delta}"])'
-        else:
-            code = f"{last.delta} = {vector_code(output.closed, names)}"
-        lines = [Line(f"{last.delta} = {why}, {scaled}", code)]
+        lines = _delta_in_place(last, output.closed, names, f"{last.delta} = {why}, {scaled}")
     elif last.softmax:
         lines = [
             Line(f"g = dE/d{last.out} = {_human(output.dE_dy, names)}", f"g = {vector_code(output.dE_dy, names)}"),
@@ -345,23 +417,40 @@ def _output_delta(d: Derivation) -> list[Line]:
         ]
     else:
         local = last.f_prime_out if last.f_prime_out is not None else last.f_prime
-        lines = [Line(f"{last.delta} = dE/d{last.out} * d{last.out}/d{last.net} = ({_human(output.dE_dy, names)}) * ({_human(local, names)}), {scaled}",
-                      f"{last.delta} = ({vector_code(output.dE_dy, names)}) * ({vector_code(local, names)})")]
+        why = f"{last.delta} = dE/d{last.out} * d{last.out}/d{last.net} = ({_human(output.dE_dy, names)}) * ({_human(local, names)}), {scaled}"
+        lines = _delta_in_place(last, sympy.Mul(output.dE_dy, local), names, why, f"({vector_code(output.dE_dy, names)}) * ({vector_code(local, names)})")
     lines.append(Line("", f"{last.delta} *= scale"))
     return lines
+
+
+def _delta_in_place(form: LayerForm, expr: sympy.Expr, names: dict, comment: str, whole: str = "") -> list[Line]:
+    """``delta = expr`` computed into the layer's delta buffer, or printed whole where it cannot be."""
+    in_place = _in_place(expr, names, form.delta, [_scratch(form)])
+    if in_place is None:
+        return [Line(comment, f"{form.delta} = {whole or vector_code(expr, names)}")]
+    first = in_place[0].replace(f"out={form.delta})", f'out=work["{form.delta}"])')
+    if first != in_place[0] and first.endswith(f'out=work["{form.delta}"])'):
+        return [Line(comment, f"{form.delta} = {first}")] + [Line("", line) for line in in_place[1:]]
+    return [Line(comment, f'{form.delta} = work["{form.delta}"]')] + [Line("", line) for line in in_place]
 
 
 def _hidden_delta(above: LayerForm, form: LayerForm) -> list[Line]:
     local = form.f_prime_out if form.f_prime_out is not None else form.f_prime
     lines = [Line(f"{form.delta} = ({above.delta} {above.weight}) * d{form.out}/d{form.net}: the deltas above, back through the weights",
-                  f'{form.delta} = np.matmul({above.delta}, p["{above.weight}"], out=work["{form.delta}"])')]
+                  f'{form.delta} = np.dot({above.delta}, p["{above.weight}"], out=work["{form.delta}"])')]
     if form.softmax:
         lines.append(Line(f"softmax's Jacobian: {form.out} * (g - sum(g * {form.out}))", f"{form.delta} = {form.out} * ({form.delta} - np.sum({form.delta} * {form.out}, axis=1, keepdims=True))"))
         return lines
     assert local is not None
     names = {Y: form.out, X: form.net}
-    if local != 1:
-        lines.append(Line(f"d{form.out}/d{form.net} = {_human(local, names)}", f"{form.delta} *= {vector_code(local, names)}"))
+    if local == 1:
+        return lines
+    comment = f"d{form.out}/d{form.net} = {_human(local, names)}"
+    in_place = None if isinstance(local, sympy.Symbol) else _in_place(local, names, _scratch(form), [])
+    if in_place is None:
+        lines.append(Line(comment, f"{form.delta} *= {vector_code(local, names)}"))
+    else:
+        lines += [Line(comment if i == 0 else "", line) for i, line in enumerate(in_place)] + [Line("", f"{form.delta} *= {_scratch(form)}")]
     return lines
 
 
@@ -562,11 +651,17 @@ _HELPERS = {
     np.logaddexp(0.0, out, out=out)
     np.negative(out, out=out)
     return np.exp(out, out=out)''',
-    "softmax": '''def softmax(z, out=None):
-    """exp(z_k) / sum_m exp(z_m) per row, shifted by the row's largest z (same value, no overflow)."""
-    out = np.subtract(z, z.max(axis=1, keepdims=True), out=out)
+    "softmax": '''def softmax(z, out=None, lse=None):
+    """exp(z_k) / sum_m exp(z_m) per row, shifted by the row's largest z (same value, no overflow);
+    with ``lse`` ([batch, 1]), the row's log-sum-exp log(sum_m exp(z_m)) is written there too."""
+    top = np.maximum.reduce(z, axis=1, keepdims=True)
+    out = np.subtract(z, top, out=out)
     np.exp(out, out=out)
-    out /= out.sum(axis=1, keepdims=True)
+    total = np.add.reduce(out, axis=1, keepdims=True)
+    out /= total
+    if lse is not None:
+        np.log(total, out=lse)
+        lse += top
     return out''',
     "log_softmax": '''def log_softmax(z):
     """log(softmax(z)) per row, as z - max - log(sum(exp(z - max))): finite where softmax underflows."""

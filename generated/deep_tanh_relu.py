@@ -83,7 +83,8 @@ class Network:
         """Buffers for a batch size, made once: a step allocates no arrays of its own."""
         work = self._work.get(batch)
         if work is None:
-            work = {name: np.empty((batch, size), dtype=self.dtype) for name, size in (('net_a', 4), ('out_a', 4), ('delta_a', 4), ('net_r', 4), ('out_r', 4), ('delta_r', 4), ('net_k', 3), ('out_k', 3), ('delta_k', 3), ('net_o', 2), ('out_o', 2), ('delta_o', 2))}
+            work = {name: np.empty((batch, size), dtype=self.dtype) for name, size in (('net_a', 4), ('out_a', 4), ('delta_a', 4), ('tmp_a', 4), ('net_r', 4), ('out_r', 4), ('delta_r', 4), ('tmp_r', 4), ('net_k', 3), ('out_k', 3), ('delta_k', 3), ('tmp_k', 3), ('net_o', 2), ('out_o', 2), ('delta_o', 2), ('tmp_o', 2))}
+            work["ones"] = np.ones(batch, dtype=self.dtype)
             work["grad"] = np.zeros_like(self.theta)
             work["grads"] = {name: work["grad"][a:b].reshape(shape) for name, (a, b, shape) in SLOTS.items()}
             if len(self._work) >= 4:
@@ -107,22 +108,22 @@ class Network:
     def _forward(self, X, work):
         p = self.params
         # net_a = X W1^T + b1, a row per sample (net_a1 = w1_11*x1 + w1_12*x2 + w1_13*x3 + b1_1)
-        net_a = np.matmul(X, p["W1"].T, out=work["net_a"])
+        net_a = np.dot(X, p["W1"].T, out=work["net_a"])
         net_a += p["b1"]
         # out_a = tanh(net_a)
         out_a = np.tanh(net_a, out=work["out_a"])
         # net_r = out_a W2^T + b2, a row per sample (net_r1 = w2_11*out_a1 + w2_12*out_a2 + w2_13*out_a3 + w2_14*out_a4 + b2_1)
-        net_r = np.matmul(out_a, p["W2"].T, out=work["net_r"])
+        net_r = np.dot(out_a, p["W2"].T, out=work["net_r"])
         net_r += p["b2"]
         # out_r = relu(net_r)
         out_r = np.maximum(net_r, 0.0, out=work["out_r"])
         # net_k = out_r W3^T + b3, a row per sample (net_k1 = w3_11*out_r1 + w3_12*out_r2 + w3_13*out_r3 + w3_14*out_r4 + b3_1)
-        net_k = np.matmul(out_r, p["W3"].T, out=work["net_k"])
+        net_k = np.dot(out_r, p["W3"].T, out=work["net_k"])
         net_k += p["b3"]
         # out_k = leaky_relu(net_k)
         out_k = np.where(np.less_equal(net_k, 0), 0.1*net_k, net_k)
         # net_o = out_k W4^T + b4, a row per sample (net_o1 = w4_11*out_k1 + w4_12*out_k2 + w4_13*out_k3 + b4)
-        net_o = np.matmul(out_k, p["W4"].T, out=work["net_o"])
+        net_o = np.dot(out_k, p["W4"].T, out=work["net_o"])
         net_o += p["b4"]
         # out_o = net_o (identity)
         out_o = net_o
@@ -137,14 +138,17 @@ class Network:
 
     # -- loss ------------------------------------------------------------------------------------
 
-    def _loss(self, X, T, net_a, out_a, net_r, out_r, net_k, out_k, net_o, out_o):
+    def _loss(self, X, T, work, net_a, out_a, net_r, out_r, net_k, out_k, net_o, out_o):
         # E = mean over the batch of the sum over outputs of mse
-        return float(np.sum(0.5*(T - out_o)**2)) / X.shape[0]
+        np.subtract(T, out_o, out=work["tmp_o"])
+        E = 0.5*np.vdot(work["tmp_o"], work["tmp_o"])
+        return float(E) / X.shape[0]
 
     def loss(self, X, T):
         """The loss averaged over the batch."""
         X, T = self._inputs(X, T)
-        return self._loss(X, T, *self._forward(X, self._workspace(X.shape[0])))
+        work = self._workspace(X.shape[0])
+        return self._loss(X, T, work, *self._forward(X, work))
 
     # -- gradients -------------------------------------------------------------------------------
 
@@ -159,33 +163,39 @@ class Network:
         delta_o = np.subtract(out_o, T, out=work["delta_o"])
         delta_o *= scale
         # dE/dW4 = delta_o^T out_k (dE/dw = delta of its unit * the output it multiplies)
-        np.matmul(delta_o.T, out_k, out=grads["W4"])
+        np.dot(delta_o.T, out_k, out=grads["W4"])
         # dE/db4 = sum of delta_o (one bias shared by the layer)
         grads["b4"][0] = delta_o.sum()
         # delta_k = (delta_o W4) * dout_k/dnet_k: the deltas above, back through the weights
-        delta_k = np.matmul(delta_o, p["W4"], out=work["delta_k"])
+        delta_k = np.dot(delta_o, p["W4"], out=work["delta_k"])
         # dout_k/dnet_k = 9*step(out_k)/10 + 1/10
-        delta_k *= 0.1 + 0.9*np.heaviside(out_k, 0.0)
+        np.greater(out_k, 0.0, out=work["tmp_k"])
+        work["tmp_k"] *= 0.9
+        work["tmp_k"] += 0.1
+        delta_k *= work["tmp_k"]
         # dE/dW3 = delta_k^T out_r (dE/dw = delta of its unit * the output it multiplies)
-        np.matmul(delta_k.T, out_r, out=grads["W3"])
-        # dE/db3 = delta_k summed over the batch
-        np.sum(delta_k, axis=0, out=grads["b3"])
+        np.dot(delta_k.T, out_r, out=grads["W3"])
+        # dE/db3 = delta_k summed over the batch (a row of ones times delta_k: one BLAS call)
+        np.dot(work["ones"], delta_k, out=grads["b3"])
         # delta_r = (delta_k W3) * dout_r/dnet_r: the deltas above, back through the weights
-        delta_r = np.matmul(delta_k, p["W3"], out=work["delta_r"])
+        delta_r = np.dot(delta_k, p["W3"], out=work["delta_r"])
         # dout_r/dnet_r = step(out_r)
-        delta_r *= np.heaviside(out_r, 0.0)
+        np.greater(out_r, 0.0, out=work["tmp_r"])
+        delta_r *= work["tmp_r"]
         # dE/dW2 = delta_r^T out_a (dE/dw = delta of its unit * the output it multiplies)
-        np.matmul(delta_r.T, out_a, out=grads["W2"])
-        # dE/db2 = delta_r summed over the batch
-        np.sum(delta_r, axis=0, out=grads["b2"])
+        np.dot(delta_r.T, out_a, out=grads["W2"])
+        # dE/db2 = delta_r summed over the batch (a row of ones times delta_r: one BLAS call)
+        np.dot(work["ones"], delta_r, out=grads["b2"])
         # delta_a = (delta_r W2) * dout_a/dnet_a: the deltas above, back through the weights
-        delta_a = np.matmul(delta_r, p["W2"], out=work["delta_a"])
+        delta_a = np.dot(delta_r, p["W2"], out=work["delta_a"])
         # dout_a/dnet_a = 1 - out_a**2
-        delta_a *= 1 - out_a**2
+        np.multiply(out_a, out_a, out=work["tmp_a"])
+        np.subtract(1.0, work["tmp_a"], out=work["tmp_a"])
+        delta_a *= work["tmp_a"]
         # dE/dW1 = delta_a^T X (dE/dw = delta of its unit * the output it multiplies)
-        np.matmul(delta_a.T, X, out=grads["W1"])
-        # dE/db1 = delta_a summed over the batch
-        np.sum(delta_a, axis=0, out=grads["b1"])
+        np.dot(delta_a.T, X, out=grads["W1"])
+        # dE/db1 = delta_a summed over the batch (a row of ones times delta_a: one BLAS call)
+        np.dot(work["ones"], delta_a, out=grads["b1"])
         return work["grad"]
 
     def gradients(self, X, T):
@@ -204,7 +214,7 @@ class Network:
         self.steps += 1
         work = self._workspace(X.shape[0])
         outs = self._forward(X, work)
-        E = self._loss(X, T, *outs)
+        E = self._loss(X, T, work, *outs)
         grad = self._backward(X, T, 1.0 / X.shape[0], work, *outs)
         self._update(grad)
         return E

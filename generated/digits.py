@@ -39,18 +39,18 @@ DATA = "../examples/digits.npz"
 DATA_COLUMNS = (None, None)
 
 
-def softmax(z, out=None):
-    """exp(z_k) / sum_m exp(z_m) per row, shifted by the row's largest z (same value, no overflow)."""
-    out = np.subtract(z, z.max(axis=1, keepdims=True), out=out)
+def softmax(z, out=None, lse=None):
+    """exp(z_k) / sum_m exp(z_m) per row, shifted by the row's largest z (same value, no overflow);
+    with ``lse`` ([batch, 1]), the row's log-sum-exp log(sum_m exp(z_m)) is written there too."""
+    top = np.maximum.reduce(z, axis=1, keepdims=True)
+    out = np.subtract(z, top, out=out)
     np.exp(out, out=out)
-    out /= out.sum(axis=1, keepdims=True)
+    total = np.add.reduce(out, axis=1, keepdims=True)
+    out /= total
+    if lse is not None:
+        np.log(total, out=lse)
+        lse += top
     return out
-
-
-def log_softmax(z):
-    """log(softmax(z)) per row, as z - max - log(sum(exp(z - max))): finite where softmax underflows."""
-    shifted = z - z.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
 def initial_params():
@@ -90,7 +90,8 @@ class Network:
         """Buffers for a batch size, made once: a step allocates no arrays of its own."""
         work = self._work.get(batch)
         if work is None:
-            work = {name: np.empty((batch, size), dtype=self.dtype) for name, size in (('net_h', 32), ('out_h', 32), ('delta_h', 32), ('net_o', 10), ('out_o', 10), ('delta_o', 10))}
+            work = {name: np.empty((batch, size), dtype=self.dtype) for name, size in (('net_h', 32), ('out_h', 32), ('delta_h', 32), ('tmp_h', 32), ('net_o', 10), ('out_o', 10), ('delta_o', 10), ('tmp_o', 10), ('lse_o', 1))}
+            work["ones"] = np.ones(batch, dtype=self.dtype)
             work["grad"] = np.zeros_like(self.theta)
             work["grads"] = {name: work["grad"][a:b].reshape(shape) for name, (a, b, shape) in SLOTS.items()}
             if len(self._work) >= 4:
@@ -114,15 +115,15 @@ class Network:
     def _forward(self, X, work):
         p = self.params
         # net_h = X W1^T + b1, a row per sample (net_h1 = w1*x1 + w2*x2 + w3*x3 + w4*x4 + w5*x5 + w6*x6 + w7*x7 + w8*x8 + w9*x9 + w10*x10 + w11*x11 + w12*x12 + w13*x13 + w14*x14 + w15*x15 + w16*x16 + w17*x17 + w18*x18 + w19*x19 + w20*x20 + w21*x21 + w22*x22 + w23*x23 + w24*x24 + w25*x25 + w26*x26 + w27*x27 + w28*x28 + w29*x29 + w30*x30 + w31*x31 + w32*x32 + w33*x33 + w34*x34 + w35*x35 + w36*x36 + w37*x37 + w38*x38 + w39*x39 + w40*x40 + w41*x41 + w42*x42 + w43*x43 + w44*x44 + w45*x45 + w46*x46 + w47*x47 + w48*x48 + w49*x49 + w50*x50 + w51*x51 + w52*x52 + w53*x53 + w54*x54 + w55*x55 + w56*x56 + w57*x57 + w58*x58 + w59*x59 + w60*x60 + w61*x61 + w62*x62 + w63*x63 + w64*x64 + b1)
-        net_h = np.matmul(X, p["W1"].T, out=work["net_h"])
+        net_h = np.dot(X, p["W1"].T, out=work["net_h"])
         net_h += p["b1"]
         # out_h = relu(net_h)
         out_h = np.maximum(net_h, 0.0, out=work["out_h"])
         # net_o = out_h W2^T + b2, a row per sample (net_o1 = w2049*out_h1 + w2050*out_h2 + w2051*out_h3 + w2052*out_h4 + w2053*out_h5 + w2054*out_h6 + w2055*out_h7 + w2056*out_h8 + w2057*out_h9 + w2058*out_h10 + w2059*out_h11 + w2060*out_h12 + w2061*out_h13 + w2062*out_h14 + w2063*out_h15 + w2064*out_h16 + w2065*out_h17 + w2066*out_h18 + w2067*out_h19 + w2068*out_h20 + w2069*out_h21 + w2070*out_h22 + w2071*out_h23 + w2072*out_h24 + w2073*out_h25 + w2074*out_h26 + w2075*out_h27 + w2076*out_h28 + w2077*out_h29 + w2078*out_h30 + w2079*out_h31 + w2080*out_h32 + b33)
-        net_o = np.matmul(out_h, p["W2"].T, out=work["net_o"])
+        net_o = np.dot(out_h, p["W2"].T, out=work["net_o"])
         net_o += p["b2"]
-        # out_o = softmax(net_o), each row shifted by its largest net
-        out_o = softmax(net_o, out=work["out_o"])
+        # out_o = softmax(net_o), each row shifted by its largest net; its log-sum-exp kept for the loss
+        out_o = softmax(net_o, out=work["out_o"], lse=work["lse_o"])
         return net_h, out_h, net_o, out_o
 
     def forward(self, X):
@@ -134,16 +135,18 @@ class Network:
 
     # -- loss ------------------------------------------------------------------------------------
 
-    def _loss(self, X, T, net_h, out_h, net_o, out_o):
-        # log(out_o) from the nets: no log(0) where an output underflows
-        log_out = log_softmax(net_o)
+    def _loss(self, X, T, work, net_h, out_h, net_o, out_o):
+        # log(out_o) = net_o - log-sum-exp of the row (kept by softmax): no log(0) where an output underflows
+        log_out = np.subtract(net_o, work["lse_o"], out=work["tmp_o"])
         # E = mean over the batch of the sum over outputs of cross_entropy
-        return float(np.sum(-T*log_out)) / X.shape[0]
+        E = -np.vdot(T, log_out)
+        return float(E) / X.shape[0]
 
     def loss(self, X, T):
         """The loss averaged over the batch."""
         X, T = self._inputs(X, T)
-        return self._loss(X, T, *self._forward(X, self._workspace(X.shape[0])))
+        work = self._workspace(X.shape[0])
+        return self._loss(X, T, work, *self._forward(X, work))
 
     # -- gradients -------------------------------------------------------------------------------
 
@@ -158,17 +161,18 @@ class Network:
         delta_o = np.subtract(out_o, T, out=work["delta_o"])
         delta_o *= scale
         # dE/dW2 = delta_o^T out_h (dE/dw = delta of its unit * the output it multiplies)
-        np.matmul(delta_o.T, out_h, out=grads["W2"])
-        # dE/db2 = delta_o summed over the batch
-        np.sum(delta_o, axis=0, out=grads["b2"])
+        np.dot(delta_o.T, out_h, out=grads["W2"])
+        # dE/db2 = delta_o summed over the batch (a row of ones times delta_o: one BLAS call)
+        np.dot(work["ones"], delta_o, out=grads["b2"])
         # delta_h = (delta_o W2) * dout_h/dnet_h: the deltas above, back through the weights
-        delta_h = np.matmul(delta_o, p["W2"], out=work["delta_h"])
+        delta_h = np.dot(delta_o, p["W2"], out=work["delta_h"])
         # dout_h/dnet_h = step(out_h)
-        delta_h *= np.heaviside(out_h, 0.0)
+        np.greater(out_h, 0.0, out=work["tmp_h"])
+        delta_h *= work["tmp_h"]
         # dE/dW1 = delta_h^T X (dE/dw = delta of its unit * the output it multiplies)
-        np.matmul(delta_h.T, X, out=grads["W1"])
-        # dE/db1 = delta_h summed over the batch
-        np.sum(delta_h, axis=0, out=grads["b1"])
+        np.dot(delta_h.T, X, out=grads["W1"])
+        # dE/db1 = delta_h summed over the batch (a row of ones times delta_h: one BLAS call)
+        np.dot(work["ones"], delta_h, out=grads["b1"])
         return work["grad"]
 
     def gradients(self, X, T):
@@ -187,7 +191,7 @@ class Network:
         self.steps += 1
         work = self._workspace(X.shape[0])
         outs = self._forward(X, work)
-        E = self._loss(X, T, *outs)
+        E = self._loss(X, T, work, *outs)
         grad = self._backward(X, T, 1.0 / X.shape[0], work, *outs)
         self._update(grad)
         return E

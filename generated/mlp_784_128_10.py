@@ -39,18 +39,18 @@ DATA = None
 DATA_COLUMNS = (None, None)
 
 
-def softmax(z, out=None):
-    """exp(z_k) / sum_m exp(z_m) per row, shifted by the row's largest z (same value, no overflow)."""
-    out = np.subtract(z, z.max(axis=1, keepdims=True), out=out)
+def softmax(z, out=None, lse=None):
+    """exp(z_k) / sum_m exp(z_m) per row, shifted by the row's largest z (same value, no overflow);
+    with ``lse`` ([batch, 1]), the row's log-sum-exp log(sum_m exp(z_m)) is written there too."""
+    top = np.maximum.reduce(z, axis=1, keepdims=True)
+    out = np.subtract(z, top, out=out)
     np.exp(out, out=out)
-    out /= out.sum(axis=1, keepdims=True)
+    total = np.add.reduce(out, axis=1, keepdims=True)
+    out /= total
+    if lse is not None:
+        np.log(total, out=lse)
+        lse += top
     return out
-
-
-def log_softmax(z):
-    """log(softmax(z)) per row, as z - max - log(sum(exp(z - max))): finite where softmax underflows."""
-    shifted = z - z.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
 def initial_params():
@@ -85,7 +85,8 @@ class Network:
         """Buffers for a batch size, made once: a step allocates no arrays of its own."""
         work = self._work.get(batch)
         if work is None:
-            work = {name: np.empty((batch, size), dtype=self.dtype) for name, size in (('net_h', 128), ('out_h', 128), ('delta_h', 128), ('net_o', 10), ('out_o', 10), ('delta_o', 10))}
+            work = {name: np.empty((batch, size), dtype=self.dtype) for name, size in (('net_h', 128), ('out_h', 128), ('delta_h', 128), ('tmp_h', 128), ('net_o', 10), ('out_o', 10), ('delta_o', 10), ('tmp_o', 10), ('lse_o', 1))}
+            work["ones"] = np.ones(batch, dtype=self.dtype)
             work["grad"] = np.zeros_like(self.theta)
             work["grads"] = {name: work["grad"][a:b].reshape(shape) for name, (a, b, shape) in SLOTS.items()}
             if len(self._work) >= 4:
@@ -109,15 +110,15 @@ class Network:
     def _forward(self, X, work):
         p = self.params
         # net_h = X W1^T + b1, a row per sample (net_h1 = w1*x1 + w2*x2 + w3*x3 + w4*x4 + w5*x5 + w6*x6 + w7*x7 + w8*x8 + w9*x9 + w10*x10 + w11*x11 + w12*x12 + w13*x13 + w14*x14 + w15*x15 + w16*x16 + w17*x17 + w18*x18 + w19*x19 + w20*x20 + w21*x21 + w22*x22 + w23*x23 + w24*x24 + w25*x25 + w26*x26 + w27*x27 + w28*x28 + w29*x29 + w30*x30 + w31*x31 + w32*x32 + w33*x33 + w34*x34 + w35*x35 + w36*x36 + w37*x37 + w38*x38 + w39*x39 + w40*x40 + w41*x41 + w42*x42 + w43*x43 + w44*x44 + w45*x45 + w46*x46 + w47*x47 + w48*x48 + w49*x49 + w50*x50 + w51*x51 + w52*x52 + w53*x53 + w54*x54 + w55*x55 + w56*x56 + w57*x57 + w58*x58 + w59*x59 + w60*x60 + w61*x61 + w62*x62 + w63*x63 + w64*x64 + w65*x65 + w66*x66 + w67*x67 + w68*x68 + w69*x69 + w70*x70 + w71*x71 + w72*x72 + w73*x73 + w74*x74 + w75*x75 + w76*x76 + w77*x77 + w78*x78 + w79*x79 + w80*x80 + w81*x81 + w82*x82 + w83*x83 + w84*x84 + w85*x85 + w86*x86 + w87*x87 + w88*x88 + w89*x89 + w90*x90 + w91*x91 + w92*x92 + w93*x93 + w94*x94 + w95*x95 + w96*x96 + w97*x97 + w98*x98 + w99*x99 + w100*x100 + w101*x101 + w102*x102 + w103*x103 + w104*x104 + w105*x105 + w106*x106 + w107*x107 + w108*x108 + w109*x109 + w110*x110 + w111*x111 + w112*x112 + w113*x113 + w114*x114 + w115*x115 + w116*x116 + w117*x117 + w118*x118 + w119*x119 + w120*x120 + w121*x121 + w122*x122 + w123*x123 + w124*x124 + w125*x125 + w126*x126 + w127*x127 + w128*x128 + w129*x129 + w130*x130 + w131*x131 + w132*x132 + w133*x133 + w134*x134 + w135*x135 + w136*x136 + w137*x137 + w138*x138 + w139*x139 + w140*x140 + w141*x141 + w142*x142 + w143*x143 + w144*x144 + w145*x145 + w146*x146 + w147*x147 + w148*x148 + w149*x149 + w150*x150 + w151*x151 + w152*x152 + w153*x153 + w154*x154 + w155*x155 + w156*x156 + w157*x157 + w158*x158 + w159*x159 + w160*x160 + w161*x161 + w162*x162 + w163*x163 + w164*x164 + w165*x165 + w166*x166 + w167*x167 + w168*x168 + w169*x169 + w170*x170 + w171*x171 + w172*x172 + w173*x173 + w174*x174 + w175*x175 + w176*x176 + w177*x177 + w178*x178 + w179*x179 + w180*x180 + w181*x181 + w182*x182 + w183*x183 + w184*x184 + w185*x185 + w186*x186 + w187*x187 + w188*x188 + w189*x189 + w190*x190 + w191*x191 + w192*x192 + w193*x193 + w194*x194 + w195*x195 + w196*x196 + w197*x197 + w198*x198 + w199*x199 + w200*x200 + w201*x201 + w202*x202 + w203*x203 + w204*x204 + w205*x205 + w206*x206 + w207*x207 + w208*x208 + w209*x209 + w210*x210 + w211*x211 + w212*x212 + w213*x213 + w214*x214 + w215*x215 + w216*x216 + w217*x217 + w218*x218 + w219*x219 + w220*x220 + w221*x221 + w222*x222 + w223*x223 + w224*x224 + w225*x225 + w226*x226 + w227*x227 + w228*x228 + w229*x229 + w230*x230 + w231*x231 + w232*x232 + w233*x233 + w234*x234 + w235*x235 + w236*x236 + w237*x237 + w238*x238 + w239*x239 + w240*x240 + w241*x241 + w242*x242 + w243*x243 + w244*x244 + w245*x245 + w246*x246 + w247*x247 + w248*x248 + w249*x249 + w250*x250 + w251*x251 + w252*x252 + w253*x253 + w254*x254 + w255*x255 + w256*x256 + w257*x257 + w258*x258 + w259*x259 + w260*x260 + w261*x261 + w262*x262 + w263*x263 + w264*x264 + w265*x265 + w266*x266 + w267*x267 + w268*x268 + w269*x269 + w270*x270 + w271*x271 + w272*x272 + w273*x273 + w274*x274 + w275*x275 + w276*x276 + w277*x277 + w278*x278 + w279*x279 + w280*x280 + w281*x281 + w282*x282 + w283*x283 + w284*x284 + w285*x285 + w286*x286 + w287*x287 + w288*x288 + w289*x289 + w290*x290 + w291*x291 + w292*x292 + w293*x293 + w294*x294 + w295*x295 + w296*x296 + w297*x297 + w298*x298 + w299*x299 + w300*x300 + w301*x301 + w302*x302 + w303*x303 + w304*x304 + w305*x305 + w306*x306 + w307*x307 + w308*x308 + w309*x309 + w310*x310 + w311*x311 + w312*x312 + w313*x313 + w314*x314 + w315*x315 + w316*x316 + w317*x317 + w318*x318 + w319*x319 + w320*x320 + w321*x321 + w322*x322 + w323*x323 + w324*x324 + w325*x325 + w326*x326 + w327*x327 + w328*x328 + w329*x329 + w330*x330 + w331*x331 + w332*x332 + w333*x333 + w334*x334 + w335*x335 + w336*x336 + w337*x337 + w338*x338 + w339*x339 + w340*x340 + w341*x341 + w342*x342 + w343*x343 + w344*x344 + w345*x345 + w346*x346 + w347*x347 + w348*x348 + w349*x349 + w350*x350 + w351*x351 + w352*x352 + w353*x353 + w354*x354 + w355*x355 + w356*x356 + w357*x357 + w358*x358 + w359*x359 + w360*x360 + w361*x361 + w362*x362 + w363*x363 + w364*x364 + w365*x365 + w366*x366 + w367*x367 + w368*x368 + w369*x369 + w370*x370 + w371*x371 + w372*x372 + w373*x373 + w374*x374 + w375*x375 + w376*x376 + w377*x377 + w378*x378 + w379*x379 + w380*x380 + w381*x381 + w382*x382 + w383*x383 + w384*x384 + w385*x385 + w386*x386 + w387*x387 + w388*x388 + w389*x389 + w390*x390 + w391*x391 + w392*x392 + w393*x393 + w394*x394 + w395*x395 + w396*x396 + w397*x397 + w398*x398 + w399*x399 + w400*x400 + w401*x401 + w402*x402 + w403*x403 + w404*x404 + w405*x405 + w406*x406 + w407*x407 + w408*x408 + w409*x409 + w410*x410 + w411*x411 + w412*x412 + w413*x413 + w414*x414 + w415*x415 + w416*x416 + w417*x417 + w418*x418 + w419*x419 + w420*x420 + w421*x421 + w422*x422 + w423*x423 + w424*x424 + w425*x425 + w426*x426 + w427*x427 + w428*x428 + w429*x429 + w430*x430 + w431*x431 + w432*x432 + w433*x433 + w434*x434 + w435*x435 + w436*x436 + w437*x437 + w438*x438 + w439*x439 + w440*x440 + w441*x441 + w442*x442 + w443*x443 + w444*x444 + w445*x445 + w446*x446 + w447*x447 + w448*x448 + w449*x449 + w450*x450 + w451*x451 + w452*x452 + w453*x453 + w454*x454 + w455*x455 + w456*x456 + w457*x457 + w458*x458 + w459*x459 + w460*x460 + w461*x461 + w462*x462 + w463*x463 + w464*x464 + w465*x465 + w466*x466 + w467*x467 + w468*x468 + w469*x469 + w470*x470 + w471*x471 + w472*x472 + w473*x473 + w474*x474 + w475*x475 + w476*x476 + w477*x477 + w478*x478 + w479*x479 + w480*x480 + w481*x481 + w482*x482 + w483*x483 + w484*x484 + w485*x485 + w486*x486 + w487*x487 + w488*x488 + w489*x489 + w490*x490 + w491*x491 + w492*x492 + w493*x493 + w494*x494 + w495*x495 + w496*x496 + w497*x497 + w498*x498 + w499*x499 + w500*x500 + w501*x501 + w502*x502 + w503*x503 + w504*x504 + w505*x505 + w506*x506 + w507*x507 + w508*x508 + w509*x509 + w510*x510 + w511*x511 + w512*x512 + w513*x513 + w514*x514 + w515*x515 + w516*x516 + w517*x517 + w518*x518 + w519*x519 + w520*x520 + w521*x521 + w522*x522 + w523*x523 + w524*x524 + w525*x525 + w526*x526 + w527*x527 + w528*x528 + w529*x529 + w530*x530 + w531*x531 + w532*x532 + w533*x533 + w534*x534 + w535*x535 + w536*x536 + w537*x537 + w538*x538 + w539*x539 + w540*x540 + w541*x541 + w542*x542 + w543*x543 + w544*x544 + w545*x545 + w546*x546 + w547*x547 + w548*x548 + w549*x549 + w550*x550 + w551*x551 + w552*x552 + w553*x553 + w554*x554 + w555*x555 + w556*x556 + w557*x557 + w558*x558 + w559*x559 + w560*x560 + w561*x561 + w562*x562 + w563*x563 + w564*x564 + w565*x565 + w566*x566 + w567*x567 + w568*x568 + w569*x569 + w570*x570 + w571*x571 + w572*x572 + w573*x573 + w574*x574 + w575*x575 + w576*x576 + w577*x577 + w578*x578 + w579*x579 + w580*x580 + w581*x581 + w582*x582 + w583*x583 + w584*x584 + w585*x585 + w586*x586 + w587*x587 + w588*x588 + w589*x589 + w590*x590 + w591*x591 + w592*x592 + w593*x593 + w594*x594 + w595*x595 + w596*x596 + w597*x597 + w598*x598 + w599*x599 + w600*x600 + w601*x601 + w602*x602 + w603*x603 + w604*x604 + w605*x605 + w606*x606 + w607*x607 + w608*x608 + w609*x609 + w610*x610 + w611*x611 + w612*x612 + w613*x613 + w614*x614 + w615*x615 + w616*x616 + w617*x617 + w618*x618 + w619*x619 + w620*x620 + w621*x621 + w622*x622 + w623*x623 + w624*x624 + w625*x625 + w626*x626 + w627*x627 + w628*x628 + w629*x629 + w630*x630 + w631*x631 + w632*x632 + w633*x633 + w634*x634 + w635*x635 + w636*x636 + w637*x637 + w638*x638 + w639*x639 + w640*x640 + w641*x641 + w642*x642 + w643*x643 + w644*x644 + w645*x645 + w646*x646 + w647*x647 + w648*x648 + w649*x649 + w650*x650 + w651*x651 + w652*x652 + w653*x653 + w654*x654 + w655*x655 + w656*x656 + w657*x657 + w658*x658 + w659*x659 + w660*x660 + w661*x661 + w662*x662 + w663*x663 + w664*x664 + w665*x665 + w666*x666 + w667*x667 + w668*x668 + w669*x669 + w670*x670 + w671*x671 + w672*x672 + w673*x673 + w674*x674 + w675*x675 + w676*x676 + w677*x677 + w678*x678 + w679*x679 + w680*x680 + w681*x681 + w682*x682 + w683*x683 + w684*x684 + w685*x685 + w686*x686 + w687*x687 + w688*x688 + w689*x689 + w690*x690 + w691*x691 + w692*x692 + w693*x693 + w694*x694 + w695*x695 + w696*x696 + w697*x697 + w698*x698 + w699*x699 + w700*x700 + w701*x701 + w702*x702 + w703*x703 + w704*x704 + w705*x705 + w706*x706 + w707*x707 + w708*x708 + w709*x709 + w710*x710 + w711*x711 + w712*x712 + w713*x713 + w714*x714 + w715*x715 + w716*x716 + w717*x717 + w718*x718 + w719*x719 + w720*x720 + w721*x721 + w722*x722 + w723*x723 + w724*x724 + w725*x725 + w726*x726 + w727*x727 + w728*x728 + w729*x729 + w730*x730 + w731*x731 + w732*x732 + w733*x733 + w734*x734 + w735*x735 + w736*x736 + w737*x737 + w738*x738 + w739*x739 + w740*x740 + w741*x741 + w742*x742 + w743*x743 + w744*x744 + w745*x745 + w746*x746 + w747*x747 + w748*x748 + w749*x749 + w750*x750 + w751*x751 + w752*x752 + w753*x753 + w754*x754 + w755*x755 + w756*x756 + w757*x757 + w758*x758 + w759*x759 + w760*x760 + w761*x761 + w762*x762 + w763*x763 + w764*x764 + w765*x765 + w766*x766 + w767*x767 + w768*x768 + w769*x769 + w770*x770 + w771*x771 + w772*x772 + w773*x773 + w774*x774 + w775*x775 + w776*x776 + w777*x777 + w778*x778 + w779*x779 + w780*x780 + w781*x781 + w782*x782 + w783*x783 + w784*x784 + b1)
-        net_h = np.matmul(X, p["W1"].T, out=work["net_h"])
+        net_h = np.dot(X, p["W1"].T, out=work["net_h"])
         net_h += p["b1"]
         # out_h = relu(net_h)
         out_h = np.maximum(net_h, 0.0, out=work["out_h"])
         # net_o = out_h W2^T + b2, a row per sample (net_o1 = w100353*out_h1 + w100354*out_h2 + w100355*out_h3 + w100356*out_h4 + w100357*out_h5 + w100358*out_h6 + w100359*out_h7 + w100360*out_h8 + w100361*out_h9 + w100362*out_h10 + w100363*out_h11 + w100364*out_h12 + w100365*out_h13 + w100366*out_h14 + w100367*out_h15 + w100368*out_h16 + w100369*out_h17 + w100370*out_h18 + w100371*out_h19 + w100372*out_h20 + w100373*out_h21 + w100374*out_h22 + w100375*out_h23 + w100376*out_h24 + w100377*out_h25 + w100378*out_h26 + w100379*out_h27 + w100380*out_h28 + w100381*out_h29 + w100382*out_h30 + w100383*out_h31 + w100384*out_h32 + w100385*out_h33 + w100386*out_h34 + w100387*out_h35 + w100388*out_h36 + w100389*out_h37 + w100390*out_h38 + w100391*out_h39 + w100392*out_h40 + w100393*out_h41 + w100394*out_h42 + w100395*out_h43 + w100396*out_h44 + w100397*out_h45 + w100398*out_h46 + w100399*out_h47 + w100400*out_h48 + w100401*out_h49 + w100402*out_h50 + w100403*out_h51 + w100404*out_h52 + w100405*out_h53 + w100406*out_h54 + w100407*out_h55 + w100408*out_h56 + w100409*out_h57 + w100410*out_h58 + w100411*out_h59 + w100412*out_h60 + w100413*out_h61 + w100414*out_h62 + w100415*out_h63 + w100416*out_h64 + w100417*out_h65 + w100418*out_h66 + w100419*out_h67 + w100420*out_h68 + w100421*out_h69 + w100422*out_h70 + w100423*out_h71 + w100424*out_h72 + w100425*out_h73 + w100426*out_h74 + w100427*out_h75 + w100428*out_h76 + w100429*out_h77 + w100430*out_h78 + w100431*out_h79 + w100432*out_h80 + w100433*out_h81 + w100434*out_h82 + w100435*out_h83 + w100436*out_h84 + w100437*out_h85 + w100438*out_h86 + w100439*out_h87 + w100440*out_h88 + w100441*out_h89 + w100442*out_h90 + w100443*out_h91 + w100444*out_h92 + w100445*out_h93 + w100446*out_h94 + w100447*out_h95 + w100448*out_h96 + w100449*out_h97 + w100450*out_h98 + w100451*out_h99 + w100452*out_h100 + w100453*out_h101 + w100454*out_h102 + w100455*out_h103 + w100456*out_h104 + w100457*out_h105 + w100458*out_h106 + w100459*out_h107 + w100460*out_h108 + w100461*out_h109 + w100462*out_h110 + w100463*out_h111 + w100464*out_h112 + w100465*out_h113 + w100466*out_h114 + w100467*out_h115 + w100468*out_h116 + w100469*out_h117 + w100470*out_h118 + w100471*out_h119 + w100472*out_h120 + w100473*out_h121 + w100474*out_h122 + w100475*out_h123 + w100476*out_h124 + w100477*out_h125 + w100478*out_h126 + w100479*out_h127 + w100480*out_h128 + b129)
-        net_o = np.matmul(out_h, p["W2"].T, out=work["net_o"])
+        net_o = np.dot(out_h, p["W2"].T, out=work["net_o"])
         net_o += p["b2"]
-        # out_o = softmax(net_o), each row shifted by its largest net
-        out_o = softmax(net_o, out=work["out_o"])
+        # out_o = softmax(net_o), each row shifted by its largest net; its log-sum-exp kept for the loss
+        out_o = softmax(net_o, out=work["out_o"], lse=work["lse_o"])
         return net_h, out_h, net_o, out_o
 
     def forward(self, X):
@@ -129,16 +130,18 @@ class Network:
 
     # -- loss ------------------------------------------------------------------------------------
 
-    def _loss(self, X, T, net_h, out_h, net_o, out_o):
-        # log(out_o) from the nets: no log(0) where an output underflows
-        log_out = log_softmax(net_o)
+    def _loss(self, X, T, work, net_h, out_h, net_o, out_o):
+        # log(out_o) = net_o - log-sum-exp of the row (kept by softmax): no log(0) where an output underflows
+        log_out = np.subtract(net_o, work["lse_o"], out=work["tmp_o"])
         # E = mean over the batch of the sum over outputs of cross_entropy
-        return float(np.sum(-T*log_out)) / X.shape[0]
+        E = -np.vdot(T, log_out)
+        return float(E) / X.shape[0]
 
     def loss(self, X, T):
         """The loss averaged over the batch."""
         X, T = self._inputs(X, T)
-        return self._loss(X, T, *self._forward(X, self._workspace(X.shape[0])))
+        work = self._workspace(X.shape[0])
+        return self._loss(X, T, work, *self._forward(X, work))
 
     # -- gradients -------------------------------------------------------------------------------
 
@@ -153,17 +156,18 @@ class Network:
         delta_o = np.subtract(out_o, T, out=work["delta_o"])
         delta_o *= scale
         # dE/dW2 = delta_o^T out_h (dE/dw = delta of its unit * the output it multiplies)
-        np.matmul(delta_o.T, out_h, out=grads["W2"])
-        # dE/db2 = delta_o summed over the batch
-        np.sum(delta_o, axis=0, out=grads["b2"])
+        np.dot(delta_o.T, out_h, out=grads["W2"])
+        # dE/db2 = delta_o summed over the batch (a row of ones times delta_o: one BLAS call)
+        np.dot(work["ones"], delta_o, out=grads["b2"])
         # delta_h = (delta_o W2) * dout_h/dnet_h: the deltas above, back through the weights
-        delta_h = np.matmul(delta_o, p["W2"], out=work["delta_h"])
+        delta_h = np.dot(delta_o, p["W2"], out=work["delta_h"])
         # dout_h/dnet_h = step(out_h)
-        delta_h *= np.heaviside(out_h, 0.0)
+        np.greater(out_h, 0.0, out=work["tmp_h"])
+        delta_h *= work["tmp_h"]
         # dE/dW1 = delta_h^T X (dE/dw = delta of its unit * the output it multiplies)
-        np.matmul(delta_h.T, X, out=grads["W1"])
-        # dE/db1 = delta_h summed over the batch
-        np.sum(delta_h, axis=0, out=grads["b1"])
+        np.dot(delta_h.T, X, out=grads["W1"])
+        # dE/db1 = delta_h summed over the batch (a row of ones times delta_h: one BLAS call)
+        np.dot(work["ones"], delta_h, out=grads["b1"])
         return work["grad"]
 
     def gradients(self, X, T):
@@ -182,7 +186,7 @@ class Network:
         self.steps += 1
         work = self._workspace(X.shape[0])
         outs = self._forward(X, work)
-        E = self._loss(X, T, *outs)
+        E = self._loss(X, T, work, *outs)
         grad = self._backward(X, T, self.lr / X.shape[0], work, *outs)
         self._update(grad)
         return E

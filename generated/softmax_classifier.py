@@ -40,18 +40,18 @@ DATA = None
 DATA_COLUMNS = (None, None)
 
 
-def softmax(z, out=None):
-    """exp(z_k) / sum_m exp(z_m) per row, shifted by the row's largest z (same value, no overflow)."""
-    out = np.subtract(z, z.max(axis=1, keepdims=True), out=out)
+def softmax(z, out=None, lse=None):
+    """exp(z_k) / sum_m exp(z_m) per row, shifted by the row's largest z (same value, no overflow);
+    with ``lse`` ([batch, 1]), the row's log-sum-exp log(sum_m exp(z_m)) is written there too."""
+    top = np.maximum.reduce(z, axis=1, keepdims=True)
+    out = np.subtract(z, top, out=out)
     np.exp(out, out=out)
-    out /= out.sum(axis=1, keepdims=True)
+    total = np.add.reduce(out, axis=1, keepdims=True)
+    out /= total
+    if lse is not None:
+        np.log(total, out=lse)
+        lse += top
     return out
-
-
-def log_softmax(z):
-    """log(softmax(z)) per row, as z - max - log(sum(exp(z - max))): finite where softmax underflows."""
-    shifted = z - z.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
 def initial_params():
@@ -91,7 +91,8 @@ class Network:
         """Buffers for a batch size, made once: a step allocates no arrays of its own."""
         work = self._work.get(batch)
         if work is None:
-            work = {name: np.empty((batch, size), dtype=self.dtype) for name, size in (('net_h', 5), ('out_h', 5), ('delta_h', 5), ('net_o', 3), ('out_o', 3), ('delta_o', 3))}
+            work = {name: np.empty((batch, size), dtype=self.dtype) for name, size in (('net_h', 5), ('out_h', 5), ('delta_h', 5), ('tmp_h', 5), ('net_o', 3), ('out_o', 3), ('delta_o', 3), ('tmp_o', 3), ('lse_o', 1))}
+            work["ones"] = np.ones(batch, dtype=self.dtype)
             work["grad"] = np.zeros_like(self.theta)
             work["grads"] = {name: work["grad"][a:b].reshape(shape) for name, (a, b, shape) in SLOTS.items()}
             if len(self._work) >= 4:
@@ -115,15 +116,15 @@ class Network:
     def _forward(self, X, work):
         p = self.params
         # net_h = X W1^T + b1, a row per sample (net_h1 = w1_11*petal_len + w1_12*petal_wid + w1_13*sepal_len + w1_14*sepal_wid + b1_1)
-        net_h = np.matmul(X, p["W1"].T, out=work["net_h"])
+        net_h = np.dot(X, p["W1"].T, out=work["net_h"])
         net_h += p["b1"]
         # out_h = tanh(net_h)
         out_h = np.tanh(net_h, out=work["out_h"])
         # net_o = out_h W2^T + b2, a row per sample (net_o1 = w2_11*out_h1 + w2_12*out_h2 + w2_13*out_h3 + w2_14*out_h4 + w2_15*out_h5 + b2_1)
-        net_o = np.matmul(out_h, p["W2"].T, out=work["net_o"])
+        net_o = np.dot(out_h, p["W2"].T, out=work["net_o"])
         net_o += p["b2"]
-        # out_o = softmax(net_o), each row shifted by its largest net
-        out_o = softmax(net_o, out=work["out_o"])
+        # out_o = softmax(net_o), each row shifted by its largest net; its log-sum-exp kept for the loss
+        out_o = softmax(net_o, out=work["out_o"], lse=work["lse_o"])
         return net_h, out_h, net_o, out_o
 
     def forward(self, X):
@@ -135,16 +136,18 @@ class Network:
 
     # -- loss ------------------------------------------------------------------------------------
 
-    def _loss(self, X, T, net_h, out_h, net_o, out_o):
-        # log(out_o) from the nets: no log(0) where an output underflows
-        log_out = log_softmax(net_o)
+    def _loss(self, X, T, work, net_h, out_h, net_o, out_o):
+        # log(out_o) = net_o - log-sum-exp of the row (kept by softmax): no log(0) where an output underflows
+        log_out = np.subtract(net_o, work["lse_o"], out=work["tmp_o"])
         # E = mean over the batch of the sum over outputs of cross_entropy
-        return float(np.sum(-T*log_out)) / X.shape[0]
+        E = -np.vdot(T, log_out)
+        return float(E) / X.shape[0]
 
     def loss(self, X, T):
         """The loss averaged over the batch."""
         X, T = self._inputs(X, T)
-        return self._loss(X, T, *self._forward(X, self._workspace(X.shape[0])))
+        work = self._workspace(X.shape[0])
+        return self._loss(X, T, work, *self._forward(X, work))
 
     # -- gradients -------------------------------------------------------------------------------
 
@@ -159,17 +162,19 @@ class Network:
         delta_o = np.subtract(out_o, T, out=work["delta_o"])
         delta_o *= scale
         # dE/dW2 = delta_o^T out_h (dE/dw = delta of its unit * the output it multiplies)
-        np.matmul(delta_o.T, out_h, out=grads["W2"])
-        # dE/db2 = delta_o summed over the batch
-        np.sum(delta_o, axis=0, out=grads["b2"])
+        np.dot(delta_o.T, out_h, out=grads["W2"])
+        # dE/db2 = delta_o summed over the batch (a row of ones times delta_o: one BLAS call)
+        np.dot(work["ones"], delta_o, out=grads["b2"])
         # delta_h = (delta_o W2) * dout_h/dnet_h: the deltas above, back through the weights
-        delta_h = np.matmul(delta_o, p["W2"], out=work["delta_h"])
+        delta_h = np.dot(delta_o, p["W2"], out=work["delta_h"])
         # dout_h/dnet_h = 1 - out_h**2
-        delta_h *= 1 - out_h**2
+        np.multiply(out_h, out_h, out=work["tmp_h"])
+        np.subtract(1.0, work["tmp_h"], out=work["tmp_h"])
+        delta_h *= work["tmp_h"]
         # dE/dW1 = delta_h^T X (dE/dw = delta of its unit * the output it multiplies)
-        np.matmul(delta_h.T, X, out=grads["W1"])
-        # dE/db1 = delta_h summed over the batch
-        np.sum(delta_h, axis=0, out=grads["b1"])
+        np.dot(delta_h.T, X, out=grads["W1"])
+        # dE/db1 = delta_h summed over the batch (a row of ones times delta_h: one BLAS call)
+        np.dot(work["ones"], delta_h, out=grads["b1"])
         return work["grad"]
 
     def gradients(self, X, T):
@@ -304,7 +309,7 @@ class Network:
         self.steps += 1
         work = self._workspace(X.shape[0])
         outs = self._forward(X, work)
-        E = self._loss(X, T, *outs)
+        E = self._loss(X, T, work, *outs)
         grad = self._backward(X, T, 1.0 / X.shape[0], work, *outs)
         self._update(grad)
         return E

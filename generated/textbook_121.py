@@ -80,7 +80,8 @@ class Network:
         """Buffers for a batch size, made once: a step allocates no arrays of its own."""
         work = self._work.get(batch)
         if work is None:
-            work = {name: np.empty((batch, size), dtype=self.dtype) for name, size in (('net_h', 2), ('out_h', 2), ('delta_h', 2), ('net_o', 1), ('out_o', 1), ('delta_o', 1))}
+            work = {name: np.empty((batch, size), dtype=self.dtype) for name, size in (('net_h', 2), ('out_h', 2), ('delta_h', 2), ('tmp_h', 2), ('net_o', 1), ('out_o', 1), ('delta_o', 1), ('tmp_o', 1))}
+            work["ones"] = np.ones(batch, dtype=self.dtype)
             work["grad"] = np.zeros_like(self.theta)
             work["grads"] = {name: work["grad"][a:b].reshape(shape) for name, (a, b, shape) in SLOTS.items()}
             if len(self._work) >= 4:
@@ -104,12 +105,12 @@ class Network:
     def _forward(self, X, work):
         p = self.params
         # net_h = X W1^T + b1, a row per sample (net_h1 = w11*x1 + b11)
-        net_h = np.matmul(X, p["W1"].T, out=work["net_h"])
+        net_h = np.dot(X, p["W1"].T, out=work["net_h"])
         net_h += p["b1"]
         # out_h = sigmoid(net_h)
         out_h = sigmoid(net_h, out=work["out_h"])
         # net_o = out_h W2^T + b2, a row per sample (net_o1 = w21*out_h1 + w22*out_h2 + b21)
-        net_o = np.matmul(out_h, p["W2"].T, out=work["net_o"])
+        net_o = np.dot(out_h, p["W2"].T, out=work["net_o"])
         net_o += p["b2"]
         # out_o = sigmoid(net_o)
         out_o = sigmoid(net_o, out=work["out_o"])
@@ -124,14 +125,17 @@ class Network:
 
     # -- loss ------------------------------------------------------------------------------------
 
-    def _loss(self, X, T, net_h, out_h, net_o, out_o):
+    def _loss(self, X, T, work, net_h, out_h, net_o, out_o):
         # E = mean over the batch of the sum over outputs of half_sse
-        return float(np.sum(0.5*(T - out_o)**2)) / X.shape[0]
+        np.subtract(T, out_o, out=work["tmp_o"])
+        E = 0.5*np.vdot(work["tmp_o"], work["tmp_o"])
+        return float(E) / X.shape[0]
 
     def loss(self, X, T):
         """The loss averaged over the batch."""
         X, T = self._inputs(X, T)
-        return self._loss(X, T, *self._forward(X, self._workspace(X.shape[0])))
+        work = self._workspace(X.shape[0])
+        return self._loss(X, T, work, *self._forward(X, work))
 
     # -- gradients -------------------------------------------------------------------------------
 
@@ -143,20 +147,25 @@ class Network:
         """
         p, grads = self.params, work["grads"]
         # delta_o = dE/dnet = out_o*(1 - out_o)*(out_o - T), times scale (the batch mean and, for sgd, the rate)
-        delta_o = out_o*(1 - out_o)*(out_o - T)
+        delta_o = np.subtract(1.0, out_o, out=work["delta_o"])
+        delta_o *= out_o
+        np.subtract(out_o, T, out=work["tmp_o"])
+        delta_o *= work["tmp_o"]
         delta_o *= scale
         # dE/dW2 = delta_o^T out_h (dE/dw = delta of its unit * the output it multiplies)
-        np.matmul(delta_o.T, out_h, out=grads["W2"])
-        # dE/db2 = delta_o summed over the batch
-        np.sum(delta_o, axis=0, out=grads["b2"])
+        np.dot(delta_o.T, out_h, out=grads["W2"])
+        # dE/db2 = delta_o summed over the batch (a row of ones times delta_o: one BLAS call)
+        np.dot(work["ones"], delta_o, out=grads["b2"])
         # delta_h = (delta_o W2) * dout_h/dnet_h: the deltas above, back through the weights
-        delta_h = np.matmul(delta_o, p["W2"], out=work["delta_h"])
+        delta_h = np.dot(delta_o, p["W2"], out=work["delta_h"])
         # dout_h/dnet_h = out_h*(1 - out_h)
-        delta_h *= out_h*(1 - out_h)
+        np.subtract(1.0, out_h, out=work["tmp_h"])
+        work["tmp_h"] *= out_h
+        delta_h *= work["tmp_h"]
         # dE/dW1 = delta_h^T X (dE/dw = delta of its unit * the output it multiplies)
-        np.matmul(delta_h.T, X, out=grads["W1"])
-        # dE/db1 = delta_h summed over the batch
-        np.sum(delta_h, axis=0, out=grads["b1"])
+        np.dot(delta_h.T, X, out=grads["W1"])
+        # dE/db1 = delta_h summed over the batch (a row of ones times delta_h: one BLAS call)
+        np.dot(work["ones"], delta_h, out=grads["b1"])
         return work["grad"]
 
     def gradients(self, X, T):
@@ -208,7 +217,7 @@ class Network:
                 pass  # math overflowed where NumPy gives inf or 0: the array path handles it
         work = self._workspace(X.shape[0])
         outs = self._forward(X, work)
-        E = self._loss(X, T, *outs)
+        E = self._loss(X, T, work, *outs)
         grad = self._backward(X, T, self.lr / X.shape[0], work, *outs)
         self._update(grad)
         return E

@@ -82,7 +82,8 @@ class Network:
         """Buffers for a batch size, made once: a step allocates no arrays of its own."""
         work = self._work.get(batch)
         if work is None:
-            work = {name: np.empty((batch, size), dtype=self.dtype) for name, size in (('net_h', 4), ('out_h', 4), ('delta_h', 4), ('net_o', 1), ('out_o', 1), ('delta_o', 1))}
+            work = {name: np.empty((batch, size), dtype=self.dtype) for name, size in (('net_h', 4), ('out_h', 4), ('delta_h', 4), ('tmp_h', 4), ('net_o', 1), ('out_o', 1), ('delta_o', 1))}
+            work["ones"] = np.ones(batch, dtype=self.dtype)
             work["grad"] = np.zeros_like(self.theta)
             work["grads"] = {name: work["grad"][a:b].reshape(shape) for name, (a, b, shape) in SLOTS.items()}
             if len(self._work) >= 4:
@@ -106,12 +107,12 @@ class Network:
     def _forward(self, X, work):
         p = self.params
         # net_h = X W1^T + b1, a row per sample (net_h1 = w1*x1 + w2*x2 + b1)
-        net_h = np.matmul(X, p["W1"].T, out=work["net_h"])
+        net_h = np.dot(X, p["W1"].T, out=work["net_h"])
         net_h += p["b1"]
         # out_h = tanh(net_h)
         out_h = np.tanh(net_h, out=work["out_h"])
         # net_o = out_h W2^T + b2, a row per sample (net_o1 = w9*out_h1 + w10*out_h2 + w11*out_h3 + w12*out_h4 + b5)
-        net_o = np.matmul(out_h, p["W2"].T, out=work["net_o"])
+        net_o = np.dot(out_h, p["W2"].T, out=work["net_o"])
         net_o += p["b2"]
         # out_o = sigmoid(net_o)
         out_o = sigmoid(net_o, out=work["out_o"])
@@ -126,14 +127,15 @@ class Network:
 
     # -- loss ------------------------------------------------------------------------------------
 
-    def _loss(self, X, T, net_h, out_h, net_o, out_o):
+    def _loss(self, X, T, work, net_h, out_h, net_o, out_o):
         # E = mean over the batch of the sum over outputs of bce
-        return float(np.sum(T*np.logaddexp(0.0, -net_o) + (1 - T)*np.logaddexp(0.0, net_o))) / X.shape[0]
+        return float((T*np.logaddexp(0.0, -net_o) + (1 - T)*np.logaddexp(0.0, net_o)).sum()) / X.shape[0]
 
     def loss(self, X, T):
         """The loss averaged over the batch."""
         X, T = self._inputs(X, T)
-        return self._loss(X, T, *self._forward(X, self._workspace(X.shape[0])))
+        work = self._workspace(X.shape[0])
+        return self._loss(X, T, work, *self._forward(X, work))
 
     # -- gradients -------------------------------------------------------------------------------
 
@@ -148,17 +150,19 @@ class Network:
         delta_o = np.subtract(out_o, T, out=work["delta_o"])
         delta_o *= scale
         # dE/dW2 = delta_o^T out_h (dE/dw = delta of its unit * the output it multiplies)
-        np.matmul(delta_o.T, out_h, out=grads["W2"])
-        # dE/db2 = delta_o summed over the batch
-        np.sum(delta_o, axis=0, out=grads["b2"])
+        np.dot(delta_o.T, out_h, out=grads["W2"])
+        # dE/db2 = delta_o summed over the batch (a row of ones times delta_o: one BLAS call)
+        np.dot(work["ones"], delta_o, out=grads["b2"])
         # delta_h = (delta_o W2) * dout_h/dnet_h: the deltas above, back through the weights
-        delta_h = np.matmul(delta_o, p["W2"], out=work["delta_h"])
+        delta_h = np.dot(delta_o, p["W2"], out=work["delta_h"])
         # dout_h/dnet_h = 1 - out_h**2
-        delta_h *= 1 - out_h**2
+        np.multiply(out_h, out_h, out=work["tmp_h"])
+        np.subtract(1.0, work["tmp_h"], out=work["tmp_h"])
+        delta_h *= work["tmp_h"]
         # dE/dW1 = delta_h^T X (dE/dw = delta of its unit * the output it multiplies)
-        np.matmul(delta_h.T, X, out=grads["W1"])
-        # dE/db1 = delta_h summed over the batch
-        np.sum(delta_h, axis=0, out=grads["b1"])
+        np.dot(delta_h.T, X, out=grads["W1"])
+        # dE/db1 = delta_h summed over the batch (a row of ones times delta_h: one BLAS call)
+        np.dot(work["ones"], delta_h, out=grads["b1"])
         return work["grad"]
 
     def gradients(self, X, T):
@@ -229,7 +233,7 @@ class Network:
         self.steps += 1
         work = self._workspace(X.shape[0])
         outs = self._forward(X, work)
-        E = self._loss(X, T, *outs)
+        E = self._loss(X, T, work, *outs)
         grad = self._backward(X, T, 1.0 / X.shape[0], work, *outs)
         self._update(grad)
         return E
