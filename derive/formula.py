@@ -334,7 +334,7 @@ class _Builder:
             raise self.error(f"{node.id!r} is a function; write {node.id}(...)", node.column)
         value = self.resolve(node.id)
         if value is None:
-            listed = ", ".join(self.known[:16]) + (", ..." if len(self.known) > 16 else "")
+            listed = ", ".join(self.known[:24]) + (", ..." if len(self.known) > 24 else "")
             raise self.error(f"unknown name {node.id!r} (known: {listed})", node.column)
         return value
 

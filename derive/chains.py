@@ -1,0 +1,160 @@
+"""Judging a claimed chain: its factors, how they link, and which paths it covers.
+
+A chain such as ``dE/dout_o1 * dout_o1/dnet_o1 * dnet_o1/dw5`` (or a sum of such products, or a
+factored form like ``(dE/dout_o1*dout_o1/dnet_o1*dnet_o1/dout_h1 + ...) * dout_h1/dnet_h1 *
+dnet_h1/dw1``) is multiplied out into products. In each product every factor ``dA/dB`` must
+exist (A depends on B: ``dh1/dw21`` does not, h1 being computed before w21 is used), and the
+factors must link E to the parameter, each one starting where the one before ended (in any
+written order). A factor that is no local derivative (``dE/dnet_o1``) stands for every path it
+spans. The chain is complete when the products together cover each path from E to the
+parameter exactly once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+import sympy
+
+from .claims import Claim, Part
+from .diagnosis import Finding
+from .formula import format_expr
+from .errors import ChainruleError
+from .paths import MAX_PATHS, Node, TooManyPaths
+
+if TYPE_CHECKING:
+    from .verify import Verdict, Verifier
+
+MAX_TERMS = 256
+
+
+def judge_chain(verifier: "Verifier", claim: Claim, source: str) -> "Verdict":
+    """The verdict on the chain part of ``claim``."""
+    from .verify import Verdict
+
+    assert claim.chain is not None
+    graph, names = verifier.graph, verifier.names
+    field = f"{claim.field}.chain"
+    spellings: dict[str, tuple[str, str]] = {}
+    expr = sympy.expand(verifier.read(claim.chain, source, field, chain=True, spellings=spellings))
+    top, bottom = ("E",), names.node(claim.target.symbol)
+    try:
+        true_paths = graph.paths(top, bottom)
+    except TooManyPaths as error:
+        raise ChainruleError(source, field, f"{claim.target.label} has {error} from E; chains are judged up to {MAX_PATHS} paths (claim its formula or value instead)") from None
+    expected = " + ".join(graph.path_text(p) for p in true_paths)
+    findings: list[Finding] = []
+    notes: list[str] = []
+    covered: Counter = Counter()
+    terms = sympy.Add.make_args(expr)
+    if len(terms) > MAX_TERMS:
+        findings.append(Finding("chain_form", f"{len(terms)} products once multiplied out; a chain has one per path ({len(true_paths)})"))
+        terms = ()
+    for term in terms:
+        coefficient, factors = _factors(term)
+        if factors and factors[0][0] == "?":
+            findings.append(Finding("chain_form", f"{factors[0][1]} is not a product of factors dA/dB", factors[0][1]))
+            continue
+        if coefficient != 1:
+            findings.append(Finding("factor", f"a coefficient {format_expr(coefficient)} that the chain rule does not give", format_expr(coefficient)))
+        written = [spellings.get(f"d{a}/d{b}", (a, b)) for a, b in factors]
+        nodes = [(names.node(names.symbol(a)), names.node(names.symbol(b)), f"d{w[0]}/d{w[1]}") for (a, b), w in zip(factors, written)]
+        bad = [_factor_problem(verifier, a, b, text, w) for (a, b, text), w in zip(nodes, written)]
+        bad = [b for b in bad if b is not None]
+        if bad:
+            findings.extend(bad)
+            continue
+        linked, problem = _link(verifier, nodes, top, bottom)
+        if problem is not None:
+            findings.append(problem)
+            continue
+        for a, b, text in linked:
+            if b not in graph.children(a):
+                notes.append(f"{text} is not a local derivative: it stands for {graph.count(a, b)} path(s) ({' + '.join(graph.path_text(p) for p in graph.paths(a, b))})")
+        for path in _expand(verifier, linked):
+            covered[path] += int(coefficient) if coefficient.is_Integer and coefficient > 0 else 1
+    if not findings:
+        findings.extend(_coverage(verifier, covered, true_paths))
+    note = "; ".join(dict.fromkeys(notes))
+    return Verdict(claim.index, claim.of, claim.target.label, Part.CHAIN, not findings, expected, claim.chain, tuple(findings), note)
+
+
+def _factors(term: sympy.Expr) -> tuple[sympy.Expr, list[tuple[str, str]]]:
+    coefficient, rest = term.as_coeff_Mul()
+    factors = []
+    for factor in sympy.Mul.make_args(rest):
+        base, power = factor.as_base_exp()
+        if not (isinstance(base, sympy.Symbol) and power.is_Integer and power > 0):
+            return coefficient, [("?", format_expr(factor))]
+        of, wrt = base.name[1:].split("/d", 1)
+        factors.extend([(of, wrt)] * int(power))
+    return coefficient, factors
+
+
+def _factor_problem(verifier: "Verifier", above: Node, below: Node, text: str, written: tuple[str, str]) -> Finding | None:
+    graph = verifier.graph
+    if above == below:
+        return Finding("bad_factor", f"{text} is 1: a symbol's derivative with respect to itself is no factor of a chain", text)
+    if graph.count(above, below):
+        return None
+    a, b = written
+    if graph.count(below, above):
+        return Finding("inverted_factor", f"{text} is upside down: {b} is computed from {a}, so the factor is d{b}/d{a}", f"d{b}/d{a}")
+    return Finding("bad_factor", f"{text}: {a} does not depend on {b}, so this is no factor of any path", text)
+
+
+def _link(verifier: "Verifier", factors: list[tuple[Node, Node, str]], top: Node, bottom: Node) -> tuple[list[tuple[Node, Node, str]], Finding | None]:
+    """The factors in order from ``top`` down to ``bottom``, or what breaks the chain."""
+    graph = verifier.graph
+    left = list(factors)
+    ordered: list[tuple[Node, Node, str]] = []
+    current = top
+    while left:
+        following = next((f for f in left if f[0] == current), None)
+        if following is None:
+            reachable = [f for f in left if graph.count(current, f[0])]
+            if current == bottom or not reachable:
+                extra = ", ".join(f[2] for f in left)
+                return ordered, Finding("extra_factor", f"the factor(s) {extra} do not continue the chain from {graph.name(current)}", extra)
+            nxt = max(reachable, key=lambda f: graph.layer(f[0]))
+            gap = graph.path_text(graph.paths(current, nxt[0])[0])
+            after = f"after {ordered[-1][2]}" if ordered else f"at {graph.name(current)}"
+            return ordered, Finding("missing_link", f"the chain breaks {after}: {gap} is missing before {nxt[2]}", gap)
+        left.remove(following)
+        ordered.append(following)
+        current = following[1]
+    if current != bottom:
+        rest = graph.paths(current, bottom) if graph.count(current, bottom) else []
+        gap = graph.path_text(rest[0]) if rest else f"d{graph.name(current)}/d{graph.name(bottom)}"
+        start = ordered[-1][2] if ordered else graph.name(top)
+        return ordered, Finding("missing_link", f"the chain stops at {start} and does not reach {graph.name(bottom)}: missing {gap}", gap)
+    return ordered, None
+
+
+def _expand(verifier: "Verifier", linked: list[tuple[Node, Node, str]]) -> list[tuple[Node, ...]]:
+    """The full paths a linked product stands for (compound factors spanning several)."""
+    paths: list[tuple[Node, ...]] = [()]
+    for a, b, _ in linked:
+        pieces = verifier.graph.paths(a, b)
+        paths = [p + (piece if not p else piece[1:]) for p in paths for piece in pieces]
+    return paths
+
+
+def _coverage(verifier: "Verifier", covered: Counter, true_paths: list[tuple[Node, ...]]) -> list[Finding]:
+    graph = verifier.graph
+    findings = []
+    missing = [p for p in true_paths if covered[p] == 0]
+    twice = [p for p in true_paths if covered[p] > 1]
+    if missing:
+        many = len(true_paths) > 1
+        words = "the path through " + ", the path through ".join(graph.through(p, true_paths) for p in missing) + (" is" if len(missing) == 1 else " are") + " missing"
+        if many:
+            words += f" (the parameter sits behind {len(true_paths)} paths; the chain needs one product per path)"
+        findings.append(Finding("dropped_path", words, " + ".join(graph.path_text(p) for p in missing)))
+    if twice:
+        findings.append(Finding("extra_path", "counted more than once: the path through " + ", ".join(graph.through(p, true_paths) for p in twice), " + ".join(graph.path_text(p) for p in twice)))
+    return findings
+
+
+__all__ = ["judge_chain", "TooManyPaths"]

@@ -1,0 +1,325 @@
+"""Claims files (spec.md section 4): hand calculations to verify, read and validated.
+
+A claims file holds an optional ``spec:`` and a list of ``claims``; each claim names what it is
+about in ``of`` (``E``, a unit symbol, ``dE/dNAME``, ``NAME+``) and gives a ``value``, a
+``formula``, a ``chain`` or several of them, and optionally a ``tolerance`` for its value. Names are
+resolved here against the network, with the aliases people use (``h1`` for ``out_h1``, an input
+or a target by its own name, ``lr`` and the optimizer's other settings as their values), so that
+every error is raised at the border, one line naming the file and the field.
+
+Values are kept as the digits were written (``0.0820`` is judged to four decimals), from the
+text of the number in the file (see :func:`~chainrule.derive.documents.load_document`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from enum import Enum
+from typing import Any, Mapping
+
+import sympy
+
+from . import naming
+from .documents import load_document
+from .errors import ChainruleError, shown
+from .network import Network, ParamRef, exact, real_symbol
+
+MAX_CLAIMS = 5_000
+MAX_VALUE_DIGITS = 40
+MAX_VALUE_EXPONENT = 300
+MAX_LISTED = 24
+
+FILE_KEYS = ("spec", "claims", "description")
+CLAIM_KEYS = ("of", "value", "formula", "chain", "tolerance")
+
+
+class TargetKind(Enum):
+    LOSS = "loss"
+    UNIT = "unit"  # a unit's net or out, an input or a target
+    GRADIENT = "gradient"  # dE/dθ for a parameter θ
+    UNIT_GRADIENT = "unit_gradient"  # dE/dnet_u or dE/dout_u
+    UPDATE = "update"  # θ+ after one optimizer step
+
+
+class Part(Enum):
+    """What a claim asserts; one claim may assert several."""
+
+    CHAIN = "chain"
+    FORMULA = "formula"
+    VALUE = "value"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a claim is about: ``symbol`` is the spec's symbol (the unit, the parameter, E)."""
+
+    kind: TargetKind
+    symbol: sympy.Symbol
+    param: ParamRef | None = None
+
+    @property
+    def label(self) -> str:
+        """The spec's own spelling: ``E``, ``out_h1``, ``dE/dw5``, ``w5+``."""
+        if self.kind in (TargetKind.GRADIENT, TargetKind.UNIT_GRADIENT):
+            return naming.GRADIENT.format(name=self.symbol.name)
+        if self.kind is TargetKind.UPDATE:
+            return naming.UPDATED.format(name=self.symbol.name)
+        return self.symbol.name
+
+
+@dataclass(frozen=True)
+class Literal:
+    """A claimed number as written: its text and its exact decimal value."""
+
+    text: str
+    value: Decimal
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of a file; ``index`` counts from 1, ``field`` is its path (``claims[0]``)."""
+
+    index: int
+    field: str
+    of: str
+    target: Target
+    value: Literal | None
+    formula: str | None
+    chain: str | None
+    tolerance: float | None
+
+    @property
+    def parts(self) -> tuple[Part, ...]:
+        given = {Part.CHAIN: self.chain, Part.FORMULA: self.formula, Part.VALUE: self.value}
+        return tuple(part for part in Part if given[part] is not None)
+
+
+@dataclass(frozen=True)
+class ClaimsFile:
+    source: str
+    spec: str | None
+    claims: tuple[Claim, ...]
+
+
+class NumberText(float):
+    """A float that remembers the digits it was written with."""
+
+    text: str
+
+    def __new__(cls, text: str) -> "NumberText":
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+
+# ---------------------------------------------------------------------------------------------
+# Names
+
+
+class ClaimNames:
+    """The names a claim may use, resolved to the spec's symbols, for one network.
+
+    ``o1`` and ``out_o1`` are the output of unit o1, ``net_o1`` its weighted sum, an input and a
+    target are their own names, ``E`` the loss, a parameter its name, and ``lr`` (or another
+    setting of the optimizer) its value.
+    """
+
+    def __init__(self, network: Network) -> None:
+        self.network = network
+        units: dict[str, sympy.Symbol] = {}
+        for l in range(1, network.depth + 1):
+            for r, unit in enumerate(network.units(l)):
+                units[unit] = units[naming.OUT.format(unit=unit)] = network.out(l, r)
+                units[naming.NET.format(unit=unit)] = network.net(l, r)
+        for r, name in enumerate(network.units(0)):
+            units[name] = network.out(0, r)
+        for k in range(network.sizes[-1]):
+            units[network.spec.targets[k]] = network.target(k)
+        units[naming.LOSS] = network.loss_symbol
+        self.units: Mapping[str, sympy.Symbol] = units
+        self.settings: Mapping[str, sympy.Expr] = {k: exact(v) for k, v in network.spec.optimizer.hyper}
+        self.nodes: dict[str, tuple] = {}
+        for l in range(network.depth + 1):
+            for r in range(network.sizes[l]):
+                self.nodes[network.out(l, r).name] = ("out", l, r)
+                if l > 0:
+                    self.nodes[network.net(l, r).name] = ("net", l, r)
+
+    def symbol(self, name: str) -> sympy.Symbol | None:
+        """The symbol a unit, input, target, E or parameter name stands for, or None."""
+        found = self.units.get(name)
+        if found is not None:
+            return found
+        return real_symbol(name) if self.network.locate(name) is not None else None
+
+    def resolve(self, name: str) -> sympy.Expr | None:
+        """As :meth:`symbol`, and the optimizer's settings as their exact values."""
+        found = self.symbol(name)
+        return found if found is not None else self.settings.get(name)
+
+    def node(self, symbol: sympy.Symbol) -> tuple:
+        """The graph node of a symbol: ("E",), ("out", l, r), ("net", l, r), ("param", name) or
+        ("target", name)."""
+        if symbol == self.network.loss_symbol:
+            return ("E",)
+        if symbol.name in self.nodes:
+            return self.nodes[symbol.name]
+        if symbol.name in self.network.spec.targets:
+            return ("target", symbol.name)
+        return ("param", symbol.name)
+
+    def known(self) -> list[str]:
+        """The names a spec offers, compact: ``E, i1, i2, t1, t2, units h1, h2, o1, o2 (each
+        also as net_ and out_), w1 ... w8, b1, b2, lr``."""
+        net = self.network
+        units = [u for l in range(1, net.depth + 1) for u in net.units(l)]
+        listed = [naming.LOSS, *_compact(list(net.units(0))), *_compact(list(net.spec.targets))]
+        listed.append("units " + ", ".join(_compact(units, 8)) + " (each also as net_ and out_)")
+        count = net.parameter_count
+        if count <= 12:
+            listed += [p.name for p in net.parameters()]
+        else:
+            for l in range(1, net.depth + 1):
+                listed.append(f"{net.weight_name(l, 0, 0)} ... {net.weight_name(l, net.sizes[l] - 1, net.sizes[l - 1] - 1)}")
+                biases = [net.bias_name(l, r) or "" for r in range(net.spec.layers[l - 1].bias_count)]
+                listed += _compact(biases, 2)
+        listed += list(self.settings)
+        return listed[:MAX_LISTED] + (["..."] if len(listed) > MAX_LISTED else [])
+
+    def unknown(self, name: str) -> str:
+        """Why ``name`` is unknown, listing the names the spec has."""
+        return f"unknown name {name!r} (the spec has: {', '.join(self.known())})"
+
+
+def _compact(names: list[str], most: int = 4) -> list[str]:
+    if len(names) > most:
+        return [f"{names[0]} ... {names[-1]}"]
+    return names
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a claims file
+
+_GRADIENT = re.compile(r"(?:dE/d|\u2202E/\u2202|dE_d)([A-Za-z_][A-Za-z0-9_]*)")
+_UPDATE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:\+|_new|\u207a)")
+_DECIMAL = re.compile(r"[-+]?(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][-+]?\d+)?")
+
+
+def parse_target(text: Any, names: ClaimNames, source: str, field: str) -> Target:
+    """The target of ``of``: ``E``, a unit symbol, ``dE/dNAME`` or ``NAME+``.
+
+    Raises:
+        ChainruleError: not a string, or a name the spec does not have.
+    """
+    if not isinstance(text, str):
+        raise ChainruleError(source, field, f"expected what the claim is about (E, a unit such as out_h1, dE/dw5 or w5+), got {shown(text)}")
+    written = text.strip()
+    network = names.network
+    if match := _GRADIENT.fullmatch(written):
+        name = match.group(1)
+        ref = network.locate(name)
+        if ref is not None:
+            return Target(TargetKind.GRADIENT, real_symbol(name), ref)
+        symbol = names.units.get(name)
+        if symbol is not None and symbol.name in names.nodes and names.nodes[symbol.name][1] > 0:
+            return Target(TargetKind.UNIT_GRADIENT, symbol)
+        raise ChainruleError(source, field, f"dE/d{name}: no parameter or unit named {name!r} (the spec has: {', '.join(names.known())})")
+    if match := _UPDATE.fullmatch(written):
+        name = match.group(1)
+        ref = network.locate(name)
+        if ref is None:
+            raise ChainruleError(source, field, f"{written}: no parameter named {name!r} (the spec has: {', '.join(names.known())})")
+        return Target(TargetKind.UPDATE, real_symbol(name), ref)
+    symbol = names.units.get(written)
+    if symbol is None:
+        if network.locate(written) is not None:
+            raise ChainruleError(source, field, f"{written!r} is a parameter: claim its gradient (dE/d{written}) or its update ({written}+)")
+        raise ChainruleError(source, field, names.unknown(written))
+    kind = TargetKind.LOSS if written == naming.LOSS else TargetKind.UNIT
+    return Target(kind, symbol)
+
+
+def parse_literal(value: Any, source: str, field: str) -> Literal:
+    """A claimed number, its digits kept as written (a number or a string of one).
+
+    Raises:
+        ChainruleError: not a finite decimal number, or too long.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ChainruleError(source, field, f"expected a number, got {shown(value)}")
+    text = value.text if isinstance(value, NumberText) else value.strip() if isinstance(value, str) else repr(value)
+    if not _DECIMAL.fullmatch(text):
+        raise ChainruleError(source, field, f"expected a decimal number such as 0.0821, got {shown(value)}")
+    mantissa, _, exponent = text.lower().partition("e")
+    if sum(c.isdigit() for c in mantissa) > MAX_VALUE_DIGITS or (exponent and abs(int(exponent)) > MAX_VALUE_EXPONENT):
+        raise ChainruleError(source, field, f"expected at most {MAX_VALUE_DIGITS} digits and an exponent of at most {MAX_VALUE_EXPONENT}, got {shown(text)}")
+    try:
+        return Literal(text, Decimal(text))
+    except InvalidOperation:
+        raise ChainruleError(source, field, f"expected a decimal number, got {shown(value)}") from None
+
+
+def _tolerance(value: Any, source: str, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < float(value) < float("inf"):
+        raise ChainruleError(source, field, f"expected a positive number, got {shown(value)}")
+    return float(value)
+
+
+def _text(value: Any, source: str, field: str, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ChainruleError(source, field, f"expected {what} (a string), got {shown(value)}")
+    return value
+
+
+def _claim(raw: Any, i: int, names: ClaimNames, source: str) -> Claim:
+    field = f"claims[{i}]"
+    if not isinstance(raw, dict):
+        raise ChainruleError(source, field, f"expected a mapping with of: and value:, formula: or chain:, got {shown(raw)}")
+    for key in raw:
+        if key not in CLAIM_KEYS:
+            raise ChainruleError(source, f"{field}.{key}" if isinstance(key, str) else field, f"unknown key (allowed: {', '.join(CLAIM_KEYS)})")
+    if "of" not in raw:
+        raise ChainruleError(source, field, "missing 'of': what the claim is about (E, out_h1, dE/dw5, w5+)")
+    target = parse_target(raw["of"], names, source, f"{field}.of")
+    if not any(k in raw for k in ("value", "formula", "chain")):
+        raise ChainruleError(source, field, "expected value:, formula: or chain: (what is claimed)")
+    value = parse_literal(raw["value"], source, f"{field}.value") if "value" in raw else None
+    if "tolerance" in raw and value is None:
+        raise ChainruleError(source, f"{field}.tolerance", "a tolerance needs a value: to apply to")
+    tolerance = _tolerance(raw["tolerance"], source, f"{field}.tolerance") if "tolerance" in raw else None
+    formula = _text(raw["formula"], source, f"{field}.formula", "a formula") if "formula" in raw else None
+    chain = _text(raw["chain"], source, f"{field}.chain", "a chain of factors such as dE/dout_o1 * dout_o1/dnet_o1") if "chain" in raw else None
+    if chain is not None and target.kind not in (TargetKind.GRADIENT, TargetKind.UNIT_GRADIENT):
+        raise ChainruleError(source, f"{field}.chain", f"a chain is a claim about a gradient dE/dNAME, not about {target.label}")
+    return Claim(i + 1, field, raw["of"].strip(), target, value, formula, chain, tolerance)
+
+
+def parse_claims(text: str, source: str, fmt: str, network: Network, names: ClaimNames | None = None) -> ClaimsFile:
+    """Read and validate a claims file against ``network``.
+
+    Args:
+        text, source, fmt: the file's text, its name, and ``yaml``, ``toml`` or ``json``.
+        names: the network's :class:`ClaimNames` (built here when not given; share it across files).
+
+    Raises:
+        ChainruleError: malformed, an unknown key, a name the spec does not have, a value that is
+            not a number.
+    """
+    data = load_document(text, source, fmt, parse_float=NumberText)
+    if not isinstance(data, dict):
+        raise ChainruleError(source, "", f"expected a mapping with a 'claims' list, got {shown(data)}")
+    for key in data:
+        if key not in FILE_KEYS:
+            raise ChainruleError(source, str(key), f"unknown key (allowed: {', '.join(FILE_KEYS)})")
+    spec = data.get("spec")
+    if spec is not None and not isinstance(spec, str):
+        raise ChainruleError(source, "spec", f"expected the spec's file name, got {shown(spec)}")
+    raw = data.get("claims")
+    if not isinstance(raw, list) or not raw:
+        raise ChainruleError(source, "claims", f"expected a non-empty list of claims, got {shown(raw)}")
+    if len(raw) > MAX_CLAIMS:
+        raise ChainruleError(source, "claims", f"expected at most {MAX_CLAIMS:,} claims, got {len(raw):,}")
+    names = names or ClaimNames(network)
+    return ClaimsFile(source, spec, tuple(_claim(item, i, names, source) for i, item in enumerate(raw)))

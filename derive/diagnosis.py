@@ -1,0 +1,297 @@
+"""What is wrong with a hand calculation: the typical mistakes, as expressions, and how to name them.
+
+Every mistake of the catalogue is an *alternative*: the expression a person gets who makes it
+(the true chain with a factor left out, a path dropped, σ′ taken as σ, the output weights already
+updated, the update added instead of subtracted, ...), built from the derivation's own paths and
+factors. A claimed formula is compared with each symbolically, a claimed value with each
+numerically at the claim's precision; a formula that matches none is then compared with the truth
+itself: their ratio (a constant: a sign, a factor ½ or 2, the learning rate; a product: the
+factors missing or extra) and their difference (whole paths dropped or counted twice).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Sequence
+
+import sympy
+
+from .chain import Factor, Path
+from .formula import format_expr, tree_size
+
+MAX_RATIO_NODES = 60
+MAX_SUBSETS_PATHS = 6
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing that differs: ``mistake`` a stable key (``missing_factor``, ``sign``, ...),
+    ``words`` the sentence a reader sees, ``formula`` the expression it is about (or ``""``)."""
+
+    mistake: str
+    words: str
+    formula: str = ""
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """The result of one typical mistake: ``expr`` in the spec's symbols; a symbol ``w5+`` stands
+    for the updated value of w5 (such alternatives are compared by value only)."""
+
+    finding: Finding
+    expr: sympy.Expr
+
+
+def updated_symbol(name: str) -> sympy.Symbol:
+    return sympy.Symbol(f"{name}+", real=True)
+
+
+def in_product(expr: sympy.Expr) -> str:
+    text = format_expr(expr)
+    return f"({text})" if expr.is_Add or text.startswith("-") else text
+
+
+def factor_text(f: Factor) -> str:
+    return f"d{f.of.name}/d{f.wrt.name} = {format_expr(f.human)}"
+
+
+def path_product(path: Path, replace: dict[int, sympy.Expr] | None = None) -> sympy.Expr:
+    replace = replace or {}
+    return sympy.Mul(*[replace.get(i, f.human) for i, f in enumerate(path.factors)])
+
+
+def path_label(path: Path, paths: Sequence[Path] = ()) -> str:
+    """The units that tell a path from its siblings: ``out_o2`` (where all pass out_h1)."""
+    outs = [f.wrt.name for f in path.factors[:-1] if f.wrt.name.startswith("out_")]
+    shared = set.intersection(*[{f.wrt.name for f in p.factors} for p in paths]) if len(paths) > 1 else set()
+    own = [o for o in outs if o not in shared] or outs
+    return ", ".join(own) if own else path.factors[-1].wrt.name
+
+
+def path_form(path: Path) -> str:
+    kept = [f.human for f in path.factors if f.human != 1]
+    return "*".join(in_product(h) for h in kept) if kept else "1"
+
+
+# ---------------------------------------------------------------------------------------------
+# The catalogue, as alternatives
+
+
+def gradient_alternatives(paths: Sequence[Path], activations: dict[str, str], later_weights: set[str], siblings: dict[str, sympy.Expr]) -> list[Alternative]:
+    """The typical mistakes in dE/dθ written as the sum of ``paths``.
+
+    Args:
+        activations: unit output name -> activation name, for naming σ′ taken as σ.
+        later_weights: names of weights of layers above θ's (updated too early in a hidden delta).
+        siblings: other parameters' gradients (the gradient of the wrong weight).
+    """
+    products = [path_product(p) for p in paths]
+    true = sympy.Add(*products)
+    alts = [
+        Alternative(Finding("sign", "the sign is flipped (e.g. t - out where the derivative of the loss gives out - t)", format_expr(-true)), -true),
+        Alternative(Finding("factor", "a factor 2 too many (the 2 of the square not cancelled by the 1/2?)", "2"), 2 * true),
+        Alternative(Finding("factor", "a factor 1/2 too many", "1/2"), true / 2),
+    ]
+    many = len(paths) > 1
+    for i, path in enumerate(paths):
+        label = path_label(path, paths)
+        where = f" in the path through {label}" if many else ""
+        if many:
+            alts.append(Alternative(Finding("dropped_path", f"the path through {label} is missing (a parameter behind several units has one path through each)", path_form(path)), true - products[i]))
+            alts.append(Alternative(Finding("sign", f"the sign of the path through {label} is flipped", path_form(path)), true - 2 * products[i]))
+        for j, f in enumerate(path.factors):
+            if f.human == 1:
+                continue
+            alts.append(Alternative(Finding("missing_factor", f"missing the factor {factor_text(f)}{where}", format_expr(f.human)), true - products[i] + path_product(path, {j: sympy.Integer(1)})))
+            if f.of.name.startswith("out_") and f.wrt.name.startswith("net_") and f.human != f.of:
+                kind = activations.get(f.of.name, "the activation")
+                words = f"{_prime(kind)} taken as {_plain(kind)}: d{f.of.name}/d{f.wrt.name} written as {f.of.name} instead of {format_expr(f.human)}{where}"
+                alts.append(Alternative(Finding("derivative_as_function", words, format_expr(f.human)), true - products[i] + path_product(path, {j: f.of})))
+    if many:
+        for name in sorted({f"d{f.of.name}/d{f.wrt.name}" for p in paths for f in p.factors}):
+            common = [next((f for f in p.factors if f"d{f.of.name}/d{f.wrt.name}" == name), None) for p in paths]
+            if all(c is not None for c in common) and common[0].human != 1:  # type: ignore[union-attr]
+                f = common[0]
+                assert f is not None
+                alts.append(Alternative(Finding("missing_factor", f"missing the factor {factor_text(f)} (in every path)", format_expr(f.human)), sympy.Add(*[p / f.human for p in products])))
+        outs = {f.of for p in paths for f in p.factors if f.of.name.startswith("out_") and f.wrt.name.startswith("net_") and f.human != f.of}
+        for out in sorted(outs, key=lambda s: s.name):
+            replaced = sympy.Add(*[path_product(p, {j: out for j, f in enumerate(p.factors) if f.of == out and f.wrt.name.startswith("net_")}) for p in paths])
+            kind = activations.get(out.name, "the activation")
+            alts.append(Alternative(Finding("derivative_as_function", f"{_prime(kind)} taken as {_plain(kind)}: d{out.name}/dnet written as {out.name} (in every path)", out.name), replaced))
+    if later_weights:
+        moved = {sympy.Symbol(w, real=True): updated_symbol(w) for w in later_weights}
+        late = sympy.Add(*[path_product(p, {j: f.human.xreplace(moved) for j, f in enumerate(p.factors) if f.human.free_symbols & set(moved)}) for p in paths])
+        if late != true:
+            names = ", ".join(sorted(w for w in later_weights if sympy.Symbol(w, real=True) in true.free_symbols))
+            alts.append(Alternative(Finding("updated_weights", f"the updated weights ({names} after the step) used in the backward pass; the gradients of one step all use the weights before it", format_expr(late)), late))
+    for name, expr in siblings.items():
+        alts.append(Alternative(Finding("other_parameter", f"this is dE/d{name}, the gradient of another parameter", format_expr(expr)), expr))
+    return alts
+
+
+def _prime(activation: str) -> str:
+    return {"sigmoid": "σ′", "tanh": "tanh′"}.get(activation, f"the derivative of {activation}")
+
+
+def _plain(activation: str) -> str:
+    return {"sigmoid": "σ"}.get(activation, activation)
+
+
+def update_alternatives(theta: sympy.Symbol, updated: sympy.Expr, gradient: sympy.Expr, rate: sympy.Expr | None, gradient_alts: Sequence[Alternative], g: sympy.Symbol) -> list[Alternative]:
+    """The typical mistakes in θ+ = ``updated`` (a function of θ and dE/dθ = ``gradient``).
+
+    Args:
+        rate: ``a`` when the step is ``-a * dE/dθ`` (sgd: the learning rate), else None.
+        g: the symbol ``dE/dθ``, in which the formulas of the findings are written.
+    """
+    step = updated - theta
+    written = step.xreplace({gradient: g}) if rate is None else -rate * g
+    text = lambda expr: format_expr(expr, last=[g])  # noqa: E731 - w5 + lr*dE/dw5, not expanded
+    alts = [
+        Alternative(Finding("update_sign", "the step is added instead of subtracted (the update goes uphill)", text(theta - written)), theta - step),
+        Alternative(Finding("not_updated", f"this is {g.name}, the gradient, not the updated parameter", g.name), gradient),
+        Alternative(Finding("not_updated", "this is the step alone, not the parameter after it", text(written)), step),
+    ]
+    if rate is not None and rate != 1:
+        alts.append(Alternative(Finding("update_rate", f"the learning rate ({format_expr(rate)}) is left out", text(theta - g)), theta - gradient))
+        for alt in gradient_alts:
+            if alt.finding.mistake == "other_parameter":
+                continue
+            words = f"the update uses a wrong gradient: {alt.finding.words}"
+            alts.append(Alternative(Finding(alt.finding.mistake, words, alt.finding.formula), theta - rate * alt.expr))
+    return alts
+
+
+def sum_alternatives(true: sympy.Expr, what: str, terms_named: dict[sympy.Expr, str]) -> list[Alternative]:
+    """The mistakes in a sum (the loss, a weighted sum): a term left out, a factor 2 or 1/2."""
+    alts = [
+        Alternative(Finding("factor", "a factor 2 too many", "2"), 2 * true),
+        Alternative(Finding("factor", "a factor 1/2 too many", "1/2"), true / 2),
+    ]
+    for term, name in terms_named.items():
+        alts.append(Alternative(Finding("missing_term", f"the term {name} of {what} is missing", format_expr(term)), true - term))
+    return alts
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparing expressions
+
+
+def is_zero(expr: sympy.Expr) -> bool:
+    """True when ``expr`` is 0 as a rational function of its symbols (functions kept whole)."""
+    expanded = sympy.expand(expr)
+    if expanded == 0:
+        return True
+    if any(p.exp.is_negative for p in expanded.atoms(sympy.Pow)):
+        return sympy.cancel(sympy.together(expanded)) == 0
+    return False
+
+
+def same(a: sympy.Expr, b: sympy.Expr) -> bool:
+    return is_zero(a - b)
+
+
+def ratio_findings(claimed: sympy.Expr, true: sympy.Expr, factors: Sequence[Factor], rate: sympy.Expr | None = None, where: str = "") -> list[Finding]:
+    """What the ratio claimed/true says, when it is simple: a constant or a product of factors."""
+    if true == 0 or claimed == 0:
+        return []
+    ratio = sympy.factor(sympy.cancel(claimed / true))
+    if tree_size(ratio, MAX_RATIO_NODES + 1) > MAX_RATIO_NODES:
+        return []
+    if ratio.is_Number:
+        return [constant_finding(ratio, rate, where)] if ratio != 1 else []
+    coefficient, numerator, denominator = _signed_parts(ratio)
+    findings = []
+    if denominator != 1:
+        text, names = named(denominator, factors)
+        findings.append(Finding("missing_factor", f"missing the factor {text}{names}{where}", text))
+    if numerator != 1:
+        text, names = named(numerator, factors)
+        findings.append(Finding("extra_factor", f"an extra factor {text}{where}", text))
+    if coefficient != 1:
+        findings.append(constant_finding(coefficient, rate, where))
+    return findings
+
+
+def _signed_parts(ratio: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr, sympy.Expr]:
+    """(coefficient, numerator, denominator) with every factor written without a leading minus
+    (``1 - out_h1``, not ``out_h1 - 1``), the signs gathered in the coefficient."""
+    coefficient, rest = ratio.as_coeff_Mul()
+    sides = []
+    for side in sympy.fraction(rest):
+        kept = []
+        for factor in sympy.Mul.make_args(side):
+            base, power = factor.as_base_exp()
+            if _negative(base):
+                base = -base
+                if power.is_Integer and int(power) % 2:
+                    coefficient = -coefficient
+            kept.append(base**power)
+        sides.append(sympy.Mul(*kept))
+    return coefficient, sides[0], sides[1]
+
+
+def _negative(expr: sympy.Expr) -> bool:
+    """Whether ``expr`` reads better negated: most terms negative, or as many and a negative
+    constant (``out_h1 - 1`` is ``-(1 - out_h1)``)."""
+    if not expr.is_Add:
+        return expr.could_extract_minus_sign()
+    minus = sum(t.could_extract_minus_sign() for t in expr.args)
+    constant = next((t for t in expr.args if t.is_Number), None)
+    return 2 * minus > len(expr.args) or (2 * minus == len(expr.args) and constant is not None and constant < 0)
+
+
+def constant_finding(k: sympy.Expr, rate: sympy.Expr | None, where: str = "") -> Finding:
+    if k == -1:
+        return Finding("sign", f"the sign is flipped{where}", "-1")
+    if rate is not None and k == rate:
+        return Finding("factor", f"multiplied by the learning rate {format_expr(rate)}{where}", format_expr(k))
+    if k in (2, sympy.Rational(1, 2)):
+        return Finding("factor", f"a factor {format_expr(k)} too many{where}", format_expr(k))
+    return Finding("factor", f"off by a constant factor {format_expr(k)}{where}", format_expr(k))
+
+
+def named(missing: sympy.Expr, factors: Sequence[Factor]) -> tuple[str, str]:
+    """``missing`` as text, in the chain's order where the chain's factors make it up, and
+    `` (the factors dnet_o1/dout_h1 = w21 and ...)`` naming them (or ``""``)."""
+    left, used = missing, []
+    for f in factors:
+        if f.human == 1 or not (f.human.free_symbols & left.free_symbols):
+            continue
+        rest = sympy.cancel(left / f.human)
+        if sympy.fraction(rest)[1] == 1 and tree_size(rest) < tree_size(left):
+            used.append(f)
+            left = rest
+    if not used or left != 1:
+        return format_expr(missing), ""
+    text = "*".join(in_product(f.human) for f in used)
+    if len(used) == 1:
+        return text, f" (the factor {factor_text(used[0])})"
+    return text, " (the factors " + ", ".join(factor_text(f) for f in used[:-1]) + f" and {factor_text(used[-1])})"
+
+
+def path_findings(claimed: sympy.Expr, paths: Sequence[Path]) -> list[Finding]:
+    """Whole paths dropped or counted twice, and a mistake confined to one path."""
+    products = [path_product(p) for p in paths]
+    true = sympy.Add(*products)
+    if len(paths) < 2:
+        return []
+    n = len(paths)
+    sizes = range(1, n) if n <= MAX_SUBSETS_PATHS else [1]
+    for size in sizes:
+        for subset in combinations(range(n), size):
+            part = sympy.Add(*[products[i] for i in subset])
+            labels = ", ".join(path_label(paths[i], paths) for i in subset)
+            forms = " + ".join(path_form(paths[i]) for i in subset)
+            if same(claimed, true - part):
+                return [Finding("dropped_path", f"the path(s) through {labels} are missing (a parameter behind several units has one path through each)", forms)]
+            if same(claimed, true + part):
+                return [Finding("extra_path", f"the path(s) through {labels} are counted twice", forms)]
+    for i, path in enumerate(paths):
+        rest = true - products[i]
+        found = ratio_findings(claimed - rest, products[i], path.factors, where=f" in the path through {path_label(path, paths)}")
+        if found:
+            return found
+    return []

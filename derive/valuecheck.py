@@ -1,0 +1,107 @@
+"""Claimed numbers: judged at the precision their digits imply, and what a wrong one is.
+
+``0.0822`` claims 0.082167041 to four decimals: it is right when it is the true value rounded
+there (either way at an exact half), and also when it is the true value cut off there (``0.0821``,
+a truncation, which is said). A number written with more digits than float64 carries is judged
+to 12 significant digits. An explicit ``tolerance`` replaces all of this by
+``|claimed - true| <= tolerance``.
+"""
+
+from __future__ import annotations
+
+import decimal
+from decimal import ROUND_DOWN, ROUND_HALF_DOWN, ROUND_HALF_UP, Decimal
+from typing import Sequence
+
+import numpy as np
+
+from .claims import Literal
+from .diagnosis import Finding
+
+_CONTEXT = decimal.Context(prec=120, Emax=10**6, Emin=-(10**6))
+MAX_SIGNIFICANT = 12
+
+
+def significant(literal: Literal) -> int:
+    digits = literal.value.as_tuple().digits
+    return max(1, len(str(int("".join(map(str, digits)) or "0"))))
+
+
+def at_precision(value: float, literal: Literal, rounding: str = ROUND_HALF_UP) -> Decimal:
+    """``value`` rounded (or cut, with ROUND_DOWN) to the last digit ``literal`` shows."""
+    quantum = Decimal(1).scaleb(literal.value.as_tuple().exponent)  # type: ignore[arg-type]
+    return Decimal(repr(float(value))).quantize(quantum, rounding=rounding, context=_CONTEXT)
+
+
+def matches(literal: Literal, value: float) -> str | None:
+    """``"rounded"``, ``"truncated"`` or None: whether ``literal`` is ``value`` at its precision."""
+    if not np.isfinite(value):
+        return None
+    claimed = literal.value
+    if significant(literal) > MAX_SIGNIFICANT:
+        exact = Decimal(repr(float(value)))
+        return "rounded" if abs(claimed - exact) <= abs(exact) * Decimal("1e-12") + Decimal("1e-300") else None
+    if claimed in (at_precision(value, literal, ROUND_HALF_UP), at_precision(value, literal, ROUND_HALF_DOWN)):
+        return "rounded"
+    if claimed == at_precision(value, literal, ROUND_DOWN):
+        return "truncated"
+    return None
+
+
+def judge_number(literal: Literal, value: float, tolerance: float | None) -> tuple[bool, str]:
+    """Whether ``literal`` is right for ``value``, and a note (a truncation, a coarse claim)."""
+    if tolerance is not None:
+        ok = bool(np.isfinite(value)) and abs(float(literal.value) - value) <= tolerance
+        return ok, ""
+    how = matches(literal, value)
+    if how is None:
+        return False, ""
+    if how == "truncated":
+        return True, f"truncated: {value:.9g} cut off after the last digit written; rounded it is {at_precision(value, literal)}"
+    if significant(literal) == 1 and literal.value != 0:
+        return True, f"right to the one significant digit written (the value is {value:.9g})"
+    return True, ""
+
+
+def value_findings(literal: Literal, value: float, alternatives: Sequence[tuple[Finding, float]], own: tuple[bool, float] | None) -> list[Finding]:
+    """Why a claimed number is wrong: the mistake whose value it is, or an arithmetic slip.
+
+    Args:
+        alternatives: each typical mistake with the value it gives on the sample.
+        own: the claim's own formula, when it gave one: (whether it is right, its value).
+    """
+    if own is not None:
+        right, from_formula = own
+        if right:
+            return [Finding("arithmetic", f"the formula is right, the arithmetic is not: on the sample it gives {from_formula:.9g}", f"{from_formula:.9g}")]
+        if matches(literal, from_formula):
+            return [Finding("follows_formula", f"this is what the claimed formula gives on the sample ({from_formula:.9g}); the formula is what is wrong", f"{from_formula:.9g}")]
+    if significant(literal) >= 2:
+        for finding, other in alternatives:
+            if matches(literal, other) and not matches(literal, value):
+                return [Finding(finding.mistake, f"{finding.words} (that gives {other:.9g})", finding.formula)]
+    slip = digit_slip(literal, value) if significant(literal) >= 2 else None
+    if slip:
+        return [slip]
+    difference = float(literal.value) - value
+    relative = f" ({abs(difference / value):.2%})" if value else ""
+    words = f"off by {difference:+.3g}{relative}; it matches none of the typical mistakes, so an arithmetic slip"
+    return [Finding("arithmetic", words, f"{value:.9g}")]
+
+
+def digit_slip(literal: Literal, value: float) -> Finding | None:
+    """Two neighbouring digits swapped, or one digit wrong, against the true value at the claim's
+    precision."""
+    right = at_precision(value, literal)
+    a, b = literal.value.as_tuple(), right.as_tuple()
+    if a.sign != b.sign or a.exponent != b.exponent:
+        return None
+    x, y = "".join(map(str, a.digits)), "".join(map(str, b.digits))
+    width = max(len(x), len(y))
+    x, y = x.zfill(width), y.zfill(width)
+    diff = [i for i in range(width) if x[i] != y[i]]
+    if len(diff) == 2 and diff[1] == diff[0] + 1 and x[diff[0]] == y[diff[1]] and x[diff[1]] == y[diff[0]]:
+        return Finding("digits", f"two digits swapped: {literal.text} for {right}", str(right))
+    if len(diff) == 1:
+        return Finding("digits", f"one digit wrong: {literal.text} for {right}", str(right))
+    return None

@@ -1,0 +1,396 @@
+"""Judging hand calculations: each part of each claim correct or wrong, with what differs.
+
+A :class:`Verifier` holds one derivation and everything derived from it for judging (the names,
+the graph of symbols, the true forms, values and typical mistakes per target, random points for
+the numeric second opinion), computed once and shared by every claims file of a class.
+
+- **Values** are judged at the precision their own digits imply: ``0.0822`` is right for
+  0.082167041 (rounded), ``0.0821`` too (truncated, and said so), ``0.0823`` is not; or within
+  an explicit ``tolerance``.
+- **Formulas** are equal to the true form symbolically (the net symbols written out, outputs kept
+  as symbols), or else at random points of the network (every symbol from one forward pass);
+  equal there but not shown equal by sympy, they are accepted with a note.
+- **Chains** are sums of products of factors ``dA/dB``: each factor must be a derivative that
+  exists (A depends on B), each product must link E to the parameter, and together they must
+  cover each path from E to it exactly once.
+"""
+
+from __future__ import annotations
+
+import decimal
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cached_property
+from typing import Any, Sequence
+
+import numpy as np
+import sympy
+
+from . import naming
+from .chain import ChainRule, Factor, Path
+from .claims import Claim, ClaimNames, ClaimsFile, Part, Target, TargetKind
+from .derivation import Derivation, PointValues
+from .diagnosis import (
+    Alternative,
+    Finding,
+    gradient_alternatives,
+    path_findings,
+    path_form,
+    ratio_findings,
+    same,
+    sum_alternatives,
+    update_alternatives,
+)
+from .errors import FormulaError
+from .formula import format_expr, parse_formula, to_sympy
+from .network import Values, exact, real_symbol, seeded_sample
+from .numeric import compile_expr
+from .optimizers import GRAD, THETA, first_step_expr
+from .paths import Graph, Node
+from .valuecheck import judge_number, value_findings
+
+RANDOM_POINTS = 6
+RELATIVE = 1e-9
+MAX_SIBLINGS = 16
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The judgement of one part of one claim.
+
+    Attributes:
+        claim: the claim's number in its file (from 1); ``of`` as written, ``label`` in the
+            spec's spelling (``dE/dw5``).
+        expected, claimed: numbers for a value, text for a formula or a chain.
+        findings: what differs (empty when correct); ``note`` a remark on a correct one.
+    """
+
+    claim: int
+    of: str
+    label: str
+    part: Part
+    correct: bool
+    expected: float | str
+    claimed: float | str
+    findings: tuple[Finding, ...] = ()
+    note: str = ""
+    written: str = ""  # a claimed value's digits as written
+
+    @property
+    def diagnosis(self) -> str:
+        return "; ".join(f.words for f in self.findings)
+
+
+@dataclass(frozen=True)
+class Truth:
+    """What is true of one target: its value, its form (and paths), the typical mistakes."""
+
+    value: float
+    expr: sympy.Expr | None
+    form: str
+    paths: tuple[Path, ...] = ()
+    alternatives: tuple[Alternative, ...] = ()
+    rate: sympy.Expr | None = None
+
+
+class _Env:
+    """Symbol values at a point, plus ``NAME+`` for parameters after the step (sample only)."""
+
+    def __init__(self, base: PointValues, derivation: Derivation | None = None) -> None:
+        self.base, self.d = base, derivation
+
+    def __getitem__(self, name: str) -> Any:
+        if name.endswith("+") and self.d is not None:
+            ref = self.d.network.locate(name[:-1])
+            if ref is not None:
+                return np.float64(self.d.updated(ref))
+        return self.base[name]
+
+
+class Verifier:
+    """Judges claims about one derivation; see the module docstring."""
+
+    def __init__(self, derivation: Derivation) -> None:
+        self.d = derivation
+        self.network = derivation.network
+        self.names = ClaimNames(self.network)
+        self.engine = ChainRule(self.network, derivation.layers)
+        self.graph = Graph(self.network, self.engine)
+        self.sample = _Env(derivation.env, derivation)
+        self._truths: dict[str, Truth] = {}
+        self._formulas: dict[tuple[str, sympy.Expr], tuple[bool, tuple[Finding, ...], str]] = {}
+
+    # -- points ------------------------------------------------------------------------------
+
+    @cached_property
+    def points(self) -> list[_Env]:
+        """Seeded random points: weights and biases uniform in [-1, 1], a valid random sample."""
+        from .layers import gradients_of
+
+        rng = np.random.default_rng(20261123)
+        envs = []
+        for _ in range(RANDOM_POINTS):
+            W = tuple(rng.uniform(-1, 1, w.shape) for w in self.d.values.W)
+            b = tuple(None if v is None else rng.uniform(-1, 1, v.shape) for v in self.d.values.b)
+            x, t, _ = seeded_sample(self.network, rng)
+            values = Values(W, b, x, t, True)
+            envs.append(_Env(PointValues(self.network, values, gradients_of(self.d.numbers, values))))
+        return envs
+
+    def evaluate(self, expr: sympy.Expr, env: Any) -> float:
+        with np.errstate(all="ignore"):
+            return float(compile_expr(expr)(env))
+
+    # -- truths ------------------------------------------------------------------------------
+
+    def truth(self, target: Target) -> Truth:
+        if target.label not in self._truths:
+            self._truths[target.label] = self._truth(target)
+        return self._truths[target.label]
+
+    def _truth(self, target: Target) -> Truth:
+        kind, d, net = target.kind, self.d, self.network
+        if kind is TargetKind.LOSS:
+            expr = net.loss_definition()
+            terms = {net.loss_term(k): f"of {net.out(net.depth, k).name}" for k in range(net.sizes[-1])} if net.sizes[-1] > 1 else {}
+            return Truth(d.loss, expr, format_expr(expr), alternatives=tuple(sum_alternatives(expr, "E", terms)))
+        if kind is TargetKind.UNIT:
+            return self._unit_truth(target.symbol)
+        if kind is TargetKind.UNIT_GRADIENT:
+            node = self.names.node(target.symbol)
+            expr = self.unit_gradient(node)
+            alts = (Alternative(Finding("sign", "the sign is flipped", format_expr(-expr)), -expr),)
+            return Truth(self.evaluate(expr, self.sample), expr, format_expr(expr), alternatives=alts)
+        if kind is TargetKind.GRADIENT:
+            return self._gradient_truth(target)
+        return self._update_truth(target)
+
+    def _unit_truth(self, symbol: sympy.Symbol) -> Truth:
+        net, node = self.network, self.names.node(symbol)
+        value = self.evaluate(symbol, self.sample)
+        if node[0] == "net":
+            expr = net.net_definition(node[1], node[2])
+            bias = net.bias(node[1], node[2])
+            alts = [Alternative(Finding("missing_term", f"the bias {bias} is left out", bias.name), expr - bias)] if bias is not None else []
+            out = net.out(node[1], node[2])
+            alts.append(Alternative(Finding("net_out", f"this is {out.name}, the output, not the weighted sum", out.name), out))
+            if net.sizes[node[1]] == net.sizes[node[1] - 1] and net.sizes[node[1]] > 1:
+                other = sympy.Add(*[net.weight(node[1], c, node[2]) * net.out(node[1] - 1, c) for c in range(net.sizes[node[1] - 1])]) + (bias or 0)
+                alts.append(Alternative(Finding("weight_order", "the weights are read in the other order (the weight from unit j into unit k taken as the one from k into j)", format_expr(other)), other))
+            return Truth(value, expr, format_expr(expr), alternatives=tuple(alts))
+        if node[0] == "out" and node[1] > 0:
+            expr = net.out_definition(node[1], node[2])
+            nsym = net.net(node[1], node[2])
+            alts = [Alternative(Finding("net_out", f"this is {nsym.name}, the weighted sum: the activation is not applied", nsym.name), nsym)]
+            bias = net.bias(node[1], node[2])
+            if bias is not None:
+                alts.append(Alternative(Finding("missing_term", f"the bias {bias} is left out of {nsym.name}", bias.name), expr.xreplace({nsym: nsym - bias})))
+            return Truth(value, expr, format_expr(expr), alternatives=tuple(alts))
+        return Truth(value, symbol, symbol.name)
+
+    def unit_gradient(self, node: Node) -> sympy.Expr:
+        """dE/d(unit) in the spec's symbols; through the deltas of the layer above for big networks."""
+        net = self.network
+        if self.d.small or node[1] == net.depth:
+            return self.graph.gradient(node)
+        if node[0] == "net":
+            return real_symbol(naming.DELTA_UNIT.format(unit=net.units(node[1])[node[2]]))
+        l = node[1] + 1
+        return sympy.Add(*[net.weight(l, k, node[2]) * real_symbol(naming.DELTA_UNIT.format(unit=net.units(l)[k])) for k in range(net.sizes[l])])
+
+    def chain_of(self, name: str):
+        chain = self.d.chains.get(name)
+        if chain is None:
+            ref = self.network.locate(name)
+            assert ref is not None
+            chain = self.engine.chain(ref)
+        return chain
+
+    def _gradient_truth(self, target: Target) -> Truth:
+        ref = target.param
+        assert ref is not None
+        chain = self.chain_of(ref.name)
+        expr = chain.gradient
+        activations = {net_out.name: self.network.spec.layers[l - 1].activation.name for l in range(1, self.network.depth + 1) for net_out in (self.network.out(l, r) for r in range(self.network.sizes[l]))}
+        later = {self.network.weight_name(l, r, c) for l in range(ref.layer + 1, self.network.depth + 1) for r in range(self.network.sizes[l]) for c in range(self.network.sizes[l - 1])} if self.d.small else set()
+        siblings = {}
+        if self.d.small:
+            layer = [p for p in self.network.parameters() if p.layer == ref.layer and p.kind == ref.kind and p.name != ref.name]
+            siblings = {p.name: self.d.chains[p.name].gradient for p in layer[:MAX_SIBLINGS]}
+        alts = gradient_alternatives(chain.paths, activations, later, siblings)
+        form = " + ".join(path_form(p) for p in chain.paths)
+        return Truth(self.d.gradient(ref), expr, form, chain.paths, tuple(alts))
+
+    def _update_truth(self, target: Target) -> Truth:
+        ref = target.param
+        assert ref is not None
+        theta = target.symbol
+        value = self.d.updated(ref)
+        if self.d.frozen(ref):
+            return Truth(value, theta, theta.name + " (frozen: not updated)")
+        gradient = self._gradient_truth(Target(TargetKind.GRADIENT, theta, ref))
+        spec = self.network.spec.optimizer
+        step = first_step_expr(spec.kind, dict(spec.hyper)).xreplace({sympy.Symbol(h, real=True): exact(v) for h, v in spec.hyper})
+        g = real_symbol(naming.GRADIENT.format(name=theta.name))
+        written = step.xreplace({THETA: theta, GRAD: g})
+        expr = step.xreplace({THETA: theta, GRAD: gradient.expr})
+        slope = sympy.diff(written - theta, g)
+        rate = -slope if not slope.free_symbols and sympy.expand(written - theta - slope * g) == 0 else None
+        alts = update_alternatives(theta, expr, gradient.expr, rate, gradient.alternatives, g)
+        form = format_expr(written, last=[g]) + f", with {g.name} = {gradient.form}"
+        return Truth(value, expr, form, gradient.paths, tuple(alts), rate)
+
+    # -- reading claimed formulas ------------------------------------------------------------
+
+    def read(self, text: str, source: str, field: str, chain: bool = False, spellings: dict[str, tuple[str, str]] | None = None) -> sympy.Expr:
+        """A claimed formula (or chain) as an expression in the spec's symbols.
+
+        In a formula, ``dA/dB`` stands for its true value (``w5 - lr*dE/dw5``); in a chain, for
+        a symbol named ``dA/dB`` whose meaning :meth:`factor_nodes` recovers.
+
+        Raises:
+            FormulaError: not in the grammar, an unknown name or function.
+        """
+        tree = parse_formula(text, source=source, field=field, partials=True)
+        names = self.names
+
+        def resolve_partial(of: str, wrt: str, column: int) -> sympy.Expr:
+            a, b = names.symbol(of), names.symbol(wrt)
+            for written, symbol in ((of, a), (wrt, b)):
+                if symbol is None:
+                    raise FormulaError(source, field, f"in d{of}/d{wrt}: {names.unknown(written)}", text, column)
+            assert a is not None and b is not None
+            if chain:
+                symbol = sympy.Symbol(f"d{a.name}/d{b.name}")
+                if spellings is not None:
+                    spellings.setdefault(symbol.name, (of, wrt))
+                return symbol
+            return self.partial_value(a, b)
+
+        def resolve(name: str) -> sympy.Expr | None:
+            if chain:
+                raise FormulaError(source, field, f"a chain is written in factors dA/dB (found {name!r}); a formula goes under formula:", text, None)
+            return names.resolve(name)
+
+        return to_sympy(tree, resolve, text=text, known=names.known(), source=source, field=field, partial=resolve_partial)
+
+    def partial_value(self, a: sympy.Symbol, b: sympy.Symbol) -> sympy.Expr:
+        """The true dA/dB in the spec's symbols (0 where A does not depend on B)."""
+        above, below = self.names.node(a), self.names.node(b)
+        if above == ("E",) and below[0] == "param":
+            return self.chain_of(b.name).gradient
+        if above == ("E",) and below[0] in ("out", "net") and below[1] > 0:
+            return self.unit_gradient(below)
+        if self.graph.count(above, below) == 0:
+            return sympy.Integer(0)
+        return sympy.Add(*[sympy.Mul(*[self.graph.local(p, q) for p, q in zip(path, path[1:])]) for path in self.graph.paths(above, below)])
+
+    def canon(self, expr: sympy.Expr) -> sympy.Expr:
+        """Weighted sums written out (net_o1 as w5*out_h1 + w6*out_h2 + b2); outputs stay symbols."""
+        nets = {s: self.network.net_definition(*self.names.nodes[s.name][1:]) for s in expr.free_symbols if s.name.startswith("net_") and s.name in self.names.nodes}
+        return expr.xreplace(nets) if nets else expr
+
+    # -- judging -----------------------------------------------------------------------------
+
+    def verify(self, claims: ClaimsFile) -> tuple[Verdict, ...]:
+        """Every part of every claim of a file, in the order of the file."""
+        verdicts: list[Verdict] = []
+        formulas: dict[str, tuple[sympy.Expr, bool]] = {}  # per target: a right formula, else the last
+        for claim in claims.claims:
+            own = None
+            for part in claim.parts:
+                if part is Part.CHAIN:
+                    from .chains import judge_chain
+
+                    verdicts.append(judge_chain(self, claim, claims.source))
+                elif part is Part.FORMULA:
+                    verdict, expr = self.judge_formula(claim, claims.source)
+                    own = (expr, verdict.correct)
+                    if not formulas.get(claim.target.label, (None, False))[1]:
+                        formulas[claim.target.label] = own
+                    verdicts.append(verdict)
+                else:
+                    verdicts.append(self.judge_value(claim, own or formulas.get(claim.target.label)))
+        return tuple(verdicts)
+
+    def judge_value(self, claim: Claim, formula: tuple[sympy.Expr, bool] | None) -> Verdict:
+        assert claim.value is not None
+        truth = self.truth(claim.target)
+        correct, note = judge_number(claim.value, truth.value, claim.tolerance)
+        findings: tuple[Finding, ...] = ()
+        if not correct:
+            alternatives = [(a.finding, self.evaluate(self.canon(a.expr), self.sample)) for a in truth.alternatives]
+            own = None
+            if formula is not None:
+                own = (formula[1], self.evaluate(formula[0], self.sample))
+            findings = tuple(value_findings(claim.value, truth.value, alternatives, own))
+        return Verdict(claim.index, claim.of, claim.target.label, Part.VALUE, correct, truth.value, float(claim.value.value), findings, note, claim.value.text)
+
+    def judge_formula(self, claim: Claim, source: str) -> tuple[Verdict, sympy.Expr]:
+        assert claim.formula is not None
+        truth = self.truth(claim.target)
+        claimed = self.canon(self.read(claim.formula, source, f"{claim.field}.formula"))
+        key = (claim.target.label, claimed)
+        if key not in self._formulas:
+            self._formulas[key] = self._judge_expr(claim.target, claimed, truth)
+        correct, findings, note = self._formulas[key]
+        verdict = Verdict(claim.index, claim.of, claim.target.label, Part.FORMULA, correct, truth.form, claim.formula, findings, note)
+        return verdict, claimed
+
+    def _judge_expr(self, target: Target, claimed: sympy.Expr, truth: Truth) -> tuple[bool, tuple[Finding, ...], str]:
+        if truth.expr is None:
+            return False, (Finding("unknown", "no true form to compare with"),), ""
+        true = self.canon(truth.expr)
+        if same(claimed, true):
+            return True, (), ""
+        if self.agree_at_points(claimed, true):
+            return True, (), f"equal to {truth.form} at {RANDOM_POINTS} random points of the network (not shown equal symbolically)"
+        return False, tuple(self.diagnose(target, claimed, true, truth)), ""
+
+    def agree_at_points(self, a: sympy.Expr, b: sympy.Expr) -> bool:
+        for env in self.points:
+            x, y = self.evaluate(a, env), self.evaluate(b, env)
+            if not (np.isfinite(x) and np.isfinite(y)) or abs(x - y) > RELATIVE * max(abs(x), abs(y), 1e-12):
+                return False
+        return True
+
+    def diagnose(self, target: Target, claimed: sympy.Expr, true: sympy.Expr, truth: Truth) -> list[Finding]:
+        """What differs between a claimed formula and the true one (see :mod:`.diagnosis`)."""
+        symbolic = [a for a in truth.alternatives if not any(s.name.endswith("+") for s in a.expr.free_symbols)]
+        for alt in symbolic:
+            if same(claimed, self.canon(alt.expr)):
+                return [alt.finding]
+        factors: Sequence[Factor] = truth.paths[0].factors if len(truth.paths) == 1 else ()
+        if target.kind is TargetKind.UPDATE and truth.rate is not None:
+            found = self._update_findings(target, claimed, truth)
+        else:
+            found = ratio_findings(claimed, true, factors, truth.rate) or path_findings(claimed, truth.paths)
+        if found:
+            return found
+        value = self.evaluate(claimed, self.sample)
+        for alt in truth.alternatives:
+            other = self.evaluate(self.canon(alt.expr), self.sample)
+            if np.isfinite(other) and abs(value - other) <= 1e-4 * max(abs(other), 1e-12):
+                return [Finding(alt.finding.mistake, alt.finding.words + " (by its value on the sample)", alt.finding.formula)]
+        right = self.evaluate(true, self.sample)
+        words = f"not equal to the true form; on the sample yours gives {value:.9g} where the true value is {right:.9g}"
+        return [Finding("different", words, truth.form)]
+
+    def _update_findings(self, target: Target, claimed: sympy.Expr, truth: Truth) -> list[Finding]:
+        theta, rate = target.symbol, truth.rate
+        assert rate is not None and truth.expr is not None
+        step_true, step_claimed = truth.expr - theta, claimed - theta
+        if step_claimed == 0:
+            return [Finding("not_updated", "the parameter is left as it was (no step)", theta.name)]
+        ratio = sympy.cancel(step_claimed / step_true)
+        if ratio.is_Number:
+            if ratio == -1:
+                return [Finding("update_sign", "the step is added instead of subtracted (the update goes uphill)", format_expr(theta - step_true))]
+            if ratio == 1 / rate:
+                return [Finding("update_rate", f"the learning rate ({format_expr(rate)}) is left out", format_expr(theta - step_true / rate))]
+            return [Finding("update_rate", f"the learning rate is {format_expr(ratio * rate)}, not {format_expr(rate)}", format_expr(ratio * rate))]
+        gradient = -step_claimed / rate
+        true_gradient = -step_true / rate
+        factors = truth.paths[0].factors if len(truth.paths) == 1 else ()
+        found = ratio_findings(gradient, true_gradient, factors) or path_findings(gradient, truth.paths)
+        return [Finding(f.mistake, f"in its gradient: {f.words}", f.formula) for f in found]
