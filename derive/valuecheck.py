@@ -58,7 +58,7 @@ def judge_number(literal: Literal, value: float, tolerance: float | None) -> tup
         return False, ""
     if how == "truncated":
         return True, f"truncated: {value:.9g} cut off after the last digit written; rounded it is {at_precision(value, literal)}"
-    if significant(literal) == 1 and literal.value != 0:
+    if significant(literal) == 1 and abs(float(literal.value) - value) > 1e-12 * abs(value):
         return True, f"right to the one significant digit written (the value is {value:.9g})"
     return True, ""
 

@@ -356,6 +356,10 @@ class Verifier:
 
     def diagnose(self, target: Target, claimed: sympy.Expr, true: sympy.Expr, truth: Truth) -> list[Finding]:
         """What differs between a claimed formula and the true one (see :mod:`.diagnosis`)."""
+        if target.kind is TargetKind.UPDATE and truth.rate is not None:
+            found = self._update_findings(target, claimed, truth, constants_only=True)
+            if found:
+                return found
         symbolic = [a for a in truth.alternatives if not any(s.name.endswith("+") for s in a.expr.free_symbols)]
         for alt in symbolic:
             if same(claimed, self.canon(alt.expr)):
@@ -376,7 +380,7 @@ class Verifier:
         words = f"not equal to the true form; on the sample yours gives {value:.9g} where the true value is {right:.9g}"
         return [Finding("different", words, truth.form)]
 
-    def _update_findings(self, target: Target, claimed: sympy.Expr, truth: Truth) -> list[Finding]:
+    def _update_findings(self, target: Target, claimed: sympy.Expr, truth: Truth, constants_only: bool = False) -> list[Finding]:
         theta, rate = target.symbol, truth.rate
         assert rate is not None and truth.expr is not None
         step_true, step_claimed = truth.expr - theta, claimed - theta
@@ -389,6 +393,8 @@ class Verifier:
             if ratio == 1 / rate:
                 return [Finding("update_rate", f"the learning rate ({format_expr(rate)}) is left out", format_expr(theta - step_true / rate))]
             return [Finding("update_rate", f"the learning rate is {format_expr(ratio * rate)}, not {format_expr(rate)}", format_expr(ratio * rate))]
+        if constants_only:
+            return []
         gradient = -step_claimed / rate
         true_gradient = -step_true / rate
         factors = truth.paths[0].factors if len(truth.paths) == 1 else ()

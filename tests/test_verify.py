@@ -1,0 +1,333 @@
+"""Verifying hand calculations: the catalogue of typical mistakes, each with the exact diagnosis,
+values at their own precision, chains, the command line, the JSON and the CSV of a class."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+
+import pytest
+
+from chainrule.codegen.cli import main
+from chainrule.derive.claims import parse_claims
+from chainrule.derive.errors import ChainruleError
+from chainrule.derive.verify import Verdict, Verifier
+from helpers import ROOT, example
+
+MAZUR = str(ROOT / "examples" / "mazur.yaml")
+TEXTBOOK = str(ROOT / "examples" / "textbook_121.yaml")
+CLAIMS = ROOT / "examples" / "claims"
+
+
+@functools.lru_cache(maxsize=None)
+def verifier(name: str) -> Verifier:
+    return Verifier(example(name))
+
+
+def judge(name: str, text: str, fmt: str = "yaml") -> tuple[Verdict, ...]:
+    v = verifier(name)
+    return v.verify(parse_claims(text, "claims.yaml", fmt, v.network, v.names))
+
+
+def one(name: str, of: str, key: str, claimed: str) -> Verdict:
+    (verdict,) = judge(name, f"claims:\n  - of: {of}\n    {key}: {claimed}\n")
+    return verdict
+
+
+# ---------------------------------------------------------------------------------------------
+# Values: the published figures of the worked example, at the precision their digits imply
+
+
+@pytest.mark.parametrize(
+    "of, value",
+    [("E", "0.298371109"), ("dE/dw5", "0.082167041"), ("w5+", "0.35891648"), ("w1+", "0.149780716"), ("out_h1", "0.593269992"), ("h1", "0.593269992"), ("o2", "0.772928465"), ("net_h1", "0.3775"), ("dE/dw5", "0.0822"), ("dE/dw5", '"0.08217"'), ("i1", "0.05"), ("t2", "0.99")],
+)
+def test_published_values_are_right(of: str, value: str) -> None:
+    verdict = one("mazur", of, "value", value)
+    assert verdict.correct and verdict.note == ""
+
+
+def test_truncation_is_right_and_said() -> None:
+    verdict = one("mazur", "dE/dw5", "value", "0.0821")
+    assert verdict.correct
+    assert verdict.note == "truncated: 0.0821670406 cut off after the last digit written; rounded it is 0.0822"
+
+
+@pytest.mark.parametrize("value", ["0.0823", "0.0820", '"0.0820"', "0.08216705"])
+def test_wrong_at_its_own_precision(value: str) -> None:
+    assert not one("mazur", "dE/dw5", "value", value).correct
+
+
+def test_trailing_zero_kept_in_every_format() -> None:
+    for text, fmt in (('claims = [{of = "dE/dw5", value = 0.0820}]', "toml"), ('{"claims": [{"of": "dE/dw5", "value": 0.0820}]}', "json")):
+        (verdict,) = judge("mazur", text, fmt)
+        assert not verdict.correct and verdict.written == "0.0820"
+
+
+def test_tolerance() -> None:
+    (good, bad) = judge("mazur", "claims:\n  - {of: dE/dw5, value: 0.08, tolerance: 0.005}\n  - {of: dE/dw5, value: 0.08, tolerance: 0.001}\n")
+    assert good.correct and not bad.correct
+
+
+# ---------------------------------------------------------------------------------------------
+# The catalogue: each typical mistake with the diagnosis it gets
+
+CATALOGUE = [
+    # (spec, of, key, claimed, mistake, exact words)
+    ("textbook_121", "dE/dw11", "formula", '"(o1 - y)*o1*(1 - o1)*x1"', "missing_factor",
+     "missing the factor w21*out_h1*(1 - out_h1) (the factors dnet_o1/dout_h1 = w21 and dout_h1/dnet_h1 = out_h1*(1 - out_h1))"),
+    ("textbook_121", "dE/dw11", "formula", '"(o1 - y)*o1*(1 - o1)*w21*x1"', "missing_factor",
+     "missing the factor dout_h1/dnet_h1 = out_h1*(1 - out_h1)"),
+    ("textbook_121", "dE/dw21", "formula", '"(o1 - y)*o1*(1 - o1)*h1*x1"', "extra_factor", "an extra factor x1"),
+    ("textbook_121", "dE/dw21", "formula", '"(y - o1)*o1*(1 - o1)*h1"', "sign",
+     "the sign is flipped (e.g. t - out where the derivative of the loss gives out - t)"),
+    ("textbook_121", "dE/dw21", "formula", '"(o1 - y)*o1*h1"', "derivative_as_function",
+     "σ′ taken as σ: dout_o1/dnet_o1 written as out_o1 instead of out_o1*(1 - out_o1)"),
+    ("textbook_121", "dE/dw21", "formula", '"2*(o1 - y)*o1*(1 - o1)*h1"', "factor",
+     "a factor 2 too many (the 2 of the square not cancelled by the 1/2?)"),
+    ("textbook_121", "dE/dw21", "value", "-0.00238", "factor", "a factor 1/2 too many (that gives -0.0023804349)"),
+    ("textbook_121", "dE/dw22", "value", "-0.00476087", "other_parameter",
+     "this is dE/dw21, the gradient of another parameter (that gives -0.0047608698)"),
+    ("textbook_121", "w21+", "value", "0.799524", "update_sign",
+     "the step is added instead of subtracted (the update goes uphill) (that gives 0.799523913)"),
+    ("textbook_121", "w21+", "formula", '"w21 + 0.1*dE/dw21"', "update_sign", "the step is added instead of subtracted (the update goes uphill)"),
+    ("textbook_121", "w21+", "formula", '"w21 - dE/dw21"', "update_rate", "the learning rate (1/10) is left out"),
+    ("textbook_121", "w21+", "formula", '"w21 - 0.2*dE/dw21"', "update_rate", "the learning rate is 1/5, not 1/10"),
+    ("textbook_121", "w11+", "formula", '"w11 - lr*(o1 - y)*o1*(1 - o1)*w21*x1"', "missing_factor",
+     "the update uses a wrong gradient: missing the factor dout_h1/dnet_h1 = out_h1*(1 - out_h1)"),
+    ("mazur", "dE/dw1", "formula", '"(o1 - t1)*o1*(1 - o1)*w5*h1*(1 - h1)*i1"', "dropped_path",
+     "the path through out_o2 is missing (a parameter behind several units has one path through each)"),
+    ("mazur", "dE/dw1", "formula", '"((o1 - t1)*o1*(1 - o1)*w5 + (o2 - t2)*o2*w7)*h1*(1 - h1)*i1"', "derivative_as_function",
+     "σ′ taken as σ: dout_o2/dnet_o2 written as out_o2 instead of out_o2*(1 - out_o2) in the path through out_o2"),
+    ("mazur", "dE/dw1", "formula", '"((o1 - t1)*o1*(1 - o1)*w5 + (o2 - t2)*o2*(1 - o2)*w7)*i1"', "missing_factor",
+     "missing the factor dout_h1/dnet_h1 = out_h1*(1 - out_h1) (in every path)"),
+    ("mazur", "dE/dw1", "value", "0.000364723", "updated_weights",
+     "the updated weights (w5, w7 after the step) used in the backward pass; the gradients of one step all use the weights before it (that gives 0.000364722878)"),
+    ("mazur", "dE/dw1", "value", "0.000668396", "dropped_path",
+     "the path through out_o2 is missing (a parameter behind several units has one path through each) (that gives 0.000668396021)"),
+    ("mazur", "E", "formula", '"(t1 - o1)**2 + (t2 - o2)**2"', "factor", "a factor 2 too many"),
+    ("mazur", "E", "formula", '"(t1 - o1)**2/2"', "missing_term", "the term of out_o2 of E is missing"),
+    ("mazur", "out_h1", "value", "0.3775", "net_out", "this is net_h1, the weighted sum: the activation is not applied (that gives 0.3775)"),
+    ("mazur", "net_h1", "formula", '"w1*i1 + w2*i2"', "missing_term", "the bias b1 is left out"),
+    ("mazur", "w5+", "value", "0.317832959", "update_rate", "the learning rate (1/2) is left out (that gives 0.317832959)"),
+    ("mazur", "dE/dw5", "value", "0.0812", "digits", "one digit wrong: 0.0812 for 0.0822"),
+    ("mazur", "dE/dw5", "value", "0.0839", "arithmetic", "off by +0.00173 (2.11%); it matches none of the typical mistakes, so an arithmetic slip"),
+    ("mazur", "dE/dw5", "value", "0.0282", "digits", "two digits swapped: 0.0282 for 0.0822"),
+]
+
+
+@pytest.mark.parametrize("name, of, key, claimed, mistake, words", CATALOGUE, ids=[f"{c[0]}:{c[1]}:{c[4]}:{i}" for i, c in enumerate(CATALOGUE)])
+def test_catalogue(name: str, of: str, key: str, claimed: str, mistake: str, words: str) -> None:
+    verdict = one(name, of, key, claimed)
+    assert not verdict.correct
+    assert [f.mistake for f in verdict.findings] == [mistake]
+    assert verdict.diagnosis == words
+
+
+def test_right_formula_arithmetic_slip() -> None:
+    formula, value = judge("mazur", 'claims:\n  - of: dE/dw5\n    formula: "(o1 - t1)*o1*(1 - o1)*h1"\n    value: 0.0831\n')
+    assert formula.correct and not value.correct
+    assert value.findings[0].mistake == "arithmetic"
+    assert value.diagnosis == "the formula is right, the arithmetic is not: on the sample it gives 0.0821670406"
+
+
+def test_value_that_follows_a_wrong_formula() -> None:
+    formula, value = judge("mazur", 'claims:\n  - of: dE/dw5\n    formula: "(o1 - t1)*o1*h1"\n    value: 0.33\n')
+    assert not formula.correct and value.findings[0].mistake == "follows_formula"
+
+
+@pytest.mark.parametrize(
+    "name, of, formula",
+    [
+        ("mazur", "dE/dw5", "(o1 - t1)*o1*(1 - o1)*h1"),
+        ("mazur", "dE/dw5", "(out_o1 - t1)*exp(-net_o1)/(1 + exp(-net_o1))**2*out_h1"),
+        ("mazur", "dE/dw5", "dE/dout_o1 * dout_o1/dnet_o1 * h1"),
+        ("mazur", "dE/dw1", "((o1 - t1)*o1*(1 - o1)*w5 + (o2 - t2)*o2*(1 - o2)*w7)*h1*(1 - h1)*i1"),
+        ("mazur", "w5+", "w5 - 0.5*(o1 - t1)*o1*(1 - o1)*h1"),
+        ("mazur", "out_h1", "1/(1 + exp(-(w1*i1 + w2*i2 + b1)))"),
+        ("mazur", "E", "((t1 - o1)^2 + (t2 - o2)^2)/2"),
+        ("textbook_121", "dE/dw11", "(o1 - y)*o1*(1 - o1)*w21*h1*(1 - h1)*x1"),
+        ("textbook_121", "dE/dh1", "(o1 - y)*o1*(1 - o1)*w21"),
+    ],
+)
+def test_right_formulas(name: str, of: str, formula: str) -> None:
+    verdict = one(name, of, "formula", f'"{formula}"')
+    assert verdict.correct, verdict.diagnosis
+
+
+# ---------------------------------------------------------------------------------------------
+# Chains
+
+
+@pytest.mark.parametrize(
+    "of, chain",
+    [
+        ("dE/dw5", "dE/dout_o1 * dout_o1/dnet_o1 * dnet_o1/dw5"),
+        ("dE/dw5", "dnet_o1/dw5 * dE/do1 * do1/dnet_o1"),
+        ("dE/dw5", "∂E/∂o1 · ∂o1/∂net_o1 · ∂net_o1/∂w5"),
+        ("dE/dw5", "dE/dnet_o1 * dnet_o1/dw5"),
+        ("dE/dw1", "dE/dout_h1 * dout_h1/dnet_h1 * dnet_h1/dw1"),
+        ("dE/dw1", "dE/do1*do1/dnet_o1*dnet_o1/dh1*dh1/dnet_h1*dnet_h1/dw1 + dE/do2*do2/dnet_o2*dnet_o2/dh1*dh1/dnet_h1*dnet_h1/dw1"),
+    ],
+)
+def test_right_chains(of: str, chain: str) -> None:
+    verdict = one("mazur", of, "chain", f'"{chain}"')
+    assert verdict.correct, verdict.diagnosis
+
+
+@pytest.mark.parametrize(
+    "of, chain, mistake, words",
+    [
+        ("dE/dh1", "dE/do1 * do1/dnet_o1 * dh1/dw21", "bad_factor", "dh1/dw21: h1 does not depend on w21, so this is no factor of any path"),
+        ("dE/dw21", "dE/do1 * dnet_o1/do1 * dnet_o1/dw21", "inverted_factor", "dnet_o1/do1 is upside down: o1 is computed from net_o1, so the factor is do1/dnet_o1"),
+        ("dE/dw11", "dE/do1 * do1/dnet_o1 * dh1/dnet_h1 * dnet_h1/dw11", "missing_link", "the chain breaks after do1/dnet_o1: dnet_o1/dout_h1 is missing before dh1/dnet_h1"),
+        ("dE/dw11", "dE/do1 * do1/dnet_o1 * dnet_o1/dh1", "missing_link", "the chain stops at dnet_o1/dh1 and does not reach w11: missing dout_h1/dnet_h1 * dnet_h1/dw11"),
+        ("dE/dw21", "2 * dE/do1 * do1/dnet_o1 * dnet_o1/dw21", "factor", "a coefficient 2 that the chain rule does not give"),
+    ],
+)
+def test_wrong_chains_textbook(of: str, chain: str, mistake: str, words: str) -> None:
+    verdict = one("textbook_121", of, "chain", f'"{chain}"')
+    assert not verdict.correct
+    assert [f.mistake for f in verdict.findings] == [mistake] and verdict.diagnosis == words
+
+
+def test_chain_needs_both_paths() -> None:
+    verdict = one("mazur", "dE/dw1", "chain", '"dE/do1*do1/dnet_o1*dnet_o1/dh1*dh1/dnet_h1*dnet_h1/dw1"')
+    assert [f.mistake for f in verdict.findings] == ["dropped_path"]
+    assert verdict.findings[0].formula == "dE/dout_o2 * dout_o2/dnet_o2 * dnet_o2/dout_h1 * dout_h1/dnet_h1 * dnet_h1/dw1"
+    twice = one("mazur", "dE/dw5", "chain", '"dE/do1*do1/dnet_o1*dnet_o1/dw5 + dE/dnet_o1*dnet_o1/dw5"')
+    assert [f.mistake for f in twice.findings] == ["extra_path"]
+
+
+def test_compound_factor_noted() -> None:
+    verdict = one("mazur", "dE/dw5", "chain", '"dE/dnet_o1 * dnet_o1/dw5"')
+    assert verdict.correct and "dE/dnet_o1 is not a local derivative" in verdict.note
+
+
+# ---------------------------------------------------------------------------------------------
+# The example claims files and the command line
+
+
+def run(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_example_files(capsys) -> None:
+    for spec, name in ((MAZUR, "mazur_correct.yaml"), (MAZUR, "mazur_mistakes.yaml"), (TEXTBOOK, "textbook_121_correct.yaml"), (TEXTBOOK, "textbook_121_mistakes.yaml")):
+        code, out, err = run(capsys, "verify", spec, str(CLAIMS / name), "--json")
+        claims = json.loads(out)["claims"]
+        assert err == "" and len(claims) >= 8, name
+        if "correct" in name:
+            assert code == 0 and all(c["verdict"] == "correct" for c in claims), name
+        else:
+            wrong = [c for c in claims if c["verdict"] == "wrong"]
+            assert code == 1 and len(wrong) >= len(claims) - 1, name
+            assert all(c["diagnosis"] and c["findings"][0]["mistake"] not in ("different", "arithmetic") or c["kind"] == "value" for c in wrong), name
+
+
+def test_json_contract(capsys) -> None:
+    code, out, _ = run(capsys, "verify", MAZUR, str(CLAIMS / "mazur_correct.yaml"), "--json")
+    doc = json.loads(out)
+    assert code == 0
+    first = doc["claims"][0]
+    assert {"of", "verdict", "expected", "claimed", "diagnosis"} <= set(first)
+    assert first["of"] == "out_h1" and first["verdict"] == "correct" and first["expected"] == pytest.approx(0.593269992, abs=1e-9)
+
+
+def test_terminal_marks(capsys) -> None:
+    code, out, _ = run(capsys, "verify", TEXTBOOK, str(CLAIMS / "textbook_121_mistakes.yaml"))
+    assert code == 1
+    assert "  ✗ 1. dE/dw11 (formula): (o1 - y) * o1 * (1 - o1) * x1" in out
+    assert "      wrong: missing the factor w21*out_h1*(1 - out_h1)" in out
+
+
+def test_class_csv(capsys, tmp_path) -> None:
+    good = (CLAIMS / "mazur_correct.yaml").read_text().replace("../mazur.yaml", MAZUR)
+    (tmp_path / "a.yaml").write_text(good)
+    (tmp_path / "b.yaml").write_text("claims: [{of: dE/dw5, value: 0.09}, {of: E, value: 0.298}]\n")
+    (tmp_path / "c.yaml").write_text("claims: [{of: dE/dw9, value: 1}]\n")
+    (tmp_path / "d.yaml").write_text("claims: [{of: dE/dw5, value: [\n")
+    out_csv = tmp_path / "grades.csv"
+    code, out, err = run(capsys, "verify", MAZUR, *(str(tmp_path / f"{n}.yaml") for n in "abcd"), "--csv", str(out_csv))
+    assert code == 1
+    rows = list(csv.DictReader(io.StringIO(out_csv.read_text())))
+    totals = {r["file"].rsplit("/", 1)[-1]: r["score"] for r in rows if r["claim"] == "total"}
+    assert totals == {"a.yaml": "14/14", "b.yaml": "1/2"}
+    errors = [r for r in rows if r["verdict"] == "error"]
+    assert [r["file"].rsplit("/", 1)[-1] for r in errors] == ["c.yaml", "d.yaml"]
+    assert "no parameter or unit named 'w9'" in errors[0]["diagnosis"]
+    assert err.count("chainrule: error:") == 2
+
+
+def test_csv_cells_are_not_spreadsheet_formulas() -> None:
+    from chainrule.codegen.verify import cell
+
+    assert cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and cell("-w5*h1") == "'-w5*h1" and cell("-0.5") == "-0.5" and cell("w5") == "w5"
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("claims: [{of: dE/dw5, formula: \"__import__('os')\"}]", "unexpected character"),
+        ('claims: [{of: dE/dw5, formula: "o1.__class__"}]', "unexpected character '.'"),
+        ('claims: [{of: dE/dw5, formula: "lambda: 1"}]', "unexpected character ':'"),
+        ('claims: [{of: dE/dw5, formula: "x**x**99999"}]', "exponent larger than 100"),
+        ('claims: [{of: dE/dw5, formula: "o1**o1**99999"}]', "exponent larger than 100"),
+        ('claims: [{of: dE/dw5, formula: "foo + 1"}]', "unknown name 'foo' (known: E, i1, i2, t1, t2, units h1, h2, o1, o2 (each also as net_ and out_), w1, w2, w3, w4, b1, w5, w6, w7, w8, b2, lr"),
+        ("claims: [{of: dE/dw9, value: 1}]", "no parameter or unit named 'w9'"),
+        ("claims: [{of: w9+, value: 1}]", "no parameter named 'w9'"),
+        ("claims: [{of: w5, value: 1}]", "'w5' is a parameter: claim its gradient (dE/dw5) or its update (w5+)"),
+        ("claims: [{of: dE/dw5, value: abc}]", "expected a decimal number"),
+        ("claims: [{of: dE/dw5, value: .nan}]", "expected a decimal number"),
+        ("claims: [{of: dE/dw5}]", "expected value:, formula: or chain:"),
+        ("claims: [{of: dE/dw5, value: 1, colour: red}]", "claims[0].colour: unknown key"),
+        ("claims: []", "expected a non-empty list of claims"),
+        ('claims: [{of: E, chain: "dE/do1"}]', "a chain is a claim about a gradient"),
+        ('claims: [{of: dE/dw5, chain: "dE/do1 * h1"}]', "a chain is written in factors dA/dB (found 'h1')"),
+        ('claims: [{of: dE/dw5, chain: "dE/dfoo * dfoo/dw5"}]', "in dE/dfoo: unknown name 'foo'"),
+    ],
+)
+def test_bad_input(text: str, message: str) -> None:
+    with pytest.raises(ChainruleError) as caught:
+        judge("mazur", text)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_hostile_sizes_refused_quickly() -> None:
+    import time
+
+    for formula in ("(" * 10_000 + "o1" + ")" * 10_000, "o1 + " * 250_000 + "o1"):
+        start = time.perf_counter()
+        with pytest.raises(ChainruleError):
+            judge("mazur", json.dumps({"claims": [{"of": "dE/dw5", "formula": formula}]}), "json")
+        assert time.perf_counter() - start < 2
+
+
+def test_single_bad_file_exits_2(capsys, tmp_path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("claims: [{of: dE/dw9, value: 1}]\n")
+    code, out, err = run(capsys, "verify", MAZUR, str(bad))
+    assert code == 2 and out == "" and err.count("\n") == 1
+
+
+def test_claims_about_another_spec(capsys, tmp_path) -> None:
+    (tmp_path / "c.yaml").write_text("spec: textbook.yaml\nclaims: [{of: E, value: 0.298371109}]\n")
+    code, _, err = run(capsys, "verify", MAZUR, str(tmp_path / "c.yaml"))
+    assert code == 2 and "the claims are about 'textbook.yaml'" in err
+
+
+def test_big_network_claims() -> None:
+    d = example("mlp_784_128_10")
+    v = Verifier(d)
+    ref = d.network.locate("w1")
+    text = f"claims:\n  - {{of: dE/dw1, value: {d.gradient(ref)!r}}}\n  - {{of: dE/dw1, chain: \"dE/dnet_h1 * dnet_h1/dw1\"}}\n"
+    verdicts = v.verify(parse_claims(text, "c.yaml", "yaml", v.network, v.names))
+    assert all(x.correct for x in verdicts), [x.diagnosis for x in verdicts]
