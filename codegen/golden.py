@@ -1,7 +1,8 @@
 """``generated/``: what chainrule emits for the example specs, rendered in memory and compared.
 
-``python -m chainrule.codegen.golden`` (from the repository root) writes ``generated/`` again; the
-test suite renders the same files into memory and fails with a unified diff on any difference.
+``python -m chainrule.codegen.golden`` (from the repository root) writes ``generated/`` again (the
+trainers ``NAME.py`` and the reports ``NAME.tex``); the test suite renders the same files into
+memory and fails with a unified diff on any difference.
 Updating is always this explicit command, never a side effect of a test.
 """
 
@@ -33,10 +34,21 @@ def render_generated(root: Path) -> dict[str, str]:
     return files
 
 
+def render_generated_reports(root: Path) -> dict[str, str]:
+    """File name to text of the reports (``NAME.tex``) ``generated/`` should hold."""
+    from .report import render_report  # the report's printers load only when asked for
+
+    files = {}
+    for spec_path in example_specs(root / "examples"):
+        spec = load_spec(str(spec_path.relative_to(root)) if spec_path.is_relative_to(root) else str(spec_path))
+        files[f"{spec.name}.tex"] = render_report(derive(spec), str(Path("examples") / spec_path.name))
+    return files
+
+
 def refresh(root: Path) -> list[Path]:
-    """Write ``root/generated`` again; returns the files written."""
+    """Write ``root/generated`` again (trainers and reports); returns the files written."""
     written = []
-    for name, text in render_generated(root).items():
+    for name, text in {**render_generated(root), **render_generated_reports(root)}.items():
         target = root / "generated" / name
         write_atomic(target, text)
         written.append(target)

@@ -1,0 +1,378 @@
+"""LaTeX for the report: a sympy printer, the spec's names and numbers in math, escaped text.
+
+Everything here returns :class:`Tex`, a ``str`` that is LaTeX source made by this module. The
+report's template environment refuses any other string (:func:`environment`), so a user string
+can reach TeX only through :func:`escape_text` (free text: the description, the file name) or
+:func:`name_tex` (names, which the spec loader has already checked to be ASCII identifiers:
+``[A-Za-z_][A-Za-z0-9_]*``, so ``\\``, ``^``, ``{``, ``%`` and non-ASCII letters cannot occur in
+them; ``_`` is the one character they can hold that TeX treats specially).
+
+Every number the derivation computed is written as ``\\val{...}`` (a macro that prints its
+argument), to 9 significant digits as worked examples print them, so that a reader of the
+``.tex`` (or a test) can find each one.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from typing import Iterable, Mapping
+
+import jinja2
+import sympy
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.precedence import PRECEDENCE
+
+from chainrule.derive import naming
+from chainrule.derive.optimizers import THETA
+
+DIGITS = 9
+
+
+class Tex(str):
+    """LaTeX source made by this module (escaped text, printed math); see the module docstring."""
+
+    __slots__ = ()
+
+
+def tex_join(separator: str, pieces: Iterable[str]) -> Tex:
+    return Tex(separator.join(pieces))
+
+
+# ---------------------------------------------------------------------------------------------
+# Text
+
+
+#: Characters TeX reads specially, written as the glyph they stand for. ``^`` matters twice:
+#: TeX reads ``^^5c`` as a backslash, so no ``^`` from a user may reach it.
+_TEXT_ESCAPES: Mapping[str, str] = {
+    "\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "%": r"\%",
+    "#": r"\#", "_": r"\_", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}", '"': "''", "`": "'",
+}
+_TEXT_PLAIN = re.compile(r"[A-Za-z0-9 .,;:!?()\[\]/'+=*@-]")
+
+
+def escape_text(text: str) -> Tex:
+    """``text`` as LaTeX text that prints it: specials as glyphs, accents folded to ASCII
+    (``é`` as ``e``), white space as spaces, and anything else as ``?``."""
+    folded = unicodedata.normalize("NFKD", text)
+    out = []
+    for char in folded:
+        if unicodedata.combining(char):
+            continue
+        if char in _TEXT_ESCAPES:
+            out.append(_TEXT_ESCAPES[char])
+        elif _TEXT_PLAIN.fullmatch(char):
+            out.append(char)
+        else:
+            out.append(" " if char.isspace() else "?")
+    return Tex("".join(out))
+
+
+def code_text(text: str) -> Tex:
+    """``text`` in typewriter type (a file name, a command), escaped."""
+    return Tex(r"\texttt{" + escape_text(text) + "}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers
+
+
+def number_text(value: float) -> str:
+    """A value to 9 significant digits, as worked examples print them (``-0`` as ``0``)."""
+    return f"{value + 0.0:.{DIGITS}g}"
+
+
+def number_tex(value: float) -> Tex:
+    """``\\val{0.593269992}``; powers of ten as ``\\val{8.2\\times 10^{-5}}``."""
+    text = number_text(value)
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        text = rf"{mantissa}\times 10^{{{int(exponent)}}}"
+    elif text in ("inf", "-inf", "nan"):
+        text = {"inf": r"\infty", "-inf": r"-\infty", "nan": r"\mathrm{NaN}"}[text]
+    return Tex(rf"\val{{{text}}}")
+
+
+def operand_tex(value: float) -> Tex:
+    """A value inside a product, sum or power: negative values and powers of ten in parentheses."""
+    text = number_tex(value)
+    return Tex(f"({text})") if value < 0 or r"\times" in text else text
+
+
+# ---------------------------------------------------------------------------------------------
+# Names
+
+
+_LETTER_INDEX = re.compile(r"([A-Za-z]+)([0-9]+)")
+_PREFIXES = (
+    (naming.NET.format(unit=""), r"\mathrm{net}"),
+    (naming.OUT.format(unit=""), r"\mathrm{out}"),
+    (naming.DELTA_UNIT.format(unit=""), r"\delta"),
+)
+#: The optimizers' settings as textbooks write them.
+HYPER_TEX: Mapping[str, str] = {
+    "lr": r"\eta", "momentum": r"\mu", "alpha": r"\alpha", "beta1": r"\beta_{1}", "beta2": r"\beta_{2}",
+    "eps": r"\epsilon", "weight_decay": r"\lambda", THETA.name: r"\theta",
+}
+#: The layer form's vectors and matrices (names as in the emitted trainer), in bold.
+_VECTOR_PREFIXES = (
+    (naming.LAYER_NET.format(name=""), r"\mathbf{net}"),
+    (naming.LAYER_OUT.format(name=""), r"\mathbf{out}"),
+    (naming.LAYER_DELTA.format(name=""), r"\boldsymbol{\delta}"),
+)
+
+
+def _plain_name(name: str) -> str:
+    """An identifier in math: ``w5`` as w₅, ``out`` or ``w1_23`` upright-italic as written."""
+    if len(name) == 1:
+        return name
+    match = _LETTER_INDEX.fullmatch(name)
+    if match:
+        letters = match.group(1) if len(match.group(1)) == 1 else rf"\mathit{{{match.group(1)}}}"
+        return f"{letters}_{{{match.group(2)}}}"
+    return r"\mathit{" + name.replace("_", r"\_") + "}"
+
+
+def _subscript_name(name: str) -> str:
+    """A unit name as the subscript of net, out or delta: ``h1`` as written, underscores escaped."""
+    return name if name.isalnum() else r"\mathit{" + name.replace("_", r"\_") + "}"
+
+
+@functools.lru_cache(maxsize=65536)
+def name_tex(name: str) -> Tex:
+    """A symbol of the scalar form in math: ``net_h1`` as net with subscript h1, ``w5``, ``E``.
+
+    ``name`` is an identifier (checked by the spec loader); a name that is not is refused here
+    too, so nothing unchecked reaches TeX.
+    """
+    if not (name.isascii() and name.isidentifier()):
+        raise ValueError(f"not an identifier: {name!r}")
+    for prefix, tex in _PREFIXES:
+        if name.startswith(prefix) and len(name) > len(prefix):
+            return Tex(f"{tex}_{{{_subscript_name(name[len(prefix):])}}}")
+    return Tex(_plain_name(name))
+
+
+@functools.lru_cache(maxsize=4096)
+def vector_tex(name: str) -> Tex:
+    """A name of the layer form in math: ``net_h`` bold, ``W2`` as W₂, ``x`` and ``t`` bold."""
+    if not (name.isascii() and name.isidentifier()):
+        raise ValueError(f"not an identifier: {name!r}")
+    for prefix, tex in _VECTOR_PREFIXES:
+        if name.startswith(prefix) and len(name) > len(prefix):
+            return Tex(f"{tex}_{{{_subscript_name(name[len(prefix):])}}}")
+    if name in (naming.INPUT_VECTOR, naming.TARGET_VECTOR):
+        return Tex(rf"\mathbf{{{name}}}")
+    match = _LETTER_INDEX.fullmatch(name)
+    if match and match.group(1) in ("W", "b"):
+        return Tex(rf"\mathbf{{{match.group(1)}}}_{{{match.group(2)}}}")
+    return name_tex(name)
+
+
+def partial_tex(of: str, wrt: str) -> Tex:
+    """∂of/∂wrt as a fraction."""
+    return Tex(rf"\frac{{\partial {name_tex(of)}}}{{\partial {name_tex(wrt)}}}")
+
+
+def signed_number_tex(value: float, first: bool) -> Tex:
+    """A value as a term of a sum of numbers: ``+ 0.5``, ``- 0.25`` (the first bare)."""
+    if first:
+        return number_tex(value)
+    return Tex(("- " if value < 0 else "+ ") + number_tex(abs(value)))
+
+
+def gradient_inline_tex(name: str) -> Tex:
+    """∂E/∂w5 with a slash, for headings and running text."""
+    return Tex(rf"\partial E/\partial {name_tex(name)}")
+
+
+def gradient_tex(name: str) -> Tex:
+    return partial_tex(naming.LOSS, name)
+
+
+def updated_tex(name: str) -> Tex:
+    return Tex(f"{name_tex(name)}^{{+}}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Expressions
+
+
+class ReportPrinter(LatexPrinter):
+    """sympy's LaTeX printer with the report's deviations, one method each.
+
+    Settings (besides sympy's): ``names`` maps a symbol name to its LaTeX (numbers substituted,
+    ∂E/∂w5, η); ``vectors`` prints symbols as the layer form's vectors and products as
+    elementwise (⊙); ``last`` holds symbols written last in sums and products (η ∂E/∂w5).
+    """
+
+    _default_settings = {**LatexPrinter._default_settings, "mul_symbol": "dot", "order": "none", "names": {}, "vectors": False, "last": frozenset()}
+
+    def _print_Symbol(self, expr: sympy.Symbol, style: str = "plain") -> str:
+        names = self._settings["names"]
+        if expr.name in names:
+            return names[expr.name]
+        if expr.name in HYPER_TEX:
+            return HYPER_TEX[expr.name]
+        return vector_tex(expr.name) if self._settings["vectors"] else name_tex(expr.name)
+
+    def _print_Heaviside(self, expr: sympy.Heaviside, exp: str | None = None) -> str:
+        # chainrule's step(u): 1 for u > 0, else 0 (Heaviside with value 0 at 0).
+        text = rf"\operatorname{{step}}\left({self._print(expr.args[0])}\right)"
+        return f"{text}^{{{exp}}}" if exp else text
+
+    def _print_Add(self, expr: sympy.Add, order: str | None = None) -> str:
+        late = self._settings["last"]
+        if not late:
+            return super()._print_Add(expr, order)
+        terms = self._as_ordered_terms(expr, order=order)
+        terms = [t for t in terms if not t.free_symbols & late] + [t for t in terms if t.free_symbols & late]
+        return super()._print_Add(sympy.Add(*terms, evaluate=False), order="none")
+
+    def _print_Mul(self, expr: sympy.Mul) -> str:
+        late = self._settings["last"]
+        if self._settings["vectors"]:
+            return self._elementwise(expr)
+        if late and expr.free_symbols & late:
+            factors = sorted(expr.args, key=lambda a: (bool(a.free_symbols & late), not a.is_Number))
+            if factors[0] == -1:
+                return "- " + self._print(sympy.Mul(*factors[1:], evaluate=False))
+            return r" \cdot ".join(self.parenthesize(f, PRECEDENCE["Mul"]) for f in factors)
+        return super()._print_Mul(expr)
+
+    def _elementwise(self, expr: sympy.Mul) -> str:
+        """A product of vectors, elementwise: (out − t) ⊙ out ⊙ (1 − out); numbers in front."""
+        coefficient, factors = expr.as_coeff_mul()
+        numerators = [f for f in factors if not (f.is_Pow and f.exp.is_negative)]
+        denominators = [1 / f for f in factors if f.is_Pow and f.exp.is_negative]
+        body = r" \odot ".join(self.parenthesize(f, PRECEDENCE["Mul"]) for f in numerators) or "1"
+        if denominators:
+            below = r" \odot ".join(self.parenthesize(f, PRECEDENCE["Mul"]) for f in denominators)
+            body = rf"\frac{{{body}}}{{{below}}}"
+        if coefficient == 1:
+            return body
+        if coefficient == -1:
+            return "- " + body
+        return f"{self._print(coefficient)} {body}"
+
+
+def math_tex(expr: sympy.Expr, names: Mapping[str, str] | None = None, vectors: bool = False, last: Iterable[sympy.Symbol] = ()) -> Tex:
+    """``expr`` in LaTeX math; see :class:`ReportPrinter` for the settings."""
+    printer = ReportPrinter({"names": dict(names or {}), "vectors": vectors, "last": frozenset(last)})
+    return Tex(printer.doprint(expr))
+
+
+def numbers_for(expr: sympy.Expr, value_of) -> dict[str, str]:
+    """Every free symbol of ``expr`` mapped to its value on the sample (``value_of(name)``), as an
+    operand; hyper-parameters keep their names."""
+    return {s.name: operand_tex(value_of(s.name)) for s in expr.free_symbols}
+
+
+# ---------------------------------------------------------------------------------------------
+# Width: how long a piece of math is when typeset, roughly, in characters
+
+
+_ONE_ARGUMENT = {"mathrm", "mathit", "mathbf", "boldsymbol", "operatorname", "val", "text", "texttt"}
+_OPERATORS = {"cdot", "odot", "times", "leq", "geq", "in"}
+_NO_WIDTH = {"left", "right", "bigl", "bigr", ",", "!", "displaystyle"}
+
+
+def width(tex: str) -> float:
+    """The typeset width of ``tex`` in average characters (fractions count their wider part,
+    sub- and superscripts 0.6): enough to decide where an equation breaks."""
+    value, _ = _width(tex, 0)
+    return value
+
+
+def _group(tex: str, i: int) -> tuple[float, int]:
+    """Width of the group or single token at ``i``."""
+    while i < len(tex) and tex[i] == " ":
+        i += 1
+    if i < len(tex) and tex[i] == "{":
+        return _width(tex, i + 1, closing=True)
+    if i < len(tex) and tex[i] == "\\":
+        match = re.match(r"\\([A-Za-z]+|.)", tex[i:])
+        return 1.0, i + (match.end() if match else 1)
+    return (1.0, i + 1) if i < len(tex) else (0.0, i)
+
+
+def _width(tex: str, i: int, closing: bool = False) -> tuple[float, int]:
+    total = 0.0
+    while i < len(tex):
+        char = tex[i]
+        if char == "}" and closing:
+            return total, i + 1
+        if char in "_^":
+            w, i = _group(tex, i + 1)
+            total += 0.6 * w
+        elif char == "{":
+            w, i = _width(tex, i + 1, closing=True)
+            total += w
+        elif char == "\\":
+            match = re.match(r"\\([A-Za-z]+|.)", tex[i:])
+            command = match.group(1) if match else ""
+            i += match.end() if match else 1
+            if command == "frac":
+                top, i = _group(tex, i)
+                bottom, i = _group(tex, i)
+                total += max(top, bottom) + 0.5
+            elif command in _ONE_ARGUMENT:
+                w, i = _group(tex, i)
+                total += w
+            elif command == "quad":
+                total += 2
+            elif command in _OPERATORS:
+                total += 2.2
+            elif command not in _NO_WIDTH:
+                total += 1
+        elif char in "+-":
+            total += 2.2
+            i += 1
+        elif char in "=<>":
+            total += 2.8
+            i += 1
+        elif char != " ":
+            total += 1
+            i += 1
+        else:
+            i += 1
+    return total, i
+
+
+# ---------------------------------------------------------------------------------------------
+# The template environment
+
+
+def _only_tex(value: object) -> object:
+    """Every value a template prints must be :class:`Tex` or a number: a plain string from
+    anywhere else (a user's) would reach TeX unescaped."""
+    if isinstance(value, Tex) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return value
+    raise TypeError(f"the report template printed {type(value).__name__} {value!r:.60}, expected Tex")
+
+
+@functools.lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    """Templates from ``codegen/templates`` with delimiters that cannot collide with LaTeX's
+    braces and ``%``: ``\\VAR{...}``, ``\\BLOCK{...}``, ``\\#{...}``; undefined names are
+    errors; everything printed must be :class:`Tex`."""
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("chainrule.codegen", "templates"),
+        block_start_string=r"\BLOCK{",
+        block_end_string="}",
+        variable_start_string=r"\VAR{",
+        variable_end_string="}",
+        comment_start_string=r"\#{",
+        comment_end_string="}",
+        line_statement_prefix=None,
+        line_comment_prefix="%#",
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+        finalize=_only_tex,
+    )

@@ -1,0 +1,187 @@
+"""``chainrule report``: the derivation as LaTeX (``NAME.tex``) and, with ``--pdf``, compiled.
+
+The ``.tex`` is rendered in memory (same spec, same bytes). The PDF is compiled in a fresh
+temporary directory by ``pdflatex`` (through ``latexmk`` when it is installed, which reruns it
+where needed) with shell escape off, ``openin_any=p`` and ``openout_any=p`` (TeX reads and writes
+only below that directory), no rc files, a timeout, and ``SOURCE_DATE_EPOCH`` with an empty
+trailer id so that the same ``.tex`` gives the same PDF. Only the ``.tex`` and the PDF are moved
+into ``-o DIR``, each atomically, and only after the compile succeeded: a failing compile writes
+nothing and reports the first LaTeX error with its line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Sequence
+
+from chainrule.derive.derivation import Derivation, derive
+from chainrule.derive.errors import ChainruleError
+from chainrule.derive.spec import Spec
+
+from .files import write_atomic
+from .latex import environment
+from .report_context import TEMPLATE, build_report_context
+
+#: Seconds a compile may take (each pdflatex run; latexmk runs it at most a few times).
+COMPILE_TIMEOUT = 120
+#: What a machine without TeX needs (Debian and Ubuntu package names).
+TEX_PACKAGES = "texlive-latex-base texlive-latex-recommended texlive-pictures"
+#: The PDF's dates: SOURCE_DATE_EPOCH fixes them (pdfTeX >= 1.40.17), so the bytes repeat.
+SOURCE_DATE_EPOCH = "0"
+
+
+def render_report(d: Derivation, spec_path: str, params: Sequence[str] = ()) -> str:
+    """The ``.tex`` of ``d`` (LF line endings, one trailing newline)."""
+    context = build_report_context(d, spec_path, params)
+    values = {f.name: getattr(context, f.name) for f in fields(context)}
+    text = environment().get_template(TEMPLATE).render(**values)
+    return text.rstrip("\n") + "\n"
+
+
+def write_report(spec: Spec, spec_path: str, out_dir: str, pdf: bool = False, params: Sequence[str] = ()) -> list[Path]:
+    """Write ``out_dir/NAME.tex`` (and ``NAME.pdf`` with ``pdf``); returns the paths written.
+
+    Raises:
+        ChainruleError: bad ``--param`` names; ``out_dir`` is not a directory; no TeX (with
+            ``pdf``); the compile fails or times out (its first error); a file cannot be written.
+    """
+    directory = Path(out_dir)
+    if directory.exists() and not directory.is_dir():
+        raise ChainruleError(out_dir, "-o", "expected a directory")
+    if pdf:
+        compiler()  # before any work: a machine without TeX hears it at once
+    text = render_report(derive(spec, params), spec_path, params)
+    tex_path = directory / f"{spec.name}.tex"
+    written = []
+    with tempfile.TemporaryDirectory(prefix="chainrule-report-") as work:
+        pdf_file = compile_pdf(text, spec.name, Path(work)) if pdf else None
+        try:
+            write_atomic(tex_path, text)
+            written.append(tex_path)
+            if pdf_file is not None:
+                target = directory / f"{spec.name}.pdf"
+                _move_atomic(pdf_file, target)
+                written.append(target)
+        except OSError as error:
+            raise ChainruleError(str(directory), "-o", f"cannot write: {error.strerror or error}") from None
+    for path in written:
+        print(f"wrote {path}")
+    return written
+
+
+def _move_atomic(source: Path, target: Path) -> None:
+    """Copy ``source`` next to ``target`` under a temporary name, then rename it into place."""
+    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(source, temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------------------------------------
+# Compiling
+
+
+@dataclass(frozen=True)
+class Compiler:
+    """The command that turns ``NAME.tex`` into ``NAME.pdf`` in the current directory."""
+
+    argv: tuple[str, ...]
+    reruns: bool  # True when the tool itself reruns pdflatex as needed (latexmk)
+
+
+def compiler() -> Compiler:
+    """latexmk when installed, else pdflatex; both with shell escape off and stopping at the
+    first error.
+
+    Raises:
+        ChainruleError: no pdflatex on the PATH (naming the packages to install).
+    """
+    pdflatex = shutil.which("pdflatex")
+    if pdflatex is None:
+        raise ChainruleError("pdflatex", "--pdf", f"not found: install TeX (Debian/Ubuntu: apt-get install {TEX_PACKAGES}) or leave out --pdf")
+    flags = ("-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape", "-file-line-error")
+    latexmk = shutil.which("latexmk")
+    if latexmk is not None:
+        command = " ".join((pdflatex,) + flags + ("%O", "%S"))
+        return Compiler((latexmk, "-norc", "-pdf", "-quiet", f"-pdflatex={command}"), reruns=True)
+    return Compiler((pdflatex,) + flags, reruns=False)
+
+
+def tex_environment() -> dict[str, str]:
+    """The environment TeX runs in: no shell escape, reads and writes only below the working
+    directory (kpathsea's paranoid mode), fixed dates."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEXMF", "TEXINPUTS", "TEXFORMATS", "openin", "openout", "shell_escape"))}
+    env.update(openin_any="p", openout_any="p", shell_escape="f", SOURCE_DATE_EPOCH=SOURCE_DATE_EPOCH, FORCE_SOURCE_DATE="1")
+    return env
+
+
+def compile_pdf(text: str, name: str, work: Path) -> Path:
+    """Compile ``text`` as ``work/NAME.tex``; returns the PDF's path inside ``work``.
+
+    Raises:
+        ChainruleError: the compile failed (its first error and line) or timed out.
+    """
+    tool = compiler()
+    source = work / f"{name}.tex"
+    source.write_text(text, encoding="utf-8", newline="\n")
+    runs = 1 if tool.reruns else 2
+    for _ in range(runs):
+        log = _run(tool.argv + (source.name,), work, name)
+        if tool.reruns or not re.search(r"Rerun to get|Label\(s\) may have changed", log):
+            break
+    pdf = work / f"{name}.pdf"
+    if not pdf.is_file():
+        raise ChainruleError(f"{name}.tex", "--pdf", "pdflatex wrote no PDF")
+    return pdf
+
+
+def _run(argv: tuple[str, ...], work: Path, name: str) -> str:
+    """Run one compile; returns the log text.
+
+    Raises:
+        ChainruleError: a non-zero exit (the first error of the log) or the timeout.
+    """
+    try:
+        process = subprocess.Popen(argv, cwd=work, env=tex_environment(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    except OSError as error:
+        raise ChainruleError(argv[0], "--pdf", f"cannot run: {error.strerror or error}") from None
+    try:
+        output, _ = process.communicate(timeout=COMPILE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # the whole group: latexmk and its pdflatex
+        process.communicate()
+        raise ChainruleError(f"{name}.tex", "--pdf", f"pdflatex took more than {COMPILE_TIMEOUT} s; stopped") from None
+    log_file = work / f"{name}.log"
+    log = log_file.read_text(encoding="utf-8", errors="replace") if log_file.is_file() else output.decode("utf-8", "replace")
+    if process.returncode != 0:
+        raise ChainruleError(f"{name}.tex", "--pdf", f"pdflatex failed: {first_error(log)}")
+    return log
+
+
+def first_error(log: str) -> str:
+    """The first LaTeX error of ``log`` on one line: its message and the line it happened on."""
+    lines = log.splitlines()
+    for i, line in enumerate(lines):
+        match = re.match(r"^(?:\./)?[^:\s]*\.tex:(\d+): (.*)$", line) or re.match(r"^! (.*)$", line)
+        if match is None:
+            continue
+        message = match.group(match.lastindex or 1).strip()
+        place = f"line {match.group(1)}" if match.lastindex == 2 else ""
+        context = next((l.strip() for l in lines[i + 1 : i + 8] if re.match(r"^l\.\d+ ", l)), "")
+        if context and not place:
+            place = "line " + context.split()[0][2:]
+        detail = f" near {context.split(' ', 1)[1].strip()!r}" if " " in context else ""
+        return f"{message} ({place}{detail})" if place else message
+    tail = [l for l in lines if l.strip()][-1:] or ["no log"]
+    return f"no error line in the log; it ends: {tail[0].strip()[:200]}"

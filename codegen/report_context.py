@@ -1,0 +1,493 @@
+"""The report's template context: the derivation as LaTeX, ready for ``report.tex.j2`` to lay out.
+
+:func:`build_report_context` reads a :class:`~chainrule.derive.derivation.Derivation` and returns a
+:class:`ReportContext` of :class:`~chainrule.codegen.latex.Tex` strings, numbers and tuples of
+those. Every number in it is the derivation's, printed once by
+:func:`~chainrule.codegen.latex.number_tex`; every formula is a sympy expression of the derivation
+printed by :class:`~chainrule.codegen.latex.ReportPrinter`.
+
+What a report holds depends on the network's size. A small one (every parameter's chain fits in
+:data:`ROWS_MAX` rows) gets the forward pass unit by unit, the loss, and every parameter's chain,
+output layer first, as one derives them by hand. A bigger one gets the forward pass and gradients
+per layer, and the chains of the parameters named with ``--param`` (by default the weight with the
+largest gradient in each layer). Both get the layer form.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import sympy
+
+from chainrule.derive import naming
+from chainrule.derive.chain import ChainRule, Factor, ParamChain
+from chainrule.derive.derivation import Derivation, resolve_params
+from chainrule.derive.errors import ChainruleError
+from chainrule.derive.network import ParamRef, real_symbol
+from chainrule.derive.optimizers import GRAD, THETA, first_step_expr
+from chainrule.derive.registry import X, Y, T
+
+from .diagram import Diagram, build_diagram
+from .equations import Display, Row, equation, math_pieces, product, total
+from .latex import (
+    HYPER_TEX,
+    Tex,
+    code_text,
+    escape_text,
+    gradient_inline_tex,
+    gradient_tex,
+    signed_number_tex,
+    math_tex,
+    name_tex,
+    number_tex,
+    operand_tex,
+    partial_tex,
+    tex_join,
+    updated_tex,
+)
+from .report_layers import layer_displays, spec_rows, SpecRow
+
+TEMPLATE = "report.tex.j2"
+#: A report lists every parameter's chain when they take at most this many rows (about 40
+#: pages); past it, one weight per layer (or those asked for).
+ROWS_MAX = 800
+#: At most this many ``--param`` chains in one report.
+PARAMS_MAX = 32
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A row of the spec table below the layers: ``label`` and its ``value``."""
+
+    label: Tex
+    value: Tex
+
+
+@dataclass(frozen=True)
+class ParamSection:
+    """One parameter's derivative: heading, a sentence, then its displays."""
+
+    heading: Tex
+    intro: Tex
+    displays: tuple[Display, ...]
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """What ``report.tex.j2`` lays out; see the module docstring."""
+
+    name: Tex
+    spec_file: Tex
+    template: Tex
+    description: Tex
+    layers: tuple[SpecRow, ...]
+    settings: tuple[Setting, ...]
+    diagram: Diagram
+    forward_intro: Tex
+    forward: tuple[Display, ...]
+    loss: tuple[Display, ...]
+    backward_intro: Tex
+    params: tuple[ParamSection, ...]
+    layer_intro: Tex
+    layer_form: tuple[Display, ...]
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole report
+
+
+def build_report_context(d: Derivation, spec_path: str, params: Sequence[str] = ()) -> ReportContext:
+    """The report of ``d``.
+
+    Args:
+        d: the derivation.
+        spec_path: the spec file (only its name is written).
+        params: parameters whose chains are shown; a small network shows all of them by default,
+            a big one the weight with the largest gradient in each layer.
+
+    Raises:
+        ChainruleError: an unknown or repeated ``--param`` name, or too many of them.
+    """
+    spec = d.network.spec
+    if len(params) > PARAMS_MAX:
+        raise ChainruleError(spec.source, "--param", f"expected at most {PARAMS_MAX} parameters in one report, got {len(params)}")
+    every = not params and d.small and _rows(d, list(d.chains)) <= ROWS_MAX
+    names = _chosen(d, params, every)
+    d = _with_chains(d, names)
+    sections = tuple(param_section(d, name) for name in names)
+    return ReportContext(
+        name=escape_text(spec.name),
+        spec_file=code_text(spec_path.replace("\\", "/").rsplit("/", 1)[-1]),
+        template=code_text(TEMPLATE),
+        description=escape_text(spec.description),
+        layers=spec_rows(d),
+        settings=_settings(d),
+        diagram=build_diagram(d),
+        forward_intro=_forward_intro(d),
+        forward=forward_displays(d) if d.small else layer_summary(d),
+        loss=loss_displays(d) if d.small else (),
+        backward_intro=_backward_intro(d, every, bool(params)),
+        params=sections,
+        layer_intro=Tex(
+            r"The same derivatives for whole layers at once, with the vectors and matrices named as in the "
+            r"emitted trainer: $\odot$ is the elementwise product, $\mathbf{a}^{\top}$ a transpose."
+        ),
+        layer_form=layer_displays(d),
+    )
+
+
+def _chosen(d: Derivation, params: Sequence[str], every: bool) -> list[str]:
+    """The parameters whose chains the report shows, in report order (output layer first)."""
+    net = d.network
+    if params:
+        refs = resolve_params(net, params)
+        seen: set[str] = set()
+        for ref in refs:
+            if ref.name in seen:
+                raise ChainruleError(net.spec.source, "--param", f"{ref.name!r} is named twice")
+            seen.add(ref.name)
+    elif every:
+        refs = list(net.parameters())
+    else:
+        refs = [_largest_weight(d, l) for l in range(1, net.depth + 1)]
+    order = {ref.name: i for i, ref in enumerate(refs)}
+    return [ref.name for ref in sorted(refs, key=lambda r: (-r.layer, order[r.name]))]
+
+
+def _largest_weight(d: Derivation, l: int) -> ParamRef:
+    """Layer ``l``'s weight with the largest |dE/dw| on the sample (the first such in naming
+    order): the one whose chain shows the most."""
+    grid = np.abs(d.sample.dW[l - 1])
+    r, c = np.unravel_index(int(np.argmax(grid)), grid.shape)
+    name = d.network.weight_name(l, int(r), int(c))
+    return ParamRef(name, l, "weight", int(r), int(c))
+
+
+def _with_chains(d: Derivation, names: Sequence[str]) -> Derivation:
+    """``d`` with the scalar chains of ``names`` (a big network's derivation has none)."""
+    missing = [n for n in names if n not in d.chains]
+    if not missing:
+        return d
+    engine = ChainRule(d.network, d.layers)
+    chains = dict(d.chains)
+    for ref in resolve_params(d.network, missing):
+        chains[ref.name] = engine.chain(ref)
+    return dataclasses.replace(d, chains=chains)
+
+
+def _rows(d: Derivation, names: Sequence[str]) -> int:
+    """About how many displayed rows the chains of ``names`` take."""
+    rows = 0
+    for name in names:
+        chain = d.chains[name]
+        factors = {(f.of, f.wrt) for p in chain.paths for f in p.factors}
+        rows += len(factors) + 2 * len(chain.paths) + 6
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# The spec table
+
+
+def _settings(d: Derivation) -> tuple[Setting, ...]:
+    spec, net = d.network.spec, d.network
+    loss = math_tex(net.loss_scale * net.per_output_loss())
+    kind = escape_text(spec.loss.name if spec.loss.formula is None else "formula")
+    over = "averaged over" if net.loss_scale != 1 else "summed over"
+    rows = [Setting(Tex("loss"), Tex(rf"{kind}: ${loss}$ per output, {over} the {net.sizes[-1]} outputs ($y$ an output, $t$ its target)"))]
+    hyper = [rf"${HYPER_TEX.get(k, k)} = {number_tex(v)}$" for k, v in spec.optimizer.hyper if v != 0 or k == "lr"]
+    rows.append(Setting(Tex("optimizer"), Tex(f"{escape_text(spec.optimizer.kind)}, " + ", ".join(hyper) + "; one step from a zero state")))
+    rows.append(Setting(Tex("sample"), _sample(d)))
+    if spec.naming.value and not any(l.weight_names for l in spec.layers):
+        rows.append(Setting(Tex("naming"), escape_text(spec.naming.value)))
+    return tuple(rows)
+
+
+def _sample(d: Derivation) -> Tex:
+    spec = d.network.spec
+    pairs = [rf"${name_tex(n)} = {number_tex(float(v))}$" for n, v in zip(spec.inputs, d.values.x)]
+    targets = [rf"${name_tex(n)} = {number_tex(float(v))}$" for n, v in zip(spec.targets, d.values.t)]
+    if len(pairs) > 8:
+        pairs = pairs[:3] + [rf"\dots{{}} ({len(spec.inputs):,} inputs)"] + pairs[-1:]
+    if len(targets) > 8:
+        targets = targets[:3] + [rf"\dots{{}} ({len(spec.targets):,} targets)"] + targets[-1:]
+    seeded = f" (seeded from seed {spec.seed}: the spec gives no sample)" if d.values.seeded_sample else ""
+    return Tex("inputs " + ", ".join(pairs) + "; targets " + ", ".join(targets) + seeded)
+
+
+# ---------------------------------------------------------------------------------------------
+# The forward pass and the loss, unit by unit
+
+
+#: Activations written by name in the forward pass (their definition is in the spec table).
+ACTIVATION_TEX = {"sigmoid": r"\sigma", "tanh": r"\tanh", "identity": r"\operatorname{id}"}
+
+
+def _forward_intro(d: Derivation) -> Tex:
+    if d.small:
+        return Tex("Each unit's weighted sum of the outputs before it, then its activation: the formula, the numbers put in, the result.")
+    return Tex(
+        rf"{d.network.parameter_count:,} parameters: the forward pass is given per layer, as the smallest, mean and largest "
+        r"entry of each vector (the layer form below says how each is computed)."
+    )
+
+
+def forward_displays(d: Derivation) -> tuple[Display, ...]:
+    """One display per layer: each unit's net (formula, numbers, value), then its output."""
+    net = d.network
+    displays = []
+    for l in range(1, net.depth + 1):
+        rows: list[Row] = []
+        for r in range(net.sizes[l]):
+            rows += _net_rows(d, l, r)
+        for r in range(net.sizes[l]):
+            rows += _out_rows(d, l, r)
+        caption = Tex(f"Layer {escape_text(net.layer_name(l))} ({escape_text(d.layers[l - 1].activation if len(d.layers[l - 1].activation) <= 24 else 'formula')}):")
+        displays.append(Display(caption, tuple(rows)))
+    return tuple(displays)
+
+
+def _net_rows(d: Derivation, l: int, r: int) -> tuple[Row, ...]:
+    net, values, env = d.network, d.values, d.env
+    symbols = [f"{name_tex(net.weight_name(l, r, c))} \\cdot {name_tex(net.out(l - 1, c).name)}" for c in range(net.sizes[l - 1])]
+    numbers = [f"{operand_tex(float(values.W[l - 1][r, c]))} \\cdot {operand_tex(float(env[net.out(l - 1, c).name]))}" for c in range(net.sizes[l - 1])]
+    bias = net.bias_name(l, r)
+    if bias is not None:
+        b = values.b[l - 1]
+        symbols.append(name_tex(bias))
+        numbers.append(operand_tex(float(b[0 if len(b) == 1 else r])))
+    result = number_tex(float(env[net.net(l, r).name]))
+    return equation(name_tex(net.net(l, r).name), [total(symbols), total(numbers), [result]])
+
+
+def _out_rows(d: Derivation, l: int, r: int) -> tuple[Row, ...]:
+    """``out = f(net) = f with the number put in = value``; a jump (relu) is applied by name."""
+    net, env = d.network, d.env
+    out, unit_net = net.out(l, r), net.net(l, r)
+    value = [number_tex(float(env[out.name]))]
+    if net.is_softmax(l):
+        return equation(name_tex(out.name), _softmax_steps(d, l, r) + [value])
+    activation = net.spec.layers[l - 1].activation
+    definition = net.activation(l).xreplace({X: unit_net})
+    numbers = {unit_net.name: operand_tex(float(env[unit_net.name]))}
+    if activation.expression is not None:
+        steps = [math_pieces(definition), math_pieces(definition, names=numbers)]
+    else:
+        applied = activation_tex(activation)
+        steps = [[rf"{applied}\left({name_tex(unit_net.name)}\right)"]]
+        if definition.has(sympy.Piecewise):
+            steps.append([rf"{applied}\left({numbers[unit_net.name]}\right)"])
+        elif not definition.is_Symbol:
+            steps.append(math_pieces(definition, names=numbers))
+    return equation(name_tex(out.name), steps + [value])
+
+
+def activation_tex(activation) -> Tex:
+    """A registry activation's name in math: σ, tanh, or relu upright; parameters as a subscript."""
+    name = ACTIVATION_TEX.get(activation.name, rf"\operatorname{{{escape_text(activation.name)}}}")
+    if activation.params:
+        name += "_{" + ",".join(rf"{HYPER_TEX.get(k, k)} = {number_tex(v)}" for k, v in activation.params) + "}"
+    return Tex(name)
+
+
+def _softmax_steps(d: Derivation, l: int, r: int) -> list[list[str]]:
+    net, env = d.network, d.env
+    nets = [net.net(l, j).name for j in range(net.sizes[l])]
+    own = name_tex(nets[r])
+    if len(nets) <= 4:
+        below = " + ".join(f"e^{{{name_tex(n)}}}" for n in nets)
+        numbers = " + ".join(f"e^{{{operand_tex(float(env[n]))}}}" for n in nets)
+        return [[rf"\frac{{e^{{{own}}}}}{{{below}}}"], [rf"\frac{{e^{{{operand_tex(float(env[nets[r]]))}}}}}{{{numbers}}}"]]
+    layer = escape_text(net.layer_name(l))
+    return [[rf"\frac{{e^{{{own}}}}}{{\sum_{{j}} e^{{\mathrm{{net}}_{{{layer}j}}}}}}"]]
+
+
+def loss_displays(d: Derivation) -> tuple[Display, ...]:
+    """E: the definition, the numbers put in, the value; broken between the outputs' terms."""
+    net, env = d.network, d.env
+    terms = [net.per_output_loss().xreplace({Y: net.out(net.depth, k), T: net.target(k)}) for k in range(net.sizes[-1])]
+    numbers = {s.name: operand_tex(float(env[s.name])) for term in terms for s in term.free_symbols}
+    symbolic = _scaled([math_tex(t) for t in terms], net.loss_scale)
+    substituted = _scaled([math_tex(t, names=numbers) for t in terms], net.loss_scale)
+    rows = equation(Tex("E"), [symbolic, substituted, [number_tex(d.loss)]])
+    return (Display(Tex(f"The loss over the {net.sizes[-1]} output{'s' if net.sizes[-1] > 1 else ''}:"), rows),)
+
+
+def _scaled(terms: list[str], scale: sympy.Expr) -> list[str]:
+    parts = total(terms)
+    if scale == 1:
+        return parts
+    parts[0] = rf"{math_tex(scale)} \bigl(" + parts[0]
+    parts[-1] += r"\bigr)"
+    return parts
+
+
+# ---------------------------------------------------------------------------------------------
+# A big network: per layer
+
+
+def layer_summary(d: Derivation) -> tuple[Display, ...]:
+    """Per layer: the smallest, mean and largest entry of net and out; then E and the gradient
+    matrices' norms."""
+    rows: list[Row] = []
+    for form, nets, outs in zip(d.layers, d.sample.nets, d.sample.outs[1:]):
+        for name, vector in ((form.net, nets[0]), (form.out, outs[0])):
+            summary = rf"\min {number_tex(float(vector.min()))},\ \operatorname{{mean}} {number_tex(float(vector.mean()))},\ \max {number_tex(float(vector.max()))}"
+            rows.append(Row(Tex(rf"{_vector(name)} \in \mathbb{{R}}^{{{vector.size}}}"), Tex(":"), Tex(summary)))
+    rows.append(Row(Tex("E"), Tex("="), number_tex(d.loss)))
+    gradients: list[Row] = []
+    for form, dW, db in zip(d.layers, d.sample.dW, d.sample.db):
+        for name, matrix in ((form.weight, dW), (form.bias, db)):
+            if name is None or matrix is None:
+                continue
+            summary = rf"\lVert\cdot\rVert = {number_tex(float(np.linalg.norm(matrix)))},\ \max\lvert\cdot\rvert = {number_tex(float(np.max(np.abs(matrix))))}"
+            gradients.append(Row(Tex(rf"\partial E/\partial {_vector(name)}"), Tex(":"), Tex(summary)))
+    return (
+        Display(Tex("Forward pass on the sample:"), tuple(rows)),
+        Display(Tex("The gradients (from the layer form below), by their norm and largest entry:"), tuple(gradients)),
+    )
+
+
+def _vector(name: str) -> Tex:
+    from .latex import vector_tex
+
+    return vector_tex(name)
+
+
+# ---------------------------------------------------------------------------------------------
+# A parameter's chain
+
+
+def _backward_intro(d: Derivation, every: bool, asked: bool) -> Tex:
+    if every:
+        return Tex(
+            "For every parameter, output layer first: the chain rule as a sum over the paths from $E$ to the parameter, "
+            "each path a product of local derivatives; each factor's formula (the derivative of one unit's definition) and "
+            "value; the product; the closed form; and one step of the optimizer."
+        )
+    if asked:
+        return Tex("The chains of the parameters asked for (\\texttt{--param}), output layer first.")
+    if d.small:
+        lead = f"Every parameter's chain would fill about {_rows(d, list(d.chains)) // 20} pages: "
+    else:
+        lead = f"A network of {d.network.parameter_count:,} parameters: "
+    return Tex(
+        lead + "the chain of one weight per layer, the one with the largest "
+        r"$\lvert\partial E/\partial w\rvert$ on the sample (name others with \texttt{--param NAME})."
+    )
+
+
+def param_section(d: Derivation, name: str) -> ParamSection:
+    chain = d.chains[name]
+    paths = len(chain.paths)
+    intro = f"{paths} path{'s' if paths > 1 else ''} from $E$ to ${name_tex(name)}$"
+    if chain.cut_layer is not None:
+        layer = escape_text(d.network.layer_name(chain.cut_layer))
+        intro = (
+            f"{chain.paths_from_E:,} paths from $E$ to ${name_tex(name)}$; as by hand, they are taken from the deltas of "
+            rf"layer {layer} ($\delta_u = \partial E/\partial \mathrm{{net}}_u$, from the layer form): {paths} path{'s' if paths > 1 else ''}"
+        )
+    displays = [_chain_display(d, chain), _factor_display(d, chain), _paths_display(d, chain), _update_display(d, chain)]
+    return ParamSection(Tex(rf"${gradient_inline_tex(name)}$"), Tex(intro + "."), tuple(x for x in displays if x is not None))
+
+
+def _factor_name(f: Factor) -> Tex:
+    return partial_tex(f.of.name, f.wrt.name)
+
+
+def _chain_display(d: Derivation, chain: ParamChain) -> Display:
+    """The chain of factor names, then of their forms (the closed form), then (one path) of
+    their values and the product."""
+    names = [tex_join(r" \cdot ", (_factor_name(f) for f in path.factors)) for path in chain.paths]
+    forms: list[str] = []
+    for i, path in enumerate(chain.paths):
+        kept = [f.human for f in path.factors if f.human != 1] or [sympy.Integer(1)]
+        path_pieces = [piece for n, h in enumerate(kept) for piece in _factor_pieces(h, first=not n)]
+        forms += ([] if not i else ["+ " + path_pieces[0]]) + (path_pieces if not i else path_pieces[1:])
+    steps = [total(names), forms]
+    if len(chain.paths) == 1:
+        steps += [product([operand_tex(d.factor_value(f)) for f in chain.paths[0].factors]), [number_tex(d.chain_gradient(chain))]]
+    rows = equation(gradient_tex(chain.param.name), steps, new_rows=(1, 2))
+    return Display(Tex("The chain rule, then the closed form in the units' symbols" + (", then the numbers:" if len(chain.paths) == 1 else ":")), rows)
+
+
+def _distinct_factors(chain: ParamChain) -> list[Factor]:
+    seen, out = set(), []
+    for path in chain.paths:
+        for f in path.factors:
+            if (f.of, f.wrt) not in seen:
+                seen.add((f.of, f.wrt))
+                out.append(f)
+    return out
+
+
+def _factor_display(d: Derivation, chain: ParamChain) -> Display:
+    rows: list[Row] = []
+    notes = []
+    for f in _distinct_factors(chain):
+        numbers = {s.name: operand_tex(float(d.env[s.name])) for s in f.human.free_symbols}
+        steps = []
+        if f.derivative != f.human and not f.note:
+            steps.append(math_pieces(f.derivative))
+        steps.append(math_pieces(f.human))
+        if f.human.free_symbols and not f.human.is_Symbol:
+            steps.append(math_pieces(f.human, names=numbers))
+        steps.append([number_tex(d.factor_value(f))])
+        rows += equation(_factor_name(f), steps)
+        note = escape_text(f.note)
+        if f.note and note not in notes:
+            notes.append(note)
+    caption = Tex("Each factor: the derivative of one unit's definition, written in the outputs, with the numbers put in:")
+    return Display(caption, tuple(rows), Tex(" ".join(f"{n}." for n in notes)))
+
+
+def _paths_display(d: Derivation, chain: ParamChain) -> Display | None:
+    """For more than one path: each path's product, then their sum."""
+    if len(chain.paths) == 1:
+        return None
+    values = d.path_values(chain)
+    rows: list[Row] = []
+    for i, (path, value) in enumerate(zip(chain.paths, values), start=1):
+        factors = [operand_tex(d.factor_value(f)) for f in path.factors]
+        rows += equation(Tex(rf"\text{{path {i}}}"), [product(factors), [number_tex(value)]])
+    terms = [signed_number_tex(v, first=not i) for i, v in enumerate(values)]
+    rows += equation(gradient_tex(chain.param.name), [terms, [number_tex(d.chain_gradient(chain))]])
+    return Display(Tex("Each path's product, then their sum:"), tuple(rows))
+
+
+def _factor_pieces(expr: sympy.Expr, first: bool) -> list[str]:
+    """One factor of a product as pieces (``\\cdot`` in front unless first), in parentheses
+    when it is a sum or negative."""
+    parts = math_pieces(expr)
+    if expr.is_Add or parts[0].startswith("-"):
+        parts = ["(" + parts[0]] + parts[1:]
+        parts[-1] += ")"
+    if not first:
+        parts[0] = r"\cdot " + parts[0]
+    return parts
+
+
+def _in_product(expr: sympy.Expr) -> str:
+    text = math_tex(expr)
+    return f"({text})" if expr.is_Add or text.startswith("-") else text
+
+
+def _update_display(d: Derivation, chain: ParamChain) -> Display:
+    ref = chain.param
+    name = ref.name
+    before = float(d.values.scalar(ref))
+    if d.frozen(ref):
+        rows = equation(updated_tex(name), [[name_tex(name)], [number_tex(before)]])
+        return Display(Tex("Frozen (the spec's \\texttt{freeze}): the parameter keeps its value."), rows)
+    hyper = dict(d.network.spec.optimizer.hyper)
+    expr = first_step_expr(d.network.spec.optimizer.kind, hyper)
+    gradient = d.gradient(ref)
+    symbols = {THETA.name: name_tex(name), GRAD.name: gradient_tex(name)}
+    numbers = {THETA.name: operand_tex(before), GRAD.name: operand_tex(gradient)}
+    numbers.update({h: operand_tex(v) for h, v in hyper.items()})
+    steps = [math_pieces(expr, names=symbols, last=[GRAD]), math_pieces(expr, names=numbers, last=[GRAD]), [number_tex(d.updated(ref))]]
+    rule = escape_text(d.network.spec.optimizer.kind)
+    return Display(Tex(f"One step of {rule}:"), equation(updated_tex(name), steps))

@@ -1,0 +1,263 @@
+"""The report (``chainrule report``): golden .tex files, every number the derivation's, escaping,
+the template's guard, the command line; compiling lives in test_report_pdf.py."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+
+import numpy as np
+import pytest
+
+from chainrule.codegen.cli import main
+from chainrule.codegen.golden import REFRESH, render_generated_reports
+from chainrule.codegen.jsonout import derivation_document
+from chainrule.codegen.latex import Tex, environment, escape_text, name_tex, number_text
+from chainrule.codegen.report import render_report
+from chainrule.derive import derive
+from chainrule.derive.spec import spec_from_data
+from helpers import EXAMPLE_FILES, ROOT, example
+
+GENERATED = ROOT / "generated"
+NAMES = [p.stem for p in EXAMPLE_FILES]
+
+
+def report_of(name: str, params=()) -> str:
+    return render_report(example(name), f"examples/{name}.yaml", params)
+
+
+# -- golden files --------------------------------------------------------------------------------
+
+
+def test_generated_reports_match_what_report_writes() -> None:
+    expected = render_generated_reports(ROOT)
+    present = sorted(p.name for p in GENERATED.glob("*.tex"))
+    assert present == sorted(expected), f"generated/ holds {present}, expected {sorted(expected)}; refresh with `{REFRESH}`"
+    for name, text in expected.items():
+        found = (GENERATED / name).read_text(encoding="utf-8")
+        if found != text:
+            diff = "".join(difflib.unified_diff(found.splitlines(True), text.splitlines(True), f"generated/{name}", "reported now"))
+            pytest.fail(f"generated/{name} differs from what report writes; refresh with `{REFRESH}`\n{diff[:20000]}")
+
+
+def test_same_spec_same_bytes() -> None:
+    first = report_of("softmax_classifier")
+    again = render_report(derive(example("softmax_classifier").network.spec), "examples/softmax_classifier.yaml")
+    assert first == again and first.endswith("\n") and not first.endswith("\n\n") and "\r" not in first
+
+
+# -- every number is the derivation's --------------------------------------------------------------
+
+
+def tex_numbers(text: str) -> list[str]:
+    """Every ``\\val{...}`` of the body, back in the plain form ``number_text`` writes."""
+    body = text.split(r"\begin{document}", 1)[1]
+    found = []
+    for raw in re.findall(r"\\val\{([^{}]*(?:\{[^{}]*\}[^{}]*)?)\}", body):
+        match = re.fullmatch(r"(-?[0-9.]+)\\times 10\^\{(-?[0-9]+)\}", raw)
+        found.append(f"{match.group(1)}e{int(match.group(2)):+03d}" if match else raw)
+    return found
+
+
+def known_numbers(d, params=()) -> set[str]:
+    """Every number the derivation holds, as the report prints them: the JSON document of
+    ``derive --json``, the parameters and sample, the layer form's arrays and their summaries."""
+    values: list[float] = []
+
+    def walk(node) -> None:
+        if isinstance(node, bool):
+            return
+        if isinstance(node, (int, float)):
+            values.append(float(node))
+        elif isinstance(node, dict):
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(json.loads(json.dumps(derivation_document(d, params))))
+    arrays = list(d.values.W) + [b for b in d.values.b if b is not None] + [d.values.x, d.values.t]
+    arrays += list(d.sample.nets) + list(d.sample.outs) + list(d.sample.deltas) + list(d.sample.dW)
+    arrays += [b for b in d.sample.db if b is not None]
+    for a in arrays:
+        a = np.asarray(a, dtype=float)
+        values += a.ravel().tolist() + [a.min(), a.max(), a.mean(), float(np.linalg.norm(a)), float(np.abs(a).max())]
+    for chain in d.chains.values():
+        values += d.path_values(chain) + [d.chain_gradient(chain)]
+        values += [d.factor_value(f) for p in chain.paths for f in p.factors]
+    values += [v for _, v in d.network.spec.optimizer.hyper]
+    values += [v for layer in d.network.spec.layers for _, v in layer.activation.params]
+    return {number_text(v) for v in values} | {number_text(abs(v)) for v in values}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_number_in_the_report_is_the_derivations(name: str) -> None:
+    text = (GENERATED / f"{example(name).network.spec.name}.tex").read_text(encoding="utf-8")
+    numbers = tex_numbers(text)
+    assert len(numbers) > 20
+    d = example(name)
+    if not d.small or len(d.chains) < d.network.parameter_count:
+        from chainrule.codegen.report_context import _chosen, _with_chains
+
+        d = _with_chains(d, _chosen(d, (), False))
+    known = known_numbers(d)
+    unknown = sorted(set(numbers) - known)
+    assert not unknown, f"numbers in generated/{name}.tex that the derivation does not hold: {unknown[:10]}"
+
+
+def named_results(text: str) -> dict[str, str]:
+    """lhs -> the last number of its equation, for every equation of the body."""
+    body = text.split(r"\begin{document}", 1)[1]
+    results: dict[str, str] = {}
+    for block in re.findall(r"\\begin\{align\*\}\n(.*?)\n\\end\{align\*\}", body, re.S):
+        lhs = None
+        for row in block.split(" \\\\\n"):
+            head, _, rest = row.partition(" &")
+            if head.strip():
+                lhs = head.strip()
+            values = tex_numbers(r"\begin{document}" + rest)
+            if lhs is not None and values and rest.rstrip().endswith("}"):
+                results[lhs] = values[-1]
+    return results
+
+
+def test_worked_example_figures_are_the_json_values() -> None:
+    """Each named result in the .tex (net and out of every unit, E, every gradient and update)
+    is the value ``derive --json`` prints for that name."""
+    d = example("mazur")
+    doc = derivation_document(d)
+    results = named_results((GENERATED / "mazur.tex").read_text(encoding="utf-8"))
+    expected = {name_tex(k): v for k, v in doc["forward"].items()}
+    expected["E"] = doc["loss"]
+    expected.update({rf"\frac{{\partial E}}{{\partial {name_tex(k)}}}": v for k, v in doc["gradients"].items()})
+    expected.update({f"{name_tex(k)}^{{+}}": v for k, v in doc["updated"].items()})
+    assert len(expected) == 8 + 1 + 10 + 10
+    for lhs, value in expected.items():
+        assert lhs in results, lhs
+        assert results[lhs] == number_text(value), (lhs, results[lhs], value)
+    published = {"E": "0.298371109", name_tex("out_h1"): "0.593269992", name_tex("out_o1"): "0.75136507", r"w_{5}^{+}": "0.35891648", r"w_{1}^{+}": "0.149780716"}
+    for lhs, figure in published.items():
+        assert results[lhs] == figure
+    assert results[r"\frac{\partial E}{\partial w_{5}}"].startswith("0.08216704")
+
+
+# -- contents ---------------------------------------------------------------------------------------
+
+
+def test_worked_example_contents_in_order() -> None:
+    text = (GENERATED / "mazur.tex").read_text(encoding="utf-8")
+    marks = [r"\section*{The network}", r"\begin{tikzpicture}", r"\section*{Forward pass}", r"E &=", r"\section*{Backward pass", r"\subsection*{$\partial E/\partial w_{5}$}", r"\subsection*{$\partial E/\partial w_{1}$}", r"\section*{The layer form"]
+    positions = [text.index(m) for m in marks]
+    assert positions == sorted(positions)
+    assert r"\mathrm{net}_{h1} &= w_{1} \cdot i_{1} + w_{2} \cdot i_{2} + b_{1} = \val{0.15} \cdot \val{0.05} + \val{0.2} \cdot \val{0.1} + \val{0.35} = \val{0.3775}" in text
+    assert r"\text{path 2}" in text  # w1 reaches E through o1 and o2
+    assert r"\boldsymbol{\delta}_{h} &= \left(\mathbf{W}_{2}^{\top} \boldsymbol{\delta}_{o}\right)" in text
+
+
+def test_big_network_report_is_small_with_one_chain_per_layer() -> None:
+    d = example("mlp_784_128_10")
+    text = (GENERATED / "mlp_784_128_10.tex").read_text(encoding="utf-8")
+    assert len(text) < 60_000
+    assert text.count(r"\subsection*{$\partial E/\partial") == d.network.depth
+    assert r"\node[box" in text and r"\node[unit]" not in text
+    asked = report_of("mlp_784_128_10", ["w1000", "b3"])
+    assert asked.count(r"\subsection*{") == 2 and r"\partial E/\partial w_{1000}" in asked
+
+
+def test_a_small_network_with_too_many_rows_shows_one_chain_per_layer() -> None:
+    d = example("deep_tanh_relu")
+    text = (GENERATED / "deep_tanh_relu.tex").read_text(encoding="utf-8")
+    assert text.count(r"\subsection*{") == d.network.depth
+    assert "would fill about" in text and r"\mathrm{net}_{a1} &=" in text  # forward pass still unit by unit
+
+
+def test_too_many_params_are_refused(tmp_path, capsys) -> None:
+    args = ["report", str(ROOT / "examples/mlp_784_128_10.yaml"), "-o", str(tmp_path)]
+    for n in range(1, 40):
+        args += ["--param", f"w{n}"]
+    assert main(args) == 2
+    assert "at most 32" in capsys.readouterr().err and not list(tmp_path.iterdir())
+
+
+# -- escaping ---------------------------------------------------------------------------------------
+
+
+HOSTILE = r"\input{/etc/passwd} ^^5cinput{/etc/passwd} \^^5c % # $ & ~ _ { } < > | \" ` é 中 \x00"
+
+
+def test_text_escaping_leaves_nothing_tex_would_act_on() -> None:
+    text = escape_text(HOSTILE + "\u200b\n\t\u2028")
+    assert "^" not in text.replace(r"\textasciicircum{}", "")
+    stripped = re.sub(r"\\(textbackslash|textasciicircum|textasciitilde|textless|textgreater|textbar)\{\}|\\[{}$&%#_]", "", text)
+    assert not re.search(r"[\\{}$&%#_^~]", stripped), stripped
+    assert text.isascii() and "\n" not in text
+
+
+def test_hostile_description_and_file_name_are_escaped(tmp_path) -> None:
+    data = {"name": "net", "description": HOSTILE, "inputs": 1, "layers": [{"name": "o", "units": 1, "activation": "sigmoid"}], "loss": "half_sse"}
+    spec = spec_from_data(data, "x.yaml")
+    text = render_report(derive(spec), r"dir/\input{evil}^^5c%.yaml")
+    body = text.split(r"\begin{document}", 1)[1]
+    assert r"\input" not in body.replace(r"\textbackslash{}input", "") and "^^" not in text
+    assert r"\textbackslash{}input\{/etc/passwd\}" in body
+
+
+@pytest.mark.parametrize("bad", [r"\input{x}", "a^^5c", "a b", "é", "h%1"])
+def test_names_that_are_not_identifiers_never_reach_latex(bad: str) -> None:
+    with pytest.raises(ValueError):
+        name_tex(bad)
+    data = {"name": "net", "inputs": [bad], "layers": [{"name": "o", "units": 1, "activation": "sigmoid"}], "loss": "half_sse"}
+    from chainrule.derive.errors import ChainruleError
+
+    with pytest.raises(ChainruleError, match=r"inputs\[0\]"):
+        spec_from_data(data, "x.yaml")
+
+
+def test_hostile_formula_is_refused_or_printed_from_its_parse(tmp_path, capsys) -> None:
+    spec = tmp_path / "f.json"
+    spec.write_text(json.dumps({"name": "f", "inputs": 1, "layers": [{"name": "o", "units": 1, "activation": {"formula": r"x \input{/etc/passwd}"}}], "loss": "half_sse"}))
+    assert main(["report", str(spec), "-o", str(tmp_path / "out")]) == 2
+    assert "layers[0].activation" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_template_refuses_strings_not_made_latex() -> None:
+    template = environment().from_string(r"\VAR{value}")
+    assert template.render(value=Tex(r"\alpha")) == r"\alpha"
+    with pytest.raises(TypeError):
+        template.render(value=r"\input{/etc/passwd}")
+
+
+# -- the command line ---------------------------------------------------------------------------------
+
+
+def test_report_writes_the_tex(tmp_path, capsys) -> None:
+    assert main(["report", str(ROOT / "examples/mazur.yaml"), "-o", str(tmp_path / "new")]) == 0
+    written = tmp_path / "new" / "mazur.tex"
+    assert written.read_text(encoding="utf-8") == (GENERATED / "mazur.tex").read_text(encoding="utf-8")
+    assert capsys.readouterr().out == f"wrote {written}\n"
+    assert [p.name for p in (tmp_path / "new").iterdir()] == ["mazur.tex"]
+
+
+@pytest.mark.parametrize("args, message", [(["--param", "w99"], "no parameter named 'w99'"), (["--param", "w1", "--param", "w1"], "named twice")])
+def test_bad_params_exit_2_and_write_nothing(tmp_path, capsys, args, message) -> None:
+    assert main(["report", str(ROOT / "examples/mazur.yaml"), "-o", str(tmp_path)] + args) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not list(tmp_path.iterdir())
+
+
+def test_output_that_is_a_file_exits_2(tmp_path, capsys) -> None:
+    target = tmp_path / "file"
+    target.write_text("x")
+    assert main(["report", str(ROOT / "examples/mazur.yaml"), "-o", str(target)]) == 2
+    assert "expected a directory" in capsys.readouterr().err
+
+
+def test_no_tex_installed_names_the_packages(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert main(["report", str(ROOT / "examples/mazur.yaml"), "-o", str(tmp_path / "out"), "--pdf"]) == 2
+    err = capsys.readouterr().err
+    assert "texlive-latex-base texlive-latex-recommended texlive-pictures" in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,103 @@
+"""Compiling the report: the worked example's PDF, reproducible bytes, errors, TeX's sandbox.
+
+Needs pdflatex and poppler's pdftotext (``.ci/run`` installs them); skipped where they are not.
+One module-scoped compile of the worked example serves most tests.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from chainrule.codegen.cli import main
+from chainrule.codegen.report import compile_pdf, first_error, render_report
+from chainrule.derive.errors import ChainruleError
+from helpers import ROOT, example
+
+pytestmark = pytest.mark.skipif(shutil.which("pdflatex") is None or shutil.which("pdftotext") is None, reason="needs pdflatex and pdftotext")
+
+MINIMAL = "\\documentclass{article}\n\\begin{document}\n%s\n\\end{document}\n"
+
+
+@pytest.fixture(scope="module")
+def mazur_pdf(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    assert main(["report", str(ROOT / "examples/mazur.yaml"), "-o", str(out), "--pdf"]) == 0
+    return out / "mazur.pdf"
+
+
+def test_only_the_tex_and_the_pdf_are_written(mazur_pdf: Path) -> None:
+    assert sorted(p.name for p in mazur_pdf.parent.iterdir()) == ["mazur.pdf", "mazur.tex"]
+
+
+def test_the_pdf_holds_the_published_figures(mazur_pdf: Path) -> None:
+    text = subprocess.run(["pdftotext", "-layout", str(mazur_pdf), "-"], capture_output=True, text=True, check=True).stdout
+    for figure in ("0.298371109", "0.593269992", "0.75136507", "0.0821670406", "0.35891648", "0.149780716"):
+        assert figure in text, figure
+
+
+def test_the_pdf_is_reproducible(mazur_pdf: Path, tmp_path: Path) -> None:
+    again = compile_pdf(render_report(example("mazur"), "examples/mazur.yaml"), "mazur", tmp_path)
+    assert again.read_bytes() == mazur_pdf.read_bytes()
+    assert b"/ID" not in mazur_pdf.read_bytes()
+
+
+def test_a_failing_compile_shows_the_first_error_and_writes_nothing(tmp_path: Path) -> None:
+    with pytest.raises(ChainruleError) as error:
+        compile_pdf(MINIMAL % "fine\n\\undefinedmacro{}\n\\alsoundefined", "bad", tmp_path)
+    message = str(error.value)
+    assert "Undefined control sequence" in message and "line 4" in message and "alsoundefined" not in message
+    assert "\n" not in message
+
+
+def test_tex_cannot_write_outside_its_directory(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    outside = tmp_path / "escaped.txt"
+    body = f"\\immediate\\openout5={outside}\\immediate\\write5{{x}}\\immediate\\closeout5\n" "\\immediate\\openout6=../up.txt\\immediate\\write6{x}\\immediate\\closeout6\nok"
+    try:
+        compile_pdf(MINIMAL % body, "sandbox", work)
+    except ChainruleError:
+        pass  # refusing to open the file is as good as not writing it
+    assert not outside.exists() and not (tmp_path / "up.txt").exists()
+
+
+def test_tex_cannot_read_outside_its_directory(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.tex"
+    secret.write_text("SECRETWORD")
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(ChainruleError):
+        compile_pdf(MINIMAL % f"\\input{{{secret}}}", "reader", work)
+
+
+def test_shell_escape_is_off(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    work = tmp_path / "work"
+    work.mkdir()
+    try:
+        compile_pdf(MINIMAL % f"\\immediate\\write18{{touch {marker}}}ok", "shell", work)
+    except ChainruleError:
+        pass
+    assert not marker.exists()
+
+
+def test_first_error_reads_a_plain_log() -> None:
+    log = "This is pdfTeX\n! Missing $ inserted.\n<inserted text>\n$\nl.12 a_\n        b\n! Another error\n"
+    assert first_error(log) == "Missing $ inserted. (line 12 near 'a_')"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["textbook_121", "softmax_classifier", "custom_activation", "mlp_784_128_10"])
+def test_examples_compile_without_overfull_lines(name: str, tmp_path: Path) -> None:
+    spec_name = example(name).network.spec.name
+    pdf = compile_pdf((ROOT / "generated" / f"{spec_name}.tex").read_text(encoding="utf-8"), spec_name, tmp_path)
+    log = (tmp_path / f"{spec_name}.log").read_text(errors="replace")
+    assert pdf.stat().st_size > 10_000
+    assert "Overfull \\hbox" not in log
+    pages = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True).stdout
+    if name == "mlp_784_128_10":
+        assert int(pages.split("Pages:")[1].split()[0]) <= 10
