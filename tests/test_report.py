@@ -261,3 +261,10 @@ def test_no_tex_installed_names_the_packages(tmp_path, capsys, monkeypatch) -> N
     err = capsys.readouterr().err
     assert "texlive-latex-base texlive-latex-recommended texlive-pictures" in err and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_readme_shows_page_one_of_the_worked_example() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    picture = re.search(r"!\[[^\]]*\]\((docs/[^)]+\.png)\)", readme)
+    assert picture is not None
+    assert (ROOT / picture.group(1)).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
