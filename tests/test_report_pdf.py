@@ -101,3 +101,13 @@ def test_examples_compile_without_overfull_lines(name: str, tmp_path: Path) -> N
     pages = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True).stdout
     if name == "mlp_784_128_10":
         assert int(pages.split("Pages:")[1].split()[0]) <= 10
+
+
+def test_a_failing_compile_leaves_nothing_in_the_output_directory(tmp_path: Path, monkeypatch, capsys) -> None:
+    import chainrule.codegen.report as report
+
+    monkeypatch.setattr(report, "render_report", lambda d, spec_path, params=(): MINIMAL % "\\undefinedmacro")
+    assert main(["report", str(ROOT / "examples/mazur.yaml"), "-o", str(tmp_path / "out"), "--pdf"]) == 2
+    err = capsys.readouterr().err
+    assert "pdflatex failed: Undefined control sequence" in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
