@@ -155,8 +155,11 @@ class ClaimNames:
         return real_symbol(name) if self.network.locate(name) is not None else None
 
     def resolve(self, name: str) -> sympy.Expr | None:
-        """As :meth:`symbol`, and the optimizer's settings as their exact values."""
+        """As :meth:`symbol`, the deltas ``delta_h1`` (dE/dnet_h1), and the optimizer's settings
+        as their exact values."""
         found = self.symbol(name)
+        if found is None and name.startswith("delta_") and naming.NET.format(unit=name[len("delta_"):]) in self.nodes:
+            return real_symbol(name)
         return found if found is not None else self.settings.get(name)
 
     def node(self, symbol: sympy.Symbol) -> tuple:

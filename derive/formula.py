@@ -442,6 +442,16 @@ class FormulaPrinter(StrPrinter):
     def _print_Exp1(self, expr: sympy.Expr) -> str:
         return "exp(1)"
 
+    def _print_Piecewise(self, expr: sympy.Piecewise) -> str:
+        """In ``step()``, which the parser reads (relu's closed forms hold a Piecewise)."""
+        from .registry import to_step_form  # the registry imports this module
+
+        try:
+            stepped = to_step_form(expr)
+        except ValueError:
+            return super()._print_Piecewise(expr)
+        return self._print(stepped) if not stepped.has(sympy.Piecewise) else super()._print_Piecewise(expr)
+
 
 def format_expr(expr: sympy.Expr, last: Iterable[sympy.Symbol] = ()) -> str:
     """Plain text for an expression, readable by :func:`parse_formula`.

@@ -286,7 +286,11 @@ class Verifier:
         return sympy.Add(*[sympy.Mul(*[self.graph.local(p, q) for p, q in zip(path, path[1:])]) for path in self.graph.paths(above, below)])
 
     def canon(self, expr: sympy.Expr) -> sympy.Expr:
-        """Weighted sums written out (net_o1 as w5*out_h1 + w6*out_h2 + b2); outputs stay symbols."""
+        """Deltas written out where the network is small (delta_o1 as dE/dnet_o1), then weighted
+        sums (net_o1 as w5*out_h1 + w6*out_h2 + b2); outputs stay symbols."""
+        if self.d.small:
+            deltas = {s: self.unit_gradient(self.names.nodes["net_" + s.name[len("delta_"):]]) for s in expr.free_symbols if s.name.startswith("delta_")}
+            expr = expr.xreplace(deltas) if deltas else expr
         nets = {s: self.network.net_definition(*self.names.nodes[s.name][1:]) for s in expr.free_symbols if s.name.startswith("net_") and s.name in self.names.nodes}
         return expr.xreplace(nets) if nets else expr
 

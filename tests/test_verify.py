@@ -324,6 +324,7 @@ def test_claims_about_another_spec(capsys, tmp_path) -> None:
     assert code == 2 and "the claims are about 'textbook.yaml'" in err
 
 
+@pytest.mark.slow
 def test_big_network_claims() -> None:
     d = example("mlp_784_128_10")
     v = Verifier(d)
