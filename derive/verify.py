@@ -119,6 +119,10 @@ class Verifier:
         self.sample = _Env(derivation.env, derivation)
         self._truths: dict[str, Truth] = {}
         self._formulas: dict[tuple[str, sympy.Expr], tuple[bool, tuple[Finding, ...], str]] = {}
+        self._read: dict[tuple[str, str], sympy.Expr] = {}  # (target, text) -> claimed, canonical
+        self._chains: dict[tuple[str, str], Verdict] = {}
+        self._alternative_values: dict[str, list[tuple[Finding, float]]] = {}
+        self._sample_values: dict[sympy.Expr, float] = {}
 
     # -- points ------------------------------------------------------------------------------
 
@@ -304,9 +308,7 @@ class Verifier:
             own = None
             for part in claim.parts:
                 if part is Part.CHAIN:
-                    from .chains import judge_chain
-
-                    verdicts.append(judge_chain(self, claim, claims.source))
+                    verdicts.append(self.judge_chain(claim, claims.source))
                 elif part is Part.FORMULA:
                     verdict, expr = self.judge_formula(claim, claims.source)
                     own = (expr, verdict.correct)
@@ -317,23 +319,50 @@ class Verifier:
                     verdicts.append(self.judge_value(claim, own or formulas.get(claim.target.label)))
         return tuple(verdicts)
 
+    def judge_chain(self, claim: Claim, source: str) -> Verdict:
+        """The chain part of a claim (judged once per target and text, shared across files)."""
+        from dataclasses import replace
+
+        from .chains import judge_chain
+
+        assert claim.chain is not None
+        key = (claim.target.label, claim.chain)
+        if key not in self._chains:
+            self._chains[key] = judge_chain(self, claim, source)
+        return replace(self._chains[key], claim=claim.index, of=claim.of)
+
+    def at_sample(self, expr: sympy.Expr) -> float:
+        if expr not in self._sample_values:
+            self._sample_values[expr] = self.evaluate(expr, self.sample)
+        return self._sample_values[expr]
+
+    def alternative_values(self, target: Target) -> list[tuple[Finding, float]]:
+        """Each typical mistake of ``target`` with the value it gives on the sample."""
+        if target.label not in self._alternative_values:
+            truth = self.truth(target)
+            self._alternative_values[target.label] = [(a.finding, self.at_sample(self.canon(a.expr))) for a in truth.alternatives]
+        return self._alternative_values[target.label]
+
     def judge_value(self, claim: Claim, formula: tuple[sympy.Expr, bool] | None) -> Verdict:
         assert claim.value is not None
         truth = self.truth(claim.target)
         correct, note = judge_number(claim.value, truth.value, claim.tolerance)
         findings: tuple[Finding, ...] = ()
         if not correct:
-            alternatives = [(a.finding, self.evaluate(self.canon(a.expr), self.sample)) for a in truth.alternatives]
+            alternatives = self.alternative_values(claim.target)
             own = None
             if formula is not None:
-                own = (formula[1], self.evaluate(formula[0], self.sample))
+                own = (formula[1], self.at_sample(formula[0]))
             findings = tuple(value_findings(claim.value, truth.value, alternatives, own))
         return Verdict(claim.index, claim.of, claim.target.label, Part.VALUE, correct, truth.value, float(claim.value.value), findings, note, claim.value.text)
 
     def judge_formula(self, claim: Claim, source: str) -> tuple[Verdict, sympy.Expr]:
         assert claim.formula is not None
         truth = self.truth(claim.target)
-        claimed = self.canon(self.read(claim.formula, source, f"{claim.field}.formula"))
+        read_key = (claim.target.label, claim.formula)
+        if read_key not in self._read:
+            self._read[read_key] = self.canon(self.read(claim.formula, source, f"{claim.field}.formula"))
+        claimed = self._read[read_key]
         key = (claim.target.label, claimed)
         if key not in self._formulas:
             self._formulas[key] = self._judge_expr(claim.target, claimed, truth)
