@@ -59,6 +59,16 @@ def load_spec(path: str) -> Spec:
     return parse_spec(text, path, fmt)
 
 
+def _mode(path: Path) -> int:
+    """The permissions of the file being replaced, or those a new file gets under the umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` (UTF-8, LF) all at once: a temporary file, then a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -66,6 +76,7 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
+        os.chmod(temporary, _mode(path))  # mkstemp makes 0600; the file gets what open() would give it
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

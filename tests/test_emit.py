@@ -386,3 +386,21 @@ def test_random_architectures_one_sample_step_is_the_derivations(seed: int, tmp_
         np.testing.assert_allclose(net.params[f"W{l + 1}"], d.updated_W[l], rtol=1e-11, atol=1e-14)
         if d.updated_b[l] is not None:
             np.testing.assert_allclose(net.params[f"b{l + 1}"], d.updated_b[l], rtol=1e-11, atol=1e-14)
+
+
+def test_written_files_get_the_usual_permissions(tmp_path) -> None:
+    """A new file gets 0666 under the umask (not mkstemp's 0600); a replaced one keeps its mode."""
+    import os
+
+    from chainrule.codegen.files import write_atomic
+
+    umask = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "new.py", "x = 1\n")
+        assert (tmp_path / "new.py").stat().st_mode & 0o777 == 0o644
+        (tmp_path / "kept.py").write_text("")
+        (tmp_path / "kept.py").chmod(0o750)
+        write_atomic(tmp_path / "kept.py", "x = 2\n")
+        assert (tmp_path / "kept.py").stat().st_mode & 0o777 == 0o750
+    finally:
+        os.umask(umask)
