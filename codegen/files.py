@@ -69,13 +69,18 @@ def _mode(path: Path) -> int:
         return 0o666 & ~umask
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` (UTF-8, LF) all at once: a temporary file, then a rename."""
+def write_atomic(path: Path, content: str | bytes) -> None:
+    """Replace ``path`` with ``content`` (text as UTF-8 with LF, or bytes) all at once: a
+    temporary file beside it, then a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
+        if isinstance(content, bytes):
+            with os.fdopen(fd, "wb") as binary:
+                binary.write(content)
+        else:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+                handle.write(content)
         os.chmod(temporary, _mode(path))  # mkstemp makes 0600; the file gets what open() would give it
         os.replace(temporary, path)
     except BaseException:

@@ -67,25 +67,13 @@ def write_report(spec: Spec, spec_path: str, out_dir: str, pdf: bool = False, pa
             written.append(tex_path)
             if pdf_file is not None:
                 target = directory / f"{spec.name}.pdf"
-                _move_atomic(pdf_file, target)
+                write_atomic(target, pdf_file.read_bytes())
                 written.append(target)
         except OSError as error:
             raise ChainruleError(str(directory), "-o", f"cannot write: {error.strerror or error}") from None
     for path in written:
         print(f"wrote {path}")
     return written
-
-
-def _move_atomic(source: Path, target: Path) -> None:
-    """Copy ``source`` next to ``target`` under a temporary name, then rename it into place."""
-    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(source, temporary)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------------------------------------

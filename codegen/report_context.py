@@ -22,11 +22,10 @@ from typing import Sequence
 import numpy as np
 import sympy
 
-from chainrule.derive import naming
 from chainrule.derive.chain import ChainRule, Factor, ParamChain
 from chainrule.derive.derivation import Derivation, resolve_params
 from chainrule.derive.errors import ChainruleError
-from chainrule.derive.network import ParamRef, real_symbol
+from chainrule.derive.network import ParamRef
 from chainrule.derive.optimizers import GRAD, THETA, first_step_expr
 from chainrule.derive.registry import X, Y, T
 
