@@ -62,11 +62,14 @@ def path_product(path: Path, replace: dict[int, sympy.Expr] | None = None) -> sy
 
 
 def path_label(path: Path, paths: Sequence[Path] = ()) -> str:
-    """The units that tell a path from its siblings: ``out_o2`` (where all pass out_h1)."""
-    outs = [f.wrt.name for f in path.factors[:-1] if f.wrt.name.startswith("out_")]
+    """The units that tell a path from its siblings: ``out_o2`` (where all pass out_h1), or
+    ``out_o1, net_o3`` through a softmax layer."""
+    inner = [f.wrt.name for f in path.factors[:-1] if f.wrt.name.startswith(("out_", "net_"))]
     shared = set.intersection(*[{f.wrt.name for f in p.factors} for p in paths]) if len(paths) > 1 else set()
-    own = [o for o in outs if o not in shared] or outs
-    return ", ".join(own) if own else path.factors[-1].wrt.name
+    own = [n for n in inner if n not in shared] or [n for n in inner if n.startswith("out_")]
+    outs = {n[len("out_"):] for n in own if n.startswith("out_")}
+    shown = [n for n in own if n.startswith("out_") or n[len("net_"):] not in outs]
+    return ", ".join(shown) if shown else path.factors[-1].wrt.name
 
 
 def path_form(path: Path) -> str:
@@ -179,8 +182,23 @@ def sum_alternatives(true: sympy.Expr, what: str, terms_named: dict[sympy.Expr, 
 # Comparing expressions
 
 
+MAX_EXPAND_NODES = 3_000
+MAX_EXPAND_POWER = 6
+
+
+def expandable(expr: sympy.Expr) -> bool:
+    """Whether multiplying ``expr`` out stays cheap: a hostile ``(o1 + h1 + w5 + w6)**100`` has
+    millions of terms. Expressions that are not are compared by their values alone."""
+    if tree_size(expr, MAX_EXPAND_NODES + 1) > MAX_EXPAND_NODES:
+        return False
+    return all(not (p.base.is_Add and p.exp.is_Number and abs(p.exp) > MAX_EXPAND_POWER) for p in expr.atoms(sympy.Pow))
+
+
 def is_zero(expr: sympy.Expr) -> bool:
-    """True when ``expr`` is 0 as a rational function of its symbols (functions kept whole)."""
+    """True when ``expr`` is 0 as a rational function of its symbols (functions kept whole);
+    False also when that would be too costly to find out."""
+    if not expandable(expr):
+        return False
     expanded = sympy.expand(expr)
     if expanded == 0:
         return True
@@ -195,7 +213,7 @@ def same(a: sympy.Expr, b: sympy.Expr) -> bool:
 
 def ratio_findings(claimed: sympy.Expr, true: sympy.Expr, factors: Sequence[Factor], rate: sympy.Expr | None = None, where: str = "") -> list[Finding]:
     """What the ratio claimed/true says, when it is simple: a constant or a product of factors."""
-    if true == 0 or claimed == 0:
+    if true == 0 or claimed == 0 or not expandable(claimed):
         return []
     ratio = sympy.factor(sympy.cancel(claimed / true))
     if tree_size(ratio, MAX_RATIO_NODES + 1) > MAX_RATIO_NODES:
@@ -203,6 +221,8 @@ def ratio_findings(claimed: sympy.Expr, true: sympy.Expr, factors: Sequence[Fact
     if ratio.is_Number:
         return [constant_finding(ratio, rate, where)] if ratio != 1 else []
     coefficient, numerator, denominator = _signed_parts(ratio)
+    if denominator != 1 and numerator != 1 and (same(denominator, true) or same(denominator, -true)):
+        return []  # "missing everything, extra something else" says nothing a reader can use
     findings = []
     if denominator != 1:
         text, names = named(denominator, factors)

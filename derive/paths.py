@@ -113,12 +113,14 @@ class Graph:
         return " * ".join(self.factor_name(a, b) for a, b in zip(path, path[1:]))
 
     def through(self, path: tuple[Node, ...], siblings: list[tuple[Node, ...]]) -> str:
-        """The units that tell a path from its siblings: ``out_o2`` (where every path passes
-        out_h1)."""
+        """The units that tell a path from its siblings: ``out_o2`` where every path passes
+        out_h1; ``out_o1, net_o3`` through a softmax layer."""
         shared = set.intersection(*[set(p) for p in siblings]) if len(siblings) > 1 else set()
-        outs = [self.name(n) for n in path[1:-1] if n[0] == "out"]
-        own = [self.name(n) for n in path[1:-1] if n[0] == "out" and n not in shared] or outs
-        return ", ".join(own) if own else self.name(path[-1])
+        inner = [n for n in path[1:-1] if n[0] in ("out", "net")]
+        own = [n for n in inner if n not in shared] or [n for n in inner if n[0] == "out"]
+        outs = {n[1:] for n in own if n[0] == "out"}
+        shown = [self.name(n) for n in own if n[0] == "out" or n[1:] not in outs]
+        return ", ".join(shown) if shown else self.name(path[-1])
 
     # -- expressions -------------------------------------------------------------------------
 

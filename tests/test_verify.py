@@ -332,3 +332,31 @@ def test_big_network_claims() -> None:
     text = f"claims:\n  - {{of: dE/dw1, value: {d.gradient(ref)!r}}}\n  - {{of: dE/dw1, chain: \"dE/dnet_h1 * dnet_h1/dw1\"}}\n"
     verdicts = v.verify(parse_claims(text, "c.yaml", "yaml", v.network, v.names))
     assert all(x.correct for x in verdicts), [x.diagnosis for x in verdicts]
+
+
+def test_softmax_cross_entropy_delta() -> None:
+    right = one("softmax_classifier", "dE/dnet_o1", "formula", '"out_o1 - setosa"')
+    assert right.correct
+    wrong = one("softmax_classifier", "dE/dnet_o1", "formula", '"(o1 - setosa)*o1*(1 - o1)"')
+    assert wrong.diagnosis == "an extra factor out_o1*(1 - out_o1)"
+    chain = one("softmax_classifier", "dE/dh1", "chain", '"dE/dnet_o1*dnet_o1/dh1 + dE/dnet_o2*dnet_o2/dh1"')
+    assert [f.mistake for f in chain.findings] == ["dropped_path"] and "the path through out_o3 are missing" in chain.diagnosis
+
+
+def test_relu_network_formula_and_value() -> None:
+    d = example("deep_tanh_relu")
+    name = next(iter(d.chains))
+    gradient = d.gradient(d.chains[name].param)
+    verdicts = judge("deep_tanh_relu", f"claims:\n  - {{of: dE/d{name}, value: {gradient!r}}}\n  - {{of: dE/d{name}, value: {-gradient!r}}}\n")
+    assert verdicts[0].correct and not verdicts[1].correct
+    assert verdicts[1].findings[0].mistake == ("sign" if gradient else "arithmetic")
+
+
+def test_costly_formulas_judged_by_value_quickly() -> None:
+    import time
+
+    for formula in ("(o1 + h1 + h2 + w5 + w6)**100", "exp(exp(exp(exp(o1))))**100", "(o1 + h1)**100 - (h1 + o1)**100"):
+        start = time.perf_counter()
+        verdict = one("mazur", "dE/dw5", "formula", f'"{formula}"')
+        assert not verdict.correct and verdict.findings[0].mistake == "different"
+        assert time.perf_counter() - start < 2
