@@ -11,14 +11,13 @@ chain rule for ``dE/dX`` is the sum over the paths from E down to X. Unlike the 
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import Iterator
 
 import sympy
 
 from . import naming
 from .chain import ChainRule
-from .network import Network, ParamRef, real_symbol
+from .network import Network, real_symbol
 
 Node = tuple
 MAX_PATHS = 256
@@ -35,6 +34,7 @@ class Graph:
         self.network = network
         self.engine = engine
         self._reach: dict[tuple[Node, Node], int] = {}
+        self._grads: dict[Node, sympy.Expr] = {}
 
     def children(self, node: Node) -> list[Node]:
         net = self.network
@@ -132,10 +132,6 @@ class Graph:
             return self.engine.factor(above, ("param",), ref).human
         return self.engine.factor(above, below).human
 
-    @cached_property
-    def _grads(self) -> dict[Node, sympy.Expr]:
-        return {}
-
     def gradient(self, node: Node) -> sympy.Expr:
         """dE/d(node) for a unit symbol, as the sum over its parents of dE/dparent * dparent/dnode
         (the engine's fused output delta where softmax or sigmoid meets cross-entropy)."""
@@ -155,6 +151,3 @@ class Graph:
             value = sympy.Add(*[self.gradient(("out", l, j)) * self.local(("out", l, j), node) for j in rows])
         self._grads[node] = value
         return value
-
-    def param_node(self, ref: ParamRef) -> Node:
-        return ("param", ref.name)

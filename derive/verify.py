@@ -17,9 +17,7 @@ the numeric second opinion), computed once and shared by every claims file of a 
 
 from __future__ import annotations
 
-import decimal
-from dataclasses import dataclass
-from decimal import Decimal
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, Sequence
 
@@ -321,9 +319,7 @@ class Verifier:
 
     def judge_chain(self, claim: Claim, source: str) -> Verdict:
         """The chain part of a claim (judged once per target and text, shared across files)."""
-        from dataclasses import replace
-
-        from .chains import judge_chain
+        from .chains import judge_chain  # chains.py names this module's Verdict
 
         assert claim.chain is not None
         key = (claim.target.label, claim.chain)
@@ -374,9 +370,11 @@ class Verifier:
         if truth.expr is None:
             return False, (Finding("unknown", "no true form to compare with"),), ""
         true = self.canon(truth.expr)
+        agree = self.agree_at_points(claimed, true)
         if same(claimed, true):
-            return True, (), ""
-        if self.agree_at_points(claimed, true):
+            # the numeric second opinion, kept even when sympy has shown them equal
+            return True, (), "" if agree else "equal symbolically, though not at every random point of the network (a kink, or a value outside a function's domain?)"
+        if agree:
             return True, (), f"equal to {truth.form} at {RANDOM_POINTS} random points of the network (not shown equal symbolically)"
         return False, tuple(self.diagnose(target, claimed, true, truth)), ""
 
