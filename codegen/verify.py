@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from chainrule.derive.claims import Part, parse_claims
+from chainrule.derive.claims import Part, parse_claims, parse_literal
 from chainrule.derive.derivation import derive
 from chainrule.derive.documents import FORMATS, format_of
 from chainrule.derive.errors import ChainruleError
 from chainrule.derive.spec import Spec
+from chainrule.derive.valuecheck import at_precision
 from chainrule.derive.verify import Verdict, Verifier
 
 from .describe import number
@@ -122,9 +123,14 @@ def run_verify(spec: Spec, spec_path: str, claims_paths: Sequence[str], *, as_js
 
 
 def shown_expected(v: Verdict) -> str:
-    if isinstance(v.expected, float):
+    """The true value (and, for a wrong value, the true value to the digits the claim wrote), or
+    the true form."""
+    if not isinstance(v.expected, float):
+        return v.expected
+    if v.correct or not v.written:
         return number(v.expected)
-    return v.expected
+    literal = parse_literal(v.written, "", "")
+    return f"{number(v.expected)} ({at_precision(v.expected, literal)} to the digits written)"
 
 
 def shown_claimed(v: Verdict) -> str:

@@ -360,3 +360,18 @@ def test_costly_formulas_judged_by_value_quickly() -> None:
         verdict = one("mazur", "dE/dw5", "formula", f'"{formula}"')
         assert not verdict.correct and verdict.findings[0].mistake == "different"
         assert time.perf_counter() - start < 2
+
+
+def test_class_where_nothing_can_be_graded(capsys, tmp_path) -> None:
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.yaml").write_text("claims: [{of: dE/dw9, value: 1}]\n")
+    out_csv = tmp_path / "grades.csv"
+    code, out, err = run(capsys, "verify", MAZUR, str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml"), "--csv", str(out_csv))
+    assert code == 2 and out == "" and not out_csv.exists()
+    assert err.count("no parameter or unit named 'w9'") == 2 and "none of the 2 claims files could be graded" in err
+
+
+def test_wrong_value_shows_the_digits_it_should_have(capsys, tmp_path) -> None:
+    (tmp_path / "c.yaml").write_text("claims: [{of: dE/dw5, value: 0.0831}]\n")
+    code, out, _ = run(capsys, "verify", MAZUR, str(tmp_path / "c.yaml"))
+    assert code == 1 and "      expected: 0.0821670406 (0.0822 to the digits written)" in out
