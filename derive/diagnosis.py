@@ -167,10 +167,14 @@ def update_alternatives(theta: sympy.Symbol, updated: sympy.Expr, gradient: symp
     return alts
 
 
-def sum_alternatives(true: sympy.Expr, what: str, terms_named: dict[sympy.Expr, str]) -> list[Alternative]:
-    """The mistakes in a sum (the loss, a weighted sum): a term left out, a factor 2 or 1/2."""
+def sum_alternatives(true: sympy.Expr, what: str, terms_named: dict[sympy.Expr, str], double: str = "") -> list[Alternative]:
+    """The mistakes in a sum (the loss, a weighted sum): a term left out, a factor 2 or 1/2.
+
+    Args:
+        double: what a factor 2 too many means here (`` (the 1/2 of half_sse left out)``).
+    """
     alts = [
-        Alternative(Finding("factor", "a factor 2 too many", "2"), 2 * true),
+        Alternative(Finding("factor", f"a factor 2 too many{double}", "2"), 2 * true),
         Alternative(Finding("factor", "a factor 1/2 too many", "1/2"), true / 2),
     ]
     for term, name in terms_named.items():

@@ -155,7 +155,8 @@ class Verifier:
         if kind is TargetKind.LOSS:
             expr = net.loss_definition()
             terms = {net.loss_term(k): f"of {net.out(net.depth, k).name}" for k in range(net.sizes[-1])} if net.sizes[-1] > 1 else {}
-            return Truth(d.loss, expr, format_expr(expr), alternatives=tuple(sum_alternatives(expr, "E", terms)))
+            double = " (the 1/2 of half_sse left out)" if net.spec.loss.name == "half_sse" else ""
+            return Truth(d.loss, expr, format_expr(expr), alternatives=tuple(sum_alternatives(expr, "E", terms, double)))
         if kind is TargetKind.UNIT:
             return self._unit_truth(target.symbol)
         if kind is TargetKind.UNIT_GRADIENT:

@@ -107,7 +107,7 @@ CATALOGUE = [
      "the updated weights (w5, w7 after the step) used in the backward pass; the gradients of one step all use the weights before it (that gives 0.000364722878)"),
     ("mazur", "dE/dw1", "value", "0.000668396", "dropped_path",
      "the path through out_o2 is missing (a parameter behind several units has one path through each) (that gives 0.000668396021)"),
-    ("mazur", "E", "formula", '"(t1 - o1)**2 + (t2 - o2)**2"', "factor", "a factor 2 too many"),
+    ("mazur", "E", "formula", '"(t1 - o1)**2 + (t2 - o2)**2"', "factor", "a factor 2 too many (the 1/2 of half_sse left out)"),
     ("mazur", "E", "formula", '"(t1 - o1)**2/2"', "missing_term", "the term of out_o2 of E is missing"),
     ("mazur", "out_h1", "value", "0.3775", "net_out", "this is net_h1, the weighted sum: the activation is not applied (that gives 0.3775)"),
     ("mazur", "net_h1", "formula", '"w1*i1 + w2*i2"', "missing_term", "the bias b1 is left out"),
