@@ -12,8 +12,8 @@ from chainrule.derive.errors import ChainruleError, SpecError
 from chainrule.derive.spec import Spec, parse_spec
 
 
-def read_text(path: str) -> str:
-    """The UTF-8 text of ``path``, its size checked before it is read.
+def read_text(path: str, kind: str = "spec file") -> str:
+    """The UTF-8 text of ``path`` (a ``kind``, for the messages), its size checked before it is read.
 
     Raises:
         ChainruleError: missing, unreadable, too large, or not UTF-8.
@@ -23,7 +23,7 @@ def read_text(path: str) -> str:
         if stat.S_ISDIR(status.st_mode):
             raise IsADirectoryError
         if not stat.S_ISREG(status.st_mode):
-            raise ChainruleError(path, "", "is not a regular file (a pipe or a device?), expected a spec file")
+            raise ChainruleError(path, "", f"is not a regular file (a pipe or a device?), expected a {kind}")
         size = status.st_size
         if size > MAX_BYTES:
             raise ChainruleError(path, "", f"expected at most {MAX_BYTES // 2**20} MiB, the file has {size:,} bytes")
@@ -32,7 +32,7 @@ def read_text(path: str) -> str:
     except FileNotFoundError:
         raise ChainruleError(path, "", "no such file") from None
     except IsADirectoryError:
-        raise ChainruleError(path, "", "is a directory, expected a spec file") from None
+        raise ChainruleError(path, "", f"is a directory, expected a {kind}") from None
     except OSError as error:
         raise ChainruleError(path, "", f"cannot be read: {error.strerror or error}") from None
     try:

@@ -61,20 +61,24 @@ def grade(verifier: Verifier, spec_path: str, path: str) -> tuple[Verdict, ...]:
     fmt = format_of(path)
     if fmt is None:
         raise ChainruleError(path, "", f"expected a claims file ending in {', '.join(FORMATS)}")
-    claims = parse_claims(read_text(path), path, fmt, verifier.network, verifier.names)
+    claims = parse_claims(read_text(path, kind="claims file"), path, fmt, verifier.network, verifier.names)
     if claims.spec is not None:
         _check_same_spec(path, claims.spec, spec_path)
     return verifier.verify(claims)
 
 
 def _check_same_spec(path: str, named: str, spec_path: str) -> None:
-    """A claims file that names its spec must name SPEC (the same file, or a copy of it)."""
+    """A claims file that names its spec must be about SPEC: the named file, relative to the claims
+    file, is SPEC or a copy of it; or, when no such file is there (a class's files copied into a
+    folder of their own), it has SPEC's file name. The command line's spec is the one used."""
     own = Path(path).parent / named
     try:
         if own.exists() and (os.path.samefile(own, spec_path) or own.read_bytes() == Path(spec_path).read_bytes()):
             return
     except OSError:
         pass
+    if not own.exists() and Path(named).name == Path(spec_path).name:
+        return
     found = "which does not exist" if not own.exists() else "a different file"
     raise ChainruleError(path, "spec", f"the claims are about {named!r} ({found}, relative to the claims file), not about {spec_path}")
 

@@ -375,3 +375,17 @@ def test_wrong_value_shows_the_digits_it_should_have(capsys, tmp_path) -> None:
     (tmp_path / "c.yaml").write_text("claims: [{of: dE/dw5, value: 0.0831}]\n")
     code, out, _ = run(capsys, "verify", MAZUR, str(tmp_path / "c.yaml"))
     assert code == 1 and "      expected: 0.0821670406 (0.0822 to the digits written)" in out
+
+
+def test_claims_copied_away_from_their_spec_are_graded(capsys, tmp_path) -> None:
+    """A class's files in a folder of their own say ``spec: mazur.yaml``: no such file beside them,
+    but it is SPEC's name, so they are graded against SPEC."""
+    (tmp_path / "c.yaml").write_text("spec: mazur.yaml\nclaims: [{of: E, value: 0.298371109}]\n")
+    code, out, _ = run(capsys, "verify", MAZUR, str(tmp_path / "c.yaml"))
+    assert code == 0 and "✓" in out
+
+
+def test_a_claims_file_that_is_a_directory_is_named_as_such(capsys, tmp_path) -> None:
+    (tmp_path / "d.yaml").mkdir()
+    code, _, err = run(capsys, "verify", MAZUR, str(tmp_path / "d.yaml"))
+    assert code == 2 and "expected a claims file" in err
