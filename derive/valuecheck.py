@@ -3,8 +3,10 @@
 ``0.0822`` claims 0.082167041 to four decimals: it is right when it is the true value rounded
 there (either way at an exact half), and also when it is the true value cut off there (``0.0821``,
 a truncation, which is said). A number written with more digits than float64 carries is judged
-to 12 significant digits. An explicit ``tolerance`` replaces all of this by
-``|claimed - true| <= tolerance``.
+to 12 significant digits. A claim must reach the true value's first significant digit (``0.08``
+is right for 0.0822, ``0.1`` and ``0`` are not), a claim of only zeros is right only for 0, and a
+truncation needs two significant digits (``0.3`` is not 0.359 cut off). An explicit ``tolerance``
+replaces all of this by ``|claimed - true| <= tolerance``.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ import numpy as np
 from .claims import Literal
 from .diagnosis import Finding
 
-_CONTEXT = decimal.Context(prec=120, Emax=10**6, Emin=-(10**6))
+# enough digits for a float (up to 1e308) quantized to a claim's last digit (down to 1e-340)
+_CONTEXT = decimal.Context(prec=1000, Emax=10**6, Emin=-(10**6))
 MAX_SIGNIFICANT = 12
+ZERO = 1e-12  # a true value this small is 0 for a claim of only zeros
 
 
 def significant(literal: Literal) -> int:
@@ -38,14 +42,23 @@ def matches(literal: Literal, value: float) -> str | None:
     if not np.isfinite(value):
         return None
     claimed = literal.value
+    if not any(claimed.as_tuple().digits):
+        return "rounded" if abs(value) <= ZERO else None
+    if value != 0 and literal.value.as_tuple().exponent > _first_digit(value):  # type: ignore[operator]
+        return None  # e.g. 0.1 or 0 for 0.0822: the digits written stop before the value starts
     if significant(literal) > MAX_SIGNIFICANT:
         exact = Decimal(repr(float(value)))
         return "rounded" if abs(claimed - exact) <= abs(exact) * Decimal("1e-12") + Decimal("1e-300") else None
     if claimed in (at_precision(value, literal, ROUND_HALF_UP), at_precision(value, literal, ROUND_HALF_DOWN)):
         return "rounded"
-    if claimed == at_precision(value, literal, ROUND_DOWN):
+    if significant(literal) >= 2 and claimed == at_precision(value, literal, ROUND_DOWN):
         return "truncated"
     return None
+
+
+def _first_digit(value: float) -> int:
+    """The power of ten of ``value``'s first significant digit (-2 for 0.0822)."""
+    return Decimal(repr(float(value))).adjusted()
 
 
 def judge_number(literal: Literal, value: float, tolerance: float | None) -> tuple[bool, str]:

@@ -60,6 +60,25 @@ def test_wrong_at_its_own_precision(value: str) -> None:
     assert not one("mazur", "dE/dw5", "value", value).correct
 
 
+@pytest.mark.parametrize(
+    "of, value",
+    [("w5+", "0"), ("dE/dw1", "0"), ("dE/dw1", "0.000"), ("dE/dw5", "0.0"), ("dE/dw5", "0.1"), ("dE/dw5", "0"), ("w5+", "0.3")],
+)
+def test_digits_that_do_not_reach_the_value_are_wrong(of: str, value: str) -> None:
+    # only zeros, or a last digit before the value's first significant one, or a one-digit truncation
+    assert not one("mazur", of, "value", value).correct
+
+
+@pytest.mark.parametrize("of, value", [("dE/dw5", "0.08"), ("w5+", "0.4"), ("w5+", "0.36"), ("w5+", "0.35"), ("dE/dw1", "0.0004386"), ("dE/dw1", "0.0004")])
+def test_coarse_claims_that_reach_the_value(of: str, value: str) -> None:
+    assert one("mazur", of, "value", value).correct
+
+
+def test_tiny_claims_compared_safely() -> None:
+    tiny, right = judge("mazur", "claims:\n  - {of: dE/dw5, value: 1e-130}\n  - {of: dE/dw5, value: 8.2167041e-2}\n")
+    assert not tiny.correct and right.correct
+
+
 def test_trailing_zero_kept_in_every_format() -> None:
     for text, fmt in (('claims = [{of = "dE/dw5", value = 0.0820}]', "toml"), ('{"claims": [{"of": "dE/dw5", "value": 0.0820}]}', "json")):
         (verdict,) = judge("mazur", text, fmt)
