@@ -273,12 +273,18 @@ class Verifier:
         def resolve(name: str) -> sympy.Expr | None:
             if chain:
                 raise FormulaError(source, field, f"a chain is written in factors dA/dB (found {name!r}); a formula goes under formula:", text, None)
-            return names.resolve(name)
+            found = names.resolve(name)
+            if found is not None and found == self.network.loss_symbol:
+                # E has no value of its own to evaluate, and a formula in terms of E is no closed form
+                raise FormulaError(source, field, f"{name!r} is the loss itself: write the formula in the inputs, targets, unit outputs and parameters (for E, its definition)", text, None)
+            return found
 
         return to_sympy(tree, resolve, text=text, known=names.known(), source=source, field=field, partial=resolve_partial)
 
     def partial_value(self, a: sympy.Symbol, b: sympy.Symbol) -> sympy.Expr:
         """The true dA/dB in the spec's symbols (0 where A does not depend on B)."""
+        if a == b:
+            return sympy.Integer(1)
         above, below = self.names.node(a), self.names.node(b)
         if above == ("E",) and below[0] == "param":
             return self.chain_of(b.name).gradient

@@ -312,6 +312,8 @@ def test_csv_cells_are_not_spreadsheet_formulas() -> None:
         ('claims: [{of: E, chain: "dE/do1"}]', "a chain is a claim about a gradient"),
         ('claims: [{of: dE/dw5, chain: "dE/do1 * h1"}]', "a chain is written in factors dA/dB (found 'h1')"),
         ('claims: [{of: dE/dw5, chain: "dE/dfoo * dfoo/dw5"}]', "in dE/dfoo: unknown name 'foo'"),
+        ('claims: [{of: E, formula: "E"}]', "'E' is the loss itself"),
+        ('claims: [{of: dE/dw5, formula: "2*E"}]', "'E' is the loss itself"),
     ],
 )
 def test_bad_input(text: str, message: str) -> None:
@@ -335,6 +337,13 @@ def test_single_bad_file_exits_2(capsys, tmp_path) -> None:
     bad.write_text("claims: [{of: dE/dw9, value: 1}]\n")
     code, out, err = run(capsys, "verify", MAZUR, str(bad))
     assert code == 2 and out == "" and err.count("\n") == 1
+
+
+def test_a_formula_in_E_is_one_line_and_the_class_still_graded(capsys, tmp_path) -> None:
+    (tmp_path / "e.yaml").write_text('claims: [{of: dE/dw5, formula: "2*E"}]\n')
+    (tmp_path / "ok.yaml").write_text("claims: [{of: dE/dw5, value: 0.0822}]\n")
+    code, out, err = run(capsys, "verify", MAZUR, str(tmp_path / "e.yaml"), str(tmp_path / "ok.yaml"))
+    assert code == 1 and "ok.yaml: 1 of 1 right" in out and err.count("\n") == 1 and "'E' is the loss itself" in err
 
 
 def test_claims_about_another_spec(capsys, tmp_path) -> None:
