@@ -236,12 +236,23 @@ class ReportPrinter(LatexPrinter):
         late = self._settings["last"]
         if self._settings["vectors"]:
             return self._elementwise(expr)
-        if late and expr.free_symbols & late:
-            factors = sorted(expr.args, key=lambda a: (bool(a.free_symbols & late), not a.is_Number))
-            if factors[0] == -1:
-                return "- " + self._print(sympy.Mul(*factors[1:], evaluate=False))
-            return r" \cdot ".join(self.parenthesize(f, PRECEDENCE["Mul"]) for f in factors)
-        return super()._print_Mul(expr)
+        # sympy's _print_Pow hands 1/x here too: only a real product is reordered.
+        if not (expr.is_Mul and expr.free_symbols & late):
+            return super()._print_Mul(expr)
+        if expr.could_extract_minus_sign():
+            return "- " + self._print(-expr)
+        numerator, denominator = sympy.fraction(expr, exact=True)
+        if denominator == 1:
+            return self._late_product(numerator)
+        return rf"\frac{{{self._late_product(numerator)}}}{{{self._print(denominator)}}}"
+
+    def _late_product(self, expr: sympy.Expr) -> str:
+        """A product with the factors holding ``last`` symbols at the end, numbers in front."""
+        if not expr.is_Mul:
+            return self._print(expr)
+        late = self._settings["last"]
+        factors = sorted(expr.args, key=lambda a: (bool(a.free_symbols & late), not a.is_Number))
+        return r" \cdot ".join(self.parenthesize(f, PRECEDENCE["Mul"]) for f in factors)
 
     def _elementwise(self, expr: sympy.Mul) -> str:
         """A product of vectors, elementwise: (out − t) ⊙ out ⊙ (1 − out); numbers in front."""

@@ -4,7 +4,9 @@ the template's guard, the command line; compiling lives in test_report_pdf.py.""
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
+import math
 import re
 
 import numpy as np
@@ -13,9 +15,10 @@ import pytest
 from chainrule.codegen.cli import main
 from chainrule.codegen.golden import REFRESH, render_generated_reports
 from chainrule.codegen.jsonout import derivation_document
-from chainrule.codegen.latex import Tex, environment, escape_text, name_tex, number_text
+from chainrule.codegen.latex import Tex, environment, escape_text, math_tex, name_tex, number_text, operand_tex
 from chainrule.codegen.report import render_report
 from chainrule.derive import derive
+from chainrule.derive.optimizers import GRAD, OPTIMIZERS, THETA, first_step_expr
 from chainrule.derive.spec import spec_from_data
 from helpers import EXAMPLE_FILES, ROOT, example
 
@@ -105,6 +108,105 @@ def test_every_number_in_the_report_is_the_derivations(name: str) -> None:
     known = known_numbers(d)
     unknown = sorted(set(numbers) - known)
     assert not unknown, f"numbers in generated/{name}.tex that the derivation does not hold: {unknown[:10]}"
+
+
+TEX_COMMANDS = [
+    (r"\left|", " abs("), (r"\right|", ")"), (r"\left(", "("), (r"\right)", ")"), (r"\left[", "("), (r"\right]", ")"),
+    (r"\cdot", "*"), (r"\times", "*"), (r"\exp", "exp"), (r"\tanh", "tanh"), (r"\log", "log"), (r"\ln", "log"),
+    (r"\operatorname{step}", "step"), (r"\sqrt", "sqrt"), (r"\quad", " "), (r"\,", " "),
+]
+TEX_FUNCTIONS = {"abs": abs, "exp": math.exp, "tanh": math.tanh, "log": math.log, "sqrt": math.sqrt, "step": lambda u: 1.0 if u > 0 else 0.0, "e": math.e}
+
+
+def tex_python(step: str) -> str | None:
+    """A step of numbers in LaTeX as Python source, or None when it holds anything else."""
+    text = re.sub(r"\\val\{(-?[0-9.]+)\\times 10\^\{(-?[0-9]+)\}\}", r"(\1e\2)", step)
+    text = re.sub(r"\\val\{(-?[0-9.]+)\}", r"(\1)", text)
+    while r"\frac" in text:
+        start = text.index(r"\frac")
+        parts, i = [], start + len(r"\frac")
+        for _ in range(2):
+            depth, j = 0, i
+            while True:
+                depth += {"{": 1, "}": -1}.get(text[j], 0)
+                j += 1
+                if not depth:
+                    break
+            parts.append(text[i + 1 : j - 1])
+            i = j
+        text = f"{text[:start]}(({parts[0]})/({parts[1]})){text[i:]}"
+    for tex, py in TEX_COMMANDS:
+        text = text.replace(tex, py)
+    text = text.replace("^", "**").replace("{", "(").replace("}", ")")
+    if "\\" in text or re.search(r"[A-Za-df-z_]", re.sub(r"\b(abs|exp|tanh|log|sqrt|step)\(", "", re.sub(r"[0-9.]e-?[0-9]", "", text))):
+        return None
+    return text
+
+
+def numbers_rows(tex: str) -> list[tuple[str, str, str, float]]:
+    """(lhs, step, value of the step, next step's value) for every step of numbers followed by a
+    step that is one number, in every align* of ``tex``."""
+    out = []
+    for block in re.findall(r"\\begin\{align\*\}(.*?)\\end\{align\*\}", tex, re.DOTALL):
+        equations: list[list[str]] = []
+        for row in block.split("\\\\"):
+            lhs, _, rhs = row.partition("&")
+            if lhs.strip() or not equations:
+                equations.append([lhs.strip()])
+            equations[-1].append(rhs.strip())
+        for lhs, *rows in equations:
+            steps = top_level_steps(" ".join(rows))[1:]
+            for step, following in itertools.pairwise(steps):
+                source, result = tex_python(step), re.fullmatch(r"\s*\\val\{([^{}]*)\}\s*", following)
+                if source is None or result is None or source.strip() == f"({result.group(1)})":
+                    continue
+                out.append((lhs, step, source, float(result.group(1))))
+    return out
+
+
+def top_level_steps(text: str) -> list[str]:
+    """``text`` split at its ``=`` outside braces."""
+    steps: list[str] = []
+    depth, current = 0, ""
+    for ch in text:
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if ch == "=" and not depth:
+            steps.append(current)
+            current = ""
+        else:
+            current += ch
+    return [*steps, current]
+
+
+def evaluate_tex(source: str) -> float:
+    return float(eval(source, {"__builtins__": {}}, dict(TEX_FUNCTIONS)))  # our own digits and operators only
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_row_of_numbers_evaluates_to_its_result(name: str) -> None:
+    """A row with the numbers put in, read back as arithmetic, gives the number after its ``=``;
+    every parameter update is among the rows checked."""
+    text = (GENERATED / f"{example(name).network.spec.name}.tex").read_text(encoding="utf-8")
+    rows = numbers_rows(text)
+    wrong = [(lhs, step, evaluate_tex(source), result) for lhs, step, source, result in rows if not math.isclose(evaluate_tex(source), result, rel_tol=1e-6, abs_tol=1e-9)]
+    assert not wrong, f"rows of generated/{name}.tex whose arithmetic is false: {wrong[:3]}"
+    updates = {lhs for lhs, *_ in rows if lhs.endswith("^{+}")}
+    assert len(updates) == text.count("One step of"), "an update row was not read back"
+
+
+@pytest.mark.parametrize("kind", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("decay", [0.0, 0.1])
+def test_update_formula_with_numbers_put_in_is_the_rules_arithmetic(kind: str, decay: float) -> None:
+    """Each optimizer's first step, printed with the gradient last and numbers for every symbol,
+    reads back as the same number sympy gets."""
+    hyper = {h: spec.default for h, spec in OPTIMIZERS[kind].hyper.items()} | {"weight_decay": decay}
+    expr = first_step_expr(kind, hyper)
+    values = {THETA.name: -0.4, GRAD.name: -0.13, **hyper}
+    tex = math_tex(expr, names={s.name: operand_tex(values[s.name]) for s in expr.free_symbols}, last=[GRAD])
+    source = tex_python(tex)
+    assert source is not None, tex
+    expected = float(expr.xreplace({s: values[s.name] for s in expr.free_symbols}))
+    assert math.isclose(evaluate_tex(source), expected, rel_tol=1e-6), f"{kind}: {tex}"
 
 
 def named_results(text: str) -> dict[str, str]:
