@@ -77,22 +77,24 @@ def judge_number(literal: Literal, value: float, tolerance: float | None) -> tup
 
 
 def value_findings(literal: Literal, value: float, alternatives: Sequence[tuple[Finding, float]], own: tuple[bool, float] | None) -> list[Finding]:
-    """Why a claimed number is wrong: the mistake whose value it is, or an arithmetic slip.
+    """Why a claimed number is wrong: the value of the claim's own wrong formula, else the
+    typical mistake whose value it is, else (the formula right or not given) an arithmetic slip.
 
     Args:
         alternatives: each typical mistake with the value it gives on the sample.
         own: the claim's own formula, when it gave one: (whether it is right, its value).
     """
-    if own is not None:
-        right, from_formula = own
-        if right:
-            return [Finding("arithmetic", f"the formula is right, the arithmetic is not: on the sample it gives {from_formula:.9g}", f"{from_formula:.9g}")]
-        if matches(literal, from_formula):
-            return [Finding("follows_formula", f"this is what the claimed formula gives on the sample ({from_formula:.9g}); the formula is what is wrong", f"{from_formula:.9g}")]
-    if significant(literal) >= 2:
-        for finding, other in alternatives:
-            if matches(literal, other) and not matches(literal, value):
-                return [Finding(finding.mistake, f"{finding.words} (that gives {other:.9g})", finding.formula)]
+    if own is not None and not own[0] and matches(literal, own[1]):
+        from_formula = own[1]
+        return [Finding("follows_formula", f"this is what the claimed formula gives on the sample ({from_formula:.9g}); the formula is what is wrong", f"{from_formula:.9g}")]
+    for finding, other in alternatives:
+        # one significant digit says too little to tell most mistakes apart, but a sign it does
+        telling = significant(literal) >= 2 or abs(other + value) <= 1e-9 * abs(value)
+        if telling and matches(literal, other) and not matches(literal, value):
+            return [Finding(finding.mistake, f"{finding.words} (that gives {other:.9g})", finding.formula)]
+    if own is not None and own[0]:
+        from_formula = own[1]
+        return [Finding("arithmetic", f"the formula is right, the arithmetic is not: on the sample it gives {from_formula:.9g}", f"{from_formula:.9g}")]
     slip = digit_slip(literal, value) if significant(literal) >= 2 else None
     if slip:
         return [slip]

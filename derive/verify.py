@@ -308,20 +308,17 @@ class Verifier:
     def verify(self, claims: ClaimsFile) -> tuple[Verdict, ...]:
         """Every part of every claim of a file, in the order of the file."""
         verdicts: list[Verdict] = []
-        formulas: dict[str, tuple[sympy.Expr, bool]] = {}  # per target: a right formula, else the last
         for claim in claims.claims:
-            own = None
+            own = None  # only the claim's own formula explains its value, never another claim's
             for part in claim.parts:
                 if part is Part.CHAIN:
                     verdicts.append(self.judge_chain(claim, claims.source))
                 elif part is Part.FORMULA:
                     verdict, expr = self.judge_formula(claim, claims.source)
                     own = (expr, verdict.correct)
-                    if not formulas.get(claim.target.label, (None, False))[1]:
-                        formulas[claim.target.label] = own
                     verdicts.append(verdict)
                 else:
-                    verdicts.append(self.judge_value(claim, own or formulas.get(claim.target.label)))
+                    verdicts.append(self.judge_value(claim, own))
         return tuple(verdicts)
 
     def judge_chain(self, claim: Claim, source: str) -> Verdict:

@@ -152,6 +152,26 @@ def test_right_formula_arithmetic_slip() -> None:
     assert value.diagnosis == "the formula is right, the arithmetic is not: on the sample it gives 0.0821670406"
 
 
+W11_FORMULA = '"w11 - lr*(o1 - y)*o1*(1 - o1)*w21*h1*(1 - h1)*x1"'
+
+
+def test_a_right_formula_does_not_explain_another_claims_value() -> None:
+    formula, value = judge("textbook_121", f"claims:\n  - {{of: w11+, formula: {W11_FORMULA}}}\n  - {{of: w11+, value: 0.4998650}}\n")
+    assert formula.correct and [f.mistake for f in value.findings] == ["update_sign"]
+    formula, value = judge("mazur", 'claims:\n  - {of: dE/dw5, formula: "(o1 - t1)*o1*(1 - o1)*h1"}\n  - {of: dE/dw5, value: -0.082167041}\n')
+    assert formula.correct and [f.mistake for f in value.findings] == ["sign"]
+
+
+def test_catalogue_before_arithmetic_even_with_the_right_formula() -> None:
+    formula, value = judge("textbook_121", f"claims:\n  - {{of: w11+, formula: {W11_FORMULA}, value: 0.4998650}}\n")
+    assert formula.correct and [f.mistake for f in value.findings] == ["update_sign"]
+
+
+def test_one_significant_digit_still_shows_a_flipped_sign() -> None:
+    verdict = one("mazur", "dE/dw1", "value", "-0.0004")
+    assert [f.mistake for f in verdict.findings] == ["sign"]
+
+
 def test_value_that_follows_a_wrong_formula() -> None:
     formula, value = judge("mazur", 'claims:\n  - of: dE/dw5\n    formula: "(o1 - t1)*o1*h1"\n    value: 0.33\n')
     assert not formula.correct and value.findings[0].mistake == "follows_formula"
