@@ -62,14 +62,15 @@ def write_report(spec: Spec, spec_path: str, out_dir: str, pdf: bool = False, pa
     written = []
     with tempfile.TemporaryDirectory(prefix="chainrule-report-") as work:
         pdf_file = compile_pdf(text, spec.name, Path(work)) if pdf else None
+        # The PDF first: when it cannot be written, no .tex is left without it.
+        outputs = [(directory / f"{spec.name}.pdf", pdf_file.read_bytes())] if pdf_file is not None else []
         try:
-            write_atomic(tex_path, text)
-            written.append(tex_path)
-            if pdf_file is not None:
-                target = directory / f"{spec.name}.pdf"
-                write_atomic(target, pdf_file.read_bytes())
-                written.append(target)
+            for path, content in [*outputs, (tex_path, text)]:
+                write_atomic(path, content)
+                written.append(path)
         except OSError as error:
+            for path in written:
+                path.unlink(missing_ok=True)
             raise ChainruleError(str(directory), "-o", f"cannot write: {error.strerror or error}") from None
     for path in written:
         print(f"wrote {path}")

@@ -343,6 +343,21 @@ def test_report_writes_the_tex(tmp_path, capsys) -> None:
     assert [p.name for p in (tmp_path / "new").iterdir()] == ["mazur.tex"]
 
 
+def test_a_pdf_that_cannot_be_written_leaves_no_tex(tmp_path, capsys, monkeypatch) -> None:
+    from chainrule.codegen import report
+
+    def fake_compile(text: str, name: str, work) -> object:
+        (work / f"{name}.pdf").write_bytes(b"%PDF-1.5")
+        return work / f"{name}.pdf"
+
+    monkeypatch.setattr(report, "compiler", lambda: None)
+    monkeypatch.setattr(report, "compile_pdf", fake_compile)
+    (tmp_path / "mazur.pdf").mkdir()
+    assert main(["report", str(ROOT / "examples/mazur.yaml"), "-o", str(tmp_path), "--pdf"]) == 2
+    assert "cannot write" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["mazur.pdf"]
+
+
 @pytest.mark.parametrize("args, message", [(["--param", "w99"], "no parameter named 'w99'"), (["--param", "w1", "--param", "w1"], "named twice")])
 def test_bad_params_exit_2_and_write_nothing(tmp_path, capsys, args, message) -> None:
     assert main(["report", str(ROOT / "examples/mazur.yaml"), "-o", str(tmp_path)] + args) == 2
