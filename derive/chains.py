@@ -60,6 +60,10 @@ def judge_chain(verifier: "Verifier", claim: Claim, source: str) -> "Verdict":
             findings.append(Finding("factor", f"a coefficient {format_expr(coefficient)} that the chain rule does not give", format_expr(coefficient)))
         written = [spellings.get(f"d{a}/d{b}", (a, b)) for a, b in factors]
         nodes = [(names.node(names.symbol(a)), names.node(names.symbol(b)), f"d{w[0]}/d{w[1]}") for (a, b), w in zip(factors, written)]
+        restated = next((text for a, b, text in nodes if (a, b) == (top, bottom)), None)
+        if restated is not None:
+            findings.append(Finding("restates", f"{restated} restates what is asked; write it as the chain of factors, one dA/dB per step from E to {graph.name(bottom)}", expected))
+            continue
         bad = [_factor_problem(verifier, a, b, text, w) for (a, b, text), w in zip(nodes, written)]
         bad = [b for b in bad if b is not None]
         if bad:

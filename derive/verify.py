@@ -118,6 +118,7 @@ class Verifier:
         self._truths: dict[str, Truth] = {}
         self._formulas: dict[tuple[str, sympy.Expr], tuple[bool, tuple[Finding, ...], str]] = {}
         self._read: dict[tuple[str, str], sympy.Expr] = {}  # (target, text) -> claimed, canonical
+        self._restating: set[tuple[str, str]] = set()  # (target, text) of formulas that restate the target
         self._chains: dict[tuple[str, str], Verdict] = {}
         self._alternative_values: dict[str, list[tuple[Finding, float]]] = {}
         self._sample_values: dict[sympy.Expr, float] = {}
@@ -245,7 +246,7 @@ class Verifier:
 
     # -- reading claimed formulas ------------------------------------------------------------
 
-    def read(self, text: str, source: str, field: str, chain: bool = False, spellings: dict[str, tuple[str, str]] | None = None) -> sympy.Expr:
+    def read(self, text: str, source: str, field: str, chain: bool = False, spellings: dict[str, tuple[str, str]] | None = None, used: set[tuple[sympy.Symbol, sympy.Symbol]] | None = None) -> sympy.Expr:
         """A claimed formula (or chain) as an expression in the spec's symbols.
 
         In a formula, ``dA/dB`` stands for its true value (``w5 - lr*dE/dw5``); in a chain, for
@@ -263,6 +264,8 @@ class Verifier:
                 if symbol is None:
                     raise FormulaError(source, field, f"in d{of}/d{wrt}: {names.unknown(written)}", text, column)
             assert a is not None and b is not None
+            if used is not None:
+                used.add((a, b))
             if chain:
                 symbol = sympy.Symbol(f"d{a.name}/d{b.name}")
                 if spellings is not None:
@@ -361,14 +364,31 @@ class Verifier:
         truth = self.truth(claim.target)
         read_key = (claim.target.label, claim.formula)
         if read_key not in self._read:
-            self._read[read_key] = self.canon(self.read(claim.formula, source, f"{claim.field}.formula"))
+            used: set[tuple[sympy.Symbol, sympy.Symbol]] = set()
+            raw = self.read(claim.formula, source, f"{claim.field}.formula", used=used)
+            self._read[read_key] = self.canon(raw)
+            if self._restates(claim.target, raw, used):
+                self._restating.add(read_key)
         claimed = self._read[read_key]
         key = (claim.target.label, claimed)
-        if key not in self._formulas:
-            self._formulas[key] = self._judge_expr(claim.target, claimed, truth)
-        correct, findings, note = self._formulas[key]
+        if read_key in self._restating:
+            correct, findings, note = False, (Finding("restates", f"this restates what is asked ({claim.target.label}); write it in the inputs, targets, unit outputs and parameters", truth.form),), ""
+        else:
+            if key not in self._formulas:
+                self._formulas[key] = self._judge_expr(claim.target, claimed, truth)
+            correct, findings, note = self._formulas[key]
         verdict = Verdict(claim.index, claim.of, claim.target.label, Part.FORMULA, correct, truth.form, claim.formula, findings, note)
         return verdict, claimed
+
+    def _restates(self, target: Target, raw: sympy.Expr, used: set[tuple[sympy.Symbol, sympy.Symbol]]) -> bool:
+        """Whether a formula uses what it is a formula of: dE/dw5 in one for dE/dw5, h1 in one for
+        out_h1 (inputs and targets are their own formulas)."""
+        if target.kind in (TargetKind.GRADIENT, TargetKind.UNIT_GRADIENT):
+            return (self.network.loss_symbol, target.symbol) in used
+        if target.kind is TargetKind.UNIT:
+            node = self.names.nodes.get(target.symbol.name)
+            return node is not None and node[1] > 0 and target.symbol in raw.free_symbols
+        return False
 
     def _judge_expr(self, target: Target, claimed: sympy.Expr, truth: Truth) -> tuple[bool, tuple[Finding, ...], str]:
         if truth.expr is None:

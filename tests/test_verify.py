@@ -172,6 +172,13 @@ def test_one_significant_digit_still_shows_a_flipped_sign() -> None:
     assert [f.mistake for f in verdict.findings] == ["sign"]
 
 
+@pytest.mark.parametrize("of, key, claimed", [("dE/dw5", "chain", '"dE/dw5"'), ("dE/dw5", "formula", '"dE/dw5"'), ("out_h1", "formula", '"h1"'), ("dE/dnet_o1", "formula", '"dE/dnet_o1"')])
+def test_restating_what_is_asked_is_wrong(of: str, key: str, claimed: str) -> None:
+    verdict = one("mazur", of, key, claimed)
+    assert not verdict.correct and [f.mistake for f in verdict.findings] == ["restates"]
+    assert "restates what is asked" in verdict.diagnosis
+
+
 def test_value_that_follows_a_wrong_formula() -> None:
     formula, value = judge("mazur", 'claims:\n  - of: dE/dw5\n    formula: "(o1 - t1)*o1*h1"\n    value: 0.33\n')
     assert not formula.correct and value.findings[0].mistake == "follows_formula"
