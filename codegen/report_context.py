@@ -193,10 +193,15 @@ def _rows(d: Derivation, names: Sequence[str]) -> int:
 
 def _settings(d: Derivation) -> tuple[Setting, ...]:
     spec, net = d.network.spec, d.network
-    loss = math_tex(net.loss_scale * net.per_output_loss())
+    # In the spec's own symbols (its first output and target): letters of our own could clash.
+    out, target = net.out(net.depth, 0), net.target(0)
+    loss = math_tex(net.per_output_loss().xreplace({Y: out, T: target}))
     kind = escape_text(spec.loss.name if spec.loss.formula is None else "formula")
-    over = "averaged over" if net.loss_scale != 1 else "summed over"
-    rows = [Setting(Tex("loss"), Tex(rf"{kind}: ${loss}$ per output, {over} the {net.sizes[-1]} outputs ($y$ an output, $t$ its target)"))]
+    text = rf"{kind}: ${loss}$ for the output ${name_tex(out.name)}$ and its target ${name_tex(target.name)}$"
+    if net.sizes[-1] > 1:
+        over = "averaged over" if net.loss_scale != 1 else "summed over"
+        text += f", likewise for each output, {over} the {net.sizes[-1]} outputs"
+    rows = [Setting(Tex("loss"), Tex(text))]
     hyper = [rf"${HYPER_TEX.get(k, k)} = {number_tex(v)}$" for k, v in spec.optimizer.hyper if v != 0 or k == "lr"]
     rows.append(Setting(Tex("optimizer"), Tex(f"{escape_text(spec.optimizer.kind)}, " + ", ".join(hyper) + "; one step from a zero state")))
     rows.append(Setting(Tex("sample"), _sample(d)))

@@ -248,6 +248,15 @@ def test_worked_example_figures_are_the_json_values() -> None:
 # -- contents ---------------------------------------------------------------------------------------
 
 
+def test_the_loss_row_names_the_specs_own_output_and_target() -> None:
+    """textbook_121's target is named y: the row must not also call the output y."""
+    row = next(line for line in (GENERATED / "textbook_121.tex").read_text(encoding="utf-8").splitlines() if line.startswith("loss &"))
+    assert r"\frac{\left(y - \mathrm{out}_{o1}\right)^{2}}{2}$ for the output $\mathrm{out}_{o1}$ and its target $y$" in row
+    for name in NAMES:
+        text = (GENERATED / f"{example(name).network.spec.name}.tex").read_text(encoding="utf-8")
+        assert "an output, $t$ its target" not in text and " 1 outputs" not in text, name
+
+
 def test_worked_example_contents_in_order() -> None:
     text = (GENERATED / "mazur.tex").read_text(encoding="utf-8")
     marks = [r"\section*{The network}", r"\begin{tikzpicture}", r"\section*{Forward pass}", r"E &=", r"\section*{Backward pass", r"\subsection*{$\partial E/\partial w_{5}$}", r"\subsection*{$\partial E/\partial w_{1}$}", r"\section*{The layer form"]
