@@ -61,9 +61,8 @@ def grade(verifier: Verifier, spec_path: str, path: str) -> tuple[Verdict, ...]:
     fmt = format_of(path)
     if fmt is None:
         raise ChainruleError(path, "", f"expected a claims file ending in {', '.join(FORMATS)}")
-    claims = parse_claims(read_text(path, kind="claims file"), path, fmt, verifier.network, verifier.names)
-    if claims.spec is not None:
-        _check_same_spec(path, claims.spec, spec_path)
+    text = read_text(path, kind="claims file")
+    claims = parse_claims(text, path, fmt, verifier.network, verifier.names, check_spec=lambda named: _check_same_spec(path, named, spec_path))
     return verifier.verify(claims)
 
 

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import sympy
 
@@ -299,12 +299,14 @@ def _claim(raw: Any, i: int, names: ClaimNames, source: str) -> Claim:
     return Claim(i + 1, field, raw["of"].strip(), target, value, formula, chain, tolerance)
 
 
-def parse_claims(text: str, source: str, fmt: str, network: Network, names: ClaimNames | None = None) -> ClaimsFile:
+def parse_claims(text: str, source: str, fmt: str, network: Network, names: ClaimNames | None = None, check_spec: Callable[[str], None] | None = None) -> ClaimsFile:
     """Read and validate a claims file against ``network``.
 
     Args:
         text, source, fmt: the file's text, its name, and ``yaml``, ``toml`` or ``json``.
         names: the network's :class:`ClaimNames` (built here when not given; share it across files).
+        check_spec: called with the file's ``spec:`` before any name is resolved (a file about
+            another spec is said to be so, not that the names are unknown).
 
     Raises:
         ChainruleError: malformed, an unknown key, a name the spec does not have, a value that is
@@ -319,6 +321,8 @@ def parse_claims(text: str, source: str, fmt: str, network: Network, names: Clai
     spec = data.get("spec")
     if spec is not None and not isinstance(spec, str):
         raise ChainruleError(source, "spec", f"expected the spec's file name, got {shown(spec)}")
+    if spec is not None and check_spec is not None:
+        check_spec(spec)
     raw = data.get("claims")
     if not isinstance(raw, list) or not raw:
         raise ChainruleError(source, "claims", f"expected a non-empty list of claims, got {shown(raw)}")

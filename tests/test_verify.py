@@ -366,6 +366,12 @@ def test_single_bad_file_exits_2(capsys, tmp_path) -> None:
     assert code == 2 and out == "" and err.count("\n") == 1
 
 
+def test_another_specs_claims_named_before_their_names(capsys, tmp_path) -> None:
+    (tmp_path / "c.yaml").write_text("spec: textbook_121.yaml\nclaims: [{of: dE/dw21, value: -0.00476}]\n")
+    code, _, err = run(capsys, "verify", MAZUR, str(tmp_path / "c.yaml"))
+    assert code == 2 and "the claims are about 'textbook_121.yaml'" in err and "w21" not in err
+
+
 def test_a_formula_in_E_is_one_line_and_the_class_still_graded(capsys, tmp_path) -> None:
     (tmp_path / "e.yaml").write_text('claims: [{of: dE/dw5, formula: "2*E"}]\n')
     (tmp_path / "ok.yaml").write_text("claims: [{of: dE/dw5, value: 0.0822}]\n")
