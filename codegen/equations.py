@@ -64,25 +64,26 @@ def equation(lhs: Tex, steps: Sequence[Sequence[str]], rel: str = "=", new_rows:
 Printer = Callable[[sympy.Expr], Tex]
 
 
-def pieces(expr: sympy.Expr, printer: Printer, limit: float = ROW_WIDTH - 12) -> list[str]:
+def pieces(expr: sympy.Expr, printer: Printer, limit: float = ROW_WIDTH - 12, last: Collection[sympy.Symbol] = ()) -> list[str]:
     """``expr`` as pieces for :func:`equation`: whole when it fits in ``limit``, else split at its
-    top-level sum (``+ term``), then at products (``\\cdot factor``), recursively."""
+    top-level sum (``+ term``), then at products (``\\cdot factor``), recursively; terms and
+    factors in the order the printer writes them whole (those holding ``last`` symbols at the end)."""
     text = printer(expr)
     if width(text) <= limit:
         return [text]
     if isinstance(expr, sympy.Add):
         out: list[str] = []
-        for i, term in enumerate(_ordered_terms(expr)):
+        for i, term in enumerate(_printed_order(expr.args, last)):
             negative = term.could_extract_minus_sign()
-            sub = pieces(-term if negative and i else term, printer, limit)
+            sub = pieces(-term if negative and i else term, printer, limit, last)
             sign = "- " if negative and i else ("+ " if i else "")
             out.append(sign + sub[0])
             out.extend(sub[1:])
         return out
     if isinstance(expr, sympy.Mul) and len(expr.args) > 1:
         out = []
-        for i, factor in enumerate(expr.as_ordered_factors()):
-            sub = pieces(factor, printer, limit)
+        for i, factor in enumerate(_printed_order(expr.args, last, numbers_first=True)):
+            sub = pieces(factor, printer, limit, last)
             if isinstance(factor, sympy.Add):
                 sub = ["(" + sub[0] + ")"] if len(sub) == 1 else ["(" + sub[0]] + sub[1:-1] + [sub[-1] + ")"]
             out.append((r"\cdot " if i else "") + sub[0])
@@ -91,8 +92,13 @@ def pieces(expr: sympy.Expr, printer: Printer, limit: float = ROW_WIDTH - 12) ->
     return [text]
 
 
-def _ordered_terms(expr: sympy.Add) -> list[sympy.Expr]:
-    return list(expr.as_ordered_terms())
+def _printed_order(args: Sequence[sympy.Expr], last: Collection[sympy.Symbol], numbers_first: bool = False) -> list[sympy.Expr]:
+    """``args`` in the order :class:`~chainrule.codegen.latex.ReportPrinter` prints them (its
+    order is "none": as sympy holds them), those holding a ``last`` symbol moved to the end."""
+    if not last:
+        return list(args)
+    late = frozenset(last)
+    return sorted(args, key=lambda a: (bool(a.free_symbols & late), numbers_first and not a.is_Number))
 
 
 def product(factors: Sequence[str]) -> list[str]:
@@ -115,4 +121,4 @@ def total(terms: Sequence[str]) -> list[str]:
 
 def math_pieces(expr: sympy.Expr, **settings) -> list[str]:
     """:func:`pieces` with :func:`~chainrule.codegen.latex.math_tex` and its settings."""
-    return pieces(expr, lambda e: math_tex(e, **settings))
+    return pieces(expr, lambda e: math_tex(e, **settings), last=settings.get("last", ()))

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from chainrule.codegen.cli import main
+from chainrule.codegen.equations import pieces
 from chainrule.codegen.golden import REFRESH, render_generated_reports
 from chainrule.codegen.jsonout import derivation_document
 from chainrule.codegen.latex import Tex, environment, escape_text, math_tex, name_tex, number_text, operand_tex
@@ -207,6 +208,19 @@ def test_update_formula_with_numbers_put_in_is_the_rules_arithmetic(kind: str, d
     assert source is not None, tex
     expected = float(expr.xreplace({s: values[s.name] for s in expr.free_symbols}))
     assert math.isclose(evaluate_tex(source), expected, rel_tol=1e-6), f"{kind}: {tex}"
+
+
+@pytest.mark.parametrize("kind", sorted(OPTIMIZERS))
+def test_an_update_split_over_rows_keeps_the_order_of_the_whole(kind: str) -> None:
+    """Pieces of a row too wide for the page come in the order of the row printed whole: the
+    parameter first, the gradient last."""
+    hyper = {h: spec.default for h, spec in OPTIMIZERS[kind].hyper.items()} | {"weight_decay": 0.1}
+    expr = first_step_expr(kind, hyper)
+    names = {THETA.name: "THETA", GRAD.name: "GRAD"}
+    whole = math_tex(expr, names=names, last=[GRAD])
+    split = " ".join(pieces(expr, lambda e: math_tex(e, names=names, last=[GRAD]), limit=4, last=[GRAD]))
+    assert len(split) > len(whole) / 2 and whole.startswith("THETA") and split.startswith("THETA"), (whole, split)
+    assert re.findall("THETA|GRAD", split) == re.findall("THETA|GRAD", whole)
 
 
 def named_results(text: str) -> dict[str, str]:
