@@ -56,7 +56,7 @@ def judge_chain(verifier: "Verifier", claim: Claim, source: str) -> "Verdict":
         if factors and factors[0][0] == "?":
             findings.append(Finding("chain_form", f"{factors[0][1]} is not a product of factors dA/dB", factors[0][1]))
             continue
-        if coefficient != 1:
+        if coefficient != 1 and not (coefficient.is_Integer and coefficient > 0):  # 2*... is a product written twice
             findings.append(Finding("factor", f"a coefficient {format_expr(coefficient)} that the chain rule does not give", format_expr(coefficient)))
         written = [spellings.get(f"d{a}/d{b}", (a, b)) for a, b in factors]
         nodes = [(names.node(names.symbol(a)), names.node(names.symbol(b)), f"d{w[0]}/d{w[1]}") for (a, b), w in zip(factors, written)]
@@ -129,6 +129,10 @@ def _link(verifier: "Verifier", factors: list[tuple[Node, Node, str]], top: Node
         ordered.append(following)
         current = following[1]
     if current != bottom:
+        if ordered and not graph.count(current, bottom) and graph.count(ordered[-1][0], bottom):
+            # e.g. dnet_h1/dx1 last for dE/dw11: x1 is an input, nothing below it leads to w11
+            last = f"d{graph.name(ordered[-1][0])}/d{graph.name(bottom)}"
+            return ordered, Finding("missing_link", f"the chain ends at {graph.name(current)}, which does not depend on {graph.name(bottom)}: the last factor should be {last}, not {ordered[-1][2]}", last)
         rest = graph.paths(current, bottom) if graph.count(current, bottom) else []
         gap = graph.path_text(rest[0]) if rest else f"d{graph.name(current)}/d{graph.name(bottom)}"
         start = ordered[-1][2] if ordered else graph.name(top)

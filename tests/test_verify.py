@@ -230,7 +230,8 @@ def test_right_chains(of: str, chain: str) -> None:
         ("dE/dw21", "dE/do1 * dnet_o1/do1 * dnet_o1/dw21", "inverted_factor", "dnet_o1/do1 is upside down: o1 is computed from net_o1, so the factor is do1/dnet_o1"),
         ("dE/dw11", "dE/do1 * do1/dnet_o1 * dh1/dnet_h1 * dnet_h1/dw11", "missing_link", "the chain breaks after do1/dnet_o1: dnet_o1/dout_h1 is missing before dh1/dnet_h1"),
         ("dE/dw11", "dE/do1 * do1/dnet_o1 * dnet_o1/dh1", "missing_link", "the chain stops at dnet_o1/dh1 and does not reach w11: missing dout_h1/dnet_h1 * dnet_h1/dw11"),
-        ("dE/dw21", "2 * dE/do1 * do1/dnet_o1 * dnet_o1/dw21", "factor", "a coefficient 2 that the chain rule does not give"),
+        ("dE/dw21", "2 * dE/do1 * do1/dnet_o1 * dnet_o1/dw21", "extra_path", "counted more than once: the path through out_o1"),
+        ("dE/dw21", "0.5 * dE/do1 * do1/dnet_o1 * dnet_o1/dw21", "factor", "a coefficient 1/2 that the chain rule does not give"),
     ],
 )
 def test_wrong_chains_textbook(of: str, chain: str, mistake: str, words: str) -> None:
@@ -245,6 +246,17 @@ def test_chain_needs_both_paths() -> None:
     assert verdict.findings[0].formula == "dE/dout_o2 * dout_o2/dnet_o2 * dnet_o2/dout_h1 * dout_h1/dnet_h1 * dnet_h1/dw1"
     twice = one("mazur", "dE/dw5", "chain", '"dE/do1*do1/dnet_o1*dnet_o1/dw5 + dE/dnet_o1*dnet_o1/dw5"')
     assert [f.mistake for f in twice.findings] == ["extra_path"]
+
+
+def test_a_last_factor_past_the_parameter_is_named() -> None:
+    verdict = one("textbook_121", "dE/dw11", "chain", '"dE/do1 * do1/dnet_o1 * dnet_o1/dh1 * dh1/dnet_h1 * dnet_h1/dx1"')
+    assert verdict.diagnosis == "the chain ends at x1, which does not depend on w11: the last factor should be dnet_h1/dw11, not dnet_h1/dx1"
+
+
+def test_a_product_written_twice_is_counted_twice() -> None:
+    verdict = one("mazur", "dE/dw1", "chain", '"dE/do1*do1/dw1 + dE/do1*do1/dw1"')
+    assert [f.mistake for f in verdict.findings] == ["dropped_path", "extra_path"]
+    assert "the path through out_o2 is missing" in verdict.diagnosis and "counted more than once: the path through out_o1" in verdict.diagnosis
 
 
 def test_compound_factor_noted() -> None:
