@@ -276,12 +276,6 @@ def math_tex(expr: sympy.Expr, names: Mapping[str, str] | None = None, vectors: 
     return Tex(printer.doprint(expr))
 
 
-def numbers_for(expr: sympy.Expr, value_of) -> dict[str, str]:
-    """Every free symbol of ``expr`` mapped to its value on the sample (``value_of(name)``), as an
-    operand; hyper-parameters keep their names."""
-    return {s.name: operand_tex(value_of(s.name)) for s in expr.free_symbols}
-
-
 # ---------------------------------------------------------------------------------------------
 # Width: how long a piece of math is when typeset, roughly, in characters
 

@@ -474,11 +474,6 @@ def _factor_pieces(expr: sympy.Expr, first: bool) -> list[str]:
     return parts
 
 
-def _in_product(expr: sympy.Expr) -> str:
-    text = math_tex(expr)
-    return f"({text})" if expr.is_Add or text.startswith("-") else text
-
-
 def _update_display(d: Derivation, chain: ParamChain) -> Display:
     ref = chain.param
     name = ref.name
