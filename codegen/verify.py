@@ -175,6 +175,7 @@ def verdict_document(v: Verdict, path: str) -> dict[str, Any]:
         "verdict": "correct" if v.correct else "wrong",
         "expected": v.expected,
         "claimed": v.claimed,
+        "written": v.written,
         "diagnosis": v.diagnosis,
         "findings": [{"mistake": f.mistake, "words": f.words, "formula": f.formula} for f in v.findings],
         "note": v.note,

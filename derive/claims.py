@@ -207,7 +207,7 @@ def _compact(names: list[str], most: int = 4) -> list[str]:
 
 _GRADIENT = re.compile(r"(?:dE/d|\u2202E/\u2202|dE_d)([A-Za-z_][A-Za-z0-9_]*)")
 _UPDATE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:\+|_new|\u207a)")
-_DECIMAL = re.compile(r"[-+]?(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][-+]?\d+)?")
+_DECIMAL = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?", re.ASCII)  # no 1_0, no non-ASCII digits
 
 
 def parse_target(text: Any, names: ClaimNames, source: str, field: str) -> Target:
@@ -228,7 +228,7 @@ def parse_target(text: Any, names: ClaimNames, source: str, field: str) -> Targe
         symbol = names.units.get(name)
         if symbol is not None and symbol.name in names.nodes and names.nodes[symbol.name][1] > 0:
             return Target(TargetKind.UNIT_GRADIENT, symbol)
-        raise ChainruleError(source, field, f"dE/d{name}: no parameter or unit named {name!r} (the spec has: {', '.join(names.known())})")
+        raise ChainruleError(source, field, f"dE/d{name}: gradients are claimed for parameters and hidden or output units, and {name!r} is neither (the spec has: {', '.join(names.known())})")
     if match := _UPDATE.fullmatch(written):
         name = match.group(1)
         ref = network.locate(name)

@@ -99,7 +99,7 @@ def value_findings(literal: Literal, value: float, alternatives: Sequence[tuple[
     if slip:
         return [slip]
     difference = float(literal.value) - value
-    relative = f" ({abs(difference / value):.2%})" if value else ""
+    relative = f" ({abs(difference / value) * 100:.3g}%)" if value else ""
     words = f"off by {difference:+.3g}{relative}; it matches none of the typical mistakes, so an arithmetic slip"
     return [Finding("arithmetic", words, f"{value:.9g}")]
 

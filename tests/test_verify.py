@@ -296,6 +296,17 @@ def test_json_contract(capsys) -> None:
     assert first["of"] == "out_h1" and first["verdict"] == "correct" and first["expected"] == pytest.approx(0.593269992, abs=1e-9)
 
 
+def test_json_has_the_written_digits(capsys, tmp_path) -> None:
+    (tmp_path / "c.yaml").write_text("claims: [{of: dE/dw5, value: 0.0820}]\n")
+    code, out, _ = run(capsys, "verify", MAZUR, str(tmp_path / "c.yaml"), "--json")
+    assert code == 1 and json.loads(out)["claims"][0]["written"] == "0.0820"
+
+
+def test_huge_claim_short_percentage() -> None:
+    verdict = one("mazur", "dE/dw5", "value", "1e300")
+    assert len(verdict.diagnosis) < 120 and "%" in verdict.diagnosis
+
+
 def test_terminal_marks(capsys) -> None:
     code, out, _ = run(capsys, "verify", TEXTBOOK, str(CLAIMS / "textbook_121_mistakes.yaml"))
     assert code == 1
@@ -317,7 +328,7 @@ def test_class_csv(capsys, tmp_path) -> None:
     assert totals == {"a.yaml": "14/14", "b.yaml": "1/2"}
     errors = [r for r in rows if r["verdict"] == "error"]
     assert [r["file"].rsplit("/", 1)[-1] for r in errors] == ["c.yaml", "d.yaml"]
-    assert "no parameter or unit named 'w9'" in errors[0]["diagnosis"]
+    assert "'w9' is neither" in errors[0]["diagnosis"]
     assert err.count("chainrule: error:") == 2
 
 
@@ -340,7 +351,10 @@ def test_csv_cells_are_not_spreadsheet_formulas() -> None:
         ('claims: [{of: dE/dw5, formula: "x**x**99999"}]', "exponent larger than 100"),
         ('claims: [{of: dE/dw5, formula: "o1**o1**99999"}]', "exponent larger than 100"),
         ('claims: [{of: dE/dw5, formula: "foo + 1"}]', "unknown name 'foo' (known: E, i1, i2, t1, t2, units h1, h2, o1, o2 (each also as net_ and out_), w1, w2, w3, w4, b1, w5, w6, w7, w8, b2, lr"),
-        ("claims: [{of: dE/dw9, value: 1}]", "no parameter or unit named 'w9'"),
+        ("claims: [{of: dE/dw9, value: 1}]", "'w9' is neither"),
+        ("claims: [{of: dE/di1, value: 1}]", "gradients are claimed for parameters and hidden or output units, and 'i1' is neither"),
+        ('claims: [{of: dE/dw5, value: "1_0"}]', "expected a decimal number"),
+        ('claims: [{of: dE/dw5, value: "\u0661"}]', "expected a decimal number"),
         ("claims: [{of: w9+, value: 1}]", "no parameter named 'w9'"),
         ("claims: [{of: w5, value: 1}]", "'w5' is a parameter: claim its gradient (dE/dw5) or its update (w5+)"),
         ("claims: [{of: dE/dw5, value: abc}]", "expected a decimal number"),
@@ -441,7 +455,7 @@ def test_class_where_nothing_can_be_graded(capsys, tmp_path) -> None:
     out_csv = tmp_path / "grades.csv"
     code, out, err = run(capsys, "verify", MAZUR, str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml"), "--csv", str(out_csv))
     assert code == 2 and out == "" and not out_csv.exists()
-    assert err.count("no parameter or unit named 'w9'") == 2 and "none of the 2 claims files could be graded" in err
+    assert err.count("'w9' is neither") == 2 and "none of the 2 claims files could be graded" in err
 
 
 def test_wrong_value_shows_the_digits_it_should_have(capsys, tmp_path) -> None:
