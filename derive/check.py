@@ -86,27 +86,7 @@ def check_derivation(derivation: Derivation, random_points: int = RANDOM_POINTS,
         Per group and form, the largest relative error found; ``passed`` when all are within
         ``tolerance``.
     """
-    network = derivation.network
-    worst: dict[tuple[str, str], _Worst] = {}
-    notes: list[str] = []
-    kinks = _kink_functions(network)
-    checked = drawn = 0
-    run = derivation.sample
-    kink = _near_kink(derivation, run, kinks)
-    if kink:
-        notes.append(f"the sample is skipped: {kink}")
-    else:
-        checked += 1
-        _check_point(derivation, derivation.values, run, worst)
-    with np.errstate(all="ignore"):
-        for values in iter_random_values(derivation, random_points, kinks):
-            drawn += 1
-            _check_point(derivation, values, derivation.numbers.run(values.W, values.b, values.x, values.t), worst)
-    if drawn < random_points:
-        notes.append(f"{random_points - drawn} random point(s) not found: none of 200 draws was away from kinks with the network defined")
-    checked += drawn
-    groups = tuple(GroupResult(group, form, w.checked, w.error, w.where) for (group, form), w in worst.items())
-    return CheckResult(checked, groups, tolerance, tuple(notes))
+    return _over_points(derivation, random_points, tolerance, lambda values, run, worst: _check_point(derivation, values, run, worst))
 
 
 def check_emitted(derivation: Derivation, trainer, random_points: int = RANDOM_POINTS, tolerance: float = TOLERANCE) -> CheckResult:
@@ -117,32 +97,39 @@ def check_emitted(derivation: Derivation, trainer, random_points: int = RANDOM_P
     ``trainer`` is a ``Network`` instance of the emitted module (float64): its ``params`` (views
     that can be written), ``loss(X, T)`` and ``gradients(X, T)`` are all that is used. Two forms
     per group: ``emitted`` (its gradients against differences of its loss) and ``derived`` (its
-    gradients against the layer form, relative error with the same floor).
+    gradients against the layer form, relative error with the same floor). The trainer's
+    parameters are as they were afterwards.
     """
-    network = derivation.network
+    saved = {name: np.array(value, copy=True) for name, value in trainer.params.items()}
+    try:
+        return _over_points(derivation, random_points, tolerance, lambda values, run, worst: _check_emitted_point(derivation, trainer, values, run, worst))
+    finally:
+        for name, value in saved.items():
+            trainer.params[name][...] = value
+
+
+def _over_points(derivation: Derivation, random_points: int, tolerance: float, check: Callable) -> CheckResult:
+    """``check(values, run, worst)`` at the sample (unless on a kink) and at up to
+    ``random_points`` seeded points; the worst error per (group, form) and the notes."""
     worst: dict[tuple[str, str], _Worst] = {}
     notes: list[str] = []
-    kinks = _kink_functions(network)
-    points = []
+    kinks = _kink_functions(derivation.network)
+    checked = drawn = 0
     kink = _near_kink(derivation, derivation.sample, kinks)
     if kink:
         notes.append(f"the sample is skipped: {kink}")
     else:
-        points.append((derivation.values, derivation.sample))
+        checked += 1
+        check(derivation.values, derivation.sample, worst)
     with np.errstate(all="ignore"):
         for values in iter_random_values(derivation, random_points, kinks):
-            points.append((values, derivation.numbers.run(values.W, values.b, values.x, values.t)))
-    if len(points) < random_points + (not kink):
-        notes.append(f"{random_points + (not kink) - len(points)} random point(s) not found: none of 200 draws was away from kinks with the network defined")
-    saved = {name: np.array(value, copy=True) for name, value in trainer.params.items()}
-    try:
-        for values, run in points:
-            _check_emitted_point(derivation, trainer, values, run, worst)
-    finally:
-        for name, value in saved.items():
-            trainer.params[name][...] = value
+            drawn += 1
+            check(values, derivation.numbers.run(values.W, values.b, values.x, values.t), worst)
+    if drawn < random_points:
+        notes.append(f"{random_points - drawn} random point(s) not found: none of 200 draws was away from kinks with the network defined")
+    checked += drawn
     groups = tuple(GroupResult(group, form, w.checked, w.error, w.where) for (group, form), w in worst.items())
-    return CheckResult(len(points), groups, tolerance, tuple(notes))
+    return CheckResult(checked, groups, tolerance, tuple(notes))
 
 
 def _check_emitted_point(derivation: Derivation, trainer, values: Values, run: Pass, worst: dict[tuple[str, str], _Worst]) -> None:
