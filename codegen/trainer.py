@@ -106,6 +106,10 @@ class TrainerContext:
     inputs_count: int
     outputs_count: int
     forward_returns: str
+    targets_sum_to_one: bool
+    output_delta: str
+    loss_name: str
+    unit_ones: tuple[tuple[str, int], ...]
 
 
 def build_trainer_context(d: Derivation, spec_path: str, out_dir: str) -> TrainerContext:
@@ -157,7 +161,22 @@ def build_trainer_context(d: Derivation, spec_path: str, out_dir: str) -> Traine
         inputs_count=len(spec.inputs),
         outputs_count=network.sizes[-1],
         forward_returns=", ".join(name for form in d.layers for name in (form.net, form.out)),
+        targets_sum_to_one=_targets_sum_to_one(d),
+        output_delta=f"{d.layers[-1].delta} = {d.layers[-1].out} - T",
+        loss_name=spec.loss.formula or spec.loss.name,
+        unit_ones=tuple((_ones(form), form.size) for form in d.layers if f'work["{_ones(form)}"]' in code),
     )
+
+
+def _targets_sum_to_one(d: Derivation) -> bool:
+    """True when the output delta's closed form holds only where each row of targets sums to 1
+    (softmax with cross-entropy): the trainer then refuses other targets."""
+    return bool(d.layers[-1].output.constraint)
+
+
+def _ones(form: LayerForm) -> str:
+    """A [units, 1] column of ones: the rows of a [batch, units] array summed as one product."""
+    return f"ones_{form.name}"
 
 
 def _buffers(d: Derivation, code: str) -> tuple[tuple[str, int], ...]:
@@ -277,9 +296,10 @@ def _forward_layer(d: Derivation, form: LayerForm) -> list[Line]:
     if form.softmax:
         if form.index == d.network.depth and _loss_terms(d).has(LOG_OUT):
             lines.append(Line(f"{form.out} = softmax({form.net}), each row shifted by its largest net; its log-sum-exp kept for the loss",
-                              f'{form.out} = softmax({form.net}, out=work["{form.out}"], lse=work["{_lse(form)}"])'))
+                              f'{form.out} = softmax({form.net}, out=work["{form.out}"], lse=work["{_lse(form)}"], ones=work["{_ones(form)}"])'))
         else:
-            lines.append(Line(f"{form.out} = softmax({form.net}), each row shifted by its largest net", f'{form.out} = softmax({form.net}, out=work["{form.out}"])'))
+            lines.append(Line(f"{form.out} = softmax({form.net}), each row shifted by its largest net",
+                              f'{form.out} = softmax({form.net}, out=work["{form.out}"], ones=work["{_ones(form)}"])'))
         return lines
     assert form.f is not None
     code = vector_code(form.f, {X: form.net})
@@ -339,6 +359,15 @@ def _loss_lines(d: Derivation) -> tuple[Line, ...]:
     expr = _loss_terms(d)
     names = {Y: last.out, T: "T", X: last.net, LOG_OUT: "log_out"}
     lines = []
+    coefficient, rest = expr.as_coeff_Mul()
+    if _targets_sum_to_one(d) and rest == T * LOG_OUT:
+        # -sum T*(net - lse) = sum of lse - sum T*net where every row of T sums to 1 (_inputs checks it)
+        scale = "" if coefficient == -1 else f"{vector_code(-coefficient)}*"
+        lse, ones = f'work["{_lse(last)}"]', 'work["ones"]'
+        return (Line(f"E = mean over the batch of -sum T*log({last.out}) = log-sum-exp of each row (kept by softmax) - sum T*{last.net}"
+                     " (each row of T sums to 1)", f"E = {scale}(np.vdot({ones}, {lse}) - np.vdot(T, {last.net}))" if scale
+                     else f"E = np.vdot({ones}, {lse}) - np.vdot(T, {last.net})"),
+                Line("", "return float(E) / X.shape[0]"))
     if expr.has(LOG_OUT):
         lines.append(Line(f"log({last.out}) = {last.net} - log-sum-exp of the row (kept by softmax): no log(0) where an output underflows",
                           f'log_out = np.subtract({last.net}, work["{_lse(last)}"], out={_scratch(last)})'))
@@ -651,13 +680,15 @@ _HELPERS = {
     np.logaddexp(0.0, out, out=out)
     np.negative(out, out=out)
     return np.exp(out, out=out)''',
-    "softmax": '''def softmax(z, out=None, lse=None):
+    "softmax": '''def softmax(z, out=None, lse=None, ones=None):
     """exp(z_k) / sum_m exp(z_m) per row, shifted by the row's largest z (same value, no overflow);
-    with ``lse`` ([batch, 1]), the row's log-sum-exp log(sum_m exp(z_m)) is written there too."""
+    with ``lse`` ([batch, 1]), the row's log-sum-exp log(sum_m exp(z_m)) is written there too;
+    with ``ones`` ([units, 1]), the rows are summed as one matrix product (a reduction along short
+    rows costs twice as much)."""
     top = np.maximum.reduce(z, axis=1, keepdims=True)
     out = np.subtract(z, top, out=out)
     np.exp(out, out=out)
-    total = np.add.reduce(out, axis=1, keepdims=True)
+    total = np.add.reduce(out, axis=1, keepdims=True) if ones is None else np.dot(out, ones, out=lse)
     out /= total
     if lse is not None:
         np.log(total, out=lse)

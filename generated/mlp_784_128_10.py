@@ -15,6 +15,7 @@ Use: `Network().fit(X, T, epochs=30)` with X [batch, inputs] and T [batch, outpu
 """
 
 import argparse
+import zipfile
 from pathlib import Path
 from types import MappingProxyType
 
@@ -37,15 +38,19 @@ SAMPLE_X = [[0.5118216247002567, 0.9504636963259353, 0.14415961271963373, 0.9486
 SAMPLE_T = [[0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]]
 DATA = None
 DATA_COLUMNS = (None, None)
+#: How far from 1 a row of targets may sum (root mean square over the batch): float32 rounding, no more
+TARGET_TOLERANCE = 1e-6
 
 
-def softmax(z, out=None, lse=None):
+def softmax(z, out=None, lse=None, ones=None):
     """exp(z_k) / sum_m exp(z_m) per row, shifted by the row's largest z (same value, no overflow);
-    with ``lse`` ([batch, 1]), the row's log-sum-exp log(sum_m exp(z_m)) is written there too."""
+    with ``lse`` ([batch, 1]), the row's log-sum-exp log(sum_m exp(z_m)) is written there too;
+    with ``ones`` ([units, 1]), the rows are summed as one matrix product (a reduction along short
+    rows costs twice as much)."""
     top = np.maximum.reduce(z, axis=1, keepdims=True)
     out = np.subtract(z, top, out=out)
     np.exp(out, out=out)
-    total = np.add.reduce(out, axis=1, keepdims=True)
+    total = np.add.reduce(out, axis=1, keepdims=True) if ones is None else np.dot(out, ones, out=lse)
     out /= total
     if lse is not None:
         np.log(total, out=lse)
@@ -80,13 +85,15 @@ class Network:
         self.weight_decay = 0.0
         self.steps = 0
         self._work = {}
+        self._ones_out = np.ones(10, dtype=self.dtype)
 
     def _workspace(self, batch):
         """Buffers for a batch size, made once: a step allocates no arrays of its own."""
         work = self._work.get(batch)
         if work is None:
-            work = {name: np.empty((batch, size), dtype=self.dtype) for name, size in (('net_h', 128), ('out_h', 128), ('delta_h', 128), ('tmp_h', 128), ('net_o', 10), ('out_o', 10), ('delta_o', 10), ('tmp_o', 10), ('lse_o', 1))}
+            work = {name: np.empty((batch, size), dtype=self.dtype) for name, size in (('net_h', 128), ('out_h', 128), ('delta_h', 128), ('tmp_h', 128), ('net_o', 10), ('out_o', 10), ('delta_o', 10), ('lse_o', 1))}
             work["ones"] = np.ones(batch, dtype=self.dtype)
+            work["ones_o"] = np.ones((10, 1), dtype=self.dtype)
             work["grad"] = np.zeros_like(self.theta)
             work["grads"] = {name: work["grad"][a:b].reshape(shape) for name, (a, b, shape) in SLOTS.items()}
             if len(self._work) >= 4:
@@ -103,6 +110,12 @@ class Network:
         T = np.asarray(T, dtype=self.dtype)
         if T.shape != (X.shape[0], 10):
             raise ValueError(f"T: expected shape [{X.shape[0]}, 10], got {list(T.shape)}")
+        # delta_o = out_o - T only where each row of T sums to 1: other targets would train on wrong gradients
+        excess = np.dot(T, self._ones_out)
+        excess -= 1.0
+        if not np.dot(excess, excess) <= TARGET_TOLERANCE**2 * len(excess):
+            row = int(np.argmax(np.where(np.isnan(excess), np.inf, np.abs(excess))))
+            raise ValueError(f"T: row {row} (from 0) sums to {excess[row] + 1.0:.17g}; cross_entropy after softmax needs each row of targets to sum to 1 (one-hot or probabilities)")
         return X, T
 
     # -- forward ---------------------------------------------------------------------------------
@@ -118,7 +131,7 @@ class Network:
         net_o = np.dot(out_h, p["W2"].T, out=work["net_o"])
         net_o += p["b2"]
         # out_o = softmax(net_o), each row shifted by its largest net; its log-sum-exp kept for the loss
-        out_o = softmax(net_o, out=work["out_o"], lse=work["lse_o"])
+        out_o = softmax(net_o, out=work["out_o"], lse=work["lse_o"], ones=work["ones_o"])
         return net_h, out_h, net_o, out_o
 
     def forward(self, X):
@@ -131,10 +144,8 @@ class Network:
     # -- loss ------------------------------------------------------------------------------------
 
     def _loss(self, X, T, work, net_h, out_h, net_o, out_o):
-        # log(out_o) = net_o - log-sum-exp of the row (kept by softmax): no log(0) where an output underflows
-        log_out = np.subtract(net_o, work["lse_o"], out=work["tmp_o"])
-        # E = mean over the batch of the sum over outputs of cross_entropy
-        E = -np.vdot(T, log_out)
+        # E = mean over the batch of -sum T*log(out_o) = log-sum-exp of each row (kept by softmax) - sum T*net_o (each row of T sums to 1)
+        E = np.vdot(work["ones"], work["lse_o"]) - np.vdot(T, net_o)
         return float(E) / X.shape[0]
 
     def loss(self, X, T):
@@ -250,36 +261,52 @@ def load_data(path, inputs=None, targets=None):
     inputs first and then the targets)."""
     path = Path(path)
     if path.suffix == ".npz":
+        if not zipfile.is_zipfile(path):
+            raise ValueError("not a .npz archive (a zip of .npy arrays)")
         with np.load(path, allow_pickle=False) as data:
+            if not {"X", "T"} <= set(data.files):
+                raise ValueError(f"expected arrays X and T, found {sorted(data.files)}")
             return data["X"], data["T"]
     with path.open(encoding="utf-8") as handle:
         header = [name.strip() for name in handle.readline().split(",")]
-    table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+        rows = handle.read().splitlines()
     inputs = inputs or (INPUTS if set(INPUTS) <= set(header) else header[:len(INPUTS)])
     targets = targets or (TARGETS if set(TARGETS) <= set(header) else header[len(INPUTS):len(INPUTS) + len(TARGETS)])
     missing = [name for name in (*inputs, *targets) if name not in header]
     if missing or len(inputs) != len(INPUTS) or len(targets) != len(TARGETS):
-        raise ValueError(f"{path}: expected columns for {len(INPUTS)} inputs and {len(TARGETS)} targets, header has {header}")
+        raise ValueError(f"expected columns for {len(INPUTS)} inputs and {len(TARGETS)} targets, header has {header}")
+    if not any(row.strip() for row in rows):
+        raise ValueError("no rows of data after the header")
+    table = np.loadtxt(rows, delimiter=",", ndmin=2)
+    if table.shape[1] != len(header):
+        raise ValueError(f"the rows have {table.shape[1]} values, the header {len(header)} names")
     return table[:, [header.index(n) for n in inputs]], table[:, [header.index(n) for n in targets]]
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=f"Train the network mlp_784_128_10 and print the loss.")
+    parser = argparse.ArgumentParser(description="Train the network mlp_784_128_10 and print the loss.")
     parser.add_argument("--data", help="a .csv (header row) or .npz (X, T) file; default: the spec's")
     parser.add_argument("--epochs", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
-    if args.data:
-        X, T = load_data(args.data)
-    elif DATA:
-        X, T = load_data(Path(__file__).parent / DATA, *DATA_COLUMNS)
-    else:
-        X, T = np.array(SAMPLE_X), np.array(SAMPLE_T)
-    network = Network()
-    print(f"loss before: {network.loss(X, T):.9g}")
-    network.fit(X, T, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, verbose=args.verbose)
+    if args.epochs < 0 or args.batch_size < 1:
+        parser.error("--epochs must be at least 0 and --batch-size at least 1")
+    source = args.data or (Path(__file__).parent / DATA if DATA else None)
+    try:
+        if source is None:
+            X, T = np.array(SAMPLE_X), np.array(SAMPLE_T)
+        else:
+            X, T = load_data(source, *(() if args.data else DATA_COLUMNS))
+        network = Network()
+        print(f"loss before: {network.loss(X, T):.9g}")
+    except (OSError, ValueError) as error:  # a file that is missing, unreadable or of the wrong shape
+        parser.exit(2, f"{parser.prog}: error: {source or 'the sample'}: {getattr(error, 'strerror', None) or error}\n")
+    try:
+        network.fit(X, T, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, verbose=args.verbose)
+    except FloatingPointError as error:
+        parser.exit(1, f"{parser.prog}: {error}\n")
     print(f"loss after {args.epochs} epochs: {network.loss(X, T):.9g}")
 
 

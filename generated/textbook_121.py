@@ -16,6 +16,7 @@ Use: `Network().fit(X, T, epochs=30)` with X [batch, inputs] and T [batch, outpu
 
 import argparse
 import math
+import zipfile
 from pathlib import Path
 from types import MappingProxyType
 
@@ -304,36 +305,52 @@ def load_data(path, inputs=None, targets=None):
     inputs first and then the targets)."""
     path = Path(path)
     if path.suffix == ".npz":
+        if not zipfile.is_zipfile(path):
+            raise ValueError("not a .npz archive (a zip of .npy arrays)")
         with np.load(path, allow_pickle=False) as data:
+            if not {"X", "T"} <= set(data.files):
+                raise ValueError(f"expected arrays X and T, found {sorted(data.files)}")
             return data["X"], data["T"]
     with path.open(encoding="utf-8") as handle:
         header = [name.strip() for name in handle.readline().split(",")]
-    table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+        rows = handle.read().splitlines()
     inputs = inputs or (INPUTS if set(INPUTS) <= set(header) else header[:len(INPUTS)])
     targets = targets or (TARGETS if set(TARGETS) <= set(header) else header[len(INPUTS):len(INPUTS) + len(TARGETS)])
     missing = [name for name in (*inputs, *targets) if name not in header]
     if missing or len(inputs) != len(INPUTS) or len(targets) != len(TARGETS):
-        raise ValueError(f"{path}: expected columns for {len(INPUTS)} inputs and {len(TARGETS)} targets, header has {header}")
+        raise ValueError(f"expected columns for {len(INPUTS)} inputs and {len(TARGETS)} targets, header has {header}")
+    if not any(row.strip() for row in rows):
+        raise ValueError("no rows of data after the header")
+    table = np.loadtxt(rows, delimiter=",", ndmin=2)
+    if table.shape[1] != len(header):
+        raise ValueError(f"the rows have {table.shape[1]} values, the header {len(header)} names")
     return table[:, [header.index(n) for n in inputs]], table[:, [header.index(n) for n in targets]]
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=f"Train the network textbook_121 and print the loss.")
+    parser = argparse.ArgumentParser(description="Train the network textbook_121 and print the loss.")
     parser.add_argument("--data", help="a .csv (header row) or .npz (X, T) file; default: the spec's")
     parser.add_argument("--epochs", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
-    if args.data:
-        X, T = load_data(args.data)
-    elif DATA:
-        X, T = load_data(Path(__file__).parent / DATA, *DATA_COLUMNS)
-    else:
-        X, T = np.array(SAMPLE_X), np.array(SAMPLE_T)
-    network = Network()
-    print(f"loss before: {network.loss(X, T):.9g}")
-    network.fit(X, T, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, verbose=args.verbose)
+    if args.epochs < 0 or args.batch_size < 1:
+        parser.error("--epochs must be at least 0 and --batch-size at least 1")
+    source = args.data or (Path(__file__).parent / DATA if DATA else None)
+    try:
+        if source is None:
+            X, T = np.array(SAMPLE_X), np.array(SAMPLE_T)
+        else:
+            X, T = load_data(source, *(() if args.data else DATA_COLUMNS))
+        network = Network()
+        print(f"loss before: {network.loss(X, T):.9g}")
+    except (OSError, ValueError) as error:  # a file that is missing, unreadable or of the wrong shape
+        parser.exit(2, f"{parser.prog}: error: {source or 'the sample'}: {getattr(error, 'strerror', None) or error}\n")
+    try:
+        network.fit(X, T, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, verbose=args.verbose)
+    except FloatingPointError as error:
+        parser.exit(1, f"{parser.prog}: {error}\n")
     print(f"loss after {args.epochs} epochs: {network.loss(X, T):.9g}")
 
 

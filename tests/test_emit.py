@@ -213,6 +213,32 @@ def test_a_loss_that_turns_infinite_names_the_epoch_and_step(generated_modules) 
             net.fit(X, T, epochs=50, batch_size=4)
 
 
+@pytest.mark.parametrize("bad", [[1.0, 1.0, 0.0], [0.0, 0.0, 0.0], [0.5, 0.2, 0.2], [np.nan, 1.0, 0.0]])
+def test_softmax_cross_entropy_refuses_targets_that_do_not_sum_to_1(bad, generated_modules) -> None:
+    """delta_o = out_o - T holds only where each row of T sums to 1: any other row would train on
+    silently wrong gradients (before the check, b2's were off by 0.1 for a row [1, 1, 0])."""
+    module = generated_modules["softmax_classifier"]
+    net, X = module.Network(), np.random.default_rng(3).uniform(0, 1, (4, 4))
+    T = np.eye(3)[[0, 1, 2, 0]]
+    T[2] = bad
+    before = net.theta.copy()
+    for call in (net.loss, net.gradients, net.step, net.evaluate, net.fit):
+        with pytest.raises(ValueError, match=r"^T: row 2 \(from 0\) sums to .*needs each row of targets to sum to 1"):
+            call(X, T)
+    np.testing.assert_array_equal(net.theta, before)
+
+
+def test_targets_that_sum_to_1_up_to_float32_rounding_are_taken(generated_modules) -> None:
+    module = generated_modules["softmax_classifier"]
+    X = np.random.default_rng(4).uniform(0, 1, (6, 4))
+    T = np.random.default_rng(5).dirichlet(np.ones(3), size=6).astype(np.float32)
+    net = module.Network(dtype=np.float32)
+    net.step(X, T)
+    grads = module.Network().gradients(X, T.astype(np.float64))
+    assert all(np.isfinite(g).all() for g in grads.values())
+    np.testing.assert_allclose(flat(grads, net), finite_difference(module.Network(), X, T.astype(np.float64)), atol=1e-7)
+
+
 def test_save_and_load_round_trip_and_refuse_another_architecture(tmp_path: Path, generated_modules) -> None:
     mazur, xor = generated_modules["mazur"], generated_modules["xor"]
     net = mazur.Network()
@@ -273,6 +299,45 @@ def test_running_the_file_trains_and_prints_the_loss(tmp_path: Path) -> None:
     csv.write_text("i1,i2,t1,t2\n0.05,0.1,0.01,0.99\n0.5,0.2,0.9,0.1\n", encoding="utf-8")
     result = subprocess.run([sys.executable, str(GENERATED / "mazur.py"), "--data", str(csv), "--epochs", "3"], capture_output=True, text=True, check=True)
     assert "loss after 3 epochs" in result.stdout
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("missing.csv", None, "missing.csv: No such file or directory"),
+    ("letters.csv", "i1,i2,t1,t2\n0.05,x,0.01,0.99\n", "could not convert string 'x'"),
+    ("header.csv", "a,b\n1,2\n", "expected columns for 2 inputs and 2 targets, header has ['a', 'b']"),
+    ("empty.csv", "i1,i2,t1,t2\n", "no rows of data after the header"),
+    ("text.npz", "not a zip", "not a .npz archive"),
+    ("wide.csv", "i1,i2,t1,t2\n0.05,0.1,0.01,0.99,7\n", "the rows have 5 values, the header 4 names"),
+])
+def test_running_the_file_on_bad_data_is_one_line_and_exit_2(name: str, content, message: str, tmp_path: Path) -> None:
+    path = tmp_path / name
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    result = subprocess.run([sys.executable, str(GENERATED / "mazur.py"), "--data", str(path), "--epochs", "2"],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 2 and result.stdout == "", result
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"mazur.py: error: {path}: ") and message in result.stderr
+
+
+def test_running_the_file_stops_with_one_line_when_the_loss_is_not_finite(tmp_path: Path) -> None:
+    module = import_file(GENERATED / "custom_activation.py")
+    path = tmp_path / "huge.csv"
+    row = ",".join(["1e300"] * len(module.INPUTS) + ["0.5"] * len(module.TARGETS))
+    path.write_text(",".join(module.INPUTS + module.TARGETS) + "\n" + row + "\n", encoding="utf-8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = subprocess.run([sys.executable, "-W", "ignore", str(GENERATED / "custom_activation.py"), "--data", str(path), "--epochs", "3"],
+                                capture_output=True, text=True, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result
+    assert result.stderr.strip().startswith("custom_activation.py: the loss became") and "at epoch 1, step 1" in result.stderr
+
+
+def test_running_the_file_checks_its_arguments() -> None:
+    result = subprocess.run([sys.executable, str(GENERATED / "mazur.py"), "--batch-size", "0"], capture_output=True, text=True, check=False)
+    assert result.returncode == 2 and "--batch-size at least 1" in result.stderr
+    result = subprocess.run([sys.executable, str(GENERATED / "mazur.py"), "--epochs", "0"], capture_output=True, text=True, check=True)
+    assert result.stdout.splitlines() == ["loss before: 0.298371109", "loss after 0 epochs: 0.298371109"]
 
 
 # -- the command ----------------------------------------------------------------------------------
