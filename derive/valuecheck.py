@@ -44,7 +44,7 @@ def matches(literal: Literal, value: float) -> str | None:
     claimed = literal.value
     if not any(claimed.as_tuple().digits):
         return "rounded" if abs(value) <= ZERO else None
-    if value != 0 and literal.value.as_tuple().exponent > _first_digit(value):  # type: ignore[operator]
+    if value != 0 and literal.value.as_tuple().exponent > first_digit(value):  # type: ignore[operator]
         return None  # e.g. 0.1 or 0 for 0.0822: the digits written stop before the value starts
     if significant(literal) > MAX_SIGNIFICANT:
         exact = Decimal(repr(float(value)))
@@ -56,7 +56,7 @@ def matches(literal: Literal, value: float) -> str | None:
     return None
 
 
-def _first_digit(value: float) -> int:
+def first_digit(value: float) -> int:
     """The power of ten of ``value``'s first significant digit (-2 for 0.0822)."""
     return Decimal(repr(float(value))).adjusted()
 
@@ -95,6 +95,9 @@ def value_findings(literal: Literal, value: float, alternatives: Sequence[tuple[
     if own is not None and own[0]:
         from_formula = own[1]
         return [Finding("arithmetic", f"the formula is right, the arithmetic is not: on the sample it gives {from_formula:.9g}", f"{from_formula:.9g}")]
+    coarse = too_coarse(literal, value)
+    if coarse:
+        return [coarse]
     slip = digit_slip(literal, value) if significant(literal) >= 2 else None
     if slip:
         return [slip]
@@ -102,6 +105,16 @@ def value_findings(literal: Literal, value: float, alternatives: Sequence[tuple[
     relative = f" ({abs(difference / value) * 100:.3g}%)" if value else ""
     words = f"off by {difference:+.3g}{relative}; it matches none of the typical mistakes, so an arithmetic slip"
     return [Finding("arithmetic", words, f"{value:.9g}")]
+
+
+def too_coarse(literal: Literal, value: float) -> Finding | None:
+    """The true value rounded to a digit before its first significant one (0.1 or 0 for 0.0822):
+    right as far as it goes, but it says nothing of the value."""
+    exponent = literal.value.as_tuple().exponent
+    if not value or not isinstance(exponent, int) or exponent <= first_digit(value) or literal.value != at_precision(value, literal):
+        return None
+    least = Decimal(repr(float(value))).quantize(Decimal(1).scaleb(first_digit(value)), rounding=ROUND_HALF_UP, context=_CONTEXT)
+    return Finding("coarse", f"{literal.text} is {value:.9g} rounded before its first significant digit, which says nothing of it; write at least {least}", f"{value:.9g}")
 
 
 def digit_slip(literal: Literal, value: float) -> Finding | None:

@@ -381,10 +381,11 @@ class Verifier:
         return verdict, claimed
 
     def _restates(self, target: Target, raw: sympy.Expr, used: set[tuple[sympy.Symbol, sympy.Symbol]]) -> bool:
-        """Whether a formula uses what it is a formula of: dE/dw5 in one for dE/dw5, h1 in one for
-        out_h1 (inputs and targets are their own formulas)."""
+        """Whether a formula uses what it is a formula of: dE/dw5 in one for dE/dw5, delta_o1 in one
+        for dE/dnet_o1, h1 in one for out_h1 (inputs and targets are their own formulas)."""
         if target.kind in (TargetKind.GRADIENT, TargetKind.UNIT_GRADIENT):
-            return (self.network.loss_symbol, target.symbol) in used
+            delta = [s for s in raw.free_symbols if s.name.startswith("delta_") and naming.NET.format(unit=s.name[len("delta_"):]) == target.symbol.name]
+            return (self.network.loss_symbol, target.symbol) in used or bool(delta)
         if target.kind is TargetKind.UNIT:
             node = self.names.nodes.get(target.symbol.name)
             return node is not None and node[1] > 0 and target.symbol in raw.free_symbols

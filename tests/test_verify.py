@@ -69,6 +69,12 @@ def test_digits_that_do_not_reach_the_value_are_wrong(of: str, value: str) -> No
     assert not one("mazur", of, "value", value).correct
 
 
+@pytest.mark.parametrize("of, value, least", [("dE/dw5", "0.1", "0.08"), ("dE/dw5", "0", "0.08"), ("dE/dw1", "0", "0.0004"), ("w5+", "0", "0.4")])
+def test_a_claim_rounded_before_the_first_digit_is_named_so(of: str, value: str, least: str) -> None:
+    verdict = one("mazur", of, "value", value)
+    assert [f.mistake for f in verdict.findings] == ["coarse"] and f"write at least {least}" in verdict.diagnosis
+
+
 @pytest.mark.parametrize("of, value", [("dE/dw5", "0.08"), ("w5+", "0.4"), ("w5+", "0.36"), ("w5+", "0.35"), ("dE/dw1", "0.0004386"), ("dE/dw1", "0.0004")])
 def test_coarse_claims_that_reach_the_value(of: str, value: str) -> None:
     assert one("mazur", of, "value", value).correct
@@ -172,7 +178,8 @@ def test_one_significant_digit_still_shows_a_flipped_sign() -> None:
     assert [f.mistake for f in verdict.findings] == ["sign"]
 
 
-@pytest.mark.parametrize("of, key, claimed", [("dE/dw5", "chain", '"dE/dw5"'), ("dE/dw5", "formula", '"dE/dw5"'), ("out_h1", "formula", '"h1"'), ("dE/dnet_o1", "formula", '"dE/dnet_o1"')])
+@pytest.mark.parametrize("of, key, claimed", [("dE/dw5", "chain", '"dE/dw5"'), ("dE/dw5", "formula", '"dE/dw5"'), ("out_h1", "formula", '"h1"'), ("dE/dnet_o1", "formula", '"dE/dnet_o1"'),
+                                                 ("dE/dnet_o1", "formula", '"delta_o1"'), ("dE/dnet_h1", "formula", '"2*delta_h1/2"')])
 def test_restating_what_is_asked_is_wrong(of: str, key: str, claimed: str) -> None:
     verdict = one("mazur", of, key, claimed)
     assert not verdict.correct and [f.mistake for f in verdict.findings] == ["restates"]
@@ -300,6 +307,14 @@ def test_json_has_the_written_digits(capsys, tmp_path) -> None:
     (tmp_path / "c.yaml").write_text("claims: [{of: dE/dw5, value: 0.0820}]\n")
     code, out, _ = run(capsys, "verify", MAZUR, str(tmp_path / "c.yaml"), "--json")
     assert code == 1 and json.loads(out)["claims"][0]["written"] == "0.0820"
+
+
+@pytest.mark.parametrize("value, shown", [("1e-130", "expected: 0.0821670406\n"), ("0.1", "expected: 0.0821670406\n"),
+                                          ("0.0812", "expected: 0.0821670406 (0.0822 to the digits written)\n")])
+def test_the_value_to_the_digits_written_only_where_it_says_something(value: str, shown: str, capsys, tmp_path) -> None:
+    (tmp_path / "c.yaml").write_text(f"claims: [{{of: dE/dw5, value: {value}}}]\n")
+    code, out, _ = run(capsys, "verify", MAZUR, str(tmp_path / "c.yaml"))
+    assert code == 1 and shown in out and max(len(line) for line in out.splitlines()) < 200
 
 
 def test_huge_claim_short_percentage() -> None:
