@@ -18,21 +18,19 @@ from typing import TYPE_CHECKING
 import sympy
 
 from .claims import Claim, Part
-from .diagnosis import Finding
+from .diagnosis import Finding, Verdict
 from .formula import format_expr
 from .errors import ChainruleError
 from .paths import MAX_PATHS, Node, TooManyPaths
 
 if TYPE_CHECKING:
-    from .verify import Verdict, Verifier
+    from .verify import Verifier
 
 MAX_TERMS = 256
 
 
-def judge_chain(verifier: "Verifier", claim: Claim, source: str) -> "Verdict":
+def judge_chain(verifier: "Verifier", claim: Claim, source: str) -> Verdict:
     """The verdict on the chain part of ``claim``."""
-    from .verify import Verdict
-
     assert claim.chain is not None
     graph, names = verifier.graph, verifier.names
     field = f"{claim.field}.chain"

@@ -18,7 +18,9 @@ from typing import Sequence
 import sympy
 
 from .chain import Factor, Path
+from .claims import Part
 from .formula import format_expr, tree_size
+from .paths import through_label
 
 MAX_RATIO_NODES = 60
 MAX_SUBSETS_PATHS = 6
@@ -32,6 +34,33 @@ class Finding:
     mistake: str
     words: str
     formula: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The judgement of one part of one claim.
+
+    Attributes:
+        claim: the claim's number in its file (from 1); ``of`` as written, ``label`` in the
+            spec's spelling (``dE/dw5``).
+        expected, claimed: numbers for a value, text for a formula or a chain.
+        findings: what differs (empty when correct); ``note`` a remark on a correct one.
+    """
+
+    claim: int
+    of: str
+    label: str
+    part: Part
+    correct: bool
+    expected: float | str
+    claimed: float | str
+    findings: tuple[Finding, ...] = ()
+    note: str = ""
+    written: str = ""  # a claimed value's digits as written
+
+    @property
+    def diagnosis(self) -> str:
+        return "; ".join(f.words for f in self.findings)
 
 
 @dataclass(frozen=True)
@@ -62,14 +91,10 @@ def path_product(path: Path, replace: dict[int, sympy.Expr] | None = None) -> sy
 
 
 def path_label(path: Path, paths: Sequence[Path] = ()) -> str:
-    """The units that tell a path from its siblings: ``out_o2`` (where all pass out_h1), or
-    ``out_o1, net_o3`` through a softmax layer."""
+    """The units that tell a path from its siblings (see :func:`paths.through_label`)."""
     inner = [f.wrt.name for f in path.factors[:-1] if f.wrt.name.startswith(("out_", "net_"))]
     shared = set.intersection(*[{f.wrt.name for f in p.factors} for p in paths]) if len(paths) > 1 else set()
-    own = [n for n in inner if n not in shared] or [n for n in inner if n.startswith("out_")]
-    outs = {n[len("out_"):] for n in own if n.startswith("out_")}
-    shown = [n for n in own if n.startswith("out_") or n[len("net_"):] not in outs]
-    return ", ".join(shown) if shown else path.factors[-1].wrt.name
+    return through_label(inner, shared, path.factors[-1].wrt.name)
 
 
 def path_form(path: Path) -> str:

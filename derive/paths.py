@@ -11,7 +11,7 @@ chain rule for ``dE/dX`` is the sum over the paths from E down to X. Unlike the 
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import sympy
 
@@ -113,14 +113,10 @@ class Graph:
         return " * ".join(self.factor_name(a, b) for a, b in zip(path, path[1:]))
 
     def through(self, path: tuple[Node, ...], siblings: list[tuple[Node, ...]]) -> str:
-        """The units that tell a path from its siblings: ``out_o2`` where every path passes
-        out_h1; ``out_o1, net_o3`` through a softmax layer."""
-        shared = set.intersection(*[set(p) for p in siblings]) if len(siblings) > 1 else set()
-        inner = [n for n in path[1:-1] if n[0] in ("out", "net")]
-        own = [n for n in inner if n not in shared] or [n for n in inner if n[0] == "out"]
-        outs = {n[1:] for n in own if n[0] == "out"}
-        shown = [self.name(n) for n in own if n[0] == "out" or n[1:] not in outs]
-        return ", ".join(shown) if shown else self.name(path[-1])
+        """The units that tell a path from its siblings (see :func:`through_label`)."""
+        shared = set.intersection(*[{self.name(n) for n in p} for p in siblings]) if len(siblings) > 1 else set()
+        inner = [self.name(n) for n in path[1:-1] if n[0] in ("out", "net")]
+        return through_label(inner, shared, self.name(path[-1]))
 
     # -- expressions -------------------------------------------------------------------------
 
@@ -151,3 +147,13 @@ class Graph:
             value = sympy.Add(*[self.gradient(("out", l, j)) * self.local(("out", l, j), node) for j in rows])
         self._grads[node] = value
         return value
+
+
+def through_label(inner: Sequence[str], shared: set[str], last: str) -> str:
+    """The units that tell a path from its siblings: ``out_o2`` where every path passes out_h1;
+    ``out_o1, net_o3`` through a softmax layer. ``inner`` names the path's out_ and net_ nodes in
+    order, ``shared`` those every sibling passes; ``last`` is shown when nothing else tells."""
+    own = [n for n in inner if n not in shared] or [n for n in inner if n.startswith("out_")]
+    outs = {n[len("out_"):] for n in own if n.startswith("out_")}
+    shown = [n for n in own if n.startswith("out_") or n[len("net_"):] not in outs]
+    return ", ".join(shown) if shown else last

@@ -31,6 +31,7 @@ from .derivation import Derivation, PointValues
 from .diagnosis import (
     Alternative,
     Finding,
+    Verdict,
     gradient_alternatives,
     path_findings,
     path_form,
@@ -50,33 +51,6 @@ from .valuecheck import judge_number, value_findings
 RANDOM_POINTS = 6
 RELATIVE = 1e-9
 MAX_SIBLINGS = 16
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The judgement of one part of one claim.
-
-    Attributes:
-        claim: the claim's number in its file (from 1); ``of`` as written, ``label`` in the
-            spec's spelling (``dE/dw5``).
-        expected, claimed: numbers for a value, text for a formula or a chain.
-        findings: what differs (empty when correct); ``note`` a remark on a correct one.
-    """
-
-    claim: int
-    of: str
-    label: str
-    part: Part
-    correct: bool
-    expected: float | str
-    claimed: float | str
-    findings: tuple[Finding, ...] = ()
-    note: str = ""
-    written: str = ""  # a claimed value's digits as written
-
-    @property
-    def diagnosis(self) -> str:
-        return "; ".join(f.words for f in self.findings)
 
 
 @dataclass(frozen=True)
