@@ -162,7 +162,7 @@ def build_trainer_context(d: Derivation, spec_path: str, out_dir: str) -> Traine
         outputs_count=network.sizes[-1],
         forward_returns=", ".join(name for form in d.layers for name in (form.net, form.out)),
         targets_sum_to_one=_targets_sum_to_one(d),
-        output_delta=f"{d.layers[-1].delta} = {d.layers[-1].out} - T",
+        output_delta=_output_delta_text(d),
         loss_name=spec.loss.formula or spec.loss.name,
         unit_ones=tuple((_ones(form), form.size) for form in d.layers if f'work["{_ones(form)}"]' in code),
     )
@@ -172,6 +172,13 @@ def _targets_sum_to_one(d: Derivation) -> bool:
     """True when the output delta's closed form holds only where each row of targets sums to 1
     (softmax with cross-entropy): the trainer then refuses other targets."""
     return bool(d.layers[-1].output.constraint)
+
+
+def _output_delta_text(d: Derivation) -> str:
+    """The output delta's closed form as the emitted comments write it (``delta_o = out_o - T``)."""
+    last = d.layers[-1]
+    closed = last.output.closed
+    return "" if closed is None else f"{last.delta} = {_human(closed, {Y: last.out, T: 'T', X: last.net})}"
 
 
 def _ones(form: LayerForm) -> str:
