@@ -208,7 +208,7 @@ def _loss_function(derivation: Derivation, values: Values) -> Loss:
     def loss(l: int, kind: str, group: np.ndarray) -> float:
         W, b = list(values.W), list(values.b)
         (W if kind == "W" else b)[l] = group
-        nets, outs = numbers.forward(tuple(W), tuple(b), values.x)
+        _, outs = numbers.forward(tuple(W), tuple(b), values.x)
         return numbers.loss(outs[-1], values.t)
 
     return loss

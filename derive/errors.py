@@ -14,8 +14,7 @@ MAX_SHOWN = 60
 
 def shown(value: Any) -> str:
     """A short, one-line rendering of a user value for an error message."""
-    text = repr(value) if not isinstance(value, str) else repr(value)
-    text = text.replace("\n", "\\n")
+    text = repr(value).replace("\n", "\\n")
     return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
 
 

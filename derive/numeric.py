@@ -188,7 +188,7 @@ def _logistic_power(a: Compiled, m: int, n: int) -> Compiled:
 
 def _compile_pow(expr: sympy.Pow) -> Compiled:
     base, exponent = expr.args
-    groups, rest = _logistic_groups([expr])
+    groups, _ = _logistic_groups([expr])
     if groups:
         return groups[0]
     b = _compile(base)
