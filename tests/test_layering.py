@@ -42,3 +42,22 @@ def test_no_string_evaluation(path) -> None:
                 assert node.func.id not in FORBIDDEN_BUILTINS | FORBIDDEN_ANYWHERE, f"{path.name}:{node.lineno} calls {node.func.id}"
             elif isinstance(node.func, ast.Attribute):
                 assert node.func.attr not in FORBIDDEN_ANYWHERE, f"{path.name}:{node.lineno} calls .{node.func.attr}"
+
+
+#: Sizes that keep things readable (../shared/style.md, principle 9): a function of more than 60
+#: lines is split; a template of more than about 150 lines has logic that belongs in its context.
+MAX_FUNCTION_LINES, MAX_TEMPLATE_LINES = 60, 150
+TEMPLATES = sorted((ROOT / "codegen" / "templates").glob("*.j2"))
+
+
+@pytest.mark.parametrize("path", EVERYTHING, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_functions_are_short(path) -> None:
+    tree = ast.parse(path.read_text())
+    long = [f"{node.name} ({node.end_lineno - node.lineno + 1} lines)" for node in ast.walk(tree)
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
+    assert not long, f"{path.name}: split {', '.join(long)}"
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
+def test_templates_are_short(path) -> None:
+    assert len(path.read_text().splitlines()) <= MAX_TEMPLATE_LINES
