@@ -25,7 +25,7 @@ from chainrule.derive.derivation import derive
 from chainrule.derive.documents import FORMATS, format_of
 from chainrule.derive.errors import ChainruleError
 from chainrule.derive.spec import Spec
-from chainrule.derive.valuecheck import MAX_SIGNIFICANT, first_digit, at_precision
+from chainrule.derive.valuecheck import to_digits_written
 from chainrule.derive.verify import Verdict, Verifier
 
 from .describe import number
@@ -132,12 +132,8 @@ def shown_expected(v: Verdict) -> str:
         return v.expected
     if v.correct or not v.written:
         return number(v.expected)
-    literal = parse_literal(v.written, "", "")
-    last = literal.value.as_tuple().exponent
-    first = first_digit(v.expected) if v.expected else last
-    if not isinstance(last, int) or not first - MAX_SIGNIFICANT < last <= first:
-        return number(v.expected)  # the claim stops before the value starts, or writes more digits than a float holds
-    return f"{number(v.expected)} ({at_precision(v.expected, literal)} to the digits written)"
+    written = to_digits_written(v.expected, parse_literal(v.written, "", ""))
+    return number(v.expected) if written is None else f"{number(v.expected)} ({written} to the digits written)"
 
 
 def shown_claimed(v: Verdict) -> str:

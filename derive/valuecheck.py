@@ -56,6 +56,16 @@ def matches(literal: Literal, value: float) -> str | None:
     return None
 
 
+def to_digits_written(value: float, literal: Literal) -> Decimal | None:
+    """``value`` rounded to the last digit ``literal`` shows, or None where that says nothing: the
+    claim stops before the value's first digit, or writes more digits than a float holds."""
+    last = literal.value.as_tuple().exponent
+    first = first_digit(value) if value else last
+    if not isinstance(last, int) or not first - MAX_SIGNIFICANT < last <= first:
+        return None
+    return at_precision(value, literal)
+
+
 def first_digit(value: float) -> int:
     """The power of ten of ``value``'s first significant digit (-2 for 0.0822)."""
     return Decimal(repr(float(value))).adjusted()
