@@ -7,8 +7,10 @@ another network is refused before any number is compared.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
+import io
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +35,10 @@ def load_trainer(path: str, derivation: Derivation):
     if loader_spec is None or loader_spec.loader is None:
         raise ChainruleError(path, FIELD, "cannot be imported as a Python module")
     module = importlib.util.module_from_spec(loader_spec)
-    try:
-        loader_spec.loader.exec_module(module)
-    except Exception as error:  # the file is arbitrary Python: any failure is the file's, said in one line
+    try:  # what the file prints is not check's output, and its exit is not check's exit code
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            loader_spec.loader.exec_module(module)
+    except (Exception, SystemExit) as error:  # the file is arbitrary Python: any failure is the file's, said in one line
         raise ChainruleError(path, FIELD, f"cannot be imported: {type(error).__name__}: {error}") from None
     expected = architecture(derivation)
     found = getattr(module, "ARCHITECTURE", None)
@@ -44,5 +47,5 @@ def load_trainer(path: str, derivation: Derivation):
         raise ChainruleError(path, FIELD, f"is not the trainer of this spec: it has {shown}, the spec's is {expected!r} (emit it again: chainrule emit SPEC)")
     try:
         return module.Network(dtype=np.float64)
-    except Exception as error:
+    except (Exception, SystemExit) as error:
         raise ChainruleError(path, FIELD, f"Network() fails: {type(error).__name__}: {error}") from None

@@ -135,6 +135,17 @@ def test_unusable_emitted_files_are_one_line_errors(tmp_path, capsys, content, e
     assert len(err.splitlines()) == 1 and expected in err and "--emitted" in err
 
 
+@pytest.mark.parametrize("tail, expected", [("import sys\nsys.exit(0)\n", "SystemExit: 0"), ("raise SystemExit(5)\n", "SystemExit: 5"),
+                                            ("print('hello from the file')\nNetwork = None\n", "Network() fails")])
+def test_a_trainer_that_exits_or_prints_at_import_cannot_decide_the_result(tmp_path, capsys, tail, expected) -> None:
+    # the file's own exit code used to become check's (0: "agree", with nothing checked)
+    path = tmp_path / "mazur.py"
+    path.write_text((ROOT / "generated" / "mazur.py").read_text() + "\n" + tail)
+    assert main(["check", str(ROOT / "examples" / "mazur.yaml"), "--emitted", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1 and expected in err
+
+
 def test_check_emitted_leaves_the_trainers_parameters_as_they_were() -> None:
     from chainrule.codegen.emitted import load_trainer
     from chainrule.derive.check import check_emitted
