@@ -80,14 +80,14 @@ def code_text(text: str) -> Tex:
 # Numbers
 
 
-def number_text(value: float) -> str:
-    """A value to 9 significant digits, as worked examples print them (``-0`` as ``0``)."""
-    return f"{value + 0.0:.{DIGITS}g}"
+def number_text(value: float, digits: int = DIGITS) -> str:
+    """A value to 9 (or ``digits``) significant digits, as worked examples print them (``-0`` as ``0``)."""
+    return f"{value + 0.0:.{digits}g}"
 
 
-def number_tex(value: float) -> Tex:
+def number_tex(value: float, digits: int = DIGITS) -> Tex:
     """``\\val{0.593269992}``; powers of ten as ``\\val{8.2\\times 10^{-5}}``."""
-    text = number_text(value)
+    text = number_text(value, digits)
     if "e" in text:
         mantissa, exponent = text.split("e")
         text = rf"{mantissa}\times 10^{{{int(exponent)}}}"

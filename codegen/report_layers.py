@@ -83,12 +83,16 @@ def _names_of(form: LayerForm) -> dict:
     return {X: real_symbol(form.net), Y: real_symbol(form.out), T: real_symbol(naming.TARGET_VECTOR)}
 
 
-def _vector_math(expr: sympy.Expr, form: LayerForm) -> Tex:
-    return math_tex(expr.xreplace(_names_of(form)), vectors=True)
-
-
-def _bracket(text: str, expr: sympy.Expr) -> str:
-    return f"({text})" if expr.is_Add else text
+def _factor_pieces(expr: sympy.Expr, operator: str = "") -> list[str]:
+    """``expr`` as a factor of a product, in pieces that rows may break between (a sum in plain
+    parentheses, which TeX lets open on one row and close on the next), after ``operator``."""
+    parts = math_pieces(expr, vectors=True)
+    if expr.is_Add:
+        parts = ["(" + parts[0]] + parts[1:] if len(parts) > 1 else ["(" + parts[0] + ")"]
+        if len(parts) > 1:
+            parts[-1] += ")"
+    parts[0] = f"{operator} {parts[0]}" if operator else parts[0]
+    return parts
 
 
 def layer_displays(d: Derivation) -> tuple[Display, ...]:
@@ -100,7 +104,7 @@ def _layer_display(d: Derivation, form: LayerForm) -> Display:
     v = vector_tex
     bias = f" + {v(form.bias)}" if form.bias else ""
     rows = list(equation(v(form.net), [[f"{v(form.weight)} {v(form.previous)}{bias}"]]))
-    rows += equation(v(form.out), [[_activation_applied(d, form)]])
+    rows += equation(v(form.out), [_activation_applied(d, form)])
     local = _local(form)
     if local is not None:
         rows += equation(Tex(rf"\frac{{\partial {v(form.out)}}}{{\partial {v(form.net)}}}"), [math_pieces(local.xreplace(_names_of(form)), vectors=True)])
@@ -115,15 +119,15 @@ def _layer_display(d: Derivation, form: LayerForm) -> Display:
     return Display(caption, tuple(rows), note)
 
 
-def _activation_applied(d: Derivation, form: LayerForm) -> str:
+def _activation_applied(d: Derivation, form: LayerForm) -> list[str]:
     if form.softmax:
-        return rf"\operatorname{{softmax}}\left({vector_tex(form.net)}\right)"
+        return [rf"\operatorname{{softmax}}\left({vector_tex(form.net)}\right)"]
     activation = d.network.spec.layers[form.index - 1].activation
     if activation.expression is not None:
-        return _vector_math(activation.expression, form)
+        return math_pieces(activation.expression.xreplace(_names_of(form)), vectors=True)
     from .report_context import activation_tex
 
-    return rf"{activation_tex(activation)}\left({vector_tex(form.net)}\right)\ \text{{(elementwise)}}"
+    return [rf"{activation_tex(activation)}\left({vector_tex(form.net)}\right)\ \text{{(elementwise)}}"]
 
 
 def _local(form: LayerForm) -> sympy.Expr | None:
@@ -140,25 +144,23 @@ def _delta_rule(d: Derivation, form: LayerForm) -> tuple[list[str], Tex]:
     if form.output is not None:
         output = form.output
         if output.closed is not None and form.f_prime_out not in (None, 1) and output.closed == output.dE_dy * form.f_prime_out:
-            first = _bracket(math_tex(output.dE_dy.xreplace(names), vectors=True), output.dE_dy)
-            second = _bracket(math_tex(form.f_prime_out.xreplace(names), vectors=True), form.f_prime_out)
-            return [first, rf"\odot {second}"], note
+            return _factor_pieces(output.dE_dy.xreplace(names)) + _factor_pieces(form.f_prime_out.xreplace(names), r"\odot"), note
         if output.closed is not None:
             if output.constraint or output.simplified:
                 loss = escape_text(d.network.spec.loss.name if d.network.spec.loss.formula is None else "the loss")
                 note = Tex(f"With {escape_text(form.activation)} and {loss}, sympy simplifies $\\partial E/\\partial {v(form.out)} \\odot \\partial {v(form.out)}/\\partial {v(form.net)}$ to this" + (f" ({escape_text(output.constraint)})." if output.constraint else "."))
             return math_pieces(output.closed.xreplace(names), vectors=True), note
-        upstream = _bracket(math_tex(output.dE_dy.xreplace(names), vectors=True), output.dE_dy)
+        upstream = _factor_pieces(output.dE_dy.xreplace(names))
     else:
         after = d.layers[form.index]
-        upstream = rf"\left({v(after.weight)}^{{\top}} {v(after.delta)}\right)"
+        upstream = [rf"\left({v(after.weight)}^{{\top}} {v(after.delta)}\right)"]
     if form.softmax:
         g = r"\mathbf{g}"
-        note = Tex(rf"Here $\mathbf{{g}} = {upstream}$ and $\mathbf{{1}}$ is a vector of ones (the softmax's Jacobian times $\mathbf{{g}}$).")
+        note = Tex(rf"Here $\mathbf{{g}} = {' '.join(upstream)}$ and $\mathbf{{1}}$ is a vector of ones (the softmax's Jacobian times $\mathbf{{g}}$).")
         return [rf"{v(form.out)} \odot \left({g} - ({g}^{{\top}} {v(form.out)})\,\mathbf{{1}}\right)"], note
     local = _local(form)
     assert local is not None  # every elementwise layer has f'
-    return [upstream, rf"\odot {_bracket(math_tex(local.xreplace(names), vectors=True), local)}"], note
+    return [*upstream, *_factor_pieces(local.xreplace(names), r"\odot")], note
 
 
 def _numbers(d: Derivation, form: LayerForm) -> list[Row]:

@@ -12,6 +12,7 @@ import re
 import numpy as np
 import pytest
 
+from chainrule.codegen import latex
 from chainrule.codegen.cli import main
 from chainrule.codegen.equations import pieces
 from chainrule.codegen.golden import REFRESH, render_generated_reports
@@ -52,6 +53,10 @@ def test_same_spec_same_bytes() -> None:
 
 
 # -- every number is the derivation's --------------------------------------------------------------
+
+
+#: A weight's label on an edge of the diagram: its name and its value.
+EDGE_LABEL = re.compile(r"node\[weight, pos=[0-9.]+\] \{\$([^$]*) = \\val\{(-?[0-9.e+-]+)\}\$\}")
 
 
 def tex_numbers(text: str) -> list[str]:
@@ -99,7 +104,7 @@ def known_numbers(d, params=()) -> set[str]:
 @pytest.mark.parametrize("name", NAMES)
 def test_every_number_in_the_report_is_the_derivations(name: str) -> None:
     text = (GENERATED / f"{example(name).network.spec.name}.tex").read_text(encoding="utf-8")
-    numbers = tex_numbers(text)
+    numbers = tex_numbers(EDGE_LABEL.sub("", text))  # the diagram's labels: to 4 digits, tested below
     assert len(numbers) > 20
     d = example(name)
     if not d.small or len(d.chains) < d.network.parameter_count:
@@ -109,6 +114,18 @@ def test_every_number_in_the_report_is_the_derivations(name: str) -> None:
     known = known_numbers(d)
     unknown = sorted(set(numbers) - known)
     assert not unknown, f"numbers in generated/{name}.tex that the derivation does not hold: {unknown[:10]}"
+
+
+@pytest.mark.parametrize("name", ["mazur", "textbook_121", "xor", "custom_activation"])
+def test_the_diagram_labels_each_edge_with_its_weight_to_four_digits(name: str) -> None:
+    d = example(name)
+    text = (GENERATED / f"{d.network.spec.name}.tex").read_text(encoding="utf-8")
+    weights = {latex.name_tex(d.network.weight_name(l, r, c)): float(W[r, c])
+               for l, W in enumerate(d.values.W, start=1) for r in range(W.shape[0]) for c in range(W.shape[1])}
+    labels = EDGE_LABEL.findall(text)
+    assert labels and len(labels) == len(dict(labels))
+    for weight, value in labels:
+        assert value == latex.number_text(weights[weight], 4), weight
 
 
 TEX_COMMANDS = [

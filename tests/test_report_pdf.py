@@ -6,6 +6,7 @@ One module-scoped compile of the worked example serves most tests.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,7 +15,9 @@ import pytest
 
 from chainrule.codegen.cli import main
 from chainrule.codegen.report import compile_pdf, first_error, render_report
+from chainrule.derive.derivation import derive
 from chainrule.derive.errors import ChainruleError
+from chainrule.derive.spec import spec_from_data
 from helpers import ROOT, example
 
 pytestmark = pytest.mark.skipif(shutil.which("pdflatex") is None or shutil.which("pdftotext") is None, reason="needs pdflatex and pdftotext")
@@ -111,3 +114,21 @@ def test_a_failing_compile_leaves_nothing_in_the_output_directory(tmp_path: Path
     err = capsys.readouterr().err
     assert "pdflatex failed: Undefined control sequence" in err and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+WIDE = spec_from_data({
+    "name": "wide", "inputs": ["p", "q"],
+    "layers": [{"name": "h", "units": 2, "activation": "gelu", "bias": "none"},
+               {"name": "g", "units": 1, "activation": {"formula": " + ".join(f"sin({k}*x)/{k + 1}" for k in range(1, 25))}},
+               {"name": "o", "units": 2, "activation": "softmax"}],
+    "loss": "cross_entropy", "seed": 1, "sample": {"x": [1.2, -0.7], "t": [0, 1]}}, "wide.yaml")
+
+
+@pytest.mark.parametrize("derivation", [pytest.param(lambda: example("deep_tanh_relu"), id="deep_tanh_relu (4 layers)"),
+                                        pytest.param(lambda: derive(WIDE), id="gelu and a 24-term formula activation")])
+def test_nothing_runs_off_the_page(derivation, tmp_path: Path) -> None:
+    # the diagram of 4 layers and the unbroken gelu and formula lines of the layer form did, by 70-4600 pt
+    compile_pdf(render_report(derivation(), "spec.yaml"), "r", tmp_path)
+    log = (tmp_path / "r.log").read_text(encoding="utf-8", errors="replace")
+    wide = [float(x) for x in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)", log)]
+    assert max(wide, default=0.0) < 5.0, wide
