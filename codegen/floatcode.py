@@ -47,7 +47,8 @@ def _scalar_forward(d: Derivation) -> list[Line]:
             if not network.is_softmax(l):
                 lines.append(Line("", f"{out} = {scalar_code(network.activation(l), {X: net})}"))
         if network.is_softmax(l):
-            lines.append(Line("softmax, shifted by the largest net (same value, no overflow)", f"{SOFTMAX_MAX} = max({', '.join(nets)})"))
+            largest = f"max({', '.join(nets)})" if len(nets) > 1 else nets[0]
+            lines.append(Line("softmax, shifted by the largest net (same value, no overflow)", f"{SOFTMAX_MAX} = {largest}"))
             lines.extend(Line("", f"{out} = math.exp({net} - {SOFTMAX_MAX})") for net, out in zip(nets, outs))
             lines.append(Line("", f"{SOFTMAX_SUM} = {' + '.join(outs)}"))
             lines.extend(Line("", f"{out} /= {SOFTMAX_SUM}") for out in outs)

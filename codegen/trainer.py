@@ -72,6 +72,7 @@ class TrainerContext:
     state: tuple[str, ...]
     fold_lr: bool
     update_locals: tuple[str, ...]
+    scalar_locals: tuple[str, ...]
     update_step: bool
     update_lines: tuple[Line, ...]
     forward_lines: tuple[Line, ...]
@@ -126,6 +127,7 @@ def build_trainer_context(d: Derivation, spec_path: str, out_dir: str) -> Traine
         hyper=tuple((k, repr(float(v))) for k, v in dict(spec.optimizer.hyper).items()),
         state=OPTIMIZERS[spec.optimizer.kind].state,
         update_locals=tuple(k for k, _ in spec.optimizer.hyper if _uses(updates, k)),
+        scalar_locals=tuple(k for k, _ in spec.optimizer.hyper if _uses(scalar, k)),
         update_step=_uses(updates, "k"),
         fold_lr=_fold_lr(d),
         update_lines=updates,

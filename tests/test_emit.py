@@ -441,7 +441,7 @@ def test_random_architectures_gradients_match_torch(seed: int, tmp_path: Path) -
 def test_random_architectures_one_sample_step_is_the_derivations(seed: int, tmp_path: Path) -> None:
     """Batch 1 with sgd takes the straight-line float code where it is emitted."""
     data = random_spec(seed)
-    data["optimizer"] = {"kind": "sgd", "lr": 0.1}
+    data["optimizer"] = {"kind": "sgd", "lr": 0.1} | ({"weight_decay": 0.01} if seed % 2 else {})  # decay: a NameError once
     spec = spec_from_data(data, spec_id(seed))
     d = derive(spec)
     module = emitted(spec, tmp_path)
@@ -451,6 +451,24 @@ def test_random_architectures_one_sample_step_is_the_derivations(seed: int, tmp_
         np.testing.assert_allclose(net.params[f"W{l + 1}"], d.updated_W[l], rtol=1e-11, atol=1e-14)
         if d.updated_b[l] is not None:
             np.testing.assert_allclose(net.params[f"b{l + 1}"], d.updated_b[l], rtol=1e-11, atol=1e-14)
+
+
+@pytest.mark.parametrize("hidden", [False, True], ids=["softmax output", "softmax hidden"])
+def test_a_softmax_of_one_unit_trains(hidden: bool, tmp_path: Path) -> None:
+    # its float code once wrote max(net_o1) of a single float
+    layers = [{"name": "h", "units": 1, "activation": "softmax"}] if hidden else []
+    layers.append({"name": "o", "units": 1, "activation": "sigmoid" if hidden else "softmax"})
+    spec = spec_from_data({"name": "one", "inputs": 2, "layers": layers, "loss": "half_sse" if hidden else "cross_entropy",
+                           "sample": {"x": [0.3, -0.2], "t": [1.0]}}, "one.yaml")
+    d = derive(spec)
+    net = emitted(spec, tmp_path).Network()
+    formulas = net.gradient_formulas(list(d.values.x), list(d.values.t))
+    gradients = net.gradients(d.values.x[None], d.values.t[None])
+    assert np.isclose(net.step(d.values.x[None], d.values.t[None]), d.loss, rtol=1e-12)
+    for l in range(d.network.depth):
+        np.testing.assert_allclose(net.params[f"W{l + 1}"], d.updated_W[l], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(gradients[f"W{l + 1}"], d.sample.dW[l], rtol=1e-12, atol=1e-15)
+    assert set(formulas) == set(d.chains)
 
 
 def test_written_files_get_the_usual_permissions(tmp_path) -> None:
