@@ -286,7 +286,7 @@ class _Reader:
             sample=self.sample(top.get("sample"), len(inputs), outputs, loss),
             optimizer=self.optimizer(top.get("optimizer", DEFAULT_OPTIMIZER)),
             seed=self.integer(top.get("seed", 0), "seed", 0, MAX_SEED),
-            data=self.data(top.get("data")),
+            data=self.data(top.get("data"), len(inputs), outputs),
         )
         self.check_unique_names(spec)
         return spec
@@ -452,7 +452,7 @@ class _Reader:
             hyper.append((key, number))
         return OptimizerSpec(kind, tuple(hyper))
 
-    def data(self, value: Any) -> DataSpec | None:
+    def data(self, value: Any, inputs: int, outputs: int) -> DataSpec | None:
         if value is None:
             return None
         raw = self.mapping(value, "data", ("path", "inputs", "targets"), ("path",))
@@ -460,6 +460,11 @@ class _Reader:
         if not isinstance(path, str) or not path or "\0" in path or not path.lower().endswith((".csv", ".npz")):
             raise self.fail("data.path", f"expected the path of a .csv or .npz file, got {shown(path)}")
         columns = [None if raw.get(k) is None else self.column_names(raw[k], f"data.{k}") for k in ("inputs", "targets")]
+        for key, names, count, what in (("inputs", columns[0], inputs, "input"), ("targets", columns[1], outputs, "output")):
+            if names is not None and len(names) != count:
+                raise self.fail(f"data.{key}", f"expected {count} column name{'s' if count > 1 else ''}, one per {what} of the network, got {len(names)}")
+            if names is not None and len(set(names)) != len(names):
+                raise self.fail(f"data.{key}", f"expected different column names, got {shown(list(names))}")
         return DataSpec(path, columns[0], columns[1])
 
     def column_names(self, value: Any, path: str) -> tuple[str, ...]:

@@ -299,8 +299,9 @@ class Network:
 
 
 def load_data(path, inputs=None, targets=None):
-    """(X, T) from a .npz (arrays X and T) or a .csv (a header row; columns by name, else the
-    inputs first and then the targets)."""
+    """(X, T) from a .npz (arrays X and T) or a .csv: a header row, the columns taken by the names
+    of the inputs and targets (or ``inputs`` and ``targets``); where the header names none of them,
+    exactly the inputs' columns first and then the targets'."""
     path = Path(path)
     if path.suffix == ".npz":
         if not zipfile.is_zipfile(path):
@@ -309,14 +310,16 @@ def load_data(path, inputs=None, targets=None):
             if not {"X", "T"} <= set(data.files):
                 raise ValueError(f"expected arrays X and T, found {sorted(data.files)}")
             return data["X"], data["T"]
-    with path.open(encoding="utf-8") as handle:
-        header = [name.strip() for name in handle.readline().split(",")]
+    with path.open(encoding="utf-8-sig") as handle:  # -sig: a byte-order mark is not part of the first name
+        header = [name.strip().strip('"').strip() for name in handle.readline().split(",")]
         rows = handle.read().splitlines()
-    inputs = inputs or (INPUTS if set(INPUTS) <= set(header) else header[:len(INPUTS)])
-    targets = targets or (TARGETS if set(TARGETS) <= set(header) else header[len(INPUTS):len(INPUTS) + len(TARGETS)])
-    missing = [name for name in (*inputs, *targets) if name not in header]
-    if missing or len(inputs) != len(INPUTS) or len(targets) != len(TARGETS):
-        raise ValueError(f"expected columns for {len(INPUTS)} inputs and {len(TARGETS)} targets, header has {header}")
+    if inputs is None and targets is None and not set(header) & {*INPUTS, *TARGETS}:
+        if len(header) != len(INPUTS) + len(TARGETS):
+            raise ValueError(f"expected columns named {', '.join((*INPUTS, *TARGETS))}, or {len(INPUTS)} inputs and then {len(TARGETS)} targets, header has {header}")
+        inputs, targets = header[:len(INPUTS)], header[len(INPUTS):]
+    inputs, targets = inputs or INPUTS, targets or TARGETS
+    if missing := [name for name in (*inputs, *targets) if name not in header]:
+        raise ValueError(f"no column named {', '.join(missing)}: the header has {header}")
     if not any(row.strip() for row in rows):
         raise ValueError("no rows of data after the header")
     table = np.loadtxt(rows, delimiter=",", ndmin=2)

@@ -304,7 +304,8 @@ def test_running_the_file_trains_and_prints_the_loss(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("name", "content", "message"), [
     ("missing.csv", None, "missing.csv: No such file or directory"),
     ("letters.csv", "i1,i2,t1,t2\n0.05,x,0.01,0.99\n", "could not convert string 'x'"),
-    ("header.csv", "a,b\n1,2\n", "expected columns for 2 inputs and 2 targets, header has ['a', 'b']"),
+    ("header.csv", "a,b\n1,2\n", "expected columns named i1, i2, t1, t2, or 2 inputs and then 2 targets, header has ['a', 'b']"),
+    ("target.csv", "i1,id,i2,label\n0.05,1,0.1,0.01\n", "no column named t1, t2: the header has ['i1', 'id', 'i2', 'label']"),
     ("empty.csv", "i1,i2,t1,t2\n", "no rows of data after the header"),
     ("text.npz", "not a zip", "not a .npz archive"),
     ("wide.csv", "i1,i2,t1,t2\n0.05,0.1,0.01,0.99,7\n", "the rows have 5 values, the header 4 names"),
@@ -318,6 +319,15 @@ def test_running_the_file_on_bad_data_is_one_line_and_exit_2(name: str, content,
     assert result.returncode == 2 and result.stdout == "", result
     assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith(f"mazur.py: error: {path}: ") and message in result.stderr
+
+
+@pytest.mark.parametrize("text", ['t2,i2,"t1",i1,id\n4,2,3,1,9\n', '\ufeffi1,i2,t1,t2\n1,2,3,4\n', 'a,b,c,d\n1,2,3,4\n'],
+                         ids=["by name, quoted, reordered, extra", "byte-order mark", "by position"])
+def test_csv_columns_are_found_by_name_or_else_by_position(text: str, tmp_path: Path) -> None:
+    path = tmp_path / "data.csv"
+    path.write_text(text, encoding="utf-8")
+    X, T = import_file(GENERATED / "mazur.py").load_data(path)
+    assert X.tolist() == [[1.0, 2.0]] and T.tolist() == [[3.0, 4.0]]
 
 
 def test_running_the_file_stops_with_one_line_when_the_loss_is_not_finite(tmp_path: Path) -> None:
