@@ -182,10 +182,11 @@ def _is_frozen(network: Network, slot: Slot) -> bool:
 
 
 def architecture(d: Derivation) -> str:
-    """One line that a saved file must match: sizes, activations, biases, loss."""
+    """One line that a saved file must match: sizes, activations with their parameters, biases, loss."""
     parts = [f"{d.network.spec.name}: " + "-".join(str(s) for s in d.network.sizes)]
     for form, layer in zip(d.layers, d.network.spec.layers):
-        parts.append(f"{form.name}:{form.activation}:{layer.bias.value}")
+        params = ", ".join(f"{k}={float(v)!r}" for k, v in layer.activation.params)
+        parts.append(f"{form.name}:{form.activation}{f'({params})' if params else ''}:{layer.bias.value}")
     parts.append(d.network.spec.loss.formula or d.network.spec.loss.name)
     return " ".join(parts)
 

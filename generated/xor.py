@@ -285,16 +285,21 @@ class Network:
     # -- files -----------------------------------------------------------------------------------
 
     def save(self, path):
-        """The parameters and the architecture they belong to, as a .npz file."""
+        """The parameters and the architecture they belong to, as a .npz file (``.npz`` is added to
+        a path without it, as NumPy does; ``load`` takes the same path)."""
         np.savez(path, architecture=np.array(ARCHITECTURE), **{name: np.array(v) for name, v in self.params.items()})
 
     @classmethod
     def load(cls, path, dtype=np.float64):
         """A network with the parameters saved at ``path``, refusing another architecture's."""
+        if not str(path).endswith(".npz") and not Path(path).exists():
+            path = f"{path}.npz"
         with np.load(path, allow_pickle=False) as saved:
             found = str(saved["architecture"]) if "architecture" in saved.files else "none recorded"
             if found != ARCHITECTURE:
                 raise ValueError(f"{path}: saved by another architecture ({found}); this module is {ARCHITECTURE}")
+            if missing := [name for name in SLOTS if name not in saved.files]:
+                raise ValueError(f"{path}: no array {', '.join(missing)}")
             return cls({name: saved[name] for name in SLOTS}, dtype=dtype)
 
 

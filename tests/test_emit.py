@@ -247,6 +247,22 @@ def test_save_and_load_round_trip_and_refuse_another_architecture(tmp_path: Path
     np.testing.assert_array_equal(mazur.Network.load(tmp_path / "m.npz").theta, net.theta)
     with pytest.raises(ValueError, match="another architecture"):
         xor.Network.load(tmp_path / "m.npz")
+    net.save(tmp_path / "plain")  # NumPy adds .npz; load takes the path save was given
+    np.testing.assert_array_equal(mazur.Network.load(tmp_path / "plain").theta, net.theta)
+    np.savez(tmp_path / "part.npz", architecture=np.array(mazur.ARCHITECTURE), W1=net.params["W1"])
+    with pytest.raises(ValueError, match="no array b1, W2, b2"):
+        mazur.Network.load(tmp_path / "part.npz")
+
+
+def test_load_refuses_the_parameters_of_another_activation_parameter(tmp_path: Path) -> None:
+    def module(alpha: float, where: Path):
+        where.mkdir()
+        return emitted(spec_from_data({"name": "leaky", "inputs": 2, "layers": [{"name": "h", "units": 2, "activation": {"name": "leaky_relu", "alpha": alpha}},
+                                                                             {"name": "o", "units": 1, "activation": "sigmoid"}], "loss": "bce"}, "leaky.yaml"), where)
+
+    module(0.01, tmp_path / "a").Network().save(tmp_path / "a.npz")
+    with pytest.raises(ValueError, match=r"saved by another architecture .*leaky_relu\(alpha=0.01\).* this module is .*leaky_relu\(alpha=0.5\)"):
+        module(0.5, tmp_path / "b").Network.load(tmp_path / "a.npz")
 
 
 def test_float32_stays_float32_and_close_to_float64(generated_modules) -> None:
