@@ -167,28 +167,56 @@ def _plain(activation: str) -> str:
     return {"sigmoid": "σ"}.get(activation, activation)
 
 
-def update_alternatives(theta: sympy.Symbol, updated: sympy.Expr, gradient: sympy.Expr, rate: sympy.Expr | None, gradient_alts: Sequence[Alternative], g: sympy.Symbol) -> list[Alternative]:
+@dataclass(frozen=True)
+class Rate:
+    """The factor ``value`` of a first step θ+ = θ - value·dE/dθ: the learning rate ``lr`` for sgd
+    and momentum, ``form`` (``lr*(momentum + 1)``) for the first step of ``kind`` otherwise."""
+
+    value: sympy.Expr
+    lr: sympy.Expr
+    kind: str
+    form: str
+
+    def _true(self) -> str:
+        return f"{self.kind}'s first step from a zero state is {self.form} = {format_expr(self.value)} times it"
+
+    def wrong(self, claimed: sympy.Expr) -> str:
+        """What a step of ``claimed`` times the gradient gets wrong."""
+        if self.value == self.lr:
+            return f"the learning rate used is {format_expr(claimed)}; the spec's is {format_expr(self.value)}"
+        used = f"lr = {format_expr(claimed)}" if claimed == self.lr else format_expr(claimed)
+        return f"the step is {used} times the gradient; {self._true()}"
+
+    def left_out(self) -> str:
+        if self.value == self.lr:
+            return f"the learning rate ({format_expr(self.value)}) is left out"
+        return f"the step is the gradient itself; {self._true()}"
+
+
+def update_alternatives(theta: sympy.Symbol, updated: sympy.Expr, gradient: sympy.Expr, rate: Rate | None, gradient_alts: Sequence[Alternative], g: sympy.Symbol) -> list[Alternative]:
     """The typical mistakes in θ+ = ``updated`` (a function of θ and dE/dθ = ``gradient``).
 
     Args:
-        rate: ``a`` when the step is ``-a * dE/dθ`` (sgd: the learning rate), else None.
+        rate: the factor when the step is ``-rate.value * dE/dθ``, else None.
         g: the symbol ``dE/dθ``, in which the formulas of the findings are written.
     """
     step = updated - theta
-    written = step.xreplace({gradient: g}) if rate is None else -rate * g
+    written = step.xreplace({gradient: g}) if rate is None else -rate.value * g
     text = lambda expr: format_expr(expr, last=[g])  # noqa: E731 - w5 + lr*dE/dw5, not expanded
     alts = [
         Alternative(Finding("update_sign", "the step is added instead of subtracted (the update goes uphill)", text(theta - written)), theta - step),
         Alternative(Finding("not_updated", f"this is {g.name}, the gradient, not the updated parameter", g.name), gradient),
         Alternative(Finding("not_updated", "this is the step alone, not the parameter after it", text(written)), step),
     ]
-    if rate is not None and rate != 1:
-        alts.append(Alternative(Finding("update_rate", f"the learning rate ({format_expr(rate)}) is left out", text(theta - g)), theta - gradient))
+    if rate is not None and rate.value != 1:
+        alts.append(Alternative(Finding("update_rate", rate.left_out(), text(theta - g)), theta - gradient))
+        if rate.lr != rate.value:  # momentum's factor on the first step left out
+            alts.append(Alternative(Finding("update_rate", rate.wrong(rate.lr), text(theta - rate.value * g)), theta - rate.lr * gradient))
         for alt in gradient_alts:
             if alt.finding.mistake == "other_parameter":
                 continue
             words = f"the update uses a wrong gradient: {alt.finding.words}"
-            alts.append(Alternative(Finding(alt.finding.mistake, words, alt.finding.formula), theta - rate * alt.expr))
+            alts.append(Alternative(Finding(alt.finding.mistake, words, alt.finding.formula), theta - rate.value * alt.expr))
     return alts
 
 

@@ -31,6 +31,7 @@ from .derivation import Derivation, PointValues
 from .diagnosis import (
     Alternative,
     Finding,
+    Rate,
     Verdict,
     gradient_alternatives,
     path_findings,
@@ -62,7 +63,7 @@ class Truth:
     form: str
     paths: tuple[Path, ...] = ()
     alternatives: tuple[Alternative, ...] = ()
-    rate: sympy.Expr | None = None
+    rate: Rate | None = None
 
 
 class _Env:
@@ -213,7 +214,10 @@ class Verifier:
         written = step.xreplace({THETA: theta, GRAD: g})
         expr = step.xreplace({THETA: theta, GRAD: gradient.expr})
         slope = sympy.diff(written - theta, g)
-        rate = -slope if not slope.free_symbols and sympy.expand(written - theta - slope * g) == 0 else None
+        rate = None
+        if not slope.free_symbols and sympy.expand(written - theta - slope * g) == 0:
+            form = format_expr(-sympy.diff(first_step_expr(spec.kind, dict(spec.hyper)), GRAD))
+            rate = Rate(-slope, exact(dict(spec.hyper)["lr"]), spec.kind, form)
         alts = update_alternatives(theta, expr, gradient.expr, rate, gradient.alternatives, g)
         form = format_expr(written, last=[g]) + f", with {g.name} = {gradient.form}"
         return Truth(value, expr, form, gradient.paths, tuple(alts), rate)
@@ -420,13 +424,13 @@ class Verifier:
         if ratio.is_Number:
             if ratio == -1:
                 return [Finding("update_sign", "the step is added instead of subtracted (the update goes uphill)", format_expr(theta - step_true))]
-            if ratio == 1 / rate:
-                return [Finding("update_rate", f"the learning rate ({format_expr(rate)}) is left out", format_expr(theta - step_true / rate))]
-            return [Finding("update_rate", f"the learning rate is {format_expr(ratio * rate)}, not {format_expr(rate)}", format_expr(ratio * rate))]
+            if ratio == 1 / rate.value:
+                return [Finding("update_rate", rate.left_out(), format_expr(theta + step_true / rate.value))]
+            return [Finding("update_rate", rate.wrong(ratio * rate.value), format_expr(rate.value))]
         if constants_only:
             return []
-        gradient = -step_claimed / rate
-        true_gradient = -step_true / rate
+        gradient = -step_claimed / rate.value
+        true_gradient = -step_true / rate.value
         factors = truth.paths[0].factors if len(truth.paths) == 1 else ()
         found = ratio_findings(gradient, true_gradient, factors) or path_findings(gradient, truth.paths)
         return [Finding(f.mistake, f"in its gradient: {f.words}", f.formula) for f in found]
