@@ -154,12 +154,13 @@ def _coverage(verifier: "Verifier", covered: Counter, true_paths: list[tuple[Nod
     twice = [p for p in true_paths if covered[p] > 1]
     if missing:
         many = len(true_paths) > 1
-        words = "the path through " + ", the path through ".join(graph.through(p, true_paths) for p in missing) + (" is" if len(missing) == 1 else " are") + " missing"
+        group, verb = graph.group(missing, true_paths)
+        words = f"{group} {verb} missing"
         if many:
             words += f" (the parameter sits behind {len(true_paths)} paths; the chain needs one product per path)"
         findings.append(Finding("dropped_path", words, " + ".join(graph.path_text(p) for p in missing)))
     if twice:
-        findings.append(Finding("extra_path", "counted more than once: the path through " + ", ".join(graph.through(p, true_paths) for p in twice), " + ".join(graph.path_text(p) for p in twice)))
+        findings.append(Finding("extra_path", "counted more than once: " + graph.group(twice, true_paths)[0], " + ".join(graph.path_text(p) for p in twice)))
     return findings
 
 

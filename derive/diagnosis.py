@@ -20,7 +20,7 @@ import sympy
 from .chain import Factor, Path
 from .claims import Part
 from .formula import format_expr, tree_size
-from .paths import through_label
+from .paths import paths_phrase, through_label
 
 MAX_RATIO_NODES = 60
 MAX_SUBSETS_PATHS = 6
@@ -95,6 +95,14 @@ def path_label(path: Path, paths: Sequence[Path] = ()) -> str:
     inner = [f.wrt.name for f in path.factors[:-1] if f.wrt.name.startswith(("out_", "net_"))]
     shared = set.intersection(*[{f.wrt.name for f in p.factors} for p in paths]) if len(paths) > 1 else set()
     return through_label(inner, shared, path.factors[-1].wrt.name)
+
+
+def _group(paths: Sequence[Path], subset: Sequence[int]) -> tuple[str, str]:
+    """The paths of ``subset`` named as a group (see :func:`paths.paths_phrase`), and the verb."""
+    inner = [[f.wrt.name for f in p.factors[:-1] if f.wrt.name.startswith(("out_", "net_"))] for p in paths]
+    chosen = [inner[i] for i in subset]
+    others = [inner[i] for i in range(len(paths)) if i not in subset]
+    return paths_phrase(chosen, others, [path_label(paths[i], paths) for i in subset])
 
 
 def path_form(path: Path) -> str:
@@ -360,12 +368,13 @@ def path_findings(claimed: sympy.Expr, paths: Sequence[Path]) -> list[Finding]:
     for size in sizes:
         for subset in combinations(range(n), size):
             part = sympy.Add(*[products[i] for i in subset])
-            labels = ", ".join(path_label(paths[i], paths) for i in subset)
             forms = " + ".join(path_form(paths[i]) for i in subset)
             if same(claimed, true - part):
-                return [Finding("dropped_path", f"the path(s) through {labels} are missing (a parameter behind several units has one path through each)", forms)]
+                group, verb = _group(paths, subset)
+                return [Finding("dropped_path", f"{group} {verb} missing (a parameter behind several units has one path through each)", forms)]
             if same(claimed, true + part):
-                return [Finding("extra_path", f"the path(s) through {labels} are counted twice", forms)]
+                group, verb = _group(paths, subset)
+                return [Finding("extra_path", f"{group} {verb} counted twice", forms)]
     for i, path in enumerate(paths):
         rest = true - products[i]
         found = ratio_findings(claimed - rest, products[i], path.factors, where=f" in the path through {path_label(path, paths)}")

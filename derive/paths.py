@@ -118,6 +118,12 @@ class Graph:
         inner = [self.name(n) for n in path[1:-1] if n[0] in ("out", "net")]
         return through_label(inner, shared, self.name(path[-1]))
 
+    def group(self, chosen: list[tuple[Node, ...]], siblings: list[tuple[Node, ...]]) -> tuple[str, str]:
+        """Some of a parameter's paths named as a group (see :func:`paths_phrase`), and the verb."""
+        inner = {p: [self.name(n) for n in p[1:-1] if n[0] in ("out", "net")] for p in siblings}
+        others = [inner[p] for p in siblings if p not in chosen]
+        return paths_phrase([inner[p] for p in chosen], others, [self.through(p, siblings) for p in chosen])
+
     # -- expressions -------------------------------------------------------------------------
 
     def local(self, above: Node, below: Node) -> sympy.Expr:
@@ -157,3 +163,19 @@ def through_label(inner: Sequence[str], shared: set[str], last: str) -> str:
     outs = {n[len("out_"):] for n in own if n.startswith("out_")}
     shown = [n for n in own if n.startswith("out_") or n[len("net_"):] not in outs]
     return ", ".join(shown) if shown else last
+
+
+def paths_phrase(chosen: Sequence[Sequence[str]], others: Sequence[Sequence[str]], labels: Sequence[str]) -> tuple[str, str]:
+    """Some paths of a parameter named as a group, and the verb: ``("the path through out_o2",
+    "is")``, ``("the 2 paths through out_h2", "are")`` where one unit is on all of them and on no
+    other path, else ``("the paths through A and B", "are")``. ``chosen`` and ``others`` are the
+    inner node names of the paths in the group and of the rest; ``labels`` each chosen one's own."""
+    if len(chosen) == 1:
+        return f"the path through {labels[0]}", "is"
+    elsewhere = {name for path in others for name in path}
+    common = [n for n in chosen[0] if all(n in path for path in chosen[1:]) and n not in elsewhere]
+    units = [n for n in common if n.startswith("out_")] or common
+    if units:
+        return f"the {len(chosen)} paths through {units[0]}", "are"
+    return "the paths through " + ", ".join(labels[:-1]) + f" and {labels[-1]}", "are"
+
