@@ -130,7 +130,7 @@ def shown_expected(v: Verdict) -> str:
     the true form."""
     if not isinstance(v.expected, float):
         return v.expected
-    if v.correct or not v.written:
+    if v.correct or not v.written or v.tolerance is not None:
         return number(v.expected)
     written = to_digits_written(v.expected, parse_literal(v.written, "", ""))
     return number(v.expected) if written is None else f"{number(v.expected)} ({written} to the digits written)"

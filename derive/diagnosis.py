@@ -57,6 +57,7 @@ class Verdict:
     findings: tuple[Finding, ...] = ()
     note: str = ""
     written: str = ""  # a claimed value's digits as written
+    tolerance: float | None = None  # a claimed value's own tolerance: then its digits are not the rule
 
     @property
     def diagnosis(self) -> str:

@@ -335,7 +335,7 @@ class Verifier:
             if formula is not None:
                 own = (formula[1], self.at_sample(formula[0]))
             findings = tuple(value_findings(claim.value, truth.value, alternatives, own))
-        return Verdict(claim.index, claim.of, claim.target.label, Part.VALUE, correct, truth.value, float(claim.value.value), findings, note, claim.value.text)
+        return Verdict(claim.index, claim.of, claim.target.label, Part.VALUE, correct, truth.value, float(claim.value.value), findings, note, claim.value.text, claim.tolerance)
 
     def judge_formula(self, claim: Claim, source: str) -> tuple[Verdict, sympy.Expr]:
         assert claim.formula is not None

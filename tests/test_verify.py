@@ -321,7 +321,8 @@ def test_json_has_the_written_digits(capsys, tmp_path) -> None:
 
 
 @pytest.mark.parametrize("value, shown", [("1e-130", "expected: 0.0821670406\n"), ("0.1", "expected: 0.0821670406\n"),
-                                          ("0.0812", "expected: 0.0821670406 (0.0822 to the digits written)\n")])
+                                          ("0.0812", "expected: 0.0821670406 (0.0822 to the digits written)\n"),
+                                          ("0.09, tolerance: 0.001", "expected: 0.0821670406\n")])  # its tolerance is the rule
 def test_the_value_to_the_digits_written_only_where_it_says_something(value: str, shown: str, capsys, tmp_path) -> None:
     (tmp_path / "c.yaml").write_text(f"claims: [{{of: dE/dw5, value: {value}}}]\n")
     code, out, _ = run(capsys, "verify", MAZUR, str(tmp_path / "c.yaml"))
