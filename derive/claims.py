@@ -110,7 +110,7 @@ class NumberText(float):
 
     def __new__(cls, text: str) -> "NumberText":
         number = super().__new__(cls, text)
-        number.text = text
+        number.text = text.replace("_", "")  # 8_2.167e-3: TOML and YAML separate digits so
         return number
 
 
@@ -254,7 +254,7 @@ def parse_literal(value: Any, source: str, field: str) -> Literal:
         raise ChainruleError(source, field, f"expected a number, got {shown(value)}")
     text = value.text if isinstance(value, NumberText) else value.strip() if isinstance(value, str) else repr(value)
     if not _DECIMAL.fullmatch(text):
-        raise ChainruleError(source, field, f"expected a decimal number such as 0.0821, got {shown(value)}")
+        raise ChainruleError(source, field, f"expected a decimal number such as 0.0821, got {shown(text)}")
     mantissa, _, exponent = text.lower().partition("e")
     if sum(c.isdigit() for c in mantissa) > MAX_VALUE_DIGITS or (exponent and abs(int(exponent)) > MAX_VALUE_EXPONENT):
         raise ChainruleError(source, field, f"expected at most {MAX_VALUE_DIGITS} digits and an exponent of at most {MAX_VALUE_EXPONENT}, got {shown(text)}")

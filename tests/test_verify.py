@@ -503,3 +503,10 @@ def test_a_claims_file_that_is_a_directory_is_named_as_such(capsys, tmp_path) ->
     (tmp_path / "d.yaml").mkdir()
     code, _, err = run(capsys, "verify", MAZUR, str(tmp_path / "d.yaml"))
     assert code == 2 and "expected a claims file" in err
+
+
+def test_toml_digit_separators_are_taken(capsys, tmp_path) -> None:
+    # TOML allows 8_2.167e-3; it was refused as "expected a decimal number ..., got 0.082167"
+    (tmp_path / "c.toml").write_text('[[claims]]\nof = "dE/dw5"\nvalue = 8_2.167e-3\n')
+    code, out, _ = run(capsys, "verify", MAZUR, str(tmp_path / "c.toml"))
+    assert code == 0 and "1 of 1 right" in out
