@@ -128,14 +128,18 @@ def render_check(d: Derivation, result, emitted=None, emitted_path: str = "") ->
     emitted trainer's result), a second table for the file at ``emitted_path``."""
     out = [network_summary(d), f"Central differences (float64) at {result.points} point(s): the sample and seeded random points away from kinks"]
     out += _check_table(result)
-    verdict = "agree" if result.passed else "DISAGREE"
-    out.append(f"The derivation and finite differences {verdict} (tolerance {result.tolerance:.0e}).")
+    out.append(f"The derivation and finite differences {_verdict(result)}.")
     if emitted is not None:
         out.append(f"Emitted trainer {emitted_path} at {emitted.points} point(s): emitted = its gradients against central differences of its loss, derived = against the layer form")
         out += _check_table(emitted)
-        verdict = "agree" if emitted.passed else "DISAGREE"
-        out.append(f"The emitted trainer, finite differences and the derivation {verdict} (tolerance {emitted.tolerance:.0e}).")
+        out.append(f"The emitted trainer, finite differences and the derivation {_verdict(emitted)}.")
     return "\n".join(out) + "\n"
+
+
+def _verdict(result) -> str:
+    if not result.points:
+        return "were NOT COMPARED: no point was left to check (take --points 1 or more)"
+    return f"{'agree' if result.passed else 'DISAGREE'} (tolerance {result.tolerance:.0e})"
 
 
 def _check_table(result) -> list[str]:

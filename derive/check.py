@@ -61,7 +61,8 @@ class CheckResult:
 
     @property
     def passed(self) -> bool:
-        return all(g.max_error <= self.tolerance for g in self.groups)
+        """Every comparison within the tolerance, and at least one point compared."""
+        return self.points > 0 and all(g.max_error <= self.tolerance for g in self.groups)
 
 
 @dataclass

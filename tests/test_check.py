@@ -155,3 +155,13 @@ def test_check_emitted_leaves_the_trainers_parameters_as_they_were() -> None:
     before = trainer.theta.copy()
     assert check_emitted(d, trainer, random_points=2).passed
     assert (trainer.theta == before).all()
+
+
+def test_nothing_compared_is_not_agreement(tmp_path, capsys) -> None:
+    # the sample on a kink and --points 0 used to print "agree" and exit 0 with nothing checked
+    spec = tmp_path / "kink.yaml"
+    spec.write_text("name: kink\ninputs: [i1, i2]\nlayers:\n  - {name: h, units: 2, activation: relu, weights: [[1.0, -1.0], [0.5, 0.5]], biases: [0.0, 0.0]}\n"
+                    "  - {name: o, units: 1, activation: identity, weights: [[1.0, 1.0]], biases: [0.0]}\nloss: half_sse\nsample: {x: [0.3, 0.3], t: [1.0]}\n")
+    assert main(["check", str(spec), "--points", "0"]) == 1
+    assert "NOT COMPARED: no point was left to check" in capsys.readouterr().out
+    assert main(["check", str(spec), "--points", "1"]) == 0
