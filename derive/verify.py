@@ -42,7 +42,7 @@ from .diagnosis import (
     update_alternatives,
 )
 from .errors import FormulaError
-from .formula import format_expr, parse_formula, to_sympy
+from .formula import format_expr, parse_formula, to_sympy, tree_size
 from .network import Values, exact, real_symbol, seeded_sample
 from .numeric import compile_expr
 from .optimizers import GRAD, THETA, first_step_expr
@@ -52,6 +52,8 @@ from .valuecheck import judge_number, value_findings
 RANDOM_POINTS = 6
 RELATIVE = 1e-9
 MAX_SIBLINGS = 16
+#: A difference of at most this many nodes is shown when a wrong form gives the true value on the sample.
+MAX_SHOWN_DIFFERENCE = 40
 
 
 @dataclass(frozen=True)
@@ -405,12 +407,16 @@ class Verifier:
             found = ratio_findings(claimed, true, factors, truth.rate) or path_findings(claimed, truth.paths)
         if found:
             return found
-        value = self.evaluate(claimed, self.sample)
+        value, right = self.evaluate(claimed, self.sample), self.evaluate(true, self.sample)
+        if np.isfinite(right) and abs(value - right) <= 1e-12 * max(abs(right), 1e-300):
+            # equal here only: every mistake that is 0 on this sample would match it by value
+            difference = sympy.expand(true - claimed)
+            shown_difference = f" (the true form minus yours, {format_expr(difference)}, is 0 here)" if tree_size(difference) <= MAX_SHOWN_DIFFERENCE else ""
+            return [Finding("different", f"not equal to the true form, though on this sample both give {right:.9g}{shown_difference}", truth.form)]
         for alt in truth.alternatives:
             other = self.evaluate(self.canon(alt.expr), self.sample)
             if np.isfinite(other) and abs(value - other) <= 1e-4 * max(abs(other), 1e-12):
                 return [Finding(alt.finding.mistake, alt.finding.words + " (by its value on the sample)", alt.finding.formula)]
-        right = self.evaluate(true, self.sample)
         words = f"not equal to the true form; on the sample yours gives {value:.9g} where the true value is {right:.9g}"
         return [Finding("different", words, truth.form)]
 

@@ -137,6 +137,10 @@ CATALOGUE = [
     ("mazur", "dE/db1", "chain", '"dE/do1*do1/dnet_o1*dnet_o1/dh1*dh1/dnet_h1*dnet_h1/db1 + dE/do2*do2/dnet_o2*dnet_o2/dh1*dh1/dnet_h1*dnet_h1/db1"',
      "dropped_path", "the 2 paths through out_h2 are missing (the parameter sits behind 4 paths; the chain needs one product per path)"),
     ("mazur", "E", "formula", '"(t1 - o1)**2 + (t2 - o2)**2"', "factor", "a factor 2 too many (the 1/2 of half_sse left out)"),
+    # a wrong form that gives the true value on the sample: no mistake is named by its value there
+    ("softmax_classifier", "E", "formula", '"-log(o2)"', "different",
+     "not equal to the true form, though on this sample both give 1.54492455 (the true form minus yours, "
+     "log(out_o2) - setosa*log(out_o1) - versicolor*log(out_o2) - virginica*log(out_o3), is 0 here)"),
     ("mazur", "E", "formula", '"(t1 - o1)**2/2"', "missing_term", "the term of out_o2 of E is missing"),
     ("mazur", "out_h1", "value", "0.3775", "net_out", "this is net_h1, the weighted sum: the activation is not applied (that gives 0.3775)"),
     ("mazur", "net_h1", "formula", '"w1*i1 + w2*i2"', "missing_term", "the bias b1 is left out"),
