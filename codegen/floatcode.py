@@ -111,8 +111,8 @@ def scalar_step(d: Derivation, frozen: frozenset[str]) -> tuple[Line, ...]:
             continue
         gradient = _scalar_gradient(network, ref)
         updated.append(scalar_code(rule, {THETA: ref.name, GRAD: sympy.Symbol("GRADIENT")}).replace("GRADIENT", f"({gradient})"))
-    lines.append(Line("theta - lr*dE/dtheta for every parameter; dE/dw = delta of its unit * the output it multiplies", f"self.theta[:] = ({', '.join(updated)},)"))
-    lines.append(Line("", "return E"))
+    lines.append(Line("the loss, and theta - lr*dE/dtheta for every parameter; dE/dw = delta of its unit * the output it multiplies",
+                      f"return E, ({', '.join(updated)},)"))
     return tuple(lines)
 
 

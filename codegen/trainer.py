@@ -84,7 +84,6 @@ class TrainerContext:
     helpers: tuple[str, ...]
     classifier: bool
     epochs: int
-    needs_math: bool
     buffers: str
     inputs_count: int
     outputs_count: int
@@ -140,7 +139,6 @@ def build_trainer_context(d: Derivation, spec_path: str, out_dir: str) -> Traine
         helpers=helpers,
         classifier=network.is_softmax(network.depth) or spec.loss.name == "bce",
         epochs=1000 if spec.data is None else 30,
-        needs_math="math." in code or any("math." in h for h in helpers),
         buffers=repr(buffers(d, code)),
         inputs_count=len(spec.inputs),
         outputs_count=network.sizes[-1],

@@ -17,6 +17,7 @@ Use: `Network().fit(X, T, epochs=30)` with X [batch, inputs] and T [batch, outpu
 """
 
 import argparse
+import math
 import zipfile
 from pathlib import Path
 from types import MappingProxyType
@@ -44,6 +45,12 @@ SAMPLE_X = [[0.5, -0.2, 0.9]]
 SAMPLE_T = [[0.3, -0.1]]
 DATA = None
 DATA_COLUMNS = (None, None)
+
+
+def _finite(E):
+    """Raises FloatingPointError where the loss ``E`` is not finite: the step is not taken."""
+    if not math.isfinite(E):
+        raise FloatingPointError(f"the loss became {E}")
 
 
 def initial_params():
@@ -210,12 +217,14 @@ class Network:
     # -- one step --------------------------------------------------------------------------------
 
     def step(self, X, T):
-        """One nesterov step on the batch (X, T); returns the batch's loss before the step."""
+        """One nesterov step on the batch (X, T); returns the batch's loss before the step.
+        Raises FloatingPointError, and takes no step, where that loss is not finite."""
         X, T = self._inputs(X, T)
-        self.steps += 1
         work = self._workspace(X.shape[0])
         outs = self._forward(X, work)
         E = self._loss(X, T, work, *outs)
+        _finite(E)
+        self.steps += 1
         grad = self._backward(X, T, 1.0 / X.shape[0], work, *outs)
         self._update(grad)
         return E
@@ -236,6 +245,9 @@ class Network:
         """Mini-batch training, shuffled by a generator seeded with ``seed``; returns the mean
         loss of each epoch. Raises FloatingPointError the moment a loss is not finite."""
         X, T = self._inputs(X, T)
+        for name, data in (("X", X), ("T", T)):
+            if not np.isfinite(data).all():
+                raise ValueError(f"{name}: row {int(np.argmin(np.isfinite(data).all(axis=1)))} (from 0) holds a value that is not a finite number")
         order = np.random.default_rng(seed)
         history = []
         for epoch in range(1, epochs + 1):
@@ -243,9 +255,10 @@ class Network:
             total = 0.0
             for number, start in enumerate(range(0, X.shape[0], batch_size), start=1):
                 batch = rows[start:start + batch_size]
-                E = self.step(X[batch], T[batch])
-                if not np.isfinite(E):
-                    raise FloatingPointError(f"the loss became {E} at epoch {epoch}, step {number}: lower the rate or scale the inputs")
+                try:
+                    E = self.step(X[batch], T[batch])
+                except FloatingPointError as error:  # the weights are the last good ones
+                    raise FloatingPointError(f"{error} at epoch {epoch}, step {number}: lower the rate or scale the inputs") from None
                 total += E * len(batch)
             history.append(total / X.shape[0])
             if verbose:

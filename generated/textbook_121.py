@@ -49,6 +49,12 @@ def sigmoid(z, out=None):
     return np.exp(out, out=out)
 
 
+def _finite(E):
+    """Raises FloatingPointError where the loss ``E`` is not finite: the step is not taken."""
+    if not math.isfinite(E):
+        raise FloatingPointError(f"the loss became {E}")
+
+
 def initial_params():
     """The spec's starting weights and biases: given, or drawn as chainrule draws them."""
     return {
@@ -208,17 +214,24 @@ class Network:
     # -- one step --------------------------------------------------------------------------------
 
     def step(self, X, T):
-        """One sgd step on the batch (X, T); returns the batch's loss before the step."""
+        """One sgd step on the batch (X, T); returns the batch's loss before the step.
+        Raises FloatingPointError, and takes no step, where that loss is not finite."""
         X, T = self._inputs(X, T)
-        self.steps += 1
         if X.shape[0] == 1:
             try:
-                return self._step_one(X.ravel().tolist(), T.ravel().tolist())
+                E, theta = self._step_one(X.ravel().tolist(), T.ravel().tolist())
             except (OverflowError, ValueError, ZeroDivisionError):
                 pass  # math overflowed where NumPy gives inf or 0: the array path handles it
+            else:
+                _finite(E)
+                self.theta[:] = theta
+                self.steps += 1
+                return E
         work = self._workspace(X.shape[0])
         outs = self._forward(X, work)
         E = self._loss(X, T, work, *outs)
+        _finite(E)
+        self.steps += 1
         grad = self._backward(X, T, self.lr / X.shape[0], work, *outs)
         self._update(grad)
         return E
@@ -229,8 +242,8 @@ class Network:
         theta -= grad
 
     def _step_one(self, x, t):
-        """One step on one sample in plain floats: for a network this small, faster than arrays.
-        Nothing is written until the end, so an exception leaves the network as it was."""
+        """The loss and theta after one step on one sample, in plain floats: for a network this
+        small, faster than arrays. Nothing is written here: step() stores theta."""
         lr = self.lr
         w11, w12, b11, b12, w21, w22, b21 = self.theta.tolist()
         x1, = x
@@ -249,9 +262,8 @@ class Network:
         delta_h1 = (delta_o1*w21)*(out_h1*(1 - out_h1))
         # delta_h2 = (sum of the deltas above times their weights) * dout_h2/dnet_h2
         delta_h2 = (delta_o1*w22)*(out_h2*(1 - out_h2))
-        # theta - lr*dE/dtheta for every parameter; dE/dw = delta of its unit * the output it multiplies
-        self.theta[:] = (w11 - (delta_h1*x1)*lr, w12 - (delta_h2*x1)*lr, b11 - (delta_h1)*lr, b12 - (delta_h2)*lr, w21 - (delta_o1*out_h1)*lr, w22 - (delta_o1*out_h2)*lr, b21 - (delta_o1)*lr,)
-        return E
+        # the loss, and theta - lr*dE/dtheta for every parameter; dE/dw = delta of its unit * the output it multiplies
+        return E, (w11 - (delta_h1*x1)*lr, w12 - (delta_h2*x1)*lr, b11 - (delta_h1)*lr, b12 - (delta_h2)*lr, w21 - (delta_o1*out_h1)*lr, w22 - (delta_o1*out_h2)*lr, b21 - (delta_o1)*lr,)
 
     # -- training --------------------------------------------------------------------------------
 
@@ -259,6 +271,9 @@ class Network:
         """Mini-batch training, shuffled by a generator seeded with ``seed``; returns the mean
         loss of each epoch. Raises FloatingPointError the moment a loss is not finite."""
         X, T = self._inputs(X, T)
+        for name, data in (("X", X), ("T", T)):
+            if not np.isfinite(data).all():
+                raise ValueError(f"{name}: row {int(np.argmin(np.isfinite(data).all(axis=1)))} (from 0) holds a value that is not a finite number")
         order = np.random.default_rng(seed)
         history = []
         for epoch in range(1, epochs + 1):
@@ -266,9 +281,10 @@ class Network:
             total = 0.0
             for number, start in enumerate(range(0, X.shape[0], batch_size), start=1):
                 batch = rows[start:start + batch_size]
-                E = self.step(X[batch], T[batch])
-                if not np.isfinite(E):
-                    raise FloatingPointError(f"the loss became {E} at epoch {epoch}, step {number}: lower the rate or scale the inputs")
+                try:
+                    E = self.step(X[batch], T[batch])
+                except FloatingPointError as error:  # the weights are the last good ones
+                    raise FloatingPointError(f"{error} at epoch {epoch}, step {number}: lower the rate or scale the inputs") from None
                 total += E * len(batch)
             history.append(total / X.shape[0])
             if verbose:

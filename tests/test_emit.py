@@ -211,6 +211,20 @@ def test_a_loss_that_turns_infinite_names_the_epoch_and_step(generated_modules) 
     with pytest.raises(FloatingPointError, match=r"at epoch \d+, step \d+"):
         with np.errstate(all="ignore"):
             net.fit(X, T, epochs=50, batch_size=4)
+    assert np.isfinite(net.theta).all()  # the step on a loss that is not finite is not taken
+
+
+@pytest.mark.parametrize("name", ["mazur", "xor"], ids=["one-sample float code", "array code"])
+def test_a_step_on_a_loss_that_is_not_finite_is_not_taken(name: str, generated_modules) -> None:
+    module = generated_modules[name]
+    net = module.Network()
+    before, X, T = net.theta.copy(), np.array(module.SAMPLE_X), np.array(module.SAMPLE_T)
+    X[0, 0] = np.nan
+    with pytest.raises(FloatingPointError, match="the loss became nan"), np.errstate(all="ignore"):
+        net.step(X, T)
+    assert np.array_equal(net.theta, before) and net.steps == 0
+    with pytest.raises(ValueError, match=r"X: row 0 \(from 0\) holds a value that is not a finite number"):
+        net.fit(X, T)
 
 
 @pytest.mark.parametrize("bad", [[1.0, 1.0, 0.0], [0.0, 0.0, 0.0], [0.5, 0.2, 0.2], [np.nan, 1.0, 0.0]])
