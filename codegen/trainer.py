@@ -83,6 +83,7 @@ class TrainerContext:
     formulas: tuple[Line, ...]
     helpers: tuple[str, ...]
     classifier: bool
+    per_label_accuracy: bool
     epochs: int
     buffers: str
     inputs_count: int
@@ -138,6 +139,7 @@ def build_trainer_context(d: Derivation, spec_path: str, out_dir: str) -> Traine
         formulas=chains,
         helpers=helpers,
         classifier=network.is_softmax(network.depth) or spec.loss.name == "bce",
+        per_label_accuracy=spec.loss.name == "bce" and not network.is_softmax(network.depth),
         epochs=1000 if spec.data is None else 30,
         buffers=repr(buffers(d, code)),
         inputs_count=len(spec.inputs),

@@ -48,7 +48,7 @@ CODE_NAMES = (
     "np", "numpy", "math", "self", "cls", "params", "grads", "Network", "X", "T",
     # the emitted trainer's helpers and module names, which its straight-line code must see
     "softmax", "log_softmax", "sum", "initial_params", "load_data", "main",
-    "argparse", "Path", "MappingProxyType",
+    "argparse", "Path", "Params",
 )
 #: Written in update rules (w5+ = w5 - lr*dE/dw5) and the layer form (net_h = W1 @ x + b1).
 RULE_NAMES = ("theta", "lr", "weight_decay", "momentum", "alpha", "beta1", "beta2", "eps", INPUT_VECTOR, TARGET_VECTOR)

@@ -18,7 +18,6 @@ import argparse
 import math
 import zipfile
 from pathlib import Path
-from types import MappingProxyType
 
 import numpy as np
 
@@ -65,6 +64,28 @@ def _finite(E):
         raise FloatingPointError(f"the loss became {E}")
 
 
+class Params(dict):
+    """W1, b1, ... as views into the flat ``theta``: ``params["W1"] = A`` copies A into its view
+    (same shape), so theta always holds every parameter; entries cannot be removed."""
+
+    def __setitem__(self, name, value):
+        if name not in self:
+            raise KeyError(f"{name}: not a parameter of this network (it has {', '.join(self)})")
+        value = np.asarray(value)
+        if value.shape != self[name].shape:
+            raise ValueError(f"{name}: expected shape {self[name].shape}, got {value.shape}")
+        self[name][...] = value
+
+    def update(self, *args, **kwargs):
+        for name, value in dict(*args, **kwargs).items():
+            self[name] = value
+
+    def _fixed(self, *args, **kwargs):
+        raise TypeError("the parameters are views into theta: assign params[name] = array instead")
+
+    __delitem__ = pop = popitem = clear = setdefault = _fixed
+
+
 def initial_params():
     """The spec's starting weights and biases: given, or drawn as chainrule draws them."""
     return {
@@ -81,13 +102,10 @@ class Network:
     def __init__(self, params=None, dtype=np.float64):
         self.dtype = np.dtype(dtype)
         self.theta = np.zeros(101770, dtype=self.dtype)
-        self.params = MappingProxyType({name: self.theta[a:b].reshape(shape) for name, (a, b, shape) in SLOTS.items()})
+        self.params = Params({name: self.theta[a:b].reshape(shape) for name, (a, b, shape) in SLOTS.items()})
         source = initial_params() if params is None else params
-        for name, (a, b, shape) in SLOTS.items():
-            given = np.asarray(source[name], dtype=self.dtype)
-            if given.shape != shape:
-                raise ValueError(f"{name}: expected shape {shape}, got {given.shape}")
-            self.params[name][...] = given
+        for name in SLOTS:
+            self.params[name] = source[name]
         self.lr = 0.1
         self.weight_decay = 0.0
         self.steps = 0

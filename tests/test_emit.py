@@ -527,3 +527,31 @@ def test_written_files_get_the_usual_permissions(tmp_path) -> None:
         assert (tmp_path / "kept.py").stat().st_mode & 0o777 == 0o750
     finally:
         os.umask(umask)
+
+
+def test_params_is_a_dict_whose_entries_write_into_theta(generated_modules) -> None:
+    # spec.md: params is a dict; an entry assigned is copied into theta, which the step reads
+    net = generated_modules["mazur"].Network()
+    assert isinstance(net.params, dict) and list(net.params) == ["W1", "b1", "W2", "b2"]
+    net.params["W2"] = [[1.0, 2.0], [3.0, 4.0]]
+    net.params.update(b1=[0.5])
+    assert net.theta[5:9].tolist() == [1.0, 2.0, 3.0, 4.0] and net.theta[4] == 0.5
+    with pytest.raises(ValueError, match=r"W1: expected shape \(2, 2\), got \(3,\)"):
+        net.params["W1"] = [1.0, 2.0, 3.0]
+    with pytest.raises(KeyError, match="W3: not a parameter"):
+        net.params["W3"] = [1.0]
+    with pytest.raises(TypeError, match="views into theta"):
+        del net.params["W1"]
+
+
+def test_bce_accuracy_counts_each_label() -> None:
+    spec = spec_from_data({"name": "labels", "inputs": 2, "layers": [{"name": "o", "units": 3, "activation": "sigmoid", "weights": [[1, 0], [0, 1], [-1, 0]], "biases": [0, 0, 0]}],
+                           "loss": "bce"}, "labels.yaml")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as directory:
+        net = emitted(spec, Path(directory)).Network()
+    X = np.array([[1.0, -1.0], [-1.0, 1.0]])  # outputs above 1/2: [o1] and [o2, o3]
+    assert net.evaluate(X, np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]))["accuracy"] == 1.0
+    # 4 of 6 labels right, where the argmax of each row (o1, then o2) would call both rows right
+    assert net.evaluate(X, np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]))["accuracy"] == pytest.approx(4 / 6)
