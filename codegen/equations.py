@@ -85,7 +85,7 @@ def pieces(expr: sympy.Expr, printer: Printer, limit: float = ROW_WIDTH - 12, la
         for i, factor in enumerate(_printed_order(expr.args, last, numbers_first=True)):
             sub = pieces(factor, printer, limit, last)
             if isinstance(factor, sympy.Add):
-                sub = ["(" + sub[0] + ")"] if len(sub) == 1 else ["(" + sub[0]] + sub[1:-1] + [sub[-1] + ")"]
+                sub = parenthesized(sub)
             out.append((r"\cdot " if i else "") + sub[0])
             out.extend(sub[1:])
         return out
@@ -99,6 +99,12 @@ def _printed_order(args: Sequence[sympy.Expr], last: Collection[sympy.Symbol], n
         return list(args)
     late = frozenset(last)
     return sorted(args, key=lambda a: (bool(a.free_symbols & late), numbers_first and not a.is_Number))
+
+
+def parenthesized(parts: Sequence[str]) -> list[str]:
+    """Pieces of one expression in plain parentheses (TeX lets them open on one row and close on
+    the next)."""
+    return ["(" + parts[0] + ")"] if len(parts) == 1 else ["(" + parts[0], *parts[1:-1], parts[-1] + ")"]
 
 
 def product(factors: Sequence[str]) -> list[str]:

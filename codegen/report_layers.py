@@ -20,7 +20,7 @@ from chainrule.derive.layers import LayerForm
 from chainrule.derive.network import real_symbol
 from chainrule.derive.registry import T, X, Y
 
-from .equations import Display, Row, equation, math_pieces
+from .equations import Display, Row, equation, math_pieces, parenthesized
 from .latex import Tex, escape_text, math_tex, name_tex, number_tex, vector_tex
 
 #: Layers of at most this many units (and inputs) get their delta and gradient numbers.
@@ -88,9 +88,7 @@ def _factor_pieces(expr: sympy.Expr, operator: str = "") -> list[str]:
     parentheses, which TeX lets open on one row and close on the next), after ``operator``."""
     parts = math_pieces(expr, vectors=True)
     if expr.is_Add:
-        parts = ["(" + parts[0]] + parts[1:] if len(parts) > 1 else ["(" + parts[0] + ")"]
-        if len(parts) > 1:
-            parts[-1] += ")"
+        parts = parenthesized(parts)
     parts[0] = f"{operator} {parts[0]}" if operator else parts[0]
     return parts
 

@@ -410,7 +410,8 @@ class Verifier:
         value, right = self.evaluate(claimed, self.sample), self.evaluate(true, self.sample)
         if np.isfinite(right) and abs(value - right) <= 1e-12 * max(abs(right), 1e-300):
             # equal here only: every mistake that is 0 on this sample would match it by value
-            difference = sympy.expand(true - claimed)
+            difference = true - claimed  # expanded only where it is small: a deep gradient's expansion is slow
+            difference = sympy.expand(difference) if tree_size(difference) <= 4 * MAX_SHOWN_DIFFERENCE else difference
             shown_difference = f" (the true form minus yours, {format_expr(difference)}, is 0 here)" if tree_size(difference) <= MAX_SHOWN_DIFFERENCE else ""
             return [Finding("different", f"not equal to the true form, though on this sample both give {right:.9g}{shown_difference}", truth.form)]
         for alt in truth.alternatives:
