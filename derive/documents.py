@@ -62,12 +62,17 @@ def load_document(text: str, source: str, fmt: str, parse_float: Callable[[str],
         raise ChainruleError(source, "", f"expected at most {limit // 2**20} MiB of {fmt.upper()}, got {len(text):,} characters{hint}")
     if fmt == "yaml":
         return _YamlComposer(text, source, parse_float).compose()
-    depth = nesting_depth(text, fmt)
-    if depth > MAX_DEPTH:
-        raise ChainruleError(source, "", f"nesting deeper than {MAX_DEPTH} levels (found {depth})")
+    scanner = _TomlScanner() if fmt == "toml" else _JsonScanner()
+    if scanner.run(text) > MAX_DEPTH:
+        raise too_deep(source, scanner.too_deep_line)
     data = (_parse_json if fmt == "json" else _parse_toml)(text, source, parse_float)
     _check_expanded_size(data, source)
     return data
+
+
+def too_deep(source: str, line: int) -> ChainruleError:
+    """The one message for nesting past :data:`MAX_DEPTH`, whatever the format and the parser."""
+    return ChainruleError(source, "", f"nesting deeper than {MAX_DEPTH} levels (at line {line})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -94,8 +99,9 @@ class _Frame:
 
 
 class _YamlComposer:
-    def __init__(self, text: str, source: str, parse_float: Callable[[str], Any] = float) -> None:
-        self.parser = _EventParser(text)
+    def __init__(self, text: str, source: str, parse_float: Callable[[str], Any] = float, parser: Any = _EventParser) -> None:
+        self.text = text
+        self.parser = parser(text)
         self.source = source
         self.parse_float = parse_float
         self.anchors: dict[str, tuple[Any, int]] = {}
@@ -114,10 +120,24 @@ class _YamlComposer:
                 yield event
         except yaml.MarkedYAMLError as error:
             mark = error.problem_mark or error.context_mark
+            if "nesting depth" in str(error.problem) and mark is not None:
+                raise self.too_deep_before(mark) from None
             raise self.fail(str(error.problem or error.context or "not YAML"), mark) from None
         except yaml.YAMLError as error:
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise self.fail(first) from None
+
+    def too_deep_before(self, mark: Any) -> ChainruleError:
+        """libyaml (0.2.6 and newer) stops flow nesting past its own limit while scanning ahead,
+        before our count of 32 is reached; the text up to where it stopped is composed again by
+        PyYAML's pure-Python parser, which scans lazily, so the message names the line where
+        nesting passed 32, exactly as for shallower text."""
+        try:
+            _YamlComposer(self.text[: mark.index], self.source, self.parse_float, yaml.SafeLoader).compose()
+        except ChainruleError as error:
+            if "nesting deeper than" in str(error):
+                return error
+        return too_deep(self.source, mark.line + 1)
 
     def compose(self) -> Any:
         stack: list[_Frame] = []
@@ -134,7 +154,7 @@ class _YamlComposer:
             elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
                 self.check_tag(event, "map" if isinstance(event, yaml.MappingStartEvent) else "seq")
                 if len(stack) >= MAX_DEPTH:
-                    raise ChainruleError(self.source, "", f"nesting deeper than {MAX_DEPTH} levels (at line {event.start_mark.line + 1})")
+                    raise too_deep(self.source, event.start_mark.line + 1)
                 if event.anchor:
                     self.open_anchors.add(event.anchor)
                 stack.append(_Frame({} if isinstance(event, yaml.MappingStartEvent) else [], event.anchor))
@@ -243,11 +263,22 @@ def nesting_depth(text: str, fmt: str) -> int:
     return scanner.run(text)
 
 
-class _JsonScanner:
+class _DepthScanner:
+    """Remembers the line on which the depth first passed :data:`MAX_DEPTH`."""
+
+    too_deep_line = 0
+
+    def deeper(self, depth: int, deepest: int, text: str, i: int) -> int:
+        if depth > MAX_DEPTH and not self.too_deep_line:
+            self.too_deep_line = text.count("\n", 0, i) + 1
+        return max(deepest, depth)
+
+
+class _JsonScanner(_DepthScanner):
     def run(self, text: str) -> int:
         depth = deepest = 0
         inside = escaped = False
-        for char in text:
+        for i, char in enumerate(text):
             if inside:
                 if escaped:
                     escaped = False
@@ -259,13 +290,13 @@ class _JsonScanner:
                 inside = True
             elif char in "[{":
                 depth += 1
-                deepest = max(deepest, depth)
+                deepest = self.deeper(depth, deepest, text, i)
             elif char in "]}":
                 depth = max(0, depth - 1)
         return deepest
 
 
-class _TomlScanner:
+class _TomlScanner(_DepthScanner):
     def run(self, text: str) -> int:
         depth = deepest = 0
         quote = ""  # the open string's delimiter: ' " ''' or """
@@ -300,10 +331,10 @@ class _TomlScanner:
                 on_key_side = False
             elif char == "." and (on_key_side or depth > 0 and text[i - 1 : i] not in "0123456789"):
                 key_dots += 1
-                deepest = max(deepest, depth + key_dots + 1)
+                deepest = self.deeper(depth + key_dots + 1, deepest, text, i)
             elif char in "[{":
                 depth += 1
-                deepest = max(deepest, depth + key_dots)
+                deepest = self.deeper(depth + key_dots, deepest, text, i)
             elif char in "]}":
                 depth = max(0, depth - 1)
             i += 1

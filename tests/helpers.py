@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import functools
+import importlib
 from pathlib import Path
+from types import ModuleType
+
+import pytest
 
 from chainrule.codegen.files import load_spec
 from chainrule.derive import derive
@@ -13,6 +17,18 @@ from chainrule.derive.spec import Spec
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 EXAMPLE_FILES = sorted(p for p in EXAMPLES.iterdir() if p.suffix in (".yaml", ".yml", ".toml", ".json"))
+
+
+def optional(name: str) -> ModuleType | None:
+    """The module ``name``, or None where it is not installed (tests that need it skip alone)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+torch = optional("torch")
+needs_torch = pytest.mark.skipif(torch is None, reason="needs PyTorch (pip install '.[test]')")
 
 
 @functools.lru_cache(maxsize=None)

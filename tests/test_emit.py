@@ -20,7 +20,7 @@ from chainrule.codegen.trainer import render_trainer
 from chainrule.derive import derive
 from chainrule.derive.spec import spec_from_data
 from generator import random_spec, spec_id
-from helpers import EXAMPLE_FILES, ROOT, example
+from helpers import EXAMPLE_FILES, ROOT, example, needs_torch, torch
 
 GENERATED = ROOT / "generated"
 NAMES = [p.stem for p in EXAMPLE_FILES]
@@ -410,9 +410,6 @@ def test_emit_into_a_place_it_cannot_write_is_one_line(tmp_path: Path, capsys) -
 
 # -- random architectures against PyTorch ---------------------------------------------------------
 
-torch = pytest.importorskip("torch")
-
-
 def torch_steps(d, kind_hyper, X, T, steps: int):
     from test_optimizers import TORCH
     from torch_bridge import activation, loss
@@ -433,6 +430,7 @@ def torch_steps(d, kind_hyper, X, T, steps: int):
     return [w.detach().numpy() for w in W], [None if v is None else v.detach().numpy() for v in b]
 
 
+@needs_torch
 @pytest.mark.parametrize("kind", ["sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"])
 @pytest.mark.parametrize("seed", range(6), ids=spec_id)
 def test_ten_steps_match_torch(seed: int, kind: str, tmp_path: Path) -> None:
@@ -457,6 +455,7 @@ def test_ten_steps_match_torch(seed: int, kind: str, tmp_path: Path) -> None:
             np.testing.assert_allclose(net.params[f"b{l + 1}"], b[l], rtol=1e-8, atol=1e-10)
 
 
+@needs_torch
 @pytest.mark.parametrize("seed", range(40), ids=spec_id)
 def test_random_architectures_gradients_match_torch(seed: int, tmp_path: Path) -> None:
     from torch_bridge import torch_gradients

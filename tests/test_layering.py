@@ -61,3 +61,23 @@ def test_functions_are_short(path) -> None:
 @pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
 def test_templates_are_short(path) -> None:
     assert len(path.read_text().splitlines()) <= MAX_TEMPLATE_LINES
+
+
+#: Peers and extras a test may lean on that a test run can lack (PyTorch is a large download); a
+#: test that needs one skips alone. (hypothesis, like pytest, is the test runner's own kit.)
+OPTIONAL_IN_TESTS = {"torch", "sklearn", "matplotlib", "jax", "nbclient", "ipykernel"}
+TEST_MODULES = sorted((ROOT / "tests").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", TEST_MODULES, ids=lambda p: p.name)
+def test_optional_packages_are_not_imported_at_module_level(path) -> None:
+    # A module-level `import torch` (or importorskip) makes a whole module error or vanish when
+    # torch is missing; tests/helpers.optional and needs_torch make each test skip alone. The one
+    # exception is torch_bridge, which only tests that already need torch import.
+    if path.name == "torch_bridge.py":
+        return
+    tree = ast.parse(path.read_text())
+    top = [node for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)]
+    assert not {name.split(".")[0] for name in imported(ast.Module(body=top, type_ignores=[]))} & OPTIONAL_IN_TESTS
+    skips = [n for n in tree.body if "importorskip" in ast.unparse(n) and not isinstance(n, ast.FunctionDef)]
+    assert not skips, f"{path.name}: importorskip at module level skips the whole module"

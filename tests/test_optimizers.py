@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sympy
-import torch
 
 from chainrule.derive.optimizers import GRAD, OPTIMIZERS, THETA, compile_rule, first_step_expr
+from helpers import needs_torch, torch
 
 TORCH = {
     "sgd": lambda p, h: torch.optim.SGD(p, lr=h["lr"], weight_decay=h["weight_decay"]),
@@ -30,6 +30,7 @@ def test_every_optimizer_is_compared() -> None:
     assert set(TORCH) == set(OPTIMIZERS)
 
 
+@needs_torch
 @pytest.mark.parametrize("decay", [0.0, 0.1])
 @pytest.mark.parametrize("kind", sorted(OPTIMIZERS))
 def test_ten_steps_match_torch(kind: str, decay: float) -> None:

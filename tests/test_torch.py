@@ -9,14 +9,15 @@ import pytest
 from chainrule.derive import derive
 from chainrule.derive.spec import spec_from_data
 from generator import random_spec, spec_id
-from helpers import EXAMPLE_FILES, example
-from torch_bridge import torch_gradients
+from helpers import EXAMPLE_FILES, example, needs_torch
 
 FAST = range(40)
 SLOW = range(40, 400)
 
 
 def assert_agree(d, X_=None, T_=None) -> None:
+    from torch_bridge import torch_gradients
+
     loss, dW, db = torch_gradients(d.network, d.values, X_, T_)
     run = d.numbers.run(d.values.W, d.values.b, d.values.x if X_ is None else X_, d.values.t if T_ is None else T_)
     assert np.isclose(run.loss, loss, rtol=1e-12, atol=1e-14)
@@ -39,17 +40,20 @@ def check_seed(seed: int) -> None:
         assert np.isclose(d.chain_gradient(chain), d.gradient(chain.param), rtol=1e-9, atol=1e-12), name
 
 
+@needs_torch
 @pytest.mark.parametrize("seed", FAST, ids=spec_id)
 def test_random_architectures(seed: int) -> None:
     check_seed(seed)
 
 
+@needs_torch
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", SLOW, ids=spec_id)
 def test_random_architectures_slow(seed: int) -> None:
     check_seed(seed)
 
 
+@needs_torch
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.stem)
 def test_examples(path) -> None:
     assert_agree(example(path.stem))
