@@ -18,6 +18,7 @@ from chainrule.derive.layers import LayerForm
 from chainrule.derive.network import Network
 from chainrule.derive.registry import T, X, Y
 
+from . import pysource
 from .printers import InPlace, NotInPlace, sigmoid, stable_form, vector_code
 
 #: Ufunc-like calls that take ``out=``: the activation is written straight into its buffer.
@@ -27,10 +28,14 @@ LOG_OUT = sympy.Symbol("log_out", real=True)
 
 @dataclass(frozen=True)
 class Line:
-    """A line of code and the comment above it (``""`` for none)."""
+    """A line of code and the comment above it (``""`` for none). The comment is text, escaped
+    where it is printed; the code is printed from the derivation (:func:`pysource.code`)."""
 
     comment: str
     code: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "code", pysource.code(self.code))
 
 
 def array_code(d: Derivation) -> tuple[tuple[Line, ...], tuple[Line, ...], tuple[Line, ...]]:

@@ -31,6 +31,8 @@ from chainrule.derive.optimizers import GRAD, OPTIMIZERS, STEP, THETA
 from .arraycode import Line, array_code, buffers, human, ones_name, output_delta_text, targets_sum_to_one
 from .floatcode import formulas, scalar_step, scalar_wanted
 from .printers import vector_code
+from .pysource import Py, literal
+from .pysource import code as py
 from .render import render
 
 TEMPLATE = "trainer.py.j2"
@@ -40,59 +42,62 @@ TEMPLATE = "trainer.py.j2"
 class Slot:
     """A parameter's place in ``theta``: ``name``, NumPy ``shape`` text, ``start``:``stop``."""
 
-    name: str
-    shape: str
+    name: Py
+    shape: Py
     start: int
     stop: int
 
 
 @dataclass(frozen=True)
 class TrainerContext:
-    """What ``trainer.py.j2`` lays out; see the module docstring."""
+    """What ``trainer.py.j2`` lays out; see the module docstring. :class:`Py` fields are code (the
+    template prints them as they are); ``str`` fields are text, which the template escapes for
+    the place it puts them (:mod:`chainrule.codegen.pysource`)."""
 
-    name: str
+    name: Py
     spec_file: str
-    template: str
+    template: Py
     summary: tuple[str, ...]
-    inputs: str
-    outputs: str
-    targets: str
+    inputs: Py
+    outputs: Py
+    targets: Py
     architecture: str
     slots: tuple[Slot, ...]
     size: int
     frozen: tuple[Slot, ...]
-    init_lines: tuple[str, ...]
-    sample_x: str
-    sample_t: str
+    init_lines: tuple[Py, ...]
+    sample_x: Py
+    sample_t: Py
     data_path: str
-    data_inputs: str
-    data_targets: str
-    optimizer: str
-    hyper: tuple[tuple[str, str], ...]
-    state: tuple[str, ...]
+    data_inputs: Py
+    data_targets: Py
+    optimizer: Py
+    hyper: tuple[tuple[Py, Py], ...]
+    state: tuple[Py, ...]
+    state_locals: Py
     fold_lr: bool
-    update_locals: tuple[str, ...]
-    scalar_locals: tuple[str, ...]
+    update_locals: tuple[Py, ...]
+    scalar_locals: tuple[Py, ...]
     update_step: bool
     update_lines: tuple[Line, ...]
     forward_lines: tuple[Line, ...]
-    output: str
+    output: Py
     loss_lines: tuple[Line, ...]
     backward_lines: tuple[Line, ...]
     scalar_step: tuple[Line, ...]
     formulas: tuple[Line, ...]
-    helpers: tuple[str, ...]
+    helpers: tuple[Py, ...]
     classifier: bool
     per_label_accuracy: bool
     epochs: int
-    buffers: str
+    buffers: Py
     inputs_count: int
     outputs_count: int
-    forward_returns: str
+    forward_returns: Py
     targets_sum_to_one: bool
     output_delta: str
-    loss_name: str
-    unit_ones: tuple[tuple[str, int], ...]
+    targets_rule: str
+    unit_ones: tuple[tuple[Py, int], ...]
 
 
 def build_trainer_context(d: Derivation, spec_path: str, out_dir: str) -> TrainerContext:
@@ -104,35 +109,36 @@ def build_trainer_context(d: Derivation, spec_path: str, out_dir: str) -> Traine
     chains = formulas(d) if d.small else ()
     updates = _updates(d)
     code = "\n".join(line.code for line in vector[0] + vector[1] + vector[2] + scalar + chains + updates)
-    helpers = tuple(source for name, source in _HELPERS.items() if f"{name}(" in code)
+    helpers = tuple(py(source) for name, source in _HELPERS.items() if f"{name}(" in code)
     return TrainerContext(
-        name=spec.name,
+        name=py(spec.name),
         spec_file=Path(spec_path).name,
-        template=TEMPLATE,
+        template=py(TEMPLATE),
         summary=_summary(d),
-        inputs=repr(tuple(spec.inputs)),
-        outputs=repr(tuple(network.units(network.depth))),
-        targets=repr(tuple(spec.targets)),
+        inputs=literal(tuple(spec.inputs)),
+        outputs=literal(tuple(network.units(network.depth))),
+        targets=literal(tuple(spec.targets)),
         architecture=architecture(d),
         slots=slots,
         size=slots[-1].stop,
         frozen=tuple(s for s in slots if _is_frozen(network, s)),
-        init_lines=_init_lines(d),
-        sample_x=repr([[float(v) for v in d.values.x]]),
-        sample_t=repr([[float(v) for v in d.values.t]]),
+        init_lines=tuple(map(py, _init_lines(d))),
+        sample_x=literal([[float(v) for v in d.values.x]]),
+        sample_t=literal([[float(v) for v in d.values.t]]),
         data_path=_data_path(spec, spec_path, out_dir),
-        data_inputs=repr(tuple(spec.data.inputs)) if spec.data and spec.data.inputs else "None",
-        data_targets=repr(tuple(spec.data.targets)) if spec.data and spec.data.targets else "None",
-        optimizer=spec.optimizer.kind,
-        hyper=tuple((k, repr(float(v))) for k, v in dict(spec.optimizer.hyper).items()),
-        state=OPTIMIZERS[spec.optimizer.kind].state,
-        update_locals=tuple(k for k, _ in spec.optimizer.hyper if _uses(updates, k)),
-        scalar_locals=tuple(k for k, _ in spec.optimizer.hyper if _uses(scalar, k)),
+        data_inputs=literal(tuple(spec.data.inputs) if spec.data and spec.data.inputs else None),
+        data_targets=literal(tuple(spec.data.targets) if spec.data and spec.data.targets else None),
+        optimizer=py(spec.optimizer.kind),
+        hyper=tuple((py(k), literal(float(v))) for k, v in dict(spec.optimizer.hyper).items()),
+        state=tuple(map(py, OPTIMIZERS[spec.optimizer.kind].state)),
+        state_locals=_state_locals(OPTIMIZERS[spec.optimizer.kind].state),
+        update_locals=tuple(py(k) for k, _ in spec.optimizer.hyper if _uses(updates, k)),
+        scalar_locals=tuple(py(k) for k, _ in spec.optimizer.hyper if _uses(scalar, k)),
         update_step=_uses(updates, "k"),
         fold_lr=_fold_lr(d),
         update_lines=updates,
         forward_lines=vector[0],
-        output=d.layers[-1].out,
+        output=py(d.layers[-1].out),
         loss_lines=vector[1],
         backward_lines=vector[2],
         scalar_step=scalar,
@@ -141,14 +147,14 @@ def build_trainer_context(d: Derivation, spec_path: str, out_dir: str) -> Traine
         classifier=network.is_softmax(network.depth) or spec.loss.name == "bce",
         per_label_accuracy=spec.loss.name == "bce" and not network.is_softmax(network.depth),
         epochs=1000 if spec.data is None else 30,
-        buffers=repr(buffers(d, code)),
+        buffers=literal(buffers(d, code)),
         inputs_count=len(spec.inputs),
         outputs_count=network.sizes[-1],
-        forward_returns=", ".join(name for form in d.layers for name in (form.net, form.out)),
+        forward_returns=py(", ".join(name for form in d.layers for name in (form.net, form.out))),
         targets_sum_to_one=targets_sum_to_one(d),
         output_delta=output_delta_text(d),
-        loss_name=spec.loss.formula or spec.loss.name,
-        unit_ones=tuple((ones_name(form), form.size) for form in d.layers if f'work["{ones_name(form)}"]' in code),
+        targets_rule=f"{spec.loss.formula or spec.loss.name} after softmax needs each row of targets to sum to 1 (one-hot or probabilities)",
+        unit_ones=tuple((py(ones_name(form)), form.size) for form in d.layers if f'work["{ones_name(form)}"]' in code),
     )
 
 
@@ -167,11 +173,11 @@ def _slots(network: Network) -> tuple[Slot, ...]:
     slots, start = [], 0
     for l in range(1, network.depth + 1):
         rows, cols = network.sizes[l], network.sizes[l - 1]
-        slots.append(Slot(naming.LAYER_WEIGHT.format(layer=l), f"({rows}, {cols})", start, start + rows * cols))
+        slots.append(Slot(py(naming.LAYER_WEIGHT.format(layer=l)), py(f"({rows}, {cols})"), start, start + rows * cols))
         start += rows * cols
         count = network.spec.layers[l - 1].bias_count
         if count:
-            slots.append(Slot(naming.LAYER_BIAS.format(layer=l), f"({count},)", start, start + count))
+            slots.append(Slot(py(naming.LAYER_BIAS.format(layer=l)), py(f"({count},)"), start, start + count))
             start += count
     return tuple(slots)
 
@@ -247,6 +253,11 @@ def _data_path(spec, spec_path: str, out_dir: str) -> str:
 
 def _uses(lines: tuple[Line, ...], name: str) -> bool:
     return any(re.search(rf"\b{name}\b", line.code) for line in lines)
+
+
+def _state_locals(state: tuple[str, ...]) -> Py:
+    """``m, v = self.m, self.v``: the optimizer's state bound to locals for the update."""
+    return py(f"{', '.join(state)} = {', '.join(f'self.{s}' for s in state)}")
 
 
 def _fold_lr(d: Derivation) -> bool:

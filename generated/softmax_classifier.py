@@ -145,7 +145,7 @@ class Network:
         excess -= 1.0
         if not np.dot(excess, excess) <= TARGET_TOLERANCE**2 * len(excess):
             row = int(np.argmax(np.where(np.isnan(excess), np.inf, np.abs(excess))))
-            raise ValueError(f"T: row {row} (from 0) sums to {excess[row] + 1.0:.17g}; cross_entropy after softmax needs each row of targets to sum to 1 (one-hot or probabilities)")
+            raise ValueError(f"T: row {row} (from 0) sums to {excess[row] + 1.0:.17g}; " "cross_entropy after softmax needs each row of targets to sum to 1 (one-hot or probabilities)")
         return X, T
 
     # -- forward ---------------------------------------------------------------------------------
