@@ -124,7 +124,7 @@ def _layer_form(network: Network, l: int) -> LayerForm:
 def _output_delta(network: Network, softmax: bool, f_prime_out: sympy.Expr | None) -> OutputDelta:
     dE_dy = to_step_form(sympy.diff(network.loss_scale * network.per_output_loss(), Y))
     if softmax:
-        return _softmax_delta(dE_dy)
+        return _softmax_delta(dE_dy, network.targets_sum_to_one)
     if f_prime_out is None:
         return OutputDelta(dE_dy, None, "")
     product = dE_dy * f_prime_out
@@ -138,9 +138,12 @@ def _output_delta(network: Network, softmax: bool, f_prime_out: sympy.Expr | Non
     return OutputDelta(dE_dy, product, "")
 
 
-def _softmax_delta(dE_dy: sympy.Expr) -> OutputDelta:
-    """delta_k = y_k (g_k - sum_j g_j y_j); closed when g_j y_j = c t_j, the sum being c."""
-    if not _cheap_to_cancel(dE_dy * Y):
+def _softmax_delta(dE_dy: sympy.Expr, targets_sum_to_one: bool) -> OutputDelta:
+    """delta_k = y_k (g_k - sum_j g_j y_j); closed when g_j y_j = c t_j and the spec guarantees
+    that the targets sum to 1 (the sum is then c). Without that guarantee (a formula loss, whose
+    targets may be anything) the general product is kept: with t = [1, 1], -t*log(y) has
+    delta = 2y - t, not y - t."""
+    if not targets_sum_to_one or not _cheap_to_cancel(dE_dy * Y):
         return OutputDelta(dE_dy, None, "")
     weighted = sympy.cancel(dE_dy * Y)
     linear = weighted.free_symbols <= {T} and sympy.Poly(weighted, T).degree() == 1 and weighted.subs(T, 0) == 0

@@ -269,6 +269,14 @@ class Network:
     def loss_def(self) -> LossDef | None:
         return LOSSES.get(self.spec.loss.name)
 
+    @property
+    def targets_sum_to_one(self) -> bool:
+        """True where the spec guarantees every target vector sums to 1: its loss is a registry
+        loss whose targets are distributions (cross-entropy; the loader checks the sample's, the
+        trainer each row of T). A formula loss guarantees nothing about its targets."""
+        loss = self.spec.loss
+        return loss.name in LOSSES and LOSSES[loss.name].targets == "distribution"
+
     def per_output_loss(self) -> sympy.Expr:
         """``l(y, t)`` in :data:`~chainrule.derive.registry.Y` and ``T``."""
         if self.spec.loss.expression is not None:

@@ -1,0 +1,72 @@
+"""No silent assumption: a simplification holds only where the spec guarantees its condition, and
+the derivation's numbers are computed in the same stable forms as the trainer's. Each case is
+compared with PyTorch float64 autograd."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chainrule.codegen.trainer import render_trainer
+from chainrule.derive import derive
+from chainrule.derive.check import check_derivation
+from chainrule.derive.spec import spec_from_data
+from helpers import needs_torch
+
+
+def softmax_formula_spec(t: list[float], loss: str = "-t*log(y)") -> dict:
+    return {
+        "name": "softmax_formula_targets",
+        "inputs": ["x1"],
+        "layers": [{"name": "o", "units": 2, "activation": "softmax", "weights": [[0.0], [0.0]], "biases": [0.0, 0.0]}],
+        "loss": {"formula": loss},
+        "sample": {"x": [1.0], "t": t},
+    }
+
+
+def emitted_network(d, tmp_path: Path):
+    path = tmp_path / f"{d.network.spec.name}.py"
+    path.write_text(render_trainer(d, str(tmp_path / "spec.yaml"), str(tmp_path)), encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(f"emitted_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.Network()
+
+
+def test_softmax_with_a_formula_loss_does_not_assume_targets_sum_to_one() -> None:
+    # -t*log(y) over t = [1, 1] at equal logits: E = 2 log 2, dE/dnet = 2y - t = [0, 0]. The
+    # a - t simplification (which needs sum(t) = 1) used to give -0.5.
+    d = derive(spec_from_data(softmax_formula_spec([1.0, 1.0]), "f.yaml"))
+    assert d.loss == pytest.approx(2 * np.log(2), rel=1e-15)
+    for name, chain in d.chains.items():
+        assert d.gradient(chain.param) == pytest.approx(0.0, abs=1e-15), name
+        assert d.chain_gradient(chain) == pytest.approx(0.0, abs=1e-15), name
+    assert check_derivation(d).passed
+
+
+@needs_torch
+@pytest.mark.parametrize("t", [[1.0, 1.0], [1.0, 0.0], [0.0, 0.0], [0.3, 2.5], [-1.0, 0.5]])
+@pytest.mark.parametrize("loss", ["-t*log(y)", "-2*t*log(y) + t", "(t - y)**2"])
+def test_softmax_with_a_formula_loss_matches_torch(t: list[float], loss: str, tmp_path: Path) -> None:
+    from torch_bridge import torch_gradients
+
+    data = softmax_formula_spec(t, loss)
+    data["layers"][0]["weights"] = [[0.3], [-0.7]]
+    data["layers"][0]["biases"] = [0.1, -0.2]
+    d = derive(spec_from_data(data, "f.yaml"))
+    value, dW, db = torch_gradients(d.network, d.values)
+    assert d.loss == pytest.approx(value, rel=1e-12)
+    for name, expected in zip(("w1", "w2", "b1", "b2"), (dW[0][0, 0], dW[0][1, 0], db[0][0], db[0][1])):
+        assert d.gradient(d.chains[name].param) == pytest.approx(expected, rel=1e-10, abs=1e-14), name
+        assert d.chain_gradient(d.chains[name]) == pytest.approx(expected, rel=1e-10, abs=1e-14), name
+    assert check_derivation(d).passed
+    net = emitted_network(d, tmp_path)
+    X = np.array([[1.0], [0.4]])
+    T = np.array([t, [2.0, -1.0]])
+    value, dW, db = torch_gradients(d.network, d.values, X, T)
+    grads = net.gradients(X, T)  # no "targets must sum to 1" refusal: the loss allows any
+    np.testing.assert_allclose(grads["W1"], dW[0], rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(grads["b1"], db[0], rtol=1e-10, atol=1e-14)
