@@ -101,9 +101,8 @@ def run_verify(spec: Spec, spec_path: str, claims_paths: Sequence[str], *, as_js
                 raise
             results.append(FileResult(path, error=str(error)))
     if all(r.error for r in results):
-        for r in results:
-            print(f"chainrule: error: {r.error}", file=sys.stderr)
-        raise ChainruleError("", "", f"none of the {len(results)} claims files could be graded")
+        reasons = "; ".join(r.error for r in results)  # each error names its file
+        raise ChainruleError("", "", f"none of the {len(results)} claims files could be graded: {reasons}")
     if csv_path is not None:
         try:
             write_atomic(Path(csv_path), render_csv(results))

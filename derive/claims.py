@@ -265,9 +265,15 @@ def parse_literal(value: Any, source: str, field: str) -> Literal:
 
 
 def _tolerance(value: Any, source: str, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < float(value) < float("inf"):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ChainruleError(source, field, f"expected a positive number, got {shown(value)}")
-    return float(value)
+    try:
+        tolerance = float(value)  # an int of 400 digits does not fit a float
+    except OverflowError:
+        tolerance = float("inf")
+    if not 0 < tolerance < float("inf"):
+        raise ChainruleError(source, field, f"expected a positive finite number, got {shown(value)}")
+    return tolerance
 
 
 def _text(value: Any, source: str, field: str, what: str) -> str:

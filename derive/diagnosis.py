@@ -11,9 +11,11 @@ factors missing or extra) and their difference (whole paths dropped or counted t
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Sequence
+from typing import Callable, Sequence
 
 import sympy
 
@@ -21,8 +23,10 @@ from .chain import Factor, Path
 from .claims import Part
 from .formula import format_expr, tree_size
 from .paths import paths_phrase, through_label
+from .registry import ACTIVATIONS
 
 MAX_RATIO_NODES = 60
+MAX_FACTOR_NODES = 400
 MAX_SUBSETS_PATHS = 6
 
 
@@ -115,7 +119,7 @@ def path_form(path: Path) -> str:
 # The catalogue, as alternatives
 
 
-def gradient_alternatives(paths: Sequence[Path], activations: dict[str, str], later_weights: set[str], siblings: dict[str, sympy.Expr]) -> list[Alternative]:
+def gradient_alternatives(paths: Sequence[Path], activations: dict[str, str], later_weights: set[str], siblings: dict[str, sympy.Expr], nodes: dict[str, tuple] | None = None) -> list[Alternative]:
     """The typical mistakes in dE/dθ written as the sum of ``paths``.
 
     Args:
@@ -163,13 +167,92 @@ def gradient_alternatives(paths: Sequence[Path], activations: dict[str, str], la
         if late != true:
             names = ", ".join(sorted(w for w in later_weights if sympy.Symbol(w, real=True) in true.free_symbols))
             alts.append(Alternative(Finding("updated_weights", f"the updated weights ({names} after the step) used in the backward pass; the gradients of one step all use the weights before it", format_expr(late)), late))
+    alts += role_alternatives(paths, activations, nodes or {})
     for name, expr in siblings.items():
         alts.append(Alternative(Finding("other_parameter", f"this is dE/d{name}, the gradient of another parameter", format_expr(expr)), expr))
     return alts
 
 
+def _activation_slips(f: Factor, kind: str) -> list[tuple[str, str, sympy.Expr]]:
+    """The ways a local dout/dnet is written wrong, each (mistake, words, the factor as written):
+    the derivative taken at the output (σ′(out_o1)), the net put in its output form
+    (net_o1*(1 - net_o1)), another activation's derivative (out_h1*(1 - out_h1) for a tanh unit)."""
+    out, net, human = f.of, f.wrt, format_expr(f.human)
+    slips = []
+    at_out = f.derivative.xreplace({net: out})
+    if at_out.has(out) and at_out != f.human:
+        slips.append(("wrong_argument", f"{_prime(kind)} taken at {out.name}, the output, where it is {_prime(kind)}({net.name}) = {human}", at_out))
+    on_net = f.human.xreplace({out: net})
+    if on_net != f.human:
+        slips.append(("wrong_argument", f"{net.name} put in for {out.name} in {_prime(kind)} = {human}", on_net))
+    for other in ACTIVATIONS.values():
+        if other.name == kind or other.in_output is None or other.params or other.whole_layer:
+            continue
+        form = other.in_output(out)
+        if form.is_Number or any(not isinstance(g, sympy.exp) for g in form.atoms(sympy.Function)) or form == f.human:
+            continue
+        slips.append(("other_activation", f"{_prime(kind)} is {human}; {format_expr(form)} is {_prime(other.name)}, the derivative of {other.name}", form))
+    return slips
+
+
+def role_alternatives(paths: Sequence[Path], activations: dict[str, str], nodes: dict[str, tuple]) -> list[Alternative]:
+    """A mistake made the same way in every path, at each step of the same kind (dout_ok/dnet_ok
+    for every output k, or each dnet_ok/dout_h1 = weight): the factor left out, or, for an
+    activation's derivative, one of :func:`_activation_slips`.
+
+    Args:
+        nodes: symbol name -> graph node (``("out", 2, 0)``): a step's kind is its two layers.
+    """
+    roles: dict[tuple, list[tuple[int, int]]] = {}
+    for i, p in enumerate(paths):
+        for j, f in enumerate(p.factors):
+            if f.human != 1 and f.of.name in nodes and f.wrt.name in nodes:
+                roles.setdefault(nodes[f.of.name][:2] + nodes[f.wrt.name][:2], []).append((i, j))
+    alts = []
+    for role, places in roles.items():
+        found = [paths[i].factors[j] for i, j in places]
+        names = list(dict.fromkeys(f"d{f.of.name}/d{f.wrt.name}" for f in found))
+        each = " in each path" if len(paths) > 1 else ""
+        if len(names) > 1:
+            listed = ", ".join(dict.fromkeys(format_expr(f.human) for f in found))
+            words = f"{_generic(names)} is missing{each} ({listed})"
+            alts.append(Alternative(Finding("missing_factor", words, listed), _replaced(paths, places, lambda f: sympy.Integer(1))))
+        if role[0] == "out" and role[2] == "net" and role[1] == role[3] and all(f.of.name[len("out_"):] == f.wrt.name[len("net_"):] for f in found):
+            kind = activations.get(found[0].of.name, "the activation")
+            slips = {id(f): _activation_slips(f, kind) for f in found}
+            for n, (mistake, words, _) in enumerate(slips[id(found[0])]):
+                if all(len(slips[id(f)]) > n for f in found):
+                    by_factor = {(f.of, f.wrt): slips[id(f)][n][2] for f in found}
+                    alts.append(Alternative(Finding(mistake, words + each, format_expr(by_factor[(found[0].of, found[0].wrt)])), _replaced(paths, places, lambda f: by_factor[(f.of, f.wrt)])))
+    return alts
+
+
+def _replaced(paths: Sequence[Path], places: Sequence[tuple[int, int]], new: Callable[[Factor], sympy.Expr]) -> sympy.Expr:
+    at = {}
+    for i, j in places:
+        at.setdefault(i, {})[j] = new(paths[i].factors[j])
+    return sympy.Add(*[path_product(p, at.get(i)) for i, p in enumerate(paths)])
+
+
+def _generic(names: Sequence[str]) -> str:
+    """``dout_ok/dnet_ok`` for dout_o1/dnet_o1 and dout_o2/dnet_o2: the unit numbers that differ
+    written k (or the names listed, where more than numbers differ)."""
+    pieces = [re.split(r"(\d+)", n) for n in names]
+    if len({len(p) for p in pieces}) != 1:
+        return ", ".join(names)
+    merged = []
+    for column in zip(*pieces):
+        if len(set(column)) == 1:
+            merged.append(column[0])
+        elif all(c.isdigit() for c in column):
+            merged.append("k")
+        else:
+            return ", ".join(names)
+    return "".join(merged)
+
+
 def _prime(activation: str) -> str:
-    return {"sigmoid": "σ′", "tanh": "tanh′"}.get(activation, f"the derivative of {activation}")
+    return {"sigmoid": "σ′"}.get(activation, f"{activation}′")
 
 
 def _plain(activation: str) -> str:
@@ -250,14 +333,73 @@ def sum_alternatives(true: sympy.Expr, what: str, terms_named: dict[sympy.Expr, 
 
 MAX_EXPAND_NODES = 3_000
 MAX_EXPAND_POWER = 6
+#: terms a product of sums may have once multiplied out, anywhere in an expression
+MAX_EXPANDED_TERMS = 2_000
+#: the largest integer power, multiple inside exp, or root index polynomial algebra is given:
+#: exp(-1e20) is exp(1)**(-10**20) to sympy's polys, a dense polynomial of that degree
+MAX_DEGREE = 64
+#: distinct denominators a sum may bring together (their product is the common denominator)
+MAX_DENOMINATORS = 12
 
 
 def expandable(expr: sympy.Expr) -> bool:
-    """Whether multiplying ``expr`` out stays cheap: a hostile ``(o1 + h1 + w5 + w6)**100`` has
-    millions of terms. Expressions that are not are compared by their values alone."""
+    """Whether sympy's polynomial algebra on ``expr`` (expand, together, cancel, factor) stays
+    cheap: a bounded tree, at most :data:`MAX_EXPANDED_TERMS` terms once multiplied out (a hostile
+    ``(o1 + h1 + w5 + w6)**100`` has millions), small degrees (no ``exp(-1e20)``, no ``x**10**6``)
+    and few denominators. Expressions that are not are compared by their values alone."""
     if tree_size(expr, MAX_EXPAND_NODES + 1) > MAX_EXPAND_NODES:
         return False
-    return all(not (p.base.is_Add and p.exp.is_Number and abs(p.exp) > MAX_EXPAND_POWER) for p in expr.atoms(sympy.Pow))
+    nodes = list(sympy.preorder_traversal(expr))
+    if not all(_small_degree(node) for node in nodes):
+        return False
+    denominators = {node.base for node in nodes if node.is_Pow and node.exp.is_negative}
+    return len(denominators) <= MAX_DENOMINATORS and expanded_terms(expr) <= MAX_EXPANDED_TERMS
+
+
+def _small_degree(node: sympy.Basic) -> bool:
+    """Whether a power or an exp stays a polynomial of small degree in its generator."""
+    if node.is_Pow:
+        if node.base.is_Add and node.exp.is_Number and abs(node.exp) > MAX_EXPAND_POWER:
+            return False
+        multiples = [node.exp]
+    elif isinstance(node, sympy.exp):
+        multiples = list(sympy.Add.make_args(node.args[0]))
+    else:
+        return True
+    for term in multiples:
+        k = term.as_coeff_Mul()[0]
+        if not k.is_Number:
+            continue
+        if abs(k) > MAX_DEGREE or (k.is_Rational and k.q > MAX_DEGREE) or (k.is_Float and k != int(k)):
+            return False
+    return True
+
+
+def expanded_terms(expr: sympy.Expr) -> int:
+    """An upper bound on the terms of any part of ``expr`` multiplied out (capped just above
+    :data:`MAX_EXPANDED_TERMS`)."""
+    cap = MAX_EXPANDED_TERMS + 1
+    memo: dict[sympy.Basic, int] = {}
+    worst = [1]
+
+    def terms(node: sympy.Basic) -> int:
+        if node in memo:
+            return memo[node]
+        inner = [terms(a) for a in node.args]
+        if node.is_Add:
+            n = sum(inner)
+        elif node.is_Mul:
+            n = math.prod(inner)
+        elif node.is_Pow and node.exp.is_Integer and node.exp > 0:
+            n = math.comb(min(inner[0], cap) + int(node.exp) - 1, int(node.exp)) if int(node.exp) <= MAX_DEGREE else cap
+        else:
+            n = 1
+        memo[node] = n = min(n, cap)
+        worst[0] = max(worst[0], n)
+        return n
+
+    terms(expr)
+    return worst[0]
 
 
 def is_zero(expr: sympy.Expr) -> bool:
@@ -279,9 +421,12 @@ def same(a: sympy.Expr, b: sympy.Expr) -> bool:
 
 def ratio_findings(claimed: sympy.Expr, true: sympy.Expr, factors: Sequence[Factor], rate: sympy.Expr | None = None, where: str = "") -> list[Finding]:
     """What the ratio claimed/true says, when it is simple: a constant or a product of factors."""
-    if true == 0 or claimed == 0 or not expandable(claimed):
+    if true == 0 or claimed == 0 or not expandable(claimed / true):
         return []
-    ratio = sympy.factor(sympy.cancel(claimed / true))
+    cancelled = sympy.cancel(claimed / true)
+    if tree_size(cancelled, MAX_FACTOR_NODES + 1) > MAX_FACTOR_NODES:
+        return []  # factoring a big multivariate polynomial is slow, and its factors say little
+    ratio = sympy.factor(cancelled)
     if tree_size(ratio, MAX_RATIO_NODES + 1) > MAX_RATIO_NODES:
         return []
     if ratio.is_Number:
@@ -358,8 +503,13 @@ def named(missing: sympy.Expr, factors: Sequence[Factor]) -> tuple[str, str]:
     return text, " (the factors " + ", ".join(factor_text(f) for f in used[:-1]) + f" and {factor_text(used[-1])})"
 
 
-def path_findings(claimed: sympy.Expr, paths: Sequence[Path]) -> list[Finding]:
-    """Whole paths dropped or counted twice, and a mistake confined to one path."""
+def path_findings(claimed: sympy.Expr, paths: Sequence[Path], close: Callable[[sympy.Expr, sympy.Expr], bool] = lambda a, b: True) -> list[Finding]:
+    """Whole paths dropped or counted twice, and a mistake confined to one path.
+
+    Args:
+        close: a cheap test that two expressions may be equal (their values agree somewhere);
+            only those are compared symbolically.
+    """
     products = [path_product(p) for p in paths]
     true = sympy.Add(*products)
     if len(paths) < 2:
@@ -370,10 +520,10 @@ def path_findings(claimed: sympy.Expr, paths: Sequence[Path]) -> list[Finding]:
         for subset in combinations(range(n), size):
             part = sympy.Add(*[products[i] for i in subset])
             forms = " + ".join(path_form(paths[i]) for i in subset)
-            if same(claimed, true - part):
+            if close(claimed, true - part) and same(claimed, true - part):
                 group, verb = _group(paths, subset)
                 return [Finding("dropped_path", f"{group} {verb} missing (a parameter behind several units has one path through each)", forms)]
-            if same(claimed, true + part):
+            if close(claimed, true + part) and same(claimed, true + part):
                 group, verb = _group(paths, subset)
                 return [Finding("extra_path", f"{group} {verb} counted twice", forms)]
     for i, path in enumerate(paths):

@@ -33,6 +33,7 @@ from .diagnosis import (
     Finding,
     Rate,
     Verdict,
+    expandable,
     gradient_alternatives,
     path_findings,
     path_form,
@@ -43,7 +44,7 @@ from .diagnosis import (
 )
 from .errors import FormulaError
 from .formula import format_expr, parse_formula, to_sympy, tree_size
-from .network import Values, exact, real_symbol, seeded_sample
+from .network import ParamRef, Values, exact, real_symbol, seeded_sample
 from .numeric import compile_expr
 from .optimizers import GRAD, THETA, first_step_expr
 from .paths import Graph, Node
@@ -198,9 +199,21 @@ class Verifier:
         if self.d.small:
             layer = [p for p in self.network.parameters() if p.layer == ref.layer and p.kind == ref.kind and p.name != ref.name]
             siblings = {p.name: self.d.chains[p.name].gradient for p in layer[:MAX_SIBLINGS]}
-        alts = gradient_alternatives(chain.paths, activations, later, siblings)
+        alts = gradient_alternatives(chain.paths, activations, later, siblings, self.names.nodes) + self._bias_alternatives(ref)
         form = " + ".join(path_form(p) for p in chain.paths)
         return Truth(self.d.gradient(ref), expr, form, chain.paths, tuple(alts))
+
+    def _bias_alternatives(self, ref: ParamRef) -> list[Alternative]:
+        """A per-unit bias given the gradient a shared bias of its layer would have (the sum
+        over the layer's units), which is what chainrule derives for ``bias: shared``."""
+        layer = self.network.spec.layers[ref.layer - 1]
+        if ref.is_weight or layer.bias_count < 2 or not self.d.small:
+            return []
+        names = [self.network.bias_name(ref.layer, r) for r in range(layer.bias_count)]
+        shared = sympy.Add(*[self.chain_of(n).gradient for n in names if n])
+        unit = self.network.units(ref.layer)[ref.row]
+        words = f"this is the gradient of a shared bias (bias: shared, one bias for the layer: the sum over its units); {ref.name} is {unit}'s own bias, whose gradient is {unit}'s term alone"
+        return [Alternative(Finding("shared_bias", words, format_expr(shared)), shared)]
 
     def _update_truth(self, target: Target) -> Truth:
         ref = target.param
@@ -284,7 +297,26 @@ class Verifier:
             deltas = {s: self.unit_gradient(self.names.nodes["net_" + s.name[len("delta_"):]]) for s in expr.free_symbols if s.name.startswith("delta_")}
             expr = expr.xreplace(deltas) if deltas else expr
         nets = {s: self.network.net_definition(*self.names.nodes[s.name][1:]) for s in expr.free_symbols if s.name.startswith("net_") and s.name in self.names.nodes}
-        return expr.xreplace(nets) if nets else expr
+        expr = expr.xreplace(nets) if nets else expr
+        frozen = {s: v for s, v in self.frozen.items() if s in expr.free_symbols}
+        return expr.xreplace(frozen) if frozen else expr
+
+    @cached_property
+    def frozen(self) -> dict[sympy.Symbol, sympy.Expr]:
+        """The frozen parameters and their values: constants, which formulas may write as numbers."""
+        found = {}
+        for p in self.network.parameters():
+            if self.d.frozen(p):
+                symbol = real_symbol(p.name)
+                found[symbol] = exact(self.evaluate(symbol, self.sample))
+        return found
+
+    def frozen_note(self, truth: Truth) -> str:
+        used = [s for s in self.frozen if truth.expr is not None and s in truth.expr.free_symbols]
+        if not used:
+            return ""
+        values = ", ".join(f"{s.name} = {format_expr(self.frozen[s])}" for s in used)
+        return f"frozen parameters are constants: judged with {values}"
 
     # -- judging -----------------------------------------------------------------------------
 
@@ -357,6 +389,8 @@ class Verifier:
             if key not in self._formulas:
                 self._formulas[key] = self._judge_expr(claim.target, claimed, truth)
             correct, findings, note = self._formulas[key]
+        if correct and not note:
+            note = self.frozen_note(truth)
         verdict = Verdict(claim.index, claim.of, claim.target.label, Part.FORMULA, correct, truth.form, claim.formula, findings, note)
         return verdict, claimed
 
@@ -391,34 +425,50 @@ class Verifier:
         return True
 
     def diagnose(self, target: Target, claimed: sympy.Expr, true: sympy.Expr, truth: Truth) -> list[Finding]:
-        """What differs between a claimed formula and the true one (see :mod:`.diagnosis`)."""
+        """What differs between a claimed formula and the true one (see :mod:`.diagnosis`).
+
+        sympy's algebra runs only on expressions whose cost it bounds (:func:`.diagnosis.expandable`)
+        and only where the values on the sample already agree; other formulas are judged by value."""
         if target.kind is TargetKind.UPDATE and truth.rate is not None:
             found = self._update_findings(target, claimed, truth, constants_only=True)
             if found:
                 return found
+        if not expandable(claimed):
+            return self._findings_by_value(claimed, true, truth, " (judged by its values: the formula is too costly to compare symbolically)")
         symbolic = [a for a in truth.alternatives if not any(s.name.endswith("+") for s in a.expr.free_symbols)]
         for alt in symbolic:
-            if same(claimed, self.canon(alt.expr)):
+            if self.same_here(claimed, self.canon(alt.expr)):
                 return [alt.finding]
         factors: Sequence[Factor] = truth.paths[0].factors if len(truth.paths) == 1 else ()
         if target.kind is TargetKind.UPDATE and truth.rate is not None:
             found = self._update_findings(target, claimed, truth)
         else:
-            found = ratio_findings(claimed, true, factors, truth.rate) or path_findings(claimed, truth.paths)
-        if found:
-            return found
+            found = ratio_findings(claimed, true, factors, truth.rate) or path_findings(claimed, truth.paths, self.close_here)
+        return found or self._findings_by_value(claimed, true, truth)
+
+    def close_here(self, a: sympy.Expr, b: sympy.Expr) -> bool:
+        """Whether ``a`` and ``b`` may be equal: their values on the sample agree (or are not
+        finite). The cheap test that spares sympy the comparisons that cannot succeed."""
+        x, y = self.at_sample(a), self.at_sample(b)
+        return not (np.isfinite(x) and np.isfinite(y)) or abs(x - y) <= 1e-6 * max(abs(x), abs(y), 1e-12)
+
+    def same_here(self, a: sympy.Expr, b: sympy.Expr) -> bool:
+        return self.close_here(a, b) and same(a, b)
+
+    def _findings_by_value(self, claimed: sympy.Expr, true: sympy.Expr, truth: Truth, how: str = "") -> list[Finding]:
+        """A wrong formula that matches no typical mistake in form: named by its value."""
         value, right = self.evaluate(claimed, self.sample), self.evaluate(true, self.sample)
         if np.isfinite(right) and abs(value - right) <= 1e-12 * max(abs(right), 1e-300):
             # equal here only: every mistake that is 0 on this sample would match it by value
             difference = true - claimed  # expanded only where it is small: a deep gradient's expansion is slow
-            difference = sympy.expand(difference) if tree_size(difference) <= 4 * MAX_SHOWN_DIFFERENCE else difference
+            difference = sympy.expand(difference) if tree_size(difference) <= 4 * MAX_SHOWN_DIFFERENCE and expandable(difference) else difference
             shown_difference = f" (the true form minus yours, {format_expr(difference)}, is 0 here)" if tree_size(difference) <= MAX_SHOWN_DIFFERENCE else ""
-            return [Finding("different", f"not equal to the true form, though on this sample both give {right:.9g}{shown_difference}", truth.form)]
+            return [Finding("different", f"not equal to the true form, though on this sample both give {right:.9g}{shown_difference}{how}", truth.form)]
         for alt in truth.alternatives:
             other = self.evaluate(self.canon(alt.expr), self.sample)
             if np.isfinite(other) and abs(value - other) <= 1e-4 * max(abs(other), 1e-12):
                 return [Finding(alt.finding.mistake, alt.finding.words + " (by its value on the sample)", alt.finding.formula)]
-        words = f"not equal to the true form; on the sample yours gives {value:.9g} where the true value is {right:.9g}"
+        words = f"not equal to the true form; on the sample yours gives {value:.9g} where the true value is {right:.9g}{how}"
         return [Finding("different", words, truth.form)]
 
     def _update_findings(self, target: Target, claimed: sympy.Expr, truth: Truth, constants_only: bool = False) -> list[Finding]:
@@ -427,6 +477,8 @@ class Verifier:
         step_true, step_claimed = truth.expr - theta, claimed - theta
         if step_claimed == 0:
             return [Finding("not_updated", "the parameter is left as it was (no step)", theta.name)]
+        if not expandable(step_claimed / step_true):
+            return []
         ratio = sympy.cancel(step_claimed / step_true)
         if ratio.is_Number:
             if ratio == -1:
