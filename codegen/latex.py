@@ -281,6 +281,10 @@ def math_tex(expr: sympy.Expr, names: Mapping[str, str] | None = None, vectors: 
 
 
 _ONE_ARGUMENT = {"mathrm", "mathit", "mathbf", "boldsymbol", "operatorname", "val", "text", "texttt"}
+#: Bold letters are wider than the average character.
+_BOLD, _BOLD_WIDTH = {"mathbf", "boldsymbol"}, 1.2
+#: Operators printed as their name in upright letters (\\tanh is four letters wide, not one).
+_NAMED = {"arccos", "arcsin", "arctan", "cos", "cosh", "exp", "ln", "log", "max", "min", "sin", "sinh", "tan", "tanh"}
 _OPERATORS = {"cdot", "odot", "times", "leq", "geq", "in"}
 _NO_WIDTH = {"left", "right", "bigl", "bigr", ",", "!", "displaystyle"}
 
@@ -326,7 +330,9 @@ def _width(tex: str, i: int, closing: bool = False) -> tuple[float, int]:
                 total += max(top, bottom) + 0.5
             elif command in _ONE_ARGUMENT:
                 w, i = _group(tex, i)
-                total += w
+                total += w * (_BOLD_WIDTH if command in _BOLD else 1)
+            elif command in _NAMED:
+                total += len(command)
             elif command == "quad":
                 total += 2
             elif command in _OPERATORS:

@@ -10,6 +10,7 @@ deltas and gradient matrices are also given with their numbers.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import sympy
@@ -20,13 +21,16 @@ from chainrule.derive.layers import LayerForm
 from chainrule.derive.network import real_symbol
 from chainrule.derive.registry import T, X, Y
 
-from .equations import Display, Row, equation, math_pieces, parenthesized
-from .latex import Tex, escape_text, math_tex, name_tex, number_tex, vector_tex
+from .equations import ROW_WIDTH, Display, Row, equation, math_pieces, parenthesized
+from .latex import Tex, escape_text, math_tex, name_tex, number_tex, vector_tex, width
 
 #: Layers of at most this many units (and inputs) get their delta and gradient numbers.
 NUMBERS_MAX = 6
 #: Unit lists in the spec table are cut to their first and last names past this many.
 UNITS_LISTED = 6
+#: A matrix column's width per character of :func:`~chainrule.codegen.latex.width` (digits are
+#: 5.5 pt wide against its average of about 6.5 pt), and the space between two columns.
+DIGIT_WIDTH, COLUMN_GAP = 0.85, 1.6
 
 
 @dataclass(frozen=True)
@@ -167,7 +171,7 @@ def _numbers(d: Derivation, form: LayerForm) -> list[Row]:
     if max(d.network.sizes[l], d.network.sizes[l - 1]) > NUMBERS_MAX:
         return []
     rows = list(equation(vector_tex(form.delta), [[_column(d.sample.deltas[l - 1][0])]]))
-    rows += equation(Tex(rf"\frac{{\partial E}}{{\partial {vector_tex(form.weight)}}}"), [[_matrix(d.sample.dW[l - 1])]])
+    rows += matrix_rows(Tex(rf"\frac{{\partial E}}{{\partial {vector_tex(form.weight)}}}"), d.sample.dW[l - 1])
     return rows
 
 
@@ -175,7 +179,28 @@ def _column(vector: np.ndarray) -> str:
     return r"\begin{pmatrix}" + r" \\ ".join(number_tex(float(x)) for x in vector) + r"\end{pmatrix}"
 
 
-def _matrix(matrix: np.ndarray) -> str:
-    lines = (" & ".join(number_tex(float(x)) for x in row) for row in matrix)
-    return r"\begin{pmatrix}" + r" \\ ".join(lines) + r"\end{pmatrix}"
+def matrix_rows(lhs: Tex, matrix: np.ndarray) -> list[Row]:
+    """``lhs = matrix`` in one row when it fits the page; else one row per block of columns that
+    fits, each named by its columns (``(lhs) columns 1-3 = ...``), so that no number is cut off."""
+    entries = [[number_tex(float(x)) for x in row] for row in matrix]
+    columns = range(matrix.shape[1])
+    widths = [DIGIT_WIDTH * max(width(row[c]) for row in entries) + COLUMN_GAP for c in columns]
+    if width(lhs) + sum(widths) + 3.5 <= ROW_WIDTH:
+        return [Row(lhs, Tex("="), _pmatrix(entries, columns))]
+    label_width = width(_block_label(lhs, 10, 10))
+    blocks: list[list[int]] = [[]]
+    for c in columns:
+        if blocks[-1] and label_width + sum(widths[k] for k in blocks[-1]) + widths[c] + 3.5 > ROW_WIDTH:
+            blocks.append([])
+        blocks[-1].append(c)
+    return [Row(_block_label(lhs, block[0] + 1, block[-1] + 1), Tex("="), _pmatrix(entries, block)) for block in blocks]
 
+
+def _block_label(lhs: Tex, first: int, last: int) -> Tex:
+    which = f"column {first}" if first == last else f"columns {first}--{last}"
+    return Tex(rf"\left({lhs}\right)_{{\text{{{which}}}}}")
+
+
+def _pmatrix(entries: list[list[Tex]], columns: Sequence[int]) -> Tex:
+    lines = (" & ".join(row[c] for c in columns) for row in entries)
+    return Tex(r"\begin{pmatrix}" + r" \\ ".join(lines) + r"\end{pmatrix}")

@@ -95,8 +95,8 @@ def random_spec(seed: int, max_depth: int = 3, max_width: int = 4, max_inputs: i
     }
 
 
-def spec_id(seed: int) -> str:
-    data = random_spec(seed)
+def spec_id(seed: int, **sizes: int) -> str:
+    data = random_spec(seed, **sizes)
     acts = []
     for layer in data["layers"]:
         act = layer["activation"]

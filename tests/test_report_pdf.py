@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from chainrule.codegen.cli import main
-from chainrule.codegen.report import compile_pdf, first_error, render_report
+from chainrule.codegen.report import compile_pdf, first_error, render_report, tex_environment
 from chainrule.derive.derivation import derive
 from chainrule.derive.errors import ChainruleError
 from chainrule.derive.spec import spec_from_data
+from generator import random_spec, spec_id
 from helpers import ROOT, example
 
 pytestmark = pytest.mark.skipif(shutil.which("pdflatex") is None or shutil.which("pdftotext") is None, reason="needs pdflatex and pdftotext")
@@ -122,13 +123,44 @@ WIDE = spec_from_data({
                {"name": "g", "units": 1, "activation": {"formula": " + ".join(f"sin({k}*x)/{k + 1}" for k in range(1, 25))}},
                {"name": "o", "units": 2, "activation": "softmax"}],
     "loss": "cross_entropy", "seed": 1, "sample": {"x": [1.2, -0.7], "t": [0, 1]}}, "wide.yaml")
+#: The issue's wide matrices: a 5x6 dE/dW1 lost its 6th column (85 pt over), a 4-6-5-3 net one more (152 pt).
+SIX_INPUTS = spec_from_data({
+    "name": "six", "inputs": 6, "layers": [{"name": "h", "units": 5, "activation": "tanh"}, {"name": "o", "units": 1, "activation": "sigmoid"}],
+    "loss": "half_sse", "seed": 1}, "six.yaml")
+GELU_ELU = spec_from_data({
+    "name": "gelu_elu", "inputs": 4, "layers": [{"name": "h", "units": 6, "activation": "gelu"}, {"name": "g", "units": 5, "activation": "elu"},
+                                                {"name": "o", "units": 3, "activation": "sigmoid"}],
+    "loss": "half_sse", "seed": 1}, "gelu_elu.yaml")
+
+
+def overfull_widths(tex: str, work: Path) -> list[float]:
+    """How far each overfull line of ``tex`` runs past the margin, in pt (one pdflatex pass in
+    draft mode: enough to set every line, and faster than writing the PDF)."""
+    (work / "r.tex").write_text(tex, encoding="utf-8")
+    run = subprocess.run(["pdflatex", "-draftmode", "-interaction=nonstopmode", "-halt-on-error", "r.tex"], cwd=work, env=tex_environment(), capture_output=True)
+    log = (work / "r.log").read_text(encoding="utf-8", errors="replace")
+    assert run.returncode == 0, first_error(log)
+    return [float(x) for x in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)", log)]
 
 
 @pytest.mark.parametrize("derivation", [pytest.param(lambda: example("deep_tanh_relu"), id="deep_tanh_relu (4 layers)"),
-                                        pytest.param(lambda: derive(WIDE), id="gelu and a 24-term formula activation")])
+                                        pytest.param(lambda: derive(WIDE), id="gelu and a 24-term formula activation"),
+                                        pytest.param(lambda: derive(SIX_INPUTS), id="6-5-1 tanh (a 5x6 matrix)"),
+                                        pytest.param(lambda: derive(GELU_ELU), id="4-6-5-3 gelu elu")])
 def test_nothing_runs_off_the_page(derivation, tmp_path: Path) -> None:
-    # the diagram of 4 layers and the unbroken gelu and formula lines of the layer form did, by 70-4600 pt
-    compile_pdf(render_report(derivation(), "spec.yaml"), "r", tmp_path)
-    log = (tmp_path / "r.log").read_text(encoding="utf-8", errors="replace")
-    wide = [float(x) for x in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)", log)]
+    # the diagram of 4 layers, the unbroken gelu and formula lines of the layer form and the
+    # gradient matrices of 6 columns did, by 70-4600 pt
+    wide = overfull_widths(render_report(derivation(), "spec.yaml"), tmp_path)
+    assert max(wide, default=0.0) < 5.0, wide
+
+
+#: Random architectures of up to 4 layers and 8 units a layer (and 8 inputs).
+UP_TO_8 = {"max_depth": 4, "max_width": 8, "max_inputs": 8}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(48), ids=lambda seed: spec_id(seed, **UP_TO_8))
+def test_no_random_architecture_runs_off_the_page(seed: int, tmp_path: Path) -> None:
+    spec = spec_from_data(random_spec(seed, **UP_TO_8), f"net{seed}.yaml")
+    wide = overfull_widths(render_report(derive(spec), f"net{seed}.yaml"), tmp_path)
     assert max(wide, default=0.0) < 5.0, wide
