@@ -52,8 +52,9 @@ class FileResult:
         return not self.error and self.right == len(self.verdicts)
 
 
-def grade(verifier: Verifier, spec_path: str, path: str) -> tuple[Verdict, ...]:
-    """Read, validate and judge one claims file.
+def grade(verifier: Verifier, spec_path: str, path: str, tolerant: bool = False) -> tuple[Verdict, ...]:
+    """Read, validate and judge one claims file (``tolerant``: a claim that cannot be read is an
+    error for that claim only; see :meth:`Verifier.verify`).
 
     Raises:
         ChainruleError: unreadable, malformed, names the spec does not have, another spec.
@@ -63,7 +64,7 @@ def grade(verifier: Verifier, spec_path: str, path: str) -> tuple[Verdict, ...]:
         raise ChainruleError(path, "", f"expected a claims file ending in {', '.join(FORMATS)}")
     text = read_text(path, kind="claims file")
     claims = parse_claims(text, path, fmt, verifier.network, verifier.names, check_spec=lambda named: _check_same_spec(path, named, spec_path))
-    return verifier.verify(claims)
+    return verifier.verify(claims, tolerant)
 
 
 def _check_same_spec(path: str, named: str, spec_path: str) -> None:
@@ -95,7 +96,7 @@ def run_verify(spec: Spec, spec_path: str, claims_paths: Sequence[str], *, as_js
     results = []
     for path in claims_paths:
         try:
-            results.append(FileResult(path, grade(verifier, spec_path, path)))
+            results.append(FileResult(path, grade(verifier, spec_path, path, tolerant=len(claims_paths) > 1)))
         except ChainruleError as error:
             if len(claims_paths) == 1:
                 raise
@@ -213,7 +214,7 @@ def render_csv(results: Sequence[FileResult]) -> str:
             writer.writerow([cell(x) for x in (r.path, "", "", "", "error", "", "", r.error, "")])
             continue
         for v in r.verdicts:
-            verdict = "correct" if v.correct else "wrong"
+            verdict = "correct" if v.correct else "error" if v.findings and v.findings[0].mistake == "unreadable" else "wrong"
             writer.writerow([cell(x) for x in (r.path, v.claim, v.of, v.part.value, verdict, shown_expected(v), shown_claimed(v), v.diagnosis or v.note, int(v.correct))])
         writer.writerow([cell(x) for x in (r.path, "total", "", "", "", "", "", "", f"{r.right}/{len(r.verdicts)}")])
     return buffer.getvalue()

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 import sympy
 
 from .claims import Claim, Part
-from .diagnosis import Finding, Verdict
+from .chain import Path
+from .diagnosis import Finding, Verdict, _group
 from .formula import format_expr
 from .errors import ChainruleError
 from .paths import MAX_PATHS, Node, TooManyPaths
@@ -41,7 +42,8 @@ def judge_chain(verifier: "Verifier", claim: Claim, source: str) -> Verdict:
         true_paths = graph.paths(top, bottom)
     except TooManyPaths as error:
         raise ChainruleError(source, field, f"{claim.target.label} has {error} from E; chains are judged up to {MAX_PATHS} paths (claim its formula or value instead)") from None
-    expected = " + ".join(graph.path_text(p) for p in true_paths)
+    derived = _derived_paths(verifier, claim, true_paths)
+    expected = " + ".join(_path_text(p) for p, _ in derived) if derived else " + ".join(graph.path_text(p) for p in true_paths)
     findings: list[Finding] = []
     notes: list[str] = []
     covered: Counter = Counter()
@@ -77,7 +79,7 @@ def judge_chain(verifier: "Verifier", claim: Claim, source: str) -> Verdict:
         for path in _expand(verifier, linked):
             covered[path] += int(coefficient) if coefficient.is_Integer and coefficient > 0 else 1
     if not findings:
-        findings.extend(_coverage(verifier, covered, true_paths))
+        findings.extend(_coverage(verifier, covered, true_paths, derived))
     note = "; ".join(dict.fromkeys(notes))
     return Verdict(claim.index, claim.of, claim.target.label, Part.CHAIN, not findings, expected, claim.chain, tuple(findings), note)
 
@@ -147,11 +149,41 @@ def _expand(verifier: "Verifier", linked: list[tuple[Node, Node, str]]) -> list[
     return paths
 
 
-def _coverage(verifier: "Verifier", covered: Counter, true_paths: list[tuple[Node, ...]]) -> list[Finding]:
+def _derived_paths(verifier: "Verifier", claim: Claim, true_paths: list[tuple[Node, ...]]) -> list[tuple[Path, list[tuple[Node, ...]]]]:
+    """The paths derive writes for a parameter (through dE/dnet_ok where softmax or sigmoid meets
+    cross-entropy, so fewer than the graph's), each with the graph's paths it stands for; empty
+    where they are the graph's own."""
+    if claim.target.param is None:
+        return []
+    paths = verifier.chain_of(claim.target.param.name).paths
+    if len(paths) >= len(true_paths):
+        return []
+    names = [{verifier.graph.name(n) for n in p} for p in true_paths]
+    derived = []
+    for path in paths:
+        own = {f.of.name for f in path.factors} | {f.wrt.name for f in path.factors}
+        derived.append((path, [p for p, n in zip(true_paths, names) if own <= n]))
+    if sorted(len(d[1]) for d in derived) and sum(len(d[1]) for d in derived) != len(true_paths):
+        return []  # a graph path in two of derive's, or in none: keep the graph's
+    return derived
+
+
+def _path_text(path: Path) -> str:
+    return " * ".join(f"d{f.of.name}/d{f.wrt.name}" for f in path.factors)
+
+
+def _coverage(verifier: "Verifier", covered: Counter, true_paths: list[tuple[Node, ...]], derived: list[tuple[Path, list[tuple[Node, ...]]]]) -> list[Finding]:
     graph = verifier.graph
     findings = []
     missing = [p for p in true_paths if covered[p] == 0]
     twice = [p for p in true_paths if covered[p] > 1]
+    whole = [i for i, (_, group) in enumerate(derived) if all(covered[p] == 0 for p in group)]
+    if missing and whole and sum(len(derived[i][1]) for i in whole) == len(missing):
+        # name them as derive writes them: "the paths through net_o2 and net_o3"
+        paths = [d[0] for d in derived]
+        group, verb = _group(paths, whole)
+        findings.append(Finding("dropped_path", f"{group} {verb} missing (the parameter sits behind {len(paths)} paths through dE/dnet; the chain needs each)", " + ".join(_path_text(paths[i]) for i in whole)))
+        missing = []
     if missing:
         many = len(true_paths) > 1
         group, verb = graph.group(missing, true_paths)

@@ -35,8 +35,16 @@ class Graph:
         self.engine = engine
         self._reach: dict[tuple[Node, Node], int] = {}
         self._grads: dict[Node, sympy.Expr] = {}
+        self._layers: dict[Node, int] = {}
+        self._children: dict[Node, list[Node]] = {}
 
     def children(self, node: Node) -> list[Node]:
+        """The symbols in ``node``'s own definition (computed once: a wide layer has many)."""
+        if node not in self._children:
+            self._children[node] = self._children_of(node)
+        return self._children[node]
+
+    def _children_of(self, node: Node) -> list[Node]:
         net = self.network
         if node[0] == "E":
             return [("out", net.depth, k) for k in range(net.sizes[-1])] + [("target", t) for t in net.spec.targets]
@@ -53,6 +61,11 @@ class Graph:
 
     def layer(self, node: Node) -> int:
         """How far down a node sits: E above everything, parameters at their layer."""
+        if node not in self._layers:
+            self._layers[node] = self._layer(node)
+        return self._layers[node]
+
+    def _layer(self, node: Node) -> int:
         if node[0] == "E":
             return 10**6
         if node[0] in ("out", "net"):
@@ -66,8 +79,8 @@ class Graph:
         """The number of paths from ``above`` down to ``below`` (0: it does not depend on it)."""
         if above == below:
             return 1
-        if self.layer(above) <= self.layer(below):
-            return 0
+        if above[0] in ("param", "target") or self.layer(above) <= self.layer(below):
+            return 0  # parameters and targets are leaves (and locating a name is not free)
         key = (above, below)
         if key not in self._reach:
             self._reach[key] = min(sum(self.count(c, below) for c in self.children(above)), 10**9)

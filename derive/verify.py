@@ -42,7 +42,7 @@ from .diagnosis import (
     sum_alternatives,
     update_alternatives,
 )
-from .errors import FormulaError
+from .errors import ChainruleError, FormulaError
 from .formula import format_expr, parse_formula, to_sympy, tree_size
 from .network import ParamRef, Values, exact, real_symbol, seeded_sample
 from .numeric import compile_expr
@@ -320,20 +320,34 @@ class Verifier:
 
     # -- judging -----------------------------------------------------------------------------
 
-    def verify(self, claims: ClaimsFile) -> tuple[Verdict, ...]:
-        """Every part of every claim of a file, in the order of the file."""
+    def verify(self, claims: ClaimsFile, tolerant: bool = False) -> tuple[Verdict, ...]:
+        """Every part of every claim of a file, in the order of the file.
+
+        Args:
+            tolerant: a part that cannot be read (a formula outside the grammar) is a verdict of
+                its own, mistake ``unreadable``, and the rest of the file is still judged (a class).
+
+        Raises:
+            ChainruleError: a part that cannot be read, unless ``tolerant``.
+        """
         verdicts: list[Verdict] = []
         for claim in claims.claims:
             own = None  # only the claim's own formula explains its value, never another claim's
             for part in claim.parts:
-                if part is Part.CHAIN:
-                    verdicts.append(self.judge_chain(claim, claims.source))
-                elif part is Part.FORMULA:
-                    verdict, expr = self.judge_formula(claim, claims.source)
-                    own = (expr, verdict.correct)
-                    verdicts.append(verdict)
-                else:
-                    verdicts.append(self.judge_value(claim, own))
+                try:
+                    if part is Part.CHAIN:
+                        verdicts.append(self.judge_chain(claim, claims.source))
+                    elif part is Part.FORMULA:
+                        verdict, expr = self.judge_formula(claim, claims.source)
+                        own = (expr, verdict.correct)
+                        verdicts.append(verdict)
+                    else:
+                        verdicts.append(self.judge_value(claim, own))
+                except ChainruleError as error:
+                    if not tolerant:
+                        raise
+                    written = {Part.CHAIN: claim.chain, Part.FORMULA: claim.formula}.get(part) or ""
+                    verdicts.append(Verdict(claim.index, claim.of, claim.target.label, part, False, "", written, (Finding("unreadable", f"not read: {error}"),)))
         return tuple(verdicts)
 
     def judge_chain(self, claim: Claim, source: str) -> Verdict:

@@ -192,3 +192,39 @@ def test_no_file_graded_is_one_line_naming_them(capsys, tmp_path) -> None:
     assert code == 2 and out == "" and err.count("\n") == 1
     assert err.startswith("chainrule: error: none of the 2 claims files could be graded: ")
     assert str(tmp_path / "a.yaml") in err and str(tmp_path / "b.yaml") in err
+
+
+# ---------------------------------------------------------------------------------------------
+# Chains through a softmax layer, named as derive writes them; a class graded claim by claim
+
+SOFTMAX_CHAIN = '"dE/dnet_o1 * dnet_o1/dout_h1 * dout_h1/dnet_h1 * dnet_h1/d{w}"'
+
+
+def test_missing_softmax_paths_in_the_form_derive_writes() -> None:
+    verdict = one("softmax_classifier", "dE/dw1_11", "chain", SOFTMAX_CHAIN.format(w="w1_11"))
+    assert [f.mistake for f in verdict.findings] == ["dropped_path"]
+    assert verdict.diagnosis.startswith("the paths through net_o2 and net_o3 are missing")
+    assert verdict.findings[0].formula == "dE/dnet_o2 * dnet_o2/dout_h1 * dout_h1/dnet_h1 * dnet_h1/dw1_11 + dE/dnet_o3 * dnet_o3/dout_h1 * dout_h1/dnet_h1 * dnet_h1/dw1_11"
+    assert verdict.expected.count(" + ") == 2
+
+
+def test_missing_softmax_paths_fast_on_the_784_network() -> None:
+    v = verifier("mlp_784_128_10")
+    start = time.perf_counter()
+    verdict = one("mlp_784_128_10", "dE/dw1", "chain", SOFTMAX_CHAIN.format(w="w1"))
+    assert time.perf_counter() - start < 1.5  # under a second on a laptop; slack for CI
+    assert verdict.diagnosis.startswith("the paths through net_o2, net_o3, net_o4") and v is verifier("mlp_784_128_10")
+    assert len(verdict.expected) + len(verdict.diagnosis) + len(verdict.note) < 3000
+
+
+def test_class_grading_keeps_a_files_readable_claims(capsys, tmp_path) -> None:
+    (tmp_path / "a.yaml").write_text('claims:\n  - {of: dE/dw5, value: 0.0822}\n  - {of: dE/dw5, formula: "o1 +* 2"}\n  - {of: E, value: 0.298371109}\n')
+    (tmp_path / "b.yaml").write_text("claims: [{of: dE/dw5, value: 0.0822}]\n")
+    grades = tmp_path / "grades.csv"
+    code, out, err = run(capsys, "verify", MAZUR, str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml"), "--csv", str(grades))
+    assert code == 1 and err == ""
+    assert "a.yaml: 2 of 3 right" in out and "b.yaml: 1 of 1 right" in out
+    rows = grades.read_text().splitlines()
+    assert any(",2,dE/dw5,formula,error," in r and "not read:" in r for r in rows)
+    single = run(capsys, "verify", MAZUR, str(tmp_path / "a.yaml"))
+    assert single[0] == 2  # one file: bad input is an error, as before
