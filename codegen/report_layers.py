@@ -98,8 +98,16 @@ def _factor_pieces(expr: sympy.Expr, operator: str = "") -> list[str]:
 
 
 def layer_displays(d: Derivation) -> tuple[Display, ...]:
-    """One display per layer, output layer first: forward, local derivative, delta, gradients."""
-    return tuple(_layer_display(d, form) for form in reversed(d.layers))
+    """Per layer, output layer first: forward, local derivative, delta, gradients; then (small
+    layers) their numbers, in a display of their own: an ``align*`` is as wide as its widest
+    left side plus its widest right side, and a matrix's rows were fitted to their own left sides."""
+    out = []
+    for form in reversed(d.layers):
+        out.append(_layer_display(d, form))
+        numbers = _numbers(d, form)
+        if numbers:
+            out.append(Display(Tex("With the numbers of the sample:"), tuple(numbers)))
+    return tuple(out)
 
 
 def _layer_display(d: Derivation, form: LayerForm) -> Display:
@@ -116,7 +124,6 @@ def _layer_display(d: Derivation, form: LayerForm) -> Display:
     if form.bias:
         rule = rf"\sum_{{k}} \left({v(form.delta)}\right)_{{k}}" if form.shared_bias else v(form.delta)
         rows += equation(Tex(rf"\frac{{\partial E}}{{\partial {v(form.bias)}}}"), [[rule]])
-    rows += _numbers(d, form)
     caption = Tex(f"Layer {form.index}, {escape_text(form.name)} ({form.size:,} units):")
     return Display(caption, tuple(rows), note)
 
