@@ -46,7 +46,7 @@ from .errors import ChainruleError, FormulaError
 from .formula import format_expr, parse_formula, to_sympy, tree_size
 from .network import ParamRef, Values, exact, real_symbol, seeded_sample
 from .numeric import compile_expr
-from .optimizers import GRAD, THETA, first_step_expr
+from .optimizers import GRAD, OPTIMIZERS, THETA, first_step_expr
 from .paths import Graph, Node
 from .valuecheck import judge_number, value_findings
 
@@ -203,6 +203,23 @@ class Verifier:
         form = " + ".join(path_form(p) for p in chain.paths)
         return Truth(self.d.gradient(ref), expr, form, chain.paths, tuple(alts))
 
+    def _optimizer_alternatives(self, theta: sympy.Symbol, updated: sympy.Expr, gradient: sympy.Expr, g: sympy.Symbol) -> list[Alternative]:
+        """Another optimizer's first step (the spec's settings where it has them, else its
+        defaults): sgd's ``w - lr*dE/dw`` where the spec's is adam."""
+        spec = self.network.spec.optimizer
+        hyper = dict(spec.hyper)
+        own = format_expr(first_step_expr(spec.kind, hyper).xreplace({THETA: theta, GRAD: g}), last=[g])
+        alts, seen = [], {updated}
+        for kind, definition in OPTIMIZERS.items():
+            values = {h: hyper.get(h, d.default) for h, d in definition.hyper.items()}
+            step = first_step_expr(kind, values).xreplace({sympy.Symbol(h, real=True): exact(v) for h, v in values.items()})
+            expr = step.xreplace({THETA: theta, GRAD: gradient})
+            if kind != spec.kind and expr not in seen:
+                seen.add(expr)
+                words = f"this is {kind}'s update; {spec.kind}'s first step is {own}"
+                alts.append(Alternative(Finding("other_optimizer", words, format_expr(step.xreplace({THETA: theta, GRAD: g}), last=[g])), expr))
+        return alts
+
     def _bias_alternatives(self, ref: ParamRef) -> list[Alternative]:
         """A per-unit bias given the gradient a shared bias of its layer would have (the sum
         over the layer's units), which is what chainrule derives for ``bias: shared``."""
@@ -233,7 +250,7 @@ class Verifier:
         if not slope.free_symbols and sympy.expand(written - theta - slope * g) == 0:
             form = format_expr(-sympy.diff(first_step_expr(spec.kind, dict(spec.hyper)), GRAD))
             rate = Rate(-slope, exact(dict(spec.hyper)["lr"]), spec.kind, form)
-        alts = update_alternatives(theta, expr, gradient.expr, rate, gradient.alternatives, g)
+        alts = update_alternatives(theta, expr, gradient.expr, rate, gradient.alternatives, g) + self._optimizer_alternatives(theta, expr, gradient.expr, g)
         form = format_expr(written, last=[g]) + f", with {g.name} = {gradient.form}"
         return Truth(value, expr, form, gradient.paths, tuple(alts), rate)
 

@@ -212,7 +212,7 @@ def test_missing_softmax_paths_fast_on_the_784_network() -> None:
     v = verifier("mlp_784_128_10")
     start = time.perf_counter()
     verdict = one("mlp_784_128_10", "dE/dw1", "chain", SOFTMAX_CHAIN.format(w="w1"))
-    assert time.perf_counter() - start < 1.5  # under a second on a laptop; slack for CI
+    assert time.perf_counter() - start < 3  # 0.7 s measured alone; slack for a loaded CI machine
     assert verdict.diagnosis.startswith("the paths through net_o2, net_o3, net_o4") and v is verifier("mlp_784_128_10")
     assert len(verdict.expected) + len(verdict.diagnosis) + len(verdict.note) < 3000
 
@@ -228,3 +228,11 @@ def test_class_grading_keeps_a_files_readable_claims(capsys, tmp_path) -> None:
     assert any(",2,dE/dw5,formula,error," in r and "not read:" in r for r in rows)
     single = run(capsys, "verify", MAZUR, str(tmp_path / "a.yaml"))
     assert single[0] == 2  # one file: bad input is an error, as before
+
+
+def test_another_optimizers_update_is_named() -> None:
+    verdict = one("softmax_classifier", "w2_11+", "formula", '"w2_11 - lr*dE/dw2_11"')
+    assert [(f.mistake, f.words) for f in verdict.findings] == [
+        ("other_optimizer", "this is sgd's update; adam's first step is w2_11 - lr*dE/dw2_11/(eps + abs(dE/dw2_11))")]
+    adam_for_sgd = one("mazur", "w5+", "formula", '"w5 - lr*dE/dw5/(abs(dE/dw5) + 1e-8)"')
+    assert adam_for_sgd.diagnosis == "this is adam's update; sgd's first step is w5 - lr*dE/dw5"
