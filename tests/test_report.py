@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pytest
 
-from chainrule.codegen import latex
+from chainrule.codegen import diagram, latex
 from chainrule.codegen.cli import main
 from chainrule.codegen.equations import pieces
 from chainrule.codegen.golden import REFRESH, render_generated_reports
@@ -126,6 +126,40 @@ def test_the_diagram_labels_each_edge_with_its_weight_to_four_digits(name: str) 
     assert labels and len(labels) == len(dict(labels))
     for weight, value in labels:
         assert value == latex.number_text(weights[weight], 4), weight
+
+
+def deep_net(depth: int, units: int = 5, bias: str = "per_unit") -> dict:
+    layers = [{"name": f"l{k}", "units": units, "activation": "tanh", "bias": bias} for k in range(1, depth)]
+    return {"name": "deep", "inputs": units, "layers": [*layers, {"name": "o", "units": units, "activation": "sigmoid", "bias": bias}], "loss": "half_sse", "seed": 1}
+
+
+def test_a_diagram_too_small_to_read_unit_by_unit_is_drawn_as_boxes_that_fit() -> None:
+    # 8 layers of 5 units (240 parameters) were drawn unit by unit at about 4 pt
+    d = derive(spec_from_data(deep_net(8), "deep.yaml"))
+    assert diagram.smallest_text_pt(d) < diagram.MIN_TEXT_PT
+    drawn = diagram.build_diagram(d)
+    assert not any("node[unit]" in c for c in drawn.commands) and sum("node[box" in c for c in drawn.commands) == 9
+    xs = [float(x) for c in drawn.commands for x in re.findall(r"\bat \(([-0-9.]+),", c)]
+    assert max(xs) + 2.4 <= diagram.LINE_WIDTH_CM  # four boxes to a row: not scaled down
+    assert "Layers as boxes" in drawn.caption
+
+
+@pytest.mark.parametrize("name", ["mazur", "deep_tanh_relu", "xor", "textbook_121", "custom_activation", "softmax_classifier"])
+def test_examples_drawn_unit_by_unit_are_readable(name: str) -> None:
+    d = example(name)
+    assert any("node[unit]" in c for c in diagram.build_diagram(d).commands)
+    assert diagram.smallest_text_pt(d) >= diagram.MIN_TEXT_PT
+
+
+@pytest.mark.parametrize("spec", [pytest.param(deep_net(2, 3, "none"), id="no bias"), pytest.param(deep_net(2, 3, "shared"), id="shared"),
+                                  pytest.param(deep_net(2, 3), id="per unit"), pytest.param(deep_net(8, 3, "none"), id="boxes, no bias"),
+                                  pytest.param(deep_net(8, 3), id="boxes")])
+def test_the_diagram_caption_says_only_what_is_drawn(spec: dict) -> None:
+    drawn = diagram.build_diagram(derive(spec_from_data(spec, "deep.yaml")))
+    commands = "\n".join(drawn.commands)
+    assert ("dashed" in drawn.caption) == ("biasedge" in commands)
+    assert ("under their units" in drawn.caption) == ("biaslabel" in commands)
+    assert ("bias" in drawn.caption) == ("bias" in commands or r"\mathbf{b}" in commands)
 
 
 TEX_COMMANDS = [

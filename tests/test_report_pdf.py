@@ -164,3 +164,22 @@ def test_no_random_architecture_runs_off_the_page(seed: int, tmp_path: Path) -> 
     spec = spec_from_data(random_spec(seed, **UP_TO_8), f"net{seed}.yaml")
     wide = overfull_widths(render_report(derive(spec), f"net{seed}.yaml"), tmp_path)
     assert max(wide, default=0.0) < 5.0, wide
+
+
+def test_the_diagram_width_the_readability_rule_uses_is_what_tex_draws(tmp_path: Path) -> None:
+    # the rule scales each unit-by-unit drawing to the line width and asks whether its smallest
+    # text stays readable: its width estimate must be TeX's, within 10 %
+    from chainrule.codegen import diagram
+
+    derivations = [example("mazur"), example("deep_tanh_relu"), example("softmax_classifier")]
+    derivations.append(derive(spec_from_data({"name": "long_names", "inputs": 2, "layers": [
+        {"name": "first_hidden_layer", "units": 2, "activation": "tanh"}, {"name": "the_output_layer", "units": 2, "activation": "sigmoid"}],
+        "loss": "half_sse", "seed": 3}, "long.yaml")))
+    preamble = render_report(derivations[0], "m.yaml").split(r"\begin{document}")[0]
+    pictures = ["\\setbox0\\hbox{\\begin{tikzpicture}\n" + "\n".join(diagram._units(d).commands) + f"\n\\end{{tikzpicture}}}}\\typeout{{WIDTH{i}:\\the\\wd0}}" for i, d in enumerate(derivations)]
+    (tmp_path / "w.tex").write_text(preamble + "\\begin{document}\n" + "\n".join(pictures) + "\nx\n\\end{document}\n", encoding="utf-8")
+    subprocess.run(["pdflatex", "-draftmode", "-interaction=nonstopmode", "w.tex"], cwd=tmp_path, env=tex_environment(), capture_output=True)
+    measured = dict(re.findall(r"WIDTH(\d+):([\d.]+)pt", (tmp_path / "w.log").read_text(errors="replace")))
+    for i, d in enumerate(derivations):
+        tex_cm = float(measured[str(i)]) / 72.27 * 2.54
+        assert abs(diagram._units_width_cm(d) - tex_cm) <= 0.1 * tex_cm, (d.network.spec.name, diagram._units_width_cm(d), tex_cm)
