@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import re
-import unicodedata
 from typing import Iterable, Mapping
 
 import jinja2
@@ -26,6 +25,8 @@ from sympy.printing.precedence import PRECEDENCE
 
 from chainrule.derive import naming
 from chainrule.derive.optimizers import THETA
+
+from .latex_text import text_tex
 
 DIGITS = 9
 
@@ -44,36 +45,16 @@ def tex_join(separator: str, pieces: Iterable[str]) -> Tex:
 # Text
 
 
-#: Characters TeX reads specially, written as the glyph they stand for. ``^`` matters twice:
-#: TeX reads ``^^5c`` as a backslash, so no ``^`` from a user may reach it.
-_TEXT_ESCAPES: Mapping[str, str] = {
-    "\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "%": r"\%",
-    "#": r"\#", "_": r"\_", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-    "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}", '"': "''", "`": "'",
-}
-_TEXT_PLAIN = re.compile(r"[A-Za-z0-9 .,;:!?()\[\]/'+=*@-]")
-
-
 def escape_text(text: str) -> Tex:
-    """``text`` as LaTeX text that prints it: specials as glyphs, accents folded to ASCII
-    (``é`` as ``e``), white space as spaces, and anything else as ``?``."""
-    folded = unicodedata.normalize("NFKD", text)
-    out = []
-    for char in folded:
-        if unicodedata.combining(char):
-            continue
-        if char in _TEXT_ESCAPES:
-            out.append(_TEXT_ESCAPES[char])
-        elif _TEXT_PLAIN.fullmatch(char):
-            out.append(char)
-        else:
-            out.append(" " if char.isspace() else "?")
-    return Tex("".join(out))
+    """``text`` as LaTeX text that prints it: specials as glyphs, what the report's fonts have
+    (quotes, dashes, accented letters, µ, Greek) typeset, the rest folded to ASCII or ``?``;
+    see :mod:`chainrule.codegen.latex_text`."""
+    return Tex(text_tex(text))
 
 
 def code_text(text: str) -> Tex:
     """``text`` in typewriter type (a file name, a command), escaped."""
-    return Tex(r"\texttt{" + escape_text(text) + "}")
+    return Tex(r"\texttt{" + text_tex(text, typewriter=True) + "}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pytest
 
-from chainrule.codegen import diagram, latex
+from chainrule.codegen import diagram, latex, latex_text
 from chainrule.codegen.cli import main
 from chainrule.codegen.equations import pieces
 from chainrule.codegen.golden import REFRESH, render_generated_reports
@@ -363,12 +363,45 @@ def test_too_many_params_are_refused(tmp_path, capsys) -> None:
 HOSTILE = r"\input{/etc/passwd} ^^5cinput{/etc/passwd} \^^5c % # $ & ~ _ { } < > | \" ` é 中 \x00"
 
 
-def test_text_escaping_leaves_nothing_tex_would_act_on() -> None:
-    text = escape_text(HOSTILE + "\u200b\n\t\u2028")
-    assert "^" not in text.replace(r"\textasciicircum{}", "")
-    stripped = re.sub(r"\\(textbackslash|textasciicircum|textasciitilde|textless|textgreater|textbar)\{\}|\\[{}$&%#_]", "", text)
-    assert not re.search(r"[\\{}$&%#_^~]", stripped), stripped
-    assert text.isascii() and "\n" not in text
+#: Every character a description may hold: ASCII, Latin, Greek, Cyrillic, punctuation, arrows and
+#: operators, CJK, controls, format characters, a lone surrogate and a lone accent.
+EVERY_KIND = "".join(map(chr, [*range(0x0, 0x500), *range(0x2000, 0x2070), *range(0x2100, 0x2300), *range(0x4E00, 0x4E10), 0xD800, 0xFB01, 0xFEFF, 0xFF21]))
+#: What escaped text may hold: letters, digits, plain punctuation, and these commands.
+ESCAPED = re.compile(r"""[A-Za-z0-9 .,;:!?()\[\]/'+=*@-]|\\(?:[a-zA-Z]+|[{}&%#_$])(?:\{\}|\{|(?=[^a-zA-Z]))|\\[`'^~=."]\{|\{|\}""")
+
+
+@pytest.mark.parametrize("text", [HOSTILE + "\u200b\n\t\u2028", EVERY_KIND], ids=["hostile", "every kind of character"])
+@pytest.mark.parametrize("escape", [escape_text, lambda text: latex.code_text(text)[len(r"\texttt{") : -1]], ids=["roman", "typewriter"])
+def test_text_escaping_leaves_nothing_tex_would_act_on(text: str, escape) -> None:
+    escaped = escape(text)
+    assert escaped.isascii() and "\n" not in escaped and "^^" not in escaped
+    assert "^" not in escaped.replace(r"\textasciicircum{}", "").replace("\\^{", "")
+    assert not ESCAPED.sub("", escaped), ESCAPED.sub("", escaped)[:200]
+    depth = 0
+    for char in re.sub(r"\\[{}]", "", escaped):  # braces balance: no group left open or closed early
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        assert depth >= 0
+    assert depth == 0
+    commands = set(re.findall(r"\\([a-zA-Z]+)", escaped))
+    assert commands <= TEXT_COMMANDS, commands - TEXT_COMMANDS
+
+
+#: The commands escaped text may use: glyphs, accents, and math symbols through \ensuremath.
+TEXT_COMMANDS = {
+    "textbackslash", "textasciitilde", "textasciicircum", "textless", "textgreater", "textbar", "textquotedblleft", "textquotedblright",
+    "textquoteleft", "textquoteright", "textendash", "textemdash", "dots", "textexclamdown", "textquestiondown", "ss", "ae", "AE", "oe",
+    "OE", "o", "O", "l", "L", "i", "j", "textsuperscript", "ensuremath", "u", "r", "H", "v", "d", "c", "b", "mathbb", "mathsterling",
+    *(name for name in latex_text._MATH.values() if name.isalpha()),
+}
+
+
+def test_text_escaping_typesets_what_the_fonts_have() -> None:
+    assert escape_text("“Quoted” – en-dash, µ, naïve café, ‘single’, ß, Ångström, ﬁt, η ≤ ½, 日本") == (
+        r"\textquotedblleft{}Quoted\textquotedblright{} \textendash{} en-dash, \ensuremath{\mu}, na\"{\i}ve caf\'{e}, "
+        r"\textquoteleft{}single\textquoteright{}, \ss{}, \r{A}ngstr\"{o}m, fit, \ensuremath{\eta} \ensuremath{\leq} 1/2, ??"
+    )
+    # the typewriter font holds other glyphs where the roman one has the dashes, quotes and ł's stroke
+    assert latex.code_text("a–b—“c” Łódź ő") == r"\texttt{a-b--''c'' L\'{o}d\'{z} \"{o}}"
 
 
 def test_hostile_description_and_file_name_are_escaped(tmp_path) -> None:

@@ -183,3 +183,22 @@ def test_the_diagram_width_the_readability_rule_uses_is_what_tex_draws(tmp_path:
     for i, d in enumerate(derivations):
         tex_cm = float(measured[str(i)]) / 72.27 * 2.54
         assert abs(diagram._units_width_cm(d) - tex_cm) <= 0.1 * tex_cm, (d.network.spec.name, diagram._units_width_cm(d), tex_cm)
+
+
+def test_non_ascii_text_is_typeset_in_type_1_fonts_and_reads_back(tmp_path: Path) -> None:
+    # curly quotes, the en-dash and µ used to print as "?"
+    import unicodedata
+
+    description = "“Quoted” – en-dash, 5 µs, naïve café, ‘single’, Straße, Ångström, Łódź, η ≤ 0.5, 90°, ﬁne, 日本"
+    spec = spec_from_data({"name": "text", "description": description, "inputs": 1, "layers": [{"name": "o", "units": 1, "activation": "sigmoid"}],
+                           "loss": "half_sse", "seed": 1}, "text.yaml")
+    pdf = compile_pdf(render_report(derive(spec), "dir/naïve–“v2”.yaml"), "text", tmp_path)
+    fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True).stdout
+    assert "Type 3" not in fonts, fonts  # bitmaps, whose text pdftotext cannot read back
+    text = subprocess.run(["pdftotext", "-l", "1", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    # pdftotext reads an accented i as a dotless one and the accent, Ł (an L and a stroke) as L,
+    # and the degree sign as a raised ring, ◦
+    text = unicodedata.normalize("NFKC", text.replace("ı", "i").replace("◦ ", "°"))
+    expected = unicodedata.normalize("NFKC", description.replace("Ł", "L").replace("日本", "??"))
+    assert expected in " ".join(text.split())
+    assert "naïve-’’v2’’.yaml" in text  # in typewriter type: what its font has
