@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from chainrule.derive.derivation import Derivation
 
-from .latex import Tex, escape_text, name_tex, number_tex, number_text, vector_tex, width
+from .latex import Tex, counted, escape_text, name_tex, number_tex, number_text, vector_tex, width
 
 UNITS_MAX = 6
 #: Edge labels (name = value) are written for a layer of at most this many weights, and only
@@ -191,10 +191,10 @@ def _boxes(d: Derivation) -> Diagram:
     commands = []
     for l, (size, height, (x, y, _)) in enumerate(zip(net.sizes, heights, places)):
         if l == 0:
-            label = rf"input ${vector_tex('x')}$\\{size:,} units"
+            label = rf"input ${vector_tex('x')}$\\{counted(size, 'unit')}"
         else:
             form = d.layers[l - 1]
-            label = rf"{escape_text(form.name)}: {size:,} units\\{escape_text(form.activation if len(form.activation) <= 16 else 'formula')}"
+            label = rf"{escape_text(form.name)}: {counted(size, 'unit')}\\{escape_text(form.activation if len(form.activation) <= 16 else 'formula')}"
         commands.append(rf"\node[box, minimum height={height:.2f}cm] (L{l}) at ({x:.2f},{y:.2f}) {{{label}}};")
     for l in range(1, net.depth + 1):
         form = d.layers[l - 1]

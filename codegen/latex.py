@@ -52,6 +52,11 @@ def escape_text(text: str) -> Tex:
     return Tex(text_tex(text))
 
 
+def counted(n: int, noun: str) -> Tex:
+    """``1 unit``, ``5 units``, ``1,024 units``: a count and its noun, plural when not one."""
+    return Tex(f"{n:,} {noun}{'' if n == 1 else 's'}")
+
+
 def code_text(text: str) -> Tex:
     """``text`` in typewriter type (a file name, a command), escaped."""
     return Tex(r"\texttt{" + text_tex(text, typewriter=True) + "}")

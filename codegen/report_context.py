@@ -200,7 +200,7 @@ def _settings(d: Derivation) -> tuple[Setting, ...]:
     text = rf"{kind}: ${loss}$ for the output ${name_tex(out.name)}$ and its target ${name_tex(target.name)}$"
     if net.sizes[-1] > 1:
         over = "averaged over" if net.loss_scale != 1 else "summed over"
-        text += f", likewise for each output, {over} the {net.sizes[-1]} outputs"
+        text += f", likewise for each output, {over} the {net.sizes[-1]:,} outputs"
     rows = [Setting(Tex("loss"), Tex(text))]
     hyper = [rf"${HYPER_TEX.get(k, k)} = {number_tex(v)}$" for k, v in spec.optimizer.hyper if v != 0 or k == "lr"]
     rows.append(Setting(Tex("optimizer"), Tex(f"{escape_text(spec.optimizer.kind)}, " + ", ".join(hyper) + "; one step from a zero state")))
@@ -210,16 +210,42 @@ def _settings(d: Derivation) -> tuple[Setting, ...]:
     return tuple(rows)
 
 
+#: Past this many inputs (or targets), the sample line lists the first three, the last, and
+#: the few that differ from all the others (a one-hot target's 1).
+LISTED_MAX = 8
+#: At most this many such exceptions are listed.
+EXCEPTIONS_MAX = 4
+
+
 def _sample(d: Derivation) -> Tex:
     spec = d.network.spec
-    pairs = [rf"${name_tex(n)} = {number_tex(float(v))}$" for n, v in zip(spec.inputs, d.values.x)]
-    targets = [rf"${name_tex(n)} = {number_tex(float(v))}$" for n, v in zip(spec.targets, d.values.t)]
-    if len(pairs) > 8:
-        pairs = pairs[:3] + [rf"\dots{{}} ({len(spec.inputs):,} inputs)"] + pairs[-1:]
-    if len(targets) > 8:
-        targets = targets[:3] + [rf"\dots{{}} ({len(spec.targets):,} targets)"] + targets[-1:]
+    inputs = _listed(spec.inputs, d.values.x, "inputs")
+    targets = _listed(spec.targets, d.values.t, "targets")
     seeded = f" (seeded from seed {spec.seed}: the spec gives no sample)" if d.values.seeded_sample else ""
-    return Tex("inputs " + ", ".join(pairs) + "; targets " + ", ".join(targets) + seeded)
+    return Tex(f"inputs {inputs}; targets {targets}{seeded}")
+
+
+def _listed(names: Sequence[str], values: np.ndarray, noun: str) -> Tex:
+    """``name = value`` for each; past :data:`LISTED_MAX`, the first three, the last and those
+    that differ from a value most of the others hold, with ``\\dots`` for the gaps and a note of
+    what the gaps hold."""
+    numbers = [float(v) for v in values]
+    pairs = [rf"${name_tex(n)} = {number_tex(v)}$" for n, v in zip(names, numbers)]
+    if len(pairs) <= LISTED_MAX:
+        return Tex(", ".join(pairs))
+    common = max(set(numbers), key=numbers.count)
+    odd = [i for i, v in enumerate(numbers) if v != common]
+    shown = {0, 1, 2, len(pairs) - 1}
+    note = f"{len(pairs):,} {noun}"
+    if len(odd) <= EXCEPTIONS_MAX < numbers.count(common):
+        shown |= set(odd)
+        note += f"; those not listed are {number_tex(common)}"
+    out: list[str] = []
+    for i in sorted(shown):
+        if out and i - 1 not in shown:
+            out.append(r"\dots{}")
+        out.append(pairs[i])
+    return Tex(", ".join(out) + f" ({note})")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from chainrule.derive.network import real_symbol
 from chainrule.derive.registry import T, X, Y
 
 from .equations import ROW_WIDTH, Display, Row, equation, math_pieces, parenthesized
-from .latex import Tex, escape_text, math_tex, name_tex, number_tex, vector_tex, width
+from .latex import Tex, counted, escape_text, math_tex, name_tex, number_tex, vector_tex, width
 
 #: Layers of at most this many units (and inputs) get their delta and gradient numbers.
 NUMBERS_MAX = 6
@@ -124,7 +124,7 @@ def _layer_display(d: Derivation, form: LayerForm) -> Display:
     if form.bias:
         rule = rf"\sum_{{k}} \left({v(form.delta)}\right)_{{k}}" if form.shared_bias else v(form.delta)
         rows += equation(Tex(rf"\frac{{\partial E}}{{\partial {v(form.bias)}}}"), [[rule]])
-    caption = Tex(f"Layer {form.index}, {escape_text(form.name)} ({form.size:,} units):")
+    caption = Tex(f"Layer {form.index}, {escape_text(form.name)} ({counted(form.size, 'unit')}):")
     return Display(caption, tuple(rows), note)
 
 

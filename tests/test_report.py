@@ -332,6 +332,20 @@ def test_worked_example_contents_in_order() -> None:
     assert r"\boldsymbol{\delta}_{h} &= \left(\mathbf{W}_{2}^{\top} \boldsymbol{\delta}_{o}\right)" in text
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_the_sample_line_shows_a_one_hot_targets_1(seed: int) -> None:
+    # t1 = 0, ..., t10 = 0 hid t7 = 1
+    from chainrule.codegen.report_context import _sample
+
+    data = {"name": "hot", "inputs": 12, "layers": [{"name": "o", "units": 10, "activation": "softmax"}], "loss": "cross_entropy", "seed": seed}
+    d = derive(spec_from_data(data, "hot.yaml"))
+    hot = int(np.argmax(d.values.t))
+    assert d.values.t[hot] == 1 and d.values.t.sum() == 1
+    line = _sample(d)
+    assert rf"$t_{{{hot + 1}}} = \val{{1}}$" in line and "those not listed are \\val{0}" in line
+    assert line.count("$t_") == len({0, 1, 2, 9, hot}) and line.count("$x_") == 4
+
+
 def test_big_network_report_is_small_with_one_chain_per_layer() -> None:
     d = example("mlp_784_128_10")
     text = (GENERATED / "mlp_784_128_10.tex").read_text(encoding="utf-8")
