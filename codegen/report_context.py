@@ -30,7 +30,7 @@ from chainrule.derive.optimizers import GRAD, THETA, first_step_expr
 from chainrule.derive.registry import X, Y, T
 
 from .diagram import Diagram, build_diagram
-from .equations import Display, Row, equation, math_pieces, product, total
+from .equations import ROW_WIDTH, Display, Row, equation, math_pieces, product, total
 from .latex import (
     HYPER_TEX,
     Tex,
@@ -46,6 +46,7 @@ from .latex import (
     partial_tex,
     tex_join,
     updated_tex,
+    width,
 )
 from .report_layers import layer_displays, spec_rows, SpecRow
 
@@ -431,13 +432,19 @@ def _factor_name(f: Factor) -> Tex:
 def _chain_display(d: Derivation, chain: ParamChain) -> Display:
     """The chain of factor names, then of their forms (the closed form), then (one path) of
     their values and the product."""
-    names = [tex_join(r" \cdot ", (_factor_name(f) for f in path.factors)) for path in chain.paths]
+    names: list[str] = []
+    for i, path in enumerate(chain.paths):
+        factors = [_factor_name(f) for f in path.factors]
+        whole = tex_join(r" \cdot ", factors)
+        # a path too long for a row (6 layers: 89 characters) is broken between its factors
+        parts = [whole] if width(whole) <= ROW_WIDTH - 12 else product(factors)
+        names += [("+ " if i else "") + parts[0], *parts[1:]]
     forms: list[str] = []
     for i, path in enumerate(chain.paths):
         kept = [f.human for f in path.factors if f.human != 1] or [sympy.Integer(1)]
         path_pieces = [piece for n, h in enumerate(kept) for piece in _factor_pieces(h, first=not n)]
         forms += ([] if not i else ["+ " + path_pieces[0]]) + (path_pieces if not i else path_pieces[1:])
-    steps = [total(names), forms]
+    steps = [names, forms]
     if len(chain.paths) == 1:
         steps += [product([operand_tex(d.factor_value(f)) for f in chain.paths[0].factors]), [number_tex(d.chain_gradient(chain))]]
     rows = equation(gradient_tex(chain.param.name), steps, new_rows=(1, 2))

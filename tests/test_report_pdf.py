@@ -154,8 +154,8 @@ def test_nothing_runs_off_the_page(derivation, tmp_path: Path) -> None:
     assert max(wide, default=0.0) < 5.0, wide
 
 
-#: Random architectures of up to 4 layers and 8 units a layer (and 8 inputs).
-UP_TO_8 = {"max_depth": 4, "max_width": 8, "max_inputs": 8}
+#: Random architectures of up to 6 layers and 8 units a layer (and 8 inputs).
+UP_TO_8 = {"max_depth": 6, "max_width": 8, "max_inputs": 8}
 
 
 @pytest.mark.slow
