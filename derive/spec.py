@@ -20,7 +20,7 @@ import sympy
 from . import naming
 from .documents import load_document
 from .errors import ChainruleError, FormulaError, SpecError, shown
-from .formula import read_formula, tree_size
+from .formula import node_count, not_real, parse_formula, to_sympy, tree_size
 from .optimizers import OPTIMIZERS
 from .registry import ACTIVATIONS, LOSSES, UNIT, T, X, Y
 
@@ -388,17 +388,24 @@ class _Reader:
         return tuple(values)
 
     def formula(self, value: Any, path: str, names: Mapping[str, sympy.Expr], needed: sympy.Symbol) -> sympy.Expr:
+        too_big = f"expected a formula of at most {MAX_FORMULA_NODES} terms and operations, got more"
         try:
-            expr = read_formula(value, names, source=self.source, field=path)
+            tree = parse_formula(value, source=self.source, field=path)
+            if node_count(tree) > MAX_FORMULA_NODES:  # before sympy spends any time on it
+                raise self.fail(path, too_big)
+            expr = to_sympy(tree, names, text=str(value), source=self.source, field=path)
         except FormulaError as error:
             raise SpecError(error.source, error.field, error.message) from None
         if needed not in expr.free_symbols:
             raise self.fail(path, f"the formula does not use {needed.name}")
-        size = tree_size(expr, MAX_FORMULA_NODES + 1)
-        if size > MAX_FORMULA_NODES:
-            raise self.fail(path, f"expected a formula of at most {MAX_FORMULA_NODES} terms and operations, got more")
-        if tree_size(sympy.diff(expr, needed), MAX_DERIVATIVE_NODES + 1) > MAX_DERIVATIVE_NODES:
+        if tree_size(expr, MAX_FORMULA_NODES + 1) > MAX_FORMULA_NODES:
+            raise self.fail(path, too_big)
+        derivative = sympy.diff(expr, needed)
+        if tree_size(derivative, MAX_DERIVATIVE_NODES + 1) > MAX_DERIVATIVE_NODES:
             raise self.fail(path, f"the formula's derivative has more than {MAX_DERIVATIVE_NODES:,} terms and operations; write a simpler formula")
+        problem = not_real(expr) or not_real(derivative)
+        if problem:
+            raise self.fail(path, f"expected a formula with real values, got {shown(value)}: {problem}")
         return expr
 
     def loss(self, value: Any, output: LayerSpec) -> LossSpec:

@@ -10,7 +10,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chainrule.derive.errors import FormulaError
-from chainrule.derive.formula import FUNCTIONS, format_expr, parse_formula, read_formula, tree_size
+from chainrule.derive.formula import (
+    FUNCTIONS,
+    Max,
+    Min,
+    MAX_PIECEWISE_ARGUMENTS,
+    MAX_PIECEWISE_DEPTH,
+    format_expr,
+    parse_formula,
+    piecewise_arguments,
+    piecewise_depth,
+    read_formula,
+    tree_size,
+)
 
 x, y, t = sympy.symbols("x y t", real=True)
 NAMES = {"x": x, "y": y, "t": t}
@@ -28,7 +40,7 @@ def read(text: str) -> sympy.Expr:
         ("-x**2", -(x**2)),
         ("2^3^2", sympy.Integer(2) ** 9),
         ("x ** -1", 1 / x),
-        ("max(x, 0) + min(x, y, t)", sympy.Max(x, 0) + sympy.Min(x, y, t)),
+        ("max(x, 0) + min(x, y, t)", Max(x, 0) + Min(x, y, t)),
         ("abs(x) + sign(x) + step(x)", sympy.Abs(x) + sympy.sign(x) + sympy.Heaviside(x, 0)),
         ("sigmoid(x)", 1 / (1 + sympy.exp(-x))),
         ("0.044715 * x", sympy.Rational(44715, 10**6) * x),
@@ -142,7 +154,7 @@ def _combine(children: st.SearchStrategy) -> st.SearchStrategy:
         st.tuples(children, children).map(lambda ab: ab[0] * ab[1]),
         st.tuples(children, st.integers(-3, 3)).map(lambda ab: ab[0] ** ab[1] if ab[0] != 0 or ab[1] > 0 else ab[0]),
         st.tuples(st.sampled_from(UNARY), children).map(lambda fa: fa[0](fa[1])),
-        st.tuples(children, children).map(lambda ab: sympy.Max(ab[0], ab[1])),
+        st.tuples(children, children).map(lambda ab: Max(ab[0], ab[1])),
         children.map(lambda a: sympy.log(1 + a**2)),
         children.map(lambda a: sympy.sqrt(1 + a**2)),
     )
@@ -159,6 +171,9 @@ def test_reads_what_it_prints(expr: sympy.Expr) -> None:
     if any(abs(r.p) > 10**30 or r.q > 10**30 for r in expr.atoms(sympy.Rational)):
         return  # constants folded past the parser's 40-digit literals; derivations hold none
     text = format_expr(expr)
+    tree = parse_formula(text)
+    if piecewise_depth(tree) > MAX_PIECEWISE_DEPTH or piecewise_arguments(tree) > MAX_PIECEWISE_ARGUMENTS:
+        return  # refused as too costly: test_piecewise_nests_are_bounded
     back = read(text)
     assert back == expr or sympy.simplify(back - expr) == 0, (text, back, expr)
 
@@ -205,3 +220,43 @@ def test_parse_tree_keeps_chains_uncancelled() -> None:
     tree = parse_formula("dE/dout_o1 * dout_o1/dnet_o1")
     assert type(tree).__name__ == "Product"
     assert [op for op, _ in tree.factors] == ["*", "/", "*", "/"]
+
+
+def nested_max(depth: int) -> str:
+    text = "x"
+    for _ in range(depth):
+        text = f"max({text}, 0.1*{text})"
+    return text
+
+
+@pytest.mark.parametrize("text", [nested_max(4), nested_max(6), nested_max(3), "max(" + ", ".join(f"{k}*x" for k in range(1, 17)) + ")"])
+def test_piecewise_nests_are_bounded(text: str, monkeypatch) -> None:
+    # max nested 6 deep took over 60 s to load (sympy's Max compares every pair of arguments;
+    # the derivative grows threefold a level): refused from the parse tree, before sympy builds.
+    import sympy as sp
+
+    monkeypatch.setattr(sp.Max, "__new__", lambda *a, **k: pytest.fail("built"))
+    with pytest.raises(FormulaError, match="max and min with at most 8 arguments in all, nested at most 3 deep"):
+        read(text)
+
+
+@pytest.mark.parametrize("text, value", [
+    ("min(max(x, 0), 6)", lambda u: min(max(u, 0), 6)),
+    ("max(0, min(1, 0.2*x + 0.5))", lambda u: max(0, min(1, 0.2 * u + 0.5))),
+    ("max(min(max(x, 0.1*x), 1 + x), -1)", lambda u: max(min(max(u, 0.1 * u), 1 + u), -1)),
+    ("max(x, 0.01*x, -1, x**2 - 3)", lambda u: max(u, 0.01 * u, -1, u**2 - 3)),
+    ("max(2, 3) + min(x, x)", lambda u: 3 + u),
+    ("min(x, x + 1) - max(x, x + 1)", lambda u: -1.0),
+    ("min(-1, x, 5, x - 3, x + 2)", lambda u: min(-1, u, 5, u - 3, u + 2)),
+    ("max(-1, x, 5) * min(x**2, 2)", lambda u: max(-1, u, 5) * min(u**2, 2)),
+])
+def test_piecewise_formulas_people_write_are_read_as_written(text: str, value) -> None:
+    expr = read(text)
+    assert read(format_expr(expr)) == expr
+    for u in (-7.5, -0.3, 0.4, 2.0, 9.0):
+        assert float(expr.subs(x, u)) == pytest.approx(value(u), rel=1e-12)
+    derivative = sympy.diff(expr, x)
+    assert tree_size(derivative, 4_001) <= 4_000
+    for u in (-7.5, -0.3, 0.4, 2.0, 9.0):  # sympy's derivative of the lean max and min is right
+        h = 1e-6
+        assert float(derivative.subs(x, u)) == pytest.approx((value(u + h) - value(u - h)) / (2 * h), rel=1e-6, abs=1e-6)

@@ -147,6 +147,10 @@ BAD = [
     ("name x", setter("inputs", ["x", "i2"]), "inputs[0]", "'x' is reserved"),
     ("name step", setter("targets", ["step", "t2"]), "targets[0]", "'step' is reserved"),
     ("formula too big", setter("layers[0].activation", {"formula": " + ".join(f"abs(x - {k})" for k in range(300))}), "layers[0].activation.formula", "at most 400 terms"),
+    ("formula (-1)**x", setter("layers[0].activation", {"formula": "(-1)**x"}), "layers[0].activation.formula", "expected a formula with real values, got '(-1)**x'"),
+    ("formula (-2)**(x/2) in a loss", setter("loss", {"formula": "(y - t)**2 + (-2)**(y/2)"}), "loss.formula", "a negative number to a variable power"),
+    ("formula too big to build", setter("layers[0].activation", {"formula": " + ".join(f"max(x, {k}*x)" for k in range(150))}), "layers[0].activation.formula", "at most 400 terms"),
+    ("formula max 6 deep", setter("layers[0].activation", {"formula": "max(max(max(max(max(max(x, 0.1*x), 0.1*x), 0.1*x), 0.1*x), 0.1*x), 0.1*x)"}), "layers[0].activation.formula", "nested at most 3 deep"),
     ("ce targets off by 1e-10", lambda d: d.update(loss="cross_entropy", sample={"x": [0, 0], "t": [0.1, 0.9000000001]}), "sample.t", "sum to 1"),
 ]
 
