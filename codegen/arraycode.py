@@ -19,11 +19,12 @@ from chainrule.derive.network import Network
 from chainrule.derive.registry import T, X, Y
 
 from . import pysource
-from .printers import InPlace, NotInPlace, sigmoid, stable_form, vector_code
+from chainrule.derive.layers import LOG_OUT, stable_loss
+
+from .printers import InPlace, NotInPlace, vector_code
 
 #: Ufunc-like calls that take ``out=``: the activation is written straight into its buffer.
 _INTO = ("np.tanh(", "np.exp(", "sigmoid(", "np.logaddexp(0.0, ", "np.maximum(")
-LOG_OUT = sympy.Symbol("log_out", real=True)
 
 
 @dataclass(frozen=True)
@@ -136,15 +137,8 @@ def net_text(network: Network, l: int, r: int = 0) -> str:
 
 
 def _loss_terms(d: Derivation) -> sympy.Expr:
-    """The scaled per-output loss in arrays: ``out``, ``T`` and, where logarithms of the outputs
-    would lose digits or overflow, the net itself (sigmoid) or ``log_out`` (softmax)."""
-    network, last = d.network, d.layers[-1]
-    expr = network.loss_scale * network.per_output_loss()
-    if expr.has(sympy.log) and last.softmax:
-        expr = expr.replace(lambda e: isinstance(e, sympy.log) and e.args[0] == Y, lambda e: LOG_OUT)
-    elif expr.has(sympy.log) and last.activation == "sigmoid":
-        expr = stable_form(expr.xreplace({Y: sigmoid(X)}))
-    return expr
+    """The scaled per-output loss in arrays (the derivation's :func:`stable_loss`)."""
+    return stable_loss(d.network)
 
 
 def _loss_lines(d: Derivation) -> tuple[Line, ...]:

@@ -24,6 +24,7 @@ import numpy as np
 import sympy
 
 from chainrule.derive import naming
+from chainrule.derive.counts import count
 from chainrule.derive.derivation import Derivation
 from chainrule.derive.network import Network
 from chainrule.derive.optimizers import GRAD, OPTIMIZERS, STEP, THETA
@@ -75,6 +76,8 @@ class TrainerContext:
     hyper: tuple[tuple[Py, Py], ...]
     state: tuple[Py, ...]
     state_locals: Py
+    kept_rows: int
+    kept_arrays: Py
     fold_lr: bool
     update_locals: tuple[Py, ...]
     scalar_locals: tuple[Py, ...]
@@ -132,6 +135,8 @@ def build_trainer_context(d: Derivation, spec_path: str, out_dir: str) -> Traine
         hyper=tuple((py(k), literal(float(v))) for k, v in dict(spec.optimizer.hyper).items()),
         state=tuple(map(py, OPTIMIZERS[spec.optimizer.kind].state)),
         state_locals=_state_locals(OPTIMIZERS[spec.optimizer.kind].state),
+        kept_rows=1 + len(OPTIMIZERS[spec.optimizer.kind].state),
+        kept_arrays=py(", ".join(f"self.{name}" for name in ("theta",) + OPTIMIZERS[spec.optimizer.kind].state) + ("," if not OPTIMIZERS[spec.optimizer.kind].state else "")),
         update_locals=tuple(py(k) for k, _ in spec.optimizer.hyper if _uses(updates, k)),
         scalar_locals=tuple(py(k) for k, _ in spec.optimizer.hyper if _uses(scalar, k)),
         update_step=_uses(updates, "k"),
@@ -202,7 +207,7 @@ def _summary(d: Derivation) -> tuple[str, ...]:
     lines = [f"Inputs: {', '.join(spec.inputs)}."]
     for form, layer in zip(d.layers, spec.layers):
         bias = {"none": "no bias", "shared": "one shared bias", "per_unit": "a bias per unit"}.get(layer.bias.value, layer.bias.value)
-        lines.append(f"Layer {form.name}: {form.size} units {', '.join(d.network.units(form.index)[:4])}{', ...' if form.size > 4 else ''}; {form.activation}; {bias}.")
+        lines.append(f"Layer {form.name}: {count(form.size, 'unit')} {', '.join(d.network.units(form.index)[:4])}{', ...' if form.size > 4 else ''}; {form.activation}; {bias}.")
     lines.append(f"Loss: {spec.loss.formula or spec.loss.name} per sample, averaged over the batch.")
     hyper = ", ".join(f"{k} = {v:g}" for k, v in dict(spec.optimizer.hyper).items())
     lines.append(f"Optimizer: {spec.optimizer.kind} ({hyper}).")

@@ -26,6 +26,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import sympy
 
+from .counts import count
 from .derivation import Derivation, PointValues, diagnose
 from .layers import Pass
 from .network import Network, Values, seeded_sample
@@ -127,7 +128,7 @@ def _over_points(derivation: Derivation, random_points: int, tolerance: float, c
             drawn += 1
             check(values, derivation.numbers.run(values.W, values.b, values.x, values.t), worst)
     if drawn < random_points:
-        notes.append(f"{random_points - drawn} random point(s) not found: none of 200 draws was away from kinks with the network defined")
+        notes.append(f"{count(random_points - drawn, 'random point')} not found: none of 200 draws was away from kinks with the network defined")
     checked += drawn
     groups = tuple(GroupResult(group, form, w.checked, w.error, w.where) for (group, form), w in worst.items())
     return CheckResult(checked, groups, tolerance, tuple(notes))
@@ -209,8 +210,8 @@ def _loss_function(derivation: Derivation, values: Values) -> Loss:
     def loss(l: int, kind: str, group: np.ndarray) -> float:
         W, b = list(values.W), list(values.b)
         (W if kind == "W" else b)[l] = group
-        _, outs = numbers.forward(tuple(W), tuple(b), values.x)
-        return numbers.loss(outs[-1], values.t)
+        nets, outs = numbers.forward(tuple(W), tuple(b), values.x)
+        return numbers.loss(nets[-1], outs[-1], values.t)
 
     return loss
 

@@ -28,8 +28,26 @@ from .network import Network, Values
 from .numeric import Compiled, compile_expr
 from .formula import tree_size
 from .registry import T, X, Y, to_step_form
+from .stable import sigmoid, stable_form
 
 G = sympy.Symbol("g", real=True)
+#: log(out) of a softmax layer, computed as net - log-sum-exp of the row: finite where out underflows.
+LOG_OUT = sympy.Symbol("log_out", real=True)
+
+
+def stable_loss(network: Network) -> sympy.Expr:
+    """The scaled per-output loss as it is computed, by the derivation and the trainer alike:
+    in ``y`` and ``t``, and where a logarithm of the outputs would lose its digits or overflow,
+    in the net ``x`` itself (a sigmoid output: log(σ(x)) = -softplus(-x)) or ``log_out`` (a
+    softmax output). At |net| = 500 under bce the plain form gives inf; PyTorch and this, 500."""
+    expr = network.loss_scale * network.per_output_loss()
+    if not expr.has(sympy.log):
+        return expr
+    if network.is_softmax(network.depth):
+        return expr.replace(lambda e: isinstance(e, sympy.log) and e.args[0] == Y, lambda e: LOG_OUT)
+    if network.spec.layers[-1].activation.name == "sigmoid":
+        return stable_form(expr.xreplace({Y: sigmoid(X)}))
+    return expr
 
 
 @dataclass(frozen=True)
@@ -205,17 +223,21 @@ class LayerNumbers:
                 outs.append(_softmax(net) if form.softmax else np.broadcast_to(f({"x": net}), net.shape) + 0.0)
         return nets, outs
 
-    def loss(self, out: np.ndarray, T_: np.ndarray) -> float:
-        """The loss of outputs ``out`` against targets ``T_``, averaged over the batch."""
+    def loss(self, net: np.ndarray, out: np.ndarray, T_: np.ndarray) -> float:
+        """The loss of the output layer's weighted sums ``net`` and outputs ``out`` against
+        targets ``T_``, averaged over the batch, in the stable form of :func:`stable_loss`."""
         with np.errstate(all="ignore"):
-            terms = np.broadcast_to(self.per_output_loss({"y": out, "t": np.atleast_2d(T_)}), out.shape)
-        return float(np.mean(self.loss_scale * terms.sum(axis=1)))
+            env = {"y": out, "t": np.atleast_2d(T_), "x": net}
+            if self.forms[-1].softmax:
+                env["log_out"] = net - _log_sum_exp(net)
+            terms = np.broadcast_to(self.per_output_loss(env), out.shape)
+        return float(np.mean(terms.sum(axis=1)))
 
     def run(self, W: tuple[np.ndarray, ...], b: tuple[np.ndarray | None, ...], X_: np.ndarray, T_: np.ndarray) -> Pass:
         """Forward, loss and backward for a batch."""
         nets, outs = self.forward(W, b, X_)
         T_ = np.atleast_2d(np.asarray(T_, dtype=float))
-        loss = self.loss(outs[-1], T_)
+        loss = self.loss(nets[-1], outs[-1], T_)
         deltas: list[np.ndarray] = [np.empty(0)] * len(self.forms)
         with np.errstate(all="ignore"):
             deltas[-1] = self._output_delta(nets[-1], outs[-1], T_)
@@ -242,6 +264,12 @@ class LayerNumbers:
         return g * np.broadcast_to(self.f_prime[i]({"x": net, "y": out}), g.shape)
 
 
+def _log_sum_exp(net: np.ndarray) -> np.ndarray:
+    """log(sum_m exp(net_m)) per row [batch, 1], shifted by the row's largest net."""
+    top = net.max(axis=1, keepdims=True)
+    return top + np.log(np.exp(net - top).sum(axis=1, keepdims=True))
+
+
 def _softmax(net: np.ndarray) -> np.ndarray:
     """exp(net_k) / sum_m exp(net_m), shifted by the row's largest net (same value, no overflow)."""
     shifted = np.exp(net - net.max(axis=1, keepdims=True))
@@ -263,7 +291,7 @@ def compile_layers(network: Network, forms: tuple[LayerForm, ...]) -> LayerNumbe
         forms=forms,
         f=tuple(None if form.f is None else compile_expr(form.f) for form in forms),
         f_prime=tuple(None if form.softmax else compile_expr(_local_derivative(form)) for form in forms),
-        per_output_loss=compile_expr(network.per_output_loss()),
+        per_output_loss=compile_expr(stable_loss(network)),
         loss_scale=float(network.loss_scale),
         dE_dy=compile_expr(output.dE_dy),
         closed_delta=None if output.closed is None else compile_expr(output.closed),

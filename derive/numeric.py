@@ -24,6 +24,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import sympy
 
+from .functions import sigmoid, softplus
+
 Env = Mapping[str, Any]
 Compiled = Callable[[Env], Any]
 
@@ -41,6 +43,8 @@ def _heaviside(u: Any, at_zero: float) -> Any:
 
 
 _FUNCTIONS: Mapping[type, Callable[..., Any]] = {
+    sigmoid: _logistic,
+    softplus: lambda u: np.logaddexp(0.0, u),
     sympy.exp: np.exp,
     sympy.log: np.log,
     sympy.tanh: np.tanh,

@@ -5,7 +5,7 @@ again (`chainrule emit custom_activation.json -o DIR`). Needs nothing but NumPy.
 
 Inputs: x1, x2.
 Layer h: 3 units h1, h2, h3; x * tanh(log(1 + exp(x))); a bias per unit.
-Layer o: 1 units o1; identity; a bias per unit.
+Layer o: 1 unit o1; identity; a bias per unit.
 Loss: log((exp(y - t) + exp(t - y)) / 2) per sample, averaged over the batch.
 Optimizer: momentum (lr = 0.05, momentum = 0.9, weight_decay = 0).
 
@@ -52,6 +52,12 @@ def _finite(E):
     """Raises FloatingPointError where the loss ``E`` is not finite: the step is not taken."""
     if not math.isfinite(E):
         raise FloatingPointError(f"the loss became {E}")
+
+
+def _finite_params(theta, zeros):
+    """The same where a parameter is inf or nan (inf*0 and nan*0 are nan: one dot product)."""
+    if not math.isfinite(np.dot(theta, zeros)):
+        raise FloatingPointError("a step made a parameter inf or nan (is the learning rate too large?); it was not taken")
 
 
 class Params(dict):
@@ -101,6 +107,7 @@ class Network:
         self.weight_decay = 0.0
         self.velocity = np.zeros_like(self.theta)
         self.steps = 0
+        self._zeros = np.zeros_like(self.theta)
         self._work = {}
 
     def _workspace(self, batch):
@@ -110,6 +117,7 @@ class Network:
             work = {name: np.empty((batch, size), dtype=self.dtype) for name, size in (('net_h', 3), ('out_h', 3), ('delta_h', 3), ('net_o', 1), ('out_o', 1), ('delta_o', 1))}
             work["ones"] = np.ones(batch, dtype=self.dtype)
             work["grad"] = np.zeros_like(self.theta)
+            work["kept"] = np.empty((2, self.theta.size), dtype=self.dtype)
             work["grads"] = {name: work["grad"][a:b].reshape(shape) for name, (a, b, shape) in SLOTS.items()}
             if len(self._work) >= 4:
                 self._work.clear()
@@ -245,15 +253,26 @@ class Network:
 
     def step(self, X, T):
         """One momentum step on the batch (X, T); returns the batch's loss before the step.
-        Raises FloatingPointError, and takes no step, where that loss is not finite."""
+        Raises FloatingPointError, and takes no step, where that loss is not finite or the step
+        would make a parameter inf or nan (the parameters and the optimizer's state are kept)."""
         X, T = self._inputs(X, T)
         work = self._workspace(X.shape[0])
         outs = self._forward(X, work)
         E = self._loss(X, T, work, *outs)
         _finite(E)
+        kept = work["kept"]
+        for copy, array in zip(kept, (self.theta, self.velocity)):
+            copy[...] = array
         self.steps += 1
         grad = self._backward(X, T, 1.0 / X.shape[0], work, *outs)
         self._update(grad)
+        try:
+            _finite_params(self.theta, self._zeros)
+        except FloatingPointError:
+            for copy, array in zip(kept, (self.theta, self.velocity)):
+                array[...] = copy
+            self.steps -= 1
+            raise
         return E
 
     def _update(self, grad):
@@ -271,6 +290,9 @@ class Network:
     def fit(self, X, T, epochs=1, batch_size=32, seed=0, verbose=False):
         """Mini-batch training, shuffled by a generator seeded with ``seed``; returns the mean
         loss of each epoch. Raises FloatingPointError the moment a loss is not finite."""
+        for name, value, least in (("epochs", epochs, 0), ("batch_size", batch_size, 1)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+                raise ValueError(f"{name}: expected an integer of at least {least}, got {value!r}")
         X, T = self._inputs(X, T)
         for name, data in (("X", X), ("T", T)):
             if not np.isfinite(data).all():
@@ -288,12 +310,10 @@ class Network:
                     raise FloatingPointError(f"{error} at epoch {epoch}, step {number}: lower the rate or scale the inputs") from None
                 total += E * len(batch)
             history.append(total / X.shape[0])
-            if verbose:
-                print(f"epoch {epoch}: {self._progress(X, T, history[-1])}")
+            if verbose:  # evaluate's numbers belong together: both after the epoch
+                after = ", ".join(f"{key} {value:.6g}" for key, value in self.evaluate(X, T).items())
+                print(f"epoch {epoch}: after it {after} (mean loss of its steps {history[-1]:.6g})")
         return history
-
-    def _progress(self, X, T, loss):
-        return f"loss {loss:.6g}"
 
     def evaluate(self, X, T):
         """The loss on (X, T)."""
@@ -322,6 +342,11 @@ class Network:
             return cls({name: saved[name] for name in SLOTS}, dtype=dtype)
 
 
+def _count(n, noun, plural=None):
+    """``1 epoch``, ``2 epochs``: a count and its noun, plural when not one."""
+    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
+
+
 def load_data(path, inputs=None, targets=None):
     """(X, T) from a .npz (arrays X and T) or a .csv: a header row, the columns taken by the names
     of the inputs and targets (or ``inputs`` and ``targets``); where the header names none of them,
@@ -339,7 +364,7 @@ def load_data(path, inputs=None, targets=None):
         rows = handle.read().splitlines()
     if inputs is None and targets is None and not set(header) & {*INPUTS, *TARGETS}:
         if len(header) != len(INPUTS) + len(TARGETS):
-            raise ValueError(f"expected columns named {', '.join((*INPUTS, *TARGETS))}, or {len(INPUTS)} inputs and then {len(TARGETS)} targets, header has {header}")
+            raise ValueError(f"expected columns named {', '.join((*INPUTS, *TARGETS))}, or {_count(len(INPUTS), 'input')} and then {_count(len(TARGETS), 'target')}, header has {header}")
         inputs, targets = header[:len(INPUTS)], header[len(INPUTS):]
     inputs, targets = inputs or INPUTS, targets or TARGETS
     if missing := [name for name in (*inputs, *targets) if name not in header]:
@@ -348,7 +373,7 @@ def load_data(path, inputs=None, targets=None):
         raise ValueError("no rows of data after the header")
     table = np.loadtxt(rows, delimiter=",", ndmin=2)
     if table.shape[1] != len(header):
-        raise ValueError(f"the rows have {table.shape[1]} values, the header {len(header)} names")
+        raise ValueError(f"the rows have {_count(table.shape[1], 'value')}, the header {_count(len(header), 'name')}")
     return table[:, [header.index(n) for n in inputs]], table[:, [header.index(n) for n in targets]]
 
 
@@ -376,7 +401,7 @@ def main(argv=None):
         network.fit(X, T, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, verbose=args.verbose)
     except FloatingPointError as error:
         parser.exit(1, f"{parser.prog}: {error}\n")
-    print(f"loss after {args.epochs} epochs: {network.loss(X, T):.9g}")
+    print(f"loss after {_count(args.epochs, 'epoch')}: {network.loss(X, T):.9g}")
 
 
 if __name__ == "__main__":

@@ -52,6 +52,12 @@ def _finite(E):
         raise FloatingPointError(f"the loss became {E}")
 
 
+def _finite_params(theta, zeros):
+    """The same where a parameter is inf or nan (inf*0 and nan*0 are nan: one dot product)."""
+    if not math.isfinite(np.dot(theta, zeros)):
+        raise FloatingPointError("a step made a parameter inf or nan (is the learning rate too large?); it was not taken")
+
+
 class Params(dict):
     """W1, b1, ... as views into the flat ``theta``: ``params["W1"] = A`` copies A into its view
     (same shape), so theta always holds every parameter; entries cannot be removed."""
@@ -103,6 +109,7 @@ class Network:
         self.weight_decay = 0.0
         self.velocity = np.zeros_like(self.theta)
         self.steps = 0
+        self._zeros = np.zeros_like(self.theta)
         self._work = {}
 
     def _workspace(self, batch):
@@ -112,6 +119,7 @@ class Network:
             work = {name: np.empty((batch, size), dtype=self.dtype) for name, size in (('net_a', 4), ('out_a', 4), ('delta_a', 4), ('tmp_a', 4), ('net_r', 4), ('out_r', 4), ('delta_r', 4), ('tmp_r', 4), ('net_k', 3), ('out_k', 3), ('delta_k', 3), ('tmp_k', 3), ('net_o', 2), ('out_o', 2), ('delta_o', 2), ('tmp_o', 2))}
             work["ones"] = np.ones(batch, dtype=self.dtype)
             work["grad"] = np.zeros_like(self.theta)
+            work["kept"] = np.empty((2, self.theta.size), dtype=self.dtype)
             work["grads"] = {name: work["grad"][a:b].reshape(shape) for name, (a, b, shape) in SLOTS.items()}
             if len(self._work) >= 4:
                 self._work.clear()
@@ -194,7 +202,7 @@ class Network:
         grads["b4"][0] = delta_o.sum()
         # delta_k = (delta_o W4) * dout_k/dnet_k: the deltas above, back through the weights
         delta_k = np.dot(delta_o, p["W4"], out=work["delta_k"])
-        # dout_k/dnet_k = 9*step(out_k)/10 + 1/10
+        # dout_k/dnet_k = 0.9*step(out_k) + 0.1
         np.greater(out_k, 0.0, out=work["tmp_k"])
         work["tmp_k"] *= 0.9
         work["tmp_k"] += 0.1
@@ -236,15 +244,26 @@ class Network:
 
     def step(self, X, T):
         """One nesterov step on the batch (X, T); returns the batch's loss before the step.
-        Raises FloatingPointError, and takes no step, where that loss is not finite."""
+        Raises FloatingPointError, and takes no step, where that loss is not finite or the step
+        would make a parameter inf or nan (the parameters and the optimizer's state are kept)."""
         X, T = self._inputs(X, T)
         work = self._workspace(X.shape[0])
         outs = self._forward(X, work)
         E = self._loss(X, T, work, *outs)
         _finite(E)
+        kept = work["kept"]
+        for copy, array in zip(kept, (self.theta, self.velocity)):
+            copy[...] = array
         self.steps += 1
         grad = self._backward(X, T, 1.0 / X.shape[0], work, *outs)
         self._update(grad)
+        try:
+            _finite_params(self.theta, self._zeros)
+        except FloatingPointError:
+            for copy, array in zip(kept, (self.theta, self.velocity)):
+                array[...] = copy
+            self.steps -= 1
+            raise
         return E
 
     def _update(self, grad):
@@ -262,6 +281,9 @@ class Network:
     def fit(self, X, T, epochs=1, batch_size=32, seed=0, verbose=False):
         """Mini-batch training, shuffled by a generator seeded with ``seed``; returns the mean
         loss of each epoch. Raises FloatingPointError the moment a loss is not finite."""
+        for name, value, least in (("epochs", epochs, 0), ("batch_size", batch_size, 1)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+                raise ValueError(f"{name}: expected an integer of at least {least}, got {value!r}")
         X, T = self._inputs(X, T)
         for name, data in (("X", X), ("T", T)):
             if not np.isfinite(data).all():
@@ -279,12 +301,10 @@ class Network:
                     raise FloatingPointError(f"{error} at epoch {epoch}, step {number}: lower the rate or scale the inputs") from None
                 total += E * len(batch)
             history.append(total / X.shape[0])
-            if verbose:
-                print(f"epoch {epoch}: {self._progress(X, T, history[-1])}")
+            if verbose:  # evaluate's numbers belong together: both after the epoch
+                after = ", ".join(f"{key} {value:.6g}" for key, value in self.evaluate(X, T).items())
+                print(f"epoch {epoch}: after it {after} (mean loss of its steps {history[-1]:.6g})")
         return history
-
-    def _progress(self, X, T, loss):
-        return f"loss {loss:.6g}"
 
     def evaluate(self, X, T):
         """The loss on (X, T)."""
@@ -313,6 +333,11 @@ class Network:
             return cls({name: saved[name] for name in SLOTS}, dtype=dtype)
 
 
+def _count(n, noun, plural=None):
+    """``1 epoch``, ``2 epochs``: a count and its noun, plural when not one."""
+    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
+
+
 def load_data(path, inputs=None, targets=None):
     """(X, T) from a .npz (arrays X and T) or a .csv: a header row, the columns taken by the names
     of the inputs and targets (or ``inputs`` and ``targets``); where the header names none of them,
@@ -330,7 +355,7 @@ def load_data(path, inputs=None, targets=None):
         rows = handle.read().splitlines()
     if inputs is None and targets is None and not set(header) & {*INPUTS, *TARGETS}:
         if len(header) != len(INPUTS) + len(TARGETS):
-            raise ValueError(f"expected columns named {', '.join((*INPUTS, *TARGETS))}, or {len(INPUTS)} inputs and then {len(TARGETS)} targets, header has {header}")
+            raise ValueError(f"expected columns named {', '.join((*INPUTS, *TARGETS))}, or {_count(len(INPUTS), 'input')} and then {_count(len(TARGETS), 'target')}, header has {header}")
         inputs, targets = header[:len(INPUTS)], header[len(INPUTS):]
     inputs, targets = inputs or INPUTS, targets or TARGETS
     if missing := [name for name in (*inputs, *targets) if name not in header]:
@@ -339,7 +364,7 @@ def load_data(path, inputs=None, targets=None):
         raise ValueError("no rows of data after the header")
     table = np.loadtxt(rows, delimiter=",", ndmin=2)
     if table.shape[1] != len(header):
-        raise ValueError(f"the rows have {table.shape[1]} values, the header {len(header)} names")
+        raise ValueError(f"the rows have {_count(table.shape[1], 'value')}, the header {_count(len(header), 'name')}")
     return table[:, [header.index(n) for n in inputs]], table[:, [header.index(n) for n in targets]]
 
 
@@ -367,7 +392,7 @@ def main(argv=None):
         network.fit(X, T, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, verbose=args.verbose)
     except FloatingPointError as error:
         parser.exit(1, f"{parser.prog}: {error}\n")
-    print(f"loss after {args.epochs} epochs: {network.loss(X, T):.9g}")
+    print(f"loss after {_count(args.epochs, 'epoch')}: {network.loss(X, T):.9g}")
 
 
 if __name__ == "__main__":

@@ -70,3 +70,44 @@ def test_softmax_with_a_formula_loss_matches_torch(t: list[float], loss: str, tm
     grads = net.gradients(X, T)  # no "targets must sum to 1" refusal: the loss allows any
     np.testing.assert_allclose(grads["W1"], dW[0], rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(grads["b1"], db[0], rtol=1e-10, atol=1e-14)
+
+
+SATURATED = {
+    # a sigmoid output at net = 500 under bce, softmax logits of 5,000 under cross-entropy: the
+    # derivation refused both ("the loss on the sample is inf") where PyTorch and the trainer are finite
+    "sigmoid_bce_500": ({"name": "o", "units": 1, "activation": "sigmoid", "weights": [[500.0]], "biases": [0.0]}, "bce", [0.0], 500.0),
+    "sigmoid_bce_-500": ({"name": "o", "units": 1, "activation": "sigmoid", "weights": [[-500.0]], "biases": [0.0]}, "bce", [1.0], 500.0),
+    "softmax_ce_5000": ({"name": "o", "units": 3, "activation": "softmax", "weights": [[5000.0], [0.0], [-10.0]], "biases": [0.0, 0.0, 0.0]},
+                        "cross_entropy", [0.0, 1.0, 0.0], 5000.0),
+}
+
+
+@pytest.mark.parametrize("case", SATURATED, ids=list(SATURATED))
+def test_saturated_outputs_give_the_stable_loss_and_gradients(case: str, tmp_path: Path) -> None:
+    layer, loss, t, expected = SATURATED[case]
+    d = derive(spec_from_data({"name": "s", "inputs": ["x1"], "layers": [layer], "loss": loss, "sample": {"x": [1.0], "t": t}}, "s.yaml"))
+    assert d.loss == pytest.approx(expected, rel=1e-12)
+    net = emitted_network(d, tmp_path)
+    assert net.loss(np.array([[1.0]]), np.array([t])) == pytest.approx(expected, rel=1e-12)
+    grads = net.gradients(np.array([[1.0]]), np.array([t]))
+    np.testing.assert_allclose(d.sample.dW[0], grads["W1"], rtol=1e-12, atol=1e-300)
+    assert check_derivation(d).passed
+
+
+@needs_torch
+@pytest.mark.parametrize("case", SATURATED, ids=list(SATURATED))
+def test_saturated_outputs_match_torch(case: str) -> None:
+    import torch
+
+    layer, loss, t, _ = SATURATED[case]
+    d = derive(spec_from_data({"name": "s", "inputs": ["x1"], "layers": [layer], "loss": loss, "sample": {"x": [1.0], "t": t}}, "s.yaml"))
+    W = torch.tensor(layer["weights"], dtype=torch.float64, requires_grad=True)
+    net = torch.tensor([[1.0]], dtype=torch.float64) @ W.T
+    target = torch.tensor([t], dtype=torch.float64)
+    if loss == "bce":  # PyTorch's stable form of sigmoid + bce
+        value = torch.nn.functional.binary_cross_entropy_with_logits(net, target)
+    else:
+        value = torch.nn.functional.cross_entropy(net, target)
+    value.backward()
+    assert d.loss == pytest.approx(float(value.detach()), rel=1e-12)
+    np.testing.assert_allclose(d.sample.dW[0], W.grad.numpy(), rtol=1e-12, atol=1e-300)

@@ -227,6 +227,27 @@ def test_a_step_on_a_loss_that_is_not_finite_is_not_taken(name: str, generated_m
         net.fit(X, T)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", ["mazur", "xor", "softmax_classifier"], ids=["one-sample float code", "array code", "adam"])
+def test_a_step_that_would_make_a_parameter_non_finite_is_not_taken(name: str, dtype, generated_modules) -> None:
+    # lr = 1000 in float32 wrote nan into theta on a step whose loss was finite, and fit raised
+    # later with the weights lost. The step is refused; parameters and optimizer state are kept.
+    module = generated_modules[name]
+    net = module.Network(dtype=dtype)
+    X, T = np.array(module.SAMPLE_X), np.array(module.SAMPLE_T)
+    net.step(X, T)
+    kept = {key: value.copy() for key, value in vars(net).items() if isinstance(value, np.ndarray)}
+    net.lr = np.inf if dtype is np.float64 else 1e40  # float32 overflows past 3.4e38
+    with pytest.raises(FloatingPointError, match="made a parameter inf or nan"), np.errstate(all="ignore"):
+        net.step(X, T)
+    assert net.steps == 1
+    for key, value in kept.items():
+        assert np.array_equal(getattr(net, key), value), key
+    net.lr = 0.01
+    net.step(X, T)
+    assert net.steps == 2 and np.isfinite(net.theta).all()
+
+
 @pytest.mark.parametrize("bad", [[1.0, 1.0, 0.0], [0.0, 0.0, 0.0], [0.5, 0.2, 0.2], [np.nan, 1.0, 0.0]])
 def test_softmax_cross_entropy_refuses_targets_that_do_not_sum_to_1(bad, generated_modules) -> None:
     """delta_o = out_o - T holds only where each row of T sums to 1: any other row would train on
