@@ -14,6 +14,7 @@ import itertools
 import math
 from dataclasses import dataclass
 
+from chainrule.derive.counts import noun
 from chainrule.derive.derivation import Derivation
 
 from .latex import Tex, counted, escape_text, name_tex, number_tex, number_text, vector_tex, width
@@ -126,7 +127,7 @@ def _units(d: Derivation) -> Diagram:
             caption += f", with its value{digits}"
         else:
             layers = ", ".join(escape_text(net.layer_name(l)) for l in shown)
-            caption += f"; those into layer{'s' if len(shown) > 1 else ''} {layers} with their values{digits}"
+            caption += f"; those into {noun(len(shown), 'layer')} {layers} with their values{digits}"
     return Diagram(tuple(Tex(c) for c in commands), Tex(caption + _bias_caption(d)))
 
 

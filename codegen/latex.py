@@ -24,6 +24,7 @@ from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
 
 from chainrule.derive import naming
+from chainrule.derive.counts import count
 from chainrule.derive.optimizers import THETA
 
 from .latex_text import text_tex
@@ -53,8 +54,8 @@ def escape_text(text: str) -> Tex:
 
 
 def counted(n: int, noun: str) -> Tex:
-    """``1 unit``, ``5 units``, ``1,024 units``: a count and its noun, plural when not one."""
-    return Tex(f"{n:,} {noun}{'' if n == 1 else 's'}")
+    """``1 unit``, ``5 units``, ``1,024 units``: :func:`chainrule.derive.counts.count` as TeX."""
+    return Tex(escape_text(count(n, noun)))
 
 
 def code_text(text: str) -> Tex:

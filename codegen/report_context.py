@@ -23,6 +23,7 @@ import numpy as np
 import sympy
 
 from chainrule.derive.chain import ChainRule, Factor, ParamChain
+from chainrule.derive.counts import count, the
 from chainrule.derive.derivation import Derivation, resolve_params
 from chainrule.derive.errors import ChainruleError
 from chainrule.derive.network import ParamRef
@@ -201,7 +202,7 @@ def _settings(d: Derivation) -> tuple[Setting, ...]:
     text = rf"{kind}: ${loss}$ for the output ${name_tex(out.name)}$ and its target ${name_tex(target.name)}$"
     if net.sizes[-1] > 1:
         over = "averaged over" if net.loss_scale != 1 else "summed over"
-        text += f", likewise for each output, {over} the {net.sizes[-1]:,} outputs"
+        text += f", likewise for each output, {over} {the(net.sizes[-1], 'output')}"
     rows = [Setting(Tex("loss"), Tex(text))]
     hyper = [rf"${HYPER_TEX.get(k, k)} = {number_tex(v)}$" for k, v in spec.optimizer.hyper if v != 0 or k == "lr"]
     rows.append(Setting(Tex("optimizer"), Tex(f"{escape_text(spec.optimizer.kind)}, " + ", ".join(hyper) + "; one step from a zero state")))
@@ -344,7 +345,7 @@ def loss_displays(d: Derivation) -> tuple[Display, ...]:
     symbolic = _scaled([math_tex(t) for t in terms], net.loss_scale)
     substituted = _scaled([math_tex(t, names=numbers) for t in terms], net.loss_scale)
     rows = equation(Tex("E"), [symbolic, substituted, [number_tex(d.loss)]])
-    return (Display(Tex(f"The loss over the {net.sizes[-1]} output{'s' if net.sizes[-1] > 1 else ''}:"), rows),)
+    return (Display(Tex(f"The loss over {the(net.sizes[-1], 'output')}:"), rows),)
 
 
 def _scaled(terms: list[str], scale: sympy.Expr) -> list[str]:
@@ -414,12 +415,12 @@ def _backward_intro(d: Derivation, every: bool, asked: bool) -> Tex:
 def param_section(d: Derivation, name: str) -> ParamSection:
     chain = d.chains[name]
     paths = len(chain.paths)
-    intro = f"{paths} path{'s' if paths > 1 else ''} from $E$ to ${name_tex(name)}$"
+    intro = f"{count(paths, 'path')} from $E$ to ${name_tex(name)}$"
     if chain.cut_layer is not None:
         layer = escape_text(d.network.layer_name(chain.cut_layer))
         intro = (
-            f"{chain.paths_from_E:,} paths from $E$ to ${name_tex(name)}$; as by hand, they are taken from the deltas of "
-            rf"layer {layer} ($\delta_u = \partial E/\partial \mathrm{{net}}_u$, from the layer form): {paths} path{'s' if paths > 1 else ''}"
+            f"{count(chain.paths_from_E, 'path')} from $E$ to ${name_tex(name)}$; as by hand, they are taken from the deltas of "
+            rf"layer {layer} ($\delta_u = \partial E/\partial \mathrm{{net}}_u$, from the layer form): {count(paths, 'path')}"
         )
     displays = [_chain_display(d, chain), _factor_display(d, chain), _paths_display(d, chain), _update_display(d, chain)]
     return ParamSection(Tex(rf"${gradient_inline_tex(name)}$"), Tex(intro + "."), tuple(x for x in displays if x is not None))

@@ -6,6 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
+from chainrule.derive.counts import count
 from chainrule.derive.derivation import Derivation
 
 from .describe import (
@@ -22,7 +23,7 @@ from .describe import (
 
 def network_summary(d: Derivation) -> str:
     spec = d.network.spec
-    inputs = ", ".join(spec.inputs) if len(spec.inputs) <= 6 else f"{len(spec.inputs)} inputs"
+    inputs = ", ".join(spec.inputs) if len(spec.inputs) <= 6 else count(len(spec.inputs), "input")
     layers = " -> ".join(f"{l.name}: {len(l.units)} {l.activation.formula or l.activation.name}, bias {l.bias.value}" for l in spec.layers)
     optimizer = ", ".join(f"{k} {v:g}" for k, v in spec.optimizer.hyper if v != 0 or k == "lr")
     return f"{spec.name} ({spec.source}): {inputs} -> {layers}; loss {spec.loss.formula or spec.loss.name}; optimizer {spec.optimizer.kind} ({optimizer})"
@@ -53,7 +54,7 @@ def render_forward(d: Derivation) -> list[str]:
     out = ["Forward pass (per layer: units, smallest, mean and largest output)"]
     for form, a in zip(d.layers, d.sample.outs[1:]):
         row = a[0]
-        out.append(f"  {form.out:<10} {form.size:>6} units  min {number(row.min())}  mean {number(row.mean())}  max {number(row.max())}")
+        out.append(f"  {form.out:<10} {count(form.size, 'unit'):>12}  min {number(row.min())}  mean {number(row.mean())}  max {number(row.max())}")
     out.append(f"  E = {number(d.loss)}")
     return out
 
@@ -87,7 +88,7 @@ def render_layers(d: Derivation) -> list[str]:
     out = ["Layer form (delta recursion; * is elementwise, @ the matrix product)"]
     for form in d.layers:
         layer = describe_layer(d, form)
-        out.append(f"  layer {layer.index} ({layer.name}: {layer.units} units, {layer.activation})")
+        out.append(f"  layer {layer.index} ({layer.name}: {count(layer.units, 'unit')}, {layer.activation})")
         out.extend(f"    {line}" for line in layer.forward)
         out.append(f"    {layer.delta}")
         out.extend(f"    {line}" for line in layer.gradients)
@@ -126,11 +127,11 @@ def render_derivation(d: Derivation, params: Sequence[str] = ()) -> str:
 def render_check(d: Derivation, result, emitted=None, emitted_path: str = "") -> str:
     """The check's verdict: per group and form, the largest relative error; with ``emitted`` (the
     emitted trainer's result), a second table for the file at ``emitted_path``."""
-    out = [network_summary(d), f"Central differences (float64) at {result.points} point(s): the sample and seeded random points away from kinks"]
+    out = [network_summary(d), f"Central differences (float64) at {count(result.points, 'point')}: the sample and seeded random points away from kinks"]
     out += _check_table(result)
     out.append(f"The derivation and finite differences {_verdict(result)}.")
     if emitted is not None:
-        out.append(f"Emitted trainer {emitted_path} at {emitted.points} point(s): emitted = its gradients against central differences of its loss, derived = against the layer form")
+        out.append(f"Emitted trainer {emitted_path} at {count(emitted.points, 'point')}: emitted = its gradients against central differences of its loss, derived = against the layer form")
         out += _check_table(emitted)
         out.append(f"The emitted trainer, finite differences and the derivation {_verdict(emitted)}.")
     return "\n".join(out) + "\n"

@@ -17,6 +17,7 @@ import sympy
 
 from . import naming
 from .chain import ChainRule
+from .counts import the
 from .network import Network, real_symbol
 
 Node = tuple
@@ -189,6 +190,6 @@ def paths_phrase(chosen: Sequence[Sequence[str]], others: Sequence[Sequence[str]
     common = [n for n in chosen[0] if all(n in path for path in chosen[1:]) and n not in elsewhere]
     units = [n for n in common if n.startswith("out_")] or common
     if units:
-        return f"the {len(chosen)} paths through {units[0]}", "are"
+        return f"{the(len(chosen), 'path')} through {units[0]}", "are"
     return "the paths through " + ", ".join(labels[:-1]) + f" and {labels[-1]}", "are"
 

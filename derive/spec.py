@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import sympy
 
 from . import naming
+from .counts import count as counted
 from .documents import load_document
 from .errors import ChainruleError, FormulaError, SpecError, shown
 from .formula import node_count, not_real, parse_formula, to_sympy, tree_size
@@ -165,9 +166,16 @@ def spec_from_data(data: Any, source: str) -> Spec:
 
 
 def suggest(word: str, options: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest option, or ``""``."""
-    close = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    """`` (did you mean 'x'?)`` for the closest option, or ``""``.
+
+    Case is ignored in the comparison (``Sigmoid`` finds ``sigmoid``, ``SGD`` finds ``sgd``); the
+    option is shown as it is spelled.
+    """
+    spelled = {}
+    for option in options:
+        spelled.setdefault(str(option).lower(), str(option))
+    close = difflib.get_close_matches(str(word).lower(), list(spelled), n=1, cutoff=0.6)
+    return f" (did you mean {spelled[close[0]]!r}?)" if close else ""
 
 
 class _Reader:
@@ -231,24 +239,24 @@ class _Reader:
         if not isinstance(value, list):
             raise self.fail(path, f"expected {what}, got {shown(value)}")
         if length is not None and len(value) != length:
-            raise self.fail(path, f"expected {what}, got {len(value)} entries")
+            raise self.fail(path, f"expected {what}, got {counted(len(value), 'entry')}")
         return value
 
     def numbers(self, value: Any, path: str, length: int) -> tuple[float, ...]:
-        items = self.sequence(value, path, length, f"a list of {length} numbers")
+        items = self.sequence(value, path, length, f"a list of {counted(length, 'number')}")
         return tuple(self.number(v, f"{path}[{i}]") for i, v in enumerate(items))
 
     def names(self, value: Any, path: str, length: int | None = None) -> tuple[str, ...]:
-        what = "a list of names" if length is None else f"a list of {length} names"
+        what = "a list of names" if length is None else f"a list of {counted(length, 'name')}"
         items = self.sequence(value, path, length, what)
         return tuple(self.name(v, f"{path}[{i}]") for i, v in enumerate(items))
 
     def table(self, value: Any, path: str, rows: int, cols: int, cell: Any) -> tuple[tuple[Any, ...], ...]:
         """A ``rows`` x ``cols`` nested list, each cell read by ``cell(value, path)``."""
-        outer = self.sequence(value, path, rows, f"a list of {rows} rows, one per unit of this layer")
+        outer = self.sequence(value, path, rows, f"a list of {counted(rows, 'row')}, one per unit of this layer")
         result = []
         for r, row in enumerate(outer):
-            inner = self.sequence(row, f"{path}[{r}]", cols, f"a row of {cols} entries, one per unit of the layer before")
+            inner = self.sequence(row, f"{path}[{r}]", cols, f"a row of {counted(cols, 'entry')}, one per unit of the layer before")
             result.append(tuple(cell(v, f"{path}[{r}][{c}]") for c, v in enumerate(inner)))
         return tuple(result)
 
@@ -351,7 +359,7 @@ class _Reader:
             raise self.fail(path, "given, but the layer has bias: none")
         if mode is BiasMode.SHARED and not isinstance(value, list):
             return (self.number(value, path),)
-        what = "a list of one shared bias" if mode is BiasMode.SHARED else f"a list of {count} biases, one per unit"
+        what = "a list of one shared bias" if mode is BiasMode.SHARED else f"a list of {counted(count, 'bias', 'biases')}, one per unit"
         items = self.sequence(value, path, count, what)
         return tuple(self.number(v, f"{path}[{i}]") for i, v in enumerate(items))
 
@@ -469,7 +477,7 @@ class _Reader:
         columns = [None if raw.get(k) is None else self.column_names(raw[k], f"data.{k}") for k in ("inputs", "targets")]
         for key, names, count, what in (("inputs", columns[0], inputs, "input"), ("targets", columns[1], outputs, "output")):
             if names is not None and len(names) != count:
-                raise self.fail(f"data.{key}", f"expected {count} column name{'s' if count > 1 else ''}, one per {what} of the network, got {len(names)}")
+                raise self.fail(f"data.{key}", f"expected {counted(count, 'column name')}, one per {what} of the network, got {len(names)}")
             if names is not None and len(set(names)) != len(names):
                 raise self.fail(f"data.{key}", f"expected different column names, got {shown(list(names))}")
         return DataSpec(path, columns[0], columns[1])
