@@ -19,7 +19,7 @@ from chainrule.derive.network import Network
 from chainrule.derive.registry import T, X, Y
 
 from . import pysource
-from chainrule.derive.layers import LOG_OUT, stable_loss
+from chainrule.derive.layers import LOG_ONE_MINUS_OUT, LOG_OUT, ONE_MINUS_OUT, OutputDelta, stable_loss
 
 from .printers import InPlace, NotInPlace, vector_code
 
@@ -155,12 +155,16 @@ def _loss_lines(d: Derivation) -> tuple[Line, ...]:
                      " (each row of T sums to 1)", f"E = {scale}(np.vdot({ones}, {lse}) - np.vdot(T, {last.net}))" if scale
                      else f"E = np.vdot({ones}, {lse}) - np.vdot(T, {last.net})"),
                 Line("", "return float(E) / X.shape[0]"))
-    if expr.has(LOG_OUT):
+    if expr.has(LOG_ONE_MINUS_OUT):
+        names[LOG_ONE_MINUS_OUT] = "log_one_minus_out"
+        lines.append(Line(f"log({last.out}) and log(1 - {last.out}), with the digits of an output near 0 or 1 (from the row's largest net)",
+                          f"log_out, log_one_minus_out = log_softmax({last.net}), log_one_minus_softmax({last.net})"))
+    elif expr.has(LOG_OUT):
         lines.append(Line(f"log({last.out}) = {last.net} - log-sum-exp of the row (kept by softmax): no log(0) where an output underflows",
                           f'log_out = np.subtract({last.net}, work["{_lse(last)}"], out={_scratch(last)})'))
     per_output = d.network.spec.loss.formula or d.network.spec.loss.name
     comment = f"E = mean over the batch of the sum over outputs of {per_output}"
-    sums = _loss_sums(expr, names, _scratch(last))
+    sums = None if expr.has(LOG_ONE_MINUS_OUT) else _loss_sums(expr, names, _scratch(last))
     if sums is None:
         lines.append(Line(comment, f"return float(({vector_code(expr, names)}).sum()) / X.shape[0]"))
         return tuple(lines)
@@ -225,6 +229,8 @@ def _output_delta(d: Derivation) -> list[Line]:
     if output.closed is not None:
         why = f"dE/dnet = {human(output.closed, names)}" + (f" ({output.constraint})" if output.constraint else "")
         lines = _delta_in_place(last, output.closed, names, f"{last.delta} = {why}, {scaled}")
+    elif last.softmax and output.weighted is not None:
+        lines = _softmax_output_delta(last, output, names, scaled)
     elif last.softmax:
         lines = [
             Line(f"g = dE/d{last.out} = {human(output.dE_dy, names)}", f"g = {vector_code(output.dE_dy, names)}"),
@@ -237,6 +243,23 @@ def _output_delta(d: Derivation) -> list[Line]:
         lines = _delta_in_place(last, sympy.Mul(output.dE_dy, local), names, why, f"({vector_code(output.dE_dy, names)}) * ({vector_code(local, names)})")
     lines.append(Line("", f"{last.delta} *= scale"))
     return lines
+
+
+def _softmax_output_delta(last: LayerForm, output: OutputDelta, names: dict, scaled: str) -> list[Line]:
+    """A softmax output's delta from w = out * dE/dout and w * (1 - out) in 1 - out, by the
+    derivation's own :func:`~chainrule.derive.layers.softmax_output_delta` (emitted with the
+    trainer): finite, and without cancelling, where an output rounds to 1."""
+    low, q = {**names, Y: "low"}, {**names, ONE_MINUS_OUT: "q"}
+    return [
+        Line(f"q = 1 - {last.out}, with its digits where {last.out} rounds to 1", f"q = np.exp(log_one_minus_softmax({last.net}))"),
+        Line(f"w = {last.out} * dE/d{last.out} = {human(output.weighted, names)} where {last.out} <= 1/2 (all but a row's largest)",
+             f"low = np.minimum({last.out}, 0.5)"),
+        Line("", f"w = {vector_code(output.weighted, low)}"),
+        Line(f"w * q, in q where {last.out} > 1/2: {human(output.weighted_near_one, q)}",
+             f"wq = np.where({last.out} <= 0.5, w * q, {vector_code(output.weighted_near_one, q)})"),
+        Line(f"{last.delta} = dE/d{last.net} = {last.out} * (g - sum(g * {last.out})), from w and wq without cancelling, {scaled}",
+             f"{last.delta} = softmax_output_delta(w, wq, {last.net})"),
+    ]
 
 
 def _delta_in_place(form: LayerForm, expr: sympy.Expr, names: dict, comment: str, whole: str = "") -> list[Line]:

@@ -7,6 +7,7 @@ matrices (``out_h``, ``W1``), with chains and closed forms only for the paramete
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Sequence
 
 from chainrule.derive import naming
@@ -87,5 +88,17 @@ def _layer_json(d: Derivation, form: LayerForm) -> dict[str, Any]:
 
 
 def render_json(d: Derivation, params: Sequence[str] = ()) -> str:
-    """The JSON text: indented, keys in a fixed order, one trailing newline."""
-    return json.dumps(derivation_document(d, params), indent=1, allow_nan=False) + "\n"
+    """The JSON text: indented, keys in a fixed order, one trailing newline. A number that is not
+    finite (a chain factor such as (1 - t)/(1 - out) where an output rounds to 1 in float64,
+    though the layer form's gradient is finite) is null: JSON has no nan."""
+    return json.dumps(_finite_or_null(derivation_document(d, params)), indent=1, allow_nan=False) + "\n"
+
+
+def _finite_or_null(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(item) for item in value]
+    return value

@@ -15,6 +15,7 @@ at once.
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import sympy
 
-from chainrule.derive import naming
+from chainrule.derive import layers, naming
 from chainrule.derive.counts import count
 from chainrule.derive.derivation import Derivation
 from chainrule.derive.network import Network
@@ -112,7 +113,7 @@ def build_trainer_context(d: Derivation, spec_path: str, out_dir: str) -> Traine
     chains = formulas(d) if d.small else ()
     updates = _updates(d)
     code = "\n".join(line.code for line in vector[0] + vector[1] + vector[2] + scalar + chains + updates)
-    helpers = tuple(py(source) for name, source in _HELPERS.items() if f"{name}(" in code)
+    helpers = tuple(py(source) for name, source in _HELPERS.items() if any(f"{n}(" in code for n in (name,) + _NEEDED_BY.get(name, ())))
     return TrainerContext(
         name=py(spec.name),
         spec_file=Path(spec_path).name,
@@ -312,6 +313,9 @@ def _rule_lines(d: Derivation) -> tuple[Line, ...]:
 # ---------------------------------------------------------------------------------------------
 # Helpers the emitted module defines, by name: written once here, emitted where the code calls them
 
+#: Helpers that other helpers call: emitted wherever one of those is.
+_NEEDED_BY = {"_largest_and_share": ("log_softmax", "log_one_minus_softmax"), "log_softmax": ("log_one_minus_softmax",)}
+
 _HELPERS = {
     "sigmoid": '''def sigmoid(z, out=None):
     """1 / (1 + exp(-z)) without overflow at any z: exp(-logaddexp(0, -z))."""
@@ -333,10 +337,11 @@ _HELPERS = {
         np.log(total, out=lse)
         lse += top
     return out''',
-    "log_softmax": '''def log_softmax(z):
-    """log(softmax(z)) per row, as z - max - log(sum(exp(z - max))): finite where softmax underflows."""
-    shifted = z - z.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))''',
+    # the derivation's own functions, as written in derive/layers.py (softmax near 0 and 1)
+    "_largest_and_share": inspect.getsource(layers._largest_and_share).rstrip(),
+    "log_softmax": inspect.getsource(layers.log_softmax).rstrip(),
+    "log_one_minus_softmax": inspect.getsource(layers.log_one_minus_softmax).rstrip(),
+    "softmax_output_delta": inspect.getsource(layers.softmax_output_delta).rstrip(),
     "erf": '''def erf(z):
     """The error function, elementwise (math.erf: NumPy has none)."""
     return np.vectorize(math.erf, otypes=[z.dtype])(z)''',

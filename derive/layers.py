@@ -33,6 +33,10 @@ from .stable import sigmoid, stable_form
 G = sympy.Symbol("g", real=True)
 #: log(out) of a softmax layer, computed as net - log-sum-exp of the row: finite where out underflows.
 LOG_OUT = sympy.Symbol("log_out", real=True)
+#: log(1 - out) and 1 - out of a softmax layer, computed without 1 - out (where out rounds to 1,
+#: from the log-sum-exp of the row's other entries): finite where out rounds to 1 (bce).
+LOG_ONE_MINUS_OUT = sympy.Symbol("log_one_minus_out", real=True)
+ONE_MINUS_OUT = sympy.Symbol("one_minus_out", real=True)
 
 
 def stable_loss(network: Network) -> sympy.Expr:
@@ -44,6 +48,7 @@ def stable_loss(network: Network) -> sympy.Expr:
     if not expr.has(sympy.log):
         return expr
     if network.is_softmax(network.depth):
+        expr = expr.replace(lambda e: isinstance(e, sympy.log) and e.args[0] == 1 - Y, lambda e: LOG_ONE_MINUS_OUT)
         return expr.replace(lambda e: isinstance(e, sympy.log) and e.args[0] == Y, lambda e: LOG_OUT)
     if network.spec.layers[-1].activation.name == "sigmoid":
         return stable_form(expr.xreplace({Y: sigmoid(X)}))
@@ -64,12 +69,19 @@ class OutputDelta:
             cross-entropy, sigmoid with binary cross-entropy): the scalar form then takes
             dE/dnet as one factor, as people do, which also stays finite where the output
             saturates.
+        weighted: for softmax without a closed form, ``y * dE/dy`` cancelled (``delta = w -
+            y*sum(w)``, finite where dE/dy is not: bce's (y - t)/(y(1 - y)) at y = 1), else None.
+        weighted_near_one: ``weighted * (1 - y)`` written in ``q = 1 - y``
+            (:data:`ONE_MINUS_OUT`), for outputs above 1/2, where ``1 - y`` computed from ``y``
+            would have lost its digits (bce: ((1 - t) - q)/2, finite at q = 0).
     """
 
     dE_dy: sympy.Expr
     closed: sympy.Expr | None
     constraint: str
     simplified: bool = False
+    weighted: sympy.Expr | None = None
+    weighted_near_one: sympy.Expr | None = None
 
 
 @dataclass(frozen=True)
@@ -118,7 +130,7 @@ def _layer_form(network: Network, l: int) -> LayerForm:
     f = None if softmax else network.activation(l)
     f_prime = None if f is None else to_step_form(sympy.diff(f, X))
     f_prime_out = None if softmax else network.activation_in_output(l)
-    previous = naming.INPUT_VECTOR if l == 1 else naming.LAYER_OUT.format(name=network.layer_name(l - 1))
+    previous = network.input_vector if l == 1 else naming.LAYER_OUT.format(name=network.layer_name(l - 1))
     return LayerForm(
         index=l,
         name=spec.name,
@@ -161,15 +173,29 @@ def _softmax_delta(dE_dy: sympy.Expr, targets_sum_to_one: bool) -> OutputDelta:
     that the targets sum to 1 (the sum is then c). Without that guarantee (a formula loss, whose
     targets may be anything) the general product is kept: with t = [1, 1], -t*log(y) has
     delta = 2y - t, not y - t."""
-    if not targets_sum_to_one or not _cheap_to_cancel(dE_dy * Y):
+    if not _cheap_to_cancel(dE_dy * Y):
         return OutputDelta(dE_dy, None, "")
     weighted = sympy.cancel(dE_dy * Y)
     linear = weighted.free_symbols <= {T} and sympy.Poly(weighted, T).degree() == 1 and weighted.subs(T, 0) == 0
-    if not linear:
-        return OutputDelta(dE_dy, None, "")
+    if not (linear and targets_sum_to_one):
+        near_one = _grouped_in(sympy.cancel(weighted.xreplace({Y: 1 - ONE_MINUS_OUT}) * ONE_MINUS_OUT), ONE_MINUS_OUT)
+        return OutputDelta(dE_dy, None, "", weighted=weighted, weighted_near_one=near_one)
     total = weighted.subs(T, 1)
     closed = sympy.cancel(Y * (dE_dy - total))
     return OutputDelta(dE_dy, closed, "the targets sum to 1", simplified=True)
+
+
+def _grouped_in(expr: sympy.Expr, symbol: sympy.Symbol) -> sympy.Expr:
+    """``expr`` with its numerator and denominator summed power by power of ``symbol``, each
+    coefficient whole: bce's (1 - t - q)/(2q) is ((1 - t) - q)/(2q), so that at t = 1 the sum is
+    -q, where (-q - t) + 1 rounds to 0 for q below 1e-16."""
+    def grouped(part: sympy.Expr) -> sympy.Expr:
+        if not part.is_polynomial(symbol):
+            return part
+        return sympy.Add(*[c * symbol**k for (k,), c in sympy.Poly(part, symbol).terms()], evaluate=False)
+
+    numerator, denominator = sympy.fraction(expr)
+    return grouped(numerator) / grouped(denominator)
 
 
 def _cheap_to_cancel(expr: sympy.Expr) -> bool:
@@ -210,6 +236,7 @@ class LayerNumbers:
     loss_scale: float
     dE_dy: Compiled
     closed_delta: Compiled | None
+    weighted: tuple[Compiled, Compiled] | None
 
     def forward(self, W: tuple[np.ndarray, ...], b: tuple[np.ndarray | None, ...], X_: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Weighted sums and outputs per layer for inputs ``X_`` [batch, inputs]."""
@@ -229,7 +256,8 @@ class LayerNumbers:
         with np.errstate(all="ignore"):
             env = {"y": out, "t": np.atleast_2d(T_), "x": net}
             if self.forms[-1].softmax:
-                env["log_out"] = net - _log_sum_exp(net)
+                env["log_out"] = log_softmax(net)
+                env["log_one_minus_out"] = log_one_minus_softmax(net)
             terms = np.broadcast_to(self.per_output_loss(env), out.shape)
         return float(np.mean(terms.sum(axis=1)))
 
@@ -254,8 +282,19 @@ class LayerNumbers:
         env = {"y": out, "t": T_, "x": net}
         if self.closed_delta is not None:
             return np.broadcast_to(self.closed_delta(env), out.shape) + 0.0
+        if self.weighted is not None:
+            return self._softmax_delta(net, out, env)
         g = np.broadcast_to(self.dE_dy(env), out.shape)
         return self._local(len(self.forms) - 1, net, out, g)
+
+    def _softmax_delta(self, net: np.ndarray, out: np.ndarray, env: dict) -> np.ndarray:
+        """w = y*dE/dy where y <= 1/2 (every entry but a row's largest), and w*(1 - y) written in
+        q = 1 - y (from log_one_minus_softmax) where y > 1/2; then :func:`softmax_output_delta`."""
+        assert self.weighted is not None
+        q = np.exp(log_one_minus_softmax(net))
+        w = np.broadcast_to(self.weighted[0]({**env, "y": np.minimum(out, 0.5)}), out.shape)
+        high = np.broadcast_to(self.weighted[1]({**env, "one_minus_out": q}), out.shape)
+        return softmax_output_delta(w, np.where(out <= 0.5, w * q, high), net)
 
     def _local(self, i: int, net: np.ndarray, out: np.ndarray, g: np.ndarray) -> np.ndarray:
         """Through the activation of layer i: g * f'(net), or softmax's y * (g - sum(g * y))."""
@@ -264,10 +303,59 @@ class LayerNumbers:
         return g * np.broadcast_to(self.f_prime[i]({"x": net, "y": out}), g.shape)
 
 
-def _log_sum_exp(net: np.ndarray) -> np.ndarray:
-    """log(sum_m exp(net_m)) per row [batch, 1], shifted by the row's largest net."""
-    top = net.max(axis=1, keepdims=True)
-    return top + np.log(np.exp(net - top).sum(axis=1, keepdims=True))
+def _largest_and_share(net: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row [batch, 1]: the largest net, and the others' share sum_m exp(net_m - largest)
+    over the entries but one largest (log1p of it keeps digits that log(1 + share) loses)."""
+    rows, top = np.arange(net.shape[0]), np.argmax(net, axis=1)
+    largest = net[rows, top][:, None]
+    shares = np.exp(net - largest)
+    shares[rows, top] = 0.0
+    return largest, shares.sum(axis=1, keepdims=True)
+
+
+def softmax_output_delta(w: np.ndarray, wq: np.ndarray, net: np.ndarray) -> np.ndarray:
+    """delta_k = y_k (g_k - sum_j g_j y_j) for a softmax output, from w = y*dE/dy (needed only
+    where y <= 1/2: every entry but a row's largest) and wq = w*(1 - y) (every entry): with m a
+    row's largest entry, delta_m = wq_m - y_m sum_(j != m) w_j, and for k != m
+    delta_k = wq_k - y_k sum_(j != k, m) w_j - (y_k / (1 - y_m)) wq_m. Nothing cancels, and
+    nothing is inf * 0, where an output rounds to 1 (softmax + bce at any logit gap)."""
+    rows, top = np.arange(net.shape[0]), np.argmax(net, axis=1)
+    log_out, log_rest = log_softmax(net), log_one_minus_softmax(net)[rows, top][:, None]
+    w = np.array(w, dtype=net.dtype)
+    w[rows, top] = 0.0
+    rest = w.sum(axis=1, keepdims=True)
+    out = np.exp(log_out)
+    wq_top = wq[rows, top][:, None]
+    ratio = log_out - log_rest  # log(y_k / (1 - y_m)) <= 0 for k != m
+    ratio[rows, top] = 0.0
+    delta = wq - out * (rest - w) - np.exp(ratio) * wq_top
+    delta[rows, top] = (wq_top - out[rows, top][:, None] * rest)[:, 0]
+    return delta
+
+
+def log_softmax(net: np.ndarray) -> np.ndarray:
+    """log(softmax(net)) [batch, units], as (net - largest) - log1p(share): the largest entry's
+    -4.2e-18 at a gap of 40 is kept (net - log-sum-exp gives 0 there)."""
+    largest, share = _largest_and_share(net)
+    return (net - largest) - np.log1p(share)
+
+
+def log_one_minus_softmax(net: np.ndarray) -> np.ndarray:
+    """log(1 - softmax(net)) [batch, units], finite where softmax(net) rounds to 1: an entry that
+    is not its row's largest has out <= 1/2, and log1p(-out) keeps its digits; for the largest,
+    1 - out is the others' share of the row: log(share) - log1p(share), share taken in the log
+    domain from the second largest (no underflow at any gap)."""
+    if net.shape[1] == 1:
+        return np.full_like(net, -np.inf)
+    with np.errstate(divide="ignore"):  # the largest entries' log1p(-1) are replaced below
+        result = np.log1p(-np.exp(log_softmax(net)))
+    rows, top = np.arange(net.shape[0]), np.argmax(net, axis=1)
+    largest, share = _largest_and_share(net)
+    others = net.copy()
+    others[rows, top] = -np.inf
+    second, rest = _largest_and_share(others)
+    result[rows, top] = ((second - largest) + np.log1p(rest) - np.log1p(share))[:, 0]
+    return result
 
 
 def _softmax(net: np.ndarray) -> np.ndarray:
@@ -295,6 +383,7 @@ def compile_layers(network: Network, forms: tuple[LayerForm, ...]) -> LayerNumbe
         loss_scale=float(network.loss_scale),
         dE_dy=compile_expr(output.dE_dy),
         closed_delta=None if output.closed is None else compile_expr(output.closed),
+        weighted=None if output.weighted is None else (compile_expr(output.weighted), compile_expr(output.weighted_near_one)),
     )
 
 

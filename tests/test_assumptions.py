@@ -111,3 +111,39 @@ def test_saturated_outputs_match_torch(case: str) -> None:
     value.backward()
     assert d.loss == pytest.approx(float(value.detach()), rel=1e-12)
     np.testing.assert_allclose(d.sample.dW[0], W.grad.numpy(), rtol=1e-12, atol=1e-300)
+
+
+def mp_softmax_bce(logits: list[float], t: list[float]) -> tuple[float, list[float]]:
+    """The loss and dE/dnet of bce after softmax, with digits to spare (mpmath, with sympy)."""
+    import mpmath
+
+    def loss(z):
+        top = max(z)
+        total = mpmath.fsum(mpmath.exp(v - top) for v in z)
+        y = [mpmath.exp(v - top) / total for v in z]
+        return -mpmath.fsum(tk * mpmath.log(yk) + (1 - tk) * mpmath.log(1 - yk) for tk, yk in zip(t, y)) / len(z)
+
+    with mpmath.workdps(60 + int(max(logits) - min(logits))):  # exp(-700) needs 300 digits past the 1
+        z = [mpmath.mpf(v) for v in logits]
+        grads = [mpmath.diff(lambda u, k=k: loss(z[:k] + [u] + z[k + 1:]), z[k]) for k in range(len(z))]
+        return float(loss(z)), [float(g) for g in grads]
+
+
+@pytest.mark.parametrize("gap", [2.0, 16.75, 36.75, 100.0, 700.0])
+@pytest.mark.parametrize("t", [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.3, 0.0, 0.7]], ids=["right", "wrong", "soft"])
+def test_softmax_bce_is_stable_at_any_logit_gap(gap: float, t: list[float], tmp_path: Path) -> None:
+    # bce after softmax turned NaN at a logit gap of 36.75 (float64) and 16.75 (float32) for a
+    # right, confident prediction: log(1 - out) and dE/dout = ... /(1 - out) as written.
+    logits = [gap, 0.0, -1.0]
+    layer = {"name": "o", "units": 3, "activation": "softmax", "weights": [[v] for v in logits], "biases": [0.0, 0.0, 0.0]}
+    d = derive(spec_from_data({"name": "sb", "inputs": ["x1"], "layers": [layer], "loss": "bce", "sample": {"x": [1.0], "t": t}}, "sb.yaml"))
+    loss, grads = mp_softmax_bce(logits, t)
+    assert d.loss == pytest.approx(loss, rel=1e-9, abs=1e-300)
+    np.testing.assert_allclose(d.sample.deltas[-1][0], grads, rtol=1e-7, atol=1e-300)
+    for dtype, rtol in ((np.float64, 1e-9), (np.float32, 1e-4)):
+        net = emitted_network(d, tmp_path)
+        net = type(net)(dtype=dtype)
+        X, T = np.array([[1.0]]), np.array([t])
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            assert net.loss(X, T) == pytest.approx(loss, rel=rtol, abs=1e-30)
+            np.testing.assert_allclose(net.gradients(X, T)["b1"], grads, rtol=rtol, atol=1e-30)
