@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from chainrule.derive.check import check_derivation, check_emitted
+from chainrule.derive.check import check_derivation
 from chainrule.derive.derivation import derive
 from chainrule.derive.errors import ChainruleError
 
-from .emitted import load_trainer
+from .emitted import check_trainer, load_trainer
 from .files import load_spec
 from .files import write_atomic
 from .jsonout import render_json
@@ -86,7 +86,7 @@ def run(argv: Sequence[str]) -> int:
     derivation = derive(spec)
     trainer = load_trainer(args.emitted, derivation) if args.emitted else None
     result = check_derivation(derivation, random_points=args.points)
-    emitted = None if trainer is None else check_emitted(derivation, trainer, random_points=args.points)
+    emitted = None if trainer is None else check_trainer(derivation, trainer, args.emitted, args.points)
     sys.stdout.write(render_check(derivation, result, emitted, args.emitted or ""))
     return 0 if result.passed and (emitted is None or emitted.passed) else 1
 

@@ -11,10 +11,12 @@ import contextlib
 import hashlib
 import importlib.util
 import io
+import traceback
 from pathlib import Path
 
 import numpy as np
 
+from chainrule.derive.check import CheckResult, check_emitted
 from chainrule.derive.derivation import Derivation
 from chainrule.derive.errors import ChainruleError
 
@@ -49,3 +51,18 @@ def load_trainer(path: str, derivation: Derivation):
         return module.Network(dtype=np.float64)
     except (Exception, SystemExit) as error:
         raise ChainruleError(path, FIELD, f"Network() fails: {type(error).__name__}: {error}") from None
+
+
+def check_trainer(derivation: Derivation, trainer, path: str, random_points: int) -> CheckResult:
+    """:func:`~chainrule.derive.check.check_emitted`, with an exception raised inside the trainer
+    file (its loss or gradients failing on a point the derivation allows) said in one line
+    naming the file, where it was a traceback; anything raised elsewhere is a bug and raised."""
+    file = str(Path(path).resolve())
+    try:
+        return check_emitted(derivation, trainer, random_points=random_points)
+    except (Exception, SystemExit) as error:
+        frames = traceback.extract_tb(error.__traceback__)
+        if not any(str(Path(frame.filename).resolve()) == file for frame in frames):
+            raise
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ChainruleError(path, FIELD, f"the trainer raised {type(error).__name__}{': ' + first if first else ''} (emit it again: chainrule emit SPEC)") from None

@@ -203,3 +203,16 @@ def test_loss_formulas_with_jumps(capsys, tmp_path: Path, loss: str) -> None:
     for command in ("derive", "check"):
         code, _, err = run(capsys, command, str(path))
         assert code == 0 and err == ""
+
+
+def test_check_emitted_of_a_trainer_that_raises_is_one_line(tmp_path: Path, capsys) -> None:
+    # a trainer whose loss raises on a point the derivation allows ended check in a traceback
+    spec = ROOT / "examples" / "xor.yaml"
+    assert main(["emit", str(spec), "-o", str(tmp_path)]) == 0
+    trainer = tmp_path / "xor.py"
+    source = trainer.read_text(encoding="utf-8")
+    assert source.count("    def _loss(self, X, T, work,") == 1
+    trainer.write_text(source.replace("    def _loss(self, X, T, work,", "    def _loss(self, X, T, work, *rest):\n        raise ZeroDivisionError('broken')\n\n    def _unused(self, X, T, work,"), encoding="utf-8")
+    assert main(["check", str(spec), "--emitted", str(trainer)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the trainer raised ZeroDivisionError: broken" in err and "Traceback" not in err
