@@ -237,7 +237,7 @@ def update_line(d: Derivation, ref: ParamRef, gradient: float) -> Line:
 
 
 def describe_layer(d: Derivation, form: LayerForm) -> LayerText:
-    names = {X: real_symbol(form.net), Y: real_symbol(form.out), T: real_symbol(naming.TARGET_VECTOR)}
+    names = {X: real_symbol(form.net), Y: real_symbol(form.out), T: real_symbol(d.network.target_vector)}
     bias = f" + {form.bias}" if form.bias else ""
     forward = (
         f"{form.net} = {form.weight} @ {form.previous}{bias}",

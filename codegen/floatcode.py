@@ -58,11 +58,9 @@ def _scalar_forward(d: Derivation) -> list[Line]:
 def _unpack(d: Derivation) -> list[Line]:
     network, spec = d.network, d.network.spec
     names = [ref.name for ref in _flat_refs(network)]
-    return [
-        Line("", f"{_targets(names)} = self.theta.tolist()"),
-        Line("", f"{_targets(spec.inputs)} = x"),
-        Line("", f"{_targets(spec.targets)} = t"),
-    ]
+    # one assignment: the right side is read before any name is bound, so an input named t (or a
+    # parameter named x) cannot overwrite the vector x or t before it is unpacked
+    return [Line("", f"({_targets(names)}), ({_targets(spec.inputs)}), ({_targets(spec.targets)}) = self.theta.tolist(), x, t")]
 
 
 def _targets(names) -> str:

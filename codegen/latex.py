@@ -151,8 +151,8 @@ def vector_tex(name: str) -> Tex:
     for prefix, tex in _VECTOR_PREFIXES:
         if name.startswith(prefix) and len(name) > len(prefix):
             return Tex(f"{tex}_{{{_subscript_name(name[len(prefix):])}}}")
-    if name in (naming.INPUT_VECTOR, naming.TARGET_VECTOR):
-        return Tex(rf"\mathbf{{{name}}}")
+    if base := naming.vector_base(name):  # x_vec (named so beside a unit x) is bold x all the same
+        return Tex(rf"\mathbf{{{base}}}")
     match = _LETTER_INDEX.fullmatch(name)
     if match and match.group(1) in ("W", "b"):
         return Tex(rf"\mathbf{{{match.group(1)}}}_{{{match.group(2)}}}")

@@ -8,7 +8,9 @@ of layer 1, ``net_h``, ``out_h``, ``delta_h`` for the vectors of a layer named `
 from __future__ import annotations
 
 import keyword
+import re
 import sys
+from typing import Callable
 
 LOSS = "E"
 NET = "net_{unit}"
@@ -38,6 +40,9 @@ LAYER_OUT = "out_{name}"
 LAYER_DELTA = "delta_{name}"
 INPUT_VECTOR = "x"
 TARGET_VECTOR = "t"
+#: The layer form's vector of inputs (targets) is ``x`` (``t``), or where the spec gives that name
+#: to an input, target, unit, layer or parameter, the first free of ``x_vec``, ``x_vec2``, ...
+VECTOR_ELSE = "{base}_vec{n}"
 
 MAX_NAME_LENGTH = 64
 
@@ -51,10 +56,36 @@ CODE_NAMES = (
     "argparse", "Path", "Params",
 )
 #: Written in update rules (w5+ = w5 - lr*dE/dw5) and the layer form (net_h = W1 @ x + b1).
-RULE_NAMES = ("theta", "lr", "weight_decay", "momentum", "alpha", "beta1", "beta2", "eps", INPUT_VECTOR, TARGET_VECTOR)
+RULE_NAMES = ("theta", "lr", "weight_decay", "momentum", "alpha", "beta1", "beta2", "eps")
 RESERVED = frozenset((LOSS,) + FORMULA_FUNCTIONS + FORMULA_CONSTANTS + CODE_NAMES + RULE_NAMES)
+#: Why each reserved name is refused. ``x`` and ``t`` are not reserved: the layer form calls its
+#: vectors ``x_vec`` and ``t_vec`` where a spec uses those names, and the emitted code takes its
+#: arguments apart in one assignment, so an input named t cannot overwrite the targets.
+_RESERVED_WHY = {
+    (LOSS,): "E is the loss (of: E in a claim, dE/dw5, E = ... in the derivation), a unit or parameter named E could not be told from it",
+    RULE_NAMES: "it is a setting of the optimizer in update rules and claims (w5 - lr*dE/dw5), a unit or parameter of that name could not be told from it",
+    FORMULA_FUNCTIONS + FORMULA_CONSTANTS: "it is a function or constant of the formulas",
+    CODE_NAMES: "the emitted trainer uses it for its own module, class or arrays",
+}
 #: Prefixes of names chainrule derives from unit names; a unit may not start with them.
 DERIVED_PREFIXES = ("net_", "out_", "delta_", "dE_")
+
+
+def vector_name(base: str, taken: Callable[[str], bool]) -> str:
+    """The layer form's name for the vector of inputs or targets (``base``: x or t): ``base``
+    itself unless the spec already uses it (``taken``), else the first free ``x_vec``, ``x_vec2``."""
+    if not taken(base):
+        return base
+    n = 1
+    while taken(name := VECTOR_ELSE.format(base=base, n="" if n == 1 else n)):
+        n += 1
+    return name
+
+
+def vector_base(name: str) -> str | None:
+    """``x`` or ``t`` for a name :func:`vector_name` gives, None for any other name."""
+    match = re.fullmatch(r"([xt])(?:_vec(?:[2-9]|[1-9][0-9]+)?)?", name)
+    return match.group(1) if match else None
 
 
 def unit_name(layer: str, n: int) -> str:
@@ -89,7 +120,7 @@ def identifier_problem(name: object) -> str | None:
     if name.startswith("__"):
         return f"{name!r} starts with '__' (dunder names are reserved)"
     if name in RESERVED:
-        return f"{name!r} is reserved (chainrule or the emitted code uses it)"
+        return f"{name!r} is reserved: {_RESERVED_WHY[next(k for k in _RESERVED_WHY if name in k)]}"
     for prefix in DERIVED_PREFIXES:
         if name.startswith(prefix):
             return f"{name!r} starts with {prefix!r}, which chainrule uses for derived names"

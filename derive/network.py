@@ -74,6 +74,23 @@ class Network:
     def layer_name(self, layer: int) -> str:
         return "input" if layer == 0 else self.spec.layers[layer - 1].name
 
+    def uses_name(self, name: str) -> bool:
+        """Whether the spec calls an input, target, unit, layer or parameter ``name``."""
+        spec = self.spec
+        if name in spec.inputs or name in spec.targets or self.locate(name) is not None:
+            return True
+        return any(name == layer.name or name in layer.units for layer in spec.layers)
+
+    @cached_property
+    def input_vector(self) -> str:
+        """The layer form's vector of inputs: ``x``, or ``x_vec`` where the spec names a unit x."""
+        return naming.vector_name(naming.INPUT_VECTOR, self.uses_name)
+
+    @cached_property
+    def target_vector(self) -> str:
+        """The layer form's vector of targets: ``t``, or ``t_vec`` where the spec names a unit t."""
+        return naming.vector_name(naming.TARGET_VECTOR, self.uses_name)
+
     def bias_mode(self, layer: int) -> BiasMode:
         return self.spec.layers[layer - 1].bias
 

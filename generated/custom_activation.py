@@ -210,9 +210,7 @@ class Network:
     def gradient_formulas(self, x, t):
         """dE/dθ weight by weight for one sample, each as its chain rule writes it (the report's
         forms): a dict by parameter name. Slow and plain, to read beside a hand calculation."""
-        w1, w2, w3, w4, w5, w6, b1, b2, b3, w7, w8, w9, b4 = self.theta.tolist()
-        x1, x2 = x
-        y, = t
+        (w1, w2, w3, w4, w5, w6, b1, b2, b3, w7, w8, w9, b4), (x1, x2), (y,) = self.theta.tolist(), x, t
         net_h1 = w1*x1 + w2*x2 + b1
         out_h1 = net_h1*math.tanh(math.log(1.0 + math.exp(net_h1)))
         net_h2 = w3*x1 + w4*x2 + b2

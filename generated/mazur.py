@@ -212,9 +212,7 @@ class Network:
     def gradient_formulas(self, x, t):
         """dE/dθ weight by weight for one sample, each as its chain rule writes it (the report's
         forms): a dict by parameter name. Slow and plain, to read beside a hand calculation."""
-        w1, w2, w3, w4, b1, w5, w6, w7, w8, b2 = self.theta.tolist()
-        i1, i2 = x
-        t1, t2 = t
+        (w1, w2, w3, w4, b1, w5, w6, w7, w8, b2), (i1, i2), (t1, t2) = self.theta.tolist(), x, t
         net_h1 = w1*i1 + w2*i2 + b1
         out_h1 = 1.0/(1.0 + math.exp(-net_h1))
         net_h2 = w3*i1 + w4*i2 + b1
@@ -292,9 +290,7 @@ class Network:
         """The loss and theta after one step on one sample, in plain floats: for a network this
         small, faster than arrays. Nothing is written here: step() stores theta."""
         lr = self.lr
-        w1, w2, w3, w4, b1, w5, w6, w7, w8, b2 = self.theta.tolist()
-        i1, i2 = x
-        t1, t2 = t
+        (w1, w2, w3, w4, b1, w5, w6, w7, w8, b2), (i1, i2), (t1, t2) = self.theta.tolist(), x, t
         net_h1 = w1*i1 + w2*i2 + b1
         out_h1 = 1.0/(1.0 + math.exp(-net_h1))
         net_h2 = w3*i1 + w4*i2 + b1

@@ -231,9 +231,7 @@ class Network:
     def gradient_formulas(self, x, t):
         """dE/dθ weight by weight for one sample, each as its chain rule writes it (the report's
         forms): a dict by parameter name. Slow and plain, to read beside a hand calculation."""
-        w1_11, w1_12, w1_13, w1_14, w1_21, w1_22, w1_23, w1_24, w1_31, w1_32, w1_33, w1_34, w1_41, w1_42, w1_43, w1_44, w1_51, w1_52, w1_53, w1_54, b1_1, b1_2, b1_3, b1_4, b1_5, w2_11, w2_12, w2_13, w2_14, w2_15, w2_21, w2_22, w2_23, w2_24, w2_25, w2_31, w2_32, w2_33, w2_34, w2_35, b2_1, b2_2, b2_3 = self.theta.tolist()
-        petal_len, petal_wid, sepal_len, sepal_wid = x
-        setosa, versicolor, virginica = t
+        (w1_11, w1_12, w1_13, w1_14, w1_21, w1_22, w1_23, w1_24, w1_31, w1_32, w1_33, w1_34, w1_41, w1_42, w1_43, w1_44, w1_51, w1_52, w1_53, w1_54, b1_1, b1_2, b1_3, b1_4, b1_5, w2_11, w2_12, w2_13, w2_14, w2_15, w2_21, w2_22, w2_23, w2_24, w2_25, w2_31, w2_32, w2_33, w2_34, w2_35, b2_1, b2_2, b2_3), (petal_len, petal_wid, sepal_len, sepal_wid), (setosa, versicolor, virginica) = self.theta.tolist(), x, t
         net_h1 = w1_11*petal_len + w1_12*petal_wid + w1_13*sepal_len + w1_14*sepal_wid + b1_1
         out_h1 = math.tanh(net_h1)
         net_h2 = w1_21*petal_len + w1_22*petal_wid + w1_23*sepal_len + w1_24*sepal_wid + b1_2

@@ -212,9 +212,7 @@ class Network:
     def gradient_formulas(self, x, t):
         """dE/dθ weight by weight for one sample, each as its chain rule writes it (the report's
         forms): a dict by parameter name. Slow and plain, to read beside a hand calculation."""
-        w11, w12, b11, b12, w21, w22, b21 = self.theta.tolist()
-        x1, = x
-        y, = t
+        (w11, w12, b11, b12, w21, w22, b21), (x1,), (y,) = self.theta.tolist(), x, t
         net_h1 = w11*x1 + b11
         out_h1 = 1.0/(1.0 + math.exp(-net_h1))
         net_h2 = w12*x1 + b12
@@ -284,9 +282,7 @@ class Network:
         """The loss and theta after one step on one sample, in plain floats: for a network this
         small, faster than arrays. Nothing is written here: step() stores theta."""
         lr = self.lr
-        w11, w12, b11, b12, w21, w22, b21 = self.theta.tolist()
-        x1, = x
-        y, = t
+        (w11, w12, b11, b12, w21, w22, b21), (x1,), (y,) = self.theta.tolist(), x, t
         net_h1 = w11*x1 + b11
         out_h1 = 1.0/(1.0 + math.exp(-net_h1))
         net_h2 = w12*x1 + b12

@@ -209,9 +209,7 @@ class Network:
     def gradient_formulas(self, x, t):
         """dE/dθ weight by weight for one sample, each as its chain rule writes it (the report's
         forms): a dict by parameter name. Slow and plain, to read beside a hand calculation."""
-        w1, w2, w3, w4, w5, w6, w7, w8, b1, b2, b3, b4, w9, w10, w11, w12, b5 = self.theta.tolist()
-        x1, x2 = x
-        y, = t
+        (w1, w2, w3, w4, w5, w6, w7, w8, b1, b2, b3, b4, w9, w10, w11, w12, b5), (x1, x2), (y,) = self.theta.tolist(), x, t
         net_h1 = w1*x1 + w2*x2 + b1
         out_h1 = math.tanh(net_h1)
         net_h2 = w3*x1 + w4*x2 + b2

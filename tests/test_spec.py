@@ -157,7 +157,7 @@ BAD = [
     ("description long", setter("description", "x" * 3000), "description", "at most 2,000 characters, got 3,000"),
     ("name lr", setter("layers[0].units", ["lr", "h2"]), "layers[0].units[0]", "'lr' is reserved"),
     ("name weight_decay", setter("layers[0].bias_names", ["weight_decay"]), "layers[0].bias_names[0]", "reserved"),
-    ("name x", setter("inputs", ["x", "i2"]), "inputs[0]", "'x' is reserved"),
+    ("name E", setter("layers[0].units", ["E", "h2"]), "layers[0].units[0]", "'E' is reserved: E is the loss"),
     ("name step", setter("targets", ["step", "t2"]), "targets[0]", "'step' is reserved"),
     ("formula too big", setter("layers[0].activation", {"formula": " + ".join(f"abs(x - {k})" for k in range(300))}), "layers[0].activation.formula", "at most 400 terms"),
     ("formula (-1)**x", setter("layers[0].activation", {"formula": "(-1)**x"}), "layers[0].activation.formula", "expected a formula with real values, got '(-1)**x'"),
