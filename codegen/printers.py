@@ -274,6 +274,8 @@ class InPlace:
         constant = sum((a for a in expr.args if a.is_Number), sympy.Integer(0))
         # plain arrays first, then negated ones, then compound terms: y - t is one np.subtract
         terms = sorted((a for a in expr.args if not a.is_Number), key=lambda a: (self._atom(a) is None, self._atom(-a) is None, sympy.default_sort_key(a)))
+        if not terms:  # a sum of numbers sympy left unevaluated: printed whole
+            raise NotInPlace
         first, rest = terms[0], terms[1:]
         if self._atom(first) is not None and rest and (self._atom(rest[0]) or self._atom(-rest[0])):
             second = rest.pop(0)

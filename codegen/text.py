@@ -60,8 +60,7 @@ def render_forward(d: Derivation) -> list[str]:
 
 
 def render_param(p: ParamText) -> list[str]:
-    paths = "1 path" if len(p.paths) == 1 else f"{len(p.paths)} paths"
-    out = [f"{p.gradient_name}: {paths}"]
+    out = [f"{p.gradient_name}: {count(len(p.paths), 'path')}"]
     if p.cut_note:
         out.append(f"  ({p.cut_note})")
     for i, path in enumerate(p.paths, start=1):

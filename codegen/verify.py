@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from chainrule.derive.claims import Part, parse_claims, parse_literal
+from chainrule.derive.counts import the
 from chainrule.derive.derivation import derive
 from chainrule.derive.documents import FORMATS, format_of
 from chainrule.derive.errors import ChainruleError
@@ -103,7 +104,7 @@ def run_verify(spec: Spec, spec_path: str, claims_paths: Sequence[str], *, as_js
             results.append(FileResult(path, error=str(error)))
     if all(r.error for r in results):
         reasons = "; ".join(r.error for r in results)  # each error names its file
-        raise ChainruleError("", "", f"none of the {len(results)} claims files could be graded: {reasons}")
+        raise ChainruleError("", "", f"none of {the(len(results), 'claims file')} could be graded: {reasons}")
     if csv_path is not None:
         try:
             write_atomic(Path(csv_path), render_csv(results))

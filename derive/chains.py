@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import sympy
 
 from .claims import Claim, Part
+from .counts import count
 from .chain import Path
 from .diagnosis import Finding, Verdict, _group
 from .formula import format_expr
@@ -75,7 +76,7 @@ def judge_chain(verifier: "Verifier", claim: Claim, source: str) -> Verdict:
             continue
         for a, b, text in linked:
             if b not in graph.children(a):
-                notes.append(f"{text} is not a local derivative: it stands for {graph.count(a, b)} path(s) ({' + '.join(graph.path_text(p) for p in graph.paths(a, b))})")
+                notes.append(f"{text} is not a local derivative: it stands for {count(graph.count(a, b), 'path')} ({' + '.join(graph.path_text(p) for p in graph.paths(a, b))})")
         for path in _expand(verifier, linked):
             covered[path] += int(coefficient) if coefficient.is_Integer and coefficient > 0 else 1
     if not findings:
@@ -182,14 +183,14 @@ def _coverage(verifier: "Verifier", covered: Counter, true_paths: list[tuple[Nod
         # name them as derive writes them: "the paths through net_o2 and net_o3"
         paths = [d[0] for d in derived]
         group, verb = _group(paths, whole)
-        findings.append(Finding("dropped_path", f"{group} {verb} missing (the parameter sits behind {len(paths)} paths through dE/dnet; the chain needs each)", " + ".join(_path_text(paths[i]) for i in whole)))
+        findings.append(Finding("dropped_path", f"{group} {verb} missing (the parameter sits behind {count(len(paths), 'path')} through dE/dnet; the chain needs each)", " + ".join(_path_text(paths[i]) for i in whole)))
         missing = []
     if missing:
         many = len(true_paths) > 1
         group, verb = graph.group(missing, true_paths)
         words = f"{group} {verb} missing"
         if many:
-            words += f" (the parameter sits behind {len(true_paths)} paths; the chain needs one product per path)"
+            words += f" (the parameter sits behind {count(len(true_paths), 'path')}; the chain needs one product per path)"
         findings.append(Finding("dropped_path", words, " + ".join(graph.path_text(p) for p in missing)))
     if twice:
         findings.append(Finding("extra_path", "counted more than once: " + graph.group(twice, true_paths)[0], " + ".join(graph.path_text(p) for p in twice)))

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence, Union
 
 import sympy
+from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
+from .counts import count as counted
 from .errors import FormulaError
 
 MAX_LENGTH = 20_000
@@ -387,8 +389,8 @@ class _Builder:
             raise self.error(f"unknown function {node.func!r} (allowed: {allowed})", node.column)
         low, high, builder = FUNCTIONS[node.func]
         if not low <= len(node.args) <= high:
-            count = str(low) if low == high else f"{low} to {high}"
-            raise self.error(f"{node.func}() takes {count} argument(s), got {len(node.args)}", node.column)
+            count = counted(low, "argument") if low == high else f"{low} to {high} arguments"
+            raise self.error(f"{node.func}() takes {count}, got {len(node.args)}", node.column)
         return builder(*[self.build(arg) for arg in node.args])
 
     def power(self, node: Power) -> sympy.Expr:
@@ -399,6 +401,8 @@ class _Builder:
         # sympy folds (pi**100)**100 into pi**10000: the exponent is checked after folding too.
         if isinstance(result, sympy.Pow) and result.exp.is_Number and abs(result.exp) > MAX_EXPONENT:
             raise self.error(f"exponent larger than {MAX_EXPONENT} in absolute value", node.column)
+        if result.has(sympy.nan, sympy.zoo, sympy.oo, -sympy.oo):
+            raise self.error("the power is not a finite number (0 to a negative power?)", node.column)
         if result.is_Number and result != 0 and abs(sympy.log(abs(result), 10)) > 300:
             raise self.error("power too large", node.column)
         return result
@@ -437,7 +441,12 @@ def to_sympy(
     depth, arguments = piecewise_depth(tree), piecewise_arguments(tree)
     if depth > MAX_PIECEWISE_DEPTH or arguments > MAX_PIECEWISE_ARGUMENTS:
         raise FormulaError(source, field, f"expected max and min with at most {MAX_PIECEWISE_ARGUMENTS} arguments in all, nested at most {MAX_PIECEWISE_DEPTH} deep (their derivative grows with each), got {arguments}, {depth} deep; write a simpler formula", text)
-    expr = _Builder(text, resolve, known, source, field, partial).build(tree)
+    try:
+        expr = _Builder(text, resolve, known, source, field, partial).build(tree)
+    except FormulaError:
+        raise
+    except (ValueError, TypeError, ZeroDivisionError) as error:  # sympy refusing a value (max of 1/0)
+        raise FormulaError(source, field, f"the formula {text!r} has no finite real value ({error})") from None
     if expr.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
         raise FormulaError(source, field, f"the formula {text!r} divides by zero or is not finite")
     if expr.has(sympy.I):
@@ -506,6 +515,70 @@ def read_formula(
 # Writing formulas back
 
 
+#: Decimals in positional notation between these powers of ten, as Python's repr writes floats.
+_FIXED_FROM, _FIXED_TO = -4, 16
+
+
+def decimal_parts(value: sympy.Expr, halves: bool = False) -> tuple[str, int] | None:
+    """A fraction the user wrote as a decimal, as ``(digits, exponent)``: ``("44715", -2)`` for
+    0.044715 (4.4715e-2), ``("-1", -8)`` for -1e-8; None for any other number.
+
+    A decimal is a fraction whose denominator is 2^a*5^b with a factor 5: hyper-parameters
+    (0.01, 1e-8), formula literals and registry constants (gelu's 0.044715), and what arithmetic
+    on them leaves (1 - 0.9). Halves and quarters (half_sse's 1/2, gelu's x/2) and fractions such
+    as 1/3 stay fractions, as the registry writes them; so do decimals longer than a literal may be.
+    With ``halves``, any fraction that has a decimal is one (a learning rate of 0.5 named alone).
+    """
+    if not isinstance(value, sympy.Rational) or value.q == 1:
+        return None
+    q, fives = value.q, 0
+    while q % 5 == 0:
+        q, fives = q // 5, fives + 1
+    if (not fives and not halves) or q & (q - 1):
+        return None
+    twos = q.bit_length() - 1
+    places = max(twos, fives)
+    scaled = value.p * 2 ** (places - twos) * 5 ** (places - fives)
+    digits = str(abs(scaled)).rstrip("0")
+    if len(digits) > MAX_LITERAL_DIGITS:
+        return None
+    return ("-" if scaled < 0 else "") + digits, len(str(abs(scaled))) - 1 - places
+
+
+def decimal_text(value: sympy.Expr, halves: bool = False) -> str | None:
+    """A decimal (see :func:`decimal_parts`) as :func:`parse_formula` reads it: ``0.044715``,
+    ``1e-8``, ``2.5e-7``; None for any other number."""
+    parts = decimal_parts(value, halves)
+    if parts is None:
+        return None
+    digits, exponent = parts
+    sign, digits = ("-", digits[1:]) if digits.startswith("-") else ("", digits)
+    if not _FIXED_FROM <= exponent < _FIXED_TO:
+        return f"{sign}{digits[0]}{'.' + digits[1:] if digits[1:] else ''}e{exponent}"
+    if exponent < 0:
+        return f"{sign}0.{'0' * (-exponent - 1)}{digits}"
+    whole = digits[: exponent + 1].ljust(exponent + 1, "0")
+    return f"{sign}{whole}.{digits[exponent + 1:]}"
+
+
+def decimal_coefficient(expr: sympy.Expr) -> tuple[sympy.Rational, sympy.Expr] | None:
+    """A product as ``(coefficient, rest)`` when its numbers multiply to a decimal
+    (:func:`decimal_parts`), unevaluated products flattened; else None."""
+    if not isinstance(expr, sympy.Mul):
+        return None
+    numbers, factors, stack = [], [], list(reversed(expr.args))
+    while stack:
+        factor = stack.pop()
+        if isinstance(factor, sympy.Mul):
+            stack.extend(reversed(factor.args))
+        else:
+            (numbers if factor.is_Rational else factors).append(factor)
+    coefficient = sympy.Mul(*numbers)
+    if decimal_parts(coefficient) is None:
+        return None
+    return coefficient, sympy.Mul(*factors, evaluate=False) if len(factors) > 1 else (factors or [sympy.Integer(1)])[0]
+
+
 class FormulaPrinter(StrPrinter):
     """Plain text in the language :func:`parse_formula` reads; one method per deviation."""
 
@@ -516,6 +589,22 @@ class FormulaPrinter(StrPrinter):
         """Positive terms first: ``y - t`` and ``1 - out_h1``, not ``-t + y``."""
         terms = super()._as_ordered_terms(expr, order=order)
         return sorted(terms, key=lambda term: term.could_extract_minus_sign())
+
+    def _print_Rational(self, expr: sympy.Rational) -> str:
+        """Decimals as decimals (``1e-8``, ``0.044715``), not ``1/100000000``."""
+        return decimal_text(expr) or super()._print_Rational(expr)
+
+    def _print_Mul(self, expr: sympy.Expr) -> str:
+        """A decimal coefficient in front (``0.01*dE/dw5``), where sympy divides by 100."""
+        split = decimal_coefficient(expr)
+        if split is None:
+            return super()._print_Mul(expr)
+        coefficient, rest = split
+        if coefficient < 0:
+            return "-" + self._print(sympy.Mul(-coefficient, rest, evaluate=False))
+        if rest.is_Pow and rest.exp.is_extended_negative:
+            return f"{decimal_text(coefficient)}/{self.parenthesize(1 / rest, PRECEDENCE['Mul'], strict=False)}"
+        return f"{decimal_text(coefficient)}*{self.parenthesize(rest, PRECEDENCE['Mul'], strict=True)}"
 
     def _print_Heaviside(self, expr: sympy.Heaviside) -> str:
         return f"step({self._print(expr.args[0])})"
@@ -540,7 +629,10 @@ class FormulaPrinter(StrPrinter):
             stepped = to_step_form(expr)
         except ValueError:
             return super()._print_Piecewise(expr)
-        return self._print(stepped) if not stepped.has(sympy.Piecewise) else super()._print_Piecewise(expr)
+        if stepped.has(sympy.Piecewise):
+            return super()._print_Piecewise(expr)
+        # a Piecewise binds as an atom where it stands (2*Piecewise): its sum is parenthesized
+        return f"({self._print(stepped)})" if stepped.is_Add else self._print(stepped)
 
 
 def format_expr(expr: sympy.Expr, last: Iterable[sympy.Symbol] = ()) -> str:
@@ -554,6 +646,12 @@ def format_expr(expr: sympy.Expr, last: Iterable[sympy.Symbol] = ()) -> str:
     if not late:
         return _format(expr)
     return FormulaPrinter({"order": "none"}).doprint(_move_last(expr, late))
+
+
+def format_number(value: sympy.Expr) -> str:
+    """A number named alone in words (the learning rate 0.5, a factor 0.01) as a decimal wherever
+    it has one; otherwise as :func:`format_expr` writes it (1/3)."""
+    return decimal_text(value, halves=True) or format_expr(value)
 
 
 @functools.lru_cache(maxsize=16384)

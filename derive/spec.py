@@ -21,7 +21,8 @@ from . import naming
 from .counts import count as counted
 from .documents import load_document
 from .errors import ChainruleError, FormulaError, SpecError, shown
-from .formula import node_count, not_real, parse_formula, to_sympy, tree_size
+from .formula import format_expr, node_count, not_real, parse_formula, to_sympy, tree_size
+from .numeric import UnsupportedExpression, compile_expr
 from .optimizers import OPTIMIZERS
 from .registry import ACTIVATIONS, LOSSES, UNIT, T, X, Y
 
@@ -414,6 +415,12 @@ class _Reader:
         problem = not_real(expr) or not_real(derivative)
         if problem:
             raise self.fail(path, f"expected a formula with real values, got {shown(value)}: {problem}")
+        if derivative.has(sympy.Derivative, sympy.Subs):
+            raise self.fail(path, f"expected a formula sympy can differentiate in closed form, got {shown(value)}: its derivative holds {format_expr(next(iter(derivative.atoms(sympy.Derivative, sympy.Subs))))}")
+        try:  # every node must have a NumPy form, before anything is derived from it
+            compile_expr(expr), compile_expr(derivative)
+        except UnsupportedExpression as error:
+            raise self.fail(path, f"expected a formula chainrule can compute, got {shown(value)}: {error}") from None
         return expr
 
     def loss(self, value: Any, output: LayerSpec) -> LossSpec:
