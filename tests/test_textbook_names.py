@@ -201,3 +201,30 @@ def test_vector_names_step_aside_for_every_name_the_spec_uses() -> None:
     assert vector_name("x", taken.__contains__) == "x_vec2" and vector_name("t", taken.__contains__) == "t_vec"
     assert vector_name("x", set().__contains__) == "x"
     assert [vector_base(n) for n in ("x", "t_vec", "x_vec2", "x_vec1", "x_vector", "xt")] == ["x", "t", "x", None, None, None]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_networks_with_crossed_names_train_as_the_derivation_says(seed: int, tmp_path: Path) -> None:
+    """Random specs whose first input is named t and first target x (the worst crossing: each
+    is the other's vector name): the emitted gradients, per-weight chains and one-sample step
+    are the derivation's, and the layer form names its vectors x_vec and t_vec."""
+    from generator import random_spec, spec_id
+
+    data = random_spec(seed)
+    inputs = data["inputs"] if isinstance(data["inputs"], int) else len(data["inputs"])
+    outputs = data["layers"][-1]["units"] if isinstance(data["layers"][-1]["units"], int) else len(data["layers"][-1]["units"])
+    data["inputs"] = ["t"] + [f"in{k}" for k in range(2, inputs + 1)]
+    data["targets"] = ["x"] + [f"tg{k}" for k in range(2, outputs + 1)]
+    data["name"] = f"crossed{seed}"
+    path = write(tmp_path, data)
+    d = derive(spec_from_data(data, spec_id(seed)))
+    assert d.network.input_vector == "x_vec" and d.network.target_vector == "t_vec"
+    net = emitted(path, tmp_path).Network()
+    x, t = d.values.x, d.values.t
+    grads = net.gradients(np.atleast_2d(x), np.atleast_2d(t))
+    flat = np.concatenate([np.ravel(g) for g in grads.values()])
+    np.testing.assert_allclose(flat, finite_difference(net, np.atleast_2d(x), np.atleast_2d(t)), rtol=1e-5, atol=1e-8)
+    if hasattr(net, "gradient_formulas") and d.small:
+        assert net.gradient_formulas(list(x), list(t)) == pytest.approx(gradients(d), rel=1e-9, abs=1e-12)
+    net.step(np.atleast_2d(x), np.atleast_2d(t))
+    assert dict(zip([p.name for p in d.network.parameters()], net.theta)) == pytest.approx(updated(d), rel=1e-9, abs=1e-12)
