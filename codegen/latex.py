@@ -25,6 +25,7 @@ from sympy.printing.precedence import PRECEDENCE
 
 from chainrule.derive import naming
 from chainrule.derive.counts import count
+from chainrule.derive.formula import decimal_coefficient, decimal_text
 from chainrule.derive.optimizers import THETA
 
 from .latex_text import text_tex
@@ -81,6 +82,17 @@ def number_tex(value: float, digits: int = DIGITS) -> Tex:
     elif text in ("inf", "-inf", "nan"):
         text = {"inf": r"\infty", "-inf": r"-\infty", "nan": r"\mathrm{NaN}"}[text]
     return Tex(rf"\val{{{text}}}")
+
+
+def decimal_tex(value: sympy.Expr) -> Tex | None:
+    """A fraction the user wrote as a decimal (:func:`decimal_parts`) as one: ``0.044715``,
+    ``10^{-8}``, ``2.5 \\cdot 10^{-7}``; None for any other number."""
+    text = decimal_text(value)
+    if text is None or "e" not in text:
+        return None if text is None else Tex(text)
+    mantissa, exponent = text.split("e")
+    sign, mantissa = ("-", mantissa[1:]) if mantissa.startswith("-") else ("", mantissa)
+    return Tex(sign + (f"10^{{{exponent}}}" if mantissa == "1" else rf"{mantissa} \cdot 10^{{{exponent}}}"))
 
 
 def operand_tex(value: float) -> Tex:
@@ -206,6 +218,10 @@ class ReportPrinter(LatexPrinter):
             return HYPER_TEX[expr.name]
         return vector_tex(expr.name) if self._settings["vectors"] else name_tex(expr.name)
 
+    def _print_Rational(self, expr: sympy.Rational) -> str:
+        """Decimals as decimals (``10^{-8}``, ``0.044715``), not ``\\frac{1}{100000000}``."""
+        return decimal_tex(expr) or super()._print_Rational(expr)
+
     def _print_Heaviside(self, expr: sympy.Heaviside, exp: str | None = None) -> str:
         # chainrule's step(u): 1 for u > 0, else 0 (Heaviside with value 0 at 0).
         text = rf"\operatorname{{step}}\left({self._print(expr.args[0])}\right)"
@@ -223,6 +239,14 @@ class ReportPrinter(LatexPrinter):
         late = self._settings["last"]
         if self._settings["vectors"]:
             return self._elementwise(expr)
+        split = decimal_coefficient(expr)
+        if split is not None:  # 0.01 \cdot x, where sympy writes \frac{x}{100}
+            coefficient, rest = split
+            if coefficient < 0:
+                return "- " + self._print(sympy.Mul(-coefficient, rest, evaluate=False))
+            if rest.is_Pow and rest.exp.is_extended_negative:
+                return rf"\frac{{{decimal_tex(coefficient)}}}{{{self._print(1 / rest)}}}"
+            return rf"{decimal_tex(coefficient)} \cdot {self.parenthesize(rest, PRECEDENCE['Mul'], strict=True)}"
         # sympy's _print_Pow hands 1/x here too: only a real product is reordered.
         if not (expr.is_Mul and expr.free_symbols & late):
             return super()._print_Mul(expr)

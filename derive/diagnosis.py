@@ -21,7 +21,7 @@ import sympy
 
 from .chain import Factor, Path
 from .claims import Part
-from .formula import format_expr, tree_size
+from .formula import format_expr, format_number, tree_size
 from .paths import paths_phrase, through_label
 from .registry import ACTIVATIONS
 
@@ -270,18 +270,18 @@ class Rate:
     form: str
 
     def _true(self) -> str:
-        return f"{self.kind}'s first step from a zero state is {self.form} = {format_expr(self.value)} times it"
+        return f"{self.kind}'s first step from a zero state is {self.form} = {format_number(self.value)} times it"
 
     def wrong(self, claimed: sympy.Expr) -> str:
         """What a step of ``claimed`` times the gradient gets wrong."""
         if self.value == self.lr:
-            return f"the learning rate used is {format_expr(claimed)}; the spec's is {format_expr(self.value)}"
-        used = f"lr = {format_expr(claimed)}" if claimed == self.lr else format_expr(claimed)
+            return f"the learning rate used is {format_number(claimed)}; the spec's is {format_number(self.value)}"
+        used = f"lr = {format_number(claimed)}" if claimed == self.lr else format_number(claimed)
         return f"the step is {used} times the gradient; {self._true()}"
 
     def left_out(self) -> str:
         if self.value == self.lr:
-            return f"the learning rate ({format_expr(self.value)}) is left out"
+            return f"the learning rate ({format_number(self.value)}) is left out"
         return f"the step is the gradient itself; {self._true()}"
 
 
@@ -478,7 +478,7 @@ def constant_finding(k: sympy.Expr, rate: sympy.Expr | None, where: str = "") ->
     if k == -1:
         return Finding("sign", f"the sign is flipped{where}", "-1")
     if rate is not None and k == rate:
-        return Finding("factor", f"multiplied by the learning rate {format_expr(rate)}{where}", format_expr(k))
+        return Finding("factor", f"multiplied by the learning rate {format_number(rate)}{where}", format_expr(k))
     if k in (2, sympy.Rational(1, 2)):
         return Finding("factor", f"a factor {format_expr(k)} too many{where}", format_expr(k))
     return Finding("factor", f"off by a constant factor {format_expr(k)}{where}", format_expr(k))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -16,6 +17,7 @@ from chainrule.derive.formula import (
     Min,
     MAX_PIECEWISE_ARGUMENTS,
     MAX_PIECEWISE_DEPTH,
+    decimal_text,
     format_expr,
     parse_formula,
     piecewise_arguments,
@@ -144,7 +146,8 @@ def test_names_resolve_through_a_callable() -> None:
 # Property tests: the parser never raises anything but its own error, and reads what we print.
 
 SAFE_SYMBOLS = st.sampled_from([x, y, t])
-LEAVES = st.one_of(SAFE_SYMBOLS, st.integers(-9, 9).map(sympy.Integer), st.fractions(max_denominator=20).map(sympy.Rational))
+DECIMALS = st.sampled_from(["0.044715", "1e-8", "-2.5e-7", "0.999", "123.45", "3e17", "1e20"]).map(sympy.Rational)
+LEAVES = st.one_of(SAFE_SYMBOLS, st.integers(-9, 9).map(sympy.Integer), st.fractions(max_denominator=20).map(sympy.Rational), DECIMALS)
 UNARY = [sympy.exp, sympy.tanh, sympy.sin, sympy.cos, sympy.Abs, sympy.erf, sympy.sign, lambda u: sympy.Heaviside(u, 0)]
 
 
@@ -260,3 +263,71 @@ def test_piecewise_formulas_people_write_are_read_as_written(text: str, value) -
     for u in (-7.5, -0.3, 0.4, 2.0, 9.0):  # sympy's derivative of the lean max and min is right
         h = 1e-6
         assert float(derivative.subs(x, u)) == pytest.approx((value(u + h) - value(u - h)) / (2 * h), rel=1e-6, abs=1e-6)
+
+
+# --------------------------------------------------------------------------------------------
+# Decimals stay decimals: what the user wrote as 0.044715 or 1e-8 is not printed 8943/200000
+
+
+@pytest.mark.parametrize("value, text", [
+    ("1e-8", "1e-8"), ("0.044715", "0.044715"), ("0.01", "0.01"), ("-0.2", "-0.2"), ("2.5e-7", "2.5e-7"),
+    ("100.2", "100.2"), ("0.0001", "0.0001"), ("0.00001", "1e-5"), ("1e20", None), ("7", None),
+    ("1/2", None), ("3/4", None), ("1/3", None), ("1/6", None),  # halves, quarters and thirds stay fractions
+])
+def test_a_decimal_prints_as_one(value: str, text: str | None) -> None:
+    assert decimal_text(sympy.Rational(value)) == text
+
+
+@pytest.mark.parametrize("expr, text", [
+    (sympy.Rational("0.01") * x / (sympy.Rational("1e-8") + sympy.Abs(y)), "0.01*x/(abs(y) + 1e-8)"),
+    (x - sympy.Rational("0.01") * y, "x - 0.01*y"),
+    (sympy.Rational(8943, 200000) * x**3 + x, "0.044715*x**3 + x"),
+    (sympy.Rational(3, 10) / x**2, "0.3/x**2"),
+    (sympy.Rational(1, 5) + 4 * sympy.Heaviside(x, 0) / 5, "0.8*step(x) + 0.2"),
+    (sympy.Mul(2, sympy.Mul(sympy.Rational(1, 5), y, evaluate=False), evaluate=False), "0.4*y"),
+    ((t - y) ** 2 / 2, "(t - y)**2/2"),
+    (x / 2 * (1 + sympy.tanh(x)), "x*(tanh(x) + 1)/2"),
+])
+def test_decimal_coefficients_lead_their_product(expr: sympy.Expr, text: str) -> None:
+    assert format_expr(expr) == text
+    assert sympy.expand(read(text) - expr) == 0
+
+
+def test_a_piecewise_in_a_product_keeps_its_sum_together() -> None:
+    expr = 2 * sympy.Piecewise((x / 5, x <= 0), (x, True))
+    text = format_expr(expr)
+    assert text == "2*(0.8*x*step(x) + 0.2*x)"
+    back = read(text)
+    for u in (-1.5, 0.7):
+        assert float(back.subs(x, u)) == float(expr.subs(x, u))
+
+
+GELU_SPEC = """name: gelu_leaky
+inputs: [x1]
+layers:
+  - {name: h, units: 1, activation: gelu, weights: [[0.5]], biases: [0.1]}
+  - {name: o, units: 1, activation: {name: leaky_relu, alpha: 0.2}, weights: [[0.7]], biases: [0.0]}
+loss: mse
+sample: {x: [1.0], t: [0.2]}
+optimizer: {kind: adam, lr: 0.01}
+"""
+
+
+def test_derive_and_report_write_registry_constants_and_hyper_parameters_as_decimals(tmp_path, capsys) -> None:
+    from chainrule.codegen.cli import main
+    from chainrule.codegen.files import load_spec
+    from chainrule.codegen.report import render_report
+    from chainrule.derive import derive
+
+    path = tmp_path / "gelu_leaky.yaml"
+    path.write_text(GELU_SPEC)
+    assert main(["derive", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert main(["derive", str(path), "--json"]) == 0
+    closed = capsys.readouterr().out
+    tex = render_report(derive(load_spec(str(path))), "gelu_leaky.yaml")
+    for output in (text, closed, tex):
+        assert "0.044715" in output and "0.2" in output
+        assert not re.search(r"(?<![\d.])(8943|26829|200000)(?!\d)", output), output
+    assert "0.8*step(out_o1) + 0.2" in text and "0.134145*net_h1**2 + 1" in closed
+    assert r"0.044715 \cdot" in tex and r"\frac{1}{5}" not in tex
