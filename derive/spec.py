@@ -24,7 +24,7 @@ from .errors import ChainruleError, FormulaError, SpecError, shown
 from .formula import format_expr, node_count, not_real, parse_formula, to_sympy, tree_size
 from .numeric import UnsupportedExpression, compile_expr
 from .optimizers import OPTIMIZERS
-from .registry import ACTIVATIONS, LOSSES, UNIT, T, X, Y
+from .registry import ACTIVATIONS, LOSSES, UNIT, T, X, Y, to_step_form
 
 MAX_UNITS = 100_000
 MAX_LAYERS = 64
@@ -418,7 +418,7 @@ class _Reader:
         if derivative.has(sympy.Derivative, sympy.Subs):
             raise self.fail(path, f"expected a formula sympy can differentiate in closed form, got {shown(value)}: its derivative holds {format_expr(next(iter(derivative.atoms(sympy.Derivative, sympy.Subs))))}")
         try:  # every node must have a NumPy form, before anything is derived from it
-            compile_expr(expr), compile_expr(derivative)
+            compile_expr(to_step_form(expr)), compile_expr(to_step_form(derivative))
         except UnsupportedExpression as error:
             raise self.fail(path, f"expected a formula chainrule can compute, got {shown(value)}: {error}") from None
         return expr
