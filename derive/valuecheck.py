@@ -6,7 +6,9 @@ a truncation, which is said). A number written with more digits than float64 car
 to 12 significant digits. A claim must reach the true value's first significant digit (``0.08``
 is right for 0.0822, ``0.1`` and ``0`` are not), a claim of only zeros is right only for 0, and a
 truncation needs two significant digits (``0.3`` is not 0.359 cut off). An explicit ``tolerance``
-replaces all of this by ``|claimed - true| <= tolerance``.
+replaces all of this by ``|claimed - true| <= tolerance``. :func:`within_rounding` bounds what
+rounding the factors of a product to a hand calculation's digits moves it by (the verifier also
+accepts a value that the claimant's own earlier right values give).
 """
 
 from __future__ import annotations
@@ -143,3 +145,32 @@ def digit_slip(literal: Literal, value: float) -> Finding | None:
     if len(diff) == 1:
         return Finding("digits", f"one digit wrong: {literal.text} for {right}", str(right))
     return None
+
+
+def rounding_error(value: float, digits: int) -> float:
+    """The most ``value`` moves when written to ``digits`` significant digits (0 when it has no more)."""
+    if not value or not np.isfinite(value):
+        return 0.0
+    written = Decimal(repr(float(value)))
+    quantum = Decimal(1).scaleb(written.adjusted() - digits + 1)
+    if written.quantize(quantum, context=_CONTEXT) == written:
+        return 0.0
+    return float(quantum) / 2
+
+
+def within_rounding(literal: Literal, value: float, paths: Sequence[Sequence[float]], digits: int) -> bool:
+    """Whether ``literal`` is ``value`` = the sum of the products ``paths`` with each factor (and,
+    where there are several, each product) first written to ``digits`` significant digits: the
+    hand calculation's own rounding of the values it multiplies, bounded to first order."""
+    if not paths or not np.isfinite(value) or significant(literal) > MAX_SIGNIFICANT:
+        return False
+    bound = 0.0
+    for factors in paths:
+        for i, factor in enumerate(factors):
+            others = float(np.prod([f for j, f in enumerate(factors) if j != i]))
+            bound += abs(others) * rounding_error(factor, digits)
+        if len(paths) > 1:
+            bound += rounding_error(float(np.prod(factors)), digits)
+    exponent = literal.value.as_tuple().exponent
+    half_unit = float(Decimal(1).scaleb(exponent)) / 2  # type: ignore[arg-type]
+    return bound > 0 and abs(float(literal.value) - value) <= bound + half_unit

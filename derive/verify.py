@@ -48,13 +48,15 @@ from .network import ParamRef, Values, exact, real_symbol, seeded_sample
 from .numeric import compile_expr
 from .optimizers import GRAD, OPTIMIZERS, THETA, first_step_expr
 from .paths import Graph, Node
-from .valuecheck import judge_number, value_findings
+from .valuecheck import at_precision, judge_number, matches, significant, value_findings, within_rounding
 
 RANDOM_POINTS = 6
 RELATIVE = 1e-9
 MAX_SIBLINGS = 16
 #: A difference of at most this many nodes is shown when a wrong form gives the true value on the sample.
 MAX_SHOWN_DIFFERENCE = 40
+#: Earlier right values a value may carry on, and the paths whose factors' rounding is bounded.
+MAX_CARRIED, MAX_ROUNDED_PATHS = 16, 256
 
 
 @dataclass(frozen=True)
@@ -348,6 +350,7 @@ class Verifier:
             ChainruleError: a part that cannot be read, unless ``tolerant``.
         """
         verdicts: list[Verdict] = []
+        held: list[tuple[Claim, float]] = []  # the values judged right so far: a hand calculation carries them on
         for claim in claims.claims:
             own = None  # only the claim's own formula explains its value, never another claim's
             for part in claim.parts:
@@ -359,7 +362,9 @@ class Verifier:
                         own = (expr, verdict.correct)
                         verdicts.append(verdict)
                     else:
-                        verdicts.append(self.judge_value(claim, own))
+                        verdicts.append(self.judge_value(claim, own, held))
+                        if verdicts[-1].correct:
+                            held.append((claim, float(claim.value.value)))  # type: ignore[union-attr]
                 except ChainruleError as error:
                     if not tolerant:
                         raise
@@ -389,10 +394,13 @@ class Verifier:
             self._alternative_values[target.label] = [(a.finding, self.at_sample(self.canon(a.expr))) for a in truth.alternatives]
         return self._alternative_values[target.label]
 
-    def judge_value(self, claim: Claim, formula: tuple[sympy.Expr, bool] | None) -> Verdict:
+    def judge_value(self, claim: Claim, formula: tuple[sympy.Expr, bool] | None, held: Sequence[tuple[Claim, float]] = ()) -> Verdict:
         assert claim.value is not None
         truth = self.truth(claim.target)
         correct, note = judge_number(claim.value, truth.value, claim.tolerance)
+        if not correct and claim.tolerance is None:
+            note = self.rounded_note(claim, truth, held)
+            correct = bool(note)
         findings: tuple[Finding, ...] = ()
         if not correct:
             alternatives = self.alternative_values(claim.target)
@@ -401,6 +409,42 @@ class Verifier:
                 own = (formula[1], self.at_sample(formula[0]))
             findings = tuple(value_findings(claim.value, truth.value, alternatives, own))
         return Verdict(claim.index, claim.of, claim.target.label, Part.VALUE, correct, truth.value, float(claim.value.value), findings, note, claim.value.text, claim.tolerance)
+
+    def rounded_note(self, claim: Claim, truth: Truth, held: Sequence[tuple[Claim, float]]) -> str:
+        """Why a value that is not the true one to its digits is right all the same, or ``""``: it
+        is what the claimant's own earlier right values give (``dE/db2`` rounded, put in for
+        ``dE/dnet_o2`` in ``dE/dw2``), or it is within the rounding of the factors it multiplies."""
+        assert claim.value is not None
+        exact_here = f"the true value to the digits written is {at_precision(truth.value, claim.value)}"
+        for used, value in self._carried_values(truth, held):
+            if matches(claim.value, value):
+                return f"right with {used} put in (that gives {value:.12g}); {exact_here}"
+        # the digits the claimant shows for the values before this one (none shown: none assumed)
+        digits = min((significant(c.value) for c, _ in held if c.value is not None), default=0)
+        if digits and claim.target.kind is TargetKind.GRADIENT and len(truth.paths) <= MAX_ROUNDED_PATHS:
+            paths = [[self.at_sample(f.human) for f in p.factors] for p in truth.paths]
+            if within_rounding(claim.value, truth.value, paths, digits):
+                return f"right to within the rounding of the factors it multiplies to {digits} significant digits, as the values before it are written; {exact_here}"
+        return ""
+
+    def _carried_values(self, truth: Truth, held: Sequence[tuple[Claim, float]]) -> list[tuple[str, float]]:
+        """The target's value with earlier right claims put in for what they name, each alone and
+        all together: a unit's value for its symbol, a gradient's for its form where it is a part."""
+        if truth.expr is None:
+            return []
+        parts: list[tuple[str, sympy.Expr, float]] = []
+        for earlier, value in held[-MAX_CARRIED:]:
+            kind = earlier.target.kind
+            if kind is TargetKind.UNIT:
+                part = earlier.target.symbol
+            elif kind in (TargetKind.GRADIENT, TargetKind.UNIT_GRADIENT):
+                part = self.truth(earlier.target).expr
+            else:
+                continue
+            if part is not None and not part.is_Number and part != truth.expr and truth.expr.has(part):
+                parts.append((f"claim {earlier.index}'s {earlier.target.label} = {earlier.value.text}", part, value))  # type: ignore[union-attr]
+        chosen = [[p] for p in parts] + ([parts] if len(parts) > 1 else [])
+        return [(" and ".join(w for w, _, _ in c), self.evaluate(truth.expr.xreplace({e: sympy.Float(v, 17) for _, e, v in c}), self.sample)) for c in chosen]
 
     def judge_formula(self, claim: Claim, source: str) -> tuple[Verdict, sympy.Expr]:
         assert claim.formula is not None

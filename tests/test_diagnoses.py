@@ -53,6 +53,20 @@ loss: half_sse
 naming: sequential
 sample: {x: [1.0], t: [1.0, 0.0]}
 """,
+    "gelu": """name: gelu
+inputs: [x1]
+layers: [{name: h, units: 1, activation: gelu, weights: [[0.5]], biases: [0.1]}]
+loss: half_sse
+sample: {x: [1.0], t: [0.2]}
+""",
+    # one input 2.28 into a softmax layer, cross-entropy: out_o2 = 0.2214905246525316 (issue 13)
+    "rounded": """name: rounded
+inputs: [x1]
+layers: [{name: o, units: 3, activation: softmax, weights: [[0.2], [0.0], [0.29]], biases: [0.0, 0.0, 0.0]}]
+loss: cross_entropy
+naming: sequential
+sample: {x: [2.28], t: [1.0, 0.0, 0.0]}
+""",
     "frozen_output": """name: frozen_output
 inputs: [x1]
 layers:
@@ -236,3 +250,51 @@ def test_another_optimizers_update_is_named() -> None:
         ("other_optimizer", "this is sgd's update; adam's first step is w2_11 - lr*dE/dw2_11/(eps + abs(dE/dw2_11))")]
     adam_for_sgd = one("mazur", "w5+", "formula", '"w5 - lr*dE/dw5/(abs(dE/dw5) + 1e-8)"')
     assert adam_for_sgd.diagnosis == "this is adam's update; sgd's first step is w5 - lr*dE/dw5"
+
+
+def test_decimals_stay_decimals_in_what_verify_prints() -> None:
+    verdict = one("softmax_classifier", "w2_11+", "formula", '"w2_11 - lr*dE/dw2_11"')
+    assert verdict.expected.startswith("w2_11 - 0.01*dE/dw2_11/(1e-8 + abs(dE/dw2_11)), with ")
+    assert verdict.findings[0].formula == "w2_11 - 0.01*dE/dw2_11"
+    gelu = one("gelu", "dE/dw1", "formula", '"x1"')
+    assert "0.044715*net_h1**3" in gelu.expected and "8943" not in gelu.expected
+
+
+ROUNDED = "claims:\n" + "".join(f"  - {{of: {of}, value: {value}}}\n" for of, value in [
+    ("dE/db2", "0.221490524653"),   # 0.2214905246525316, right
+    ("dE/dw2", "0.504998396209"),   # 2.28 x 0.221490524653; the true 0.504998396207772 is ...208
+    ("dE/db2", "0.2215"),
+    ("dE/dw2", "0.50502"),          # 2.28 x 0.2215; the true value to 5 digits is 0.50500
+    ("out_o2", "0.22149"),
+    ("dE/dw2", "0.504997"),         # 2.28 x 0.22149 = 0.5049972; true 0.504998
+])
+
+
+def test_a_value_from_the_claimants_own_rounded_values_is_right() -> None:
+    verdicts = judge("rounded", ROUNDED)
+    assert verifier("rounded").d.gradient(verifier("rounded").network.locate("w2")) == pytest.approx(0.504998396207772, abs=1e-15)
+    assert all(v.correct for v in verdicts), [(v.label, v.claimed, v.findings) for v in verdicts]
+    assert [v.note for v in verdicts[1::2]] == [
+        "right with claim 1's dE/db2 = 0.221490524653 put in (that gives 0.504998396209); the true value to the digits written is 0.504998396208",
+        "right with claim 3's dE/db2 = 0.2215 put in (that gives 0.50502); the true value to the digits written is 0.50500",
+        "right with claim 5's out_o2 = 0.22149 put in (that gives 0.5049972); the true value to the digits written is 0.504998",
+    ]
+
+
+def test_a_value_within_the_rounding_of_its_factors_is_right() -> None:
+    # the claimant writes values to 12 digits; dE/dw2's factor dE/dnet_o2 rounded there moves it by 1.1e-12
+    (_, verdict) = judge("rounded", "claims:\n  - {of: out_o3, value: 0.429052723714}\n  - {of: dE/dw2, value: 0.504998396209}\n")
+    assert verdict.correct and verdict.note.startswith("right to within the rounding of the factors it multiplies to 12 significant digits")
+
+
+@pytest.mark.parametrize("claims, words", [
+    # alone, no digits are shown for the factors: the last digit is wrong (as 0.0823 is for 0.0822)
+    ("  - {of: dE/dw2, value: 0.504998396209}\n", "one digit wrong: 0.504998396209 for 0.504998396208"),
+    # a wrong earlier value is not carried on
+    ("  - {of: dE/db2, value: 0.2216}\n  - {of: dE/dw2, value: 0.50525}\n", "off by +0.000252 (0.0498%); it matches none of the typical mistakes, so an arithmetic slip"),
+    # beyond the rounding of 12-digit factors
+    ("  - {of: out_o3, value: 0.429052723714}\n  - {of: dE/dw2, value: 0.504998396211}\n", "off by +3.23e-12 (6.39e-10%); it matches none of the typical mistakes, so an arithmetic slip"),
+])
+def test_rounding_forgives_only_what_the_claimants_digits_explain(claims: str, words: str) -> None:
+    verdict = judge("rounded", "claims:\n" + claims)[-1]
+    assert not verdict.correct and verdict.diagnosis == words
