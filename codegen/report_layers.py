@@ -75,7 +75,9 @@ def activation_definition(d: Derivation, l: int) -> Tex:
     label = escape_text(activation.name if activation.expression is None else "formula")
     if net.is_softmax(l):
         return Tex(label + r": $e^{x_k} / \sum_j e^{x_j}$")
-    definition = math_tex(net.activation(l))
+    # each branch with its common factor out, as people write elu: 0.18 (e^x - 1), not -0.18 + 0.18 e^x
+    definition = math_tex(net.activation(l).replace(
+        lambda e: isinstance(e, sympy.Piecewise), lambda e: sympy.Piecewise(*[(sympy.factor_terms(v), c) for v, c in e.args])))
     return Tex(f"{label}: ${definition}$")
 
 
