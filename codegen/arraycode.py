@@ -19,7 +19,7 @@ from chainrule.derive.network import Network
 from chainrule.derive.registry import T, X, Y
 
 from . import pysource
-from chainrule.derive.layers import LOG_ONE_MINUS_OUT, LOG_OUT, ONE_MINUS_OUT, OutputDelta, stable_loss
+from chainrule.derive.layers import LOG_ONE_MINUS_OUT, LOG_OUT, ONE_MINUS_OUT, OutputDelta, local_derivative, stable_loss
 
 from .printers import InPlace, NotInPlace, vector_code
 
@@ -238,7 +238,7 @@ def _output_delta(d: Derivation) -> list[Line]:
                  f"{last.delta} = {last.out} * (g - np.sum(g * {last.out}, axis=1, keepdims=True))"),
         ]
     else:
-        local = last.f_prime_out if last.f_prime_out is not None else last.f_prime
+        local = local_derivative(last)
         why = f"{last.delta} = dE/d{last.out} * d{last.out}/d{last.net} = ({human(output.dE_dy, names)}) * ({human(local, names)}), {scaled}"
         lines = _delta_in_place(last, sympy.Mul(output.dE_dy, local), names, why, f"({vector_code(output.dE_dy, names)}) * ({vector_code(local, names)})")
     lines.append(Line("", f"{last.delta} *= scale"))
@@ -274,7 +274,7 @@ def _delta_in_place(form: LayerForm, expr: sympy.Expr, names: dict, comment: str
 
 
 def _hidden_delta(above: LayerForm, form: LayerForm) -> list[Line]:
-    local = form.f_prime_out if form.f_prime_out is not None else form.f_prime
+    local = None if form.softmax else local_derivative(form)
     lines = [Line(f"{form.delta} = ({above.delta} {above.weight}) * d{form.out}/d{form.net}: the deltas above, back through the weights",
                   f'{form.delta} = np.dot({above.delta}, p["{above.weight}"], out=work["{form.delta}"])')]
     if form.softmax:

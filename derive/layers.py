@@ -378,7 +378,7 @@ def compile_layers(network: Network, forms: tuple[LayerForm, ...]) -> LayerNumbe
     return LayerNumbers(
         forms=forms,
         f=tuple(None if form.f is None else compile_expr(form.f) for form in forms),
-        f_prime=tuple(None if form.softmax else compile_expr(_local_derivative(form)) for form in forms),
+        f_prime=tuple(None if form.softmax else compile_expr(local_derivative(form)) for form in forms),
         per_output_loss=compile_expr(stable_loss(network)),
         loss_scale=float(network.loss_scale),
         dE_dy=compile_expr(output.dE_dy),
@@ -387,12 +387,14 @@ def compile_layers(network: Network, forms: tuple[LayerForm, ...]) -> LayerNumbe
     )
 
 
-def _local_derivative(form: LayerForm) -> sympy.Expr:
-    """f' in the output where the registry writes it so (as people compute it), else in the net."""
+def local_derivative(form: LayerForm) -> sympy.Expr:
+    """f' as it is computed, by the derivation and the trainer: in the output where the registry
+    writes it so (as people compute it), else in the net, with a branch taken only where u <= 0
+    computing its exp of min(u, 0) (elu' = alpha*exp(x) at x = 1000 is not inf*0 = nan)."""
     if form.f_prime_out is not None:
         return form.f_prime_out
-    assert form.f_prime is not None
-    return form.f_prime
+    assert form.f is not None
+    return to_step_form(stable_form(sympy.diff(form.f, X)))
 
 
 def gradients_of(numbers: LayerNumbers, values: Values, X_: Any = None, T_: Any = None) -> Pass:

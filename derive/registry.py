@@ -28,7 +28,8 @@ class ActivationDef:
         name: the registry name.
         define: ``f(x, **params)``, the definition.
         in_output: ``f'(x)`` written in ``y = f(x)`` (and the parameters), or None where the
-            derivative cannot be written in the output alone.
+            derivative cannot be written in the output alone, or would lose its digits so
+            (elu's out + alpha, softplus' 1 - exp(-out) cancel for large negative nets).
         params: the parameters and their defaults (``alpha`` of leaky_relu).
         output_range: the open interval the outputs lie in, when bounded.
         init: ``glorot`` or ``he``: how seeded weights of a layer with this activation are drawn.
@@ -94,10 +95,10 @@ _activations = (
     ActivationDef(
         "leaky_relu", _leaky, lambda y, alpha: alpha + (1 - alpha) * _step(y), {"alpha": 0.01}, init="he"
     ),
-    ActivationDef(
-        "elu", _elu, lambda y, alpha: _step(y) + (1 - _step(y)) * (y + alpha), {"alpha": 1.0}, init="he"
-    ),
-    ActivationDef("softplus", lambda x: sympy.log(1 + sympy.exp(x)), lambda y: 1 - sympy.exp(-y)),
+    # elu' and softplus' are computed in the net, as PyTorch does: written in the output they
+    # cancel (out + alpha, 1 - exp(-out)) and lose every digit below net = -40 (0 for 8.6e-20).
+    ActivationDef("elu", _elu, None, {"alpha": 1.0}, init="he"),
+    ActivationDef("softplus", lambda x: sympy.log(1 + sympy.exp(x))),
     ActivationDef("gelu", _gelu, init="he"),
     ActivationDef("swish", lambda x: x / (1 + sympy.exp(-x)), init="he"),
     ActivationDef("softmax", lambda x: x, output_range=UNIT, whole_layer=True),

@@ -191,7 +191,7 @@ class Network:
         np.dot(work["ones"], delta_o, out=grads["b2"])
         # delta_h = (delta_o W2) * dout_h/dnet_h: the deltas above, back through the weights
         delta_h = np.dot(delta_o, p["W2"], out=work["delta_h"])
-        # dout_h/dnet_h = net_h*(1 - tanh(log(exp(net_h) + 1))**2)*exp(net_h)/(exp(net_h) + 1) + tanh(log(exp(net_h) + 1))
+        # dout_h/dnet_h = net_h*(1 - tanh(softplus(net_h))**2)*sigmoid(net_h) + tanh(softplus(net_h))
         delta_h *= net_h*(1 - np.tanh(np.logaddexp(0.0, net_h))**2)*sigmoid(net_h) + np.tanh(np.logaddexp(0.0, net_h))
         # dE/dW1 = delta_h^T X (dE/dw = delta of its unit * the output it multiplies)
         np.dot(delta_h.T, X, out=grads["W1"])

@@ -147,3 +147,19 @@ def test_softmax_bce_is_stable_at_any_logit_gap(gap: float, t: list[float], tmp_
         with np.errstate(over="raise", invalid="raise", divide="raise"):
             assert net.loss(X, T) == pytest.approx(loss, rel=rtol, abs=1e-30)
             np.testing.assert_allclose(net.gradients(X, T)["b1"], grads, rtol=rtol, atol=1e-30)
+
+
+@pytest.mark.parametrize("activation, expected", [
+    # dE/dw of h1 (net -30) and h2 (net -45) into an identity output, x = -1, t = 1: PyTorch float64
+    ("softplus", (9.357622968838424e-14, 2.862518580549126e-20)),
+    ("elu", (2.8072868906519647e-13, 8.587555741647913e-20)),
+])
+def test_derivatives_keep_their_digits_for_large_negative_nets(activation: str, expected: tuple[float, float], tmp_path: Path) -> None:
+    # written in the output, elu' = out + alpha and softplus' = 1 - exp(-out) cancelled: 1.7e-4
+    # off at net -30, 0 at net -45
+    layers = [{"name": "h", "units": 2, "activation": activation, "weights": [[30.0], [45.0]], "biases": [0.0, 0.0]},
+              {"name": "o", "units": 1, "activation": "identity", "weights": [[1.0, 1.0]], "biases": [0.0]}]
+    d = derive(spec_from_data({"name": "n", "inputs": 1, "layers": layers, "loss": "half_sse", "sample": {"x": [-1.0], "t": [1.0]}}, "n.yaml"))
+    np.testing.assert_allclose(d.sample.dW[0][:, 0], expected, rtol=1e-12)
+    grads = emitted_network(d, tmp_path).gradients(np.array([[-1.0]]), np.array([[1.0]]))
+    np.testing.assert_allclose(grads["W1"][:, 0], expected, rtol=1e-12)
