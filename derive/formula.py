@@ -391,7 +391,10 @@ class _Builder:
         if not low <= len(node.args) <= high:
             count = counted(low, "argument") if low == high else f"{low} to {high} arguments"
             raise self.error(f"{node.func}() takes {count}, got {len(node.args)}", node.column)
-        return builder(*[self.build(arg) for arg in node.args])
+        result = builder(*[self.build(arg) for arg in node.args])
+        if result.has(sympy.I):  # sqrt(-1): refused where it is written, before it can cancel
+            raise self.error(f"{node.func}() of these arguments is not real (a root or logarithm of a negative number)", node.column)
+        return result
 
     def power(self, node: Power) -> sympy.Expr:
         exponent = self.build(node.exponent)
@@ -403,6 +406,8 @@ class _Builder:
             raise self.error(f"exponent larger than {MAX_EXPONENT} in absolute value", node.column)
         if result.has(sympy.nan, sympy.zoo, sympy.oo, -sympy.oo):
             raise self.error("the power is not a finite number (0 to a negative power?)", node.column)
+        if result.has(sympy.I) or not_real(result):
+            raise self.error("the power is not real (a negative number to a power that is not a whole number)", node.column)
         if result.is_Number and result != 0 and abs(sympy.log(abs(result), 10)) > 300:
             raise self.error("power too large", node.column)
         return result

@@ -66,7 +66,9 @@ def _finite(E):
 
 def _finite_params(theta, zeros):
     """The same where a parameter is inf or nan (inf*0 and nan*0 are nan: one dot product)."""
-    if not math.isfinite(np.dot(theta, zeros)):
+    with np.errstate(invalid="ignore"):
+        finite = math.isfinite(np.dot(theta, zeros))
+    if not finite:
         raise FloatingPointError("a step made a parameter inf or nan (is the learning rate too large?); it was not taken")
 
 
@@ -141,8 +143,8 @@ class Network:
 
     def _inputs(self, X, T=None):
         X = np.asarray(X, dtype=self.dtype)
-        if X.ndim != 2 or X.shape[1] != 4:
-            raise ValueError(f"X: expected shape [batch, 4], got {list(X.shape)}")
+        if X.ndim != 2 or X.shape[1] != 4 or X.shape[0] == 0:
+            raise ValueError(f"X: expected shape [batch, 4] with at least one row, got {list(X.shape)}")
         if T is None:
             return X
         T = np.asarray(T, dtype=self.dtype)

@@ -56,7 +56,9 @@ def _finite(E):
 
 def _finite_params(theta, zeros):
     """The same where a parameter is inf or nan (inf*0 and nan*0 are nan: one dot product)."""
-    if not math.isfinite(np.dot(theta, zeros)):
+    with np.errstate(invalid="ignore"):
+        finite = math.isfinite(np.dot(theta, zeros))
+    if not finite:
         raise FloatingPointError("a step made a parameter inf or nan (is the learning rate too large?); it was not taken")
 
 
@@ -124,8 +126,8 @@ class Network:
 
     def _inputs(self, X, T=None):
         X = np.asarray(X, dtype=self.dtype)
-        if X.ndim != 2 or X.shape[1] != 1:
-            raise ValueError(f"X: expected shape [batch, 1], got {list(X.shape)}")
+        if X.ndim != 2 or X.shape[1] != 1 or X.shape[0] == 0:
+            raise ValueError(f"X: expected shape [batch, 1] with at least one row, got {list(X.shape)}")
         if T is None:
             return X
         T = np.asarray(T, dtype=self.dtype)
@@ -249,7 +251,8 @@ class Network:
                 pass  # math overflowed where NumPy gives inf or 0: the array path handles it
             else:
                 _finite(E)
-                theta = np.asarray(theta, dtype=self.dtype)
+                with np.errstate(over="ignore"):  # a float beyond float32 becomes inf: refused below
+                    theta = np.asarray(theta, dtype=self.dtype)
                 _finite_params(theta, self._zeros)
                 self.theta[:] = theta
                 self.steps += 1

@@ -575,3 +575,26 @@ def test_bce_accuracy_counts_each_label() -> None:
     assert net.evaluate(X, np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]))["accuracy"] == 1.0
     # 4 of 6 labels right, where the argmax of each row (o1, then o2) would call both rows right
     assert net.evaluate(X, np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]))["accuracy"] == pytest.approx(4 / 6)
+
+
+@pytest.mark.parametrize("name", ["mazur", "xor", "softmax_classifier"])
+def test_an_empty_batch_is_refused_naming_X(name: str, generated_modules) -> None:
+    # step(X[:0], T[:0]) and fit on no rows raised ZeroDivisionError
+    module = generated_modules[name]
+    net = module.Network()
+    X, T = np.array(module.SAMPLE_X), np.array(module.SAMPLE_T)
+    before = net.theta.copy()
+    for call in (lambda: net.step(X[:0], T[:0]), lambda: net.fit(X[:0], T[:0], batch_size=4), lambda: net.loss(X[:0], T[:0])):
+        with pytest.raises(ValueError, match=r"X: expected shape \[batch, \d+\] with at least one row, got \[0, \d+\]"):
+            call()
+    assert np.array_equal(net.theta, before)
+
+
+def test_a_refused_float32_step_warns_nothing(generated_modules) -> None:
+    module = generated_modules["mazur"]
+    net = module.Network(dtype=np.float32)
+    net.lr = 1e40
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(FloatingPointError, match="made a parameter inf or nan"):
+            net.step(np.array(module.SAMPLE_X), np.array(module.SAMPLE_T))

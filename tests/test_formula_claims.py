@@ -159,3 +159,12 @@ def test_reads_back_what_derive_prints(name: str) -> None:
             target = v.truth(__import__("chainrule.derive.claims", fromlist=["parse_target"]).parse_target(what, v.names, "", ""))
             expr = target.expr
         assert back == expr or v.agree_at_points(v.canon(back), v.canon(expr)), (what, text)
+
+
+@pytest.mark.parametrize("formula", ["sqrt(-1)*sqrt(-1)*-(o1 - t1)*o1*(1-o1)*h1", "-(-1)**o1*(o1 - t1)*o1*(1-o1)*h1"])
+def test_a_claim_formula_that_is_not_real_is_refused(formula: str) -> None:
+    # sqrt(-1)*sqrt(-1) = -1 was judged right; the spec's formulas refuse what is not real, and so do claims
+    from chainrule.derive.formula import FormulaError, read_formula
+
+    with pytest.raises(FormulaError, match="not real"):
+        read_formula(formula, lambda name: sympy.Symbol(name, real=True))
