@@ -15,6 +15,7 @@ Use: `Network().fit(X, T, epochs=30)` with X [batch, inputs] and T [batch, outpu
 """
 
 import argparse
+import csv
 import math
 import zipfile
 from pathlib import Path
@@ -346,7 +347,7 @@ def load_data(path, inputs=None, targets=None):
                 raise ValueError(f"expected arrays X and T, found {sorted(data.files)}")
             return data["X"], data["T"]
     with path.open(encoding="utf-8-sig") as handle:  # -sig: a byte-order mark is not part of the first name
-        header = [name.strip().strip('"').strip() for name in handle.readline().split(",")]
+        header = [name.strip() for name in next(csv.reader(handle), [])]  # quoted names may hold commas
         rows = handle.read().splitlines()
     if inputs is None and targets is None and not set(header) & {*INPUTS, *TARGETS}:
         if len(header) != len(INPUTS) + len(TARGETS):

@@ -381,6 +381,14 @@ def test_csv_columns_are_found_by_name_or_else_by_position(text: str, tmp_path: 
     assert X.tolist() == [[1.0, 2.0]] and T.tolist() == [[3.0, 4.0]]
 
 
+def test_csv_header_names_may_hold_commas_in_quotes(tmp_path: Path) -> None:
+    # '"height, cm",w,t' was split at every comma: 'no column named height, cm'
+    path = tmp_path / "data.csv"
+    path.write_text('"height, cm",w,t1,t2\n1,2,3,4\n', encoding="utf-8")
+    X, T = import_file(GENERATED / "mazur.py").load_data(path, inputs=["height, cm", "w"], targets=["t1", "t2"])
+    assert X.tolist() == [[1.0, 2.0]] and T.tolist() == [[3.0, 4.0]]
+
+
 def test_running_the_file_stops_with_one_line_when_the_loss_is_not_finite(tmp_path: Path) -> None:
     module = import_file(GENERATED / "custom_activation.py")
     path = tmp_path / "huge.csv"
