@@ -7,6 +7,7 @@ import importlib
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 
 from chainrule.codegen.files import load_spec
@@ -41,3 +42,17 @@ def example_spec(name: str) -> Spec:
 def example(name: str) -> Derivation:
     """The derivation of ``examples/NAME.*`` (cached: derivations are immutable)."""
     return derive(example_spec(name))
+
+
+def finite_difference(net, X, T, h=1e-6) -> np.ndarray:
+    """Central differences of an emitted Network's loss, entry by entry of its flat theta."""
+    theta, grad = net.theta, np.zeros_like(net.theta)
+    for i in range(theta.size):
+        keep = theta[i]
+        theta[i] = keep + h
+        up = net.loss(X, T)
+        theta[i] = keep - h
+        down = net.loss(X, T)
+        theta[i] = keep
+        grad[i] = (up - down) / (2 * h)
+    return grad

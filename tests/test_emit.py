@@ -20,7 +20,7 @@ from chainrule.codegen.trainer import render_trainer
 from chainrule.derive import derive
 from chainrule.derive.spec import spec_from_data
 from generator import random_spec, spec_id
-from helpers import EXAMPLE_FILES, ROOT, example, needs_torch, torch
+from helpers import EXAMPLE_FILES, ROOT, example, finite_difference, needs_torch, torch
 
 GENERATED = ROOT / "generated"
 NAMES = [p.stem for p in EXAMPLE_FILES]
@@ -43,19 +43,6 @@ def emitted(spec, tmp_path: Path):
 @pytest.fixture(scope="module")
 def generated_modules():
     return {name: import_file(GENERATED / f"{example(name).network.spec.name}.py") for name in NAMES}
-
-
-def finite_difference(net, X, T, h=1e-6):
-    theta, grad = net.theta, np.zeros_like(net.theta)
-    for i in range(theta.size):
-        keep = theta[i]
-        theta[i] = keep + h
-        up = net.loss(X, T)
-        theta[i] = keep - h
-        down = net.loss(X, T)
-        theta[i] = keep
-        grad[i] = (up - down) / (2 * h)
-    return grad
 
 
 def flat(grads: dict, net) -> np.ndarray:

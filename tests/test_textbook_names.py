@@ -21,7 +21,7 @@ from chainrule.derive.errors import SpecError
 from chainrule.derive.naming import vector_base, vector_name
 from chainrule.derive.spec import spec_from_data
 
-from helpers import EXAMPLES, needs_torch
+from helpers import EXAMPLES, finite_difference, needs_torch
 
 #: examples/textbook_121.yaml with the names a textbook gives: input x, target t.
 TEXTBOOK = yaml.safe_load((EXAMPLES / "textbook_121.yaml").read_text(encoding="utf-8"))
@@ -64,19 +64,6 @@ def gradients(d) -> dict[str, float]:
 
 def updated(d) -> dict[str, float]:
     return {ref.name: d.updated(ref) for ref in d.network.parameters()}
-
-
-def finite_difference(net, X, T, h=1e-6) -> np.ndarray:
-    theta, grad = net.theta, np.zeros_like(net.theta)
-    for i in range(theta.size):
-        keep = theta[i]
-        theta[i] = keep + h
-        up = net.loss(X, T)
-        theta[i] = keep - h
-        down = net.loss(X, T)
-        theta[i] = keep
-        grad[i] = (up - down) / (2 * h)
-    return grad
 
 
 def test_textbook_names_derive_with_the_values_of_x1_and_y() -> None:
