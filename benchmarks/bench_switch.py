@@ -8,7 +8,7 @@ one batch-1 step both ways in the same process: ``_step_one`` (plain floats) and
 (``_forward``, ``_loss``, ``_backward``, ``_update``, what ``step`` runs for a batch). Rounds
 interleave the two and the sizes; the table gives medians and the ratio scalar / array. The
 emitted trainer uses straight-line code up to ``SCALAR_MAX_PARAMS`` parameters
-(codegen/floatcode.py); this is the measurement that sets it.
+(codegen/trainer/floatcode.py); this is the measurement that sets it.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from unittest import mock
 
 import numpy as np
 
-from chainrule.codegen import floatcode, trainer
+from chainrule.codegen.trainer import context as trainer, floatcode
 from chainrule.derive.derivation import derive
 from chainrule.derive.spec import spec_from_data
 

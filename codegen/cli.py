@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Sequence
 
-from chainrule.derive.check import check_derivation
 from chainrule.derive.derivation import derive
 from chainrule.derive.errors import ChainruleError
 
-from .emitted import check_trainer, load_trainer
-from .files import load_spec
-from .files import write_atomic
-from .jsonout import render_json
-from .trainer import render_trainer
-from .text import render_check, render_derivation
+from chainrule.codegen.commands import check, emit
+from chainrule.codegen.files import load_spec
+from chainrule.codegen.terminal.jsonout import render_json
+from chainrule.codegen.terminal.text import render_check, render_derivation
 
 USAGE_ERROR = 2
 
@@ -70,39 +66,20 @@ def run(argv: Sequence[str]) -> int:
         sys.stdout.write(text)
         return 0
     if args.command == "emit":
-        emit(spec, args.spec, args.output)
+        print(f"wrote {emit(spec, args.spec, args.output)}")
         return 0
     if args.command == "report":
-        from .report import write_report  # imported here: the other commands never pay for it
+        from chainrule.codegen.report.writer import write_report  # imported here: the other commands never pay for it
 
         write_report(spec, args.spec, args.output, pdf=args.pdf, params=args.param)
         return 0
     if args.command == "verify":
-        from .verify import run_verify
+        from chainrule.codegen.terminal.verify import run_verify
 
         return run_verify(spec, args.spec, args.claims, as_json=args.json, csv_path=args.csv)
-    if not 0 <= args.points <= 100:
-        raise ChainruleError("", "--points", f"expected 0 to 100 random points, got {args.points}")
-    derivation = derive(spec)
-    trainer = load_trainer(args.emitted, derivation) if args.emitted else None
-    result = check_derivation(derivation, random_points=args.points)
-    emitted = None if trainer is None else check_trainer(derivation, trainer, args.emitted, args.points)
-    sys.stdout.write(render_check(derivation, result, emitted, args.emitted or ""))
-    return 0 if result.passed and (emitted is None or emitted.passed) else 1
-
-
-def emit(spec, spec_path: str, out_dir: str) -> Path:
-    """Write the trainer of ``spec`` as ``out_dir/NAME.py`` (atomically); returns its path."""
-    target = Path(out_dir) / f"{spec.name}.py"
-    if Path(out_dir).exists() and not Path(out_dir).is_dir():
-        raise ChainruleError(out_dir, "-o", "expected a directory")
-    text = render_trainer(derive(spec), spec_path, out_dir)
-    try:
-        write_atomic(target, text)
-    except OSError as error:
-        raise ChainruleError(str(target), "-o", f"cannot write: {error.strerror or error}") from None
-    print(f"wrote {target}")
-    return target
+    checked = check(spec, args.points, args.emitted)
+    sys.stdout.write(render_check(checked.derivation, checked.result, checked.emitted, checked.emitted_path))
+    return 0 if checked.passed else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

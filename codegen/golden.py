@@ -13,8 +13,8 @@ from pathlib import Path
 
 from chainrule.derive.derivation import derive
 
-from .files import FORMATS, load_spec, write_atomic
-from .trainer import render_trainer
+from chainrule.codegen.files import FORMATS, load_spec, write_atomic
+from chainrule.codegen.trainer.context import render_trainer
 
 REFRESH = "python -m chainrule.codegen.golden"
 
@@ -36,7 +36,7 @@ def render_generated(root: Path) -> dict[str, str]:
 
 def render_generated_reports(root: Path) -> dict[str, str]:
     """File name to text of the reports (``NAME.tex``) ``generated/`` should hold."""
-    from .report import render_report  # the report's printers load only when asked for
+    from chainrule.codegen.report.writer import render_report  # the report's printers load only when asked for
 
     files = {}
     for spec_path in example_specs(root / "examples"):

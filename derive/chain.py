@@ -20,10 +20,10 @@ from typing import Iterator, Mapping
 
 import sympy
 
-from . import naming
-from .layers import LayerForm
-from .network import Network, ParamRef, real_symbol
-from .registry import T, X, Y, softmax_in_output, to_step_form
+from chainrule.derive import naming
+from chainrule.derive.layers import LayerForm
+from chainrule.derive.network import Network, ParamRef, real_symbol
+from chainrule.derive.registry import T, X, Y, softmax_in_output, to_step_form
 
 PATH_CAP = 16
 

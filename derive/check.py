@@ -26,12 +26,12 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import sympy
 
-from .counts import count
-from .derivation import Derivation, PointValues, diagnose
-from .layers import Pass
-from .network import Network, Values, seeded_sample
-from .numeric import compile_expr
-from .registry import kink_arguments
+from chainrule.derive.counts import count
+from chainrule.derive.derivation import Derivation, PointValues, diagnose
+from chainrule.derive.layers import Pass
+from chainrule.derive.network import Network, Values, seeded_sample
+from chainrule.derive.numeric import compile_expr
+from chainrule.derive.registry import kink_arguments
 
 STEP = 1e-5
 FLOOR = 1e-6

@@ -19,16 +19,16 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import sympy
 
-from . import naming
-from .chain import ChainRule, Factor, ParamChain, closed_form, expanded_units
-from .formula import tree_size
-from .registry import X
-from .errors import ChainruleError
-from .layers import LayerForm, LayerNumbers, Pass, compile_layers, derive_layers, gradients_of
-from .network import Network, ParamRef, Values, build_network, initial_values
-from .numeric import compile_expr
-from .optimizers import CompiledRule, compile_rule
-from .spec import Spec, suggest
+from chainrule.derive import naming
+from chainrule.derive.chain import ChainRule, Factor, ParamChain, closed_form, expanded_units
+from chainrule.derive.formula import tree_size
+from chainrule.derive.registry import X
+from chainrule.derive.errors import ChainruleError
+from chainrule.derive.layers import LayerForm, LayerNumbers, Pass, compile_layers, derive_layers, gradients_of
+from chainrule.derive.network import Network, ParamRef, Values, build_network, initial_values
+from chainrule.derive.numeric import compile_expr
+from chainrule.derive.optimizers import CompiledRule, compile_rule
+from chainrule.derive.spec import Spec, suggest
 
 SMALL_MAX_PARAMETERS = 200
 SMALL_MAX_DEPTH = 6

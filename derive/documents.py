@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import yaml
 
-from .errors import ChainruleError
+from chainrule.derive.errors import ChainruleError
 
 try:  # libyaml's parser, as PyYAML's wheels ship it
     from yaml._yaml import CParser as _EventParser

@@ -20,8 +20,8 @@ import sympy
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
-from .counts import count as counted
-from .errors import FormulaError
+from chainrule.derive.counts import count as counted
+from chainrule.derive.errors import FormulaError
 
 MAX_LENGTH = 20_000
 MAX_DEPTH = 64
@@ -628,8 +628,6 @@ class FormulaPrinter(StrPrinter):
 
     def _print_Piecewise(self, expr: sympy.Piecewise) -> str:
         """In ``step()``, which the parser reads (relu's closed forms hold a Piecewise)."""
-        from .registry import to_step_form  # the registry imports this module
-
         try:
             stepped = to_step_form(expr)
         except ValueError:
@@ -690,3 +688,38 @@ def tree_size(expr: sympy.Basic, limit: int = 10**9) -> int:
             stack.append((node, True))
             stack.extend((a, False) for a in node.args if id(a) not in sizes)
     return sizes[id(expr)]
+
+
+def to_step_form(expr: sympy.Expr) -> sympy.Expr:
+    """Rewrite jumps in one spelling, ``step(u)`` (Heaviside with step(0) = 0).
+
+    ``Piecewise((a, u <= 0), (b, True))`` becomes ``a + (b - a)*step(u)`` and sympy's
+    ``Heaviside(u)`` (which is 1/2 at 0) becomes ``step(u)``: at a kink the derivative takes the
+    value on the side where the unit is off, as PyTorch's relu does. ``DiracDelta`` (the
+    derivative of a step or a sign) is 0 away from its kink, and is taken as 0 at it, as autograd
+    takes it. Expressions are otherwise unchanged.
+    """
+    expr = expr.replace(lambda e: isinstance(e, sympy.DiracDelta), lambda e: sympy.Integer(0))
+    expr = expr.replace(
+        lambda e: isinstance(e, sympy.Heaviside) and (len(e.args) == 1 or e.args[1] != 0),
+        lambda e: _step(e.args[0]),
+    )
+    return expr.replace(lambda e: isinstance(e, sympy.Piecewise), _piecewise_to_step)
+
+
+def _piecewise_to_step(pw: sympy.Piecewise) -> sympy.Expr:
+    (value, cond), rest = pw.args[0], pw.args[1:]
+    if cond == sympy.true or not rest:
+        return value
+    other = _piecewise_to_step(sympy.Piecewise(*rest)) if len(rest) > 1 or rest[0][1] != sympy.true else rest[0][0]
+    if not isinstance(cond, (sympy.LessThan, sympy.StrictLessThan, sympy.GreaterThan, sympy.StrictGreaterThan)):
+        raise ValueError(f"cannot write {pw} with step()")
+    u = cond.lhs - cond.rhs
+    # The branch `value` holds where u <= 0 (or < 0, >= 0, > 0); step(v) is 1 exactly where v > 0.
+    if isinstance(cond, sympy.LessThan):
+        return value + (other - value) * _step(u)
+    if isinstance(cond, sympy.StrictGreaterThan):
+        return other + (value - other) * _step(u)
+    if isinstance(cond, sympy.StrictLessThan):
+        return other + (value - other) * _step(-u)
+    return value + (other - value) * _step(-u)

@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 import sympy
 
-from . import naming
-from .network import Network, Values
-from .numeric import Compiled, compile_expr
-from .formula import tree_size
-from .registry import T, X, Y, to_step_form
-from .stable import sigmoid, stable_form
+from chainrule.derive import naming
+from chainrule.derive.network import Network, Values
+from chainrule.derive.numeric import Compiled, compile_expr
+from chainrule.derive.formula import tree_size
+from chainrule.derive.registry import T, X, Y, to_step_form
+from chainrule.derive.stable import sigmoid, stable_form
 
 G = sympy.Symbol("g", real=True)
 #: log(out) of a softmax layer, computed as net - log-sum-exp of the row: finite where out underflows.

@@ -17,10 +17,10 @@ from typing import Iterator
 import numpy as np
 import sympy
 
-from . import naming
-from .errors import SpecError
-from .registry import ACTIVATIONS, LOSSES, X, Y, T, ActivationDef, LossDef, softmax_unit
-from .spec import BiasMode, Naming, Spec
+from chainrule.derive import naming
+from chainrule.derive.errors import SpecError
+from chainrule.derive.registry import ACTIVATIONS, LOSSES, X, Y, T, ActivationDef, LossDef, softmax_unit
+from chainrule.derive.spec import BiasMode, Naming, Spec
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import sympy
 
-from .functions import sigmoid, softplus
+from chainrule.derive.functions import sigmoid, softplus
 
 Env = Mapping[str, Any]
 Compiled = Callable[[Env], Any]

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 import sympy
 
-from .numeric import compile_expr
+from chainrule.derive.numeric import compile_expr
 
 THETA, GRAD, STEP = sympy.symbols("theta g k", real=True)
 LR, DECAY, MU, ALPHA, BETA1, BETA2, EPS = sympy.symbols("lr weight_decay momentum alpha beta1 beta2 eps", real=True)

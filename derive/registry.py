@@ -13,7 +13,7 @@ from typing import Callable, Mapping
 
 import sympy
 
-from .formula import _step
+from chainrule.derive.formula import _step, to_step_form  # to_step_form re-exported: the registry's users spell steps so
 
 X = sympy.Symbol("x", real=True)
 Y = sympy.Symbol("y", real=True)
@@ -123,41 +123,6 @@ LOSSES: Mapping[str, LossDef] = MappingProxyType({loss.name: loss for loss in _l
 
 # ---------------------------------------------------------------------------------------------
 # Kinks: one spelling for derivatives that jump
-
-
-def to_step_form(expr: sympy.Expr) -> sympy.Expr:
-    """Rewrite jumps in one spelling, ``step(u)`` (Heaviside with step(0) = 0).
-
-    ``Piecewise((a, u <= 0), (b, True))`` becomes ``a + (b - a)*step(u)`` and sympy's
-    ``Heaviside(u)`` (which is 1/2 at 0) becomes ``step(u)``: at a kink the derivative takes the
-    value on the side where the unit is off, as PyTorch's relu does. ``DiracDelta`` (the
-    derivative of a step or a sign) is 0 away from its kink, and is taken as 0 at it, as autograd
-    takes it. Expressions are otherwise unchanged.
-    """
-    expr = expr.replace(lambda e: isinstance(e, sympy.DiracDelta), lambda e: sympy.Integer(0))
-    expr = expr.replace(
-        lambda e: isinstance(e, sympy.Heaviside) and (len(e.args) == 1 or e.args[1] != 0),
-        lambda e: _step(e.args[0]),
-    )
-    return expr.replace(lambda e: isinstance(e, sympy.Piecewise), _piecewise_to_step)
-
-
-def _piecewise_to_step(pw: sympy.Piecewise) -> sympy.Expr:
-    (value, cond), rest = pw.args[0], pw.args[1:]
-    if cond == sympy.true or not rest:
-        return value
-    other = _piecewise_to_step(sympy.Piecewise(*rest)) if len(rest) > 1 or rest[0][1] != sympy.true else rest[0][0]
-    if not isinstance(cond, (sympy.LessThan, sympy.StrictLessThan, sympy.GreaterThan, sympy.StrictGreaterThan)):
-        raise ValueError(f"cannot write {pw} with step()")
-    u = cond.lhs - cond.rhs
-    # The branch `value` holds where u <= 0 (or < 0, >= 0, > 0); step(v) is 1 exactly where v > 0.
-    if isinstance(cond, sympy.LessThan):
-        return value + (other - value) * _step(u)
-    if isinstance(cond, sympy.StrictGreaterThan):
-        return other + (value - other) * _step(u)
-    if isinstance(cond, sympy.StrictLessThan):
-        return other + (value - other) * _step(-u)
-    return value + (other - value) * _step(-u)
 
 
 def kink_arguments(expr: sympy.Expr) -> tuple[sympy.Expr, ...]:

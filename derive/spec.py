@@ -17,14 +17,14 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import sympy
 
-from . import naming
-from .counts import count as counted
-from .documents import load_document
-from .errors import ChainruleError, FormulaError, SpecError, shown
-from .formula import format_expr, node_count, not_real, parse_formula, to_sympy, tree_size
-from .numeric import UnsupportedExpression, compile_expr
-from .optimizers import OPTIMIZERS
-from .registry import ACTIVATIONS, LOSSES, UNIT, T, X, Y, to_step_form
+from chainrule.derive import naming
+from chainrule.derive.counts import count as counted
+from chainrule.derive.documents import load_document
+from chainrule.derive.errors import ChainruleError, FormulaError, SpecError, shown
+from chainrule.derive.formula import format_expr, node_count, not_real, parse_formula, to_sympy, tree_size
+from chainrule.derive.numeric import UnsupportedExpression, compile_expr
+from chainrule.derive.optimizers import OPTIMIZERS
+from chainrule.derive.registry import ACTIVATIONS, LOSSES, UNIT, T, X, Y, to_step_form
 
 MAX_UNITS = 100_000
 MAX_LAYERS = 64

@@ -1,6 +1,6 @@
 """Stable forms: expressions rewritten so that computing them cannot overflow where the value is
 finite. The derivation's numbers (:mod:`chainrule.derive.layers`) and the emitted trainer's code
-(:mod:`chainrule.codegen.printers`) are computed from the same rewrite, so they agree where the
+(:mod:`chainrule.codegen.trainer.printers`) are computed from the same rewrite, so they agree where the
 outputs saturate (a sigmoid at |net| = 500 under bce).
 
 :func:`stable_form`: products of powers of ``exp(±a)`` and ``1 + exp(±a)`` become
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import sympy
 
-from .functions import sigmoid, softplus
-from .numeric import exp_power, logistic_groups
+from chainrule.derive.functions import sigmoid, softplus
+from chainrule.derive.numeric import exp_power, logistic_groups
 
 __all__ = ["sigmoid", "softplus", "stable_form"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chainrule.codegen.trainer import render_trainer
+from chainrule.codegen.trainer.context import render_trainer
 from chainrule.derive import derive
 from chainrule.derive.check import check_derivation
 from chainrule.derive.spec import spec_from_data

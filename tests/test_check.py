@@ -147,7 +147,7 @@ def test_a_trainer_that_exits_or_prints_at_import_cannot_decide_the_result(tmp_p
 
 
 def test_check_emitted_leaves_the_trainers_parameters_as_they_were() -> None:
-    from chainrule.codegen.emitted import load_trainer
+    from chainrule.codegen.trainer.emitted import load_trainer
     from chainrule.derive.check import check_emitted
 
     d = example("mazur")

@@ -12,9 +12,9 @@ import pytest
 
 from chainrule.codegen.cli import main
 from chainrule.derive import derive
-from chainrule.derive.claims import parse_claims
+from chainrule.derive.hand.claims import parse_claims
 from chainrule.derive.spec import parse_spec
-from chainrule.derive.verify import Verdict, Verifier
+from chainrule.derive.hand.verify import Verdict, Verifier
 from helpers import ROOT, example
 
 MAZUR = str(ROOT / "examples" / "mazur.yaml")

@@ -16,7 +16,7 @@ import pytest
 
 from chainrule.codegen.cli import main
 from chainrule.codegen.golden import REFRESH, render_generated
-from chainrule.codegen.trainer import render_trainer
+from chainrule.codegen.trainer.context import render_trainer
 from chainrule.derive import derive
 from chainrule.derive.spec import spec_from_data
 from generator import random_spec, spec_id

@@ -316,7 +316,7 @@ optimizer: {kind: adam, lr: 0.01}
 def test_derive_and_report_write_registry_constants_and_hyper_parameters_as_decimals(tmp_path, capsys) -> None:
     from chainrule.codegen.cli import main
     from chainrule.codegen.files import load_spec
-    from chainrule.codegen.report import render_report
+    from chainrule.codegen.report.writer import render_report
     from chainrule.derive import derive
 
     path = tmp_path / "gelu_leaky.yaml"

@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from sympy.parsing import sympy_parser
 from hypothesis import strategies as st
 
-from chainrule.codegen.describe import describe_param, expanded_form, forward_lines
+from chainrule.codegen.terminal.describe import describe_param, expanded_form, forward_lines
 from chainrule.derive.errors import FormulaError
 from chainrule.derive.formula import Partial, Product, parse_formula
 from chainrule.derive.network import real_symbol
-from chainrule.derive.verify import Verifier
+from chainrule.derive.hand.verify import Verifier
 from helpers import example
 
 SMALL = ["mazur", "textbook_121", "xor", "custom_activation", "softmax_classifier", pytest.param("deep_tanh_relu", marks=pytest.mark.slow)]
@@ -156,7 +156,7 @@ def test_reads_back_what_derive_prints(name: str) -> None:
     for text, expr, what in formulas:
         back = v.read(text, "derive", what)
         if expr is None:  # an update formula, w5 - lr*dE/dw5: dE/dw5 is read as its true form
-            target = v.truth(__import__("chainrule.derive.claims", fromlist=["parse_target"]).parse_target(what, v.names, "", ""))
+            target = v.truth(__import__("chainrule.derive.hand.claims", fromlist=["parse_target"]).parse_target(what, v.names, "", ""))
             expr = target.expr
         assert back == expr or v.agree_at_points(v.canon(back), v.canon(expr)), (what, text)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import sympy
 
-from chainrule.codegen.printers import InPlace, NotInPlace, vector_code
+from chainrule.codegen.trainer.printers import InPlace, NotInPlace, vector_code
 from chainrule.derive import registry
 
 Y, T, X = (sympy.Symbol(n, real=True) for n in ("y", "t", "x"))
@@ -17,7 +17,7 @@ NAMES = {Y: "out", T: "T", X: "net"}
 
 
 def _run(lines: list[str], arrays: dict[str, np.ndarray]) -> None:
-    from chainrule.codegen.trainer import _HELPERS
+    from chainrule.codegen.trainer.context import _HELPERS
 
     scope = {"np": np, **arrays}
     exec("\n".join(_HELPERS["sigmoid"].splitlines()), scope)  # noqa: S102 - our own printed code, in a test

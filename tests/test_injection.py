@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from chainrule.codegen import pysource
+from chainrule.codegen.trainer import pysource
 from chainrule.codegen.cli import main
 
 #: What breaks out of a string, a comment or a docstring, or forms an escape, in one place or another.

@@ -9,8 +9,8 @@ import pytest
 
 from helpers import ROOT
 
-DERIVE = sorted((ROOT / "derive").glob("*.py"))
-EVERYTHING = DERIVE + sorted((ROOT / "codegen").glob("*.py"))
+DERIVE = sorted((ROOT / "derive").rglob("*.py"))
+EVERYTHING = DERIVE + sorted((ROOT / "codegen").rglob("*.py"))
 FORBIDDEN_BUILTINS = {"eval", "exec", "compile", "__import__"}
 FORBIDDEN_ANYWHERE = {"sympify", "parse_expr", "lambdify", "S"}
 
@@ -47,7 +47,7 @@ def test_no_string_evaluation(path) -> None:
 #: Sizes that keep things readable (../shared/style.md, principle 9): a function of more than 60
 #: lines is split; a template of more than about 150 lines has logic that belongs in its context.
 MAX_FUNCTION_LINES, MAX_TEMPLATE_LINES = 60, 150
-TEMPLATES = sorted((ROOT / "codegen" / "templates").glob("*.j2"))
+TEMPLATES = sorted((ROOT / "codegen").rglob("*.j2"))
 
 
 @pytest.mark.parametrize("path", EVERYTHING, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -81,3 +81,64 @@ def test_optional_packages_are_not_imported_at_module_level(path) -> None:
     assert not {name.split(".")[0] for name in imported(ast.Module(body=top, type_ignores=[]))} & OPTIONAL_IN_TESTS
     skips = [n for n in tree.body if "importorskip" in ast.unparse(n) and not isinstance(n, ast.FunctionDef)]
     assert not skips, f"{path.name}: importorskip at module level skips the whole module"
+
+
+def _module_name(path) -> str:
+    relative = path.relative_to(ROOT).with_suffix("")
+    parts = list(relative.parts[:-1] if relative.name == "__init__" else relative.parts)
+    return "chainrule." + ".".join(parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Every module of the package and the package modules it imports, anywhere in its body
+    (an import inside a function is still a dependency; one under TYPE_CHECKING is not run)."""
+    modules = {_module_name(path): path for path in EVERYTHING}
+    graph = {}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text())
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        targets = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                node.body = []
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                # `from package import module` depends on the module; `from module import name` on it
+                candidates = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+            elif isinstance(node, ast.Import):
+                candidates = [alias.name for alias in node.names]
+            else:
+                continue
+            targets.update(c for c in candidates if c in modules and c != name)
+        graph[name] = targets
+    return graph
+
+
+def test_the_package_has_no_import_cycle() -> None:
+    graph = import_graph()
+    visiting, done, cycles = [], set(), []
+
+    def visit(module: str) -> None:
+        if module in done:
+            return
+        if module in visiting:
+            cycles.append(visiting[visiting.index(module):] + [module])
+            return
+        visiting.append(module)
+        for target in sorted(graph[module]):
+            visit(target)
+        visiting.pop()
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module)
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_derive_never_imports_codegen() -> None:
+    graph = import_graph()
+    assert len(graph) > 40  # the walk found the package
+    leaks = {m: sorted(t for t in ts if t.startswith("chainrule.codegen")) for m, ts in graph.items() if m.startswith("chainrule.derive")}
+    assert not {m: t for m, t in leaks.items() if t}

@@ -12,13 +12,13 @@ import re
 import numpy as np
 import pytest
 
-from chainrule.codegen import diagram, latex, latex_text
+from chainrule.codegen.report import diagram, latex, latex_text
 from chainrule.codegen.cli import main
-from chainrule.codegen.equations import pieces
+from chainrule.codegen.report.equations import pieces
 from chainrule.codegen.golden import REFRESH, render_generated_reports
-from chainrule.codegen.jsonout import derivation_document
-from chainrule.codegen.latex import Tex, environment, escape_text, math_tex, name_tex, number_text, operand_tex
-from chainrule.codegen.report import render_report
+from chainrule.codegen.terminal.jsonout import derivation_document
+from chainrule.codegen.report.latex import Tex, environment, escape_text, math_tex, name_tex, number_text, operand_tex
+from chainrule.codegen.report.writer import render_report
 from chainrule.derive import derive
 from chainrule.derive.optimizers import GRAD, OPTIMIZERS, THETA, first_step_expr
 from chainrule.derive.spec import spec_from_data
@@ -108,7 +108,7 @@ def test_every_number_in_the_report_is_the_derivations(name: str) -> None:
     assert len(numbers) > 20
     d = example(name)
     if not d.small or len(d.chains) < d.network.parameter_count:
-        from chainrule.codegen.report_context import _chosen, _with_chains
+        from chainrule.codegen.report.context import _chosen, _with_chains
 
         d = _with_chains(d, _chosen(d, (), False))
     known = known_numbers(d)
@@ -335,7 +335,7 @@ def test_worked_example_contents_in_order() -> None:
 @pytest.mark.parametrize("seed", range(12))
 def test_the_sample_line_shows_a_one_hot_targets_1(seed: int) -> None:
     # t1 = 0, ..., t10 = 0 hid t7 = 1
-    from chainrule.codegen.report_context import _sample
+    from chainrule.codegen.report.context import _sample
 
     data = {"name": "hot", "inputs": 12, "layers": [{"name": "o", "units": 10, "activation": "softmax"}], "loss": "cross_entropy", "seed": seed}
     d = derive(spec_from_data(data, "hot.yaml"))
@@ -465,7 +465,7 @@ def test_report_writes_the_tex(tmp_path, capsys) -> None:
 
 
 def test_a_pdf_that_cannot_be_written_leaves_no_tex(tmp_path, capsys, monkeypatch) -> None:
-    from chainrule.codegen import report
+    from chainrule.codegen.report import writer as report
 
     def fake_compile(text: str, name: str, work) -> object:
         (work / f"{name}.pdf").write_bytes(b"%PDF-1.5")

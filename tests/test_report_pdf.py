@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from chainrule.codegen.cli import main
-from chainrule.codegen.report import compile_pdf, first_error, render_report, tex_environment
+from chainrule.codegen.report.writer import compile_pdf, first_error, render_report, tex_environment
 from chainrule.derive.derivation import derive
 from chainrule.derive.errors import ChainruleError
 from chainrule.derive.spec import spec_from_data
@@ -108,7 +108,7 @@ def test_examples_compile_without_overfull_lines(name: str, tmp_path: Path) -> N
 
 
 def test_a_failing_compile_leaves_nothing_in_the_output_directory(tmp_path: Path, monkeypatch, capsys) -> None:
-    import chainrule.codegen.report as report
+    import chainrule.codegen.report.writer as report
 
     monkeypatch.setattr(report, "render_report", lambda d, spec_path, params=(): MINIMAL % "\\undefinedmacro")
     assert main(["report", str(ROOT / "examples/mazur.yaml"), "-o", str(tmp_path / "out"), "--pdf"]) == 2
@@ -169,7 +169,7 @@ def test_no_random_architecture_runs_off_the_page(seed: int, tmp_path: Path) -> 
 def test_the_diagram_width_the_readability_rule_uses_is_what_tex_draws(tmp_path: Path) -> None:
     # the rule scales each unit-by-unit drawing to the line width and asks whether its smallest
     # text stays readable: its width estimate must be TeX's, within 10 %
-    from chainrule.codegen import diagram
+    from chainrule.codegen.report import diagram
 
     derivations = [example("mazur"), example("deep_tanh_relu"), example("softmax_classifier")]
     derivations.append(derive(spec_from_data({"name": "long_names", "inputs": 2, "layers": [

@@ -11,9 +11,9 @@ import json
 import pytest
 
 from chainrule.codegen.cli import main
-from chainrule.derive.claims import parse_claims
+from chainrule.derive.hand.claims import parse_claims
 from chainrule.derive.errors import ChainruleError
-from chainrule.derive.verify import Verdict, Verifier
+from chainrule.derive.hand.verify import Verdict, Verifier
 from helpers import ROOT, example
 
 MAZUR = str(ROOT / "examples" / "mazur.yaml")
@@ -364,7 +364,7 @@ def test_class_csv(capsys, tmp_path) -> None:
 
 
 def test_csv_cells_are_not_spreadsheet_formulas() -> None:
-    from chainrule.codegen.verify import cell
+    from chainrule.codegen.terminal.verify import cell
 
     assert cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and cell("-w5*h1") == "'-w5*h1" and cell("-0.5") == "-0.5" and cell("w5") == "w5"
 

@@ -1,10 +1,10 @@
 """The report's template context: the derivation as LaTeX, ready for ``report.tex.j2`` to lay out.
 
 :func:`build_report_context` reads a :class:`~chainrule.derive.derivation.Derivation` and returns a
-:class:`ReportContext` of :class:`~chainrule.codegen.latex.Tex` strings, numbers and tuples of
+:class:`ReportContext` of :class:`~chainrule.codegen.report.latex.Tex` strings, numbers and tuples of
 those. Every number in it is the derivation's, printed once by
-:func:`~chainrule.codegen.latex.number_tex`; every formula is a sympy expression of the derivation
-printed by :class:`~chainrule.codegen.latex.ReportPrinter`.
+:func:`~chainrule.codegen.report.latex.number_tex`; every formula is a sympy expression of the derivation
+printed by :class:`~chainrule.codegen.report.latex.ReportPrinter`.
 
 What a report holds depends on the network's size. A small one (every parameter's chain fits in
 :data:`ROWS_MAX` rows) gets the forward pass unit by unit, the loss, and every parameter's chain,
@@ -30,11 +30,13 @@ from chainrule.derive.network import ParamRef
 from chainrule.derive.optimizers import GRAD, THETA, first_step_expr
 from chainrule.derive.registry import X, Y, T
 
-from .diagram import Diagram, build_diagram
-from .equations import ROW_WIDTH, Display, Row, equation, math_pieces, product, total
-from .latex import (
+from chainrule.codegen.report.diagram import Diagram, build_diagram
+from chainrule.codegen.report.equations import ROW_WIDTH, Display, Row, equation, math_pieces, product, total
+from chainrule.codegen.report.latex import (
     HYPER_TEX,
     Tex,
+    vector_tex,
+    activation_tex,
     code_text,
     escape_text,
     gradient_inline_tex,
@@ -49,7 +51,7 @@ from .latex import (
     updated_tex,
     width,
 )
-from .report_layers import layer_displays, spec_rows, SpecRow
+from chainrule.codegen.report.layers import layer_displays, spec_rows, SpecRow
 
 TEMPLATE = "report.tex.j2"
 #: A report lists every parameter's chain when they take at most this many rows (about 40
@@ -255,7 +257,6 @@ def _listed(names: Sequence[str], values: np.ndarray, noun: str) -> Tex:
 
 
 #: Activations written by name in the forward pass (their definition is in the spec table).
-ACTIVATION_TEX = {"sigmoid": r"\sigma", "tanh": r"\tanh", "identity": r"\operatorname{id}"}
 
 
 def _forward_intro(d: Derivation) -> Tex:
@@ -317,14 +318,6 @@ def _out_rows(d: Derivation, l: int, r: int) -> tuple[Row, ...]:
     return equation(name_tex(out.name), steps + [value])
 
 
-def activation_tex(activation) -> Tex:
-    """A registry activation's name in math: σ, tanh, or relu upright; parameters as a subscript."""
-    name = ACTIVATION_TEX.get(activation.name, rf"\operatorname{{{escape_text(activation.name)}}}")
-    if activation.params:
-        name += "_{" + ",".join(rf"{HYPER_TEX.get(k, k)} = {number_tex(v)}" for k, v in activation.params) + "}"
-    return Tex(name)
-
-
 def _softmax_steps(d: Derivation, l: int, r: int) -> list[list[str]]:
     net, env = d.network, d.env
     nets = [net.net(l, j).name for j in range(net.sizes[l])]
@@ -384,7 +377,6 @@ def layer_summary(d: Derivation) -> tuple[Display, ...]:
 
 
 def _vector(name: str) -> Tex:
-    from .latex import vector_tex
 
     return vector_tex(name)
 

@@ -20,7 +20,7 @@ from chainrule.derive.check import CheckResult, check_emitted
 from chainrule.derive.derivation import Derivation
 from chainrule.derive.errors import ChainruleError
 
-from .trainer import architecture
+from chainrule.codegen.trainer.context import architecture
 
 FIELD = "--emitted"
 

@@ -1,6 +1,6 @@
 """The trainer's templates to text: one jinja2 environment, strict about undefined names and about
-what it prints (only :class:`~chainrule.codegen.pysource.Py` and numbers; see
-:mod:`chainrule.codegen.pysource`). The report has its own, :func:`chainrule.codegen.latex.environment`."""
+what it prints (only :class:`~chainrule.codegen.trainer.pysource.Py` and numbers; see
+:mod:`chainrule.codegen.trainer.pysource`). The report has its own, :func:`chainrule.codegen.report.latex.environment`."""
 
 from __future__ import annotations
 
@@ -10,17 +10,17 @@ from typing import Any
 
 import jinja2
 
-from . import pysource
-from .pysource import Py
+from chainrule.codegen.trainer import pysource
+from chainrule.codegen.trainer.pysource import Py
 
 
 @functools.lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
-    """Templates from ``codegen/templates``: undefined names are errors, blocks trimmed, the final
+    """Templates from ``codegen/trainer/templates``: undefined names are errors, blocks trimmed, the final
     newline kept; text is escaped by the filters ``literal``, ``comment`` and ``docstring``, and
     every other printed string must be :class:`Py` (no HTML escaping: the trainer is Python)."""
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("chainrule.codegen", "templates"),
+        loader=jinja2.PackageLoader("chainrule.codegen.trainer", "templates"),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -44,7 +44,7 @@ def _only_python(value: Any) -> Any:
     anywhere else (a user's) could close a string or a comment and become code."""
     if isinstance(value, Py) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
         return value
-    raise TypeError(f"the trainer template printed {type(value).__name__} {value!r:.60}, expected Py (codegen/pysource.py)")
+    raise TypeError(f"the trainer template printed {type(value).__name__} {value!r:.60}, expected Py (codegen/trainer/pysource.py)")
 
 
 def render(template: str, context: Any) -> str:

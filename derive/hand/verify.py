@@ -24,11 +24,12 @@ from typing import Any, Sequence
 import numpy as np
 import sympy
 
-from . import naming
-from .chain import ChainRule, Factor, Path
-from .claims import Claim, ClaimNames, ClaimsFile, Part, Target, TargetKind
-from .derivation import Derivation, PointValues
-from .diagnosis import (
+from chainrule.derive import naming
+from chainrule.derive.chain import ChainRule, Factor, Path
+from chainrule.derive.hand.chains import judge_chain
+from chainrule.derive.hand.claims import Claim, ClaimNames, ClaimsFile, Part, Target, TargetKind
+from chainrule.derive.derivation import Derivation, PointValues
+from chainrule.derive.hand.diagnosis import (
     Alternative,
     Finding,
     Rate,
@@ -42,13 +43,14 @@ from .diagnosis import (
     sum_alternatives,
     update_alternatives,
 )
-from .errors import ChainruleError, FormulaError
-from .formula import format_expr, parse_formula, to_sympy, tree_size
-from .network import ParamRef, Values, exact, real_symbol, seeded_sample
-from .numeric import compile_expr
-from .optimizers import GRAD, OPTIMIZERS, THETA, first_step_expr
-from .paths import Graph, Node
-from .valuecheck import at_precision, judge_number, matches, significant, value_findings, within_rounding
+from chainrule.derive.errors import ChainruleError, FormulaError
+from chainrule.derive.formula import format_expr, parse_formula, to_sympy, tree_size
+from chainrule.derive.network import ParamRef, Values, exact, real_symbol, seeded_sample
+from chainrule.derive.layers import gradients_of
+from chainrule.derive.numeric import compile_expr
+from chainrule.derive.optimizers import GRAD, OPTIMIZERS, THETA, first_step_expr
+from chainrule.derive.hand.paths import Graph, Node
+from chainrule.derive.hand.valuecheck import at_precision, judge_number, matches, significant, value_findings, within_rounding
 
 RANDOM_POINTS = 6
 RELATIVE = 1e-9
@@ -108,8 +110,6 @@ class Verifier:
     @cached_property
     def points(self) -> list[_Env]:
         """Seeded random points: weights and biases uniform in [-1, 1], a valid random sample."""
-        from .layers import gradients_of
-
         rng = np.random.default_rng(20261123)
         envs = []
         for _ in range(RANDOM_POINTS):
@@ -374,8 +374,6 @@ class Verifier:
 
     def judge_chain(self, claim: Claim, source: str) -> Verdict:
         """The chain part of a claim (judged once per target and text, shared across files)."""
-        from .chains import judge_chain  # chains.py names this module's Verdict
-
         assert claim.chain is not None
         key = (claim.target.label, claim.chain)
         if key not in self._chains:

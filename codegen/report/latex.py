@@ -28,7 +28,7 @@ from chainrule.derive.counts import count
 from chainrule.derive.formula import decimal_coefficient, decimal_text
 from chainrule.derive.optimizers import THETA
 
-from .latex_text import text_tex
+from chainrule.codegen.report.latex_text import text_tex
 
 DIGITS = 9
 
@@ -50,7 +50,7 @@ def tex_join(separator: str, pieces: Iterable[str]) -> Tex:
 def escape_text(text: str) -> Tex:
     """``text`` as LaTeX text that prints it: specials as glyphs, what the report's fonts have
     (quotes, dashes, accented letters, µ, Greek) typeset, the rest folded to ASCII or ``?``;
-    see :mod:`chainrule.codegen.latex_text`."""
+    see :mod:`chainrule.codegen.report.latex_text`."""
     return Tex(text_tex(text))
 
 
@@ -380,11 +380,11 @@ def _only_tex(value: object) -> object:
 
 @functools.lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
-    """Templates from ``codegen/templates`` with delimiters that cannot collide with LaTeX's
+    """Templates from ``codegen/report/templates`` with delimiters that cannot collide with LaTeX's
     braces and ``%``: ``\\VAR{...}``, ``\\BLOCK{...}``, ``\\#{...}``; undefined names are
     errors; everything printed must be :class:`Tex`."""
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("chainrule.codegen", "templates"),
+        loader=jinja2.PackageLoader("chainrule.codegen.report", "templates"),
         block_start_string=r"\BLOCK{",
         block_end_string="}",
         variable_start_string=r"\VAR{",
@@ -400,3 +400,14 @@ def environment() -> jinja2.Environment:
         autoescape=False,
         finalize=_only_tex,
     )
+
+
+ACTIVATION_TEX = {"sigmoid": r"\sigma", "tanh": r"\tanh", "identity": r"\operatorname{id}"}
+
+
+def activation_tex(activation) -> Tex:
+    """A registry activation's name in math: σ, tanh, or relu upright; parameters as a subscript."""
+    name = ACTIVATION_TEX.get(activation.name, rf"\operatorname{{{escape_text(activation.name)}}}")
+    if activation.params:
+        name += "_{" + ",".join(rf"{HYPER_TEX.get(k, k)} = {number_tex(v)}" for k, v in activation.params) + "}"
+    return Tex(name)

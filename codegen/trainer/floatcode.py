@@ -16,8 +16,8 @@ from chainrule.derive.network import Network
 from chainrule.derive.optimizers import GRAD, THETA, first_step_expr
 from chainrule.derive.registry import T, X, Y
 
-from .arraycode import Line, net_text
-from .printers import scalar_code
+from chainrule.codegen.trainer.arraycode import Line, net_text
+from chainrule.codegen.trainer.printers import scalar_code
 
 #: Straight-line float code replaces the array code for one-sample steps up to this many
 #: parameters (benchmarks/RESULTS.md: the measured switch-over).

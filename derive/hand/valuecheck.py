@@ -19,8 +19,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .claims import Literal
-from .diagnosis import Finding
+from chainrule.derive.hand.claims import Literal
+from chainrule.derive.hand.diagnosis import Finding
 
 # enough digits for a float (up to 1e308) quantized to a claim's last digit (down to 1e-340)
 _CONTEXT = decimal.Context(prec=1000, Emax=10**6, Emin=-(10**6))

@@ -25,9 +25,9 @@ from chainrule.derive.derivation import Derivation, derive
 from chainrule.derive.errors import ChainruleError
 from chainrule.derive.spec import Spec
 
-from .files import write_atomic
-from .latex import environment
-from .report_context import TEMPLATE, build_report_context
+from chainrule.codegen.files import write_atomic
+from chainrule.codegen.report.latex import environment
+from chainrule.codegen.report.context import TEMPLATE, build_report_context
 
 #: Seconds a compile may take (each pdflatex run; latexmk runs it at most a few times).
 COMPILE_TIMEOUT = 120

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from chainrule.derive.counts import noun
 from chainrule.derive.derivation import Derivation
 
-from .latex import Tex, counted, escape_text, name_tex, number_tex, number_text, vector_tex, width
+from chainrule.codegen.report.latex import Tex, counted, escape_text, name_tex, number_tex, number_text, vector_tex, width
 
 UNITS_MAX = 6
 #: Edge labels (name = value) are written for a layer of at most this many weights, and only

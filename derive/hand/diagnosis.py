@@ -19,11 +19,11 @@ from typing import Callable, Sequence
 
 import sympy
 
-from .chain import Factor, Path
-from .claims import Part
-from .formula import format_expr, format_number, tree_size
-from .paths import paths_phrase, through_label
-from .registry import ACTIVATIONS
+from chainrule.derive.chain import Factor, Path
+from chainrule.derive.hand.claims import Part
+from chainrule.derive.formula import format_expr, format_number, tree_size
+from chainrule.derive.hand.paths import paths_phrase, through_label
+from chainrule.derive.registry import ACTIVATIONS
 
 MAX_RATIO_NODES = 60
 MAX_FACTOR_NODES = 400

@@ -5,7 +5,7 @@ by chainrule's printers from the derivation, in names that the spec loader check
 identifiers, and is marked :class:`Py` where it is built. Text that comes from a user (a file
 name, a description, a formula as written, a data path, a column name) goes through one escaping
 function per place: :func:`literal`, :func:`comment` or :func:`docstring`. The template
-environment (:func:`chainrule.codegen.render.environment`) refuses to print any string that is
+environment (:func:`chainrule.codegen.trainer.render.environment`) refuses to print any string that is
 not :class:`Py`, so text that skipped this module cannot reach a trainer.
 
 Escaping keeps printable text as it is, so a formula reads the same in a comment as in the spec;

@@ -13,25 +13,35 @@ parameter exactly once.
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import sympy
 
-from .claims import Claim, Part
-from .counts import count
-from .chain import Path
-from .diagnosis import Finding, Verdict, _group
-from .formula import format_expr
-from .errors import ChainruleError
-from .paths import MAX_PATHS, Node, TooManyPaths
+from chainrule.derive.hand.claims import Claim, ClaimNames, Part
+from chainrule.derive.counts import count
+from chainrule.derive.chain import ChainRule, Path
+from chainrule.derive.hand.diagnosis import Finding, Verdict, _group
+from chainrule.derive.formula import format_expr
+from chainrule.derive.errors import ChainruleError
+from chainrule.derive.hand.paths import MAX_PATHS, Graph, Node, TooManyPaths
 
-if TYPE_CHECKING:
-    from .verify import Verifier
+
+class Verifier(Protocol):
+    """What judging a chain reads of :class:`chainrule.derive.hand.verify.Verifier` (named here,
+    not imported: the verifier calls this module)."""
+
+    graph: Graph
+    names: ClaimNames
+
+    def chain_of(self, name: str) -> ChainRule: ...
+
+    def read(self, text: str, source: str, field: str, chain: bool = False,
+             spellings: dict[str, tuple[str, str]] | None = None) -> sympy.Expr: ...
 
 MAX_TERMS = 256
 
 
-def judge_chain(verifier: "Verifier", claim: Claim, source: str) -> Verdict:
+def judge_chain(verifier: Verifier, claim: Claim, source: str) -> Verdict:
     """The verdict on the chain part of ``claim``."""
     assert claim.chain is not None
     graph, names = verifier.graph, verifier.names
@@ -97,7 +107,7 @@ def _factors(term: sympy.Expr) -> tuple[sympy.Expr, list[tuple[str, str]]]:
     return coefficient, factors
 
 
-def _factor_problem(verifier: "Verifier", above: Node, below: Node, text: str, written: tuple[str, str]) -> Finding | None:
+def _factor_problem(verifier: Verifier, above: Node, below: Node, text: str, written: tuple[str, str]) -> Finding | None:
     graph = verifier.graph
     if above == below:
         return Finding("bad_factor", f"{text} is 1: a symbol's derivative with respect to itself is no factor of a chain", text)
@@ -109,7 +119,7 @@ def _factor_problem(verifier: "Verifier", above: Node, below: Node, text: str, w
     return Finding("bad_factor", f"{text}: {a} does not depend on {b}, so this is no factor of any path", text)
 
 
-def _link(verifier: "Verifier", factors: list[tuple[Node, Node, str]], top: Node, bottom: Node) -> tuple[list[tuple[Node, Node, str]], Finding | None]:
+def _link(verifier: Verifier, factors: list[tuple[Node, Node, str]], top: Node, bottom: Node) -> tuple[list[tuple[Node, Node, str]], Finding | None]:
     """The factors in order from ``top`` down to ``bottom``, or what breaks the chain."""
     graph = verifier.graph
     left = list(factors)
@@ -141,7 +151,7 @@ def _link(verifier: "Verifier", factors: list[tuple[Node, Node, str]], top: Node
     return ordered, None
 
 
-def _expand(verifier: "Verifier", linked: list[tuple[Node, Node, str]]) -> list[tuple[Node, ...]]:
+def _expand(verifier: Verifier, linked: list[tuple[Node, Node, str]]) -> list[tuple[Node, ...]]:
     """The full paths a linked product stands for (compound factors spanning several)."""
     paths: list[tuple[Node, ...]] = [()]
     for a, b, _ in linked:
@@ -150,7 +160,7 @@ def _expand(verifier: "Verifier", linked: list[tuple[Node, Node, str]]) -> list[
     return paths
 
 
-def _derived_paths(verifier: "Verifier", claim: Claim, true_paths: list[tuple[Node, ...]]) -> list[tuple[Path, list[tuple[Node, ...]]]]:
+def _derived_paths(verifier: Verifier, claim: Claim, true_paths: list[tuple[Node, ...]]) -> list[tuple[Path, list[tuple[Node, ...]]]]:
     """The paths derive writes for a parameter (through dE/dnet_ok where softmax or sigmoid meets
     cross-entropy, so fewer than the graph's), each with the graph's paths it stands for; empty
     where they are the graph's own."""
@@ -173,7 +183,7 @@ def _path_text(path: Path) -> str:
     return " * ".join(f"d{f.of.name}/d{f.wrt.name}" for f in path.factors)
 
 
-def _coverage(verifier: "Verifier", covered: Counter, true_paths: list[tuple[Node, ...]], derived: list[tuple[Path, list[tuple[Node, ...]]]]) -> list[Finding]:
+def _coverage(verifier: Verifier, covered: Counter, true_paths: list[tuple[Node, ...]], derived: list[tuple[Path, list[tuple[Node, ...]]]]) -> list[Finding]:
     graph = verifier.graph
     findings = []
     missing = [p for p in true_paths if covered[p] == 0]

@@ -14,7 +14,7 @@ from chainrule.derive import naming
 from chainrule.derive.derivation import Derivation
 from chainrule.derive.layers import LayerForm
 
-from .describe import ParamText, describe_layer, describe_param, expanded_form, forward_lines
+from chainrule.codegen.terminal.describe import ParamText, describe_layer, describe_param, expanded_form, forward_lines
 
 
 def _chain_json(p: ParamText) -> list[list[dict[str, Any]]]:

@@ -9,7 +9,7 @@ import numpy as np
 from chainrule.derive.counts import count
 from chainrule.derive.derivation import Derivation
 
-from .describe import (
+from chainrule.codegen.terminal.describe import (
     EXPANDED_MAX_NODES,
     Line,
     expanded_form,

@@ -14,7 +14,7 @@ from typing import Callable, Collection, Sequence
 
 import sympy
 
-from .latex import Tex, math_tex, width
+from chainrule.codegen.report.latex import Tex, math_tex, width
 
 #: Row width in average characters of math (A4, 2 cm margins, 11 pt).
 ROW_WIDTH = 74
@@ -93,7 +93,7 @@ def pieces(expr: sympy.Expr, printer: Printer, limit: float = ROW_WIDTH - 12, la
 
 
 def _printed_order(args: Sequence[sympy.Expr], last: Collection[sympy.Symbol], numbers_first: bool = False) -> list[sympy.Expr]:
-    """``args`` in the order :class:`~chainrule.codegen.latex.ReportPrinter` prints them (its
+    """``args`` in the order :class:`~chainrule.codegen.report.latex.ReportPrinter` prints them (its
     order is "none": as sympy holds them), those holding a ``last`` symbol moved to the end."""
     if not last:
         return list(args)
@@ -126,5 +126,5 @@ def total(terms: Sequence[str]) -> list[str]:
 
 
 def math_pieces(expr: sympy.Expr, **settings) -> list[str]:
-    """:func:`pieces` with :func:`~chainrule.codegen.latex.math_tex` and its settings."""
+    """:func:`pieces` with :func:`~chainrule.codegen.report.latex.math_tex` and its settings."""
     return pieces(expr, lambda e: math_tex(e, **settings), last=settings.get("last", ()))

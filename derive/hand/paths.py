@@ -15,10 +15,10 @@ from typing import Iterator, Sequence
 
 import sympy
 
-from . import naming
-from .chain import ChainRule
-from .counts import the
-from .network import Network, real_symbol
+from chainrule.derive import naming
+from chainrule.derive.chain import ChainRule
+from chainrule.derive.counts import the
+from chainrule.derive.network import Network, real_symbol
 
 Node = tuple
 MAX_PATHS = 256

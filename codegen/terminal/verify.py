@@ -1,6 +1,6 @@
 """``chainrule verify SPEC CLAIMS... [--json] [--csv FILE]``: read claims files, judge, report.
 
-One derivation and one :class:`~chainrule.derive.verify.Verifier` serve every claims file, so a
+One derivation and one :class:`~chainrule.derive.hand.verify.Verifier` serve every claims file, so a
 class of 300 files costs little more than one. With one file, bad input is an error (exit 2);
 with several, a file that cannot be read is reported on its own (stderr, its own CSV row) and the
 others are still graded; exit 2 only when none could be.
@@ -20,17 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from chainrule.derive.claims import Part, parse_claims, parse_literal
+from chainrule.derive.hand.claims import Part, parse_claims, parse_literal
 from chainrule.derive.counts import the
 from chainrule.derive.derivation import derive
 from chainrule.derive.documents import FORMATS, format_of
 from chainrule.derive.errors import ChainruleError
 from chainrule.derive.spec import Spec
-from chainrule.derive.valuecheck import to_digits_written
-from chainrule.derive.verify import Verdict, Verifier
+from chainrule.derive.hand.valuecheck import to_digits_written
+from chainrule.derive.hand.verify import Verdict, Verifier
 
-from .describe import number
-from .files import read_text, write_atomic
+from chainrule.codegen.terminal.describe import number
+from chainrule.codegen.files import read_text, write_atomic
 
 RIGHT, WRONG = "\u2713", "\u2717"
 CSV_COLUMNS = ("file", "claim", "of", "part", "verdict", "expected", "claimed", "diagnosis", "score")

@@ -2,7 +2,7 @@
 
 Each :class:`Line` is a line of the emitted trainer and the comment above it, naming the chain-rule
 factors it implements. Every expression is printed from the derivation (the layer form's f', dE/dy
-and output delta) by :mod:`chainrule.codegen.printers`; buffers are named once, here.
+and output delta) by :mod:`chainrule.codegen.trainer.printers`; buffers are named once, here.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from chainrule.derive.layers import LayerForm
 from chainrule.derive.network import Network
 from chainrule.derive.registry import T, X, Y
 
-from . import pysource
+from chainrule.codegen.trainer import pysource
 from chainrule.derive.layers import LOG_ONE_MINUS_OUT, LOG_OUT, ONE_MINUS_OUT, OutputDelta, local_derivative, stable_loss
 
-from .printers import InPlace, NotInPlace, vector_code
+from chainrule.codegen.trainer.printers import InPlace, NotInPlace, vector_code
 
 #: Ufunc-like calls that take ``out=``: the activation is written straight into its buffer.
 _INTO = ("np.tanh(", "np.exp(", "sigmoid(", "np.logaddexp(0.0, ", "np.maximum(")

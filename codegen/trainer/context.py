@@ -3,9 +3,9 @@
 :func:`build_trainer_context` reads a :class:`~chainrule.derive.derivation.Derivation` and returns
 a :class:`TrainerContext` holding only strings, numbers, booleans and tuples of those; the
 template ``trainer.py.j2`` lays them out. Every expression in the emitted code is printed from the
-derivation by :mod:`chainrule.codegen.printers`: the layer form's forward, loss and backward lines
-come from :mod:`~chainrule.codegen.arraycode`, a small network's straight-line step and
-per-weight chains from :mod:`~chainrule.codegen.floatcode`, and the optimizer's rule from here.
+derivation by :mod:`chainrule.codegen.trainer.printers`: the layer form's forward, loss and backward lines
+come from :mod:`~chainrule.codegen.trainer.arraycode`, a small network's straight-line step and
+per-weight chains from :mod:`~chainrule.codegen.trainer.floatcode`, and the optimizer's rule from here.
 
 Layout of the emitted parameters: one flat vector ``theta`` (layer by layer, ``W_l`` row-major,
 then ``b_l``), with ``params["W1"]`` and friends as views into it, so that an optimizer step is one
@@ -30,12 +30,12 @@ from chainrule.derive.derivation import Derivation
 from chainrule.derive.network import Network
 from chainrule.derive.optimizers import GRAD, OPTIMIZERS, STEP, THETA
 
-from .arraycode import Line, array_code, buffers, human, ones_name, output_delta_text, targets_sum_to_one
-from .floatcode import formulas, scalar_step, scalar_wanted
-from .printers import vector_code
-from .pysource import Py, literal
-from .pysource import code as py
-from .render import render
+from chainrule.codegen.trainer.arraycode import Line, array_code, buffers, human, ones_name, output_delta_text, targets_sum_to_one
+from chainrule.codegen.trainer.floatcode import formulas, scalar_step, scalar_wanted
+from chainrule.codegen.trainer.printers import vector_code
+from chainrule.codegen.trainer.pysource import Py, literal
+from chainrule.codegen.trainer.pysource import code as py
+from chainrule.codegen.trainer.render import render
 
 TEMPLATE = "trainer.py.j2"
 
@@ -54,7 +54,7 @@ class Slot:
 class TrainerContext:
     """What ``trainer.py.j2`` lays out; see the module docstring. :class:`Py` fields are code (the
     template prints them as they are); ``str`` fields are text, which the template escapes for
-    the place it puts them (:mod:`chainrule.codegen.pysource`)."""
+    the place it puts them (:mod:`chainrule.codegen.trainer.pysource`)."""
 
     name: Py
     spec_file: str

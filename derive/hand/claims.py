@@ -21,10 +21,10 @@ from typing import Any, Callable, Mapping
 
 import sympy
 
-from . import naming
-from .documents import load_document
-from .errors import ChainruleError, shown
-from .network import Network, ParamRef, exact, real_symbol
+from chainrule.derive import naming
+from chainrule.derive.documents import load_document
+from chainrule.derive.errors import ChainruleError, shown
+from chainrule.derive.network import Network, ParamRef, exact, real_symbol
 
 MAX_CLAIMS = 5_000
 MAX_VALUE_DIGITS = 40

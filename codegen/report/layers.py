@@ -21,14 +21,14 @@ from chainrule.derive.layers import LayerForm
 from chainrule.derive.network import real_symbol
 from chainrule.derive.registry import T, X, Y
 
-from .equations import ROW_WIDTH, Display, Row, equation, math_pieces, parenthesized
-from .latex import Tex, counted, escape_text, math_tex, name_tex, number_tex, vector_tex, width
+from chainrule.codegen.report.equations import ROW_WIDTH, Display, Row, equation, math_pieces, parenthesized
+from chainrule.codegen.report.latex import Tex, activation_tex, counted, escape_text, math_tex, name_tex, number_tex, vector_tex, width
 
 #: Layers of at most this many units (and inputs) get their delta and gradient numbers.
 NUMBERS_MAX = 6
 #: Unit lists in the spec table are cut to their first and last names past this many.
 UNITS_LISTED = 6
-#: A matrix column's width per character of :func:`~chainrule.codegen.latex.width` (digits are
+#: A matrix column's width per character of :func:`~chainrule.codegen.report.latex.width` (digits are
 #: 5.5 pt wide against its average of about 6.5 pt), and the space between two columns.
 DIGIT_WIDTH, COLUMN_GAP = 0.85, 1.6
 
@@ -136,7 +136,6 @@ def _activation_applied(d: Derivation, form: LayerForm) -> list[str]:
     activation = d.network.spec.layers[form.index - 1].activation
     if activation.expression is not None:
         return math_pieces(activation.expression.xreplace(_names_of(form)), vectors=True)
-    from .report_context import activation_tex
 
     return [rf"{activation_tex(activation)}\left({vector_tex(form.net)}\right)\ \text{{(elementwise)}}"]
 

@@ -1,0 +1,67 @@
+"""What each command does, as library functions: the command line (:mod:`chainrule.codegen.cli`)
+only parses arguments, calls one of these and prints what it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from chainrule.derive.check import CheckResult, check_derivation
+from chainrule.derive.derivation import Derivation, derive
+from chainrule.derive.errors import ChainruleError
+from chainrule.derive.spec import Spec
+
+from chainrule.codegen.files import write_atomic
+from chainrule.codegen.trainer.context import render_trainer
+from chainrule.codegen.trainer.emitted import check_trainer, load_trainer
+
+#: Random points ``check`` accepts besides the sample.
+MAX_POINTS = 100
+
+
+def emit(spec: Spec, spec_path: str, out_dir: str) -> Path:
+    """Write the trainer of ``spec`` as ``out_dir/NAME.py`` (atomically) and return its path.
+
+    Raises:
+        ChainruleError: ``out_dir`` is not a directory, or the file cannot be written.
+    """
+    target = Path(out_dir) / f"{spec.name}.py"
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise ChainruleError(out_dir, "-o", "expected a directory")
+    text = render_trainer(derive(spec), spec_path, out_dir)
+    try:
+        write_atomic(target, text)
+    except OSError as error:
+        raise ChainruleError(str(target), "-o", f"cannot write: {error.strerror or error}") from None
+    return target
+
+
+@dataclass(frozen=True)
+class Checked:
+    """The outcome of ``check``: the derivation's, and the emitted trainer's when one was named."""
+
+    derivation: Derivation
+    result: CheckResult
+    emitted: CheckResult | None
+    emitted_path: str
+
+    @property
+    def passed(self) -> bool:
+        return self.result.passed and (self.emitted is None or self.emitted.passed)
+
+
+def check(spec: Spec, points: int = 3, emitted: str | None = None) -> Checked:
+    """Central differences against the derivation at the sample and ``points`` seeded random
+    points, and against the gradients of the emitted trainer ``emitted`` when given.
+
+    Raises:
+        ChainruleError: ``points`` outside 0 to :data:`MAX_POINTS`, or ``emitted`` is not a
+            trainer of this spec.
+    """
+    if not 0 <= points <= MAX_POINTS:
+        raise ChainruleError("", "--points", f"expected 0 to {MAX_POINTS} random points, got {points}")
+    derivation = derive(spec)
+    trainer = load_trainer(emitted, derivation) if emitted else None
+    result = check_derivation(derivation, random_points=points)
+    emitted_result = None if trainer is None else check_trainer(derivation, trainer, emitted, points)
+    return Checked(derivation, result, emitted_result, emitted or "")
