@@ -24,7 +24,10 @@ from chainrule.derive.chain import ChainRule, Factor, ParamChain, closed_form, e
 from chainrule.derive.formula import tree_size
 from chainrule.derive.registry import X
 from chainrule.derive.errors import ChainruleError
-from chainrule.derive.layers import LayerForm, LayerNumbers, Pass, compile_layers, derive_layers, gradients_of
+from chainrule.derive.evaluate import Pass, ProgramNumbers, gradients_of
+from chainrule.derive.kinds import layer_program
+from chainrule.derive.layers import LayerForm, derive_layers
+from chainrule.derive.program import Program
 from chainrule.derive.network import Network, ParamRef, Values, build_network, initial_values
 from chainrule.derive.numeric import compile_expr
 from chainrule.derive.optimizers import CompiledRule, compile_rule
@@ -94,7 +97,9 @@ class Derivation:
     Attributes:
         network, values: the symbolic network and its parameter and sample values.
         layers: the layer form, one entry per layer.
-        numbers: the layer form compiled to NumPy.
+        program: the layer program (forward, loss, delta recursion as statements), which every
+            output of the layer form prints.
+        numbers: the layer program evaluated with NumPy.
         sample: the forward and backward pass on the sample.
         chains: the scalar chains, by parameter name, in naming order.
         updated_W, updated_b: the parameters after one optimizer step from the zero state
@@ -104,7 +109,8 @@ class Derivation:
     network: Network
     values: Values
     layers: tuple[LayerForm, ...]
-    numbers: LayerNumbers
+    program: Program
+    numbers: ProgramNumbers
     sample: Pass
     chains: Mapping[str, ParamChain]
     rule: CompiledRule
@@ -263,7 +269,8 @@ def derive(spec: Spec, params: Sequence[str] = ()) -> Derivation:
     network = build_network(spec)
     values = initial_values(network)
     forms = derive_layers(network)
-    numbers = compile_layers(network, forms)
+    program = layer_program(network, forms)
+    numbers = ProgramNumbers(program)
     sample = gradients_of(numbers, values)
     problem = diagnose(network, values, sample)
     if problem is not None:
@@ -276,7 +283,7 @@ def derive(spec: Spec, params: Sequence[str] = ()) -> Derivation:
     updated_W, updated_b = _one_step(network, values, sample, rule)
     if any(_first_bad(w) is not None for w in updated_W) or any(b is not None and _first_bad(b) is not None for b in updated_b):
         raise NotFinite(spec.source, "optimizer", "one step overflows: the updated parameters are not finite")
-    return Derivation(network, values, forms, numbers, sample, chains, rule, updated_W, updated_b)
+    return Derivation(network, values, forms, program, numbers, sample, chains, rule, updated_W, updated_b)
 
 
 def _one_step(network: Network, values: Values, sample: Pass, rule: CompiledRule) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray | None, ...]]:

@@ -18,14 +18,12 @@ small sympy operations per layer, whatever the layer's size.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import sympy
 
 from chainrule.derive import naming
-from chainrule.derive.network import Network, Values
-from chainrule.derive.numeric import Compiled, compile_expr
+from chainrule.derive.network import Network
 from chainrule.derive.formula import tree_size
 from chainrule.derive.registry import T, X, Y, to_step_form
 from chainrule.derive.stable import sigmoid, stable_form
@@ -206,101 +204,7 @@ def _cheap_to_cancel(expr: sympy.Expr) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# Numbers from the layer form
-
-
-@dataclass(frozen=True, eq=False)
-class Pass:
-    """One forward and backward pass over a batch (rows are samples).
-
-    ``nets[l]``, ``outs[l]`` and ``deltas[l]`` are [batch, units] for layer ``l + 1``; ``outs`` has
-    the inputs in front. ``dW`` and ``db`` are averaged over the batch, like the loss.
-    """
-
-    nets: tuple[np.ndarray, ...]
-    outs: tuple[np.ndarray, ...]
-    loss: float
-    deltas: tuple[np.ndarray, ...]
-    dW: tuple[np.ndarray, ...]
-    db: tuple[np.ndarray | None, ...]
-
-
-@dataclass(frozen=True, eq=False)
-class LayerNumbers:
-    """The layer form compiled to NumPy: forward, loss and gradients for any parameter values."""
-
-    forms: tuple[LayerForm, ...]
-    f: tuple[Compiled | None, ...]
-    f_prime: tuple[Compiled | None, ...]
-    per_output_loss: Compiled
-    loss_scale: float
-    dE_dy: Compiled
-    closed_delta: Compiled | None
-    weighted: tuple[Compiled, Compiled] | None
-
-    def forward(self, W: tuple[np.ndarray, ...], b: tuple[np.ndarray | None, ...], X_: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Weighted sums and outputs per layer for inputs ``X_`` [batch, inputs]."""
-        nets, outs = [], [np.atleast_2d(np.asarray(X_, dtype=float))]
-        with np.errstate(all="ignore"):  # non-finite values are diagnosed by the caller
-            for form, f, weights, bias in zip(self.forms, self.f, W, b):
-                net = outs[-1] @ weights.T
-                if bias is not None:
-                    net = net + bias
-                nets.append(net)
-                outs.append(_softmax(net) if form.softmax else np.broadcast_to(f({"x": net}), net.shape) + 0.0)
-        return nets, outs
-
-    def loss(self, net: np.ndarray, out: np.ndarray, T_: np.ndarray) -> float:
-        """The loss of the output layer's weighted sums ``net`` and outputs ``out`` against
-        targets ``T_``, averaged over the batch, in the stable form of :func:`stable_loss`."""
-        with np.errstate(all="ignore"):
-            env = {"y": out, "t": np.atleast_2d(T_), "x": net}
-            if self.forms[-1].softmax:
-                env["log_out"] = log_softmax(net)
-                env["log_one_minus_out"] = log_one_minus_softmax(net)
-            terms = np.broadcast_to(self.per_output_loss(env), out.shape)
-        return float(np.mean(terms.sum(axis=1)))
-
-    def run(self, W: tuple[np.ndarray, ...], b: tuple[np.ndarray | None, ...], X_: np.ndarray, T_: np.ndarray) -> Pass:
-        """Forward, loss and backward for a batch."""
-        nets, outs = self.forward(W, b, X_)
-        T_ = np.atleast_2d(np.asarray(T_, dtype=float))
-        loss = self.loss(nets[-1], outs[-1], T_)
-        deltas: list[np.ndarray] = [np.empty(0)] * len(self.forms)
-        with np.errstate(all="ignore"):
-            deltas[-1] = self._output_delta(nets[-1], outs[-1], T_)
-            for i in range(len(self.forms) - 2, -1, -1):
-                upstream = deltas[i + 1] @ W[i + 1]
-                deltas[i] = self._local(i, nets[i], outs[i + 1], upstream)
-        batch = outs[0].shape[0]
-        with np.errstate(all="ignore"):
-            dW = tuple(d.T @ o / batch for d, o in zip(deltas, outs[:-1]))
-            db = tuple(_bias_gradient(form, d, batch) for form, d in zip(self.forms, deltas))
-        return Pass(tuple(nets), tuple(outs), loss, tuple(deltas), dW, db)
-
-    def _output_delta(self, net: np.ndarray, out: np.ndarray, T_: np.ndarray) -> np.ndarray:
-        env = {"y": out, "t": T_, "x": net}
-        if self.closed_delta is not None:
-            return np.broadcast_to(self.closed_delta(env), out.shape) + 0.0
-        if self.weighted is not None:
-            return self._softmax_delta(net, out, env)
-        g = np.broadcast_to(self.dE_dy(env), out.shape)
-        return self._local(len(self.forms) - 1, net, out, g)
-
-    def _softmax_delta(self, net: np.ndarray, out: np.ndarray, env: dict) -> np.ndarray:
-        """w = y*dE/dy where y <= 1/2 (every entry but a row's largest), and w*(1 - y) written in
-        q = 1 - y (from log_one_minus_softmax) where y > 1/2; then :func:`softmax_output_delta`."""
-        assert self.weighted is not None
-        q = np.exp(log_one_minus_softmax(net))
-        w = np.broadcast_to(self.weighted[0]({**env, "y": np.minimum(out, 0.5)}), out.shape)
-        high = np.broadcast_to(self.weighted[1]({**env, "one_minus_out": q}), out.shape)
-        return softmax_output_delta(w, np.where(out <= 0.5, w * q, high), net)
-
-    def _local(self, i: int, net: np.ndarray, out: np.ndarray, g: np.ndarray) -> np.ndarray:
-        """Through the activation of layer i: g * f'(net), or softmax's y * (g - sum(g * y))."""
-        if self.forms[i].softmax:
-            return out * (g - np.sum(g * out, axis=1, keepdims=True))
-        return g * np.broadcast_to(self.f_prime[i]({"x": net, "y": out}), g.shape)
+# Softmax near 0 and 1: the derivation's evaluator and the emitted trainer both call these
 
 
 def _largest_and_share(net: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -358,35 +262,6 @@ def log_one_minus_softmax(net: np.ndarray) -> np.ndarray:
     return result
 
 
-def _softmax(net: np.ndarray) -> np.ndarray:
-    """exp(net_k) / sum_m exp(net_m), shifted by the row's largest net (same value, no overflow)."""
-    shifted = np.exp(net - net.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
-
-
-def _bias_gradient(form: LayerForm, delta: np.ndarray, batch: int) -> np.ndarray | None:
-    if form.bias is None:
-        return None
-    per_unit = delta.sum(axis=0) / batch
-    return np.array([per_unit.sum()]) if form.shared_bias else per_unit
-
-
-def compile_layers(network: Network, forms: tuple[LayerForm, ...]) -> LayerNumbers:
-    """The layer form ready to compute with; see :class:`LayerNumbers`."""
-    output = forms[-1].output
-    assert output is not None  # the last form always carries the output delta
-    return LayerNumbers(
-        forms=forms,
-        f=tuple(None if form.f is None else compile_expr(form.f) for form in forms),
-        f_prime=tuple(None if form.softmax else compile_expr(local_derivative(form)) for form in forms),
-        per_output_loss=compile_expr(stable_loss(network)),
-        loss_scale=float(network.loss_scale),
-        dE_dy=compile_expr(output.dE_dy),
-        closed_delta=None if output.closed is None else compile_expr(output.closed),
-        weighted=None if output.weighted is None else (compile_expr(output.weighted), compile_expr(output.weighted_near_one)),
-    )
-
-
 def local_derivative(form: LayerForm) -> sympy.Expr:
     """f' as it is computed, by the derivation and the trainer: in the output where the registry
     writes it so (as people compute it), else in the net, with a branch taken only where u <= 0
@@ -395,10 +270,3 @@ def local_derivative(form: LayerForm) -> sympy.Expr:
         return form.f_prime_out
     assert form.f is not None
     return to_step_form(stable_form(sympy.diff(form.f, X)))
-
-
-def gradients_of(numbers: LayerNumbers, values: Values, X_: Any = None, T_: Any = None) -> Pass:
-    """One pass at ``values`` on the sample (or on ``X_``, ``T_`` when given)."""
-    X_ = values.x if X_ is None else X_
-    T_ = values.t if T_ is None else T_
-    return numbers.run(values.W, values.b, X_, T_)

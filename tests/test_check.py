@@ -43,9 +43,11 @@ def test_wrong_loss_derivative_is_caught(monkeypatch: pytest.MonkeyPatch) -> Non
     output = d.layers[-1].output
     doubled = dataclasses.replace(output, closed=2 * output.closed)
     layers = d.layers[:-1] + (dataclasses.replace(d.layers[-1], output=doubled),)
-    from chainrule.derive.layers import compile_layers
+    from chainrule.derive.evaluate import ProgramNumbers
+    from chainrule.derive.kinds import layer_program
 
-    broken = dataclasses.replace(d, layers=layers, numbers=compile_layers(d.network, layers))
+    program = layer_program(d.network, layers)
+    broken = dataclasses.replace(d, layers=layers, program=program, numbers=ProgramNumbers(program))
     assert not check_derivation(broken).passed
 
 

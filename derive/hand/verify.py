@@ -46,7 +46,7 @@ from chainrule.derive.hand.diagnosis import (
 from chainrule.derive.errors import ChainruleError, FormulaError
 from chainrule.derive.formula import format_expr, parse_formula, to_sympy, tree_size
 from chainrule.derive.network import ParamRef, Values, exact, real_symbol, seeded_sample
-from chainrule.derive.layers import gradients_of
+from chainrule.derive.evaluate import gradients_of
 from chainrule.derive.numeric import compile_expr
 from chainrule.derive.optimizers import GRAD, OPTIMIZERS, THETA, first_step_expr
 from chainrule.derive.hand.paths import Graph, Node

@@ -1,0 +1,163 @@
+"""The layer program evaluated with NumPy on a batch: the derivation's own numbers.
+
+:class:`ProgramNumbers` runs the statements of a :class:`~chainrule.derive.program.Program` in
+order, a sample per row. Elementwise parts are compiled once by
+:func:`chainrule.derive.numeric.compile_expr`; each operation of the program is one NumPy
+function here (:data:`_OPERATIONS`), the same computation the emitted trainer prints
+(softmax shifted by its largest net, the log-softmax helpers of :mod:`chainrule.derive.layers`).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import sympy
+
+from chainrule.derive.layers import log_one_minus_softmax, log_softmax, softmax_output_delta
+from chainrule.derive.network import Values
+from chainrule.derive.numeric import compile_expr
+from chainrule.derive.program import (
+    Affine, Backprop, BiasSum, Chain, LogOneMinusSoftmax, LogSoftmax, Op, Outer, Program, Role, SampleLoss,
+    SharedBiasSum, Softmax, SoftmaxDelta, SoftmaxVJP, Stage, in_vectors,
+)
+
+Env = dict[str, Any]
+
+
+def _affine(W: np.ndarray, x: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    net = x @ W.T
+    return net if b is None else net + b
+
+
+def _softmax(net: np.ndarray) -> np.ndarray:
+    """exp(net_k) / sum_m exp(net_m), shifted by the row's largest net (same value, no overflow)."""
+    shifted = np.exp(net - net.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def _chain(*factors: np.ndarray) -> np.ndarray:
+    return functools.reduce(np.multiply, factors)
+
+
+def _vjp(y: np.ndarray, g: np.ndarray) -> np.ndarray:
+    return y * (g - np.sum(g * y, axis=1, keepdims=True))
+
+
+#: Each operation as NumPy on a batch (rows are samples); the gradients average over the rows.
+_OPERATIONS: Mapping[type[Op], Callable[..., Any]] = {
+    Affine: _affine,
+    Softmax: _softmax,
+    LogSoftmax: log_softmax,
+    LogOneMinusSoftmax: log_one_minus_softmax,
+    Chain: _chain,
+    Backprop: lambda W, delta: delta @ W,
+    SoftmaxVJP: _vjp,
+    SoftmaxDelta: softmax_output_delta,
+    Outer: lambda delta, x: delta.T @ x / x.shape[0],
+    BiasSum: lambda delta: delta.sum(axis=0) / delta.shape[0],
+    SharedBiasSum: lambda delta: np.array([(delta.sum(axis=0) / delta.shape[0]).sum()]),
+    SampleLoss: lambda terms: float(np.mean(terms.sum(axis=1))),
+}
+
+
+Evaluator = Callable[[Env, tuple[int, ...]], Any]
+
+
+@functools.lru_cache(maxsize=4096)
+def compile_statement(expr: sympy.Expr) -> Evaluator:
+    """A closure computing ``expr`` from ``env`` (vectors by name, a sample per row) and the
+    shape of its layer's vectors, to which an elementwise expression is broadcast (a constant
+    fills the batch). Compiled once per expression; operations by :data:`_OPERATIONS`."""
+    if isinstance(expr, sympy.Symbol):
+        name = expr.name
+        return lambda env, shape: env[name]
+    if isinstance(expr, Op):
+        operation, args = _OPERATIONS[type(expr)], [compile_statement(a) for a in expr.args]
+        return lambda env, shape: operation(*(arg(env, shape) for arg in args))
+    # the outermost operations inside an elementwise expression, each computed and named
+    inner: dict[sympy.Expr, sympy.Symbol] = {}
+    for node in sympy.preorder_traversal(expr):
+        if isinstance(node, Op) and not any(outer.has(node) for outer in inner):
+            inner[node] = sympy.Symbol(f"_op{len(inner)}", real=True)
+    elementwise = compile_expr(in_vectors(expr, inner))  # in_vectors: as derived, not re-sorted
+    parts = [(symbol.name, compile_statement(node)) for node, symbol in inner.items()]
+
+    def run(env: Env, shape: tuple[int, ...]) -> Any:
+        local = {**env, **{name: part(env, shape) for name, part in parts}} if parts else env
+        return np.broadcast_to(elementwise(local), shape) + 0.0
+
+    return run
+
+
+@dataclass(frozen=True, eq=False)
+class Pass:
+    """One forward and backward pass over a batch (rows are samples).
+
+    ``nets[l]``, ``outs[l]`` and ``deltas[l]`` are [batch, units] for layer ``l + 1``; ``outs`` has
+    the inputs in front. ``dW`` and ``db`` are averaged over the batch, like the loss.
+    """
+
+    nets: tuple[np.ndarray, ...]
+    outs: tuple[np.ndarray, ...]
+    loss: float
+    deltas: tuple[np.ndarray, ...]
+    dW: tuple[np.ndarray, ...]
+    db: tuple[np.ndarray | None, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class ProgramNumbers:
+    """The layer program ready to compute with: forward, loss and gradients for any parameters."""
+
+    program: Program
+
+    def run(self, W: tuple[np.ndarray, ...], b: tuple[np.ndarray | None, ...], X_: np.ndarray, T_: np.ndarray) -> Pass:
+        """Forward, loss and backward for a batch (rows are samples)."""
+        env, batch = self._execute(self.program.statements, W, b, X_, T_)
+        return self._pass(env, batch)
+
+    def loss(self, W: tuple[np.ndarray, ...], b: tuple[np.ndarray | None, ...], X_: np.ndarray, T_: np.ndarray) -> float:
+        """The loss alone (the forward and loss statements), for finite differences."""
+        statements = self.program.stage(Stage.FORWARD) + self.program.stage(Stage.LOSS)
+        env, _ = self._execute(statements, W, b, X_, T_)
+        return env[statements[-1].target.name]
+
+    def _execute(self, statements, W, b, X_, T_) -> tuple[Env, int]:
+        env = self._data(W, b, X_, T_)
+        batch = env[self.program.inputs].shape[0]
+        with np.errstate(all="ignore"):  # non-finite values are diagnosed by the caller
+            for statement in statements:
+                # an elementwise part has the shape of its layer's vectors
+                env[statement.target.name] = compile_statement(statement.expr)(env, (batch, self.program.sizes[statement.layer]))
+        return env, batch
+
+    def _data(self, W, b, X_, T_) -> Env:
+        program = self.program
+        env: Env = {program.inputs: np.atleast_2d(np.asarray(X_, dtype=float)),
+                    program.targets: np.atleast_2d(np.asarray(T_, dtype=float))}
+        for name, info in program.vectors.items():
+            if info.role is Role.PARAMETER:
+                env[name] = (W if len(info.shape) == 2 else b)[info.layer - 1]
+        return env
+
+    def _pass(self, env: Env, batch: int) -> Pass:
+        def per_layer(rule: str) -> dict[int, Any]:
+            return {s.layer: env[s.target.name] for s in self.program.statements if s.rule == rule}
+
+        nets, outs = per_layer("weighted sums"), per_layer("activation")
+        deltas = {s.layer: env[s.target.name] for s in self.program.stage(Stage.BACKWARD) if s.rule in ("output delta", "delta")}
+        dW, db = per_layer("weight gradient"), per_layer("bias gradient")
+        layers = range(1, len(self.program.sizes))
+        loss = env[self.program.stage(Stage.LOSS)[0].target.name]
+        return Pass(tuple(nets[l] for l in layers), (env[self.program.inputs], *(outs[l] for l in layers)), loss,
+                    tuple(deltas[l] for l in layers), tuple(dW[l] for l in layers), tuple(db.get(l) for l in layers))
+
+
+def gradients_of(numbers: ProgramNumbers, values: Values, X_: Any = None, T_: Any = None) -> Pass:
+    """One pass at ``values`` on the sample (or on ``X_``, ``T_`` when given)."""
+    X_ = values.x if X_ is None else X_
+    T_ = values.t if T_ is None else T_
+    return numbers.run(values.W, values.b, X_, T_)

@@ -1,0 +1,249 @@
+"""The layer program: a network's forward pass, loss and delta recursion as statements.
+
+Every output of chainrule that shows or computes the layer (vector) form prints or evaluates one
+value, the :class:`Program` of :func:`layer_program`: a list of :class:`Statement`
+``target = expression`` in named vectors (``net_h = W1 x + b1``, ``delta_o = out_o - t``,
+``dE_dW2 = outer(delta_o, out_h)``). Each statement carries the rule it applies (the layer kind,
+the chain-rule factors it multiplies, what it relies on). Its expressions are sympy expressions
+whose elementwise parts were derived by sympy on the network's own definitions, already in the
+forms that compute without overflow, and whose structural parts are the operations of this
+module (:class:`Affine`, :class:`Chain`, :class:`Backprop`, :class:`Outer`, ...), which every
+printer prints its own way (one ``_print_Affine`` per printer) and :class:`ProgramNumbers`
+evaluates. A layer kind (:mod:`chainrule.derive.kinds`) writes its statements; nothing
+downstream re-derives a rule.
+
+Vectors are per sample: ``net_h`` is the layer's column of weighted sums, ``W1`` its weight matrix
+[units, inputs]. The loss is the mean over a batch of per-sample losses; ``delta`` vectors are
+per sample and the gradients (:class:`Outer`, :class:`BiasSum`) average over the batch. Printers
+that compute on a batch hold a vector's samples as rows, as PyTorch does.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Mapping
+
+import sympy
+
+
+class Vector(sympy.Symbol):
+    """A named vector or matrix of the program (``net_h``, ``W1``, ``delta_o``), as a sympy symbol
+    whose class tells printers it is not a number: LaTeX sets it bold, NumPy code indexes it."""
+
+    def __new__(cls, name: str) -> "Vector":
+        return super().__new__(cls, name, real=True)
+
+
+class Role(enum.Enum):
+    """What a vector of the program holds; printers name and store each role their own way."""
+
+    DATA = "data"  # the inputs x and targets t of a sample
+    PARAMETER = "parameter"  # W_l, b_l
+    ACTIVATION = "activation"  # net_l, out_l, delta_l and a step's temporaries
+    GRADIENT = "gradient"  # dE/dW_l, dE/db_l
+    LOSS = "loss"  # E
+
+
+class Stage(enum.Enum):
+    FORWARD = "forward"
+    LOSS = "loss"
+    BACKWARD = "backward"
+
+
+# ---------------------------------------------------------------------------------------------
+# Operations. Each is an unevaluated sympy Function: the program keeps its structure, and each
+# printer has one method per operation.
+
+
+class Op(sympy.Function):
+    """A structural operation of the program (never evaluated by sympy)."""
+
+    @classmethod
+    def eval(cls, *args):  # noqa: D102 - sympy's hook: None keeps the node unevaluated
+        return None
+
+
+class Affine(Op):
+    """``W x + b`` (a dense layer's weighted sums; ``Affine(W, x)`` without a bias). A shared bias
+    is one number added to every unit."""
+
+    nargs = (2, 3)
+
+
+class Softmax(Op):
+    """``softmax(net)``: exp(net_k) / sum_j exp(net_j), over a sample's units."""
+
+    nargs = 1
+
+
+class LogSoftmax(Op):
+    """``log(softmax(net))``, computed from the net so that it stays finite where an output
+    underflows (the derivation's :func:`chainrule.derive.layers.log_softmax`)."""
+
+    nargs = 1
+
+
+class LogOneMinusSoftmax(Op):
+    """``log(1 - softmax(net))``, finite where an output rounds to 1
+    (:func:`chainrule.derive.layers.log_one_minus_softmax`)."""
+
+    nargs = 1
+
+
+class Chain(Op):
+    """The elementwise product of chain-rule factors, kept apart as they are written:
+    ``Chain(dE/dout, dout/dnet)`` is ``(out - t) * out*(1 - out)``."""
+
+    nargs = None
+
+
+class Backprop(Op):
+    """``W^T delta``: the deltas of the layer above sent back through its weights."""
+
+    nargs = 2
+
+
+class SoftmaxVJP(Op):
+    """``y * (g - sum(g * y))``: a softmax layer's Jacobian applied to ``g`` (its outputs ``y``)."""
+
+    nargs = 2
+
+
+class SoftmaxDelta(Op):
+    """A softmax output's delta from ``w = y * dE/dy`` (where ``y <= 1/2``) and ``wq = w*(1 - y)``,
+    without cancelling where an output rounds to 1
+    (:func:`chainrule.derive.layers.softmax_output_delta`): ``SoftmaxDelta(w, wq, net)``."""
+
+    nargs = 3
+
+
+class Outer(Op):
+    """``dE/dW = delta x^T``, averaged over the batch: ``Outer(delta, x)``."""
+
+    nargs = 2
+
+
+class BiasSum(Op):
+    """``dE/db = delta``, averaged over the batch (one bias per unit)."""
+
+    nargs = 1
+
+
+class SharedBiasSum(Op):
+    """``dE/db = sum_k delta_k``, averaged over the batch (one bias shared by the layer's units)."""
+
+    nargs = 1
+
+
+class SampleLoss(Op):
+    """The loss of a sample summed over its outputs, ``sum_k l(out_k, t_k)``; ``E`` is its mean
+    over the batch."""
+
+    nargs = 1
+
+
+def in_vectors(expr: sympy.Expr, names: Mapping[sympy.Symbol, sympy.Expr]) -> sympy.Expr:
+    """``expr`` (derived on generic symbols) with its symbols replaced by the program's vectors,
+    every sum and product kept as it was derived: a rewrite that keeps digits (bce's
+    ``((1 - t) - q)/3``) is not undone by sympy's reordering."""
+    with sympy.evaluate(False):
+        return expr.xreplace(dict(names))
+
+
+OPERATIONS: tuple[type[Op], ...] = (
+    Affine, Softmax, LogSoftmax, LogOneMinusSoftmax, Chain, Backprop, SoftmaxVJP, SoftmaxDelta,
+    Outer, BiasSum, SharedBiasSum, SampleLoss,
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Statements and the program
+
+
+@dataclass(frozen=True)
+class Statement:
+    """``target = expr``, and the rule it applies.
+
+    Attributes:
+        target: the vector it assigns.
+        expr: the expression, in the program's vectors and operations (and hyper-parameters).
+        stage: forward, loss or backward.
+        layer: the 1-based layer it belongs to.
+        kind: the layer kind whose rule this is (``dense``, ``softmax``).
+        rule: what the statement is, in words (``weighted sums``, ``activation``,
+            ``output delta``, ``delta``, ``weight gradient``, ``bias gradient``, ``loss``).
+        factors: the chain-rule factors it multiplies, as people write them
+            (``("dE/dout_o", "dout_o/dnet_o")``); empty where it applies no chain rule.
+        note: what it relies on, for the reader (``the targets sum to 1``), or ``""``.
+        function: for an activation, how the spec names it (``sigmoid``, a formula's text).
+    """
+
+    target: Vector
+    expr: sympy.Expr
+    stage: Stage
+    layer: int
+    kind: str
+    rule: str
+    factors: tuple[str, ...] = ()
+    note: str = ""
+    function: str = ""
+
+    @property
+    def reads(self) -> frozenset[str]:
+        """The names of the vectors the expression reads."""
+        return frozenset(s.name for s in self.expr.atoms(Vector))
+
+    @property
+    def operations(self) -> frozenset[type[Op]]:
+        """The operations the expression applies (a printer emits the helpers these need)."""
+        return frozenset(type(node) for node in sympy.preorder_traversal(self.expr) if isinstance(node, Op))
+
+
+@dataclass(frozen=True)
+class VectorInfo:
+    """A vector's role, its layer (0 for data) and its shape per sample (``(units,)``, or
+    ``(units, inputs)`` for a weight matrix)."""
+
+    role: Role
+    layer: int
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Program:
+    """The layer program of a network: its statements in order and its vectors.
+
+    Attributes:
+        statements: forward, then loss, then backward statements, each after what it reads.
+        vectors: every vector by name: its role, layer and shape.
+        inputs, targets: the names of the data vectors (``x``, ``t``, or ``x_vec`` where a unit
+            is named ``x``).
+        sizes: the units per layer, the inputs first.
+    """
+
+    statements: tuple[Statement, ...]
+    vectors: Mapping[str, VectorInfo]
+    inputs: str
+    targets: str
+    sizes: tuple[int, ...]
+
+    def stage(self, stage: Stage) -> tuple[Statement, ...]:
+        return tuple(s for s in self.statements if s.stage is stage)
+
+    def layer(self, l: int) -> tuple[Statement, ...]:
+        return tuple(s for s in self.statements if s.layer == l)
+
+    def assigning(self, name: str) -> Statement:
+        """The statement that assigns ``name``.
+
+        Raises:
+            KeyError: no statement assigns it.
+        """
+        for statement in self.statements:
+            if statement.target.name == name:
+                return statement
+        raise KeyError(name)
+
+    def role(self, name: str) -> Role:
+        return self.vectors[name].role
