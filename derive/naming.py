@@ -38,6 +38,12 @@ LAYER_BIAS = "b{layer}"
 LAYER_NET = "net_{name}"
 LAYER_OUT = "out_{name}"
 LAYER_DELTA = "delta_{name}"
+#: A layer's local derivative dout/dnet as a vector of the layer program (``dout_h_dnet_h``).
+LAYER_LOCAL = "dout_{name}_dnet_{name}"
+#: The gradient of a layer parameter in the layer program (``dE_dW2``).
+LAYER_GRADIENT = "dE_d{param}"
+#: A softmax output's temporaries: 1 - out, out * dE/dout, and their product (``q_o``, ``w_o``, ``wq_o``).
+SOFTMAX_ONE_MINUS_OUT, SOFTMAX_WEIGHTED, SOFTMAX_WEIGHTED_Q = "q_{name}", "w_{name}", "wq_{name}"
 INPUT_VECTOR = "x"
 TARGET_VECTOR = "t"
 #: The layer form's vector of inputs (targets) is ``x`` (``t``), or where the spec gives that name
