@@ -4,9 +4,10 @@ A formula is text such as ``x / (1 + exp(-x))`` or ``(o1 - t1) * o1 * (1 - o1) *
 tokenised and parsed here into a small tree of :class:`Node` values (never by ``eval``, ``exec``,
 ``sympify`` or ``parse_expr``), and the tree is then built into a sympy expression through
 :func:`to_sympy`, where every name is resolved by the caller and every function comes from the
-table :data:`FUNCTIONS`. Limits on length, nesting, exponents and literals keep hostile input from
-costing time or memory. :func:`format_expr` writes expressions back in the same language, so what
-chainrule prints, chainrule can read.
+table of :mod:`chainrule.derive.functions` (:data:`FUNCTIONS`: its rows that formulas may call).
+Limits on length, nesting, exponents and literals keep hostile input from costing time or memory.
+:func:`format_expr` writes expressions back in the same language, so what chainrule prints,
+chainrule can read.
 """
 
 from __future__ import annotations
@@ -22,55 +23,19 @@ from sympy.printing.str import StrPrinter
 
 from chainrule.derive.counts import count as counted
 from chainrule.derive.errors import FormulaError
+from chainrule.derive.functions import FORMULA_FUNCTIONS, Function, Max, Min, row_of, step  # noqa: F401 - Max, Min: read from here
 
 MAX_LENGTH = 20_000
 MAX_DEPTH = 64
 MAX_EXPONENT = 100
 MAX_LITERAL_DIGITS = 40
 MAX_LITERAL_EXPONENT = 300
-#: max and min: the derivative of a nest of depth d holds about 3**d step functions, and sympy
-#: compares every pair of arguments when it differentiates one (6 deep: 27 s; one max of 16
-#: arguments: 52 s to derive, 230 s to emit). relu6, hard sigmoid and hardtanh take 4 arguments.
+#: max and min (rows that ``compare``): the derivative of a nest of depth d holds about 3**d step
+#: functions, and sympy compares every pair of arguments when it differentiates one (6 deep: 27 s;
+#: one max of 16 arguments: 52 s to derive, 230 s to emit). relu6, hard sigmoid and hardtanh take 4.
 MAX_PIECEWISE_DEPTH = 3
 MAX_PIECEWISE_ARGUMENTS = 8
-_PIECEWISE = ("max", "min")
-
-
-class _Lean:
-    """sympy's Max and Min compare every pair of arguments through factor_terms each time one is
-    built, and every rebuild (substitution, printing, a derivative) builds again: a max of 8
-    linear terms took 18 s to emit. These compare only what is decided at once (equal
-    arguments, a constant difference) and leave the rest as written; values are the same."""
-
-    @classmethod
-    def _collapse_arguments(cls, args, **assumptions):
-        return args
-
-    @classmethod
-    def _is_connected(cls, x, y):
-        if x == y:
-            return True
-        if not (x - y).is_number:
-            return False
-        found = super()._is_connected(x, y)  # sympy's answer names its own classes: ours here
-        return {sympy.Max: Max, sympy.Min: Min}.get(found, found)
-
-    def fdiff(self, argindex=1):
-        """d max(a_1, ..., a_n)/d a_i = step(a_i - max(the others)), the others built lean too
-        (sympy's own builds them with its costly Max); min likewise, mirrored."""
-        args, i = self.args, argindex - 1
-        if len(args) <= 2 or not 0 <= i < len(args):
-            return super().fdiff(argindex)
-        others = type(self)(*(a for j, a in enumerate(args) if j != i))
-        return sympy.Heaviside(args[i] - others if isinstance(self, sympy.Max) else others - args[i])
-
-
-class Max(_Lean, sympy.Max):
-    """max(...) of a formula; see :class:`_Lean`."""
-
-
-class Min(_Lean, sympy.Min):
-    """min(...) of a formula; see :class:`_Lean`."""
+_PIECEWISE = frozenset(row.name for row in FORMULA_FUNCTIONS.values() if row.compares)
 
 _TOKEN = re.compile(
     r"(?P<space>\s+)"
@@ -82,26 +47,8 @@ _TOKEN = re.compile(
 _FOLD = str.maketrans({"\u2212": "-", "\u00b7": "*", "\u00d7": "*", "\u22c5": "*", "\u2013": "-", "\u2202": "d"})
 
 
-def _step(u: sympy.Expr) -> sympy.Expr:
-    return sympy.Heaviside(u, 0)
-
-
-#: The allow-list: name -> (smallest, largest number of arguments, builder).
-FUNCTIONS: Mapping[str, tuple[int, int, Callable[..., sympy.Expr]]] = {
-    "exp": (1, 1, sympy.exp),
-    "log": (1, 1, sympy.log),
-    "sqrt": (1, 1, sympy.sqrt),
-    "tanh": (1, 1, sympy.tanh),
-    "sin": (1, 1, sympy.sin),
-    "cos": (1, 1, sympy.cos),
-    "abs": (1, 1, sympy.Abs),
-    "erf": (1, 1, sympy.erf),
-    "sign": (1, 1, sympy.sign),
-    "step": (1, 1, _step),
-    "sigmoid": (1, 1, lambda u: 1 / (1 + sympy.exp(-u))),
-    "max": (2, 16, lambda *args: Max(*args)),
-    "min": (2, 16, lambda *args: Min(*args)),
-}
+#: The allow-list: the table's functions that formulas may call, by name.
+FUNCTIONS: Mapping[str, Function] = FORMULA_FUNCTIONS
 CONSTANTS: Mapping[str, sympy.Expr] = {"pi": sympy.pi}
 
 
@@ -387,11 +334,12 @@ class _Builder:
         if node.func not in FUNCTIONS:
             allowed = ", ".join(FUNCTIONS)
             raise self.error(f"unknown function {node.func!r} (allowed: {allowed})", node.column)
-        low, high, builder = FUNCTIONS[node.func]
+        row = FUNCTIONS[node.func]
+        low, high = row.arguments
         if not low <= len(node.args) <= high:
             count = counted(low, "argument") if low == high else f"{low} to {high} arguments"
             raise self.error(f"{node.func}() takes {count}, got {len(node.args)}", node.column)
-        result = builder(*[self.build(arg) for arg in node.args])
+        result = row.build(*[self.build(arg) for arg in node.args])
         if result.has(sympy.I):  # sqrt(-1): refused where it is written, before it can cancel
             raise self.error(f"{node.func}() of these arguments is not real (a root or logarithm of a negative number)", node.column)
         return result
@@ -611,17 +559,13 @@ class FormulaPrinter(StrPrinter):
             return f"{decimal_text(coefficient)}/{self.parenthesize(1 / rest, PRECEDENCE['Mul'], strict=False)}"
         return f"{decimal_text(coefficient)}*{self.parenthesize(rest, PRECEDENCE['Mul'], strict=True)}"
 
-    def _print_Heaviside(self, expr: sympy.Heaviside) -> str:
-        return f"step({self._print(expr.args[0])})"
-
-    def _print_Abs(self, expr: sympy.Abs) -> str:
-        return f"abs({self._print(expr.args[0])})"
-
-    def _print_Max(self, expr: sympy.Max) -> str:
-        return "max(" + ", ".join(self._print(a) for a in expr.args) + ")"
-
-    def _print_Min(self, expr: sympy.Min) -> str:
-        return "min(" + ", ".join(self._print(a) for a in expr.args) + ")"
+    def _print(self, expr: sympy.Basic, **kwargs) -> str:
+        """A function of the table under its formula name, with the arguments a formula gives it:
+        ``step(u)`` for sympy's ``Heaviside(u, 0)``, ``abs(u)``, ``max(a, b)``."""
+        row = row_of(expr)
+        if row is None:
+            return super()._print(expr, **kwargs)
+        return f"{row.name}({', '.join(self._print(a) for a in expr.args[: row.arguments[1]])})"
 
     def _print_Exp1(self, expr: sympy.Expr) -> str:
         return "exp(1)"
@@ -702,7 +646,7 @@ def to_step_form(expr: sympy.Expr) -> sympy.Expr:
     expr = expr.replace(lambda e: isinstance(e, sympy.DiracDelta), lambda e: sympy.Integer(0))
     expr = expr.replace(
         lambda e: isinstance(e, sympy.Heaviside) and (len(e.args) == 1 or e.args[1] != 0),
-        lambda e: _step(e.args[0]),
+        lambda e: step(e.args[0]),
     )
     return expr.replace(lambda e: isinstance(e, sympy.Piecewise), _piecewise_to_step)
 
@@ -717,9 +661,9 @@ def _piecewise_to_step(pw: sympy.Piecewise) -> sympy.Expr:
     u = cond.lhs - cond.rhs
     # The branch `value` holds where u <= 0 (or < 0, >= 0, > 0); step(v) is 1 exactly where v > 0.
     if isinstance(cond, sympy.LessThan):
-        return value + (other - value) * _step(u)
+        return value + (other - value) * step(u)
     if isinstance(cond, sympy.StrictGreaterThan):
-        return other + (value - other) * _step(u)
+        return other + (value - other) * step(u)
     if isinstance(cond, sympy.StrictLessThan):
-        return other + (value - other) * _step(-u)
-    return value + (other - value) * _step(-u)
+        return other + (value - other) * step(-u)
+    return value + (other - value) * step(-u)

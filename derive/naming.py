@@ -12,6 +12,8 @@ import re
 import sys
 from typing import Callable
 
+from chainrule.derive import functions
+
 LOSS = "E"
 NET = "net_{unit}"
 OUT = "out_{unit}"
@@ -53,14 +55,14 @@ VECTOR_ELSE = "{base}_vec{n}"
 MAX_NAME_LENGTH = 64
 
 #: Names the formula parser gives a meaning of its own, and names emitted code imports or uses.
-FORMULA_FUNCTIONS = ("exp", "log", "sqrt", "tanh", "sin", "cos", "abs", "erf", "sign", "step", "sigmoid", "max", "min")
+FORMULA_FUNCTIONS = tuple(functions.FORMULA_FUNCTIONS)
 FORMULA_CONSTANTS = ("pi",)
 CODE_NAMES = (
     "np", "numpy", "math", "self", "cls", "params", "grads", "Network", "X", "T",
     # the emitted trainer's helpers and module names, which its straight-line code must see
     "softmax", "log_softmax", "sum", "initial_params", "load_data", "main",
     "argparse", "Path", "Params",
-)
+) + tuple(functions.HELPERS)  # the helpers the table's functions bring (sigmoid, erf)
 #: Written in update rules (w5+ = w5 - lr*dE/dw5) and the layer form (net_h = W1 @ x + b1).
 RULE_NAMES = ("theta", "lr", "weight_decay", "momentum", "alpha", "beta1", "beta2", "eps")
 RESERVED = frozenset((LOSS,) + FORMULA_FUNCTIONS + FORMULA_CONSTANTS + CODE_NAMES + RULE_NAMES)

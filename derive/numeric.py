@@ -1,59 +1,36 @@
 """Numbers from sympy expressions, with NumPy, by a table-driven walk (no code strings, no exec).
 
 :func:`compile_expr` turns an expression into a closure over NumPy that takes a mapping from
-symbol names to arrays (or floats). Each sympy node type maps to one NumPy function in
-:data:`_FUNCTIONS` or to one method; the deviations from the plain translation are deliberate and
-each has its reason:
+symbol names to arrays (or floats). Each function is computed as its row of the table says
+(:mod:`chainrule.derive.functions`: ``numpy``, the overflow-safe way where there is one, the same
+row the emitted trainer prints its code from); sums, products, powers and branches by one method
+each. The deviations from the plain translation are deliberate and each has its reason:
 
 - a product of powers of ``exp(±a)`` and ``1 + exp(±a)`` (``1/(1 + exp(-x))``, sympy's
   ``exp(-x)/(1 + exp(-x))**2`` for σ', mish's ``exp(x)/(exp(x) + 1)``) is evaluated through
   s = σ(a) and 1 - s = σ(-a), each computed stably: exp(a)^p (1 + exp(a))^q (1 + exp(-a))^r
-  = s^(p-r) (1-s)^(-p-q), exactly; and ``log(1 + exp(u))`` as ``logaddexp(0, u)``: no overflow
-  at |u| = 1000;
+  = s^(p-r) (1-s)^(-p-q), exactly; and ``log(1 + exp(u))`` as softplus(u): no overflow at
+  |u| = 1000. Which products and logarithms these are is decided by the stable rewrites
+  (:func:`chainrule.derive.stable.logistic_groups`, :func:`~chainrule.derive.stable.softplus_argument`),
+  the rules the emitted trainer's code is printed through; here each group is evaluated where it
+  stands in the product, so the numbers are those of the rewritten expression;
 - a product holding ``log(u)`` is 0 where its other factors are 0 (``0·log 0 = 0``, the
-  convention of cross-entropy with one-hot targets);
-- ``step(u)`` (Heaviside with step(0) = 0) is ``u > 0``.
+  convention of cross-entropy with one-hot targets).
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any, Callable, Mapping
 
 import numpy as np
 import sympy
 
-from chainrule.derive.functions import sigmoid, softplus
+from chainrule.derive.functions import FUNCTIONS, row_of, softplus
+from chainrule.derive.stable import logistic_groups, softplus_argument
 
 Env = Mapping[str, Any]
 Compiled = Callable[[Env], Any]
-
-_erf = np.vectorize(math.erf, otypes=[float])
-
-
-def _logistic(u: Any) -> Any:
-    """1 / (1 + exp(-u)) without overflow: exp is only taken of -|u|."""
-    e = np.exp(-np.abs(u))
-    return np.where(np.asarray(u) >= 0, 1 / (1 + e), e / (1 + e))
-
-
-def _heaviside(u: Any, at_zero: float) -> Any:
-    return np.where(u > 0, 1.0, np.where(u < 0, 0.0, at_zero))
-
-
-_FUNCTIONS: Mapping[type, Callable[..., Any]] = {
-    sigmoid: _logistic,
-    softplus: lambda u: np.logaddexp(0.0, u),
-    sympy.exp: np.exp,
-    sympy.log: np.log,
-    sympy.tanh: np.tanh,
-    sympy.sin: np.sin,
-    sympy.cos: np.cos,
-    sympy.Abs: np.abs,
-    sympy.sign: np.sign,
-    sympy.erf: _erf,
-}
 
 
 class UnsupportedExpression(ValueError):
@@ -90,11 +67,19 @@ def _compile(expr: sympy.Basic) -> Compiled:
     for kind, method in _METHODS:
         if isinstance(expr, kind):
             return method(expr)
-    function = _FUNCTIONS.get(type(expr))
-    if function is not None and len(expr.args) == 1:
-        arg = _compile(expr.args[0])
-        return lambda env: function(arg(env))
+    row = row_of(expr)
+    if row is not None and row.numpy is not None:
+        return _compile_function(row.numpy, expr.args)
     raise UnsupportedExpression(f"no NumPy equivalent for {type(expr).__name__} in {expr}")
+
+
+def _compile_function(function: Callable[..., Any], args: tuple[sympy.Expr, ...]) -> Compiled:
+    """A function of the table applied to its arguments (step's second is its value at 0)."""
+    if len(args) == 1:
+        arg = _compile(args[0])
+        return lambda env: function(arg(env))
+    parts = [_compile(a) for a in args]
+    return lambda env: function(*[p(env) for p in parts])
 
 
 def _constant(expr: sympy.Expr) -> np.float64:
@@ -130,62 +115,18 @@ def _compile_mul(expr: sympy.Expr) -> Compiled:
     return product
 
 
-def exp_power(factor: sympy.Expr) -> tuple[sympy.Expr, int, str] | None:
-    """(u, k, kind) for ``exp(u)**k`` (kind ``exp``) or ``(1 + exp(u))**k`` (kind ``one_plus``)."""
-    base, k = (factor.args if isinstance(factor, sympy.Pow) else (factor, sympy.Integer(1)))
-    if not k.is_Integer:
-        return None
-    if isinstance(base, sympy.exp):
-        coefficient, u = base.args[0].as_coeff_Mul()  # sympy writes exp(u)**2 as exp(2*u)
-        if coefficient.is_Integer:
-            return u, int(k) * int(coefficient), "exp"
-        return base.args[0], int(k), "exp"
-    if isinstance(base, sympy.Add) and len(base.args) == 2 and sympy.Integer(1) in base.args:
-        other = base.args[0] if base.args[1] == 1 else base.args[1]
-        if isinstance(other, sympy.exp):
-            return other.args[0], int(k), "one_plus"
-    return None
-
-
-def logistic_groups(factors: list[sympy.Expr]) -> tuple[list[tuple[sympy.Expr, int, int]], list[sympy.Expr]]:
-    """The factors in exp(±a) and 1 + exp(±a) of a product, as (a, m, n) with the group equal to
-    s^m (1-s)^n, s = σ(a), exactly; and the factors left over. Groups without a ``1 + exp``
-    factor are left as they are. The emitted trainer's printer uses the same grouping."""
-    found: dict[sympy.Expr, list[int]] = {}
-    members: dict[sympy.Expr, list[sympy.Expr]] = {}
-    for factor in factors:
-        parsed = exp_power(factor)
-        if parsed is None:
-            continue
-        u, k, kind = parsed
-        key = -u if u.could_extract_minus_sign() else u
-        sign = 1 if u == key else -1
-        p, q, r = found.setdefault(key, [0, 0, 0])
-        if kind == "exp":
-            found[key][0] = p + sign * k
-        elif sign > 0:
-            found[key][1] = q + k
-        else:
-            found[key][2] = r + k
-        members.setdefault(key, []).append(factor)
-    groups, taken = [], set()
-    for key, (p, q, r) in found.items():
-        if q == 0 and r == 0:
-            continue
-        taken.update(members[key])
-        groups.append((key, p - r, -p - q))
-    return groups, [f for f in factors if f not in taken]
-
-
 def _logistic_groups(factors: list[sympy.Expr]) -> tuple[list[Compiled], list[sympy.Expr]]:
     groups, rest = logistic_groups(factors)
     return [_logistic_power(_compile(key), m, n) for key, m, n in groups], rest
 
 
 def _logistic_power(a: Compiled, m: int, n: int) -> Compiled:
+    """σ(a)^m σ(-a)^n, each σ as the table computes the stable rewrites' sigmoid."""
+    s = FUNCTIONS["sigmoid"].numpy
+
     def value(env: Env) -> Any:
         u = a(env)
-        return _logistic(u) ** m * _logistic(-u) ** n
+        return s(u) ** m * s(-u) ** n
 
     return value
 
@@ -208,34 +149,11 @@ def _compile_pow(expr: sympy.Pow) -> Compiled:
 
 
 def _compile_log(expr: sympy.log) -> Compiled:
-    """``log(1 + exp(u))`` as logaddexp(0, u); otherwise the plain logarithm."""
-    arg = expr.args[0]
-    if isinstance(arg, sympy.Add) and len(arg.args) == 2:
-        one, other = sorted(arg.args, key=lambda a: not a.is_Number)
-        if one == 1 and isinstance(other, sympy.exp):
-            u = _compile(other.args[0])
-            return lambda env: np.logaddexp(0.0, u(env))
-    inner = _compile(arg)
-    return lambda env: np.log(inner(env))
-
-
-def _compile_heaviside(expr: sympy.Heaviside) -> Compiled:
-    u = _compile(expr.args[0])
-    at_zero = float(expr.args[1]) if len(expr.args) > 1 else 0.5
-    return lambda env: _heaviside(u(env), at_zero)
-
-
-def _compile_minmax(expr: sympy.Expr) -> Compiled:
-    parts = [_compile(a) for a in expr.args]
-    combine = np.maximum if isinstance(expr, sympy.Max) else np.minimum
-
-    def reduce(env: Env) -> Any:
-        value = parts[0](env)
-        for part in parts[1:]:
-            value = combine(value, part(env))
-        return value
-
-    return reduce
+    """``log(1 + exp(u))`` as softplus(u); otherwise the logarithm as the table computes it."""
+    u = softplus_argument(expr)
+    if u is not None:
+        return _compile(softplus(u))
+    return _compile_function(row_of(expr).numpy, expr.args)
 
 
 def _compile_piecewise(expr: sympy.Piecewise) -> Compiled:
@@ -277,8 +195,5 @@ _METHODS: tuple[tuple[type, Callable[[Any], Compiled]], ...] = (
     (sympy.Mul, _compile_mul),
     (sympy.Pow, _compile_pow),
     (sympy.log, _compile_log),
-    (sympy.Heaviside, _compile_heaviside),
-    (sympy.Max, _compile_minmax),
-    (sympy.Min, _compile_minmax),
     (sympy.Piecewise, _compile_piecewise),
 )

@@ -13,7 +13,8 @@ from typing import Callable, Mapping
 
 import sympy
 
-from chainrule.derive.formula import _step, to_step_form  # to_step_form re-exported: the registry's users spell steps so
+from chainrule.derive.formula import to_step_form  # re-exported: the registry's users spell steps so
+from chainrule.derive.functions import row_of, step
 
 X = sympy.Symbol("x", real=True)
 Y = sympy.Symbol("y", real=True)
@@ -91,9 +92,9 @@ _activations = (
     ActivationDef("identity", lambda x: x, lambda y: sympy.Integer(1)),
     ActivationDef("sigmoid", lambda x: 1 / (1 + sympy.exp(-x)), lambda y: y * (1 - y), output_range=UNIT),
     ActivationDef("tanh", sympy.tanh, lambda y: 1 - y**2, output_range=(-1.0, 1.0)),
-    ActivationDef("relu", lambda x: sympy.Piecewise((0, x <= 0), (x, True)), _step, init="he"),
+    ActivationDef("relu", lambda x: sympy.Piecewise((0, x <= 0), (x, True)), step, init="he"),
     ActivationDef(
-        "leaky_relu", _leaky, lambda y, alpha: alpha + (1 - alpha) * _step(y), {"alpha": 0.01}, init="he"
+        "leaky_relu", _leaky, lambda y, alpha: alpha + (1 - alpha) * step(y), {"alpha": 0.01}, init="he"
     ),
     # elu' and softplus' are computed in the net, as PyTorch does: written in the output they
     # cancel (out + alpha, 1 - exp(-out)) and lose every digit below net = -40 (0 for 8.6e-20).
@@ -126,17 +127,16 @@ LOSSES: Mapping[str, LossDef] = MappingProxyType({loss.name: loss for loss in _l
 
 
 def kink_arguments(expr: sympy.Expr) -> tuple[sympy.Expr, ...]:
-    """The expressions that are zero exactly where ``expr`` or its derivative jumps.
+    """The expressions that are zero exactly where ``expr`` or its derivative jumps: each
+    function's kinks as its row of the table gives them, and each branch's condition.
 
     Finite differences are checked only at points where each of these is well away from zero.
     """
     found: list[sympy.Expr] = []
     for node in sympy.preorder_traversal(expr):
-        if isinstance(node, (sympy.Heaviside, sympy.sign, sympy.Abs)):
-            found.append(node.args[0])
-        elif isinstance(node, (sympy.Max, sympy.Min)):
-            args = node.args
-            found.extend(a - b for i, a in enumerate(args) for b in args[i + 1 :])
+        row = row_of(node)
+        if row is not None:
+            found.extend(row.kinks(*node.args))
         elif isinstance(node, sympy.Piecewise):
             found.extend(c.lhs - c.rhs for _, c in node.args if isinstance(c, sympy.core.relational.Relational))
     return tuple(found)

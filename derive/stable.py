@@ -7,6 +7,10 @@ outputs saturate (a sigmoid at |net| = 500 under bce).
 ``σ(a)^m σ(-a)^n`` (σ' of a sigmoid, swish, mish's ``exp(x)/(exp(x) + 1)``), ``log(1 + exp(u))``
 becomes ``softplus(u)``, ``log(σ(u))`` becomes ``-softplus(-u)``, and in a branch that holds only
 where ``u <= 0`` an ``exp(c*u)`` is taken of ``min(u, 0)`` (elu's other branch is computed too).
+
+The derivation's evaluator (:mod:`chainrule.derive.numeric`) finds the same groups and logarithms
+with :func:`logistic_groups` and :func:`softplus_argument`, and computes σ and softplus as their
+rows in :mod:`chainrule.derive.functions` say, as the trainer's code does.
 """
 
 from __future__ import annotations
@@ -14,9 +18,8 @@ from __future__ import annotations
 import sympy
 
 from chainrule.derive.functions import sigmoid, softplus
-from chainrule.derive.numeric import exp_power, logistic_groups
 
-__all__ = ["sigmoid", "softplus", "stable_form"]
+__all__ = ["exp_power", "logistic_groups", "sigmoid", "softplus", "softplus_argument", "stable_form"]
 
 
 def stable_form(expr: sympy.Expr) -> sympy.Expr:
@@ -81,3 +84,62 @@ def _clamped_piecewise(expr: sympy.Piecewise) -> sympy.Piecewise:
             )
         pieces.append((value, cond))
     return sympy.Piecewise(*pieces)
+
+
+# ---------------------------------------------------------------------------------------------
+# The patterns, shared with the derivation's evaluator
+
+
+def exp_power(factor: sympy.Expr) -> tuple[sympy.Expr, int, str] | None:
+    """(u, k, kind) for ``exp(u)**k`` (kind ``exp``) or ``(1 + exp(u))**k`` (kind ``one_plus``)."""
+    base, k = (factor.args if isinstance(factor, sympy.Pow) else (factor, sympy.Integer(1)))
+    if not k.is_Integer:
+        return None
+    if isinstance(base, sympy.exp):
+        coefficient, u = base.args[0].as_coeff_Mul()  # sympy writes exp(u)**2 as exp(2*u)
+        if coefficient.is_Integer:
+            return u, int(k) * int(coefficient), "exp"
+        return base.args[0], int(k), "exp"
+    if isinstance(base, sympy.Add) and len(base.args) == 2 and sympy.Integer(1) in base.args:
+        other = base.args[0] if base.args[1] == 1 else base.args[1]
+        if isinstance(other, sympy.exp):
+            return other.args[0], int(k), "one_plus"
+    return None
+
+
+def logistic_groups(factors: list[sympy.Expr]) -> tuple[list[tuple[sympy.Expr, int, int]], list[sympy.Expr]]:
+    """The factors in exp(±a) and 1 + exp(±a) of a product, as (a, m, n) with the group equal to
+    s^m (1-s)^n, s = σ(a), exactly; and the factors left over. Groups without a ``1 + exp``
+    factor are left as they are."""
+    found: dict[sympy.Expr, list[int]] = {}
+    members: dict[sympy.Expr, list[sympy.Expr]] = {}
+    for factor in factors:
+        parsed = exp_power(factor)
+        if parsed is None:
+            continue
+        u, k, kind = parsed
+        key = -u if u.could_extract_minus_sign() else u
+        sign = 1 if u == key else -1
+        p, q, r = found.setdefault(key, [0, 0, 0])
+        if kind == "exp":
+            found[key][0] = p + sign * k
+        elif sign > 0:
+            found[key][1] = q + k
+        else:
+            found[key][2] = r + k
+        members.setdefault(key, []).append(factor)
+    groups, taken = [], set()
+    for key, (p, q, r) in found.items():
+        if q == 0 and r == 0:
+            continue
+        taken.update(members[key])
+        groups.append((key, p - r, -p - q))
+    return groups, [f for f in factors if f not in taken]
+
+
+def softplus_argument(expr: sympy.log) -> sympy.Expr | None:
+    """``u`` where ``expr`` is ``log(1 + exp(u))``, which is softplus(u); else None."""
+    parsed = exp_power(expr.args[0])
+    if parsed is not None and parsed[1:] == (1, "one_plus"):
+        return parsed[0]
+    return None

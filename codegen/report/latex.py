@@ -26,6 +26,7 @@ from sympy.printing.precedence import PRECEDENCE
 from chainrule.derive import naming
 from chainrule.derive.counts import count
 from chainrule.derive.formula import decimal_coefficient, decimal_text
+from chainrule.derive.functions import has_slots, row_of, spell
 from chainrule.derive.optimizers import THETA
 
 from chainrule.codegen.report.latex_text import text_tex
@@ -222,10 +223,23 @@ class ReportPrinter(LatexPrinter):
         """Decimals as decimals (``10^{-8}``, ``0.044715``), not ``\\frac{1}{100000000}``."""
         return decimal_tex(expr) or super()._print_Rational(expr)
 
-    def _print_Heaviside(self, expr: sympy.Heaviside, exp: str | None = None) -> str:
-        # chainrule's step(u): 1 for u > 0, else 0 (Heaviside with value 0 at 0).
-        text = rf"\operatorname{{step}}\left({self._print(expr.args[0])}\right)"
-        return f"{text}^{{{exp}}}" if exp else text
+    def _print(self, expr: sympy.Basic, **kwargs) -> str:
+        """A function of the table as its row's ``latex`` (``exp`` is the power it is raised to):
+        an operator set as sympy sets functions, ``\\tanh^{2}{\\left(x \\right)}``; a layout
+        as written, with the power after it (the layout in parentheses where it holds a power)."""
+        row = row_of(expr)
+        if row is None or not row.latex:
+            return super()._print(expr, **kwargs)
+        exp, args = kwargs.get("exp"), expr.args[: row.arguments[1]]
+        if row.arguments[1] > 1:  # max and min: their arguments in sympy's canonical order
+            args = sorted(args, key=sympy.default_sort_key)
+        if not has_slots(row.latex):
+            power = f"^{{{exp}}}" if exp else ""
+            return rf"{row.latex}{power}{{\left({', '.join(self._print(a) for a in args)} \right)}}"
+        text = spell(row.latex, args, self._print)
+        if not exp:
+            return text
+        return rf"\left({text}\right)^{{{exp}}}" if "^" in row.latex else f"{text}^{{{exp}}}"
 
     def _print_Add(self, expr: sympy.Add, order: str | None = None) -> str:
         late = self._settings["last"]

@@ -27,6 +27,7 @@ import sympy
 from chainrule.derive import layers, naming
 from chainrule.derive.counts import count
 from chainrule.derive.derivation import Derivation
+from chainrule.derive.functions import HELPERS
 from chainrule.derive.network import Network
 from chainrule.derive.optimizers import GRAD, OPTIMIZERS, STEP, THETA
 
@@ -317,12 +318,7 @@ def _rule_lines(d: Derivation) -> tuple[Line, ...]:
 _NEEDED_BY = {"_largest_and_share": ("log_softmax", "log_one_minus_softmax"), "log_softmax": ("log_one_minus_softmax",)}
 
 _HELPERS = {
-    "sigmoid": '''def sigmoid(z, out=None):
-    """1 / (1 + exp(-z)) without overflow at any z: exp(-logaddexp(0, -z))."""
-    out = np.negative(z, out=out)
-    np.logaddexp(0.0, out, out=out)
-    np.negative(out, out=out)
-    return np.exp(out, out=out)''',
+    **HELPERS,  # the functions of formulas that NumPy has not (an overflow-safe sigmoid, erf)
     "softmax": '''def softmax(z, out=None, lse=None, ones=None):
     """exp(z_k) / sum_m exp(z_m) per row, shifted by the row's largest z (same value, no overflow);
     with ``lse`` ([batch, 1]), the row's log-sum-exp log(sum_m exp(z_m)) is written there too;
@@ -342,7 +338,4 @@ _HELPERS = {
     "log_softmax": inspect.getsource(layers.log_softmax).rstrip(),
     "log_one_minus_softmax": inspect.getsource(layers.log_one_minus_softmax).rstrip(),
     "softmax_output_delta": inspect.getsource(layers.softmax_output_delta).rstrip(),
-    "erf": '''def erf(z):
-    """The error function, elementwise (math.erf: NumPy has none)."""
-    return np.vectorize(math.erf, otypes=[z.dtype])(z)''',
 }

@@ -4,7 +4,9 @@
 Two printers write the result: :class:`VectorPrinter` (NumPy, on arrays of a batch) and
 :class:`ScalarPrinter` (plain floats, for the straight-line code of small networks; ``math``
 raises where NumPy would overflow, and the emitted code then takes the array path). Each is a
-sympy printer with one ``_print_X`` method per deliberate deviation.
+sympy printer with one ``_print_X`` method per deliberate deviation; a function of formulas is
+written as its row of the table says (:mod:`chainrule.derive.functions`: ``code`` on arrays,
+``into`` in place, ``math`` on floats).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import sympy
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.pycode import PythonCodePrinter
 
-from chainrule.derive.stable import sigmoid, softplus, stable_form
+from chainrule.derive.functions import folds, row_of, spell
+from chainrule.derive.stable import stable_form
 
 
 def _positive_first(expr: sympy.Expr) -> list[sympy.Expr]:
@@ -64,29 +67,18 @@ class VectorPrinter(NumPyPrinter):
     def _print_Pi(self, expr: sympy.Expr) -> str:
         return "np.pi"
 
-    def _print_sigmoid(self, expr: sympy.Expr) -> str:
-        return f"sigmoid({self._print(expr.args[0])})"
-
-    def _print_softplus(self, expr: sympy.Expr) -> str:
-        return f"np.logaddexp(0.0, {self._print(expr.args[0])})"
-
-    def _print_erf(self, expr: sympy.Expr) -> str:
-        return f"erf({self._print(expr.args[0])})"
-
-    def _print_Heaviside(self, expr: sympy.Expr) -> str:
-        return f"np.heaviside({self._print(expr.args[0])}, 0.0)"
-
-    def _print_Max(self, expr: sympy.Expr) -> str:
-        return self._fold("np.maximum", expr.args)
-
-    def _print_Min(self, expr: sympy.Expr) -> str:
-        return self._fold("np.minimum", expr.args)
-
-    def _fold(self, function: str, args: Iterable[sympy.Expr]) -> str:
-        ordered = sorted(args, key=lambda a: (a.is_Number, sympy.default_sort_key(a)))
+    def _print(self, expr: sympy.Basic, **kwargs) -> str:
+        """A function of the table as its row's ``code``; one of any number of arguments
+        (max) folded, numbers last: ``np.maximum(np.maximum(x, y), 0)``."""
+        row = row_of(expr)
+        if row is None or not row.code:
+            return super()._print(expr, **kwargs)
+        if not folds(row):
+            return spell(row.code, expr.args, self._print)
+        ordered = sorted(expr.args, key=lambda a: (a.is_Number, sympy.default_sort_key(a)))
         text = self._print(ordered[0])
         for arg in ordered[1:]:
-            text = f"{function}({text}, {self._print(arg)})"
+            text = spell(row.code, (text, self._print(arg)))
         return text
 
     def _print_Piecewise(self, expr: sympy.Piecewise) -> str:
@@ -98,6 +90,31 @@ class VectorPrinter(NumPyPrinter):
         if cond == sympy.true or not rest:
             return self._print(value)
         return f"np.where({self._print(cond)}, {self._print(value)}, {self._print(sympy.Piecewise(*rest))})"
+
+
+class _Grouped(sympy.Function):
+    """An operand :class:`ScalarPrinter` sets in parentheses."""
+
+    nargs = 1
+
+
+def _compound(expr: sympy.Expr) -> bool:
+    """True for a function whose float form is an expression, not one call (sigmoid's
+    ``1.0/(1.0 + math.exp(-u))``, where ``math.tanh(u)`` and ``(u > 0)`` are one)."""
+    row = row_of(expr)
+    if row is None or not row.math:
+        return False
+    head, _, rest = row.math.partition("(")
+    depth = 0
+    for i, char in enumerate("(" + rest):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0:
+            return i != len(rest) or not (head == "" or head.replace(".", "_").isidentifier())
+    return True
+
+
+def _divisor(factor: sympy.Expr) -> bool:
+    return factor.is_Pow and factor.exp.is_Rational and factor.exp.is_negative and _compound(factor.base)
 
 
 class ScalarPrinter(PythonCodePrinter):
@@ -117,21 +134,31 @@ class ScalarPrinter(PythonCodePrinter):
     def _print_Pi(self, expr: sympy.Expr) -> str:
         return "math.pi"
 
-    def _print_sigmoid(self, expr: sympy.Expr) -> str:
-        """The textbook form: where math.exp overflows, the caller falls back to arrays."""
-        return f"1.0/(1.0 + math.exp({self._print(-expr.args[0])}))"
+    def _print(self, expr: sympy.Basic, **kwargs) -> str:
+        """A function of the table as its row's ``math`` (sigmoid in the textbook form: where
+        math.exp overflows, the caller falls back to arrays)."""
+        row = row_of(expr)
+        if row is None or not row.math:
+            return super()._print(expr, **kwargs)
+        return spell(row.math, expr.args, self._print)
 
-    def _print_softplus(self, expr: sympy.Expr) -> str:
-        return f"math.log(1.0 + math.exp({self._print(expr.args[0])}))"
+    def _print_Mul(self, expr: sympy.Expr) -> str:
+        """``x/(1.0/(1.0 + math.exp(-u)))`` for x/σ(u): a divisor whose float form is a quotient in
+        parentheses (sympy's precedence sees a function, which binds as a call)."""
+        factors = sympy.Mul.make_args(expr)
+        if not any(map(_divisor, factors)):
+            return super()._print_Mul(expr)
+        grouped = [sympy.Pow(_Grouped(f.base), f.exp, evaluate=False) if _divisor(f) else f for f in factors]
+        return super()._print_Mul(sympy.Mul(*grouped, evaluate=False))
 
-    def _print_Heaviside(self, expr: sympy.Expr) -> str:
-        return f"({self._print(expr.args[0])} > 0)"
+    def _print_Pow(self, expr: sympy.Pow, rational: bool = False) -> str:
+        """``2**(1.0/(1.0 + math.exp(-u)))``: an exponent whose float form is a quotient likewise."""
+        if _compound(expr.exp):
+            expr = sympy.Pow(expr.base, _Grouped(expr.exp), evaluate=False)
+        return super()._print_Pow(expr, rational)
 
-    def _print_Max(self, expr: sympy.Expr) -> str:
-        return "max(" + ", ".join(self._print(a) for a in expr.args) + ")"
-
-    def _print_Min(self, expr: sympy.Expr) -> str:
-        return "min(" + ", ".join(self._print(a) for a in expr.args) + ")"
+    def _print__Grouped(self, expr: sympy.Expr) -> str:
+        return f"({self._print(expr.args[0])})"
 
     def _print_Piecewise(self, expr: sympy.Piecewise) -> str:
         u = _is_relu(expr)
@@ -187,11 +214,6 @@ def _float(value: sympy.Expr) -> sympy.Expr:
 
 # ---------------------------------------------------------------------------------------------
 # In place: an expression as a few ufunc calls into buffers the module made once
-
-#: Functions of one array computed in place by a ufunc (or a helper that takes ``out=``).
-_IN_PLACE_FUNCTIONS = {sympy.exp: "np.exp", sympy.log: "np.log", sympy.tanh: "np.tanh", sympy.sin: "np.sin",
-                       sympy.cos: "np.cos", sympy.Abs: "np.abs", sigmoid: "sigmoid", softplus: None}
-
 
 class NotInPlace(Exception):
     """The expression needs more than the buffers given; the caller prints it as one expression."""
@@ -251,24 +273,23 @@ class InPlace:
             self._product(expr, target)
         elif isinstance(expr, sympy.Pow):
             self._power(expr, target)
-        elif isinstance(expr, sympy.Heaviside) and expr.args[1:] == (0,):  # step(0) = 0: u > 0
-            self._unary("np.greater", expr.args[0], target, ", 0.0")
         elif isinstance(expr, sympy.Piecewise) and _is_relu(expr) is not None:
-            self._unary("np.maximum", _is_relu(expr), target, ", 0.0")
-        elif type(expr) in _IN_PLACE_FUNCTIONS and len(expr.args) == 1:
-            name = _IN_PLACE_FUNCTIONS[type(expr)]
-            self._unary(name or "np.logaddexp", expr.args[0], target, "", "0.0, " if name is None else "")
+            self._unary("np.maximum({0}, 0.0, out={out})", _is_relu(expr), target)
+        elif (row := row_of(expr)) is not None and row.into and row.arguments == (1, 1):
+            self._unary(row.into, expr.args[0], target)
         else:
             raise NotInPlace
 
-    def _unary(self, function: str, arg: sympy.Expr, target: str, tail: str, head: str = "") -> None:
+    def _unary(self, template: str, arg: sympy.Expr, target: str) -> None:
+        """``template`` (a row's ``into``) of ``arg``, which is first computed into ``target``
+        unless it is an array already."""
         source = self._atom(arg)
         if source is None:
             self._into(arg, target)
             source = target
         elif arg.is_Number:
             raise NotInPlace
-        self.lines.append(f"{function}({head}{source}{tail}, out={target})")
+        self.lines.append(spell(template, (source,), out=target))
 
     def _sum(self, expr: sympy.Add, target: str) -> None:
         constant = sum((a for a in expr.args if a.is_Number), sympy.Integer(0))
@@ -349,7 +370,7 @@ class InPlace:
                 source = target
             self.lines.append(f"np.divide(1.0, {source}, out={target})")
         elif exponent == sympy.Rational(1, 2):
-            self._unary("np.sqrt", base, target, "")
+            self._unary("np.sqrt({0}, out={out})", base, target)
         elif exponent.is_Number:
             if source is None:
                 self._into(base, target)
