@@ -27,12 +27,10 @@ from typing import Mapping
 import sympy
 
 
-class Vector(sympy.Symbol):
-    """A named vector or matrix of the program (``net_h``, ``W1``, ``delta_o``), as a sympy symbol
-    whose class tells printers it is not a number: LaTeX sets it bold, NumPy code indexes it."""
-
-    def __new__(cls, name: str) -> "Vector":
-        return super().__new__(cls, name, real=True)
+def vector(name: str) -> sympy.Symbol:
+    """A named vector or matrix of the program (``net_h``, ``W1``, ``delta_o``): a real sympy
+    symbol, which sorts and prints as any symbol does; :attr:`Program.vectors` says what it holds."""
+    return sympy.Symbol(name, real=True)
 
 
 class Role(enum.Enum):
@@ -143,12 +141,24 @@ class SampleLoss(Op):
     nargs = 1
 
 
-def in_vectors(expr: sympy.Expr, names: Mapping[sympy.Symbol, sympy.Expr]) -> sympy.Expr:
-    """``expr`` (derived on generic symbols) with its symbols replaced by the program's vectors,
-    every sum and product kept as it was derived: a rewrite that keeps digits (bce's
-    ``((1 - t) - q)/3``) is not undone by sympy's reordering."""
-    with sympy.evaluate(False):
-        return expr.xreplace(dict(names))
+def in_vectors(expr: sympy.Expr, names: Mapping[sympy.Expr, sympy.Expr]) -> sympy.Expr:
+    """``expr`` (derived on generic symbols) with ``names`` replaced (its symbols by the program's
+    vectors), every sum and product kept as it was derived, in sympy's order of its new terms.
+
+    A plain ``xreplace`` rebuilds each node as sympy would build it anew: ``(y - t)/2`` comes back
+    as ``out/2 - t/2``, and a rewrite that keeps digits (bce's ``((1 - t) - q)/3``, exact at
+    t = 1 where ``-q - t + 1`` rounds q away) is flattened. Here a node is rebuilt by sympy only
+    where that merely reorders its terms; else it keeps its structure."""
+    if expr in names:
+        return names[expr]
+    if not expr.args or isinstance(expr, sympy.Piecewise | sympy.Rel):
+        return expr.xreplace(dict(names)) if expr.args else expr
+    args = [in_vectors(a, names) for a in expr.args]
+    if isinstance(expr, sympy.Add | sympy.Mul):
+        canonical = expr.func(*args)
+        if canonical.func is expr.func and sorted(canonical.args, key=sympy.default_sort_key) == sorted(args, key=sympy.default_sort_key):
+            return canonical
+    return expr.func(*args, evaluate=False)
 
 
 OPERATIONS: tuple[type[Op], ...] = (
@@ -177,9 +187,14 @@ class Statement:
             (``("dE/dout_o", "dout_o/dnet_o")``); empty where it applies no chain rule.
         note: what it relies on, for the reader (``the targets sum to 1``), or ``""``.
         function: for an activation, how the spec names it (``sigmoid``, a formula's text).
+        simplified: True where the statement computes sympy's simplification of its factors'
+            product (sigmoid with binary cross-entropy: ``(out - t)/n``), not the product.
+        shown: the same value as people write it, where that differs from the form computed
+            (elu's f' as a Piecewise in the net, computed with exp of min(net, 0); a softmax
+            output's delta ``out * (g - sum(g * out))``, computed from ``w`` and ``wq``), else None.
     """
 
-    target: Vector
+    target: sympy.Symbol
     expr: sympy.Expr
     stage: Stage
     layer: int
@@ -188,11 +203,18 @@ class Statement:
     factors: tuple[str, ...] = ()
     note: str = ""
     function: str = ""
+    simplified: bool = False
+    shown: sympy.Expr | None = None
+
+    @property
+    def written(self) -> sympy.Expr:
+        """The expression as people write it (:attr:`shown`, else :attr:`expr`)."""
+        return self.expr if self.shown is None else self.shown
 
     @property
     def reads(self) -> frozenset[str]:
-        """The names of the vectors the expression reads."""
-        return frozenset(s.name for s in self.expr.atoms(Vector))
+        """The names of the vectors (and hyper-parameters) the expression reads."""
+        return frozenset(s.name for s in self.expr.free_symbols)
 
     @property
     def operations(self) -> frozenset[type[Op]]:

@@ -15,11 +15,10 @@ from typing import Sequence
 import numpy as np
 import sympy
 
-from chainrule.derive import naming
 from chainrule.derive.derivation import Derivation
 from chainrule.derive.layers import LayerForm
-from chainrule.derive.network import real_symbol
-from chainrule.derive.registry import T, X, Y
+from chainrule.derive.program import Op, SoftmaxVJP, vector, in_vectors
+from chainrule.derive.registry import X
 
 from chainrule.codegen.report.equations import ROW_WIDTH, Display, Row, equation, math_pieces, parenthesized
 from chainrule.codegen.report.latex import Tex, activation_tex, counted, escape_text, math_tex, name_tex, number_tex, vector_tex, width
@@ -85,10 +84,6 @@ def activation_definition(d: Derivation, l: int) -> Tex:
 # The layer form
 
 
-def _names_of(form: LayerForm) -> dict:
-    return {X: real_symbol(form.net), Y: real_symbol(form.out), T: real_symbol(naming.TARGET_VECTOR)}
-
-
 def _factor_pieces(expr: sympy.Expr, operator: str = "") -> list[str]:
     """``expr`` as a factor of a product, in pieces that rows may break between (a sum in plain
     parentheses, which TeX lets open on one row and close on the next), after ``operator``."""
@@ -113,21 +108,35 @@ def layer_displays(d: Derivation) -> tuple[Display, ...]:
 
 
 def _layer_display(d: Derivation, form: LayerForm) -> Display:
+    """The layer's statements of the layer program (:attr:`Derivation.program`), in vectors."""
     v = vector_tex
-    bias = f" + {v(form.bias)}" if form.bias else ""
-    rows = list(equation(v(form.net), [[f"{v(form.weight)} {v(form.previous)}{bias}"]]))
+    statements = {s.rule: s for s in d.program.layer(form.index)}
+    printer = _ProgramTex(d)
+    rows = list(equation(v(form.net), [printer.pieces(statements["weighted sums"].written)]))
     rows += equation(v(form.out), [_activation_applied(d, form)])
-    local = _local(form)
+    local = statements.get("local derivative")
     if local is not None:
-        rows += equation(Tex(rf"\frac{{\partial {v(form.out)}}}{{\partial {v(form.net)}}}"), [math_pieces(local.xreplace(_names_of(form)), vectors=True)])
-    delta, note = _delta_rule(d, form)
-    rows += equation(v(form.delta), [delta])
-    rows += equation(Tex(rf"\frac{{\partial E}}{{\partial {v(form.weight)}}}"), [[rf"{v(form.delta)}\, {v(form.previous)}^{{\top}}"]])
-    if form.bias:
-        rule = rf"\sum_{{k}} \left({v(form.delta)}\right)_{{k}}" if form.shared_bias else v(form.delta)
-        rows += equation(Tex(rf"\frac{{\partial E}}{{\partial {v(form.bias)}}}"), [[rule]])
+        rows += equation(Tex(rf"\frac{{\partial {v(form.out)}}}{{\partial {v(form.net)}}}"), [math_pieces(local.written, vectors=True)])
+    delta = statements.get("output delta") or statements["delta"]
+    rows += equation(v(form.delta), [printer.pieces(delta.written)])
+    for rule, parameter in (("weight gradient", form.weight), ("bias gradient", form.bias)):
+        if rule in statements:
+            rows += equation(Tex(rf"\frac{{\partial E}}{{\partial {v(parameter)}}}"), [printer.pieces(statements[rule].written)])
     caption = Tex(f"Layer {form.index}, {escape_text(form.name)} ({counted(form.size, 'unit')}):")
-    return Display(caption, tuple(rows), note)
+    return Display(caption, tuple(rows), _note(d, form, delta, printer))
+
+
+def _note(d: Derivation, form: LayerForm, delta, printer: "_ProgramTex") -> Tex:
+    """What the delta rule relies on, or what a symbol in it stands for."""
+    v = vector_tex
+    if delta.simplified or delta.note:
+        loss = escape_text(d.network.spec.loss.name if d.network.spec.loss.formula is None else "the loss")
+        relies = f" ({escape_text(delta.note)})." if delta.note else "."
+        return Tex(f"With {escape_text(form.activation)} and {loss}, sympy simplifies $\\partial E/\\partial {v(form.out)} \\odot \\partial {v(form.out)}/\\partial {v(form.net)}$ to this" + relies)
+    if isinstance(delta.written, SoftmaxVJP):
+        upstream = " ".join(printer.factor(delta.written.args[1]))
+        return Tex(rf"Here $\mathbf{{g}} = {upstream}$ and $\mathbf{{1}}$ is a vector of ones (the softmax's Jacobian times $\mathbf{{g}}$).")
+    return Tex("")
 
 
 def _activation_applied(d: Derivation, form: LayerForm) -> list[str]:
@@ -135,42 +144,57 @@ def _activation_applied(d: Derivation, form: LayerForm) -> list[str]:
         return [rf"\operatorname{{softmax}}\left({vector_tex(form.net)}\right)"]
     activation = d.network.spec.layers[form.index - 1].activation
     if activation.expression is not None:
-        return math_pieces(activation.expression.xreplace(_names_of(form)), vectors=True)
+        return math_pieces(in_vectors(activation.expression, {X: vector(form.net)}), vectors=True)
 
     return [rf"{activation_tex(activation)}\left({vector_tex(form.net)}\right)\ \text{{(elementwise)}}"]
 
 
-def _local(form: LayerForm) -> sympy.Expr | None:
-    if form.softmax:
-        return None
-    return form.f_prime_out if form.f_prime_out is not None else form.f_prime
+class _ProgramTex:
+    """Statements of the layer program as LaTeX pieces (rows may break between pieces): one
+    method per operation of :mod:`chainrule.derive.program`; a local derivative that a delta
+    multiplies is written out, as people write the delta rule."""
 
+    def __init__(self, d: Derivation) -> None:
+        self.program = d.program
 
-def _delta_rule(d: Derivation, form: LayerForm) -> tuple[list[str], Tex]:
-    """δ of ``form``'s layer in vectors, and a note on what it relies on."""
-    v = vector_tex
-    names = _names_of(form)
-    note = Tex("")
-    if form.output is not None:
-        output = form.output
-        if output.closed is not None and form.f_prime_out not in (None, 1) and output.closed == output.dE_dy * form.f_prime_out:
-            return _factor_pieces(output.dE_dy.xreplace(names)) + _factor_pieces(form.f_prime_out.xreplace(names), r"\odot"), note
-        if output.closed is not None:
-            if output.constraint or output.simplified:
-                loss = escape_text(d.network.spec.loss.name if d.network.spec.loss.formula is None else "the loss")
-                note = Tex(f"With {escape_text(form.activation)} and {loss}, sympy simplifies $\\partial E/\\partial {v(form.out)} \\odot \\partial {v(form.out)}/\\partial {v(form.net)}$ to this" + (f" ({escape_text(output.constraint)})." if output.constraint else "."))
-            return math_pieces(output.closed.xreplace(names), vectors=True), note
-        upstream = _factor_pieces(output.dE_dy.xreplace(names))
-    else:
-        after = d.layers[form.index]
-        upstream = [rf"\left({v(after.weight)}^{{\top}} {v(after.delta)}\right)"]
-    if form.softmax:
-        g = r"\mathbf{g}"
-        note = Tex(rf"Here $\mathbf{{g}} = {' '.join(upstream)}$ and $\mathbf{{1}}$ is a vector of ones (the softmax's Jacobian times $\mathbf{{g}}$).")
-        return [rf"{v(form.out)} \odot \left({g} - ({g}^{{\top}} {v(form.out)})\,\mathbf{{1}}\right)"], note
-    local = _local(form)
-    assert local is not None  # every elementwise layer has f'
-    return [*upstream, *_factor_pieces(local.xreplace(names), r"\odot")], note
+    def pieces(self, expr: sympy.Expr) -> list[str]:
+        method = getattr(self, f"_{type(expr).__name__}", None)
+        return method(*expr.args) if method is not None else math_pieces(expr, vectors=True)
+
+    def factor(self, expr: sympy.Expr, operator: str = "") -> list[str]:
+        if expr.is_Symbol and self._local(expr) is not None:
+            expr = self._local(expr)
+        if isinstance(expr, Op):
+            parts = self.pieces(expr)
+            parts[0] = f"{operator} {parts[0]}" if operator else parts[0]
+            return parts
+        return _factor_pieces(expr, operator)
+
+    def _local(self, vector: sympy.Symbol) -> sympy.Expr | None:
+        statement = next((s for s in self.program.statements if s.target == vector), None)
+        return None if statement is None or statement.rule != "local derivative" else statement.written
+
+    def _Affine(self, W, x, *bias) -> list[str]:
+        return [f"{vector_tex(W.name)} {vector_tex(x.name)}" + "".join(f" + {vector_tex(b.name)}" for b in bias)]
+
+    def _Chain(self, first, *rest) -> list[str]:
+        return self.factor(first) + [piece for f in rest for piece in self.factor(f, r"\odot")]
+
+    def _Backprop(self, W, delta) -> list[str]:
+        return [rf"\left({vector_tex(W.name)}^{{\top}} {vector_tex(delta.name)}\right)"]
+
+    def _SoftmaxVJP(self, y, g) -> list[str]:
+        g_ = r"\mathbf{g}"
+        return [rf"{vector_tex(y.name)} \odot \left({g_} - ({g_}^{{\top}} {vector_tex(y.name)})\,\mathbf{{1}}\right)"]
+
+    def _Outer(self, delta, x) -> list[str]:
+        return [rf"{vector_tex(delta.name)}\, {vector_tex(x.name)}^{{\top}}"]
+
+    def _BiasSum(self, delta) -> list[str]:
+        return [vector_tex(delta.name)]
+
+    def _SharedBiasSum(self, delta) -> list[str]:
+        return [rf"\sum_{{k}} \left({vector_tex(delta.name)}\right)_{{k}}"]
 
 
 def _numbers(d: Derivation, form: LayerForm) -> list[Row]:

@@ -22,6 +22,8 @@ from chainrule.derive.network import ParamRef, real_symbol
 from chainrule.derive.optimizers import GRAD, THETA, first_step_expr
 from chainrule.derive.registry import T, X, Y
 
+from chainrule.codegen.terminal.program_text import expression_text, statement_text
+
 DIGITS = 9
 #: Closed forms in inputs, targets and parameters are written up to this many nodes; the
 #: first-layer weights of a 4-layer network run to megabytes, which no reader wants.
@@ -237,16 +239,15 @@ def update_line(d: Derivation, ref: ParamRef, gradient: float) -> Line:
 
 
 def describe_layer(d: Derivation, form: LayerForm) -> LayerText:
-    names = {X: real_symbol(form.net), Y: real_symbol(form.out), T: real_symbol(d.network.target_vector)}
-    bias = f" + {form.bias}" if form.bias else ""
-    forward = (
-        f"{form.net} = {form.weight} @ {form.previous}{bias}",
-        f"{form.out} = {activation_text(d, form.index, real_symbol(form.net))}",
-    )
-    derivative = "" if form.softmax else format_expr(_local(form).xreplace(names))
-    gradients = (f"dE_d{form.weight} = outer({form.delta}, {form.previous})",)
-    if form.bias:
-        gradients += (f"dE_d{form.bias} = {'sum(' + form.delta + ')' if form.shared_bias else form.delta}",)
+    """A layer's statements of the layer program, as text."""
+    program = d.program
+    statements = {s.rule: s for s in program.layer(form.index)}
+    activation = statements["activation"]
+    forward = (statement_text(program, statements["weighted sums"]),
+               f"{activation.target} = {activation_text(d, form.index, real_symbol(form.net))}")
+    local = statements.get("local derivative")
+    delta = statements.get("output delta") or statements["delta"]
+    gradients = tuple(statement_text(program, statements[rule]) for rule in ("weight gradient", "bias gradient") if rule in statements)
     return LayerText(
         index=form.index,
         name=form.name,
@@ -256,29 +257,7 @@ def describe_layer(d: Derivation, form: LayerForm) -> LayerText:
         bias=form.bias,
         bias_mode=d.network.bias_mode(form.index).value,
         forward=forward,
-        derivative=derivative,
-        delta=f"{form.delta} = {_delta_rule(d, form, names)}",
+        derivative="" if local is None else expression_text(program, local),
+        delta=statement_text(program, delta),
         gradients=gradients,
     )
-
-
-def _local(form: LayerForm) -> sympy.Expr:
-    return form.f_prime_out if form.f_prime_out is not None else form.f_prime  # type: ignore[return-value]
-
-
-def _delta_rule(d: Derivation, form: LayerForm, names: dict) -> str:
-    layers = d.layers
-    if form.output is not None:
-        output = form.output
-        if output.closed is not None and form.f_prime_out not in (None, 1) and output.closed == output.dE_dy * form.f_prime_out:
-            return f"{in_product(output.dE_dy.xreplace(names))} * {in_product(form.f_prime_out.xreplace(names))}"
-        if output.closed is not None:
-            text = format_expr(output.closed.xreplace(names))
-            return text + (f"    (derived: {output.constraint})" if output.constraint else "")
-        upstream = in_product(output.dE_dy.xreplace(names))
-    else:
-        after = layers[form.index]
-        upstream = f"({after.weight}.T @ {after.delta})"
-    if form.softmax:
-        return f"{form.out} * (g - sum(g * {form.out})) with g = {upstream}"
-    return f"{upstream} * {in_product(_local(form).xreplace(names))}"

@@ -2,7 +2,7 @@
 gradients) as statements of the layer program; :func:`layer_program` puts a network's together.
 
 A kind module provides ``forward(form, previous, targets)``, ``output_delta(form, targets)``,
-``hidden_delta(form, above, targets)``, ``gradients(form, previous)`` and ``names(form, targets)``
+``hidden_delta(form, above, targets)`` (each a list of statements), ``gradients(form, previous)`` and ``names(form, targets)``
 (its derived pieces' generic symbols as its vectors). A new kind is a new module and a line in
 :data:`KINDS`.
 """
@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from types import MappingProxyType, ModuleType
 
+from chainrule.derive import naming
 from chainrule.derive.kinds import dense, softmax
 from chainrule.derive.layers import LayerForm, stable_loss
 from chainrule.derive.network import Network
-from chainrule.derive.program import Program, Role, SampleLoss, Stage, Statement, Vector, VectorInfo, in_vectors
+from chainrule.derive.program import Program, Role, SampleLoss, Stage, Statement, vector, VectorInfo, in_vectors
 
 KINDS: MappingProxyType[str, ModuleType] = MappingProxyType({"dense": dense, "softmax": softmax})
 
@@ -31,13 +32,13 @@ def layer_program(network: Network, forms: tuple[LayerForm, ...]) -> Program:
         statements += kind_of(form).forward(form, _previous(network, form), targets)
     last = forms[-1]
     loss = in_vectors(stable_loss(network), kind_of(last).names(last, targets))
-    statements.append(Statement(Vector("E"), SampleLoss(loss), Stage.LOSS, last.index, kind_of(last).KIND, "loss"))
+    statements.append(Statement(vector(naming.LOSS), SampleLoss(loss), Stage.LOSS, last.index, kind_of(last).KIND, "loss"))
     statements += kind_of(last).output_delta(last, targets)
     for form in reversed(forms):
         statements += kind_of(form).gradients(form, _previous(network, form))
         if form.index > 1:
             below = forms[form.index - 2]
-            statements.append(kind_of(below).hidden_delta(below, form, targets))
+            statements += kind_of(below).hidden_delta(below, form, targets)
     return Program(tuple(statements), _vectors(network, forms, statements), inputs, targets, tuple(network.sizes))
 
 
@@ -54,12 +55,14 @@ def _vectors(network: Network, forms: tuple[LayerForm, ...], statements: list[St
         vectors[form.weight] = VectorInfo(Role.PARAMETER, l, (sizes[l], sizes[l - 1]))
         if form.bias:
             vectors[form.bias] = VectorInfo(Role.PARAMETER, l, (1 if form.shared_bias else sizes[l],))
+    gradient_of = {naming.LAYER_GRADIENT.format(param=p): p for p, info in vectors.items() if info.role is Role.PARAMETER}
     for statement in statements:
         name = statement.target.name
         if statement.stage is Stage.LOSS:
             vectors[name] = VectorInfo(Role.LOSS, statement.layer, ())
-        elif name.startswith("dE_d"):
-            vectors[name] = VectorInfo(Role.GRADIENT, statement.layer, vectors[name[4:]].shape)
+        elif name in gradient_of:
+            vectors[name] = VectorInfo(Role.GRADIENT, statement.layer, vectors[gradient_of[name]].shape)
         else:
             vectors[name] = VectorInfo(Role.ACTIVATION, statement.layer, (sizes[statement.layer],))
     return MappingProxyType(vectors)
+

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import sympy
 
+from chainrule.derive import naming
 from chainrule.derive.layers import LayerForm, local_derivative
-from chainrule.derive.program import Affine, Backprop, BiasSum, Chain, Outer, SharedBiasSum, Stage, Statement, Vector, in_vectors
+from chainrule.derive.program import Affine, Backprop, BiasSum, Chain, Outer, SharedBiasSum, Stage, Statement, vector, in_vectors
 from chainrule.derive.registry import T, X, Y
 
 KIND = "dense"
@@ -30,13 +31,13 @@ KIND = "dense"
 def names(form: LayerForm, targets: str) -> dict:
     """The generic symbols of the layer's derived pieces (``x`` the net, ``y`` the output, ``t``
     the target) as the layer's vectors."""
-    return {X: Vector(form.net), Y: Vector(form.out), T: Vector(targets)}
+    return {X: vector(form.net), Y: vector(form.out), T: vector(targets)}
 
 
 def weighted_sums(form: LayerForm, previous: str, kind: str = KIND) -> Statement:
     """``net = W x + b``."""
-    args = [Vector(form.weight), Vector(previous)] + ([Vector(form.bias)] if form.bias else [])
-    return Statement(Vector(form.net), Affine(*args), Stage.FORWARD, form.index, kind, "weighted sums")
+    args = [vector(form.weight), vector(previous)] + ([vector(form.bias)] if form.bias else [])
+    return Statement(vector(form.net), Affine(*args), Stage.FORWARD, form.index, kind, "weighted sums")
 
 
 def forward(form: LayerForm, previous: str, targets: str) -> list[Statement]:
@@ -44,52 +45,55 @@ def forward(form: LayerForm, previous: str, targets: str) -> list[Statement]:
     assert form.f is not None
     activation = in_vectors(form.f, names(form, targets))
     return [weighted_sums(form, previous),
-            Statement(Vector(form.out), activation, Stage.FORWARD, form.index, KIND, "activation", function=form.activation)]
+            Statement(vector(form.out), activation, Stage.FORWARD, form.index, KIND, "activation", function=form.activation)]
 
 
-def local(form: LayerForm, targets: str) -> sympy.Expr:
-    """``dout/dnet`` as it is computed, in the layer's vectors."""
-    return in_vectors(local_derivative(form), names(form, targets))
+def local(form: LayerForm, targets: str) -> Statement:
+    """``dout/dnet = f'(net)`` as it is computed (:func:`~chainrule.derive.layers.local_derivative`),
+    shown as people write it: in the output where the registry writes it so, else sympy's diff."""
+    vectors = names(form, targets)
+    computed = in_vectors(local_derivative(form), vectors)
+    human = form.f_prime_out if form.f_prime_out is not None else form.f_prime
+    assert human is not None
+    shown = in_vectors(human, vectors)
+    return Statement(vector(naming.LAYER_LOCAL.format(name=form.name)), computed, Stage.BACKWARD, form.index, KIND,
+                     "local derivative", (f"d{form.out}/d{form.net}",), shown=None if shown == computed else shown)
 
 
-def _factors(form: LayerForm, upstream: str) -> tuple[str, ...]:
-    return (upstream, f"d{form.out}/d{form.net}")
+def _through(form: LayerForm, upstream: sympy.Expr, derivative: Statement) -> sympy.Expr:
+    """``upstream * f'(net)``: the chain rule's product, elementwise (``upstream`` alone where f' is 1)."""
+    return upstream if derivative.expr == 1 else Chain(upstream, derivative.target)
 
 
 def output_delta(form: LayerForm, targets: str) -> list[Statement]:
-    """``delta = dE/dout * dout/dnet`` for the output layer, simplified where sympy finds it
-    simpler (then one factor, ``dE/dnet``, as people take it)."""
+    """``delta = dE/dout * dout/dnet`` for the output layer, or the simpler form sympy finds for
+    the product (then one factor, ``dE/dnet``, as people take it)."""
     output = form.output
     assert output is not None
     vectors = names(form, targets)
-    factors = _factors(form, f"dE/d{form.out}")
-    dE_dy = in_vectors(output.dE_dy, vectors)
-    product = output.closed is not None and form.f_prime_out not in (None, 1) and output.closed == output.dE_dy * form.f_prime_out
-    if product:
-        # the product closes in the output (f' written in it): the two factors as they are written
-        expr = Chain(dE_dy, in_vectors(form.f_prime_out, vectors))
-    elif output.closed is not None:
-        expr = in_vectors(output.closed, vectors)
-    else:
-        expr = Chain(dE_dy, local(form, targets))
-    return [Statement(Vector(form.delta), expr, Stage.BACKWARD, form.index, KIND, "output delta", factors, output.constraint)]
-
-
-def hidden_delta(form: LayerForm, above: LayerForm, targets: str) -> Statement:
-    """``delta = (W_above^T delta_above) * f'(net)``."""
-    upstream = Backprop(Vector(above.weight), Vector(above.delta))
     derivative = local(form, targets)
-    expr = upstream if derivative == 1 else Chain(upstream, derivative)
-    return Statement(Vector(form.delta), expr, Stage.BACKWARD, form.index, KIND, "delta", _factors(form, f"dE/d{form.out}"))
+    factors = (f"dE/d{form.out}", f"d{form.out}/d{form.net}")
+    product = output.closed is None or (form.f_prime_out not in (None, 1) and output.closed == output.dE_dy * form.f_prime_out)
+    expr = _through(form, in_vectors(output.dE_dy, vectors), derivative) if product else in_vectors(output.closed, vectors)
+    return [derivative, Statement(vector(form.delta), expr, Stage.BACKWARD, form.index, KIND, "output delta", factors, output.constraint,
+                                  simplified=output.simplified and not product)]
+
+
+def hidden_delta(form: LayerForm, above: LayerForm, targets: str) -> list[Statement]:
+    """``delta = (W_above^T delta_above) * f'(net)``."""
+    derivative = local(form, targets)
+    expr = _through(form, Backprop(vector(above.weight), vector(above.delta)), derivative)
+    return [derivative, Statement(vector(form.delta), expr, Stage.BACKWARD, form.index, KIND, "delta",
+                                  (f"dE/d{form.out}", f"d{form.out}/d{form.net}"))]
 
 
 def gradients(form: LayerForm, previous: str, kind: str = KIND) -> list[Statement]:
     """``dE/dW = delta x^T`` and ``dE/db``: each weight multiplies one input of its unit."""
-    delta = Vector(form.delta)
-    out = [Statement(Vector(f"dE_d{form.weight}"), Outer(delta, Vector(previous)), Stage.BACKWARD, form.index, kind,
+    delta = vector(form.delta)
+    out = [Statement(vector(naming.LAYER_GRADIENT.format(param=form.weight)), Outer(delta, vector(previous)), Stage.BACKWARD, form.index, kind,
                      "weight gradient", (f"dE/d{form.net}", f"d{form.net}/d{form.weight}"))]
     if form.bias:
         total = SharedBiasSum(delta) if form.shared_bias else BiasSum(delta)
-        out.append(Statement(Vector(f"dE_d{form.bias}"), total, Stage.BACKWARD, form.index, kind,
+        out.append(Statement(vector(naming.LAYER_GRADIENT.format(param=form.bias)), total, Stage.BACKWARD, form.index, kind,
                              "bias gradient", (f"dE/d{form.net}", f"d{form.net}/d{form.bias}")))
     return out

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import sympy
 
+from chainrule.derive import naming
 from chainrule.derive.kinds import dense
 from chainrule.derive.layers import LOG_ONE_MINUS_OUT, LOG_OUT, ONE_MINUS_OUT, LayerForm
 from chainrule.derive.registry import Y
 from chainrule.derive.program import (
-    Backprop, LogOneMinusSoftmax, LogSoftmax, Softmax, SoftmaxDelta, SoftmaxVJP, Stage, Statement, Vector, in_vectors,
+    Backprop, LogOneMinusSoftmax, LogSoftmax, Softmax, SoftmaxDelta, SoftmaxVJP, Stage, Statement, vector, in_vectors,
 )
 
 KIND = "softmax"
@@ -27,13 +28,13 @@ KIND = "softmax"
 def names(form: LayerForm, targets: str) -> dict:
     """The generic symbols as the layer's vectors; ``log_out`` and ``log_one_minus_out`` (the
     loss's logarithms of the outputs) computed from the net."""
-    net = Vector(form.net)
+    net = vector(form.net)
     return {**dense.names(form, targets), LOG_OUT: LogSoftmax(net), LOG_ONE_MINUS_OUT: LogOneMinusSoftmax(net)}
 
 
 def forward(form: LayerForm, previous: str, targets: str) -> list[Statement]:
     return [dense.weighted_sums(form, previous, KIND),
-            Statement(Vector(form.out), Softmax(Vector(form.net)), Stage.FORWARD, form.index, KIND, "activation", function="softmax")]
+            Statement(vector(form.out), Softmax(vector(form.net)), Stage.FORWARD, form.index, KIND, "activation", function="softmax")]
 
 
 def output_delta(form: LayerForm, targets: str) -> list[Statement]:
@@ -42,31 +43,32 @@ def output_delta(form: LayerForm, targets: str) -> list[Statement]:
     output = form.output
     assert output is not None
     vectors = names(form, targets)
-    out, net = Vector(form.out), Vector(form.net)
+    out, net = vector(form.out), vector(form.net)
     factors = (f"dE/d{form.out}", f"d{form.out}/d{form.net}")
 
-    def statement(target: str, expr: sympy.Expr, rule: str, note: str = "") -> Statement:
-        return Statement(Vector(target), expr, Stage.BACKWARD, form.index, KIND, rule, factors, note)
+    def statement(target: str, expr: sympy.Expr, rule: str, note: str = "", shown: sympy.Expr | None = None) -> Statement:
+        return Statement(vector(target), expr, Stage.BACKWARD, form.index, KIND, rule, factors, note, shown=shown)
 
     if output.closed is not None:
-        return [statement(form.delta, in_vectors(output.closed, vectors), "output delta", output.constraint)]
+        return [Statement(vector(form.delta), in_vectors(output.closed, vectors), Stage.BACKWARD, form.index, KIND, "output delta", factors,
+                          output.constraint, simplified=output.simplified)]
     if output.weighted is None:
         return [statement(form.delta, SoftmaxVJP(out, in_vectors(output.dE_dy, vectors)), "output delta")]
-    q, w, wq = (Vector(f"{part}_{form.name}") for part in ("q", "w", "wq"))
+    q, w, wq = (vector(f.format(name=form.name)) for f in (naming.SOFTMAX_ONE_MINUS_OUT, naming.SOFTMAX_WEIGHTED, naming.SOFTMAX_WEIGHTED_Q))
     low = sympy.Min(out, sympy.Rational(1, 2))
     near_one = in_vectors(output.weighted_near_one, {**vectors, ONE_MINUS_OUT: q})
     return [
         statement(q.name, sympy.exp(LogOneMinusSoftmax(net)), "1 - out"),
         statement(w.name, in_vectors(output.weighted, {**vectors, Y: low}), "out * dE/dout"),
         statement(wq.name, sympy.Piecewise((w * q, sympy.Le(out, sympy.Rational(1, 2))), (near_one, True)), "out * dE/dout * (1 - out)"),
-        statement(form.delta, SoftmaxDelta(w, wq, net), "output delta"),
+        statement(form.delta, SoftmaxDelta(w, wq, net), "output delta", shown=SoftmaxVJP(out, in_vectors(output.dE_dy, vectors))),
     ]
 
 
-def hidden_delta(form: LayerForm, above: LayerForm, targets: str) -> Statement:
-    upstream = Backprop(Vector(above.weight), Vector(above.delta))
-    return Statement(Vector(form.delta), SoftmaxVJP(Vector(form.out), upstream), Stage.BACKWARD, form.index, KIND, "delta",
-                     (f"dE/d{form.out}", f"d{form.out}/d{form.net}"))
+def hidden_delta(form: LayerForm, above: LayerForm, targets: str) -> list[Statement]:
+    upstream = Backprop(vector(above.weight), vector(above.delta))
+    return [Statement(vector(form.delta), SoftmaxVJP(vector(form.out), upstream), Stage.BACKWARD, form.index, KIND, "delta",
+                      (f"dE/d{form.out}", f"d{form.out}/d{form.net}"))]
 
 
 def gradients(form: LayerForm, previous: str) -> list[Statement]:

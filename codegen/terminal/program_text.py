@@ -1,0 +1,73 @@
+"""The layer program as plain text: ``net_h = W1 @ x + b1``, ``delta_o = (out_o - t) * out_o*(1 - out_o)``.
+
+One printer method per operation of :mod:`chainrule.derive.program`; the elementwise parts are
+written by :class:`~chainrule.derive.formula.FormulaPrinter` (what ``chainrule`` prints it can read
+back). ``*`` is elementwise and ``@`` the matrix product, as in NumPy.
+"""
+
+from __future__ import annotations
+
+import sympy
+
+from chainrule.derive.formula import FormulaPrinter, format_expr
+from chainrule.derive.program import Program, Statement
+
+
+class ProgramTextPrinter(FormulaPrinter):
+    """Statements of a program as text; a local derivative a delta multiplies is written out
+    (``* out_h*(1 - out_h)``), as people write the delta rule."""
+
+    def __init__(self, program: Program) -> None:
+        super().__init__()
+        self.program = program
+
+    def factor(self, expr: sympy.Expr) -> str:
+        """``expr`` as a factor of a product: sums and negatives in parentheses."""
+        if expr.is_Symbol and expr.name in self.program.vectors and self._local(expr.name) is not None:
+            expr = self._local(expr.name)
+        text = self._print(expr)
+        return f"({text})" if expr.is_Add or text.startswith("-") else text
+
+    def _local(self, name: str) -> sympy.Expr | None:
+        statement = next((s for s in self.program.statements if s.target.name == name), None)
+        return None if statement is None or statement.rule != "local derivative" else statement.written
+
+    def _print_Affine(self, expr) -> str:
+        W, x, *bias = expr.args
+        return f"{W} @ {x}" + "".join(f" + {b}" for b in bias)
+
+    def _print_Softmax(self, expr) -> str:
+        return f"softmax({expr.args[0]})"
+
+    def _print_Chain(self, expr) -> str:
+        return " * ".join(self.factor(f) for f in expr.args)
+
+    def _print_Backprop(self, expr) -> str:
+        W, delta = expr.args
+        return f"({W}.T @ {delta})"
+
+    def _print_SoftmaxVJP(self, expr) -> str:
+        y, g = expr.args
+        return f"{y} * (g - sum(g * {y})) with g = {self.factor(g)}"
+
+    def _print_Outer(self, expr) -> str:
+        return f"outer({expr.args[0]}, {expr.args[1]})"
+
+    def _print_BiasSum(self, expr) -> str:
+        return str(expr.args[0])
+
+    def _print_SharedBiasSum(self, expr) -> str:
+        return f"sum({expr.args[0]})"
+
+
+def statement_text(program: Program, statement: Statement) -> str:
+    """``target = expression`` as people write it, with what it relies on after it."""
+    text = f"{statement.target} = {ProgramTextPrinter(program).doprint(statement.written)}"
+    return text + (f"    (derived: {statement.note})" if statement.note else "")
+
+
+def expression_text(program: Program, statement: Statement) -> str:
+    """The right side of ``statement`` alone."""
+    if not any(True for _ in statement.operations):
+        return format_expr(statement.written)
+    return ProgramTextPrinter(program).doprint(statement.written)
