@@ -39,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     emit_cmd = commands.add_parser("emit", allow_abbrev=False, help="write the standalone NumPy trainer DIR/NAME.py")
     emit_cmd.add_argument("spec", help="the network spec")
     emit_cmd.add_argument("-o", "--output", default=".", metavar="DIR", help="the directory to write NAME.py into (default: .)")
+    emit_cmd.add_argument("--formulas", action="store_true", help="also write gradient_formulas(x, t): every weight's chain, as in a hand calculation (small networks)")
     check_cmd = commands.add_parser("check", allow_abbrev=False, help="central differences against the derivation; exit 1 on disagreement")
     check_cmd.add_argument("spec", help="the network spec")
     check_cmd.add_argument("--points", type=int, default=3, metavar="N", help="seeded random points besides the sample (default 3)")
@@ -66,7 +67,7 @@ def run(argv: Sequence[str]) -> int:
         sys.stdout.write(text)
         return 0
     if args.command == "emit":
-        print(f"wrote {emit(spec, args.spec, args.output)}")
+        print(f"wrote {emit(spec, args.spec, args.output, formulas=args.formulas)}")
         return 0
     if args.command == "report":
         from chainrule.codegen.report.writer import write_report  # imported here: the other commands never pay for it

@@ -19,8 +19,10 @@ from chainrule.codegen.trainer.emitted import check_trainer, load_trainer
 MAX_POINTS = 100
 
 
-def emit(spec: Spec, spec_path: str, out_dir: str) -> Path:
-    """Write the trainer of ``spec`` as ``out_dir/NAME.py`` (atomically) and return its path.
+def emit(spec: Spec, spec_path: str, out_dir: str, formulas: bool = False) -> Path:
+    """Write the trainer of ``spec`` as ``out_dir/NAME.py`` (atomically) and return its path;
+    with ``formulas``, the trainer also holds ``gradient_formulas`` (every weight's chain written
+    out, for a small network).
 
     Raises:
         ChainruleError: ``out_dir`` is not a directory, or the file cannot be written.
@@ -28,7 +30,7 @@ def emit(spec: Spec, spec_path: str, out_dir: str) -> Path:
     target = Path(out_dir) / f"{spec.name}.py"
     if Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise ChainruleError(out_dir, "-o", "expected a directory")
-    text = render_trainer(derive(spec), spec_path, out_dir)
+    text = render_trainer(derive(spec), spec_path, out_dir, formulas)
     try:
         write_atomic(target, text)
     except OSError as error:

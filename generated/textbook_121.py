@@ -22,23 +22,26 @@ from pathlib import Path
 
 import numpy as np
 
-INPUTS = ('x1',)
-OUTPUTS = ('o1',)
-TARGETS = ('y',)
+INPUTS = ("x1",)
+TARGETS = ("y",)
 ARCHITECTURE = "textbook_121: 1-2-1 h:sigmoid:per_unit o:sigmoid:per_unit half_sse"
-#: Each parameter's place in the flat vector theta: W{l} is [units, units before], row = destination.
-SLOTS = {
-    "W1": (0, 2, (2, 1)),
-    "b1": (2, 4, (2,)),
-    "W2": (4, 6, (1, 2)),
-    "b2": (6, 7, (1,)),
-}
-FROZEN = ()
-HYPER = {"lr": 0.1, "weight_decay": 0.0}
+# each parameter's place in the flat vector theta: W{l} is [units, units before], row = destination
+SLOTS = {"W1": (0, 2, (2, 1)), "b1": (2, 4, (2,)), "W2": (4, 6, (1, 2)), "b2": (6, 7, (1,))}
 SAMPLE_X = [[1.0]]
 SAMPLE_T = [[0.6]]
 DATA = None
 DATA_COLUMNS = (None, None)
+# the [batch, units] arrays a step writes into, made once per batch size
+BUFFERS = (
+    ("net_h", 2),
+    ("out_h", 2),
+    ("delta_h", 2),
+    ("tmp_h", 2),
+    ("net_o", 1),
+    ("out_o", 1),
+    ("delta_o", 1),
+    ("tmp_o", 1),
+)
 
 
 def sigmoid(z, out=None):
@@ -60,7 +63,9 @@ def _finite_params(theta, zeros):
     with np.errstate(invalid="ignore"):
         finite = math.isfinite(np.dot(theta, zeros))
     if not finite:
-        raise FloatingPointError("a step made a parameter inf or nan (is the learning rate too large?); it was not taken")
+        raise FloatingPointError(
+            "a step made a parameter inf or nan (is the learning rate too large?); it was not taken"
+        )
 
 
 class Params(dict):
@@ -96,12 +101,16 @@ def initial_params():
 
 
 class Network:
-    """The `textbook_121` network. ``params`` maps W1, b1, ... to views into the flat ``theta``."""
+    """The network `textbook_121`.
+
+    ``params`` maps W1, b1, ... to views into the flat ``theta``."""
 
     def __init__(self, params=None, dtype=np.float64):
         self.dtype = np.dtype(dtype)
         self.theta = np.zeros(7, dtype=self.dtype)
-        self.params = Params({name: self.theta[a:b].reshape(shape) for name, (a, b, shape) in SLOTS.items()})
+        self.params = Params(
+            {name: self.theta[a:b].reshape(shape) for name, (a, b, shape) in SLOTS.items()}
+        )
         source = initial_params() if params is None else params
         for name in SLOTS:
             self.params[name] = source[name]
@@ -115,11 +124,13 @@ class Network:
         """Buffers for a batch size, made once: a step allocates no arrays of its own."""
         work = self._work.get(batch)
         if work is None:
-            work = {name: np.empty((batch, size), dtype=self.dtype) for name, size in (('net_h', 2), ('out_h', 2), ('delta_h', 2), ('tmp_h', 2), ('net_o', 1), ('out_o', 1), ('delta_o', 1), ('tmp_o', 1))}
+            work = {name: np.empty((batch, size), dtype=self.dtype) for name, size in BUFFERS}
             work["ones"] = np.ones(batch, dtype=self.dtype)
             work["grad"] = np.zeros_like(self.theta)
             work["kept"] = np.empty((1, self.theta.size), dtype=self.dtype)
-            work["grads"] = {name: work["grad"][a:b].reshape(shape) for name, (a, b, shape) in SLOTS.items()}
+            work["grads"] = {
+                name: work["grad"][a:b].reshape(shape) for name, (a, b, shape) in SLOTS.items()
+            }
             if len(self._work) >= 4:
                 self._work.clear()
             self._work[batch] = work
@@ -128,7 +139,8 @@ class Network:
     def _inputs(self, X, T=None):
         X = np.asarray(X, dtype=self.dtype)
         if X.ndim != 2 or X.shape[1] != 1 or X.shape[0] == 0:
-            raise ValueError(f"X: expected shape [batch, 1] with at least one row, got {list(X.shape)}")
+            shape = list(X.shape)
+            raise ValueError(f"X: expected shape [batch, 1] with at least one row, got {shape}")
         if T is None:
             return X
         T = np.asarray(T, dtype=self.dtype)
@@ -161,28 +173,31 @@ class Network:
 
     # -- loss ------------------------------------------------------------------------------------
 
-    def _loss(self, X, T, work, net_h, out_h, net_o, out_o):
+    def _loss(self, X, T, work, outs):
+        net_h, out_h, net_o, out_o = outs
         # E = mean over the batch of the sum over outputs of half_sse
         np.subtract(T, out_o, out=work["tmp_o"])
-        E = 0.5*np.vdot(work["tmp_o"], work["tmp_o"])
+        E = 0.5 * np.vdot(work["tmp_o"], work["tmp_o"])
         return float(E) / X.shape[0]
 
     def loss(self, X, T):
         """The loss averaged over the batch."""
         X, T = self._inputs(X, T)
         work = self._workspace(X.shape[0])
-        return self._loss(X, T, work, *self._forward(X, work))
+        return self._loss(X, T, work, self._forward(X, work))
 
     # -- gradients -------------------------------------------------------------------------------
 
-    def _backward(self, X, T, scale, work, net_h, out_h, net_o, out_o):
+    def _backward(self, X, T, scale, work, outs):
         """Every dE/dtheta, times ``scale``, into work["grad"] (the layer form's delta recursion).
 
         Deltas are dE/dnet per sample of the batch-mean loss, times scale: the 1/batch is taken
         into the output delta, so the weight gradients are plain products delta^T out.
         """
         p, grads = self.params, work["grads"]
-        # delta_o = dE/dnet = out_o*(1 - out_o)*(out_o - T), times scale (the batch mean and, for sgd, the rate)
+        net_h, out_h, net_o, out_o = outs
+        # delta_o = dE/dnet = out_o*(1 - out_o)*(out_o - T), times scale (the batch mean and, for
+        #   sgd, the rate)
         delta_o = np.subtract(1.0, out_o, out=work["delta_o"])
         delta_o *= out_o
         np.subtract(out_o, T, out=work["tmp_o"])
@@ -209,34 +224,8 @@ class Network:
         X, T = self._inputs(X, T)
         work = self._workspace(X.shape[0])
         outs = self._forward(X, work)
-        self._backward(X, T, 1.0 / X.shape[0], work, *outs)
+        self._backward(X, T, 1.0 / X.shape[0], work, outs)
         return {name: g.copy() for name, g in work["grads"].items()}
-
-    def gradient_formulas(self, x, t):
-        """dE/dθ weight by weight for one sample, each as its chain rule writes it (the report's
-        forms): a dict by parameter name. Slow and plain, to read beside a hand calculation."""
-        (w11, w12, b11, b12, w21, w22, b21), (x1,), (y,) = self.theta.tolist(), x, t
-        net_h1 = w11*x1 + b11
-        out_h1 = 1.0/(1.0 + math.exp(-net_h1))
-        net_h2 = w12*x1 + b12
-        out_h2 = 1.0/(1.0 + math.exp(-net_h2))
-        net_o1 = w21*out_h1 + w22*out_h2 + b21
-        out_o1 = 1.0/(1.0 + math.exp(-net_o1))
-        # dE/dw11 = dE/dout_o1 * dout_o1/dnet_o1 * dnet_o1/dout_h1 * dout_h1/dnet_h1 * dnet_h1/dw11
-        dE_dw11 = (out_o1 - y)*out_o1*(1 - out_o1)*w21*out_h1*(1 - out_h1)*x1
-        # dE/dw12 = dE/dout_o1 * dout_o1/dnet_o1 * dnet_o1/dout_h2 * dout_h2/dnet_h2 * dnet_h2/dw12
-        dE_dw12 = (out_o1 - y)*out_o1*(1 - out_o1)*w22*out_h2*(1 - out_h2)*x1
-        # dE/db11 = dE/dout_o1 * dout_o1/dnet_o1 * dnet_o1/dout_h1 * dout_h1/dnet_h1 * dnet_h1/db11
-        dE_db11 = (out_o1 - y)*out_o1*(1 - out_o1)*w21*out_h1*(1 - out_h1)
-        # dE/db12 = dE/dout_o1 * dout_o1/dnet_o1 * dnet_o1/dout_h2 * dout_h2/dnet_h2 * dnet_h2/db12
-        dE_db12 = (out_o1 - y)*out_o1*(1 - out_o1)*w22*out_h2*(1 - out_h2)
-        # dE/dw21 = dE/dout_o1 * dout_o1/dnet_o1 * dnet_o1/dw21
-        dE_dw21 = (out_o1 - y)*out_o1*(1 - out_o1)*out_h1
-        # dE/dw22 = dE/dout_o1 * dout_o1/dnet_o1 * dnet_o1/dw22
-        dE_dw22 = (out_o1 - y)*out_o1*(1 - out_o1)*out_h2
-        # dE/db21 = dE/dout_o1 * dout_o1/dnet_o1 * dnet_o1/db21
-        dE_db21 = (out_o1 - y)*out_o1*(1 - out_o1)
-        return {"w11": dE_dw11, "w12": dE_dw12, "b11": dE_db11, "b12": dE_db12, "w21": dE_dw21, "w22": dE_dw22, "b21": dE_db21}
 
     # -- one step --------------------------------------------------------------------------------
 
@@ -252,7 +241,8 @@ class Network:
                 pass  # math overflowed where NumPy gives inf or 0: the array path handles it
             else:
                 _finite(E)
-                with np.errstate(over="ignore"):  # a float beyond float32 becomes inf: refused below
+                # a float beyond float32 becomes inf: refused below
+                with np.errstate(over="ignore"):
                     theta = np.asarray(theta, dtype=self.dtype)
                 _finite_params(theta, self._zeros)
                 self.theta[:] = theta
@@ -260,13 +250,13 @@ class Network:
                 return E
         work = self._workspace(X.shape[0])
         outs = self._forward(X, work)
-        E = self._loss(X, T, work, *outs)
+        E = self._loss(X, T, work, outs)
         _finite(E)
         kept = work["kept"]
         for copy, array in zip(kept, (self.theta,)):
             copy[...] = array
         self.steps += 1
-        grad = self._backward(X, T, self.lr / X.shape[0], work, *outs)
+        grad = self._backward(X, T, self.lr / X.shape[0], work, outs)
         self._update(grad)
         try:
             _finite_params(self.theta, self._zeros)
@@ -287,22 +277,31 @@ class Network:
         small, faster than arrays. Nothing is written here: step() stores theta."""
         lr = self.lr
         (w11, w12, b11, b12, w21, w22, b21), (x1,), (y,) = self.theta.tolist(), x, t
-        net_h1 = w11*x1 + b11
-        out_h1 = 1.0/(1.0 + math.exp(-net_h1))
-        net_h2 = w12*x1 + b12
-        out_h2 = 1.0/(1.0 + math.exp(-net_h2))
-        net_o1 = w21*out_h1 + w22*out_h2 + b21
-        out_o1 = 1.0/(1.0 + math.exp(-net_o1))
+        net_h1 = w11 * x1 + b11
+        out_h1 = 1.0 / (1.0 + math.exp(-net_h1))
+        net_h2 = w12 * x1 + b12
+        out_h2 = 1.0 / (1.0 + math.exp(-net_h2))
+        net_o1 = w21 * out_h1 + w22 * out_h2 + b21
+        out_o1 = 1.0 / (1.0 + math.exp(-net_o1))
         # E, the loss of this sample
-        E = 0.5*(y - out_o1)**2
+        E = 0.5 * (y - out_o1) ** 2
         # delta_o1 = dE/dnet_o1
-        delta_o1 = out_o1*(1 - out_o1)*(out_o1 - y)
+        delta_o1 = out_o1 * (1 - out_o1) * (out_o1 - y)
         # delta_h1 = (sum of the deltas above times their weights) * dout_h1/dnet_h1
-        delta_h1 = (delta_o1*w21)*(out_h1*(1 - out_h1))
+        delta_h1 = (delta_o1 * w21) * (out_h1 * (1 - out_h1))
         # delta_h2 = (sum of the deltas above times their weights) * dout_h2/dnet_h2
-        delta_h2 = (delta_o1*w22)*(out_h2*(1 - out_h2))
-        # the loss, and theta - lr*dE/dtheta for every parameter; dE/dw = delta of its unit * the output it multiplies
-        return E, (w11 - (delta_h1*x1)*lr, w12 - (delta_h2*x1)*lr, b11 - (delta_h1)*lr, b12 - (delta_h2)*lr, w21 - (delta_o1*out_h1)*lr, w22 - (delta_o1*out_h2)*lr, b21 - (delta_o1)*lr,)
+        delta_h2 = (delta_o1 * w22) * (out_h2 * (1 - out_h2))
+        # the loss, and theta - lr*dE/dtheta for every parameter; dE/dw = delta of its unit * the
+        #   output it multiplies
+        return E, (
+            w11 - (delta_h1 * x1) * lr,
+            w12 - (delta_h2 * x1) * lr,
+            b11 - (delta_h1) * lr,
+            b12 - (delta_h2) * lr,
+            w21 - (delta_o1 * out_h1) * lr,
+            w22 - (delta_o1 * out_h2) * lr,
+            b21 - (delta_o1) * lr,
+        )
 
     # -- training --------------------------------------------------------------------------------
 
@@ -315,22 +314,30 @@ class Network:
         X, T = self._inputs(X, T)
         for name, data in (("X", X), ("T", T)):
             if not np.isfinite(data).all():
-                raise ValueError(f"{name}: row {int(np.argmin(np.isfinite(data).all(axis=1)))} (from 0) holds a value that is not a finite number")
+                row = int(np.argmin(np.isfinite(data).all(axis=1)))
+                raise ValueError(
+                    f"{name}: row {row} (from 0) holds a value that is not a finite number"
+                )
         order = np.random.default_rng(seed)
         history = []
         for epoch in range(1, epochs + 1):
             rows = order.permutation(X.shape[0])
             total = 0.0
             for number, start in enumerate(range(0, X.shape[0], batch_size), start=1):
-                batch = rows[start:start + batch_size]
+                batch = rows[start : start + batch_size]
                 try:
                     E = self.step(X[batch], T[batch])
                 except FloatingPointError as error:  # the weights are the last good ones
-                    raise FloatingPointError(f"{error} at epoch {epoch}, step {number}: lower the rate or scale the inputs") from None
+                    raise FloatingPointError(
+                        f"{error} at epoch {epoch}, step {number}: "
+                        "lower the rate or scale the inputs"
+                    ) from None
                 total += E * len(batch)
             history.append(total / X.shape[0])
             if verbose:  # evaluate's numbers belong together: both after the epoch
-                after = ", ".join(f"{key} {value:.6g}" for key, value in self.evaluate(X, T).items())
+                after = ", ".join(
+                    f"{key} {value:.6g}" for key, value in self.evaluate(X, T).items()
+                )
                 print(f"epoch {epoch}: after it {after} (mean loss of its steps {history[-1]:.6g})")
         return history
 
@@ -345,7 +352,8 @@ class Network:
     def save(self, path):
         """The parameters and the architecture they belong to, as a .npz file (``.npz`` is added to
         a path without it, as NumPy does; ``load`` takes the same path)."""
-        np.savez(path, architecture=np.array(ARCHITECTURE), **{name: np.array(v) for name, v in self.params.items()})
+        arrays = {name: np.array(value) for name, value in self.params.items()}
+        np.savez(path, architecture=np.array(ARCHITECTURE), **arrays)
 
     @classmethod
     def load(cls, path, dtype=np.float64):
@@ -355,7 +363,10 @@ class Network:
         with np.load(path, allow_pickle=False) as saved:
             found = str(saved["architecture"]) if "architecture" in saved.files else "none recorded"
             if found != ARCHITECTURE:
-                raise ValueError(f"{path}: saved by another architecture ({found}); this module is {ARCHITECTURE}")
+                raise ValueError(
+                    f"{path}: saved by another architecture ({found}); "
+                    f"this module is {ARCHITECTURE}"
+                )
             if missing := [name for name in SLOTS if name not in saved.files]:
                 raise ValueError(f"{path}: no array {', '.join(missing)}")
             return cls({name: saved[name] for name in SLOTS}, dtype=dtype)
@@ -378,13 +389,16 @@ def load_data(path, inputs=None, targets=None):
             if not {"X", "T"} <= set(data.files):
                 raise ValueError(f"expected arrays X and T, found {sorted(data.files)}")
             return data["X"], data["T"]
-    with path.open(encoding="utf-8-sig") as handle:  # -sig: a byte-order mark is not part of the first name
-        header = [name.strip() for name in next(csv.reader(handle), [])]  # quoted names may hold commas
+    # -sig: a byte-order mark is not part of the first name; csv: quoted names may hold commas
+    with path.open(encoding="utf-8-sig") as handle:
+        header = [name.strip() for name in next(csv.reader(handle), [])]
         rows = handle.read().splitlines()
     if inputs is None and targets is None and not set(header) & {*INPUTS, *TARGETS}:
         if len(header) != len(INPUTS) + len(TARGETS):
-            raise ValueError(f"expected columns named {', '.join((*INPUTS, *TARGETS))}, or {_count(len(INPUTS), 'input')} and then {_count(len(TARGETS), 'target')}, header has {header}")
-        inputs, targets = header[:len(INPUTS)], header[len(INPUTS):]
+            named = ", ".join((*INPUTS, *TARGETS))
+            counts = f"{_count(len(INPUTS), 'input')} and then {_count(len(TARGETS), 'target')}"
+            raise ValueError(f"expected columns named {named}, or {counts}, header has {header}")
+        inputs, targets = header[: len(INPUTS)], header[len(INPUTS) :]
     inputs, targets = inputs or INPUTS, targets or TARGETS
     if missing := [name for name in (*inputs, *targets) if name not in header]:
         raise ValueError(f"no column named {', '.join(missing)}: the header has {header}")
@@ -392,14 +406,19 @@ def load_data(path, inputs=None, targets=None):
         raise ValueError("no rows of data after the header")
     table = np.loadtxt(rows, delimiter=",", ndmin=2)
     if table.shape[1] != len(header):
-        raise ValueError(f"the rows have {_count(table.shape[1], 'value')}, the header {_count(len(header), 'name')}")
+        values, names = _count(table.shape[1], "value"), _count(len(header), "name")
+        raise ValueError(f"the rows have {values}, the header {names}")
     return table[:, [header.index(n) for n in inputs]], table[:, [header.index(n) for n in targets]]
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Train the network textbook_121 and print the loss.")
-    parser.add_argument("--data", help="a .csv (header row) or .npz (X, T) file; default: the spec's")
-    parser.add_argument("--epochs", type=int, default=1000)
+    """Train on the spec's sample or data (or on ``--data``) and print the loss before and after."""
+    parser = argparse.ArgumentParser(description="Train the network and print the loss.")
+    parser.add_argument(
+        "--data", help="a .csv (header row) or .npz (X, T) file; default: the spec's"
+    )
+    # the sample is one row: many quick epochs; a data file: fewer
+    parser.add_argument("--epochs", type=int, default=1000 if DATA is None else 30)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", action="store_true")
@@ -414,10 +433,18 @@ def main(argv=None):
             X, T = load_data(source, *(() if args.data else DATA_COLUMNS))
         network = Network()
         print(f"loss before: {network.loss(X, T):.9g}")
-    except (OSError, ValueError) as error:  # a file that is missing, unreadable or of the wrong shape
-        parser.exit(2, f"{parser.prog}: error: {source or 'the sample'}: {getattr(error, 'strerror', None) or error}\n")
+    except (OSError, ValueError) as error:  # a file missing, unreadable or of the wrong shape
+        why = getattr(error, "strerror", None) or error
+        parser.exit(2, f"{parser.prog}: error: {source or 'the sample'}: {why}\n")
     try:
-        network.fit(X, T, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, verbose=args.verbose)
+        network.fit(
+            X,
+            T,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            verbose=args.verbose,
+        )
     except FloatingPointError as error:
         parser.exit(1, f"{parser.prog}: {error}\n")
     print(f"loss after {_count(args.epochs, 'epoch')}: {network.loss(X, T):.9g}")

@@ -115,7 +115,7 @@ def test_a_wrong_gradient_line_disagrees_with_both(tmp_path, capsys) -> None:
 
 
 def test_a_wrong_loss_disagrees_with_its_own_gradients_only(tmp_path, capsys) -> None:
-    path = _tampered(tmp_path, "E = 0.5*np.vdot(", "E = np.vdot(")
+    path = _tampered(tmp_path, "E = 0.5 * np.vdot(", "E = np.vdot(")  # the emitted line, as ruff formats it
     assert main(["check", str(ROOT / "examples" / "mazur.yaml"), "--emitted", str(path), "--points", "1"]) == 1
     forms = _failing_forms(capsys.readouterr().out)
     assert {form for _, form in forms} == {"emitted"} and len(forms) == 4

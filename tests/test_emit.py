@@ -33,10 +33,11 @@ def import_file(path: Path):
     return module
 
 
-def emitted(spec, tmp_path: Path):
-    """The trainer of ``spec`` written into ``tmp_path`` and imported."""
+def emitted(spec, tmp_path: Path, formulas: bool = False):
+    """The trainer of ``spec`` written into ``tmp_path`` and imported (with ``gradient_formulas``
+    if ``formulas``: ``chainrule emit --formulas``)."""
     path = tmp_path / f"{spec.name}.py"
-    path.write_text(render_trainer(derive(spec), str(tmp_path / "spec.yaml"), str(tmp_path)), encoding="utf-8")
+    path.write_text(render_trainer(derive(spec), str(tmp_path / "spec.yaml"), str(tmp_path), formulas), encoding="utf-8")
     return import_file(path)
 
 
@@ -80,6 +81,40 @@ def test_imports_only_numpy_and_the_standard_library(name: str) -> None:
     assert imported <= ({"numpy"} | set(sys.stdlib_module_names)), imported
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_no_line_is_longer_than_100_characters(name: str) -> None:
+    # sums in comments elided (w1*x1 + w2*x2 + ... + w784*x784 + b1), code wrapped as ruff wraps it,
+    # a seeded sample written as its draw (it was a 15,898-character literal)
+    lines = (GENERATED / f"{example(name).network.spec.name}.py").read_text(encoding="utf-8").splitlines()
+    assert max(map(len, lines)) <= 100, max(lines, key=len)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_module_constant_is_read(name: str) -> None:
+    tree = ast.parse((GENERATED / f"{example(name).network.spec.name}.py").read_text(encoding="utf-8"))
+    constants = {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)}
+    read = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+    assert constants - read == set()
+
+
+def test_the_fixed_code_is_the_runtime_module_copied_verbatim() -> None:
+    from chainrule.codegen.trainer.context import RUNTIME, runtime_source
+
+    for path in sorted(GENERATED.glob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        for name in RUNTIME:
+            assert runtime_source(name) + "\n" in text, (path.name, name)
+
+
+def test_gradient_formulas_only_when_asked(tmp_path: Path) -> None:
+    spec = example("mazur").network.spec
+    assert not hasattr(import_file(GENERATED / "mazur.py").Network, "gradient_formulas")
+    assert hasattr(emitted(spec, tmp_path, formulas=True).Network, "gradient_formulas")
+    assert main(["emit", str(ROOT / "examples" / "mazur.yaml"), "-o", str(tmp_path / "cli"), "--formulas"]) == 0
+    text = (tmp_path / "cli" / "mazur.py").read_text(encoding="utf-8")
+    assert "def gradient_formulas(self, x, t):" in text and "chainrule emit mazur.yaml --formulas -o DIR" in text
+
+
 # -- against the derivation, finite differences and the published figures --------------------------
 
 
@@ -108,8 +143,9 @@ def test_gradients_match_finite_differences_on_a_batch(name: str, generated_modu
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if example(n).small])
-def test_per_weight_formulas_agree_with_the_layer_form(name: str, generated_modules) -> None:
-    d, module = example(name), generated_modules[name]
+def test_per_weight_formulas_agree_with_the_layer_form(name: str, tmp_path: Path) -> None:
+    d = example(name)
+    module = emitted(d.network.spec, tmp_path, formulas=True)  # emit --formulas: generated/ has none
     net = module.Network()
     if not hasattr(net, "gradient_formulas"):
         pytest.skip("chains cut at a layer (too many paths): no per-weight formulas emitted")
@@ -516,7 +552,7 @@ def test_a_softmax_of_one_unit_trains(hidden: bool, tmp_path: Path) -> None:
     spec = spec_from_data({"name": "one", "inputs": 2, "layers": layers, "loss": "half_sse" if hidden else "cross_entropy",
                            "sample": {"x": [0.3, -0.2], "t": [1.0]}}, "one.yaml")
     d = derive(spec)
-    net = emitted(spec, tmp_path).Network()
+    net = emitted(spec, tmp_path, formulas=True).Network()
     formulas = net.gradient_formulas(list(d.values.x), list(d.values.t))
     gradients = net.gradients(d.values.x[None], d.values.t[None])
     assert np.isclose(net.step(d.values.x[None], d.values.t[None]), d.loss, rtol=1e-12)

@@ -48,7 +48,7 @@ def write(tmp_path: Path, data: dict) -> Path:
 
 
 def emitted(path: Path, tmp_path: Path):
-    assert main(["emit", str(path), "-o", str(tmp_path)]) == 0
+    assert main(["emit", str(path), "-o", str(tmp_path), "--formulas"]) == 0
     file = tmp_path / f"{path.stem.replace('.yaml', '')}.py"
     ast.parse(file.read_text(encoding="utf-8"))
     loader = importlib.util.spec_from_file_location(f"emitted_{file.stem}", file)
@@ -126,7 +126,7 @@ def test_emitted_gradients_match_torch(data: dict, tmp_path: Path) -> None:
 @pytest.mark.parametrize("data", [TEXTBOOK, CROSSED], ids=["textbook", "crossed"])
 def test_check_report_and_json(data: dict, tmp_path: Path, capsys) -> None:
     path = write(tmp_path, data)
-    assert main(["emit", str(path), "-o", str(tmp_path)]) == 0
+    assert main(["emit", str(path), "-o", str(tmp_path), "--formulas"]) == 0
     assert main(["check", str(path), "--emitted", str(tmp_path / f"{data['name']}.py")]) == 0
     assert main(["report", str(path), "-o", str(tmp_path)]) == 0
     tex = (tmp_path / f"{data['name']}.tex").read_text(encoding="utf-8")

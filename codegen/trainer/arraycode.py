@@ -82,7 +82,7 @@ def buffers(d: Derivation, code: str) -> tuple[tuple[str, int], ...]:
 def _forward_layer(d: Derivation, form: LayerForm) -> list[Line]:
     network = d.network
     previous = "X" if form.index == 1 else form.previous
-    example = f"{naming.NET.format(unit=network.units(form.index)[0])} = {net_text(network, form.index)}"
+    example = f"{naming.NET.format(unit=network.units(form.index)[0])} = {net_text(network, form.index, elide=True)}"
     lines = [Line(f"{form.net} = {previous} {form.weight}^T + {form.bias or '0'}, a row per sample ({example})",
                   f'{form.net} = np.dot({previous}, p["{form.weight}"].T, out=work["{form.net}"])')]
     if form.bias is not None:
@@ -128,10 +128,13 @@ def _in_place(expr: sympy.Expr, names: dict, target: str, scratch: list[str]) ->
         return None
 
 
-def net_text(network: Network, l: int, r: int = 0) -> str:
-    """net = w*in + ... + b, in the order people write it."""
+def net_text(network: Network, l: int, r: int = 0, elide: bool = False) -> str:
+    """net = w*in + ... + b, in the order people write it; with ``elide``, more than four
+    products as people shorten them (``w1*x1 + w2*x2 + ... + w784*x784 + b1``)."""
     sources = network.spec.inputs if l == 1 else [network.out(l - 1, c).name for c in range(network.sizes[l - 1])]
     terms = [f"{network.weight_name(l, r, c)}*{source}" for c, source in enumerate(sources)]
+    if elide and len(terms) > 4:
+        terms = terms[:2] + ["..."] + terms[-1:]
     bias = network.bias_name(l, r)
     return " + ".join(terms + ([bias] if bias else []))
 

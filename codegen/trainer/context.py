@@ -2,7 +2,10 @@
 
 :func:`build_trainer_context` reads a :class:`~chainrule.derive.derivation.Derivation` and returns
 a :class:`TrainerContext` holding only strings, numbers, booleans and tuples of those; the
-template ``trainer.py.j2`` lays them out. Every expression in the emitted code is printed from the
+template ``trainer.py.j2`` lays them out. The code is laid out here, as ``ruff format
+--line-length 100`` would write it (:mod:`~chainrule.codegen.trainer.pyformat`), with each
+line's comment above it; the code that is the same for every spec is copied from
+:mod:`~chainrule.codegen.trainer.runtime`, a module of its own. Every expression in the emitted code is printed from the
 derivation by :mod:`chainrule.codegen.trainer.printers`: the layer form's forward, loss and backward lines
 come from :mod:`~chainrule.codegen.trainer.arraycode`, a small network's straight-line step and
 per-weight chains from :mod:`~chainrule.codegen.trainer.floatcode`, and the optimizer's rule from here.
@@ -15,30 +18,37 @@ at once.
 
 from __future__ import annotations
 
+import ast
+import functools
 import inspect
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import sympy
 
 from chainrule.derive import layers, naming
-from chainrule.derive.counts import count
 from chainrule.derive.derivation import Derivation
 from chainrule.derive.functions import HELPERS
 from chainrule.derive.network import Network
 from chainrule.derive.optimizers import GRAD, OPTIMIZERS, STEP, THETA
 
+from chainrule.codegen.trainer import runtime
 from chainrule.codegen.trainer.arraycode import Line, array_code, buffers, human, ones_name, output_delta_text, targets_sum_to_one
-from chainrule.codegen.trainer.floatcode import formulas, scalar_step, scalar_wanted
+from chainrule.codegen.trainer.floatcode import formulas as chain_formulas
+from chainrule.codegen.trainer.floatcode import scalar_step, scalar_wanted
+from chainrule.codegen.trainer.preamble import string_constant, architecture, constants, initial_params, module_docstring
 from chainrule.codegen.trainer.printers import vector_code
-from chainrule.codegen.trainer.pysource import Py, literal
+from chainrule.codegen.trainer.pyformat import format_statement
+from chainrule.codegen.trainer.pysource import Py, comment_lines, literal
 from chainrule.codegen.trainer.pysource import code as py
 from chainrule.codegen.trainer.render import render
 
+__all__ = ["TrainerContext", "architecture", "block", "build_trainer_context", "render_trainer"]
+
 TEMPLATE = "trainer.py.j2"
+#: The emitted code's line width (what tests/test_ruff.py checks with ``ruff format``).
+WIDTH = 100
 
 
 @dataclass(frozen=True)
@@ -53,123 +63,147 @@ class Slot:
 
 @dataclass(frozen=True)
 class TrainerContext:
-    """What ``trainer.py.j2`` lays out; see the module docstring. :class:`Py` fields are code (the
-    template prints them as they are); ``str`` fields are text, which the template escapes for
-    the place it puts them (:mod:`chainrule.codegen.trainer.pysource`)."""
+    """What ``trainer.py.j2`` lays out; see the module docstring. Every field is code or text
+    already escaped for its place (:class:`Py`), laid out as ruff would (``*_body`` fields are
+    indented whole blocks), or a number or flag."""
 
     name: Py
-    spec_file: str
-    template: Py
-    summary: tuple[str, ...]
-    inputs: Py
-    outputs: Py
-    targets: Py
-    architecture: str
-    slots: tuple[Slot, ...]
+    docstring: Py
+    constants: Py
+    helpers: tuple[Py, ...]
+    runtime: dict[str, Py]
+    initial_params: Py
     size: int
     frozen: tuple[Slot, ...]
-    init_lines: tuple[Py, ...]
-    sample_x: Py
-    sample_t: Py
-    data_path: str
-    data_inputs: Py
-    data_targets: Py
     optimizer: Py
     hyper: tuple[tuple[Py, Py], ...]
     state: tuple[Py, ...]
-    state_locals: Py
     kept_rows: int
     kept_arrays: Py
     fold_lr: bool
-    update_locals: tuple[Py, ...]
-    scalar_locals: tuple[Py, ...]
-    update_step: bool
-    update_lines: tuple[Line, ...]
-    forward_lines: tuple[Line, ...]
-    output: Py
-    loss_lines: tuple[Line, ...]
-    backward_lines: tuple[Line, ...]
-    scalar_step: tuple[Line, ...]
-    formulas: tuple[Line, ...]
-    helpers: tuple[Py, ...]
-    classifier: bool
-    per_label_accuracy: bool
-    epochs: int
-    buffers: Py
     inputs_count: int
     outputs_count: int
-    forward_returns: Py
     targets_sum_to_one: bool
-    output_delta: str
-    targets_rule: str
+    targets_comment: Py
     unit_ones: tuple[tuple[Py, int], ...]
+    forward_body: Py
+    forward_return: Py
+    unpack_outputs: Py
+    loss_body: Py
+    backward_body: Py
+    backward_reads_params: bool
+    formulas_body: Py
+    update_body: Py
+    scalar_body: Py
+    classifier: bool
+    per_label_accuracy: bool
 
 
-def build_trainer_context(d: Derivation, spec_path: str, out_dir: str) -> TrainerContext:
-    """The template context of ``d``'s trainer, to be written into ``out_dir``."""
+def build_trainer_context(d: Derivation, spec_path: str, out_dir: str, formulas: bool = False) -> TrainerContext:
+    """The template context of ``d``'s trainer, to be written into ``out_dir``; with ``formulas``,
+    the trainer also gets ``gradient_formulas`` (every weight's chain, for a small network)."""
     network, spec = d.network, d.network.spec
     slots = _slots(network)
-    vector = array_code(d)
-    scalar = scalar_step(d, frozenset(s.name for s in slots if _is_frozen(network, s))) if scalar_wanted(d) else ()
-    chains = formulas(d) if d.small else ()
+    frozen = tuple(s for s in slots if _is_frozen(network, s))
+    forward, loss, backward = array_code(d)
+    scalar = scalar_step(d, frozenset(s.name for s in frozen)) if scalar_wanted(d) else ()
+    chains = chain_formulas(d) if formulas and d.small else ()
     updates = _updates(d)
-    code = "\n".join(line.code for line in vector[0] + vector[1] + vector[2] + scalar + chains + updates)
-    helpers = tuple(py(source) for name, source in _HELPERS.items() if any(f"{n}(" in code for n in (name,) + _NEEDED_BY.get(name, ())))
+    code = "\n".join(line.code for line in forward + loss + backward + scalar + chains + updates)
+    state = OPTIMIZERS[spec.optimizer.kind].state
+    outputs = ", ".join(name for form in d.layers for name in (form.net, form.out))
     return TrainerContext(
         name=py(spec.name),
-        spec_file=Path(spec_path).name,
-        template=py(TEMPLATE),
-        summary=_summary(d),
-        inputs=literal(tuple(spec.inputs)),
-        outputs=literal(tuple(network.units(network.depth))),
-        targets=literal(tuple(spec.targets)),
-        architecture=architecture(d),
-        slots=slots,
+        docstring=module_docstring(d, Path(spec_path).name, TEMPLATE, bool(chains)),
+        constants=block(constants(d, spec_path, out_dir, _slot_lines(slots), _extra_constants(d, code)), 0),
+        helpers=tuple(py(source) for name, source in _HELPERS.items() if any(f"{n}(" in code for n in (name,) + _NEEDED_BY.get(name, ()))),
+        runtime={name: runtime_source(name) for name in RUNTIME},
+        initial_params=block(initial_params(d), 1),
         size=slots[-1].stop,
-        frozen=tuple(s for s in slots if _is_frozen(network, s)),
-        init_lines=tuple(map(py, _init_lines(d))),
-        sample_x=literal([[float(v) for v in d.values.x]]),
-        sample_t=literal([[float(v) for v in d.values.t]]),
-        data_path=_data_path(spec, spec_path, out_dir),
-        data_inputs=literal(tuple(spec.data.inputs) if spec.data and spec.data.inputs else None),
-        data_targets=literal(tuple(spec.data.targets) if spec.data and spec.data.targets else None),
+        frozen=frozen,
         optimizer=py(spec.optimizer.kind),
         hyper=tuple((py(k), literal(float(v))) for k, v in dict(spec.optimizer.hyper).items()),
-        state=tuple(map(py, OPTIMIZERS[spec.optimizer.kind].state)),
-        state_locals=_state_locals(OPTIMIZERS[spec.optimizer.kind].state),
-        kept_rows=1 + len(OPTIMIZERS[spec.optimizer.kind].state),
-        kept_arrays=py(", ".join(f"self.{name}" for name in ("theta",) + OPTIMIZERS[spec.optimizer.kind].state) + ("," if not OPTIMIZERS[spec.optimizer.kind].state else "")),
-        update_locals=tuple(py(k) for k, _ in spec.optimizer.hyper if _uses(updates, k)),
-        scalar_locals=tuple(py(k) for k, _ in spec.optimizer.hyper if _uses(scalar, k)),
-        update_step=_uses(updates, "k"),
+        state=tuple(map(py, state)),
+        kept_rows=1 + len(state),
+        kept_arrays=py(", ".join(f"self.{name}" for name in ("theta",) + state) + ("," if not state else "")),
         fold_lr=_fold_lr(d),
-        update_lines=updates,
-        forward_lines=vector[0],
-        output=py(d.layers[-1].out),
-        loss_lines=vector[1],
-        backward_lines=vector[2],
-        scalar_step=scalar,
-        formulas=chains,
-        helpers=helpers,
-        classifier=network.is_softmax(network.depth) or spec.loss.name == "bce",
-        per_label_accuracy=spec.loss.name == "bce" and not network.is_softmax(network.depth),
-        epochs=1000 if spec.data is None else 30,
-        buffers=literal(buffers(d, code)),
         inputs_count=len(spec.inputs),
         outputs_count=network.sizes[-1],
-        forward_returns=py(", ".join(name for form in d.layers for name in (form.net, form.out))),
         targets_sum_to_one=targets_sum_to_one(d),
-        output_delta=output_delta_text(d),
-        targets_rule=f"{spec.loss.formula or spec.loss.name} after softmax needs each row of targets to sum to 1 (one-hot or probabilities)",
+        targets_comment=_comment(f"{output_delta_text(d)} only where each row of T sums to 1: other targets would train on wrong gradients", 2),
         unit_ones=tuple((py(ones_name(form)), form.size) for form in d.layers if f'work["{ones_name(form)}"]' in code),
+        forward_body=block(forward, 2),
+        forward_return=block((Line("", f"return {outputs}"),), 2),
+        unpack_outputs=block((Line("", f"{outputs} = outs"),), 2),
+        loss_body=block(loss, 2),
+        backward_body=block(backward, 2),
+        backward_reads_params=any('p["' in line.code for line in backward),
+        formulas_body=block(chains, 2),
+        update_body=block(_update_lines(d, updates), 2),
+        scalar_body=block(_bound(d, scalar) + scalar, 2) if scalar else py(""),
+        classifier=network.is_softmax(network.depth) or spec.loss.name == "bce",
+        per_label_accuracy=spec.loss.name == "bce" and not network.is_softmax(network.depth),
     )
 
 
+def render_trainer(d: Derivation, spec_path: str, out_dir: str, formulas: bool = False) -> str:
+    """The emitted trainer module's source for ``d`` (with ``gradient_formulas`` if ``formulas``)."""
+    return render(TEMPLATE, build_trainer_context(d, spec_path, out_dir, formulas))
 
 
-def render_trainer(d: Derivation, spec_path: str, out_dir: str) -> str:
-    """The emitted trainer module's source for ``d``."""
-    return render(TEMPLATE, build_trainer_context(d, spec_path, out_dir))
+def block(lines: tuple[Line, ...], level: int) -> Py:
+    """``lines`` as text at ``level`` indents of four spaces: each one's comment above it,
+    wrapped, and its code laid out as ruff would (:func:`~chainrule.codegen.trainer.pyformat.format_statement`;
+    code with a line break of its own is laid out already)."""
+    pad = "    " * level
+    out = []
+    for line in lines:
+        out += [f"{pad}# {text}" for text in comment_lines(line.comment, WIDTH - len(pad) - 2)] if line.comment else []
+        if not line.code:  # a comment of its own
+            continue
+        laid_out = line.code.replace("\n", "\n" + pad) if "\n" in line.code else format_statement(line.code, level, WIDTH)
+        out.append(pad + laid_out)
+    return py("\n".join(out))
+
+
+def _comment(text: str, level: int) -> Py:
+    pad = "    " * level
+    return py("\n".join(f"{pad}# {line}" for line in comment_lines(text, WIDTH - len(pad) - 2)))
+
+
+def _slot_lines(slots: tuple[Slot, ...]) -> tuple[Line, ...]:
+    entries = ", ".join(f'"{s.name}": ({s.start}, {s.stop}, {s.shape})' for s in slots)
+    return (Line("each parameter's place in the flat vector theta: W{l} is [units, units before], row = destination",
+                 f"SLOTS = {{{entries}}}"),)
+
+
+def _extra_constants(d: Derivation, code: str) -> tuple[Line, ...]:
+    """The [batch, units] buffers a step writes into; with softmax and cross-entropy, how far a row
+    of targets may be from summing to 1, and what the loss needs."""
+    lines = [Line("the [batch, units] arrays a step writes into, made once per batch size", f"BUFFERS = {literal(buffers(d, code))}")]
+    if targets_sum_to_one(d):
+        spec = d.network.spec
+        rule = f"{spec.loss.formula or spec.loss.name} after softmax needs each row of targets to sum to 1 (one-hot or probabilities)"
+        lines.append(Line("how far from 1 a row of targets may sum (root mean square over the batch): float32 rounding",
+                          "TARGET_TOLERANCE = 1e-6"))
+        lines += string_constant("TARGET_RULE", rule)
+    return tuple(lines)
+
+
+def _bound(d: Derivation, lines: tuple[Line, ...]) -> tuple[Line, ...]:
+    """The optimizer's settings ``lines`` read, bound to locals (``lr = self.lr``)."""
+    return tuple(Line("", f"{k} = self.{k}") for k, _ in d.network.spec.optimizer.hyper if _uses(lines, k))
+
+
+def _update_lines(d: Derivation, updates: tuple[Line, ...]) -> tuple[Line, ...]:
+    state = OPTIMIZERS[d.network.spec.optimizer.kind].state
+    lines = [Line("", "theta = self.theta")]
+    if state:
+        lines.append(Line("", f"{', '.join(state)} = {', '.join(f'self.{s}' for s in state)}"))
+    lines += _bound(d, updates)
+    if _uses(updates, "k"):
+        lines.append(Line("", "k = self.steps"))
+    return tuple(lines) + updates
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,77 +228,12 @@ def _is_frozen(network: Network, slot: Slot) -> bool:
     return ("weights" if slot.name.startswith("W") else "biases") in layer.freeze
 
 
-def architecture(d: Derivation) -> str:
-    """One line that a saved file must match: sizes, activations with their parameters, biases, loss."""
-    parts = [f"{d.network.spec.name}: " + "-".join(str(s) for s in d.network.sizes)]
-    for form, layer in zip(d.layers, d.network.spec.layers):
-        params = ", ".join(f"{k}={float(v)!r}" for k, v in layer.activation.params)
-        parts.append(f"{form.name}:{form.activation}{f'({params})' if params else ''}:{layer.bias.value}")
-    parts.append(d.network.spec.loss.formula or d.network.spec.loss.name)
-    return " ".join(parts)
-
-
-def _summary(d: Derivation) -> tuple[str, ...]:
-    spec = d.network.spec
-    lines = [f"Inputs: {', '.join(spec.inputs)}."]
-    for form, layer in zip(d.layers, spec.layers):
-        bias = {"none": "no bias", "shared": "one shared bias", "per_unit": "a bias per unit"}.get(layer.bias.value, layer.bias.value)
-        lines.append(f"Layer {form.name}: {count(form.size, 'unit')} {', '.join(d.network.units(form.index)[:4])}{', ...' if form.size > 4 else ''}; {form.activation}; {bias}.")
-    lines.append(f"Loss: {spec.loss.formula or spec.loss.name} per sample, averaged over the batch.")
-    hyper = ", ".join(f"{k} = {v:g}" for k, v in dict(spec.optimizer.hyper).items())
-    lines.append(f"Optimizer: {spec.optimizer.kind} ({hyper}).")
-    return tuple(lines)
-
-
-def _init_lines(d: Derivation) -> tuple[str, ...]:
-    """Code that rebuilds the derivation's starting values exactly: given numbers, or the same
-    seeded draw (``np.random.default_rng([seed, layer]).uniform``)."""
-    network, spec = d.network, d.network.spec
-    lines = []
-    for l, layer in enumerate(spec.layers, start=1):
-        W, b = naming.LAYER_WEIGHT.format(layer=l), naming.LAYER_BIAS.format(layer=l)
-        if layer.weights is not None:
-            lines.append(f'"{W}": {_literal(d.values.W[l - 1])},')
-        else:
-            fan_in, fan_out = network.sizes[l - 1], network.sizes[l]
-            definition = network.activation_def(l)
-            he = definition is not None and definition.init == "he"
-            limit = float(np.sqrt(6.0 / (fan_in if he else fan_in + fan_out)))
-            rule = "He" if he else "Glorot"
-            lines.append(f'"{W}": np.random.default_rng([{spec.seed}, {l}]).uniform(-{limit!r}, {limit!r}, size=({fan_out}, {fan_in})),  # {rule}')
-        if layer.bias_count:
-            values = d.values.b[l - 1]
-            given = layer.biases is not None
-            lines.append(f'"{b}": {_literal(values)},' if given else f'"{b}": np.zeros({layer.bias_count}),')
-    return tuple(lines)
-
-
-def _literal(array: np.ndarray) -> str:
-    return f"np.array({np.asarray(array, dtype=float).tolist()!r})"
-
-
-def _data_path(spec, spec_path: str, out_dir: str) -> str:
-    if spec.data is None:
-        return ""
-    target = Path(spec_path).resolve().parent / spec.data.path
-    return Path(os.path.relpath(target, Path(out_dir).resolve())).as_posix()
-
-
-# ---------------------------------------------------------------------------------------------
-# The layer form as array code
-
-
 # ---------------------------------------------------------------------------------------------
 # The optimizer
 
 
 def _uses(lines: tuple[Line, ...], name: str) -> bool:
     return any(re.search(rf"\b{name}\b", line.code) for line in lines)
-
-
-def _state_locals(state: tuple[str, ...]) -> Py:
-    """``m, v = self.m, self.v``: the optimizer's state bound to locals for the update."""
-    return py(f"{', '.join(state)} = {', '.join(f'self.{s}' for s in state)}")
 
 
 def _fold_lr(d: Derivation) -> bool:
@@ -307,35 +276,45 @@ def _rule_lines(d: Derivation) -> tuple[Line, ...]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Small networks: straight-line float code and the per-weight chains
+# The trainer's fixed code: helpers and the runtime, copied verbatim
 
-
-
-# ---------------------------------------------------------------------------------------------
-# Helpers the emitted module defines, by name: written once here, emitted where the code calls them
-
+#: The definitions of :mod:`~chainrule.codegen.trainer.runtime` every trainer holds (the helpers
+#: only where its code calls them).
+RUNTIME = ("_finite", "_finite_params", "Params", "forward", "loss", "gradients", "fit", "save", "load",
+           "_count", "load_data", "main")
 #: Helpers that other helpers call: emitted wherever one of those is.
 _NEEDED_BY = {"_largest_and_share": ("log_softmax", "log_one_minus_softmax"), "log_softmax": ("log_one_minus_softmax",)}
 
-_HELPERS = {
-    **HELPERS,  # the functions of formulas that NumPy has not (an overflow-safe sigmoid, erf)
-    "softmax": '''def softmax(z, out=None, lse=None, ones=None):
-    """exp(z_k) / sum_m exp(z_m) per row, shifted by the row's largest z (same value, no overflow);
-    with ``lse`` ([batch, 1]), the row's log-sum-exp log(sum_m exp(z_m)) is written there too;
-    with ``ones`` ([units, 1]), the rows are summed as one matrix product (a reduction along short
-    rows costs twice as much)."""
-    top = np.maximum.reduce(z, axis=1, keepdims=True)
-    out = np.subtract(z, top, out=out)
-    np.exp(out, out=out)
-    total = np.add.reduce(out, axis=1, keepdims=True) if ones is None else np.dot(out, ones, out=lse)
-    out /= total
-    if lse is not None:
-        np.log(total, out=lse)
-        lse += top
-    return out''',
-    # the derivation's own functions, as written in derive/layers.py (softmax near 0 and 1)
-    "_largest_and_share": inspect.getsource(layers._largest_and_share).rstrip(),
-    "log_softmax": inspect.getsource(layers.log_softmax).rstrip(),
-    "log_one_minus_softmax": inspect.getsource(layers.log_one_minus_softmax).rstrip(),
-    "softmax_output_delta": inspect.getsource(layers.softmax_output_delta).rstrip(),
-}
+
+@functools.cache
+def runtime_source(name: str) -> Py:
+    """The source text of the definition ``name`` in :mod:`~chainrule.codegen.trainer.runtime`
+    (``fit`` for its ``Network.fit``), as written there: a method keeps its class indentation."""
+    text = inspect.getsource(runtime)
+    definitions = {}
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.ClassDef) and node.name == "Network":
+            definitions.update((n.name, n) for n in node.body if isinstance(n, ast.FunctionDef))
+        elif isinstance(node, ast.FunctionDef | ast.ClassDef):
+            definitions[node.name] = node
+    node = definitions[name]
+    first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+    return py("\n".join(text.splitlines()[first - 1 : node.end_lineno]))
+
+
+def _helper_sources() -> dict[str, str]:
+    """Helpers by name, in the order emitted: those of the formula functions NumPy has not (an
+    overflow-safe sigmoid, erf; the function table's), the runtime's softmax, and the derivation's
+    own softmax functions as written in derive/layers.py (the trainer computes near 0 and 1 as it
+    does)."""
+    return {
+        **HELPERS,
+        "softmax": runtime_source("softmax"),
+        "_largest_and_share": inspect.getsource(layers._largest_and_share).rstrip(),
+        "log_softmax": inspect.getsource(layers.log_softmax).rstrip(),
+        "log_one_minus_softmax": inspect.getsource(layers.log_one_minus_softmax).rstrip(),
+        "softmax_output_delta": inspect.getsource(layers.softmax_output_delta).rstrip(),
+    }
+
+
+_HELPERS = _helper_sources()

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Py", "code", "comment", "docstring", "literal"]
+from chainrule.codegen.trainer.layout import width as text_width
+
+__all__ = ["Py", "code", "comment", "comment_lines", "docstring", "docstring_lines", "literal"]
 
 
 class Py(str):
@@ -51,10 +53,67 @@ def docstring(text: str) -> Py:
     return Py(_escaped(text).replace('"', '\\"'))
 
 
+def comment_lines(text: str, width: int) -> tuple[Py, ...]:
+    """``text`` for after ``# ``, as lines of at most ``width`` characters where its words allow:
+    broken at spaces, a long sum before one of its ``+`` where that keeps the line at least half
+    full; the lines after the first are indented by two spaces."""
+    return tuple(Py(line) for line in _wrap(_escaped(text), width, "  "))
+
+
+def docstring_lines(text: str, width: int) -> tuple[Py, ...]:
+    """``text`` for inside a docstring (as :func:`docstring`), broken at spaces into lines of at
+    most ``width`` characters where its words allow."""
+    return tuple(Py(line) for line in _wrap(str(docstring(text)), width, ""))
+
+
+def _wrap(text: str, width: int, hang: str) -> list[str]:
+    lines: list[str] = []
+    words = text.split(" ")
+    current: list[str] = []
+    for word in words:
+        prefix = hang if lines else ""
+        if current and text_width(prefix + " ".join(current + [word])) > width:
+            cut = _sum_break(current, prefix, width)
+            lines.append(prefix + " ".join(current[:cut]))
+            current = current[cut:]
+        current.append(word)
+    lines.append((hang if lines else "") + " ".join(current))
+    return lines
+
+
+def _sum_break(words: list[str], prefix: str, width: int) -> int:
+    """Where a full line breaks: before its last ``+`` if what stays is at least half the width."""
+    for index in range(len(words) - 1, 0, -1):
+        if words[index] == "+" and text_width(prefix + " ".join(words[:index])) >= width // 2:
+            return index
+    return len(words)
+
+
 def literal(value: Any) -> Py:
     """``value`` (a string, number, bool, None, or a tuple, list or dict of those) as a Python
-    literal that evaluates to it; a string in double quotes unless it holds one."""
+    literal that evaluates to it, written as ruff writes it: strings in double quotes unless they
+    hold more double quotes than single ones, containers on one line (the formatter breaks them)."""
     if isinstance(value, str):
-        quoted = repr("'" + value)  # the ' makes repr choose " as the delimiter where it can
-        return Py('"' + quoted[2:] if quoted.startswith('"') else repr(value))
+        return Py(_string(value))
+    if isinstance(value, tuple):
+        return Py("(" + ", ".join(map(literal, value)) + ("," if len(value) == 1 else "") + ")")
+    if isinstance(value, list):
+        return Py("[" + ", ".join(map(literal, value)) + "]")
+    if isinstance(value, dict):
+        return Py("{" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in value.items()) + "}")
     return Py(repr(value))
+
+
+def _string(value: str) -> str:
+    quote = "'" if value.count('"') > value.count("'") else '"'
+    body = []
+    for char in value:
+        if char == "\\":
+            body.append("\\\\")
+        elif char == quote:
+            body.append("\\" + char)
+        elif char in "'\"":
+            body.append(char)
+        else:
+            body.append(repr(char)[1:-1])  # printable as it is; line breaks, NUL ... as escapes
+    return quote + "".join(body) + quote
