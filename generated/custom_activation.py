@@ -153,8 +153,7 @@ class Network:
         net_h = np.dot(X, p["W1"].T, out=work["net_h"])
         net_h += p["b1"]
         # out_h = x * tanh(log(1 + exp(x)))(net_h), in its buffer
-        out_h = work["out_h"]
-        np.logaddexp(0.0, net_h, out=out_h)
+        out_h = np.logaddexp(0.0, net_h, out=work["out_h"])
         np.tanh(out_h, out=out_h)
         out_h *= net_h
         # net_o = out_h W2^T + b2, a row per sample (net_o1 = w7*out_h1 + w8*out_h2 + w9*out_h3
@@ -195,7 +194,7 @@ class Network:
         """
         p, grads = self.params, work["grads"]
         net_h, out_h, net_o, out_o = outs
-        # delta_o = dE/dnet = -(exp(T) - exp(out_o))*(exp(T) + exp(out_o))/(exp(2*T)
+        # delta_o = dE/dnet_o = -(exp(T) - exp(out_o))*(exp(T) + exp(out_o))/(exp(2*T)
         #   + exp(2*out_o)), times scale (the batch mean and, for sgd, the rate)
         delta_o = (
             -(np.exp(T) - np.exp(out_o))

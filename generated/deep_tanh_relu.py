@@ -241,7 +241,7 @@ class Network:
         """
         p, grads = self.params, work["grads"]
         net_a, out_a, net_r, out_r, net_k, out_k, net_o, out_o = outs
-        # delta_o = dE/dnet = out_o - T, times scale (the batch mean and, for sgd, the rate)
+        # delta_o = dE/dnet_o = out_o - T, times scale (the batch mean and, for sgd, the rate)
         delta_o = np.subtract(out_o, T, out=work["delta_o"])
         delta_o *= scale
         # dE/dW4 = delta_o^T out_k (dE/dw = delta of its unit * the output it multiplies)

@@ -196,8 +196,8 @@ class Network:
         """
         p, grads = self.params, work["grads"]
         net_h, out_h, net_o, out_o = outs
-        # delta_o = dE/dnet = out_o*(1 - out_o)*(out_o - T), times scale (the batch mean and, for
-        #   sgd, the rate)
+        # delta_o = dE/dout_o * dout_o/dnet_o = (out_o - T) * (out_o*(1 - out_o)), times scale (the
+        #   batch mean and, for sgd, the rate)
         delta_o = np.subtract(1.0, out_o, out=work["delta_o"])
         delta_o *= out_o
         np.subtract(out_o, T, out=work["tmp_o"])

@@ -236,8 +236,8 @@ class Network:
         """
         p, grads = self.params, work["grads"]
         net_h, out_h, net_o, out_o = outs
-        # delta_o = dE/dnet = out_o - T (the targets sum to 1), times scale (the batch mean and, for
-        #   sgd, the rate)
+        # delta_o = dE/dnet_o = out_o - T (the targets sum to 1), times scale (the batch mean and,
+        #   for sgd, the rate)
         delta_o = np.subtract(out_o, T, out=work["delta_o"])
         delta_o *= scale
         # dE/dW2 = delta_o^T out_h (dE/dw = delta of its unit * the output it multiplies)

@@ -1,30 +1,37 @@
-"""The layer form of a derivation as NumPy array code: forward, loss and backward lines.
+"""The layer program as NumPy array code: the emitted trainer's forward, loss and backward lines.
 
-Each :class:`Line` is a line of the emitted trainer and the comment above it, naming the chain-rule
-factors it implements. Every expression is printed from the derivation (the layer form's f', dE/dy
-and output delta) by :mod:`chainrule.codegen.trainer.printers`; buffers are named once, here.
+A printer of :attr:`Derivation.program <chainrule.derive.derivation.Derivation.program>`: each
+statement becomes a line or a few (one method per rule and operation), computed into buffers the
+trainer makes once per batch size, a sample per row. Each :class:`Line` carries the comment above
+it, naming the chain-rule factors it implements. What the code needs besides (its buffers, its
+columns of ones, the helper functions it calls) is recorded as the lines are printed, in
+:class:`ArrayCode`; nothing is found by reading the printed code again.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sympy
 
 from chainrule.derive import naming
 from chainrule.derive.derivation import Derivation
 from chainrule.derive.formula import format_expr
-from chainrule.derive.layers import LayerForm
+from chainrule.derive.functions import HELPERS, row_of
 from chainrule.derive.network import Network
-from chainrule.derive.registry import T, X, Y
+from chainrule.derive.program import (
+    Affine, Backprop, Chain, LogOneMinusSoftmax, LogSoftmax, Program, SampleLoss, SharedBiasSum, Softmax, SoftmaxDelta,
+    SoftmaxVJP, Stage, Statement,
+)
+from chainrule.derive.stable import stable_form
 
 from chainrule.codegen.trainer import pysource
-from chainrule.derive.layers import LOG_ONE_MINUS_OUT, LOG_OUT, ONE_MINUS_OUT, OutputDelta, local_derivative, stable_loss
+from chainrule.codegen.trainer.printers import InPlace, NotInPlace, fold_constants, vector_code
 
-from chainrule.codegen.trainer.printers import InPlace, NotInPlace, vector_code
-
-#: Ufunc-like calls that take ``out=``: the activation is written straight into its buffer.
-_INTO = ("np.tanh(", "np.exp(", "sigmoid(", "np.logaddexp(0.0, ", "np.maximum(")
+#: The names the loss's logarithms of a softmax output are computed into.
+LOG_OUT, LOG_ONE_MINUS_OUT = sympy.Symbol("log_out", real=True), sympy.Symbol("log_one_minus_out", real=True)
+#: The names of the inputs and targets, a sample per row, in the trainer.
+INPUTS, TARGETS = "X", "T"
 
 
 @dataclass(frozen=True)
@@ -39,93 +46,51 @@ class Line:
         object.__setattr__(self, "code", pysource.code(self.code))
 
 
-def array_code(d: Derivation) -> tuple[tuple[Line, ...], tuple[Line, ...], tuple[Line, ...]]:
+@dataclass(frozen=True)
+class ArrayCode:
+    """The trainer's array code and what it needs.
+
+    Attributes:
+        forward, loss, backward: the lines of ``_forward``, ``_loss`` and ``_backward``.
+        buffers: (name, units) of every [batch, units] array the code writes into.
+        ones: (name, units) of the [units, 1] columns of ones it sums rows with.
+        helpers: the functions the code calls that the trainer defines (``softmax``,
+            ``sigmoid``, ``log_softmax``, ...).
+        reads_parameters: True when the backward lines read the parameters (``p``): a delta
+            sent back through a layer's weights.
+    """
+
+    forward: tuple[Line, ...]
+    loss: tuple[Line, ...]
+    backward: tuple[Line, ...]
+    buffers: tuple[tuple[str, int], ...]
+    ones: tuple[tuple[str, int], ...]
+    helpers: frozenset[str]
+    reads_parameters: bool
+
+
+def array_code(d: Derivation) -> ArrayCode:
     """The forward, loss and backward lines of ``d``'s trainer, a row per sample."""
-    forward: list[Line] = []
-    for form in d.layers:
-        forward.extend(_forward_layer(d, form))
-    return tuple(forward), _loss_lines(d), _backward(d)
+    return _ArrayPrinter(d).print()
 
 
 def targets_sum_to_one(d: Derivation) -> bool:
     """True when the output delta's closed form holds only where each row of targets sums to 1
     (softmax with cross-entropy): the trainer then refuses other targets."""
-    return bool(d.layers[-1].output.constraint)
+    return bool(_output_delta(d.program).note)
 
 
 def output_delta_text(d: Derivation) -> str:
     """The output delta's closed form as the emitted comments write it (``delta_o = out_o - T``)."""
-    last = d.layers[-1]
-    closed = last.output.closed
-    return "" if closed is None else f"{last.delta} = {human(closed, {Y: last.out, T: 'T', X: last.net})}"
+    delta = _output_delta(d.program)
+    if delta.operations:
+        return ""
+    return f"{delta.target} = {human(delta.expr, d.program)}"
 
 
-def ones_name(form: LayerForm) -> str:
+def ones_name(units_of: str) -> str:
     """A [units, 1] column of ones: the rows of a [batch, units] array summed as one product."""
-    return f"ones_{form.name}"
-
-
-def buffers(d: Derivation, code: str) -> tuple[tuple[str, int], ...]:
-    """(name, units) of every [batch, units] buffer: per layer net, out and delta, and the scratch
-    and log-sum-exp buffers where the code uses them."""
-    out = []
-    for form in d.layers:
-        out += [(form.net, form.size), (form.out, form.size), (form.delta, form.size)]
-        if _scratch(form) in code:
-            out.append((f"tmp_{form.name}", form.size))
-        if f'work["{_lse(form)}"]' in code:
-            out.append((_lse(form), 1))
-    return tuple(out)
-
-
-
-def _forward_layer(d: Derivation, form: LayerForm) -> list[Line]:
-    network = d.network
-    previous = "X" if form.index == 1 else form.previous
-    example = f"{naming.NET.format(unit=network.units(form.index)[0])} = {net_text(network, form.index, elide=True)}"
-    lines = [Line(f"{form.net} = {previous} {form.weight}^T + {form.bias or '0'}, a row per sample ({example})",
-                  f'{form.net} = np.dot({previous}, p["{form.weight}"].T, out=work["{form.net}"])')]
-    if form.bias is not None:
-        lines.append(Line("", f'{form.net} += p["{form.bias}"]'))
-    if form.softmax:
-        if form.index == d.network.depth and _loss_terms(d).has(LOG_OUT):
-            lines.append(Line(f"{form.out} = softmax({form.net}), each row shifted by its largest net; its log-sum-exp kept for the loss",
-                              f'{form.out} = softmax({form.net}, out=work["{form.out}"], lse=work["{_lse(form)}"], ones=work["{ones_name(form)}"])'))
-        else:
-            lines.append(Line(f"{form.out} = softmax({form.net}), each row shifted by its largest net",
-                              f'{form.out} = softmax({form.net}, out=work["{form.out}"], ones=work["{ones_name(form)}"])'))
-        return lines
-    assert form.f is not None
-    code = vector_code(form.f, {X: form.net})
-    if code == form.net:
-        lines.append(Line(f"{form.out} = {form.net} ({form.activation})", f"{form.out} = {form.net}"))
-    elif code.startswith(_INTO) and code.endswith(")") and code.count("(") == 1:
-        lines.append(Line(f"{form.out} = {form.activation}({form.net})", f'{form.out} = {code[:-1]}, out=work["{form.out}"])'))
-    else:
-        in_place = _in_place(form.f, {X: form.net}, form.out, [_scratch(form)])
-        if in_place is None:
-            lines.append(Line(f"{form.out} = {form.activation}({form.net})", f"{form.out} = {code}"))
-        else:
-            lines.append(Line(f"{form.out} = {form.activation}({form.net}), in its buffer", f'{form.out} = work["{form.out}"]'))
-            lines.extend(Line("", line) for line in in_place)
-    return lines
-
-
-def _scratch(form: LayerForm) -> str:
-    """A buffer of the layer's shape for the pieces of an expression computed in place."""
-    return f'work["tmp_{form.name}"]'
-
-
-def _lse(form: LayerForm) -> str:
-    return f"lse_{form.name}"
-
-
-def _in_place(expr: sympy.Expr, names: dict, target: str, scratch: list[str]) -> list[str] | None:
-    """The lines computing ``expr`` into ``target`` without temporaries, or None (print it whole)."""
-    try:
-        return InPlace(names, scratch).lines_into(expr, target)
-    except NotInPlace:
-        return None
+    return f"ones_{units_of}"
 
 
 def net_text(network: Network, l: int, r: int = 0, elide: bool = False) -> str:
@@ -139,163 +104,339 @@ def net_text(network: Network, l: int, r: int = 0, elide: bool = False) -> str:
     return " + ".join(terms + ([bias] if bias else []))
 
 
-def _loss_terms(d: Derivation) -> sympy.Expr:
-    """The scaled per-output loss in arrays (the derivation's :func:`stable_loss`)."""
-    return stable_loss(d.network)
+def human(expr: sympy.Expr, program: Program | None = None) -> str:
+    """An expression of the program as the trainer's comments write it (targets as ``T``)."""
+    if program is not None:
+        expr = expr.xreplace({sympy.Symbol(program.targets, real=True): sympy.Symbol(TARGETS, real=True),
+                              sympy.Symbol(program.inputs, real=True): sympy.Symbol(INPUTS, real=True)})
+    return format_expr(expr)
 
 
-def _loss_lines(d: Derivation) -> tuple[Line, ...]:
-    last = d.layers[-1]
-    expr = _loss_terms(d)
-    names = {Y: last.out, T: "T", X: last.net, LOG_OUT: "log_out"}
-    lines = []
-    coefficient, rest = expr.as_coeff_Mul()
-    if targets_sum_to_one(d) and rest == T * LOG_OUT:
-        # -sum T*(net - lse) = sum of lse - sum T*net where every row of T sums to 1 (_inputs checks it)
-        scale = "" if coefficient == -1 else f"{vector_code(-coefficient)}*"
-        lse, ones = f'work["{_lse(last)}"]', 'work["ones"]'
-        return (Line(f"E = mean over the batch of -sum T*log({last.out}) = log-sum-exp of each row (kept by softmax) - sum T*{last.net}"
-                     " (each row of T sums to 1)", f"E = {scale}(np.vdot({ones}, {lse}) - np.vdot(T, {last.net}))" if scale
-                     else f"E = np.vdot({ones}, {lse}) - np.vdot(T, {last.net})"),
-                Line("", "return float(E) / X.shape[0]"))
-    if expr.has(LOG_ONE_MINUS_OUT):
-        names[LOG_ONE_MINUS_OUT] = "log_one_minus_out"
-        lines.append(Line(f"log({last.out}) and log(1 - {last.out}), with the digits of an output near 0 or 1 (from the row's largest net)",
-                          f"log_out, log_one_minus_out = log_softmax({last.net}), log_one_minus_softmax({last.net})"))
-    elif expr.has(LOG_OUT):
-        lines.append(Line(f"log({last.out}) = {last.net} - log-sum-exp of the row (kept by softmax): no log(0) where an output underflows",
-                          f'log_out = np.subtract({last.net}, work["{_lse(last)}"], out={_scratch(last)})'))
-    per_output = d.network.spec.loss.formula or d.network.spec.loss.name
-    comment = f"E = mean over the batch of the sum over outputs of {per_output}"
-    sums = None if expr.has(LOG_ONE_MINUS_OUT) else _loss_sums(expr, names, _scratch(last))
-    if sums is None:
-        lines.append(Line(comment, f"return float(({vector_code(expr, names)}).sum()) / X.shape[0]"))
+def _output_delta(program: Program) -> Statement:
+    return next(s for s in program.statements if s.rule == "output delta")
+
+
+def _layer_name(statement: Statement) -> str:
+    """The layer's name as its vectors carry it (``o`` of ``delta_o``)."""
+    return statement.target.name.split("_", 1)[1]
+
+
+@dataclass
+class _ArrayPrinter:
+    """Prints the program's statements; records the buffers, ones and helpers it uses."""
+
+    d: Derivation
+    buffers: dict[str, int] = field(default_factory=dict)
+    ones: dict[str, int] = field(default_factory=dict)
+    helpers: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.program = self.d.program
+        self.names = {sympy.Symbol(self.program.inputs, real=True): INPUTS, sympy.Symbol(self.program.targets, real=True): TARGETS}
+        self.locals = {s.target.name: s for s in self.program.statements if s.rule == "local derivative"}
+
+    def print(self) -> ArrayCode:
+        forward = [line for s in self.program.stage(Stage.FORWARD) for line in self._forward(s)]
+        for form in self.d.layers:  # every layer's net, out and delta have a buffer
+            for name in (form.net, form.out, form.delta):
+                self.buffers.setdefault(name, form.size)
+        loss = self._loss(self.program.stage(Stage.LOSS)[0])
+        backward = [line for s in self.program.stage(Stage.BACKWARD) for line in self._backward(s)]
+        reads = any(isinstance(s.expr, Backprop) or s.expr.has(Backprop) for s in self.program.stage(Stage.BACKWARD))
+        return ArrayCode(tuple(forward), loss, tuple(backward), tuple(self._ordered_buffers()), tuple(self.ones.items()),
+                         frozenset(self._all_helpers()), reads)
+
+    # -- names, buffers and helpers ----------------------------------------------------------
+
+    def _name(self, symbol: sympy.Symbol) -> str:
+        return self.names.get(symbol, symbol.name)
+
+    def _buffer(self, name: str, units: int) -> str:
+        self.buffers.setdefault(name, units)
+        return f'work["{name}"]'
+
+    def _scratch(self, layer: int) -> str:
+        """The layer's scratch buffer, for the pieces of an expression computed in place; it is
+        made only where a line uses it (:meth:`_used`)."""
+        return f'work["tmp_{self._layer(layer)}"]'
+
+    def _used(self, in_place: InPlace, scratch: list[str]) -> None:
+        for buffer in in_place.used:
+            layer = next(form for form in self.d.layers if buffer == f'work["tmp_{form.name}"]')
+            self.buffers.setdefault(f"tmp_{layer.name}", layer.size)
+
+    def _layer(self, layer: int) -> str:
+        return self.d.layers[layer - 1].name
+
+    def _ordered_buffers(self) -> list[tuple[str, int]]:
+        """Per layer net, out and delta, then its scratch and log-sum-exp buffers."""
+        order = []
+        for form in self.d.layers:
+            order += [form.net, form.out, form.delta, f"tmp_{form.name}", f"lse_{form.name}"]
+        return [(name, self.buffers[name]) for name in order if name in self.buffers]
+
+    def _code(self, expr: sympy.Expr, names: dict | None = None) -> str:
+        """NumPy source of an elementwise expression; the helpers it calls are recorded."""
+        self._note_helpers(expr)
+        return vector_code(expr, {**self.names, **(names or {})})
+
+    def _note_helpers(self, expr: sympy.Expr) -> None:
+        for node in sympy.preorder_traversal(fold_constants(stable_form(expr))):
+            row = row_of(node)
+            if row is not None and row.name in HELPERS:
+                self.helpers.add(row.name)
+
+    def _in_place(self, expr: sympy.Expr, target: str, scratch: list[str]) -> list[str] | None:
+        """The lines computing ``expr`` into ``target`` without temporaries, or None."""
+        in_place = InPlace(self.names, scratch)
+        try:
+            lines = in_place.lines_into(expr, target)
+        except NotInPlace:
+            return None
+        self._note_helpers(expr)
+        self._used(in_place, scratch)
+        return lines
+
+    def _assigned(self, expr: sympy.Expr, name: str, buffer: str, scratch: list[str]) -> list[str] | None:
+        """``name = ...`` computed into ``buffer``, or None where it cannot be done in place."""
+        in_place = InPlace(self.names, scratch)
+        try:
+            lines = in_place.assigned(expr, name, buffer)
+        except NotInPlace:
+            return None
+        self._note_helpers(expr)
+        self._used(in_place, scratch)
+        return lines
+
+    def _all_helpers(self) -> set[str]:
+        """The helpers called, with the helpers they call."""
+        needed = set(self.helpers)
+        if needed & {"log_softmax", "log_one_minus_softmax"}:
+            needed.add("_largest_and_share")
+        if "log_one_minus_softmax" in needed or "softmax_output_delta" in needed:
+            needed.add("log_softmax")
+        if "softmax_output_delta" in needed:
+            needed |= {"log_one_minus_softmax", "_largest_and_share"}
+        return needed
+
+    # -- forward -------------------------------------------------------------------------------
+
+    def _forward(self, s: Statement) -> list[Line]:
+        if isinstance(s.expr, Affine):
+            return self._weighted_sums(s)
+        if isinstance(s.expr, Softmax):
+            return self._softmax(s)
+        return self._activation(s)
+
+    def _weighted_sums(self, s: Statement) -> list[Line]:
+        W, x, *bias = s.expr.args
+        net, previous = s.target.name, self._name(x)
+        example = f"{self.d.network.net(s.layer, 0).name} = {net_text(self.d.network, s.layer, elide=True)}"
+        lines = [Line(f"{net} = {previous} {W}^T + {bias[0] if bias else '0'}, a row per sample ({example})",
+                      f'{net} = np.dot({previous}, p["{W}"].T, out={self._buffer(net, self.program.sizes[s.layer])})')]
+        if bias:
+            lines.append(Line("", f'{net} += p["{bias[0]}"]'))
+        return lines
+
+    def _softmax(self, s: Statement) -> list[Line]:
+        out, net = s.target.name, s.expr.args[0]
+        units = self.program.sizes[s.layer]
+        self.helpers.add("softmax")
+        ones = ones_name(self._layer(s.layer))
+        self.ones[ones] = units
+        loss = self.program.stage(Stage.LOSS)[0].expr
+        if loss.has(LogSoftmax(net)):
+            lse = self._buffer(f"lse_{self._layer(s.layer)}", 1)
+            return [Line(f"{out} = softmax({net}), each row shifted by its largest net; its log-sum-exp kept for the loss",
+                         f'{out} = softmax({net}, out={self._buffer(out, units)}, lse={lse}, ones=work["{ones}"])')]
+        return [Line(f"{out} = softmax({net}), each row shifted by its largest net",
+                     f'{out} = softmax({net}, out={self._buffer(out, units)}, ones=work["{ones}"])')]
+
+    def _activation(self, s: Statement) -> list[Line]:
+        out, units = s.target.name, self.program.sizes[s.layer]
+        net = self.d.layers[s.layer - 1].net
+        if s.expr == sympy.Symbol(net, real=True):
+            return [Line(f"{out} = {net} ({s.function})", f"{out} = {net}")]
+        lines = self._assigned(s.expr, out, self._buffer(out, units), [self._scratch(s.layer)])
+        if lines is None:
+            return [Line(f"{out} = {s.function}({net})", f"{out} = {self._code(s.expr)}")]
+        comment = f"{out} = {s.function}({net})" + ("" if len(lines) == 1 else ", in its buffer")
+        return [Line(comment if i == 0 else "", line) for i, line in enumerate(lines)]
+
+    # -- loss ----------------------------------------------------------------------------------
+
+    def _loss(self, s: Statement) -> tuple[Line, ...]:
+        """E: the loss summed over outputs, averaged over the batch; a softmax output's
+        logarithms computed from its nets (``log_out``), never log(0)."""
+        form = self.d.layers[s.layer - 1]
+        net = sympy.Symbol(form.net, real=True)
+        expr = s.expr.args[0].xreplace({LogSoftmax(net): LOG_OUT, LogOneMinusSoftmax(net): LOG_ONE_MINUS_OUT})
+        targets = sympy.Symbol(self.program.targets, real=True)
+        coefficient, rest = expr.as_coeff_Mul()
+        if targets_sum_to_one(self.d) and rest == targets * LOG_OUT:
+            return self._cross_entropy(form, coefficient)
+        lines = []
+        names = {LOG_OUT: "log_out", LOG_ONE_MINUS_OUT: "log_one_minus_out"}
+        if expr.has(LOG_ONE_MINUS_OUT):
+            self.helpers |= {"log_softmax", "log_one_minus_softmax"}
+            lines.append(Line(f"log({form.out}) and log(1 - {form.out}), with the digits of an output near 0 or 1 (from the row's largest net)",
+                              f"log_out, log_one_minus_out = log_softmax({form.net}), log_one_minus_softmax({form.net})"))
+        elif expr.has(LOG_OUT):
+            scratch = self._buffer(f"tmp_{form.name}", form.size)
+            lines.append(Line(f"log({form.out}) = {form.net} - log-sum-exp of the row (kept by softmax): no log(0) where an output underflows",
+                              f'log_out = np.subtract({form.net}, work["lse_{form.name}"], out={scratch})'))
+        loss = self.d.network.spec.loss
+        comment = f"E = mean over the batch of the sum over outputs of {loss.formula or loss.name}"
+        sums = None if expr.has(LOG_ONE_MINUS_OUT) else self._loss_sums(expr, names, form)
+        if sums is None:
+            lines.append(Line(comment, f"return float(({self._code(expr, names)}).sum()) / X.shape[0]"))
+            return tuple(lines)
+        for i, (pre, total) in enumerate(sums):
+            lines.extend(Line(comment if (i == 0 and j == 0) else "", code) for j, code in enumerate(pre))
+            if not pre and i == 0:
+                lines.append(Line(comment, f"E = {total}"))
+            else:
+                lines.append(Line("", f"E {'=' if i == 0 else '+='} {total}"))
+        lines.append(Line("", "return float(E) / X.shape[0]"))
         return tuple(lines)
-    for i, (pre, total) in enumerate(sums):
-        lines.extend(Line(comment if (i == 0 and j == 0) else "", code) for j, code in enumerate(pre))
-        if not pre and i == 0:
-            lines.append(Line(comment, f"E = {total}"))
-        else:
-            lines.append(Line("", f"E {'=' if i == 0 else '+='} {total}"))
-    lines.append(Line("", "return float(E) / X.shape[0]"))
-    return tuple(lines)
 
+    def _cross_entropy(self, form, coefficient: sympy.Expr) -> tuple[Line, ...]:
+        """-sum T*(net - lse) = sum of lse - sum T*net where every row of T sums to 1 (the
+        trainer checks it)."""
+        scale = "" if coefficient == -1 else f"{self._code(-coefficient)}*"
+        lse, ones = f'work["lse_{form.name}"]', 'work["ones"]'
+        comment = (f"E = mean over the batch of -sum T*log({form.out}) = log-sum-exp of each row (kept by softmax) - sum T*{form.net}"
+                   " (each row of T sums to 1)")
+        code = f"E = {scale}(np.vdot({ones}, {lse}) - np.vdot(T, {form.net}))" if scale else f"E = np.vdot({ones}, {lse}) - np.vdot(T, {form.net})"
+        return (Line(comment, code), Line("", "return float(E) / X.shape[0]"))
 
-def _loss_sums(expr: sympy.Expr, names: dict, scratch: str) -> list[tuple[list[str], str]] | None:
-    """The loss summed over the batch as dot products, term by term: ``c*t*u`` is
-    ``c*np.vdot(T, u)`` and ``c*u**2`` is ``c*np.vdot(u, u)``, ``u`` computed in place into the
-    scratch buffer; None when a term is neither (the caller sums the whole expression)."""
-    out = []
-    for term in sympy.Add.make_args(expr):
-        coefficient, factors = term.as_coeff_mul()
-        scale = "" if coefficient == 1 else "-" if coefficient == -1 else f"{vector_code(coefficient)}*"
-        rest = sympy.Mul(*factors)
-        if T in factors and not (rest / T).has(T):
-            left, right = "T", rest / T
-        elif len(factors) == 1 and isinstance(rest, sympy.Pow) and rest.args[1] == 2:
-            left = right = rest.args[0]
-        else:
-            return None
-        atom = names.get(right) if isinstance(right, sympy.Symbol) else None
-        pre = [] if atom is not None else _in_place(right, names, scratch, [])
-        if pre is None:
-            return None
-        source = atom or scratch
-        out.append((pre, f"{scale}np.vdot({'T' if left == 'T' else source}, {source})"))
-    return out
+    def _loss_sums(self, expr: sympy.Expr, names: dict, form) -> list[tuple[list[str], str]] | None:
+        """The loss summed over the batch as dot products, term by term: ``c*t*u`` is
+        ``c*np.vdot(T, u)`` and ``c*u**2`` is ``c*np.vdot(u, u)``, ``u`` computed in place into the
+        scratch buffer; None when a term is neither (the caller sums the whole expression)."""
+        targets = sympy.Symbol(self.program.targets, real=True)
+        scratch = self._scratch(form.index)
+        out = []
+        for term in sympy.Add.make_args(expr):
+            coefficient, factors = term.as_coeff_mul()
+            scale = "" if coefficient == 1 else "-" if coefficient == -1 else f"{self._code(coefficient)}*"
+            rest = sympy.Mul(*factors)
+            if targets in factors and not (rest / targets).has(targets):
+                left, right = "T", rest / targets
+            elif len(factors) == 1 and isinstance(rest, sympy.Pow) and rest.args[1] == 2:
+                left = right = rest.args[0]
+            else:
+                return None
+            atom = names.get(right, right.name) if isinstance(right, sympy.Symbol) else None
+            pre = [] if atom is not None else self._in_place(right, scratch, [])
+            if pre is None:
+                return None
+            source = atom or scratch
+            out.append((pre, f"{scale}np.vdot({'T' if left == 'T' else source}, {source})"))
+        if any(pre for pre, _ in out):
+            self.buffers.setdefault(f"tmp_{form.name}", form.size)
+        return out
 
+    # -- backward ------------------------------------------------------------------------------
 
-def _backward(d: Derivation) -> tuple[Line, ...]:
-    lines = list(_output_delta(d))
-    for form in reversed(d.layers):
-        previous = "X" if form.index == 1 else form.previous
-        lines.append(Line(f"dE/d{form.weight} = {form.delta}^T {previous} (dE/dw = delta of its unit * the output it multiplies)",
-                          f'np.dot({form.delta}.T, {previous}, out=grads["{form.weight}"])'))
-        if form.bias is not None and form.shared_bias:
-            lines.append(Line(f"dE/d{form.bias} = sum of {form.delta} (one bias shared by the layer)", f'grads["{form.bias}"][0] = {form.delta}.sum()'))
-        elif form.bias is not None:
-            lines.append(Line(f"dE/d{form.bias} = {form.delta} summed over the batch (a row of ones times {form.delta}: one BLAS call)",
-                              f'np.dot(work["ones"], {form.delta}, out=grads["{form.bias}"])'))
-        if form.index == 1:
-            break
-        below = d.layers[form.index - 2]
-        lines.extend(_hidden_delta(form, below))
-    return tuple(lines)
+    _SCALED = "times scale (the batch mean and, for sgd, the rate)"
 
+    def _backward(self, s: Statement) -> list[Line]:
+        """A backward statement's lines; a local derivative is printed where a delta multiplies
+        it, and a softmax output's temporaries with its delta."""
+        if s.rule in ("local derivative", "1 - out", "out * dE/dout", "out * dE/dout * (1 - out)"):
+            return []
+        if s.rule == "output delta":
+            return self._output_delta(s) + [Line("", f"{s.target} *= scale")]
+        if s.rule == "weight gradient":
+            delta, x = s.expr.args
+            W = s.target.name[len("dE_d"):]
+            return [Line(f"dE/d{W} = {delta}^T {self._name(x)} (dE/dw = delta of its unit * the output it multiplies)",
+                         f'np.dot({delta}.T, {self._name(x)}, out=grads["{W}"])')]
+        if s.rule == "bias gradient":
+            delta, b = s.expr.args[0], s.target.name[len("dE_d"):]
+            if isinstance(s.expr, SharedBiasSum):
+                return [Line(f"dE/d{b} = sum of {delta} (one bias shared by the layer)", f'grads["{b}"][0] = {delta}.sum()')]
+            return [Line(f"dE/d{b} = {delta} summed over the batch (a row of ones times {delta}: one BLAS call)",
+                         f'np.dot(work["ones"], {delta}, out=grads["{b}"])')]
+        return self._hidden_delta(s)
 
-def _output_delta(d: Derivation) -> list[Line]:
-    last = d.layers[-1]
-    output = last.output
-    assert output is not None
-    names = {Y: last.out, T: "T", X: last.net}
-    scaled = "times scale (the batch mean and, for sgd, the rate)"
-    if output.closed is not None:
-        why = f"dE/dnet = {human(output.closed, names)}" + (f" ({output.constraint})" if output.constraint else "")
-        lines = _delta_in_place(last, output.closed, names, f"{last.delta} = {why}, {scaled}")
-    elif last.softmax and output.weighted is not None:
-        lines = _softmax_output_delta(last, output, names, scaled)
-    elif last.softmax:
-        lines = [
-            Line(f"g = dE/d{last.out} = {human(output.dE_dy, names)}", f"g = {vector_code(output.dE_dy, names)}"),
-            Line(f"{last.delta} = dE/d{last.net} = {last.out} * (g - sum(g * {last.out})) (softmax's Jacobian), {scaled}",
-                 f"{last.delta} = {last.out} * (g - np.sum(g * {last.out}, axis=1, keepdims=True))"),
+    def _output_delta(self, s: Statement) -> list[Line]:
+        form = self.d.layers[s.layer - 1]
+        if isinstance(s.expr, SoftmaxDelta):
+            return self._softmax_output_delta(s, form)
+        if isinstance(s.expr, SoftmaxVJP):
+            out, g = s.expr.args
+            return [Line(f"g = dE/d{out} = {human(g, self.program)}", f"g = {self._code(g)}"),
+                    Line(f"{s.target} = dE/d{form.net} = {out} * (g - sum(g * {out})) (softmax's Jacobian), {self._SCALED}",
+                         f"{s.target} = {out} * (g - np.sum(g * {out}, axis=1, keepdims=True))")]
+        if isinstance(s.expr, Chain):
+            factors = [self._local(f) for f in s.expr.args]
+            why = f"{s.target} = dE/d{form.out} * d{form.out}/d{form.net} = " + " * ".join(f"({human(f, self.program)})" for f in factors)
+            whole = " * ".join(f"({self._code(f)})" for f in factors)
+            return self._delta_into(s, sympy.Mul(*factors), f"{why}, {self._SCALED}", whole)
+        why = f"dE/d{form.net} = {human(s.expr, self.program)}" + (f" ({s.note})" if s.note else "")
+        return self._delta_into(s, s.expr, f"{s.target} = {why}, {self._SCALED}")
+
+    def _local(self, expr: sympy.Expr) -> sympy.Expr:
+        """A local-derivative vector as the expression that computes it; anything else as it is."""
+        statement = self.locals.get(expr.name) if expr.is_Symbol else None
+        return expr if statement is None else statement.expr
+
+    def _delta_into(self, s: Statement, expr: sympy.Expr, comment: str, whole: str = "") -> list[Line]:
+        """``delta = expr`` computed into the layer's delta buffer, or printed whole where it cannot be."""
+        name = s.target.name
+        lines = self._assigned(expr, name, self._buffer(name, self.program.sizes[s.layer]), [self._scratch(s.layer)])
+        if lines is None:
+            return [Line(comment, f"{name} = {whole or self._code(expr)}")]
+        return [Line(comment if i == 0 else "", line) for i, line in enumerate(lines)]
+
+    def _softmax_output_delta(self, s: Statement, form) -> list[Line]:
+        """From w = out * dE/dout and w * (1 - out) in 1 - out, by the derivation's own
+        :func:`~chainrule.derive.layers.softmax_output_delta` (emitted with the trainer): finite,
+        and without cancelling, where an output rounds to 1."""
+        q, w, wq = self._temporaries(s)
+        out = sympy.Symbol(form.out, real=True)
+        low = sympy.Min(out, sympy.Rational(1, 2))
+        weighted = w.expr.xreplace({low: sympy.Symbol("low", real=True)})
+        near_one = wq.expr.args[1][0]
+        self.helpers |= {"log_one_minus_softmax", "softmax_output_delta"}
+        return [
+            Line(f"q = 1 - {form.out}, with its digits where {form.out} rounds to 1", f"q = np.exp(log_one_minus_softmax({form.net}))"),
+            Line(f"w = {form.out} * dE/d{form.out} = {human(w.expr.xreplace({low: out}), self.program)} where {form.out} <= 1/2 (all but a row's largest)",
+                 f"low = np.minimum({form.out}, 0.5)"),
+            Line("", f"w = {self._code(weighted, {q.target: 'q'})}"),
+            Line(f"w * q, in q where {form.out} > 1/2: {human(near_one.xreplace({q.target: sympy.Symbol('q', real=True)}), self.program)}",
+                 f"wq = np.where({form.out} <= 0.5, w * q, {self._code(near_one, {q.target: 'q'})})"),
+            Line(f"{s.target} = dE/d{form.net} = {form.out} * (g - sum(g * {form.out})), from w and wq without cancelling, {self._SCALED}",
+                 f"{s.target} = softmax_output_delta(w, wq, {form.net})"),
         ]
-    else:
-        local = local_derivative(last)
-        why = f"{last.delta} = dE/d{last.out} * d{last.out}/d{last.net} = ({human(output.dE_dy, names)}) * ({human(local, names)}), {scaled}"
-        lines = _delta_in_place(last, sympy.Mul(output.dE_dy, local), names, why, f"({vector_code(output.dE_dy, names)}) * ({vector_code(local, names)})")
-    lines.append(Line("", f"{last.delta} *= scale"))
-    return lines
 
+    def _temporaries(self, s: Statement) -> tuple[Statement, Statement, Statement]:
+        """The statements of q = 1 - out, w and wq that a softmax output's delta reads."""
+        w, wq = (self.program.assigning(v.name) for v in s.expr.args[:2])
+        q = self.program.assigning(naming.SOFTMAX_ONE_MINUS_OUT.format(name=self._layer(s.layer)))
+        return q, w, wq
 
-def _softmax_output_delta(last: LayerForm, output: OutputDelta, names: dict, scaled: str) -> list[Line]:
-    """A softmax output's delta from w = out * dE/dout and w * (1 - out) in 1 - out, by the
-    derivation's own :func:`~chainrule.derive.layers.softmax_output_delta` (emitted with the
-    trainer): finite, and without cancelling, where an output rounds to 1."""
-    low, q = {**names, Y: "low"}, {**names, ONE_MINUS_OUT: "q"}
-    return [
-        Line(f"q = 1 - {last.out}, with its digits where {last.out} rounds to 1", f"q = np.exp(log_one_minus_softmax({last.net}))"),
-        Line(f"w = {last.out} * dE/d{last.out} = {human(output.weighted, names)} where {last.out} <= 1/2 (all but a row's largest)",
-             f"low = np.minimum({last.out}, 0.5)"),
-        Line("", f"w = {vector_code(output.weighted, low)}"),
-        Line(f"w * q, in q where {last.out} > 1/2: {human(output.weighted_near_one, q)}",
-             f"wq = np.where({last.out} <= 0.5, w * q, {vector_code(output.weighted_near_one, q)})"),
-        Line(f"{last.delta} = dE/d{last.net} = {last.out} * (g - sum(g * {last.out})), from w and wq without cancelling, {scaled}",
-             f"{last.delta} = softmax_output_delta(w, wq, {last.net})"),
-    ]
-
-
-def _delta_in_place(form: LayerForm, expr: sympy.Expr, names: dict, comment: str, whole: str = "") -> list[Line]:
-    """``delta = expr`` computed into the layer's delta buffer, or printed whole where it cannot be."""
-    in_place = _in_place(expr, names, form.delta, [_scratch(form)])
-    if in_place is None:
-        return [Line(comment, f"{form.delta} = {whole or vector_code(expr, names)}")]
-    first = in_place[0].replace(f"out={form.delta})", f'out=work["{form.delta}"])')
-    if first != in_place[0] and first.endswith(f'out=work["{form.delta}"])'):
-        return [Line(comment, f"{form.delta} = {first}")] + [Line("", line) for line in in_place[1:]]
-    return [Line(comment, f'{form.delta} = work["{form.delta}"]')] + [Line("", line) for line in in_place]
-
-
-def _hidden_delta(above: LayerForm, form: LayerForm) -> list[Line]:
-    local = None if form.softmax else local_derivative(form)
-    lines = [Line(f"{form.delta} = ({above.delta} {above.weight}) * d{form.out}/d{form.net}: the deltas above, back through the weights",
-                  f'{form.delta} = np.dot({above.delta}, p["{above.weight}"], out=work["{form.delta}"])')]
-    if form.softmax:
-        lines.append(Line(f"softmax's Jacobian: {form.out} * (g - sum(g * {form.out}))", f"{form.delta} = {form.out} * ({form.delta} - np.sum({form.delta} * {form.out}, axis=1, keepdims=True))"))
-        return lines
-    assert local is not None
-    names = {Y: form.out, X: form.net}
-    if local == 1:
-        return lines
-    comment = f"d{form.out}/d{form.net} = {human(local, names)}"
-    in_place = None if isinstance(local, sympy.Symbol) else _in_place(local, names, _scratch(form), [])
-    if in_place is None:
-        lines.append(Line(comment, f"{form.delta} *= {vector_code(local, names)}"))
-    else:
-        lines += [Line(comment if i == 0 else "", line) for i, line in enumerate(in_place)] + [Line("", f"{form.delta} *= {_scratch(form)}")]
-    return lines
-
-
-def human(expr: sympy.Expr, names: dict) -> str:
-    return format_expr(expr.xreplace({s: sympy.Symbol(n, real=True) for s, n in names.items()}))
-
+    def _hidden_delta(self, s: Statement) -> list[Line]:
+        """``delta = (delta_above W_above) * f'``: the deltas above back through the weights, then
+        through the activation (softmax: its Jacobian)."""
+        form = self.d.layers[s.layer - 1]
+        backprop = s.expr if isinstance(s.expr, Backprop) else s.expr.args[-1] if isinstance(s.expr, SoftmaxVJP) else s.expr.args[0]
+        W, above = backprop.args
+        delta = s.target.name
+        lines = [Line(f"{delta} = ({above} {W}) * d{form.out}/d{form.net}: the deltas above, back through the weights",
+                      f'{delta} = np.dot({above}, p["{W}"], out={self._buffer(delta, form.size)})')]
+        if isinstance(s.expr, SoftmaxVJP):
+            lines.append(Line(f"softmax's Jacobian: {form.out} * (g - sum(g * {form.out}))",
+                              f"{delta} = {form.out} * ({delta} - np.sum({delta} * {form.out}, axis=1, keepdims=True))"))
+            return lines
+        if isinstance(s.expr, Backprop):
+            return lines
+        local = self._local(s.expr.args[1])
+        comment = f"d{form.out}/d{form.net} = {human(local, self.program)}"
+        in_place = None if local.is_Symbol else self._in_place(local, self._scratch(s.layer), [])
+        if in_place is None:
+            return lines + [Line(comment, f"{delta} *= {self._code(local)}")]
+        self.buffers.setdefault(f"tmp_{form.name}", form.size)
+        return lines + [Line(comment if i == 0 else "", line) for i, line in enumerate(in_place)] + [Line("", f"{delta} *= {self._scratch(s.layer)}")]

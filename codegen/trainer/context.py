@@ -34,7 +34,7 @@ from chainrule.derive.network import Network
 from chainrule.derive.optimizers import GRAD, OPTIMIZERS, STEP, THETA
 
 from chainrule.codegen.trainer import runtime
-from chainrule.codegen.trainer.arraycode import Line, array_code, buffers, human, ones_name, output_delta_text, targets_sum_to_one
+from chainrule.codegen.trainer.arraycode import ArrayCode, Line, array_code, human, output_delta_text, targets_sum_to_one
 from chainrule.codegen.trainer.floatcode import formulas as chain_formulas
 from chainrule.codegen.trainer.floatcode import scalar_step, scalar_wanted
 from chainrule.codegen.trainer.preamble import string_constant, architecture, constants, initial_params, module_docstring
@@ -105,18 +105,18 @@ def build_trainer_context(d: Derivation, spec_path: str, out_dir: str, formulas:
     network, spec = d.network, d.network.spec
     slots = _slots(network)
     frozen = tuple(s for s in slots if _is_frozen(network, s))
-    forward, loss, backward = array_code(d)
+    vector = array_code(d)
+    forward, loss, backward = vector.forward, vector.loss, vector.backward
     scalar = scalar_step(d, frozenset(s.name for s in frozen)) if scalar_wanted(d) else ()
     chains = chain_formulas(d) if formulas and d.small else ()
     updates = _updates(d)
-    code = "\n".join(line.code for line in forward + loss + backward + scalar + chains + updates)
     state = OPTIMIZERS[spec.optimizer.kind].state
     outputs = ", ".join(name for form in d.layers for name in (form.net, form.out))
     return TrainerContext(
         name=py(spec.name),
         docstring=module_docstring(d, Path(spec_path).name, TEMPLATE, bool(chains)),
-        constants=block(constants(d, spec_path, out_dir, _slot_lines(slots), _extra_constants(d, code)), 0),
-        helpers=tuple(py(source) for name, source in _HELPERS.items() if any(f"{n}(" in code for n in (name,) + _NEEDED_BY.get(name, ()))),
+        constants=block(constants(d, spec_path, out_dir, _slot_lines(slots), _extra_constants(d, vector)), 0),
+        helpers=tuple(py(source) for name, source in _HELPERS.items() if name in vector.helpers),
         runtime={name: runtime_source(name) for name in RUNTIME},
         initial_params=block(initial_params(d), 1),
         size=slots[-1].stop,
@@ -131,13 +131,13 @@ def build_trainer_context(d: Derivation, spec_path: str, out_dir: str, formulas:
         outputs_count=network.sizes[-1],
         targets_sum_to_one=targets_sum_to_one(d),
         targets_comment=_comment(f"{output_delta_text(d)} only where each row of T sums to 1: other targets would train on wrong gradients", 2),
-        unit_ones=tuple((py(ones_name(form)), form.size) for form in d.layers if f'work["{ones_name(form)}"]' in code),
+        unit_ones=tuple((py(name), units) for name, units in vector.ones),
         forward_body=block(forward, 2),
         forward_return=block((Line("", f"return {outputs}"),), 2),
         unpack_outputs=block((Line("", f"{outputs} = outs"),), 2),
         loss_body=block(loss, 2),
         backward_body=block(backward, 2),
-        backward_reads_params=any('p["' in line.code for line in backward),
+        backward_reads_params=vector.reads_parameters,
         formulas_body=block(chains, 2),
         update_body=block(_update_lines(d, updates), 2),
         scalar_body=block(_bound(d, scalar) + scalar, 2) if scalar else py(""),
@@ -177,10 +177,10 @@ def _slot_lines(slots: tuple[Slot, ...]) -> tuple[Line, ...]:
                  f"SLOTS = {{{entries}}}"),)
 
 
-def _extra_constants(d: Derivation, code: str) -> tuple[Line, ...]:
+def _extra_constants(d: Derivation, vector: ArrayCode) -> tuple[Line, ...]:
     """The [batch, units] buffers a step writes into; with softmax and cross-entropy, how far a row
     of targets may be from summing to 1, and what the loss needs."""
-    lines = [Line("the [batch, units] arrays a step writes into, made once per batch size", f"BUFFERS = {literal(buffers(d, code))}")]
+    lines = [Line("the [batch, units] arrays a step writes into, made once per batch size", f"BUFFERS = {literal(vector.buffers)}")]
     if targets_sum_to_one(d):
         spec = d.network.spec
         rule = f"{spec.loss.formula or spec.loss.name} after softmax needs each row of targets to sum to 1 (one-hot or probabilities)"
@@ -267,7 +267,7 @@ def _rule_lines(d: Derivation) -> tuple[Line, ...]:
     for target, expr in OPTIMIZERS[kind].rule:
         expr = expr.xreplace(zero)
         if target == THETA:
-            lines.append(Line(f"theta = {human(expr, {})}", f"theta[...] = {vector_code(expr, names)}"))
+            lines.append(Line(f"theta = {human(expr)}", f"theta[...] = {vector_code(expr, names)}"))
         elif expr != GRAD or target.name != "gd":
             lines.append(Line("", f"{target.name}[...] = {vector_code(expr, names)}" if target.name != "gd" else f"gd = {vector_code(expr, names)}"))
         else:
@@ -282,8 +282,6 @@ def _rule_lines(d: Derivation) -> tuple[Line, ...]:
 #: only where its code calls them).
 RUNTIME = ("_finite", "_finite_params", "Params", "forward", "loss", "gradients", "fit", "save", "load",
            "_count", "load_data", "main")
-#: Helpers that other helpers call: emitted wherever one of those is.
-_NEEDED_BY = {"_largest_and_share": ("log_softmax", "log_one_minus_softmax"), "log_softmax": ("log_one_minus_softmax",)}
 
 
 @functools.cache

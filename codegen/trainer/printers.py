@@ -234,13 +234,34 @@ class InPlace:
         self.scratch = list(scratch)
         self.used: list[str] = []
         self.lines: list[str] = []
+        self._first: tuple[str, str] | str | None = None
         self.printer = VectorPrinter()
 
     def lines_into(self, expr: sympy.Expr, target: str) -> list[str]:
         """The lines computing ``expr`` (stable form, constants folded) into ``target``."""
-        self.lines = []
+        self.lines, self._first = [], None
         self._into(fold_constants(stable_form(expr)), target)
         return self.lines
+
+    def assigned(self, expr: sympy.Expr, name: str, buffer: str) -> list[str]:
+        """The lines binding ``name`` to ``buffer`` holding ``expr``: the first call that writes
+        it writes into ``buffer`` and its result is ``name`` (``delta_o = np.subtract(out_o, T,
+        out=work["delta_o"])``); where another line comes first, ``name = buffer`` is."""
+        self.lines, self._first = [], (name, buffer)
+        self._into(fold_constants(stable_form(expr)), name)
+        if self._first == "returned":
+            self.lines[0] = f"{name} = {self.lines[0]}"
+        else:
+            self.lines.insert(0, f"{name} = {buffer}")
+        return self.lines
+
+    def _out(self, target: str) -> str:
+        """The ``out=`` of a call writing ``target``: the buffer, for :meth:`assigned`'s name
+        when this call is the first line."""
+        if isinstance(self._first, tuple) and target == self._first[0] and not self.lines:
+            buffer, self._first = self._first[1], "returned"
+            return buffer
+        return target
 
     def _atom(self, expr: sympy.Expr) -> str | None:
         if isinstance(expr, sympy.Symbol):
@@ -289,7 +310,7 @@ class InPlace:
             source = target
         elif arg.is_Number:
             raise NotInPlace
-        self.lines.append(spell(template, (source,), out=target))
+        self.lines.append(spell(template, (source,), out=self._out(target)))
 
     def _sum(self, expr: sympy.Add, target: str) -> None:
         constant = sum((a for a in expr.args if a.is_Number), sympy.Integer(0))
@@ -301,13 +322,13 @@ class InPlace:
         if self._atom(first) is not None and rest and (self._atom(rest[0]) or self._atom(-rest[0])):
             second = rest.pop(0)
             op, other = ("np.add", self._atom(second)) if self._atom(second) else ("np.subtract", self._atom(-second))
-            self.lines.append(f"{op}({self._atom(first)}, {other}, out={target})")
+            self.lines.append(f"{op}({self._atom(first)}, {other}, out={self._out(target)})")
         elif constant != 0 and first.could_extract_minus_sign() and not rest:
             source = self._atom(-first)  # c - u: one np.subtract once u is there
             if source is None:
                 self._into(-first, target)
                 source = target
-            self.lines.append(f"np.subtract({self._atom(constant)}, {source}, out={target})")
+            self.lines.append(f"np.subtract({self._atom(constant)}, {source}, out={self._out(target)})")
             constant = sympy.Integer(0)
         else:
             self._into(first, target)
@@ -332,11 +353,11 @@ class InPlace:
         if compound:
             self._into(compound.pop(0), target)
         elif len(atoms) >= 2:
-            self.lines.append(f"np.multiply({self._atom(atoms[0])}, {self._atom(atoms[1])}, out={target})")
+            self.lines.append(f"np.multiply({self._atom(atoms[0])}, {self._atom(atoms[1])}, out={self._out(target)})")
             atoms = atoms[2:]
         elif atoms and coefficient != 1 and len(atoms) == 1:
             operation = "np.negative(" if coefficient == -1 else f"np.multiply({self._atom(coefficient)}, "
-            self.lines.append(f"{operation}{self._atom(atoms.pop())}, out={target})")
+            self.lines.append(f"{operation}{self._atom(atoms.pop())}, out={self._out(target)})")
             coefficient = sympy.Integer(1)
         elif atoms:
             self._into(atoms.pop(0), target)
@@ -352,7 +373,7 @@ class InPlace:
                 self._give(source)
             self.lines.append(f"{target} {'/' if factor in divisors else '*'}= {source}")
         if coefficient == -1:
-            self.lines.append(f"np.negative({target}, out={target})")
+            self.lines.append(f"np.negative({target}, out={self._out(target)})")
         elif coefficient != 1:
             self.lines.append(f"{target} *= {self._atom(coefficient)}")
 
@@ -363,12 +384,12 @@ class InPlace:
             if source is None:
                 self._into(base, target)
                 source = target
-            self.lines.append(f"np.multiply({source}, {source}, out={target})")
+            self.lines.append(f"np.multiply({source}, {source}, out={self._out(target)})")
         elif exponent == -1:
             if source is None:
                 self._into(base, target)
                 source = target
-            self.lines.append(f"np.divide(1.0, {source}, out={target})")
+            self.lines.append(f"np.divide(1.0, {source}, out={self._out(target)})")
         elif exponent == sympy.Rational(1, 2):
             self._unary("np.sqrt({0}, out={out})", base, target)
         elif exponent.is_Number:
@@ -376,7 +397,7 @@ class InPlace:
                 self._into(base, target)
                 source = target
             power = str(int(exponent)) if exponent.is_Integer else repr(float(exponent))
-            self.lines.append(f"np.power({source}, {power}, out={target})")
+            self.lines.append(f"np.power({source}, {power}, out={self._out(target)})")
         else:
             raise NotInPlace
 
