@@ -142,3 +142,12 @@ def test_derive_never_imports_codegen() -> None:
     assert len(graph) > 40  # the walk found the package
     leaks = {m: sorted(t for t in ts if t.startswith("chainrule.codegen")) for m, ts in graph.items() if m.startswith("chainrule.derive")}
     assert not {m: t for m, t in leaks.items() if t}
+
+
+def test_every_package_is_installed() -> None:
+    # a subpackage missing from pyproject's list imports from the source tree but not once installed
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {_module_name(path) for path in EVERYTHING if path.name == "__init__.py"}
+    assert found == listed
