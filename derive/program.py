@@ -267,5 +267,13 @@ class Program:
                 return statement
         raise KeyError(name)
 
+    def local_derivative(self, expr: sympy.Expr) -> Statement | None:
+        """The local-derivative statement (``dout_h_dnet_h = ...``) that assigns ``expr``, where
+        ``expr`` is such a vector; else None. Printers write a delta's factor out through it."""
+        if not expr.is_Symbol:
+            return None
+        statement = next((s for s in self.statements if s.target == expr), None)
+        return statement if statement is not None and statement.rule == "local derivative" else None
+
     def role(self, name: str) -> Role:
         return self.vectors[name].role

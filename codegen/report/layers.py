@@ -162,17 +162,14 @@ class _ProgramTex:
         return method(*expr.args) if method is not None else math_pieces(expr, vectors=True)
 
     def factor(self, expr: sympy.Expr, operator: str = "") -> list[str]:
-        if expr.is_Symbol and self._local(expr) is not None:
-            expr = self._local(expr)
+        local = self.program.local_derivative(expr)
+        if local is not None:
+            expr = local.written
         if isinstance(expr, Op):
             parts = self.pieces(expr)
             parts[0] = f"{operator} {parts[0]}" if operator else parts[0]
             return parts
         return _factor_pieces(expr, operator)
-
-    def _local(self, vector: sympy.Symbol) -> sympy.Expr | None:
-        statement = next((s for s in self.program.statements if s.target == vector), None)
-        return None if statement is None or statement.rule != "local derivative" else statement.written
 
     def _Affine(self, W, x, *bias) -> list[str]:
         return [f"{vector_tex(W.name)} {vector_tex(x.name)}" + "".join(f" + {vector_tex(b.name)}" for b in bias)]

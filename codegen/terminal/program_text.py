@@ -23,14 +23,11 @@ class ProgramTextPrinter(FormulaPrinter):
 
     def factor(self, expr: sympy.Expr) -> str:
         """``expr`` as a factor of a product: sums and negatives in parentheses."""
-        if expr.is_Symbol and expr.name in self.program.vectors and self._local(expr.name) is not None:
-            expr = self._local(expr.name)
+        local = self.program.local_derivative(expr)
+        if local is not None:
+            expr = local.written
         text = self._print(expr)
         return f"({text})" if expr.is_Add or text.startswith("-") else text
-
-    def _local(self, name: str) -> sympy.Expr | None:
-        statement = next((s for s in self.program.statements if s.target.name == name), None)
-        return None if statement is None or statement.rule != "local derivative" else statement.written
 
     def _print_Affine(self, expr) -> str:
         W, x, *bias = expr.args

@@ -133,7 +133,6 @@ class _ArrayPrinter:
     def __post_init__(self) -> None:
         self.program = self.d.program
         self.names = {sympy.Symbol(self.program.inputs, real=True): INPUTS, sympy.Symbol(self.program.targets, real=True): TARGETS}
-        self.locals = {s.target.name: s for s in self.program.statements if s.rule == "local derivative"}
 
     def print(self) -> ArrayCode:
         forward = [line for s in self.program.stage(Stage.FORWARD) for line in self._forward(s)]
@@ -380,7 +379,7 @@ class _ArrayPrinter:
 
     def _local(self, expr: sympy.Expr) -> sympy.Expr:
         """A local-derivative vector as the expression that computes it; anything else as it is."""
-        statement = self.locals.get(expr.name) if expr.is_Symbol else None
+        statement = self.program.local_derivative(expr)
         return expr if statement is None else statement.expr
 
     def _delta_into(self, s: Statement, expr: sympy.Expr, comment: str, whole: str = "") -> list[Line]:
