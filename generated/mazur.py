@@ -256,8 +256,9 @@ class Network:
         for copy, array in zip(kept, (self.theta,)):
             copy[...] = array
         self.steps += 1
-        grad = self._backward(X, T, self.lr / X.shape[0], work, outs)
-        self._update(grad)
+        # lr*dE/dtheta: sgd takes the rate into the deltas with the batch mean
+        lr_grad = self._backward(X, T, self.lr / X.shape[0], work, outs)
+        self._update(lr_grad)
         try:
             _finite_params(self.theta, self._zeros)
         except FloatingPointError:
@@ -267,10 +268,10 @@ class Network:
             raise
         return E
 
-    def _update(self, grad):
+    def _update(self, lr_grad):
         theta = self.theta
         # theta - lr*dE/dtheta (lr was taken into the deltas)
-        theta -= grad
+        theta -= lr_grad
 
     def _step_one(self, x, t):
         """The loss and theta after one step on one sample, in plain floats: for a network this
@@ -287,10 +288,10 @@ class Network:
         out_o2 = 1.0 / (1.0 + math.exp(-net_o2))
         # E, the loss of this sample
         E = 0.5 * (t1 - out_o1) ** 2 + 0.5 * (t2 - out_o2) ** 2
-        # delta_o1 = dE/dnet_o1
-        delta_o1 = out_o1 * (1 - out_o1) * (out_o1 - t1)
-        # delta_o2 = dE/dnet_o2
-        delta_o2 = out_o2 * (1 - out_o2) * (out_o2 - t2)
+        # delta_o1 = dE/dnet_o1 = dE/dout_o1 * dout_o1/dnet_o1
+        delta_o1 = (out_o1 - t1) * (out_o1 * (1 - out_o1))
+        # delta_o2 = dE/dnet_o2 = dE/dout_o2 * dout_o2/dnet_o2
+        delta_o2 = (out_o2 - t2) * (out_o2 * (1 - out_o2))
         # delta_h1 = (sum of the deltas above times their weights) * dout_h1/dnet_h1
         delta_h1 = (delta_o1 * w5 + delta_o2 * w7) * (out_h1 * (1 - out_h1))
         # delta_h2 = (sum of the deltas above times their weights) * dout_h2/dnet_h2
@@ -298,16 +299,16 @@ class Network:
         # the loss, and theta - lr*dE/dtheta for every parameter; dE/dw = delta of its unit * the
         #   output it multiplies
         return E, (
-            w1 - (delta_h1 * i1) * lr,
-            w2 - (delta_h1 * i2) * lr,
-            w3 - (delta_h2 * i1) * lr,
-            w4 - (delta_h2 * i2) * lr,
-            b1 - (delta_h1 + delta_h2) * lr,
-            w5 - (delta_o1 * out_h1) * lr,
-            w6 - (delta_o1 * out_h2) * lr,
-            w7 - (delta_o2 * out_h1) * lr,
-            w8 - (delta_o2 * out_h2) * lr,
-            b2 - (delta_o1 + delta_o2) * lr,
+            w1 - lr * (delta_h1 * i1),
+            w2 - lr * (delta_h1 * i2),
+            w3 - lr * (delta_h2 * i1),
+            w4 - lr * (delta_h2 * i2),
+            b1 - lr * (delta_h1 + delta_h2),
+            w5 - lr * (delta_o1 * out_h1),
+            w6 - lr * (delta_o1 * out_h2),
+            w7 - lr * (delta_o2 * out_h1),
+            w8 - lr * (delta_o2 * out_h2),
+            b2 - lr * (delta_o1 + delta_o2),
         )
 
     # -- training --------------------------------------------------------------------------------

@@ -278,8 +278,9 @@ class Network:
         for copy, array in zip(kept, (self.theta,)):
             copy[...] = array
         self.steps += 1
-        grad = self._backward(X, T, self.lr / X.shape[0], work, outs)
-        self._update(grad)
+        # lr*dE/dtheta: sgd takes the rate into the deltas with the batch mean
+        lr_grad = self._backward(X, T, self.lr / X.shape[0], work, outs)
+        self._update(lr_grad)
         try:
             _finite_params(self.theta, self._zeros)
         except FloatingPointError:
@@ -289,10 +290,10 @@ class Network:
             raise
         return E
 
-    def _update(self, grad):
+    def _update(self, lr_grad):
         theta = self.theta
         # theta - lr*dE/dtheta (lr was taken into the deltas)
-        theta -= grad
+        theta -= lr_grad
 
     # -- training --------------------------------------------------------------------------------
 

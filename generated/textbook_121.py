@@ -256,8 +256,9 @@ class Network:
         for copy, array in zip(kept, (self.theta,)):
             copy[...] = array
         self.steps += 1
-        grad = self._backward(X, T, self.lr / X.shape[0], work, outs)
-        self._update(grad)
+        # lr*dE/dtheta: sgd takes the rate into the deltas with the batch mean
+        lr_grad = self._backward(X, T, self.lr / X.shape[0], work, outs)
+        self._update(lr_grad)
         try:
             _finite_params(self.theta, self._zeros)
         except FloatingPointError:
@@ -267,10 +268,10 @@ class Network:
             raise
         return E
 
-    def _update(self, grad):
+    def _update(self, lr_grad):
         theta = self.theta
         # theta - lr*dE/dtheta (lr was taken into the deltas)
-        theta -= grad
+        theta -= lr_grad
 
     def _step_one(self, x, t):
         """The loss and theta after one step on one sample, in plain floats: for a network this
@@ -285,8 +286,8 @@ class Network:
         out_o1 = 1.0 / (1.0 + math.exp(-net_o1))
         # E, the loss of this sample
         E = 0.5 * (y - out_o1) ** 2
-        # delta_o1 = dE/dnet_o1
-        delta_o1 = out_o1 * (1 - out_o1) * (out_o1 - y)
+        # delta_o1 = dE/dnet_o1 = dE/dout_o1 * dout_o1/dnet_o1
+        delta_o1 = (out_o1 - y) * (out_o1 * (1 - out_o1))
         # delta_h1 = (sum of the deltas above times their weights) * dout_h1/dnet_h1
         delta_h1 = (delta_o1 * w21) * (out_h1 * (1 - out_h1))
         # delta_h2 = (sum of the deltas above times their weights) * dout_h2/dnet_h2
@@ -294,13 +295,13 @@ class Network:
         # the loss, and theta - lr*dE/dtheta for every parameter; dE/dw = delta of its unit * the
         #   output it multiplies
         return E, (
-            w11 - (delta_h1 * x1) * lr,
-            w12 - (delta_h2 * x1) * lr,
-            b11 - (delta_h1) * lr,
-            b12 - (delta_h2) * lr,
-            w21 - (delta_o1 * out_h1) * lr,
-            w22 - (delta_o1 * out_h2) * lr,
-            b21 - (delta_o1) * lr,
+            w11 - lr * (delta_h1 * x1),
+            w12 - lr * (delta_h2 * x1),
+            b11 - lr * delta_h1,
+            b12 - lr * delta_h2,
+            w21 - lr * (delta_o1 * out_h1),
+            w22 - lr * (delta_o1 * out_h2),
+            b21 - lr * delta_o1,
         )
 
     # -- training --------------------------------------------------------------------------------

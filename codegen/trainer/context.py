@@ -21,7 +21,6 @@ from __future__ import annotations
 import ast
 import functools
 import inspect
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from chainrule.derive import layers, naming
 from chainrule.derive.derivation import Derivation
 from chainrule.derive.functions import HELPERS
 from chainrule.derive.network import Network
-from chainrule.derive.optimizers import GRAD, OPTIMIZERS, STEP, THETA
+from chainrule.derive.optimizers import DECAY, GRAD, LR, OPTIMIZERS, STEP, THETA, first_step_expr
 
 from chainrule.codegen.trainer import runtime
 from chainrule.codegen.trainer.arraycode import ArrayCode, Line, array_code, human, output_delta_text, targets_sum_to_one
@@ -81,6 +80,7 @@ class TrainerContext:
     kept_rows: int
     kept_arrays: Py
     fold_lr: bool
+    step_vector: Py
     inputs_count: int
     outputs_count: int
     targets_sum_to_one: bool
@@ -127,6 +127,7 @@ def build_trainer_context(d: Derivation, spec_path: str, out_dir: str, formulas:
         kept_rows=1 + len(state),
         kept_arrays=py(", ".join(f"self.{name}" for name in ("theta",) + state) + ("," if not state else "")),
         fold_lr=_fold_lr(d),
+        step_vector=py(_step_vector(d)),
         inputs_count=len(spec.inputs),
         outputs_count=network.sizes[-1],
         targets_sum_to_one=targets_sum_to_one(d),
@@ -140,7 +141,7 @@ def build_trainer_context(d: Derivation, spec_path: str, out_dir: str, formulas:
         backward_reads_params=vector.reads_parameters,
         formulas_body=block(chains, 2),
         update_body=block(_update_lines(d, updates), 2),
-        scalar_body=block(_bound(d, scalar) + scalar, 2) if scalar else py(""),
+        scalar_body=block(_bound(d, first_step_expr("sgd", dict(spec.optimizer.hyper)).free_symbols) + scalar, 2) if scalar else py(""),
         classifier=network.is_softmax(network.depth) or spec.loss.name == "bce",
         per_label_accuracy=spec.loss.name == "bce" and not network.is_softmax(network.depth),
     )
@@ -190,20 +191,22 @@ def _extra_constants(d: Derivation, vector: ArrayCode) -> tuple[Line, ...]:
     return tuple(lines)
 
 
-def _bound(d: Derivation, lines: tuple[Line, ...]) -> tuple[Line, ...]:
-    """The optimizer's settings ``lines`` read, bound to locals (``lr = self.lr``)."""
-    return tuple(Line("", f"{k} = self.{k}") for k, _ in d.network.spec.optimizer.hyper if _uses(lines, k))
+def _bound(d: Derivation, reads: frozenset[sympy.Symbol]) -> tuple[Line, ...]:
+    """The optimizer's settings among the symbols ``reads`` (those of the rule as printed),
+    bound to locals (``lr = self.lr``), in the spec's order."""
+    names = {symbol.name for symbol in reads}
+    return tuple(Line("", f"{k} = self.{k}") for k, _ in d.network.spec.optimizer.hyper if k in names)
 
 
-def _update_lines(d: Derivation, updates: tuple[Line, ...]) -> tuple[Line, ...]:
+def _update_lines(d: Derivation, updates: Updates) -> tuple[Line, ...]:
     state = OPTIMIZERS[d.network.spec.optimizer.kind].state
     lines = [Line("", "theta = self.theta")]
     if state:
         lines.append(Line("", f"{', '.join(state)} = {', '.join(f'self.{s}' for s in state)}"))
-    lines += _bound(d, updates)
-    if _uses(updates, "k"):
+    lines += _bound(d, updates.reads)
+    if STEP in updates.reads:
         lines.append(Line("", "k = self.steps"))
-    return tuple(lines) + updates
+    return tuple(lines) + updates.lines
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,47 +235,60 @@ def _is_frozen(network: Network, slot: Slot) -> bool:
 # The optimizer
 
 
-def _uses(lines: tuple[Line, ...], name: str) -> bool:
-    return any(re.search(rf"\b{name}\b", line.code) for line in lines)
+@dataclass(frozen=True)
+class Updates:
+    """The optimizer's update as printed lines, and the symbols they read (its settings, the step
+    count ``k``): the settings are bound to locals from these, never found in the printed text."""
+
+    lines: tuple[Line, ...]
+    reads: frozenset[sympy.Symbol]
 
 
 def _fold_lr(d: Derivation) -> bool:
-    """Plain sgd takes lr into the deltas: theta -= grad is then the whole update."""
+    """Plain sgd takes lr into the deltas: the backward pass then gives ``lr_grad`` = lr*dE/dtheta
+    (named so), and ``theta -= lr_grad`` is the whole update, one pass over theta fewer."""
     return d.network.spec.optimizer.kind == "sgd"
 
 
-def _updates(d: Derivation) -> tuple[Line, ...]:
+def _step_vector(d: Derivation) -> str:
+    """The name of the vector the backward pass fills and the update reads: ``lr_grad`` (lr times
+    dE/dtheta) where sgd takes the rate into the deltas, else ``grad`` (dE/dtheta)."""
+    return "lr_grad" if _fold_lr(d) else "grad"
+
+
+def _updates(d: Derivation) -> Updates:
     """The optimizer's rule over the flat vectors; frozen slices kept where decay would move them."""
-    lines = _rule_lines(d)
+    rule = _rule_lines(d)
     hyper = dict(d.network.spec.optimizer.hyper)
     frozen = [s for s in _slots(d.network) if _is_frozen(d.network, s)]
     if not frozen or not (hyper.get("weight_decay") or d.network.spec.optimizer.kind == "adamw"):
-        return lines
+        return rule
     keep = tuple(Line("frozen in the spec: weight decay must not move it" if i == 0 else "", f"kept_{s.name} = theta[{s.start}:{s.stop}].copy()") for i, s in enumerate(frozen))
     restore = tuple(Line("", f"theta[{s.start}:{s.stop}] = kept_{s.name}") for s in frozen)
-    return keep + lines + restore
+    return Updates(keep + rule.lines + restore, rule.reads)
 
 
-def _rule_lines(d: Derivation) -> tuple[Line, ...]:
+def _rule_lines(d: Derivation) -> Updates:
+    """The optimizer's rule (:data:`~chainrule.derive.optimizers.OPTIMIZERS`) printed over the
+    flat vectors, settings that are zero taken out."""
     kind, hyper = d.network.spec.optimizer.kind, dict(d.network.spec.optimizer.hyper)
-    if _fold_lr(d):
-        lines = []
-        if hyper.get("weight_decay"):
-            lines.append(Line("weight decay: theta - lr*(g + weight_decay*theta), with lr*g already in grad", "theta *= 1.0 - lr*weight_decay"))
-        lines.append(Line("theta - lr*dE/dtheta (lr was taken into the deltas)", "theta -= grad"))
-        return tuple(lines)
     zero = {sympy.Symbol(k, real=True): sympy.Integer(0) for k, v in hyper.items() if v == 0}
+    rule = [(target, expr.xreplace(zero)) for target, expr in OPTIMIZERS[kind].rule]
+    if _fold_lr(d):
+        decay = LR * DECAY if hyper.get("weight_decay") else sympy.Integer(0)
+        lines = [Line("weight decay: theta - lr*(g + weight_decay*theta), with lr*g in lr_grad", "theta *= 1.0 - lr*weight_decay")] if decay else []
+        lines.append(Line("theta - lr*dE/dtheta (lr was taken into the deltas)", "theta -= lr_grad"))
+        return Updates(tuple(lines), frozenset(decay.free_symbols))
     names = {THETA: "theta", GRAD: "grad", STEP: "k"}
     lines = []
-    for target, expr in OPTIMIZERS[kind].rule:
-        expr = expr.xreplace(zero)
+    for target, expr in rule:
         if target == THETA:
             lines.append(Line(f"theta = {human(expr)}", f"theta[...] = {vector_code(expr, names)}"))
         elif expr != GRAD or target.name != "gd":
             lines.append(Line("", f"{target.name}[...] = {vector_code(expr, names)}" if target.name != "gd" else f"gd = {vector_code(expr, names)}"))
         else:
             lines.append(Line("", "gd = grad"))
-    return tuple(lines)
+    return Updates(tuple(lines), frozenset().union(*(expr.free_symbols for _, expr in rule)))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,23 +1,37 @@
-"""Small networks in straight-line float code: the one-sample sgd step and the per-weight chains.
+"""The layer program unrolled unit by unit: straight-line float code for small networks.
 
-Below :data:`SCALAR_MAX_PARAMS` parameters a one-sample step is faster as float arithmetic on
-named scalars than as array calls (benchmarks/RESULTS.md: the measured switch-over), and the
-per-weight closed forms (``dE_dw5 = ...``) read like the report's chains.
+A printer of :attr:`Derivation.program <chainrule.derive.derivation.Derivation.program>`, as
+:mod:`~chainrule.codegen.trainer.arraycode` is, but an element at a time: each statement of a
+layer's vectors becomes a line per unit (``net_h1 = w1*i1 + w2*i2 + b1``), each operation has one
+method that prints its element ``r`` (:class:`~chainrule.derive.program.Affine`'s is the unit's
+weighted sum, :class:`~chainrule.derive.program.Backprop`'s the deltas above times their
+weights), and the elementwise parts are the program's own expressions with each vector replaced
+by its ``r``-th unit. Below :data:`SCALAR_MAX_PARAMS` parameters a one-sample step is faster as
+float arithmetic on named scalars than as array calls (benchmarks/RESULTS.md: the measured
+switch-over), and the code reads like the hand calculation.
+
+The per-weight closed forms (``gradient_formulas``) print the chain engine's paths instead, as
+the report writes them.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import sympy
 
 from chainrule.derive import naming
 from chainrule.derive.chain import ParamChain
 from chainrule.derive.derivation import Derivation
-from chainrule.derive.network import Network
 from chainrule.derive.optimizers import GRAD, THETA, first_step_expr
-from chainrule.derive.registry import T, X, Y
+from chainrule.derive.program import (
+    Affine, Backprop, BiasSum, Chain, LogSoftmax, Op, Outer, SampleLoss, SharedBiasSum, Softmax, Stage,
+    Statement, in_vectors, vector,
+)
 
-from chainrule.codegen.trainer.arraycode import Line, net_text
-from chainrule.codegen.trainer.printers import scalar_code
+from chainrule.codegen.trainer.arraycode import Line
+from chainrule.codegen.trainer.printers import ScalarPrinter, scalar_code
 
 #: Straight-line float code replaces the array code for one-sample steps up to this many
 #: parameters (benchmarks/RESULTS.md: the measured switch-over).
@@ -25,104 +39,217 @@ SCALAR_MAX_PARAMS = 128
 #: Temporaries of a softmax in float code: no unit or parameter can have these names
 #: (``max`` and ``sum`` are reserved, so no unit makes ``net_max`` or ``out_sum``).
 SOFTMAX_MAX, SOFTMAX_SUM = naming.NET.format(unit="max"), naming.OUT.format(unit="sum")
+#: The operations an element of which this printer writes; a program with any other (a softmax
+#: layer's Jacobian below the output, a softmax delta that does not close) keeps the array code.
+UNROLLED: frozenset[type[Op]] = frozenset(
+    {Affine, Softmax, LogSoftmax, Chain, Backprop, Outer, BiasSum, SharedBiasSum, SampleLoss})
 
 
 def scalar_wanted(d: Derivation) -> bool:
-    """Straight-line float steps for small sgd networks whose output delta closes (and with no
-    hidden softmax, whose Jacobian the unit-by-unit deltas do not spell out)."""
+    """Straight-line float steps for small sgd networks whose every statement this printer
+    unrolls (:data:`UNROLLED`)."""
     network = d.network
     if network.parameter_count > SCALAR_MAX_PARAMS or network.spec.optimizer.kind != "sgd":
         return False
-    return d.layers[-1].output.closed is not None and not any(form.softmax for form in d.layers[:-1])
+    return all(s.operations <= UNROLLED for s in d.program.statements)
 
 
-def _scalar_forward(d: Derivation) -> list[Line]:
-    network = d.network
-    lines = []
-    for l in range(1, network.depth + 1):
-        nets = [network.net(l, r).name for r in range(network.sizes[l])]
-        outs = [network.out(l, r).name for r in range(network.sizes[l])]
-        for r, (net, out) in enumerate(zip(nets, outs)):
-            lines.append(Line("", f"{net} = {net_text(network, l, r)}"))
-            if not network.is_softmax(l):
-                lines.append(Line("", f"{out} = {scalar_code(network.activation(l), {X: net})}"))
-        if network.is_softmax(l):
-            largest = f"max({', '.join(nets)})" if len(nets) > 1 else nets[0]
-            lines.append(Line("softmax, shifted by the largest net (same value, no overflow)", f"{SOFTMAX_MAX} = {largest}"))
-            lines.extend(Line("", f"{out} = math.exp({net} - {SOFTMAX_MAX})") for net, out in zip(nets, outs))
-            lines.append(Line("", f"{SOFTMAX_SUM} = {' + '.join(outs)}"))
-            lines.extend(Line("", f"{out} /= {SOFTMAX_SUM}") for out in outs)
-    return lines
+def scalar_step(d: Derivation, frozen: frozenset[str]) -> tuple[Line, ...]:
+    """One sgd step on one sample as float arithmetic: ``return E, (theta after the step)``;
+    ``frozen`` names the parameter blocks (W1, b2, ...) the spec keeps fixed."""
+    return _UnitPrinter(d).step(frozen)
 
 
-def _unpack(d: Derivation) -> list[Line]:
-    network, spec = d.network, d.network.spec
-    names = [ref.name for ref in _flat_refs(network)]
-    # one assignment: the right side is read before any name is bound, so an input named t (or a
-    # parameter named x) cannot overwrite the vector x or t before it is unpacked
-    return [Line("", f"({_targets(names)}), ({_targets(spec.inputs)}), ({_targets(spec.targets)}) = self.theta.tolist(), x, t")]
+def formulas(d: Derivation) -> tuple[Line, ...]:
+    """dE/dθ for every parameter of a small network as its chain writes it, path by path (empty
+    where a chain is cut to the layer form)."""
+    if any(chain.cut_layer is not None for chain in d.chains.values()):
+        return ()
+    printer = _UnitPrinter(d)
+    lines = printer.unpack() + printer.forward()
+    for name, chain in d.chains.items():
+        lines.append(Line(f"dE/d{name} = {_chain_names(chain)}", f"{naming.GRADIENT_CODE.format(name=name)} = {_chain_code(chain)}"))
+    gradient_names = ", ".join(f'"{name}": {naming.GRADIENT_CODE.format(name=name)}' for name in d.chains)
+    lines.append(Line("", f"return {{{gradient_names}}}"))
+    return tuple(lines)
+
+
+class _Code(sympy.Symbol):
+    """An operand already printed as code (a weighted sum, a parameter's gradient), set in
+    parentheses where it is not a name."""
+
+
+class _FloatPrinter(ScalarPrinter):
+    def _print__Code(self, expr: _Code) -> str:
+        return expr.name if expr.name.isidentifier() else f"({expr.name})"
+
+
+@dataclass(frozen=True)
+class _Unrolled:
+    """A vector's elements as the float code names them: a unit's symbol per row (a weight
+    matrix: per row, a tuple per column)."""
+
+    rows: tuple
+
+
+class _UnitPrinter:
+    """Prints the program's statements unit by unit; ``at(expr, r)`` is element ``r`` as code."""
+
+    def __init__(self, d: Derivation) -> None:
+        self.d, self.program, self.network = d, d.program, d.network
+        network = self.network
+        self.units: dict[sympy.Symbol, tuple] = {
+            vector(self.program.inputs): tuple(network.out(0, c) for c in range(network.sizes[0])),
+            vector(self.program.targets): tuple(network.target(k) for k in range(network.sizes[-1])),
+        }
+        self.parameters: list[tuple[str, str]] = []  # (block, name) in the order of theta
+        for form in d.layers:
+            l, rows = form.index, range(network.sizes[form.index])
+            units = network.units(l)
+            self.units[vector(form.net)] = tuple(network.net(l, r) for r in rows)
+            self.units[vector(form.out)] = tuple(network.out(l, r) for r in rows)
+            self.units[vector(form.delta)] = tuple(_symbol(naming.DELTA_UNIT.format(unit=u)) for u in units)
+            weights = tuple(tuple(_symbol(network.weight_name(l, r, c)) for c in range(network.sizes[l - 1])) for r in rows)
+            self.units[vector(form.weight)] = weights
+            self.parameters += [(form.weight, w.name) for row in weights for w in row]
+            if form.bias:
+                biases = tuple(dict.fromkeys(_symbol(network.bias_name(l, r)) for r in rows))
+                self.units[vector(form.bias)] = biases
+                self.parameters += [(form.bias, b.name) for b in biases]
+
+    # -- the step ------------------------------------------------------------------------------
+
+    def step(self, frozen: frozenset[str]) -> tuple[Line, ...]:
+        lines = self.unpack() + self.forward()
+        loss = self.program.stage(Stage.LOSS)[0]
+        lines.append(Line("E, the loss of this sample", f"E = {self.at(loss.expr, 0)}"))
+        gradients: dict[str, str] = {}
+        for s in self.program.stage(Stage.BACKWARD):
+            if s.rule in ("output delta", "delta"):
+                lines += self._delta(s)
+            elif s.rule in ("weight gradient", "bias gradient"):
+                gradients.update(self._gradient(s))
+        rule = first_step_expr("sgd", dict(self.network.spec.optimizer.hyper))
+        updated = [name if block in frozen else _FloatPrinter().doprint(rule.xreplace({THETA: _symbol(name), GRAD: _Code(gradients[name])}))
+                   for block, name in self.parameters]
+        lines.append(Line("the loss, and theta - lr*dE/dtheta for every parameter; dE/dw = delta of its unit * the output it multiplies",
+                          f"return E, ({', '.join(updated)},)"))
+        return tuple(lines)
+
+    def unpack(self) -> list[Line]:
+        spec = self.network.spec
+        names = [name for _, name in self.parameters]
+        # one assignment: the right side is read before any name is bound, so an input named t (or
+        # a parameter named x) cannot overwrite the vector x or t before it is unpacked
+        return [Line("", f"({_targets(names)}), ({_targets(spec.inputs)}), ({_targets(spec.targets)}) = self.theta.tolist(), x, t")]
+
+    def forward(self) -> list[Line]:
+        """A layer's weighted sums and activations unit by unit (``net_h1``, ``out_h1``,
+        ``net_h2``, ...), a softmax after its layer's sums."""
+        lines: list[Line] = []
+        for l in range(1, self.network.depth + 1):
+            statements = [s for s in self.program.stage(Stage.FORWARD) if s.layer == l]
+            whole = [s for s in statements if isinstance(s.expr, Softmax)]
+            for r in range(self.network.sizes[l]):
+                lines += [Line("", f"{self.element(s.target, r)} = {self.at(s.expr, r)}") for s in statements if s not in whole]
+            for s in whole:
+                lines += self._softmax(s)
+        return lines
+
+    def _softmax(self, s: Statement) -> list[Line]:
+        nets, outs = self.units[s.expr.args[0]], self.units[s.target]
+        largest = f"max({', '.join(n.name for n in nets)})" if len(nets) > 1 else nets[0].name
+        return [Line("softmax, shifted by the largest net (same value, no overflow)", f"{SOFTMAX_MAX} = {largest}"),
+                *(Line("", f"{out} = math.exp({net} - {SOFTMAX_MAX})") for net, out in zip(nets, outs)),
+                Line("", f"{SOFTMAX_SUM} = {' + '.join(o.name for o in outs)}"),
+                *(Line("", f"{out} /= {SOFTMAX_SUM}") for out in outs)]
+
+    def _delta(self, s: Statement) -> list[Line]:
+        lines = []
+        for r, delta in enumerate(self.units[s.target]):
+            net, out = (self.element(vector(name), r) for name in self._layer_vectors(s))
+            if s.rule == "output delta":
+                product = f" = dE/d{out} * d{out}/d{net}" if isinstance(s.expr, Chain) else ""
+                comment = f"{delta} = dE/d{net}{product}"
+            else:
+                local = f" * d{out}/d{net}" if isinstance(s.expr, Chain) else ""
+                comment = f"{delta} = (sum of the deltas above times their weights){local}"
+            lines.append(Line(comment, f"{delta} = {self.at(s.expr, r)}"))
+        return lines
+
+    def _layer_vectors(self, s: Statement) -> tuple[str, str]:
+        form = self.d.layers[s.layer - 1]
+        return form.net, form.out
+
+    def _gradient(self, s: Statement) -> dict[str, str]:
+        """Each parameter's dE/dtheta as code: a weight's is the delta of its unit times the output
+        it multiplies, a bias's its unit's delta (the layer's deltas summed, for a shared one)."""
+        param = s.target.name[len(naming.LAYER_GRADIENT.format(param="")):]
+        entries = self.units[vector(param)]
+        op = s.expr
+        if isinstance(op, Outer):
+            delta, source = (self.units[a] for a in op.args)
+            return {w.name: f"{delta[r]}*{source[c]}" for r, row in enumerate(entries) for c, w in enumerate(row)}
+        deltas = self.units[op.args[0]]
+        if isinstance(op, SharedBiasSum):
+            return {entries[0].name: " + ".join(d.name for d in deltas)}
+        return {b.name: deltas[r].name for r, b in enumerate(entries)}
+
+    # -- elements ------------------------------------------------------------------------------
+
+    def element(self, v: sympy.Symbol, r: int) -> sympy.Symbol:
+        return self.units[v][r]
+
+    def at(self, expr: sympy.Expr, r: int) -> str:
+        """Element ``r`` of ``expr`` as float code."""
+        if isinstance(expr, Op) and not isinstance(expr, LogSoftmax):
+            method: Callable[[sympy.Expr, int], str] = getattr(self, f"_print_{type(expr).__name__}")
+            return method(expr, r)
+        local = self.program.local_derivative(expr)
+        if local is not None:  # a delta's factor written out
+            return self.at(local.expr, r)
+        return scalar_code(self._element(expr, r))
+
+    def _element(self, expr: sympy.Expr, r: int) -> sympy.Expr:
+        """Element ``r`` of an elementwise expression, in the units' symbols; a softmax output's
+        logarithm from the softmax's temporaries (log out_k = net_k - net_max - log(out_sum), finite
+        where out_k underflows)."""
+        logs = {node: self.element(node.args[0], r) - _symbol(SOFTMAX_MAX) - sympy.log(_symbol(SOFTMAX_SUM))
+                for node in sympy.preorder_traversal(expr) if isinstance(node, LogSoftmax)}
+        held = {node: sympy.Dummy() for node in logs}
+        named = in_vectors(expr.xreplace(held), {v: self._entry(v, r) for v in expr.free_symbols if v in self.units})
+        return named.xreplace({held[node]: value for node, value in logs.items()})
+
+    def _entry(self, v: sympy.Symbol, r: int) -> sympy.Symbol:
+        entries = self.units[v]
+        return entries[min(r, len(entries) - 1)]  # a shared bias: its one entry
+
+    def _print_Affine(self, expr: Affine, r: int) -> str:
+        weights, sources = self.units[expr.args[0]][r], self.units[expr.args[1]]
+        terms = [f"{w}*{x}" for w, x in zip(weights, sources)]
+        if len(expr.args) == 3:
+            terms.append(self._entry(expr.args[2], r).name)
+        return " + ".join(terms)
+
+    def _print_Backprop(self, expr: Backprop, r: int) -> str:
+        weights, deltas = self.units[expr.args[0]], self.units[expr.args[1]]
+        return " + ".join(f"{delta}*{weights[k][r]}" for k, delta in enumerate(deltas))
+
+    def _print_Chain(self, expr: Chain, r: int) -> str:
+        return "*".join(_factor(self.at(factor, r)) for factor in expr.args)
+
+    def _print_SampleLoss(self, expr: SampleLoss, r: int) -> str:
+        units = len(self.units[vector(self.program.targets)])
+        return scalar_code(sympy.Add(*(self._element(expr.args[0], k) for k in range(units))))
+
+
+def _symbol(name: str) -> sympy.Symbol:
+    return sympy.Symbol(name, real=True)
 
 
 def _targets(names) -> str:
     """``a, b`` (or ``a,`` for one name) as the left side of an unpacking assignment."""
     return ", ".join(names) + ("," if len(names) == 1 else "")
-
-
-def _flat_refs(network: Network) -> list:
-    """Parameters in the order of ``theta``: each layer's weights row by row, then its biases."""
-    refs = []
-    for l in range(1, network.depth + 1):
-        layer = [ref for ref in network.parameters() if ref.layer == l]
-        refs += [r for r in layer if r.is_weight] + [r for r in layer if not r.is_weight]
-    return refs
-
-
-def scalar_step(d: Derivation, frozen: frozenset[str]) -> tuple[Line, ...]:
-    """One sgd step on one sample as float arithmetic; ``frozen`` names the parameter blocks (W1,
-    b2, ...) the spec keeps fixed."""
-    network = d.network
-    lines = _unpack(d) + _scalar_forward(d)
-    loss = network.loss_definition()
-    lines.append(Line("E, the loss of this sample", f"E = {scalar_code(loss)}"))
-    last = d.layers[-1]
-    closed = last.output.closed
-    depth = network.depth
-    for l in range(depth, 0, -1):
-        for r in range(network.sizes[l]):
-            out, net, delta = network.out(l, r), network.net(l, r), naming.DELTA_UNIT.format(unit=network.units(l)[r])
-            if l == depth:
-                code = scalar_code(closed, {Y: out.name, T: network.target(r).name, X: net.name})
-                lines.append(Line(f"{delta} = dE/d{net.name}", f"{delta} = {code}"))
-            else:
-                form = d.layers[l - 1]
-                local = form.f_prime_out if form.f_prime_out is not None else form.f_prime
-                upstream = " + ".join(f"{naming.DELTA_UNIT.format(unit=network.units(l + 1)[k])}*{network.weight_name(l + 1, k, r)}" for k in range(network.sizes[l + 1]))
-                lines.append(Line(f"{delta} = (sum of the deltas above times their weights) * d{out.name}/d{net.name}",
-                                  f"{delta} = ({upstream})*{_factor(scalar_code(local, {Y: out.name, X: net.name}))}"))
-    hyper = dict(network.spec.optimizer.hyper)
-    rule = first_step_expr("sgd", hyper)
-    updated = []
-    for ref in _flat_refs(network):
-        layer_slot = (naming.LAYER_WEIGHT if ref.is_weight else naming.LAYER_BIAS).format(layer=ref.layer)
-        if layer_slot in frozen:
-            updated.append(ref.name)
-            continue
-        gradient = _scalar_gradient(network, ref)
-        updated.append(scalar_code(rule, {THETA: ref.name, GRAD: sympy.Symbol("GRADIENT")}).replace("GRADIENT", f"({gradient})"))
-    lines.append(Line("the loss, and theta - lr*dE/dtheta for every parameter; dE/dw = delta of its unit * the output it multiplies",
-                      f"return E, ({', '.join(updated)},)"))
-    return tuple(lines)
-
-
-def _scalar_gradient(network: Network, ref) -> str:
-    unit = naming.DELTA_UNIT.format(unit=network.units(ref.layer)[ref.row])
-    if not ref.is_weight:
-        layer = network.spec.layers[ref.layer - 1]
-        if layer.bias.value == "shared":
-            return " + ".join(naming.DELTA_UNIT.format(unit=u) for u in network.units(ref.layer))
-        return unit
-    source = network.spec.inputs[ref.col] if ref.layer == 1 else network.out(ref.layer - 1, ref.col).name
-    return f"{unit}*{source}"
 
 
 def _factor(code: str) -> str:
@@ -133,18 +260,6 @@ def _operand(expr: sympy.Expr) -> str:
     """A factor of a product as float code: sums and negatives in parentheses."""
     code = scalar_code(expr)
     return f"({code})" if expr.is_Add or code.startswith("-") else code
-
-
-def formulas(d: Derivation) -> tuple[Line, ...]:
-    """dE/dθ for every parameter of a small network as its chain writes it, path by path."""
-    lines = _unpack(d) + _scalar_forward(d)
-    for name, chain in d.chains.items():
-        if chain.cut_layer is not None:
-            return ()
-        lines.append(Line(f"dE/d{name} = {_chain_names(chain)}", f"{naming.GRADIENT_CODE.format(name=name)} = {_chain_code(chain)}"))
-    gradient_names = ", ".join(f'"{name}": {naming.GRADIENT_CODE.format(name=name)}' for name in d.chains)
-    lines.append(Line("", f"return {{{gradient_names}}}"))
-    return tuple(lines)
 
 
 def _chain_names(chain: ParamChain) -> str:
