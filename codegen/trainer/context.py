@@ -52,12 +52,14 @@ WIDTH = 100
 
 @dataclass(frozen=True)
 class Slot:
-    """A parameter's place in ``theta``: ``name``, NumPy ``shape`` text, ``start``:``stop``."""
+    """A parameter's place in ``theta``: ``name``, NumPy ``shape`` text, ``start``:``stop``;
+    ``frozen`` where the spec keeps it fixed."""
 
     name: Py
     shape: Py
     start: int
     stop: int
+    frozen: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ def build_trainer_context(d: Derivation, spec_path: str, out_dir: str, formulas:
     the trainer also gets ``gradient_formulas`` (every weight's chain, for a small network)."""
     network, spec = d.network, d.network.spec
     slots = _slots(network)
-    frozen = tuple(s for s in slots if _is_frozen(network, s))
+    frozen = tuple(s for s in slots if s.frozen)
     vector = array_code(d)
     forward, loss, backward = vector.forward, vector.loss, vector.backward
     scalar = scalar_step(d, frozenset(s.name for s in frozen)) if scalar_wanted(d) else ()
@@ -217,18 +219,14 @@ def _slots(network: Network) -> tuple[Slot, ...]:
     slots, start = [], 0
     for l in range(1, network.depth + 1):
         rows, cols = network.sizes[l], network.sizes[l - 1]
-        slots.append(Slot(py(naming.LAYER_WEIGHT.format(layer=l)), py(f"({rows}, {cols})"), start, start + rows * cols))
+        layer = network.spec.layers[l - 1]
+        slots.append(Slot(py(naming.LAYER_WEIGHT.format(layer=l)), py(f"({rows}, {cols})"), start, start + rows * cols, "weights" in layer.freeze))
         start += rows * cols
-        count = network.spec.layers[l - 1].bias_count
+        count = layer.bias_count
         if count:
-            slots.append(Slot(py(naming.LAYER_BIAS.format(layer=l)), py(f"({count},)"), start, start + count))
+            slots.append(Slot(py(naming.LAYER_BIAS.format(layer=l)), py(f"({count},)"), start, start + count, "biases" in layer.freeze))
             start += count
     return tuple(slots)
-
-
-def _is_frozen(network: Network, slot: Slot) -> bool:
-    layer = network.spec.layers[int(slot.name[1:]) - 1]
-    return ("weights" if slot.name.startswith("W") else "biases") in layer.freeze
 
 
 # ---------------------------------------------------------------------------------------------
@@ -260,7 +258,7 @@ def _updates(d: Derivation) -> Updates:
     """The optimizer's rule over the flat vectors; frozen slices kept where decay would move them."""
     rule = _rule_lines(d)
     hyper = dict(d.network.spec.optimizer.hyper)
-    frozen = [s for s in _slots(d.network) if _is_frozen(d.network, s)]
+    frozen = [s for s in _slots(d.network) if s.frozen]
     if not frozen or not (hyper.get("weight_decay") or d.network.spec.optimizer.kind == "adamw"):
         return rule
     keep = tuple(Line("frozen in the spec: weight decay must not move it" if i == 0 else "", f"kept_{s.name} = theta[{s.start}:{s.stop}].copy()") for i, s in enumerate(frozen))
