@@ -17,7 +17,7 @@ from chainrule.derive.errors import ChainruleError
 from chainrule.codegen.commands import check, emit
 from chainrule.codegen.files import load_spec
 from chainrule.codegen.terminal.jsonout import render_json
-from chainrule.codegen.terminal.text import render_check, render_derivation
+from chainrule.codegen.terminal.text import render_check, render_derivation, render_steps
 
 USAGE_ERROR = 2
 
@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     derive_cmd.add_argument("spec", help="the network spec (.yaml, .yml, .toml or .json)")
     derive_cmd.add_argument("--param", action="append", default=[], metavar="NAME", help="only this parameter's chain (repeatable); for big networks, the parameters to expand")
     derive_cmd.add_argument("--json", action="store_true", help="print the derivation as JSON")
+    derive_cmd.add_argument("--steps", type=int, default=None, metavar="N", help="also take N optimizer steps on the sample with the emitted trainer: the loss and parameters after each (with --param, those parameters' columns)")
     emit_cmd = commands.add_parser("emit", allow_abbrev=False, help="write the standalone NumPy trainer DIR/NAME.py")
     emit_cmd.add_argument("spec", help="the network spec")
     emit_cmd.add_argument("-o", "--output", default=".", metavar="DIR", help="the directory to write NAME.py into (default: .)")
@@ -63,8 +64,15 @@ def run(argv: Sequence[str]) -> int:
     spec = load_spec(args.spec)
     if args.command == "derive":
         derivation = derive(spec, args.param)
-        text = render_json(derivation, args.param) if args.json else render_derivation(derivation, args.param)
-        sys.stdout.write(text)
+        steps = None
+        if args.steps is not None:
+            from chainrule.codegen.steps import follow_steps  # imported here: derive alone never loads the trainer
+
+            steps = follow_steps(derivation, args.steps, args.spec)
+        if args.json:
+            sys.stdout.write(render_json(derivation, args.param, steps))
+        else:
+            sys.stdout.write(render_derivation(derivation, args.param) + ("\n" + render_steps(derivation, steps, args.param) if steps else ""))
         return 0
     if args.command == "emit":
         print(f"wrote {emit(spec, args.spec, args.output, formulas=args.formulas)}")

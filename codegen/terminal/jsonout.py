@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from chainrule.derive import naming
 from chainrule.derive.derivation import Derivation
 from chainrule.derive.layers import LayerForm
+
+if TYPE_CHECKING:  # the steps are taken by the trainer: derive without --steps never imports it
+    from chainrule.codegen.steps import Steps
 
 from chainrule.codegen.terminal.describe import ParamText, describe_layer, describe_param, expanded_form, forward_lines
 
@@ -87,11 +90,29 @@ def _layer_json(d: Derivation, form: LayerForm) -> dict[str, Any]:
     }
 
 
-def render_json(d: Derivation, params: Sequence[str] = ()) -> str:
+def render_json(d: Derivation, params: Sequence[str] = (), steps: Steps | None = None) -> str:
     """The JSON text: indented, keys in a fixed order, one trailing newline. A number that is not
     finite (a chain factor such as (1 - t)/(1 - out) where an output rounds to 1 in float64,
-    though the layer form's gradient is finite) is null: JSON has no nan."""
-    return json.dumps(_finite_or_null(derivation_document(d, params)), indent=1, allow_nan=False) + "\n"
+    though the layer form's gradient is finite) is null: JSON has no nan. With ``steps``
+    (``derive --steps N``), ``"steps"``: the loss, parameters and optimizer state after each."""
+    document = derivation_document(d, params)
+    if steps is not None:
+        document["steps"] = steps_document(d, steps)
+    return json.dumps(_finite_or_null(document), indent=1, allow_nan=False) + "\n"
+
+
+def steps_document(d: Derivation, steps: Steps) -> list[dict[str, Any]]:
+    """``[{"step": k, "loss": E, "params": {...}, "state": {...}}, ...]`` for k = 0 (before any
+    step) to N; parameters by name for a small network, by matrix for a big one; ``state`` only
+    for an optimizer that keeps one."""
+    by = "name" if d.small else "matrix"
+    rows = []
+    for k in range(steps.count + 1):
+        row: dict[str, Any] = {"step": k, "loss": float(steps.losses[k]), "params": steps.params(k, by)}
+        if steps.state:
+            row["state"] = steps.state_after(k, by)
+        rows.append(row)
+    return rows
 
 
 def _finite_or_null(value: Any) -> Any:

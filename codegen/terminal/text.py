@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from chainrule.codegen.terminal.describe import (
     forward_lines,
     number,
 )
+
+if TYPE_CHECKING:  # the steps are taken by the trainer: derive without --steps never imports it
+    from chainrule.codegen.steps import Steps
 
 
 def network_summary(d: Derivation) -> str:
@@ -150,3 +153,53 @@ def _check_table(result) -> list[str]:
         mark = "ok" if g.max_error <= result.tolerance else "DISAGREES"
         out.append(f"  {g.group:<{width}} {g.form:<{form_width}} {g.checked:>6} checks  largest relative error {g.max_error:.2e} at {g.worst}  {mark}")
     return out
+
+
+#: ``derive --steps N`` prints every step up to this many, else the first ten, each power of ten
+#: and the last.
+STEPS_SHOWN = 20
+
+
+def shown_steps(count: int) -> list[int]:
+    """The rows of the steps table: all up to :data:`STEPS_SHOWN`, else 0-10, 100, 1000, ...
+    and the last."""
+    if count <= STEPS_SHOWN:
+        return list(range(count + 1))
+    rows = list(range(11))
+    power = 100
+    while power < count:
+        rows.append(power)
+        power *= 10
+    return rows + [count]
+
+
+def render_steps(d: Derivation, steps: Steps, params: Sequence[str] = ()) -> str:
+    """The loss (and the parameters ``params``) after each step, then every parameter after the
+    last (per matrix for a big network) and the optimizer's state."""
+    spec = d.network.spec
+    settings = ", ".join(f"{k} {v:g}" for k, v in spec.optimizer.hyper if v != 0 or k == "lr")
+    out = [f"Steps: {count(steps.count, 'step')} of {spec.optimizer.kind} ({settings}) on the sample, taken by the emitted trainer in float64"]
+    columns = [steps.names.index(name) for name in params]
+    header = ["step", "E"] + list(params)
+    rows = [[str(k), number(float(steps.losses[k]))] + [number(float(steps.theta[k, c])) for c in columns] for k in shown_steps(steps.count)]
+    widths = [max(len(row[i]) for row in rows + [header]) for i in range(len(header))]
+    out.append("  " + "  ".join(h.rjust(w) for h, w in zip(header, widths)))
+    previous = -1
+    for row in rows:
+        if int(row[0]) != previous + 1:
+            out.append("  " + "...".rjust(widths[0]))
+        previous = int(row[0])
+        out.append("  " + "  ".join(cell.rjust(w) for cell, w in zip(row, widths)))
+    last = steps.count
+    if d.small:
+        values = steps.params(last)
+        width = max(map(len, values))
+        out += ["", f"Parameters after step {last}"] + [f"  {name:<{width}} = {number(v)}" for name, v in values.items()]
+        for state, entries in steps.state_after(last).items():
+            out += ["", f"Optimizer state {state} after step {last}"] + [f"  {name:<{width}} = {number(v)}" for name, v in entries.items()]
+    else:
+        out += ["", f"Parameters after step {last}, per matrix (norm, largest |entry|)"]
+        for name, start, stop, _ in steps.slots:
+            row = steps.theta[last, start:stop]
+            out.append(f"  {name:<6} norm {number(float(np.linalg.norm(row)))}  max {number(float(np.max(np.abs(row))))}")
+    return "\n".join(out) + "\n"
