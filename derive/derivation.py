@@ -280,16 +280,21 @@ def derive(spec: Spec, params: Sequence[str] = ()) -> Derivation:
     engine = ChainRule(network, forms)
     chains = {ref.name: engine.chain(ref) for ref in wanted}
     rule = compile_rule(spec.optimizer.kind, dict(spec.optimizer.hyper))
-    updated_W, updated_b = _one_step(network, values, sample, rule)
+    updated_W, updated_b = _one_step(network, values, sample)
     if any(_first_bad(w) is not None for w in updated_W) or any(b is not None and _first_bad(b) is not None for b in updated_b):
         raise NotFinite(spec.source, "optimizer", "one step overflows: the updated parameters are not finite")
     return Derivation(network, values, forms, program, numbers, sample, chains, rule, updated_W, updated_b)
 
 
-def _one_step(network: Network, values: Values, sample: Pass, rule: CompiledRule) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray | None, ...]]:
+def _one_step(network: Network, values: Values, sample: Pass) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray | None, ...]]:
+    """Every parameter after one optimizer step from the zero state, each with its own settings
+    (its group's, :attr:`Network.settings`)."""
+    kind = network.spec.optimizer.kind
     W, b = [], []
     for l, layer in enumerate(network.spec.layers):
-        W.append(values.W[l] if "weights" in layer.freeze else rule.first_step(values.W[l], sample.dW[l]))
+        settings = network.settings[l]
+        W.append(values.W[l] if "weights" in layer.freeze else compile_rule(kind, settings.W).first_step(values.W[l], sample.dW[l]))
         bias, grad = values.b[l], sample.db[l]
-        b.append(None if bias is None or grad is None else bias if "biases" in layer.freeze else rule.first_step(bias, grad))
+        b.append(None if bias is None or grad is None or settings.b is None else bias if "biases" in layer.freeze
+                 else compile_rule(kind, settings.b).first_step(bias, grad))
     return tuple(W), tuple(b)

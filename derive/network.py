@@ -199,6 +199,19 @@ class Network:
             return None
         return ParamRef(name, layer, "bias", row, -1)
 
+    @cached_property
+    def settings(self) -> tuple[LayerSettings, ...]:
+        """Each layer's optimizer settings per parameter (``optimizer.groups`` applied)."""
+        return _group_settings(self)
+
+    def settings_of(self, ref: ParamRef) -> dict[str, float]:
+        """The optimizer's settings for one parameter, its group's where it is in one."""
+        layer = self.settings[ref.layer - 1]
+        if ref.is_weight:
+            return {k: float(v[ref.row, ref.col]) for k, v in layer.W.items()}
+        assert layer.b is not None
+        return {k: float(v[ref.row]) for k, v in layer.b.items()}
+
     def check_names(self) -> None:
         """Refuse a unit, input, target or layer name that is also a parameter's name.
 
@@ -325,7 +338,88 @@ def build_network(spec: Spec) -> Network:
     """
     network = Network(spec)
     network.check_names()
+    network.settings  # resolves optimizer.groups: a name that is no parameter is refused here
     return network
+
+
+@dataclass(frozen=True)
+class LayerSettings:
+    """A layer's optimizer settings per parameter: each setting's value for every weight
+    (an array [units, units before]) and every bias (an array [biases], or None without)."""
+
+    W: dict[str, np.ndarray]
+    b: dict[str, np.ndarray] | None
+
+
+def _group_settings(network: Network) -> tuple[LayerSettings, ...]:
+    """The settings of every parameter: the optimizer's, then each of ``optimizer.groups``' for
+    the parameters it names.
+
+    Raises:
+        SpecError: a group naming no parameter, matrix, ``weights`` or ``biases``; a parameter in
+            two groups (PyTorch refuses that too).
+    """
+    spec, sizes = network.spec, network.sizes
+    owner_W = [np.full((sizes[l], sizes[l - 1]), -1) for l in range(1, network.depth + 1)]
+    owner_b = [np.full(layer.bias_count, -1) for layer in spec.layers]
+    for i, group in enumerate(spec.optimizer.groups):
+        for j, name in enumerate(group.params):
+            path = f"optimizer.groups[{i}].params[{j}]"
+            for owner, index in _covered(network, name, owner_W, owner_b, path):
+                taken = owner[index]
+                if np.any((taken >= 0) & (taken != i)):
+                    other = int(taken[taken >= 0].flat[0]) if np.ndim(taken) else int(taken)
+                    raise SpecError(spec.source, path, f"{name!r} is also in optimizer.groups[{other}]; a parameter may be in one group only")
+                owner[index] = i
+    layers = []
+    for l in range(network.depth):
+        W = {k: _filled(owner_W[l], v, k, spec) for k, v in spec.optimizer.hyper}
+        b = {k: _filled(owner_b[l], v, k, spec) for k, v in spec.optimizer.hyper} if owner_b[l].size else None
+        layers.append(LayerSettings(W, b))
+    return tuple(layers)
+
+
+def _covered(network: Network, name: str, owner_W: list, owner_b: list, path: str) -> list:
+    """(array, index) pairs of the entries ``name`` stands for in a group: a parameter, a layer's
+    matrix (``W2``, ``b2``, ``o.weights``, ``o.biases``), or every weight or bias.
+
+    Raises:
+        SpecError: no such name; a name that is a parameter's and also another matrix's
+            (``b2``, a unit's bias, where layer 2's biases are b3 and b4).
+    """
+    source, layers = network.spec.source, [layer.name for layer in network.spec.layers]
+    scalar, matrix = network.locate(name), None
+    layer, _, word = name.partition(".")
+    if word and layer in layers:
+        matrix = (word == "weights", layers.index(layer))
+    found = re.fullmatch(r"([Wb])([1-9][0-9]*)", name)
+    if found and int(found.group(2)) <= network.depth:
+        matrix = (found.group(1) == "W", int(found.group(2)) - 1)
+    if matrix is not None and not matrix[0] and not owner_b[matrix[1]].size:
+        raise SpecError(source, path, f"layer {layers[matrix[1]]} has no biases")
+    entries = [(owner_W[scalar.layer - 1], (scalar.row, scalar.col)) if scalar.is_weight else (owner_b[scalar.layer - 1], scalar.row)] if scalar else []
+    if matrix is not None:
+        whole = (owner_W if matrix[0] else owner_b)[matrix[1]]
+        if scalar is not None and not (whole.size == 1 and scalar.layer - 1 == matrix[1] and not scalar.is_weight and not matrix[0]):
+            word = f"{layers[matrix[1]]}.{'weights' if matrix[0] else 'biases'}"
+            raise SpecError(source, path, f"{name!r} is both a parameter and layer {matrix[1] + 1}'s {'weight matrix' if matrix[0] else 'bias vector'}; "
+                            f"write {word} for the layer's, or give the parameter another name")
+        return [(whole, Ellipsis)]
+    if scalar is not None:
+        return entries
+    if name in ("weights", "biases"):
+        return [(owner, Ellipsis) for owner in (owner_W if name == "weights" else owner_b) if owner.size]
+    examples = ", ".join(dict.fromkeys([network.weight_name(1, 0, 0), naming.LAYER_WEIGHT.format(layer=1), f"{layers[0]}.biases", "weights", "biases"]))
+    raise SpecError(source, path, f"no parameter, matrix or word {name!r}; expected a parameter name, a matrix name or weights / biases, like {examples}")
+
+
+def _filled(owner: np.ndarray, default: float, key: str, spec: Spec) -> np.ndarray:
+    values = np.full(owner.shape, default)
+    for i, group in enumerate(spec.optimizer.groups):
+        if key in dict(group.hyper):
+            values[owner == i] = dict(group.hyper)[key]
+    values.flags.writeable = False
+    return values
 
 
 # ---------------------------------------------------------------------------------------------

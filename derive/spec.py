@@ -94,9 +94,25 @@ class Sample:
 
 
 @dataclass(frozen=True)
+class GroupSpec:
+    """``optimizer.groups[i]``: settings of their own for the parameters named, as PyTorch's
+    parameter groups. ``params`` holds parameter names (``w5``), matrix names (``W1``, ``b2``),
+    a layer's ``h.weights`` or ``h.biases``, and the words ``weights`` and ``biases``; ``hyper``
+    the settings it overrides."""
+
+    params: tuple[str, ...]
+    hyper: tuple[tuple[str, float], ...]
+
+
+#: The words a group's ``params`` may use for every weight or every bias of the network.
+GROUP_WORDS = ("weights", "biases")
+
+
+@dataclass(frozen=True)
 class OptimizerSpec:
     kind: str
     hyper: tuple[tuple[str, float], ...]
+    groups: tuple[GroupSpec, ...] = ()
 
     def value(self, name: str) -> float:
         return dict(self.hyper)[name]
@@ -464,15 +480,38 @@ class _Reader:
             raise self.fail("optimizer.kind", f"required but missing; expected one of {', '.join(OPTIMIZERS)}")
         kind = self.choice(raw["kind"], "optimizer.kind", list(OPTIMIZERS), "optimizer")
         definition = OPTIMIZERS[kind]
-        self.mapping(raw, "optimizer", ("kind",) + tuple(definition.hyper))
-        hyper = []
-        for key, spec in definition.hyper.items():
-            number = self.number(raw.get(key, spec.default), f"optimizer.{key}")
-            problem = spec.problem(number)
-            if problem:
-                raise self.fail(f"optimizer.{key}", problem)
-            hyper.append((key, number))
-        return OptimizerSpec(kind, tuple(hyper))
+        self.mapping(raw, "optimizer", ("kind",) + tuple(definition.hyper) + ("groups",))
+        hyper = tuple((key, self.setting(raw.get(key, spec.default), kind, key, "optimizer")) for key, spec in definition.hyper.items())
+        groups = self.sequence(raw.get("groups", []), "optimizer.groups", what="a list of groups, each {params: [...], setting: value}")
+        return OptimizerSpec(kind, hyper, tuple(self.group(g, kind, f"optimizer.groups[{i}]") for i, g in enumerate(groups)))
+
+    def group_member(self, value: Any, path: str) -> str:
+        """A name in a group's ``params``: a name, or ``LAYER.weights`` / ``LAYER.biases``."""
+        layer, dot, word = value.partition(".") if isinstance(value, str) else (value, "", "")
+        if dot and word not in GROUP_WORDS:
+            raise self.fail(path, f"expected LAYER.weights or LAYER.biases after the dot, got {shown(value)}")
+        self.name(layer, path)
+        return value
+
+    def setting(self, value: Any, kind: str, key: str, path: str) -> float:
+        number = self.number(value, f"{path}.{key}")
+        problem = OPTIMIZERS[kind].hyper[key].problem(number)
+        if problem:
+            raise self.fail(f"{path}.{key}", problem)
+        return number
+
+    def group(self, value: Any, kind: str, path: str) -> GroupSpec:
+        """A parameter group: ``params`` and at least one setting of the optimizer."""
+        settings = tuple(OPTIMIZERS[kind].hyper)
+        raw = self.mapping(value, path, ("params",) + settings, ("params",))
+        items = self.sequence(raw["params"], f"{path}.params", what="a list of parameter names, matrix names (W1, b2), weights, biases or LAYER.weights / LAYER.biases")
+        params = tuple(self.group_member(v, f"{path}.params[{i}]") for i, v in enumerate(items))
+        if not params:
+            raise self.fail(f"{path}.params", "expected at least one parameter name, matrix name (W1, b2), weights or biases")
+        hyper = tuple((key, self.setting(raw[key], kind, key, path)) for key in settings if key in raw)
+        if not hyper:
+            raise self.fail(path, f"expected at least one setting of {kind} besides params ({', '.join(settings)})")
+        return GroupSpec(params, hyper)
 
     def data(self, value: Any, inputs: int, outputs: int) -> DataSpec | None:
         if value is None:

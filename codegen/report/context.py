@@ -208,6 +208,9 @@ def _settings(d: Derivation) -> tuple[Setting, ...]:
     rows = [Setting(Tex("loss"), Tex(text))]
     hyper = [rf"${HYPER_TEX.get(k, k)} = {number_tex(v)}$" for k, v in spec.optimizer.hyper if v != 0 or k == "lr"]
     rows.append(Setting(Tex("optimizer"), Tex(f"{escape_text(spec.optimizer.kind)}, " + ", ".join(hyper) + "; one step from a zero state")))
+    for i, group in enumerate(spec.optimizer.groups):
+        settings = ", ".join(rf"${HYPER_TEX.get(k, k)} = {number_tex(v)}$" for k, v in group.hyper)
+        rows.append(Setting(Tex(f"group {i + 1}"), Tex(f"{escape_text(', '.join(group.params))}: {settings}")))
     rows.append(Setting(Tex("sample"), _sample(d)))
     if spec.naming.value and not any(l.weight_names for l in spec.layers):
         rows.append(Setting(Tex("naming"), escape_text(spec.naming.value)))
@@ -507,7 +510,7 @@ def _update_display(d: Derivation, chain: ParamChain) -> Display:
     if d.frozen(ref):
         rows = equation(updated_tex(name), [[name_tex(name)], [number_tex(before)]])
         return Display(Tex("Frozen (the spec's \\texttt{freeze}): the parameter keeps its value."), rows)
-    hyper = dict(d.network.spec.optimizer.hyper)
+    hyper = d.network.settings_of(ref)  # its group's settings where it is in one
     expr = first_step_expr(d.network.spec.optimizer.kind, hyper)
     gradient = d.gradient(ref)
     symbols = {THETA.name: name_tex(name), GRAD.name: gradient_tex(name)}

@@ -224,7 +224,7 @@ def update_line(d: Derivation, ref: ParamRef, gradient: float) -> Line:
     if d.frozen(ref):
         value = d.values.scalar(ref)
         return Line(after, name, operand(value), value)
-    hyper = dict(d.network.spec.optimizer.hyper)
+    hyper = d.network.settings_of(ref)  # its group's settings where it is in one
     expr = first_step_expr(d.network.spec.optimizer.kind, hyper)
     g = real_symbol(naming.GRADIENT.format(name=name))
     formula = format_expr(expr.xreplace({THETA: real_symbol(name), GRAD: g}), last=[g])

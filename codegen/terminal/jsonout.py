@@ -42,7 +42,8 @@ def derivation_document(d: Derivation, params: Sequence[str] = ()) -> dict[str, 
             "t": dict(zip(spec.targets, map(float, d.values.t))),
             "seeded": d.values.seeded_sample,
         },
-        "optimizer": {"kind": spec.optimizer.kind, **dict(spec.optimizer.hyper)},
+        "optimizer": {"kind": spec.optimizer.kind, **dict(spec.optimizer.hyper),
+                      **({"groups": [{"params": list(g.params), **dict(g.hyper)} for g in spec.optimizer.groups]} if spec.optimizer.groups else {})},
         "loss": d.loss,
     }
     if d.small:

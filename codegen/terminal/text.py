@@ -29,7 +29,8 @@ def network_summary(d: Derivation) -> str:
     inputs = ", ".join(spec.inputs) if len(spec.inputs) <= 6 else count(len(spec.inputs), "input")
     layers = " -> ".join(f"{l.name}: {len(l.units)} {l.activation.formula or l.activation.name}, bias {l.bias.value}" for l in spec.layers)
     optimizer = ", ".join(f"{k} {v:g}" for k, v in spec.optimizer.hyper if v != 0 or k == "lr")
-    return f"{spec.name} ({spec.source}): {inputs} -> {layers}; loss {spec.loss.formula or spec.loss.name}; optimizer {spec.optimizer.kind} ({optimizer})"
+    groups = "".join(f"; group {', '.join(g.params)}: {', '.join(f'{k} {v:g}' for k, v in g.hyper)}" for g in spec.optimizer.groups)
+    return f"{spec.name} ({spec.source}): {inputs} -> {layers}; loss {spec.loss.formula or spec.loss.name}; optimizer {spec.optimizer.kind} ({optimizer}{groups})"
 
 
 def sample_summary(d: Derivation) -> str:

@@ -24,6 +24,7 @@ import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import sympy
 
 from chainrule.derive import layers, naming
@@ -124,7 +125,7 @@ def build_trainer_context(d: Derivation, spec_path: str, out_dir: str, formulas:
         size=slots[-1].stop,
         frozen=frozen,
         optimizer=py(spec.optimizer.kind),
-        hyper=tuple((py(k), literal(float(v))) for k, v in dict(spec.optimizer.hyper).items()),
+        hyper=_settings_code(d),
         state=tuple(map(py, state)),
         kept_rows=1 + len(state),
         kept_arrays=py(", ".join(f"self.{name}" for name in ("theta",) + state) + ("," if not state else "")),
@@ -244,8 +245,39 @@ class Updates:
 
 def _fold_lr(d: Derivation) -> bool:
     """Plain sgd takes lr into the deltas: the backward pass then gives ``lr_grad`` = lr*dE/dtheta
-    (named so), and ``theta -= lr_grad`` is the whole update, one pass over theta fewer."""
-    return d.network.spec.optimizer.kind == "sgd"
+    (named so), and ``theta -= lr_grad`` is the whole update, one pass over theta fewer (one rate
+    for every parameter: not where ``optimizer.groups`` give some their own)."""
+    return d.network.spec.optimizer.kind == "sgd" and "lr" not in varying_settings(d)
+
+
+def varying_settings(d: Derivation) -> dict[str, np.ndarray]:
+    """The optimizer's settings that ``optimizer.groups`` make differ between parameters: each a
+    vector over ``theta`` (layer by layer, weights row by row, then biases)."""
+    settings = d.network.settings
+    flat = {}
+    for key, _ in d.network.spec.optimizer.hyper:
+        parts = [a for layer in settings for a in (layer.W[key].ravel(), None if layer.b is None else layer.b[key]) if a is not None]
+        values = np.concatenate(parts)
+        if np.any(values != values[0]):
+            flat[key] = values
+    return flat
+
+
+def _settings_code(d: Derivation) -> tuple[tuple[Py, Py], ...]:
+    """``self.lr = 0.5`` for each setting: a number, or where groups make it differ, a vector
+    over theta as runs of equal values (``np.repeat([0.01, 0.0], [8, 2])``)."""
+    varying = varying_settings(d)
+    code = []
+    for key, value in d.network.spec.optimizer.hyper:
+        if key not in varying:
+            code.append((py(key), literal(float(value))))
+            continue
+        values = varying[key]
+        starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+        counts = np.diff(np.r_[starts, values.size])
+        runs = ", ".join(repr(float(values[i])) for i in starts)
+        code.append((py(key), py(f"np.repeat([{runs}], [{', '.join(map(str, counts))}]).astype(self.dtype)")))
+    return tuple(code)
 
 
 def _step_vector(d: Derivation) -> str:
@@ -259,7 +291,8 @@ def _updates(d: Derivation) -> Updates:
     rule = _rule_lines(d)
     hyper = dict(d.network.spec.optimizer.hyper)
     frozen = [s for s in _slots(d.network) if s.frozen]
-    if not frozen or not (hyper.get("weight_decay") or d.network.spec.optimizer.kind == "adamw"):
+    decays = hyper.get("weight_decay") or "weight_decay" in varying_settings(d) or d.network.spec.optimizer.kind == "adamw"
+    if not frozen or not decays:
         return rule
     keep = tuple(Line("frozen in the spec: weight decay must not move it" if i == 0 else "", f"kept_{s.name} = theta[{s.start}:{s.stop}].copy()") for i, s in enumerate(frozen))
     restore = tuple(Line("", f"theta[{s.start}:{s.stop}] = kept_{s.name}") for s in frozen)
@@ -270,10 +303,11 @@ def _rule_lines(d: Derivation) -> Updates:
     """The optimizer's rule (:data:`~chainrule.derive.optimizers.OPTIMIZERS`) printed over the
     flat vectors, settings that are zero taken out."""
     kind, hyper = d.network.spec.optimizer.kind, dict(d.network.spec.optimizer.hyper)
-    zero = {sympy.Symbol(k, real=True): sympy.Integer(0) for k, v in hyper.items() if v == 0}
+    varying = varying_settings(d)
+    zero = {sympy.Symbol(k, real=True): sympy.Integer(0) for k, v in hyper.items() if v == 0 and k not in varying}
     rule = [(target, expr.xreplace(zero)) for target, expr in OPTIMIZERS[kind].rule]
     if _fold_lr(d):
-        decay = LR * DECAY if hyper.get("weight_decay") else sympy.Integer(0)
+        decay = LR * DECAY if hyper.get("weight_decay") or "weight_decay" in varying_settings(d) else sympy.Integer(0)
         lines = [Line("weight decay: theta - lr*(g + weight_decay*theta), with lr*g in lr_grad", "theta *= 1.0 - lr*weight_decay")] if decay else []
         lines.append(Line("theta - lr*dE/dtheta (lr was taken into the deltas)", "theta -= lr_grad"))
         return Updates(tuple(lines), frozenset(decay.free_symbols))

@@ -46,10 +46,10 @@ UNROLLED: frozenset[type[Op]] = frozenset(
 
 
 def scalar_wanted(d: Derivation) -> bool:
-    """Straight-line float steps for small sgd networks whose every statement this printer
-    unrolls (:data:`UNROLLED`)."""
+    """Straight-line float steps for small sgd networks (one set of settings: no
+    ``optimizer.groups``) whose every statement this printer unrolls (:data:`UNROLLED`)."""
     network = d.network
-    if network.parameter_count > SCALAR_MAX_PARAMS or network.spec.optimizer.kind != "sgd":
+    if network.parameter_count > SCALAR_MAX_PARAMS or network.spec.optimizer.kind != "sgd" or network.spec.optimizer.groups:
         return False
     return all(s.operations <= UNROLLED for s in d.program.statements)
 

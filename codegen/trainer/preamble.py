@@ -62,6 +62,9 @@ def _summary(d: Derivation) -> tuple[str, ...]:
     lines.append(f"Loss: {spec.loss.formula or spec.loss.name} per sample, averaged over the batch.")
     hyper = ", ".join(f"{k} = {v:g}" for k, v in dict(spec.optimizer.hyper).items())
     lines.append(f"Optimizer: {spec.optimizer.kind} ({hyper}).")
+    for group in spec.optimizer.groups:
+        settings = ", ".join(f"{k} = {v:g}" for k, v in group.hyper)
+        lines.append(f"Group {_names(group.params)}: {settings}.")
     return tuple(lines)
 
 

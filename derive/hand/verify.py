@@ -205,11 +205,11 @@ class Verifier:
         form = " + ".join(path_form(p) for p in chain.paths)
         return Truth(self.d.gradient(ref), expr, form, chain.paths, tuple(alts))
 
-    def _optimizer_alternatives(self, theta: sympy.Symbol, updated: sympy.Expr, gradient: sympy.Expr, g: sympy.Symbol) -> list[Alternative]:
-        """Another optimizer's first step (the spec's settings where it has them, else its
-        defaults): sgd's ``w - lr*dE/dw`` where the spec's is adam."""
+    def _optimizer_alternatives(self, theta: sympy.Symbol, updated: sympy.Expr, gradient: sympy.Expr, g: sympy.Symbol,
+                                hyper: dict[str, float]) -> list[Alternative]:
+        """Another optimizer's first step (the parameter's settings ``hyper`` where it has them,
+        else its defaults): sgd's ``w - lr*dE/dw`` where the spec's is adam."""
         spec = self.network.spec.optimizer
-        hyper = dict(spec.hyper)
         own = format_expr(first_step_expr(spec.kind, hyper).xreplace({THETA: theta, GRAD: g}), last=[g])
         alts, seen = [], {updated}
         for kind, definition in OPTIMIZERS.items():
@@ -243,16 +243,17 @@ class Verifier:
             return Truth(value, theta, theta.name + " (frozen: not updated)")
         gradient = self._gradient_truth(Target(TargetKind.GRADIENT, theta, ref))
         spec = self.network.spec.optimizer
-        step = first_step_expr(spec.kind, dict(spec.hyper)).xreplace({sympy.Symbol(h, real=True): exact(v) for h, v in spec.hyper})
+        hyper = self.network.settings_of(ref)  # its group's settings where it is in one
+        step = first_step_expr(spec.kind, hyper).xreplace({sympy.Symbol(h, real=True): exact(v) for h, v in hyper.items()})
         g = real_symbol(naming.GRADIENT.format(name=theta.name))
         written = step.xreplace({THETA: theta, GRAD: g})
         expr = step.xreplace({THETA: theta, GRAD: gradient.expr})
         slope = sympy.diff(written - theta, g)
         rate = None
         if not slope.free_symbols and sympy.expand(written - theta - slope * g) == 0:
-            form = format_expr(-sympy.diff(first_step_expr(spec.kind, dict(spec.hyper)), GRAD))
-            rate = Rate(-slope, exact(dict(spec.hyper)["lr"]), spec.kind, form)
-        alts = update_alternatives(theta, expr, gradient.expr, rate, gradient.alternatives, g) + self._optimizer_alternatives(theta, expr, gradient.expr, g)
+            form = format_expr(-sympy.diff(first_step_expr(spec.kind, hyper), GRAD))
+            rate = Rate(-slope, exact(hyper["lr"]), spec.kind, form)
+        alts = update_alternatives(theta, expr, gradient.expr, rate, gradient.alternatives, g) + self._optimizer_alternatives(theta, expr, gradient.expr, g, hyper)
         form = format_expr(written, last=[g]) + f", with {g.name} = {gradient.form}"
         return Truth(value, expr, form, gradient.paths, tuple(alts), rate)
 
