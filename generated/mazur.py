@@ -165,9 +165,12 @@ class Network:
         return net_h, out_h, net_o, out_o
 
     def forward(self, X):
-        """The network's outputs [batch, outputs] for inputs X [batch, inputs]."""
-        X = self._inputs(X)
-        return self._forward(X, self._workspace(X.shape[0]))[-1].copy()
+        """The network's outputs [batch, outputs] for inputs X [batch, inputs]; for one sample
+        X [inputs], its outputs [outputs]."""
+        one = np.ndim(X) == 1
+        X = self._inputs(np.reshape(X, (1, -1)) if one else X)
+        Y = self._forward(X, self._workspace(X.shape[0]))[-1]
+        return Y[0].copy() if one else Y.copy()
 
     predict = forward
 
@@ -313,9 +316,11 @@ class Network:
 
     # -- training --------------------------------------------------------------------------------
 
-    def fit(self, X, T, epochs=1, batch_size=32, seed=0, verbose=False):
+    def fit(self, X, T, epochs=1, batch_size=32, seed=0, verbose=False, validation=None):
         """Mini-batch training, shuffled by a generator seeded with ``seed``; returns the mean
-        loss of each epoch. Raises FloatingPointError the moment a loss is not finite."""
+        loss of each epoch. With ``validation=(X_held, T_held)`` and ``verbose``, each epoch's
+        line adds the held-out loss (and accuracy). Raises FloatingPointError the moment a loss
+        is not finite."""
         for name, value, least in (("epochs", epochs, 0), ("batch_size", batch_size, 1)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
                 raise ValueError(f"{name}: expected an integer of at least {least}, got {value!r}")
@@ -346,6 +351,9 @@ class Network:
                 after = ", ".join(
                     f"{key} {value:.6g}" for key, value in self.evaluate(X, T).items()
                 )
+                if validation is not None:
+                    held = self.evaluate(*validation).items()
+                    after += "; held out: " + ", ".join(f"{key} {value:.6g}" for key, value in held)
                 print(f"epoch {epoch}: after it {after} (mean loss of its steps {history[-1]:.6g})")
         return history
 
@@ -429,10 +437,23 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=1000 if DATA is None else 30)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr", type=float, help="the learning rate (default: the spec's)")
+    parser.add_argument(
+        "--validation-split",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="hold out this fraction of the rows (drawn with --seed): loss and accuracy per epoch",
+    )
+    parser.add_argument("--save", metavar="PATH", help="save the trained parameters (.npz)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     if args.epochs < 0 or args.batch_size < 1:
         parser.error("--epochs must be at least 0 and --batch-size at least 1")
+    if args.lr is not None and not 0 < args.lr < float("inf"):
+        parser.error(f"--lr must be a positive number, got {args.lr}")
+    if not 0 <= args.validation_split < 1:
+        parser.error(f"--validation-split must be in [0, 1), got {args.validation_split}")
     source = args.data or (Path(__file__).parent / DATA if DATA else None)
     try:
         if source is None:
@@ -440,10 +461,21 @@ def main(argv=None):
         else:
             X, T = load_data(source, *(() if args.data else DATA_COLUMNS))
         network = Network()
-        print(f"loss before: {network.loss(X, T):.9g}")
+        X, T = network._inputs(X, T)
     except (OSError, ValueError) as error:  # a file missing, unreadable or of the wrong shape
         why = getattr(error, "strerror", None) or error
         parser.exit(2, f"{parser.prog}: error: {source or 'the sample'}: {why}\n")
+    n = X.shape[0]
+    held = round(args.validation_split * n)
+    if args.validation_split and not 0 < held < n:
+        split = args.validation_split
+        parser.error(f"--validation-split {split} of {_count(n, 'row')} holds out {held}")
+    rows = np.random.default_rng(args.seed).permutation(n) if held else np.arange(n)
+    validation = (X[rows[:held]], T[rows[:held]]) if held else None
+    X, T = X[rows[held:]], T[rows[held:]]
+    if args.lr is not None:
+        network.lr = args.lr
+    print(f"loss before: {network.loss(X, T):.9g}")
     try:
         network.fit(
             X,
@@ -451,11 +483,18 @@ def main(argv=None):
             epochs=args.epochs,
             batch_size=args.batch_size,
             seed=args.seed,
-            verbose=args.verbose,
+            verbose=args.verbose or validation is not None,
+            validation=validation,
         )
     except FloatingPointError as error:
         parser.exit(1, f"{parser.prog}: {error}\n")
     print(f"loss after {_count(args.epochs, 'epoch')}: {network.loss(X, T):.9g}")
+    if validation is not None:
+        held_out = ", ".join(f"{k} {v:.6g}" for k, v in network.evaluate(*validation).items())
+        print(f"held out ({_count(held, 'row')}): {held_out}")
+    if args.save:
+        network.save(args.save)
+        print(f"saved {args.save if str(args.save).endswith('.npz') else f'{args.save}.npz'}")
 
 
 if __name__ == "__main__":

@@ -629,3 +629,30 @@ def test_a_refused_float32_step_warns_nothing(generated_modules) -> None:
         warnings.simplefilter("error")
         with pytest.raises(FloatingPointError, match="made a parameter inf or nan"):
             net.step(np.array(module.SAMPLE_X), np.array(module.SAMPLE_T))
+
+
+def test_the_trainers_command_line_holds_out_rows_sets_the_rate_and_saves(tmp_path):
+    """--validation-split holds out rows drawn with the seed (their loss per epoch and at the end),
+    --lr sets the rate, --save writes what Network.load reads; a split that holds out no row of
+    the data is one line and exit 2."""
+    data = tmp_path / "xor.csv"
+    data.write_text("i1,i2,t1,t2\n" + "\n".join(f"{a},{b},{a ^ b},{1 - (a ^ b)}" for a in (0, 1) for b in (0, 1) for _ in range(3)) + "\n")
+    saved = tmp_path / "w"
+    result = subprocess.run([sys.executable, str(GENERATED / "mazur.py"), "--data", str(data), "--epochs", "2", "--validation-split", "0.25",
+                             "--lr", "0.7", "--save", str(saved)], capture_output=True, text=True, check=True)
+    lines = result.stdout.splitlines()
+    assert sum("; held out: loss" in line for line in lines) == 2
+    assert lines[-2].startswith("held out (3 rows): loss ") and lines[-1] == f"saved {saved}.npz"
+    module = import_file(GENERATED / "mazur.py")
+    trained = module.Network.load(saved)
+    assert not np.array_equal(trained.theta, module.Network().theta)
+    refused = subprocess.run([sys.executable, str(GENERATED / "mazur.py"), "--validation-split", "0.5"], capture_output=True, text=True)
+    assert refused.returncode == 2 and refused.stderr.splitlines()[-1].endswith("--validation-split 0.5 of 1 row holds out 0")
+
+
+def test_predict_takes_one_sample():
+    module = import_file(GENERATED / "mazur.py")
+    net = module.Network()
+    one = net.predict([0.05, 0.1])
+    assert one.shape == (2,) and np.array_equal(one, net.predict([[0.05, 0.1]])[0])
+    assert one[0] == pytest.approx(0.75136507, abs=5e-9)  # out_o1 of the worked example
