@@ -18,6 +18,7 @@ from chainrule.codegen.commands import check, emit
 from chainrule.codegen.files import load_spec
 from chainrule.codegen.terminal.jsonout import render_json
 from chainrule.codegen.terminal.text import render_check, render_derivation, render_steps
+from chainrule.codegen.version import package_version
 
 USAGE_ERROR = 2
 
@@ -31,6 +32,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="chainrule", description="Derive, explain and check backpropagation for a network spec.", allow_abbrev=False)
+    parser.add_argument("--version", action="version", version=f"chainrule {package_version()}", help="print chainrule's version and exit")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     derive_cmd = commands.add_parser("derive", allow_abbrev=False, help="the derivation: forward pass, chain-rule factors, closed forms, updates")
     derive_cmd.add_argument("spec", help="the network spec (.yaml, .yml, .toml or .json)")
@@ -80,7 +82,8 @@ def run(argv: Sequence[str]) -> int:
     if args.command == "report":
         from chainrule.codegen.report.writer import write_report  # imported here: the other commands never pay for it
 
-        write_report(spec, args.spec, args.output, pdf=args.pdf, params=args.param)
+        for path in write_report(spec, args.spec, args.output, pdf=args.pdf, params=args.param):
+            print(f"wrote {path}")
         return 0
     if args.command == "verify":
         from chainrule.codegen.terminal.verify import run_verify

@@ -346,6 +346,8 @@ def _parse_toml(text: str, source: str, parse_float: Callable[[str], Any] = floa
         return tomllib.loads(text, parse_float=parse_float)
     except tomllib.TOMLDecodeError as error:
         raise ChainruleError(source, "", f"malformed TOML: {error}") from None
+    except ChainruleError:  # a ValueError too, raised by parse_float: already one line
+        raise
     except (RecursionError, ValueError) as error:
         raise ChainruleError(source, "", f"malformed TOML: {_python_message(error)}") from None
 
@@ -371,6 +373,8 @@ def _parse_json(text: str, source: str, parse_float: Callable[[str], Any] = floa
         return json.loads(text, object_pairs_hook=pairs, parse_constant=constant, parse_int=integer, parse_float=parse_float)
     except json.JSONDecodeError as error:
         raise ChainruleError(source, "", f"malformed JSON: line {error.lineno}, column {error.colno}: {error.msg}") from None
+    except ChainruleError:  # a ValueError too, raised by the hooks above: already one line
+        raise
     except (RecursionError, ValueError) as error:
         raise ChainruleError(source, "", f"malformed JSON: {_python_message(error)}") from None
 

@@ -18,8 +18,11 @@ def shown(value: Any) -> str:
     return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
 
 
-class ChainruleError(Exception):
+class ChainruleError(ValueError):
     """Bad input: a spec, a formula, a claim or a command line that cannot be used.
+
+    A :class:`ValueError`, so that code catching bad values catches it; its ``str`` is the one
+    line the command line prints after ``chainrule: error:``.
 
     Args:
         source: the file (or ``<string>``) the input came from.

@@ -22,7 +22,7 @@ from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 from chainrule.derive.counts import count as counted
-from chainrule.derive.errors import FormulaError
+from chainrule.derive.errors import ChainruleError, FormulaError
 from chainrule.derive.functions import FORMULA_FUNCTIONS, Function, Max, Min, row_of, step  # noqa: F401 - Max, Min: read from here
 
 MAX_LENGTH = 20_000
@@ -396,7 +396,7 @@ def to_sympy(
         raise FormulaError(source, field, f"expected max and min with at most {MAX_PIECEWISE_ARGUMENTS} arguments in all, nested at most {MAX_PIECEWISE_DEPTH} deep (their derivative grows with each), got {arguments}, {depth} deep; write a simpler formula", text)
     try:
         expr = _Builder(text, resolve, known, source, field, partial).build(tree)
-    except FormulaError:
+    except ChainruleError:  # a ValueError too: already one line
         raise
     except (ValueError, TypeError, ZeroDivisionError) as error:  # sympy refusing a value (max of 1/0)
         raise FormulaError(source, field, f"the formula {text!r} has no finite real value ({error})") from None

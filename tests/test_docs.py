@@ -198,7 +198,7 @@ def table_row_of(text: str, option: str) -> str:
 
 
 def test_every_option_the_docs_mention_exists() -> None:
-    known = {"--help"} | trainer_options()
+    known = {"--help"} | trainer_options() | {o for a in cli._parser()._actions for o in a.option_strings}
     for parser in subparsers().values():
         known.update(o for a in parser._actions for o in a.option_strings)
     for path in MARKDOWN:

@@ -1,5 +1,6 @@
 """derive/ is pure: it never imports codegen or jinja2, never prints or opens files, and nothing
-in the package evaluates strings (eval, exec, sympify, parse_expr, lambdify)."""
+in the package evaluates strings (eval, exec, sympify, parse_expr, lambdify). The public API
+(chainrule/: ``import chainrule``) sits on top: it imports derive and codegen, they never import it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 from helpers import ROOT
 
 DERIVE = sorted((ROOT / "derive").rglob("*.py"))
-EVERYTHING = DERIVE + sorted((ROOT / "codegen").rglob("*.py"))
+API = sorted((ROOT / "chainrule").glob("*.py"))
+EVERYTHING = DERIVE + sorted((ROOT / "codegen").rglob("*.py")) + API
 FORBIDDEN_BUILTINS = {"eval", "exec", "compile", "__import__"}
 FORBIDDEN_ANYWHERE = {"sympify", "parse_expr", "lambdify", "S"}
 
@@ -86,7 +88,7 @@ def test_optional_packages_are_not_imported_at_module_level(path) -> None:
 def _module_name(path) -> str:
     relative = path.relative_to(ROOT).with_suffix("")
     parts = list(relative.parts[:-1] if relative.name == "__init__" else relative.parts)
-    return "chainrule." + ".".join(parts)
+    return ".".join(parts if parts[0] == "chainrule" else ["chainrule", *parts])
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -142,6 +144,15 @@ def test_derive_never_imports_codegen() -> None:
     assert len(graph) > 40  # the walk found the package
     leaks = {m: sorted(t for t in ts if t.startswith("chainrule.codegen")) for m, ts in graph.items() if m.startswith("chainrule.derive")}
     assert not {m: t for m, t in leaks.items() if t}
+
+
+def test_the_api_sits_on_top() -> None:
+    graph = import_graph()
+    api = {_module_name(path) for path in API}
+    assert {"chainrule", "chainrule.api", "chainrule.results"} <= api
+    below = {m: sorted(t & api) for m, t in graph.items() if m not in api}
+    assert not {m: t for m, t in below.items() if t}, "derive/ and codegen/ never import the API"
+    assert any(t.startswith("chainrule.codegen") for t in graph["chainrule.api"])
 
 
 def test_every_package_is_installed() -> None:

@@ -46,7 +46,8 @@ def render_report(d: Derivation, spec_path: str, params: Sequence[str] = ()) -> 
 
 
 def write_report(spec: Spec, spec_path: str, out_dir: str, pdf: bool = False, params: Sequence[str] = ()) -> list[Path]:
-    """Write ``out_dir/NAME.tex`` (and ``NAME.pdf`` with ``pdf``); returns the paths written.
+    """Write ``out_dir/NAME.tex`` (and ``NAME.pdf`` with ``pdf``); returns the paths written, in
+    the order written (the PDF first), printing nothing.
 
     Raises:
         ChainruleError: bad ``--param`` names; ``out_dir`` is not a directory; no TeX (with
@@ -72,8 +73,6 @@ def write_report(spec: Spec, spec_path: str, out_dir: str, pdf: bool = False, pa
             for path in written:
                 path.unlink(missing_ok=True)
             raise ChainruleError(str(directory), "-o", f"cannot write: {error.strerror or error}") from None
-    for path in written:
-        print(f"wrote {path}")
     return written
 
 

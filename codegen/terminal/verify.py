@@ -84,11 +84,12 @@ def _check_same_spec(path: str, named: str, spec_path: str) -> None:
     raise ChainruleError(path, "spec", f"the claims are about {named!r} ({found}, relative to the claims file), not about {spec_path}")
 
 
-def run_verify(spec: Spec, spec_path: str, claims_paths: Sequence[str], *, as_json: bool = False, csv_path: str | None = None) -> int:
-    """Judge every claims file against ``spec``; print the verdicts; write the CSV.
+def grade_files(spec: Spec, spec_path: str, claims_paths: Sequence[str]) -> tuple[FileResult, ...]:
+    """Judge every claims file against ``spec`` (the file ``spec_path``), printing nothing.
 
     Returns:
-        0 when every claim is right, 1 when some are wrong or some file could not be graded.
+        One result per file, in order; with several files, one that cannot be graded holds its
+        error instead of verdicts.
 
     Raises:
         ChainruleError: the spec is bad, the only claims file is bad, or no file could be graded.
@@ -105,6 +106,19 @@ def run_verify(spec: Spec, spec_path: str, claims_paths: Sequence[str], *, as_js
     if all(r.error for r in results):
         reasons = "; ".join(r.error for r in results)  # each error names its file
         raise ChainruleError("", "", f"none of {the(len(results), 'claims file')} could be graded: {reasons}")
+    return tuple(results)
+
+
+def run_verify(spec: Spec, spec_path: str, claims_paths: Sequence[str], *, as_json: bool = False, csv_path: str | None = None) -> int:
+    """Judge every claims file against ``spec``; print the verdicts; write the CSV.
+
+    Returns:
+        0 when every claim is right, 1 when some are wrong or some file could not be graded.
+
+    Raises:
+        ChainruleError: as :func:`grade_files`; the CSV cannot be written.
+    """
+    results = grade_files(spec, spec_path, claims_paths)
     if csv_path is not None:
         try:
             write_atomic(Path(csv_path), render_csv(results))

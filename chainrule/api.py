@@ -1,0 +1,174 @@
+"""The functions of ``import chainrule``: what each command does, as a call that returns a value.
+
+Each is a thin front over the library functions the command line calls (:mod:`chainrule.codegen`
+and :mod:`chainrule.derive`), so numbers and messages are the command line's. sympy, NumPy and
+jinja2 are imported by the first call that needs them, not by ``import chainrule``.
+
+Every function that takes a ``spec`` takes what :func:`load` returns, or anything :func:`load`
+takes (a path or a dict). Bad input raises :class:`~chainrule.derive.errors.ChainruleError` (a
+:class:`ValueError`) whose message is the line ``chainrule`` prints after ``chainrule: error:``;
+it is raised from this module, without the traceback of chainrule's internals.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from types import MappingProxyType, ModuleType
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, TypeVar, Union
+
+from chainrule.derive.errors import ChainruleError
+from chainrule.results import Chain, Check, Derivation, Factor, Verification
+
+if TYPE_CHECKING:
+    from chainrule.derive.derivation import Derivation as EngineDerivation
+    from chainrule.derive.spec import Spec
+
+#: What a function taking a spec accepts: a loaded spec, a spec file's path, or the spec's data.
+SpecLike = Union["Spec", str, os.PathLike, Mapping[str, Any]]
+#: The formats :func:`loads` reads.
+FORMATS = ("yaml", "toml", "json")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _one_line(function: F) -> F:
+    """Raise a ChainruleError from here, without the frames of chainrule's internals or the
+    exception it was raised while handling: a notebook shows the message and this call."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except ChainruleError as error:
+            raise error.with_traceback(None) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@_one_line
+def load(source: str | os.PathLike | Mapping[str, Any]) -> Spec:
+    """Read and validate a network spec, as every command does first.
+
+    Args:
+        source: a spec file's path (``.yaml``, ``.yml``, ``.toml`` or ``.json``, by its suffix;
+            a ``data:`` file is found relative to it), or the spec's data as a dict (lists,
+            numbers and strings, as a YAML file would give them; errors name it ``<dict>``).
+
+    Returns:
+        The validated spec (:class:`chainrule.derive.spec.Spec`, frozen), every default filled in.
+
+    Raises:
+        ChainruleError: the file cannot be read, or a field is invalid (naming the field path,
+            as ``layers[1].activation``, and what was expected).
+        TypeError: ``source`` is neither a path nor a dict.
+    """
+    from chainrule.codegen.files import load_spec
+    from chainrule.derive.spec import Spec, spec_from_data
+
+    if isinstance(source, Spec):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        return load_spec(os.fspath(source))
+    if isinstance(source, Mapping):
+        return spec_from_data(dict(source), "<dict>")
+    raise TypeError(f"chainrule.load: expected a path or a dict, got {type(source).__name__} (text: chainrule.loads)")
+
+
+@_one_line
+def loads(text: str, format: str = "yaml", source: str = "<string>") -> Spec:
+    """Read and validate a network spec from its text.
+
+    Args:
+        text: the spec, as a file would hold it.
+        format: ``"yaml"``, ``"toml"`` or ``"json"``.
+        source: the name error messages give the text (a ``data:`` file is found relative to
+            the current directory).
+
+    Raises:
+        ChainruleError: an unknown ``format``; the text is malformed or a field is invalid.
+    """
+    from chainrule.derive.spec import parse_spec
+
+    if format not in FORMATS:
+        raise ChainruleError(source, "format", f"expected one of {', '.join(map(repr, FORMATS))}, got {format!r}")
+    return parse_spec(text, source, format)
+
+
+def _spec(spec: SpecLike) -> Spec:
+    return load(spec)
+
+
+@_one_line
+def derive(spec: SpecLike, params: Sequence[str] = ()) -> Derivation:
+    """The derivation on the spec's sample: what ``chainrule derive SPEC`` prints and ``--json``
+    holds (see :class:`chainrule.Derivation` for the keys and shapes).
+
+    Args:
+        spec: a spec, or a path or dict to :func:`load`.
+        params: parameters whose chains are wanted (``--param``): a big network's closed forms
+            and the derivation's ``text`` are limited to them; :meth:`Derivation.chain` gives
+            any parameter's chain whatever is asked.
+
+    Raises:
+        ChainruleError: a bad spec; a name in ``params`` that is no parameter; a value that is
+            not finite on the sample.
+    """
+    from chainrule.derive.derivation import derive as derive_engine
+
+    params = tuple(params)
+    return _derivation(derive_engine(_spec(spec), params), params)
+
+
+def _derivation(d: EngineDerivation, params: tuple[str, ...]) -> Derivation:
+    import numpy as np
+
+    from chainrule.codegen.terminal.describe import chain_form
+    from chainrule.codegen.terminal.jsonout import derivation_document
+    from chainrule.codegen.terminal.text import render_derivation
+
+    document = derivation_document(d)
+
+    def numbers(values: Mapping[str, Any]) -> Mapping[str, Any]:
+        return MappingProxyType({k: v if d.small else np.asarray(v, dtype=np.float64) for k, v in values.items()})
+
+    return Derivation(
+        name=d.network.spec.name,
+        form=document["form"],
+        parameters=document["parameters"],
+        loss=document["loss"],
+        forward=numbers(document["forward"]),
+        gradients=numbers(document["gradients"]),
+        updated=numbers(document["updated"]),
+        closed_forms=MappingProxyType({name: chain_form(chain) for name, chain in d.chains.items()}),
+        text=render_derivation(d, params),
+        engine=d,
+        _chain=functools.partial(_chain, d),
+    )
+
+
+@_one_line
+def _chain(d: EngineDerivation, name: str) -> Chain:
+    from chainrule.codegen.terminal.describe import describe_param
+    from chainrule.codegen.terminal.text import render_param
+    from chainrule.derive.derivation import derive as derive_engine
+    from chainrule.derive.derivation import resolve_params
+
+    if name not in d.chains:
+        resolve_params(d.network, [name])  # the message of --param, before any work
+        d = derive_engine(d.network.spec, [name])
+    p = describe_param(d, name)
+    lines = render_param(p)
+    return Chain(
+        name=p.name,
+        gradient_name=p.gradient_name,
+        paths=tuple(tuple(Factor(f.name, f.form, f.derivative, f.value, f.note) for f in path.factors) for path in p.paths),
+        gradient=p.gradient,
+        closed_form=p.closed_form,
+        updated=p.update.value,
+        update=lines[-1].strip(),
+        frozen=p.frozen,
+        note=p.cut_note,
+        text="\n".join(lines) + "\n",
+    )

@@ -1,0 +1,202 @@
+"""The public API (``import chainrule``, spec section 7) against the command line: the same numbers
+on every example, the same one-line messages for bad input, nothing written on an error, no
+traceback of chainrule's internals, and an import that leaves sympy, NumPy and jinja2 unloaded."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import chainrule
+from chainrule.codegen.cli import main
+from helpers import EXAMPLE_FILES, ROOT
+from test_user_messages import BAD_SPECS
+
+MAZUR = ROOT / "examples" / "mazur.yaml"
+API_FILES = {str((ROOT / "chainrule" / name).resolve()) for name in ("__init__.py", "api.py", "results.py")}
+
+#: More bad input, beside tests/test_user_messages.py's: malformed text, unknown keys and names,
+#: a formula that is not allowed.
+MORE_BAD_SPECS = {
+    "malformed": "name: n\ninputs: [1\n",
+    "duplicate": "name: n\nname: m\ninputs: 1\nlayers: [{name: o, units: 1, activation: relu}]\nloss: mse\n",
+    "unknown key": "name: n\ninputs: 1\nlayers: [{name: o, units: 1, activation: relu}]\nloss: mse\nlearning_rate: 2\n",
+    "formula": "name: n\ninputs: 1\nlayers: [{name: o, units: 1, activation: '__import__(\"os\")'}]\nloss: mse\n",
+    "no layers": "name: n\ninputs: 2\nlayers: []\nloss: sse\n",
+}
+ALL_BAD = {**{k: v[0] for k, v in BAD_SPECS.items()}, **MORE_BAD_SPECS}
+
+
+def cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def cli_message(capsys: pytest.CaptureFixture, *argv: str) -> str:
+    code, out, err = cli(capsys, *argv)
+    assert code == 2 and out == "" and err.startswith("chainrule: error: ") and err.count("\n") == 1, (code, out, err)
+    return err.removeprefix("chainrule: error: ").rstrip("\n")
+
+
+def raised(call, *args, **kwargs) -> chainrule.ChainruleError:
+    with pytest.raises(chainrule.ChainruleError) as caught:
+        call(*args, **kwargs)
+    return caught.value
+
+
+def same(api_value, json_value) -> bool:
+    """A number of the API equals the JSON's (null is a number that is not finite)."""
+    if json_value is None:
+        return not np.all(np.isfinite(api_value))
+    return np.array_equal(np.asarray(api_value, dtype=float), np.asarray(json_value, dtype=float))
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def test_load_a_path_a_dict_and_text_give_the_same_spec() -> None:
+    text = MAZUR.read_text(encoding="utf-8")
+    from_path = chainrule.load(MAZUR)
+    from_dict = chainrule.load(yaml.safe_load(text))
+    from_text = chainrule.loads(text, format="yaml")
+    assert from_path.source == str(MAZUR) and from_dict.source == "<dict>" and from_text.source == "<string>"
+    assert from_path == chainrule.load(str(MAZUR)) and chainrule.load(from_path) is from_path
+    for other in (from_dict, from_text):
+        assert [getattr(other, f) for f in ("name", "inputs", "layers", "targets", "loss", "optimizer")] == \
+               [getattr(from_path, f) for f in ("name", "inputs", "layers", "targets", "loss", "optimizer")]
+    assert isinstance(from_path, chainrule.Spec)
+
+
+def test_loads_reads_toml_and_json() -> None:
+    for path in EXAMPLE_FILES:
+        fmt = {".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".json": "json"}[path.suffix]
+        assert chainrule.loads(path.read_text(encoding="utf-8"), format=fmt, source=str(path)) == chainrule.load(path)
+
+
+def test_load_refuses_what_is_neither_a_path_nor_a_dict() -> None:
+    with pytest.raises(TypeError, match="expected a path or a dict, got int"):
+        chainrule.load(3)
+    error = raised(chainrule.loads, "name: n", format="xml")
+    assert str(error) == "<string>: format: expected one of 'yaml', 'toml', 'json', got 'xml'"
+
+
+@pytest.mark.parametrize("name", list(ALL_BAD))
+def test_bad_specs_raise_the_command_lines_message(name: str, tmp_path: Path, capsys) -> None:
+    path = tmp_path / "n.yaml"
+    path.write_text(ALL_BAD[name], encoding="utf-8")
+    message = cli_message(capsys, "derive", path)
+    if name in BAD_SPECS:
+        assert BAD_SPECS[name][1] in message
+    for call in (lambda: chainrule.load(path), lambda: chainrule.derive(str(path)), lambda: chainrule.loads(ALL_BAD[name], source=str(path))):
+        error = raised(call)
+        assert str(error) == message and isinstance(error, ValueError)
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_missing_files_and_suffixes(tmp_path: Path, capsys) -> None:
+    for path in (tmp_path / "none.yaml", tmp_path / "spec.txt", tmp_path):
+        assert str(raised(chainrule.load, path)) == cli_message(capsys, "derive", path)
+
+
+def test_an_error_carries_no_internal_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "n.yaml"
+    path.write_text(BAD_SPECS["case"][0], encoding="utf-8")
+    for call in (lambda: chainrule.load(path), lambda: chainrule.derive(MAZUR, ["w99"]), lambda: chainrule.derive(MAZUR).chain("w99")):
+        error = raised(call)
+        frames = {str(Path(frame.filename).resolve()) for frame in traceback.extract_tb(error.__traceback__)}
+        assert frames - {str(Path(__file__).resolve())} <= API_FILES, frames
+        assert error.__cause__ is None and error.__suppress_context__
+        assert "\n" not in "".join(traceback.format_exception_only(error)).rstrip("\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# Deriving
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.stem)
+def test_derive_gives_the_command_lines_numbers(path: Path, capsys) -> None:
+    code, out, _ = cli(capsys, "derive", path, "--json")
+    document = json.loads(out)
+    d = chainrule.derive(path)
+    assert code == 0 and d.name == document["spec"] and d.form == document["form"] and d.parameters == document["parameters"]
+    assert d.loss == document["loss"]
+    for key in ("forward", "gradients", "updated"):
+        api, expected = getattr(d, key), document[key]
+        assert list(api) == list(expected), key
+        assert all(same(api[name], value) for name, value in expected.items()), key
+    assert dict(d.closed_forms) == document["closed_forms"]
+    assert d.text == cli(capsys, "derive", path)[1]
+
+
+def test_derive_of_the_worked_example() -> None:
+    d = chainrule.derive(chainrule.load(MAZUR))
+    assert round(d.loss, 9) == 0.298371109
+    assert round(d.gradients["w5"], 9) == 0.082167041 and round(d.updated["w5"], 8) == 0.35891648
+    chain = d.chain("w5")
+    assert [f.name for f in chain.paths[0]] == ["dE/dout_o1", "dout_o1/dnet_o1", "dnet_o1/dw5"]
+    assert chain.closed_form == d.closed_forms["w5"] == "(out_o1 - t1)*out_o1*(1 - out_o1)*out_h1"
+    assert chain.gradient == pytest.approx(d.gradients["w5"], rel=1e-12) and chain.updated == d.updated["w5"]
+    assert chain.update == "w5+ = w5 - lr*dE/dw5 = 0.4 - 0.5*0.0821670406 = 0.35891648"
+    assert math.prod(f.value for f in chain.paths[0]) == pytest.approx(chain.gradient, rel=1e-12)
+    with pytest.raises(Exception):
+        d.loss = 0  # frozen
+    with pytest.raises(TypeError):
+        d.gradients["w5"] = 0  # read-only
+
+
+def test_a_chain_prints_as_derive_param_does(capsys) -> None:
+    out = cli(capsys, "derive", MAZUR, "--param", "b1")[1]
+    chain = chainrule.derive(MAZUR).chain("b1")
+    assert chain.text in out and len(chain.paths) == 4
+    assert chainrule.derive(MAZUR, ["b1"]).text == out
+
+
+def test_a_big_network_is_keyed_by_layer_and_gives_any_chain(capsys) -> None:
+    path = ROOT / "examples" / "digits.yaml"
+    d = chainrule.derive(path)
+    assert d.form == "layer" and d.gradients["W1"].shape == d.updated["W1"].shape == (32, 64) and d.forward["out_h"].ndim == 1
+    assert dict(d.closed_forms) == {}
+    out = cli(capsys, "derive", path, "--param", "w2049")[1]
+    assert d.chain("w2049").text in out
+    asked = chainrule.derive(path, ["w2049"])
+    assert list(asked.closed_forms) == ["w2049"] and asked.text == out
+    assert str(raised(d.chain, "q")) == cli_message(capsys, "derive", path, "--param", "q")
+
+
+def test_results_display_as_markdown() -> None:
+    d = chainrule.derive(MAZUR)
+    assert "0.298371109" in d._repr_markdown_() and "dE/dw5" in d.chain("w5")._repr_markdown_()
+    assert repr(d) == "<chainrule.Derivation mazur: 10 parameters, scalar form, loss 0.298371109>"
+
+
+# ---------------------------------------------------------------------------------------------
+# The package
+
+
+def test_import_loads_no_sympy_numpy_or_jinja() -> None:
+    code = "import sys, chainrule; print(sorted(m for m in ('sympy', 'numpy', 'jinja2', 'yaml') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert out.strip() == "[]"
+
+
+def test_the_version_is_the_packages(capsys) -> None:
+    from importlib import metadata
+
+    assert chainrule.__version__ == metadata.version("chainrule")
+    with pytest.raises(SystemExit) as exit:
+        main(["--version"])
+    assert exit.value.code == 0 and capsys.readouterr().out == f"chainrule {chainrule.__version__}\n"
+    exe = Path(sys.executable).parent / "chainrule"  # the console script
+    run = subprocess.run([str(exe), "--version"], capture_output=True, text=True)
+    assert (run.returncode, run.stdout, run.stderr) == (0, f"chainrule {chainrule.__version__}\n", "")
+    assert set(chainrule.__all__) <= set(dir(chainrule)) | {"__version__", "Spec"}
