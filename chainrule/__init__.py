@@ -18,20 +18,22 @@ from pathlib import Path
 from typing import Any
 
 # Installed, the subpackages derive/ and codegen/ are folders of this package (pyproject.toml maps
-# them in). In a source tree they are this folder's siblings; Python started there finds this
-# folder first, so the subpackages are looked for beside it too.
-if not (Path(__file__).parent / "derive").is_dir() and (Path(__file__).parent.parent / "derive" / "__init__.py").is_file():
-    __path__.append(str(Path(__file__).parent.parent))
+# them in). In a source tree they are this folder's siblings: Python started at the tree's root
+# (or with it on PYTHONPATH) finds this folder, and the subpackages are looked for beside it.
+_TREE = Path(__file__).resolve().parent.parent
+if not (Path(__file__).parent / "derive").is_dir() and (_TREE / "derive" / "__init__.py").is_file():
+    __path__.append(str(_TREE))
 
 # Imported before the functions: importing the subpackage chainrule.derive sets the attribute
 # chainrule.derive once, and the function of that name defined below then takes its place.
 from chainrule.derive.errors import ChainruleError
 
-from chainrule.api import derive, load, loads
-from chainrule.results import Chain, Derivation, Factor
+from chainrule.api import check, derive, emit, load, loads, report, trainer, verify
+from chainrule.results import Chain, Check, Derivation, Factor, Verification
 
 __all__ = [
-    "Chain", "ChainruleError", "Derivation", "Factor", "Spec", "__version__", "derive", "load", "loads",
+    "Chain", "Check", "ChainruleError", "Derivation", "Factor", "Spec", "Verification", "__version__",
+    "check", "derive", "emit", "load", "loads", "report", "trainer", "verify",
 ]
 
 

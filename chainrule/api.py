@@ -172,3 +172,133 @@ def _chain(d: EngineDerivation, name: str) -> Chain:
         note=p.cut_note,
         text="\n".join(lines) + "\n",
     )
+
+
+@_one_line
+def check(spec: SpecLike, points: int = 3, emitted: str | os.PathLike | None = None) -> Check:
+    """Central differences in float64 against the derivation, at the sample and ``points`` seeded
+    random points away from kinks, as ``chainrule check`` runs them; with ``emitted``, against the
+    gradients of that emitted trainer file too.
+
+    Args:
+        spec: a spec, or a path or dict to :func:`load`.
+        points: seeded random points besides the sample, 0 to 100 (``--points``).
+        emitted: a trainer written by :func:`emit` for this spec (``--emitted``).
+
+    Returns:
+        A :class:`chainrule.Check`; ``passed`` is False when some relative error exceeds the
+        tolerance (``chainrule check`` exits 1).
+
+    Raises:
+        ChainruleError: a bad spec; ``points`` out of range; ``emitted`` is not a trainer of
+            this spec, or fails when imported or run.
+    """
+    from chainrule.codegen.commands import check as check_command
+    from chainrule.codegen.terminal.text import render_check
+
+    checked = check_command(_spec(spec), points, None if emitted is None else os.fspath(emitted))
+    return Check(
+        passed=checked.passed,
+        points=checked.result.points,
+        tolerance=checked.result.tolerance,
+        groups=checked.result.groups,
+        emitted=None if checked.emitted is None else checked.emitted.groups,
+        text=render_check(checked.derivation, checked.result, checked.emitted, checked.emitted_path),
+        engine=checked,
+    )
+
+
+@_one_line
+def trainer(spec: SpecLike) -> ModuleType:
+    """The NumPy trainer :func:`emit` would write, imported in this process without writing a
+    file: ``chainrule.trainer(spec).Network()`` is a network with the spec's starting values.
+
+    The module is the emitted file's source, imported from memory
+    (:func:`chainrule.codegen.trainer.inprocess.trainer_module`): its lines show in tracebacks,
+    it is not put in :data:`sys.modules`, and its ``DATA`` path is relative to the current
+    directory. See docs/trainer.md for what it holds (``Network``, ``load_data``, ...).
+
+    Args:
+        spec: a spec, or a path or dict to :func:`load`.
+
+    Raises:
+        ChainruleError: a bad spec.
+    """
+    from chainrule.codegen.trainer.inprocess import trainer_module
+    from chainrule.derive.derivation import derive as derive_engine
+
+    spec = _spec(spec)
+    return trainer_module(derive_engine(spec), spec.source)
+
+
+@_one_line
+def emit(spec: SpecLike, out_dir: str | os.PathLike = ".", formulas: bool = False) -> Path:
+    """Write the standalone NumPy trainer ``out_dir/NAME.py``, as ``chainrule emit`` does
+    (atomically; the directory is made if missing).
+
+    Args:
+        spec: a spec, or a path or dict to :func:`load` (a spec file's ``data:`` path is written
+            relative to ``out_dir``).
+        out_dir: the directory (``-o``).
+        formulas: also write ``gradient_formulas(x, t)`` (``--formulas``).
+
+    Returns:
+        The path written.
+
+    Raises:
+        ChainruleError: a bad spec; ``out_dir`` is not a directory or cannot be written. Nothing
+            is written then.
+    """
+    from chainrule.codegen.commands import emit as emit_command
+
+    spec = _spec(spec)
+    return emit_command(spec, spec.source, os.fspath(out_dir), formulas=formulas)
+
+
+@_one_line
+def report(spec: SpecLike, out_dir: str | os.PathLike = ".", pdf: bool = False, params: Sequence[str] = ()) -> tuple[Path, ...]:
+    """Write the derivation as LaTeX ``out_dir/NAME.tex`` (and, with ``pdf``, ``NAME.pdf``), as
+    ``chainrule report`` does.
+
+    Args:
+        spec: a spec, or a path or dict to :func:`load`.
+        out_dir: the directory (``-o``).
+        pdf: also compile the PDF (needs ``pdflatex``; ``--pdf``).
+        params: parameters whose chains the report shows (``--param``); a big network shows one
+            weight per layer when none is named.
+
+    Returns:
+        The paths written, in the order written: ``NAME.pdf`` first when asked for, then
+        ``NAME.tex``.
+
+    Raises:
+        ChainruleError: a bad spec or ``params`` name; ``out_dir`` is not a directory; no TeX
+            (with ``pdf``), or the compile fails (its first error). Nothing is written then.
+    """
+    from chainrule.codegen.report.writer import write_report
+
+    spec = _spec(spec)
+    return tuple(write_report(spec, spec.source, os.fspath(out_dir), pdf=pdf, params=tuple(params)))
+
+
+@_one_line
+def verify(spec: SpecLike, claims: str | os.PathLike) -> Verification:
+    """Judge the hand calculations of a claims file, as ``chainrule verify SPEC CLAIMS`` does.
+
+    Args:
+        spec: a spec, or a path or dict to :func:`load`. A claims file that names its spec must
+            name this spec's file.
+        claims: the claims file (``.yaml``, ``.yml``, ``.toml`` or ``.json``; see docs/claims.md).
+
+    Returns:
+        A :class:`chainrule.Verification`: ``right`` of ``total``, each judged part in ``claims``.
+
+    Raises:
+        ChainruleError: a bad spec; the claims file cannot be read, is malformed, names what the
+            spec does not have, or is about another spec.
+    """
+    from chainrule.codegen.terminal.verify import grade_files, render_text
+
+    spec = _spec(spec)
+    (result,) = grade_files(spec, spec.source, [os.fspath(claims)])
+    return Verification(result.path, result.right, len(result.verdicts), result.verdicts, render_text([result]))

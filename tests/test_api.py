@@ -180,7 +180,145 @@ def test_results_display_as_markdown() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Checking, emitting, importing the trainer, reporting, verifying
+
+
+def check_against_the_command_line(path: Path, capsys) -> None:
+    code, out, _ = cli(capsys, "check", path, "--points", "1")
+    checked = chainrule.check(path, points=1)
+    assert checked.text == out and checked.passed == (code == 0) and checked.points == 2
+    assert [g.group for g in checked.groups] and checked.emitted is None
+
+
+@pytest.mark.parametrize("name", ["mazur", "digits"])
+def test_check_gives_the_command_lines_table(name: str, capsys) -> None:
+    check_against_the_command_line(ROOT / "examples" / f"{name}.yaml", capsys)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.stem)
+def test_check_of_every_example_gives_the_command_lines_table(path: Path, capsys) -> None:
+    check_against_the_command_line(path, capsys)
+
+
+def test_check_of_an_emitted_trainer_and_its_errors(tmp_path: Path, capsys) -> None:
+    written = chainrule.emit(MAZUR, tmp_path)
+    checked = chainrule.check(MAZUR, points=1, emitted=written)
+    assert checked.passed and "emitted" in {g.form for g in checked.emitted}
+    assert checked.text == cli(capsys, "check", MAZUR, "--points", "1", "--emitted", written)[1]
+    for argv, kwargs in ((["--points", "500"], {"points": 500}), (["--emitted", str(tmp_path / "none.py")], {"emitted": tmp_path / "none.py"})):
+        assert str(raised(chainrule.check, MAZUR, **kwargs)) == cli_message(capsys, "check", MAZUR, *argv)
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.stem)
+def test_emit_writes_what_the_command_line_writes(path: Path, tmp_path: Path, capsys) -> None:
+    assert cli(capsys, "emit", path, "-o", tmp_path / "cli")[0] == 0
+    written = chainrule.emit(chainrule.load(path), tmp_path / "api")
+    assert written == tmp_path / "api" / f"{chainrule.load(path).name}.py"
+    assert written.read_bytes() == (tmp_path / "cli" / written.name).read_bytes()
+    cli(capsys, "emit", path, "-o", tmp_path / "cli_formulas", "--formulas")
+    formulas = chainrule.emit(path, tmp_path / "formulas", formulas=True)
+    assert formulas.read_bytes() == (tmp_path / "cli_formulas" / written.name).read_bytes()
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.stem)
+def test_trainer_is_the_emitted_module_imported_without_a_file(path: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    module = chainrule.trainer(path)
+    assert list(tmp_path.iterdir()) == []  # nothing written
+    assert module.__name__ not in sys.modules or sys.modules[module.__name__] is not module
+    source = module.__loader__.get_source(module.__name__)
+    assert source == chainrule.emit(path, tmp_path).read_text(encoding="utf-8")
+    d = chainrule.derive(path)
+    net = module.Network(dtype=np.float64)
+    x, t = (np.array([list(v)]) for v in (d.engine.values.x, d.engine.values.t))
+    assert net.loss(x, t) == pytest.approx(d.loss, rel=1e-12)
+
+
+def test_a_trainer_s_traceback_shows_its_lines() -> None:
+    module = chainrule.trainer(ROOT / "examples" / "xor.yaml")
+    net = module.Network()
+    with pytest.raises(ValueError) as caught:
+        net.fit(np.zeros((4, 2)), np.zeros((4, 1)), batch_size=0)
+    last = traceback.extract_tb(caught.value.__traceback__)[-1]
+    assert "xor" in last.filename and last.line.startswith("raise ValueError(")
+
+
+def report_against_the_command_line(path: Path, tmp_path: Path, capsys) -> None:
+    code, out, _ = cli(capsys, "report", path, "-o", tmp_path / "cli")
+    written = chainrule.report(path, tmp_path / "api")
+    assert code == 0 and out == f"wrote {tmp_path / 'cli' / written[0].name}\n" and capsys.readouterr().out == ""
+    assert [p.name for p in written] == [f"{chainrule.load(path).name}.tex"]
+    assert written[0].read_bytes() == (tmp_path / "cli" / written[0].name).read_bytes()
+
+
+@pytest.mark.parametrize("name", ["mazur", "digits"])
+def test_report_writes_what_the_command_line_writes(name: str, tmp_path: Path, capsys) -> None:
+    report_against_the_command_line(ROOT / "examples" / f"{name}.yaml", tmp_path, capsys)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.stem)
+def test_report_of_every_example_writes_what_the_command_line_writes(path: Path, tmp_path: Path, capsys) -> None:
+    report_against_the_command_line(path, tmp_path, capsys)
+
+
+def test_report_params_and_their_errors(tmp_path: Path, capsys) -> None:
+    (tex,) = chainrule.report(MAZUR, tmp_path, params=["w5"])
+    cli(capsys, "report", MAZUR, "-o", tmp_path / "cli", "--param", "w5")
+    assert tex.read_bytes() == (tmp_path / "cli" / "mazur.tex").read_bytes()
+    assert str(raised(chainrule.report, MAZUR, tmp_path / "bad", params=["w99"])) == cli_message(capsys, "report", MAZUR, "-o", tmp_path / "bad", "--param", "w99")
+    assert not (tmp_path / "bad").exists()
+
+
+CLAIMS = sorted((ROOT / "examples" / "claims").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("claims", CLAIMS, ids=lambda p: p.stem)
+def test_verify_judges_as_the_command_line_does(claims: Path, capsys) -> None:
+    spec = ROOT / "examples" / f"{claims.stem.rsplit('_', 1)[0]}.yaml"
+    code, out, _ = cli(capsys, "verify", spec, claims)
+    verified = chainrule.verify(spec, claims)
+    assert verified.text == out and verified.passed == (code == 0)
+    assert verified.total == len(verified.claims) and verified.right == sum(v.correct for v in verified.claims)
+    document = json.loads(cli(capsys, "verify", spec, claims, "--json")[1])
+    assert [(c["label"], c["verdict"] == "correct") for c in document["claims"]] == [(v.label, v.correct) for v in verified.claims]
+    assert "of" in verified._repr_markdown_()
+
+
+def test_verify_refuses_bad_claims_as_the_command_line_does(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("claims:\n  - {of: w99, value: 1}\n", encoding="utf-8")
+    for claims in (bad, tmp_path / "none.yaml", ROOT / "examples" / "claims" / "textbook_121_correct.yaml"):
+        assert str(raised(chainrule.verify, MAZUR, claims)) == cli_message(capsys, "verify", MAZUR, claims)
+
+
+def test_errors_write_nothing(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "specs" / "n.yaml"
+    bad.parent.mkdir()
+    bad.write_text(BAD_SPECS["case"][0], encoding="utf-8")
+    out = tmp_path / "out"
+    for call in (chainrule.emit, chainrule.report):
+        assert str(raised(call, bad, out)) == cli_message(capsys, call.__name__, bad, "-o", out)
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("", encoding="utf-8")
+    for call in (chainrule.emit, chainrule.report):
+        assert str(raised(call, MAZUR, not_a_directory)) == cli_message(capsys, call.__name__, MAZUR, "-o", not_a_directory)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "specs"] and not_a_directory.read_text() == ""
+
+
+# ---------------------------------------------------------------------------------------------
 # The package
+
+
+def test_chainrule_derive_is_the_function_and_its_modules_import() -> None:
+    import chainrule.derive.spec  # noqa: F401 - a submodule imported after the package
+
+    assert callable(chainrule.derive) and chainrule.derive.__module__ == "chainrule.api"
+    assert sys.modules["chainrule.derive"].__file__.endswith("__init__.py")
+    from chainrule.derive import derive as engine_derive
+
+    assert engine_derive.__module__ == "chainrule.derive.derivation"
 
 
 def test_import_loads_no_sympy_numpy_or_jinja() -> None:
@@ -196,7 +334,11 @@ def test_the_version_is_the_packages(capsys) -> None:
     with pytest.raises(SystemExit) as exit:
         main(["--version"])
     assert exit.value.code == 0 and capsys.readouterr().out == f"chainrule {chainrule.__version__}\n"
-    exe = Path(sys.executable).parent / "chainrule"  # the console script
+
+
+@pytest.mark.slow
+def test_the_console_script_prints_the_version() -> None:
+    exe = Path(sys.executable).parent / "chainrule"
     run = subprocess.run([str(exe), "--version"], capture_output=True, text=True)
     assert (run.returncode, run.stdout, run.stderr) == (0, f"chainrule {chainrule.__version__}\n", "")
     assert set(chainrule.__all__) <= set(dir(chainrule)) | {"__version__", "Spec"}
