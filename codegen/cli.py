@@ -47,10 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     check_cmd.add_argument("spec", help="the network spec")
     check_cmd.add_argument("--points", type=int, default=3, metavar="N", help="seeded random points besides the sample (default 3)")
     check_cmd.add_argument("--emitted", metavar="FILE", help="also check the gradients of this emitted trainer (chainrule emit) against central differences")
-    report_cmd = commands.add_parser("report", allow_abbrev=False, help="write the derivation as LaTeX DIR/NAME.tex (and the PDF)")
+    report_cmd = commands.add_parser("report", allow_abbrev=False, help="write the derivation as LaTeX DIR/NAME.tex (and the PDF, or an HTML page)")
     report_cmd.add_argument("spec", help="the network spec")
-    report_cmd.add_argument("-o", "--output", default=".", metavar="DIR", help="the directory to write NAME.tex (and NAME.pdf) into (default: .)")
+    report_cmd.add_argument("-o", "--output", default=".", metavar="DIR", help="the directory to write NAME.tex (and NAME.pdf, NAME.html) into (default: .)")
     report_cmd.add_argument("--pdf", action="store_true", help="also compile NAME.pdf with pdflatex")
+    report_cmd.add_argument("--html", action="store_true", help="also write NAME.html: one self-contained page, math as MathML, no TeX needed")
     report_cmd.add_argument("--param", action="append", default=[], metavar="NAME", help="show this parameter's chain (repeatable); big networks default to one weight per layer")
     verify_cmd = commands.add_parser("verify", allow_abbrev=False, help="judge hand calculations in claims files; exit 1 when some are wrong")
     verify_cmd.add_argument("spec", help="the network spec")
@@ -82,7 +83,7 @@ def run(argv: Sequence[str]) -> int:
     if args.command == "report":
         from chainrule.codegen.report.writer import write_report  # imported here: the other commands never pay for it
 
-        for path in write_report(spec, args.spec, args.output, pdf=args.pdf, params=args.param):
+        for path in write_report(spec, args.spec, args.output, pdf=args.pdf, params=args.param, html=args.html):
             print(f"wrote {path}")
         return 0
     if args.command == "verify":

@@ -1,7 +1,7 @@
 """``generated/``: what chainrule emits for the example specs, rendered in memory and compared.
 
 ``python -m chainrule.codegen.golden`` (from the repository root) writes ``generated/`` again (the
-trainers ``NAME.py`` and the reports ``NAME.tex``); the test suite renders the same files into
+trainers ``NAME.py`` and the reports ``NAME.tex`` and ``NAME.html``); the test suite renders the same files into
 memory and fails with a unified diff on any difference.
 Updating is always this explicit command, never a side effect of a test.
 """
@@ -35,13 +35,19 @@ def render_generated(root: Path) -> dict[str, str]:
 
 
 def render_generated_reports(root: Path) -> dict[str, str]:
-    """File name to text of the reports (``NAME.tex``) ``generated/`` should hold."""
-    from chainrule.codegen.report.writer import render_report  # the report's printers load only when asked for
+    """File name to text of the reports (``NAME.tex`` and the page ``NAME.html``) ``generated/``
+    should hold."""
+    # the report's printers load only when asked for
+    from chainrule.codegen.report.context import build_report_context
+    from chainrule.codegen.report.htmlpage import render_html_context
+    from chainrule.codegen.report.writer import render_tex_context
 
     files = {}
     for spec_path in example_specs(root / "examples"):
         spec = load_spec(str(spec_path.relative_to(root)) if spec_path.is_relative_to(root) else str(spec_path))
-        files[f"{spec.name}.tex"] = render_report(derive(spec), str(Path("examples") / spec_path.name))
+        context = build_report_context(derive(spec), str(Path("examples") / spec_path.name))
+        files[f"{spec.name}.tex"] = render_tex_context(context)
+        files[f"{spec.name}.html"] = render_html_context(context)
     return files
 
 

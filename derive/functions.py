@@ -167,6 +167,9 @@ class Function:
             erf), named as the row.
         math: Python source on floats (``math``), for the straight-line code of small networks.
         latex: an operator (``\\tanh``) or a layout with slots (``\\left|{{0}}\\right|``).
+        mathml: the same in presentation MathML (the HTML report): an operator's name, set
+            upright before its arguments in parentheses (``tanh``), or a layout with slots, each
+            filled with one element (``<msup><mi>e</mi>{0}</msup>``).
         kinks: the node's arguments -> the expressions that are zero where the function or its
             derivative jumps; finite differences are checked away from them.
         formula: False for a row the stable rewrites make and formulas cannot spell (softplus).
@@ -184,6 +187,7 @@ class Function:
     helper: str = ""
     math: str = ""
     latex: str = ""
+    mathml: str = ""
     kinks: Callable[..., tuple[sympy.Expr, ...]] = _smooth
     formula: bool = True
     compares: bool = False
@@ -194,26 +198,27 @@ class Function:
 
 
 _ROWS = (
-    Function("exp", sympy.exp, numpy=np.exp, code="np.exp({0})", into="np.exp({0}, out={out})", math="math.exp({0})", latex="e^{{0}}"),
-    Function("log", sympy.log, numpy=np.log, code="np.log({0})", into="np.log({0}, out={out})", math="math.log({0})", latex=r"\log{\left({0} \right)}"),
+    Function("exp", sympy.exp, numpy=np.exp, code="np.exp({0})", into="np.exp({0}, out={out})", math="math.exp({0})", latex="e^{{0}}", mathml="<msup><mi>e</mi>{0}</msup>"),
+    Function("log", sympy.log, numpy=np.log, code="np.log({0})", into="np.log({0}, out={out})", math="math.log({0})", latex=r"\log{\left({0} \right)}", mathml="log"),
     Function("sqrt", sympy.sqrt),  # a power, u**(1/2): computed and printed as one
-    Function("tanh", sympy.tanh, numpy=np.tanh, code="np.tanh({0})", into="np.tanh({0}, out={out})", math="math.tanh({0})", latex=r"\tanh"),
-    Function("sin", sympy.sin, numpy=np.sin, code="np.sin({0})", into="np.sin({0}, out={out})", math="math.sin({0})", latex=r"\sin"),
-    Function("cos", sympy.cos, numpy=np.cos, code="np.cos({0})", into="np.cos({0}, out={out})", math="math.cos({0})", latex=r"\cos"),
-    Function("atan", sympy.atan, numpy=np.arctan, code="np.arctan({0})", into="np.arctan({0}, out={out})", math="math.atan({0})", latex=r"\arctan"),
-    Function("abs", sympy.Abs, numpy=np.abs, code="abs({0})", into="np.abs({0}, out={out})", math="abs({0})", latex=r"\left|{{0}}\right|", kinks=_at_zero),
-    Function("erf", sympy.erf, numpy=_erf, code="erf({0})", helper=_ERF_HELPER, math="math.erf({0})", latex=r"\operatorname{erf}"),
-    Function("sign", sympy.sign, numpy=np.sign, code="np.sign({0})", math="(0.0 if {0} == 0 else math.copysign(1, {0}))", latex=r"\operatorname{sign}", kinks=_at_zero),
+    Function("tanh", sympy.tanh, numpy=np.tanh, code="np.tanh({0})", into="np.tanh({0}, out={out})", math="math.tanh({0})", latex=r"\tanh", mathml="tanh"),
+    Function("sin", sympy.sin, numpy=np.sin, code="np.sin({0})", into="np.sin({0}, out={out})", math="math.sin({0})", latex=r"\sin", mathml="sin"),
+    Function("cos", sympy.cos, numpy=np.cos, code="np.cos({0})", into="np.cos({0}, out={out})", math="math.cos({0})", latex=r"\cos", mathml="cos"),
+    Function("atan", sympy.atan, numpy=np.arctan, code="np.arctan({0})", into="np.arctan({0}, out={out})", math="math.atan({0})", latex=r"\arctan", mathml="arctan"),
+    Function("abs", sympy.Abs, numpy=np.abs, code="abs({0})", into="np.abs({0}, out={out})", math="abs({0})", latex=r"\left|{{0}}\right|",
+             mathml='<mrow><mo stretchy="false">|</mo>{0}<mo stretchy="false">|</mo></mrow>', kinks=_at_zero),
+    Function("erf", sympy.erf, numpy=_erf, code="erf({0})", helper=_ERF_HELPER, math="math.erf({0})", latex=r"\operatorname{erf}", mathml="erf"),
+    Function("sign", sympy.sign, numpy=np.sign, code="np.sign({0})", math="(0.0 if {0} == 0 else math.copysign(1, {0}))", latex=r"\operatorname{sign}", mathml="sign", kinks=_at_zero),
     Function("step", step, sympy.Heaviside, numpy=_heaviside, code="np.heaviside({0}, 0.0)", into="np.greater({0}, 0.0, out={out})", math="({0} > 0)",
-             latex=r"\operatorname{step}\left({0}\right)", kinks=_at_zero),
+             latex=r"\operatorname{step}\left({0}\right)", mathml="step", kinks=_at_zero),
     Function("sigmoid", lambda u: 1 / (1 + sympy.exp(-u)), sigmoid, numpy=_logistic, code="sigmoid({0})", into="sigmoid({0}, out={out})",
-             helper=_SIGMOID_HELPER, math="1.0/(1.0 + math.exp({-0}))", latex=r"\sigma"),
+             helper=_SIGMOID_HELPER, math="1.0/(1.0 + math.exp({-0}))", latex=r"\sigma", mathml="σ"),
     Function("max", Max, sympy.Max, arguments=(2, 16), numpy=_folded(np.maximum), code="np.maximum({0}, {1})", math="max({args})",
-             latex=r"\max\left({args}\right)", kinks=_ties, compares=True),
+             latex=r"\max\left({args}\right)", mathml="max", kinks=_ties, compares=True),
     Function("min", Min, sympy.Min, arguments=(2, 16), numpy=_folded(np.minimum), code="np.minimum({0}, {1})", math="min({args})",
-             latex=r"\min\left({args}\right)", kinks=_ties, compares=True),
+             latex=r"\min\left({args}\right)", mathml="min", kinks=_ties, compares=True),
     Function("softplus", lambda u: sympy.log(1 + sympy.exp(u)), softplus, numpy=lambda u: np.logaddexp(0.0, u), code="np.logaddexp(0.0, {0})",
-             into="np.logaddexp(0.0, {0}, out={out})", math="math.log(1.0 + math.exp({0}))", latex=r"\operatorname{softplus}", formula=False),
+             into="np.logaddexp(0.0, {0}, out={out})", math="math.log(1.0 + math.exp({0}))", latex=r"\operatorname{softplus}", mathml="softplus", formula=False),
 )
 #: Every function, by name.
 FUNCTIONS: Mapping[str, Function] = MappingProxyType({row.name: row for row in _ROWS})

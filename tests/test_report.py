@@ -14,6 +14,7 @@ import pytest
 
 from chainrule.codegen.report import diagram, latex, latex_text
 from chainrule.codegen.cli import main
+from chainrule.codegen.report.document import Expr, Tok
 from chainrule.codegen.report.equations import pieces
 from chainrule.codegen.golden import REFRESH, render_generated_reports
 from chainrule.codegen.terminal.jsonout import derivation_document
@@ -37,7 +38,7 @@ def report_of(name: str, params=()) -> str:
 
 def test_generated_reports_match_what_report_writes() -> None:
     expected = render_generated_reports(ROOT)
-    present = sorted(p.name for p in GENERATED.glob("*.tex"))
+    present = sorted(p.name for p in [*GENERATED.glob("*.tex"), *GENERATED.glob("*.html")])
     assert present == sorted(expected), f"generated/ holds {present}, expected {sorted(expected)}; refresh with `{REFRESH}`"
     for name, text in expected.items():
         found = (GENERATED / name).read_text(encoding="utf-8")
@@ -141,7 +142,7 @@ def test_a_diagram_too_small_to_read_unit_by_unit_is_drawn_as_boxes_that_fit() -
     assert not any("node[unit]" in c for c in drawn.commands) and sum("node[box" in c for c in drawn.commands) == 9
     xs = [float(x) for c in drawn.commands for x in re.findall(r"\bat \(([-0-9.]+),", c)]
     assert max(xs) + 2.4 <= diagram.LINE_WIDTH_CM  # four boxes to a row: not scaled down
-    assert "Layers as boxes" in drawn.caption
+    assert "Layers as boxes" in drawn.caption.tex()
 
 
 @pytest.mark.parametrize("name", ["mazur", "deep_tanh_relu", "xor", "textbook_121", "custom_activation", "softmax_classifier"])
@@ -156,10 +157,10 @@ def test_examples_drawn_unit_by_unit_are_readable(name: str) -> None:
                                   pytest.param(deep_net(8, 3), id="boxes")])
 def test_the_diagram_caption_says_only_what_is_drawn(spec: dict) -> None:
     drawn = diagram.build_diagram(derive(spec_from_data(spec, "deep.yaml")))
-    commands = "\n".join(drawn.commands)
-    assert ("dashed" in drawn.caption) == ("biasedge" in commands)
-    assert ("under their units" in drawn.caption) == ("biaslabel" in commands)
-    assert ("bias" in drawn.caption) == ("bias" in commands or r"\mathbf{b}" in commands)
+    commands, caption = "\n".join(drawn.commands), drawn.caption.tex()
+    assert ("dashed" in caption) == ("biasedge" in commands)
+    assert ("under their units" in caption) == ("biaslabel" in commands)
+    assert ("bias" in caption) == ("bias" in commands or r"\mathbf{b}" in commands)
 
 
 TEX_COMMANDS = [
@@ -269,7 +270,7 @@ def test_an_update_split_over_rows_keeps_the_order_of_the_whole(kind: str) -> No
     expr = first_step_expr(kind, hyper)
     names = {THETA.name: "THETA", GRAD.name: "GRAD"}
     whole = math_tex(expr, names=names, last=[GRAD])
-    split = " ".join(pieces(expr, lambda e: math_tex(e, names=names, last=[GRAD]), limit=4, last=[GRAD]))
+    split = " ".join(p.tex() for p in pieces(expr, lambda e: Expr(e, names={k: Tok(v) for k, v in names.items()}, last=[GRAD]), limit=4, last=[GRAD]))
     assert len(split) > len(whole) / 2 and whole.startswith("THETA") and split.startswith("THETA"), (whole, split)
     assert re.findall("THETA|GRAD", split) == re.findall("THETA|GRAD", whole)
 
@@ -341,7 +342,7 @@ def test_the_sample_line_shows_a_one_hot_targets_1(seed: int) -> None:
     d = derive(spec_from_data(data, "hot.yaml"))
     hot = int(np.argmax(d.values.t))
     assert d.values.t[hot] == 1 and d.values.t.sum() == 1
-    line = _sample(d)
+    line = _sample(d).tex()
     assert rf"$t_{{{hot + 1}}} = \val{{1}}$" in line and "those not listed are \\val{0}" in line
     assert line.count("$t_") == len({0, 1, 2, 9, hot}) and line.count("$x_") == 4
 

@@ -16,6 +16,7 @@ largest gradient in each layer). Both get the layer form.
 from __future__ import annotations
 
 import dataclasses
+import html
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -31,26 +32,13 @@ from chainrule.derive.optimizers import GRAD, THETA, first_step_expr
 from chainrule.derive.registry import X, Y, T
 
 from chainrule.codegen.report.diagram import Diagram, build_diagram
-from chainrule.codegen.report.equations import ROW_WIDTH, Display, Row, equation, math_pieces, product, total
-from chainrule.codegen.report.latex import (
-    HYPER_TEX,
-    Tex,
-    vector_tex,
-    activation_tex,
-    code_text,
-    escape_text,
-    gradient_inline_tex,
-    gradient_tex,
-    signed_number_tex,
-    math_tex,
-    name_tex,
-    number_tex,
-    operand_tex,
-    partial_tex,
-    tex_join,
-    updated_tex,
-    width,
+from chainrule.codegen.report.document import (
+    CDOT, CLOSE, COLON, E, MINUS, OPEN, PLUS, Bare, Code, Expr, Frac, Math, Name, Num, Prose, Script, Seq, Tok, Vec, Words,
+    activation, gradient, gradient_inline, hyper, joined, partial, updated,
 )
+from chainrule.codegen.report.equations import ROW_WIDTH, Display, Row, equation, math_pieces, product, total
+from chainrule.codegen.report.mathml import CLOSE as CLOSE_MO, OPEN as OPEN_MO
+from chainrule.codegen.report.latex import escape_text, width
 from chainrule.codegen.report.layers import layer_displays, spec_rows, SpecRow
 
 TEMPLATE = "report.tex.j2"
@@ -65,36 +53,36 @@ PARAMS_MAX = 32
 class Setting:
     """A row of the spec table below the layers: ``label`` and its ``value``."""
 
-    label: Tex
-    value: Tex
+    label: Prose
+    value: Prose
 
 
 @dataclass(frozen=True)
 class ParamSection:
     """One parameter's derivative: heading, a sentence, then its displays."""
 
-    heading: Tex
-    intro: Tex
+    heading: Prose
+    intro: Prose
     displays: tuple[Display, ...]
 
 
 @dataclass(frozen=True)
 class ReportContext:
-    """What ``report.tex.j2`` lays out; see the module docstring."""
+    """What ``report.tex.j2`` and ``report.html.j2`` lay out; see the module docstring."""
 
-    name: Tex
-    spec_file: Tex
-    template: Tex
-    description: Tex
+    name: Prose
+    spec_file: Prose
+    template: Prose
+    description: Prose
     layers: tuple[SpecRow, ...]
     settings: tuple[Setting, ...]
     diagram: Diagram
-    forward_intro: Tex
+    forward_intro: Prose
     forward: tuple[Display, ...]
     loss: tuple[Display, ...]
-    backward_intro: Tex
+    backward_intro: Prose
     params: tuple[ParamSection, ...]
-    layer_intro: Tex
+    layer_intro: Prose
     layer_form: tuple[Display, ...]
 
 
@@ -122,10 +110,10 @@ def build_report_context(d: Derivation, spec_path: str, params: Sequence[str] = 
     d = _with_chains(d, names)
     sections = tuple(param_section(d, name) for name in names)
     return ReportContext(
-        name=escape_text(spec.name),
-        spec_file=code_text(spec_path.replace("\\", "/").rsplit("/", 1)[-1]),
-        template=code_text(TEMPLATE),
-        description=escape_text(spec.description),
+        name=Prose(spec.name),
+        spec_file=Prose(Code(spec_path.replace("\\", "/").rsplit("/", 1)[-1])),
+        template=Prose(Code(TEMPLATE)),
+        description=Prose(spec.description),
         layers=spec_rows(d),
         settings=_settings(d),
         diagram=build_diagram(d),
@@ -134,9 +122,10 @@ def build_report_context(d: Derivation, spec_path: str, params: Sequence[str] = 
         loss=loss_displays(d) if d.small else (),
         backward_intro=_backward_intro(d, every, bool(params)),
         params=sections,
-        layer_intro=Tex(
-            r"The same derivatives for whole layers at once, with the vectors and matrices named as in the "
-            r"emitted trainer: $\odot$ is the elementwise product, $\mathbf{a}^{\top}$ a transpose."
+        layer_intro=Prose(
+            "The same derivatives for whole layers at once, with the vectors and matrices named as in the "
+            "emitted trainer: ", Tok(r"\odot", "<mo>⊙</mo>"), " is the elementwise product, ",
+            Tok(r"\mathbf{a}^{\top}", '<msup><mi class="bf" mathvariant="normal">a</mi><mo>⊤</mo></msup>'), " a transpose."
         ),
         layer_form=layer_displays(d),
     )
@@ -199,21 +188,22 @@ def _settings(d: Derivation) -> tuple[Setting, ...]:
     spec, net = d.network.spec, d.network
     # In the spec's own symbols (its first output and target): letters of our own could clash.
     out, target = net.out(net.depth, 0), net.target(0)
-    loss = math_tex(net.per_output_loss().xreplace({Y: out, T: target}))
-    kind = escape_text(spec.loss.name if spec.loss.formula is None else "formula")
-    text = rf"{kind}: ${loss}$ for the output ${name_tex(out.name)}$ and its target ${name_tex(target.name)}$"
+    loss = Expr(net.per_output_loss().xreplace({Y: out, T: target}))
+    kind = spec.loss.name if spec.loss.formula is None else "formula"
+    text = Prose(f"{kind}: ", loss, " for the output ", Name(out.name), " and its target ", Name(target.name))
     if net.sizes[-1] > 1:
         over = "averaged over" if net.loss_scale != 1 else "summed over"
         text += f", likewise for each output, {over} {the(net.sizes[-1], 'output')}"
-    rows = [Setting(Tex("loss"), Tex(text))]
-    hyper = [rf"${HYPER_TEX.get(k, k)} = {number_tex(v)}$" for k, v in spec.optimizer.hyper if v != 0 or k == "lr"]
-    rows.append(Setting(Tex("optimizer"), Tex(f"{escape_text(spec.optimizer.kind)}, " + ", ".join(hyper) + "; one step from a zero state")))
+    rows = [Setting(Prose("loss"), text)]
+    equals = Tok(" = ", "<mo>=</mo>")
+    settings = [Prose(Seq(hyper(k), equals, Num(v))) for k, v in spec.optimizer.hyper if v != 0 or k == "lr"]
+    rows.append(Setting(Prose("optimizer"), Prose(f"{spec.optimizer.kind}, ") + joined(", ", settings) + "; one step from a zero state"))
     for i, group in enumerate(spec.optimizer.groups):
-        settings = ", ".join(rf"${HYPER_TEX.get(k, k)} = {number_tex(v)}$" for k, v in group.hyper)
-        rows.append(Setting(Tex(f"group {i + 1}"), Tex(f"{escape_text(', '.join(group.params))}: {settings}")))
-    rows.append(Setting(Tex("sample"), _sample(d)))
+        own = joined(", ", [Prose(Seq(hyper(k), equals, Num(v))) for k, v in group.hyper])
+        rows.append(Setting(Prose(f"group {i + 1}"), Prose(f"{', '.join(group.params)}: ") + own))
+    rows.append(Setting(Prose("sample"), _sample(d)))
     if spec.naming.value and not any(l.weight_names for l in spec.layers):
-        rows.append(Setting(Tex("naming"), escape_text(spec.naming.value)))
+        rows.append(Setting(Prose("naming"), Prose(spec.naming.value)))
     return tuple(rows)
 
 
@@ -224,35 +214,35 @@ LISTED_MAX = 8
 EXCEPTIONS_MAX = 4
 
 
-def _sample(d: Derivation) -> Tex:
+def _sample(d: Derivation) -> Prose:
     spec = d.network.spec
     inputs = _listed(spec.inputs, d.values.x, "inputs")
     targets = _listed(spec.targets, d.values.t, "targets")
     seeded = f" (seeded from seed {spec.seed}: the spec gives no sample)" if d.values.seeded_sample else ""
-    return Tex(f"inputs {inputs}; targets {targets}{seeded}")
+    return Prose("inputs ") + inputs + "; targets " + targets + seeded
 
 
-def _listed(names: Sequence[str], values: np.ndarray, noun: str) -> Tex:
+def _listed(names: Sequence[str], values: np.ndarray, noun: str) -> Prose:
     """``name = value`` for each; past :data:`LISTED_MAX`, the first three, the last and those
     that differ from a value most of the others hold, with ``\\dots`` for the gaps and a note of
     what the gaps hold."""
     numbers = [float(v) for v in values]
-    pairs = [rf"${name_tex(n)} = {number_tex(v)}$" for n, v in zip(names, numbers)]
+    pairs = [Prose(Seq(Name(n), Tok(" = ", "<mo>=</mo>"), Num(v))) for n, v in zip(names, numbers)]
     if len(pairs) <= LISTED_MAX:
-        return Tex(", ".join(pairs))
+        return joined(", ", pairs)
     common = max(set(numbers), key=numbers.count)
     odd = [i for i, v in enumerate(numbers) if v != common]
     shown = {0, 1, 2, len(pairs) - 1}
-    note = f"{len(pairs):,} {noun}"
+    note = Prose(f"{len(pairs):,} {noun}")
     if len(odd) <= EXCEPTIONS_MAX < numbers.count(common):
         shown |= set(odd)
-        note += f"; those not listed are {number_tex(common)}"
-    out: list[str] = []
+        note += Prose("; those not listed are ", Bare(Num(common)))
+    out: list[Prose] = []
     for i in sorted(shown):
         if out and i - 1 not in shown:
-            out.append(r"\dots{}")
+            out.append(Prose("…"))
         out.append(pairs[i])
-    return Tex(", ".join(out) + f" ({note})")
+    return joined(", ", out) + " (" + note + ")"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,12 +252,12 @@ def _listed(names: Sequence[str], values: np.ndarray, noun: str) -> Tex:
 #: Activations written by name in the forward pass (their definition is in the spec table).
 
 
-def _forward_intro(d: Derivation) -> Tex:
+def _forward_intro(d: Derivation) -> Prose:
     if d.small:
-        return Tex("Each unit's weighted sum of the outputs before it, then its activation: the formula, the numbers put in, the result.")
-    return Tex(
-        rf"{d.network.parameter_count:,} parameters: the forward pass is given per layer, as the smallest, mean and largest "
-        r"entry of each vector (the layer form below says how each is computed)."
+        return Prose("Each unit's weighted sum of the outputs before it, then its activation: the formula, the numbers put in, the result.")
+    return Prose(
+        f"{d.network.parameter_count:,} parameters: the forward pass is given per layer, as the smallest, mean and largest "
+        "entry of each vector (the layer form below says how each is computed)."
     )
 
 
@@ -281,75 +271,93 @@ def forward_displays(d: Derivation) -> tuple[Display, ...]:
             rows += _net_rows(d, l, r)
         for r in range(net.sizes[l]):
             rows += _out_rows(d, l, r)
-        caption = Tex(f"Layer {escape_text(net.layer_name(l))} ({escape_text(d.layers[l - 1].activation if len(d.layers[l - 1].activation) <= 24 else 'formula')}):")
+        caption = Prose(f"Layer {net.layer_name(l)} ({d.layers[l - 1].activation if len(d.layers[l - 1].activation) <= 24 else 'formula'}):")
         displays.append(Display(caption, tuple(rows)))
     return tuple(displays)
 
 
 def _net_rows(d: Derivation, l: int, r: int) -> tuple[Row, ...]:
     net, values, env = d.network, d.values, d.env
-    symbols = [f"{name_tex(net.weight_name(l, r, c))} \\cdot {name_tex(net.out(l - 1, c).name)}" for c in range(net.sizes[l - 1])]
-    numbers = [f"{operand_tex(float(values.W[l - 1][r, c]))} \\cdot {operand_tex(float(env[net.out(l - 1, c).name]))}" for c in range(net.sizes[l - 1])]
+    times = Tok(r" \cdot ", "<mo>·</mo>")
+    symbols: list[Math] = [Seq(Name(net.weight_name(l, r, c)), times, Name(net.out(l - 1, c).name)) for c in range(net.sizes[l - 1])]
+    numbers: list[Math] = [Seq(Num(values.W[l - 1][r, c], operand=True), times, Num(env[net.out(l - 1, c).name], operand=True)) for c in range(net.sizes[l - 1])]
     bias = net.bias_name(l, r)
     if bias is not None:
         b = values.b[l - 1]
-        symbols.append(name_tex(bias))
-        numbers.append(operand_tex(float(b[0 if len(b) == 1 else r])))
-    result = number_tex(float(env[net.net(l, r).name]))
-    return equation(name_tex(net.net(l, r).name), [total(symbols), total(numbers), [result]])
+        symbols.append(Name(bias))
+        numbers.append(Num(b[0 if len(b) == 1 else r], operand=True))
+    result = Num(env[net.net(l, r).name])
+    return equation(Name(net.net(l, r).name), [total(symbols), total(numbers), [result]])
 
 
 def _out_rows(d: Derivation, l: int, r: int) -> tuple[Row, ...]:
     """``out = f(net) = f with the number put in = value``; a jump (relu) is applied by name."""
     net, env = d.network, d.env
     out, unit_net = net.out(l, r), net.net(l, r)
-    value = [number_tex(float(env[out.name]))]
+    value: list[Math] = [Num(env[out.name])]
     if net.is_softmax(l):
-        return equation(name_tex(out.name), _softmax_steps(d, l, r) + [value])
-    activation = net.spec.layers[l - 1].activation
+        return equation(Name(out.name), _softmax_steps(d, l, r) + [value])
+    function = net.spec.layers[l - 1].activation
     definition = net.activation(l).xreplace({X: unit_net})
-    numbers = {unit_net.name: operand_tex(float(env[unit_net.name]))}
-    if activation.expression is not None:
+    numbers = {unit_net.name: Num(env[unit_net.name], operand=True)}
+    if function.expression is not None:
         steps = [math_pieces(definition), math_pieces(definition, names=numbers)]
     else:
-        applied = activation_tex(activation)
-        steps = [[rf"{applied}\left({name_tex(unit_net.name)}\right)"]]
+        applied = activation(function)
+        steps = [[_applied(applied, Name(unit_net.name))]]
         if definition.has(sympy.Piecewise):
-            steps.append([rf"{applied}\left({numbers[unit_net.name]}\right)"])
+            steps.append([_applied(applied, numbers[unit_net.name])])
         elif not definition.is_Symbol:
             steps.append(math_pieces(definition, names=numbers))
-    return equation(name_tex(out.name), steps + [value])
+    return equation(Name(out.name), steps + [value])
 
 
-def _softmax_steps(d: Derivation, l: int, r: int) -> list[list[str]]:
+LEFT, RIGHT = Tok(r"\left(", OPEN_MO), Tok(r"\right)", CLOSE_MO)
+
+
+def _applied(function: Math, argument: Math) -> Math:
+    """``f(x)`` with parentheses sized to the argument."""
+    return Seq(function, Tok("", "<mo>\u2061</mo>"), LEFT, argument, RIGHT)
+
+
+def _softmax_steps(d: Derivation, l: int, r: int) -> list[list[Math]]:
     net, env = d.network, d.env
     nets = [net.net(l, j).name for j in range(net.sizes[l])]
-    own = name_tex(nets[r])
+    e = Tok("e", "<mi>e</mi>")
+
+    def power(x: Math) -> Math:
+        return Script(e, x, sup=True)
+
+    def plus(items: list[Math]) -> Math:
+        return Seq(*[Seq(Tok(" + ", "<mo>+</mo>"), x) if i else x for i, x in enumerate(items)])
+
+    own = Name(nets[r])
     if len(nets) <= 4:
-        below = " + ".join(f"e^{{{name_tex(n)}}}" for n in nets)
-        numbers = " + ".join(f"e^{{{operand_tex(float(env[n]))}}}" for n in nets)
-        return [[rf"\frac{{e^{{{own}}}}}{{{below}}}"], [rf"\frac{{e^{{{operand_tex(float(env[nets[r]]))}}}}}{{{numbers}}}"]]
-    layer = escape_text(net.layer_name(l))
-    return [[rf"\frac{{e^{{{own}}}}}{{\sum_{{j}} e^{{\mathrm{{net}}_{{{layer}j}}}}}}"]]
+        below = plus([power(Name(n)) for n in nets])
+        numbers = plus([power(Num(env[n], operand=True)) for n in nets])
+        return [[Frac(power(own), below)], [Frac(power(Num(env[nets[r]], operand=True)), numbers)]]
+    layer = net.layer_name(l)
+    total_net = Script(Tok(r"\mathrm{net}", "<mi>net</mi>"), Tok(f"{escape_text(layer)}j", f'<mi class="it">{html.escape(layer)}j</mi>'), sup=False)
+    return [[Frac(power(own), Seq(Tok(r"\sum_{j} ", "<munder><mo>∑</mo><mi>j</mi></munder>"), power(total_net)))]]
 
 
 def loss_displays(d: Derivation) -> tuple[Display, ...]:
     """E: the definition, the numbers put in, the value; broken between the outputs' terms."""
     net, env = d.network, d.env
     terms = [net.per_output_loss().xreplace({Y: net.out(net.depth, k), T: net.target(k)}) for k in range(net.sizes[-1])]
-    numbers = {s.name: operand_tex(float(env[s.name])) for term in terms for s in term.free_symbols}
-    symbolic = _scaled([math_tex(t) for t in terms], net.loss_scale)
-    substituted = _scaled([math_tex(t, names=numbers) for t in terms], net.loss_scale)
-    rows = equation(Tex("E"), [symbolic, substituted, [number_tex(d.loss)]])
-    return (Display(Tex(f"The loss over {the(net.sizes[-1], 'output')}:"), rows),)
+    numbers = {s.name: Num(env[s.name], operand=True) for term in terms for s in term.free_symbols}
+    symbolic = _scaled([Expr(t) for t in terms], net.loss_scale)
+    substituted = _scaled([Expr(t, names=numbers) for t in terms], net.loss_scale)
+    rows = equation(E, [symbolic, substituted, [Num(d.loss)]])
+    return (Display(Prose(f"The loss over {the(net.sizes[-1], 'output')}:"), rows),)
 
 
-def _scaled(terms: list[str], scale: sympy.Expr) -> list[str]:
+def _scaled(terms: list[Math], scale: sympy.Expr) -> list[Math]:
     parts = total(terms)
     if scale == 1:
         return parts
-    parts[0] = rf"{math_tex(scale)} \bigl(" + parts[0]
-    parts[-1] += r"\bigr)"
+    parts[0] = Seq(Expr(scale), Tok(r" \bigl(", OPEN_MO), parts[0])
+    parts[-1] = Seq(parts[-1], Tok(r"\bigr)", CLOSE_MO))
     return parts
 
 
@@ -361,90 +369,96 @@ def layer_summary(d: Derivation) -> tuple[Display, ...]:
     """Per layer: the smallest, mean and largest entry of net and out; then E and the gradient
     matrices' norms."""
     rows: list[Row] = []
+    gap = Tok(r",\ ", "<mo>,</mo><mspace width=\"0.5em\"></mspace>")
     for form, nets, outs in zip(d.layers, d.sample.nets, d.sample.outs[1:]):
         for name, vector in ((form.net, nets[0]), (form.out, outs[0])):
-            summary = rf"\min {number_tex(float(vector.min()))},\ \operatorname{{mean}} {number_tex(float(vector.mean()))},\ \max {number_tex(float(vector.max()))}"
-            rows.append(Row(Tex(rf"{_vector(name)} \in \mathbb{{R}}^{{{vector.size}}}"), Tex(":"), Tex(summary)))
-    rows.append(Row(Tex("E"), Tex("="), number_tex(d.loss)))
+            summary = Seq(
+                Tok(r"\min ", "<mi>min</mi><mspace width=\"0.2em\"></mspace>"), Num(vector.min()), gap,
+                Tok(r"\operatorname{mean} ", "<mi>mean</mi><mspace width=\"0.2em\"></mspace>"), Num(vector.mean()), gap,
+                Tok(r"\max ", "<mi>max</mi><mspace width=\"0.2em\"></mspace>"), Num(vector.max()),
+            )
+            space = Script(Tok(r"\in \mathbb{R}", '<mo>∈</mo><mi mathvariant="normal">ℝ</mi>'), Tok(str(vector.size), f"<mn>{vector.size}</mn>"), sup=True)
+            rows.append(Row(Seq(Vec(name), Tok(" ", ""), space), COLON, summary))
+    rows.append(Row(E, Tok("=", "<mo>=</mo>"), Num(d.loss)))
     gradients: list[Row] = []
+    norm = Tok(r"\lVert\cdot\rVert = ", '<mo fence="true" stretchy="false" lspace="0" rspace="0">‖</mo><mo>·</mo><mo fence="true" stretchy="false" lspace="0" rspace="0">‖</mo><mo>=</mo>')
+    largest = Tok(r"\max\lvert\cdot\rvert = ", '<mi>max</mi><mo fence="true" stretchy="false" lspace="0.17em" rspace="0">|</mo><mo>·</mo><mo fence="true" stretchy="false" lspace="0" rspace="0">|</mo><mo>=</mo>')
     for form, dW, db in zip(d.layers, d.sample.dW, d.sample.db):
         for name, matrix in ((form.weight, dW), (form.bias, db)):
             if name is None or matrix is None:
                 continue
-            summary = rf"\lVert\cdot\rVert = {number_tex(float(np.linalg.norm(matrix)))},\ \max\lvert\cdot\rvert = {number_tex(float(np.max(np.abs(matrix))))}"
-            gradients.append(Row(Tex(rf"\partial E/\partial {_vector(name)}"), Tex(":"), Tex(summary)))
+            summary = Seq(norm, Num(np.linalg.norm(matrix)), gap, largest, Num(np.max(np.abs(matrix))))
+            gradients.append(Row(Seq(Tok(r"\partial E/\partial ", "<mi>∂</mi><mi>E</mi><mo lspace='0' rspace='0'>/</mo><mi>∂</mi>"), Vec(name)), COLON, summary))
     return (
-        Display(Tex("Forward pass on the sample:"), tuple(rows)),
-        Display(Tex("The gradients (from the layer form below), by their norm and largest entry:"), tuple(gradients)),
+        Display(Prose("Forward pass on the sample:"), tuple(rows)),
+        Display(Prose("The gradients (from the layer form below), by their norm and largest entry:"), tuple(gradients)),
     )
-
-
-def _vector(name: str) -> Tex:
-
-    return vector_tex(name)
 
 
 # ---------------------------------------------------------------------------------------------
 # A parameter's chain
 
 
-def _backward_intro(d: Derivation, every: bool, asked: bool) -> Tex:
+def _backward_intro(d: Derivation, every: bool, asked: bool) -> Prose:
     if every:
-        return Tex(
-            "For every parameter, output layer first: the chain rule as a sum over the paths from $E$ to the parameter, "
+        return Prose(
+            "For every parameter, output layer first: the chain rule as a sum over the paths from ", E, " to the parameter, "
             "each path a product of local derivatives; each factor's formula (the derivative of one unit's definition) and "
             "value; the product; the closed form; and one step of the optimizer."
         )
     if asked:
-        return Tex("The chains of the parameters asked for (\\texttt{--param}), output layer first.")
+        return Prose("The chains of the parameters asked for (", Code("--param"), "), output layer first.")
     if d.small:
         lead = f"Every parameter's chain would fill about {_rows(d, list(d.chains)) // 20} pages: "
     else:
         lead = f"A network of {d.network.parameter_count:,} parameters: "
-    return Tex(
-        lead + "the chain of one weight per layer, the one with the largest "
-        r"$\lvert\partial E/\partial w\rvert$ on the sample (name others with \texttt{--param NAME})."
+    return Prose(
+        lead + "the chain of one weight per layer, the one with the largest ",
+        Tok(r"\lvert\partial E/\partial w\rvert", '<mo stretchy="false" lspace="0" rspace="0">|</mo><mi>∂</mi><mi>E</mi><mo lspace="0" rspace="0">/</mo><mi>∂</mi><mi>w</mi><mo stretchy="false" lspace="0" rspace="0">|</mo>'),
+        " on the sample (name others with ", Code("--param NAME"), ").",
     )
 
 
 def param_section(d: Derivation, name: str) -> ParamSection:
     chain = d.chains[name]
     paths = len(chain.paths)
-    intro = f"{count(paths, 'path')} from $E$ to ${name_tex(name)}$"
+    intro = Prose(f"{count(paths, 'path')} from ", E, " to ", Name(name))
     if chain.cut_layer is not None:
-        layer = escape_text(d.network.layer_name(chain.cut_layer))
-        intro = (
-            f"{count(chain.paths_from_E, 'path')} from $E$ to ${name_tex(name)}$; as by hand, they are taken from the deltas of "
-            rf"layer {layer} ($\delta_u = \partial E/\partial \mathrm{{net}}_u$, from the layer form): {count(paths, 'path')}"
+        layer = d.network.layer_name(chain.cut_layer)
+        delta = Tok(r"\delta_u = \partial E/\partial \mathrm{net}_u", "<msub><mi>δ</mi><mi>u</mi></msub><mo>=</mo><mi>∂</mi><mi>E</mi><mo lspace='0' rspace='0'>/</mo><mi>∂</mi><msub><mi>net</mi><mi>u</mi></msub>")
+        intro = Prose(
+            f"{count(chain.paths_from_E, 'path')} from ", E, " to ", Name(name), "; as by hand, they are taken from the deltas of "
+            f"layer {layer} (", delta, f", from the layer form): {count(paths, 'path')}"
         )
     displays = [_chain_display(d, chain), _factor_display(d, chain), _paths_display(d, chain), _update_display(d, chain)]
-    return ParamSection(Tex(rf"${gradient_inline_tex(name)}$"), Tex(intro + "."), tuple(x for x in displays if x is not None))
+    return ParamSection(Prose(gradient_inline(name)), intro + ".", tuple(x for x in displays if x is not None))
 
 
-def _factor_name(f: Factor) -> Tex:
-    return partial_tex(f.of.name, f.wrt.name)
+def _factor_name(f: Factor) -> Math:
+    return partial(Name(f.of.name), Name(f.wrt.name))
 
 
 def _chain_display(d: Derivation, chain: ParamChain) -> Display:
     """The chain of factor names, then of their forms (the closed form), then (one path) of
     their values and the product."""
-    names: list[str] = []
+    names: list[Math] = []
+    times = Tok(r" \cdot ", "<mo>·</mo>")
     for i, path in enumerate(chain.paths):
         factors = [_factor_name(f) for f in path.factors]
-        whole = tex_join(r" \cdot ", factors)
+        whole = Seq(*[Seq(times, f) if k else f for k, f in enumerate(factors)])
         # a path too long for a row (6 layers: 89 characters) is broken between its factors
-        parts = [whole] if width(whole) <= ROW_WIDTH - 12 else product(factors)
-        names += [("+ " if i else "") + parts[0], *parts[1:]]
-    forms: list[str] = []
+        parts = [whole] if width(whole.tex()) <= ROW_WIDTH - 12 else product(factors)
+        names += [Seq(PLUS, parts[0]) if i else parts[0], *parts[1:]]
+    forms: list[Math] = []
     for i, path in enumerate(chain.paths):
         kept = [f.human for f in path.factors if f.human != 1] or [sympy.Integer(1)]
         path_pieces = [piece for n, h in enumerate(kept) for piece in _factor_pieces(h, first=not n)]
-        forms += ([] if not i else ["+ " + path_pieces[0]]) + (path_pieces if not i else path_pieces[1:])
+        forms += ([] if not i else [Seq(PLUS, path_pieces[0])]) + (path_pieces if not i else path_pieces[1:])
     steps = [names, forms]
     if len(chain.paths) == 1:
-        steps += [product([operand_tex(d.factor_value(f)) for f in chain.paths[0].factors]), [number_tex(d.chain_gradient(chain))]]
-    rows = equation(gradient_tex(chain.param.name), steps, new_rows=(1, 2))
-    return Display(Tex("The chain rule, then the closed form in the units' symbols" + (", then the numbers:" if len(chain.paths) == 1 else ":")), rows)
+        steps += [product([Num(d.factor_value(f), operand=True) for f in chain.paths[0].factors]), [Num(d.chain_gradient(chain))]]
+    rows = equation(gradient(chain.param.name), steps, new_rows=(1, 2))
+    return Display(Prose("The chain rule, then the closed form in the units' symbols" + (", then the numbers:" if len(chain.paths) == 1 else ":")), rows)
 
 
 def _distinct_factors(chain: ParamChain) -> list[Factor]:
@@ -461,20 +475,19 @@ def _factor_display(d: Derivation, chain: ParamChain) -> Display:
     rows: list[Row] = []
     notes = []
     for f in _distinct_factors(chain):
-        numbers = {s.name: operand_tex(float(d.env[s.name])) for s in f.human.free_symbols}
-        steps = []
+        numbers = {s.name: Num(d.env[s.name], operand=True) for s in f.human.free_symbols}
+        steps: list[list[Math]] = []
         if f.derivative != f.human and not f.note:
             steps.append(math_pieces(f.derivative))
         steps.append(math_pieces(f.human))
         if f.human.free_symbols and not f.human.is_Symbol:
             steps.append(math_pieces(f.human, names=numbers))
-        steps.append([number_tex(d.factor_value(f))])
+        steps.append([Num(d.factor_value(f))])
         rows += equation(_factor_name(f), steps)
-        note = escape_text(f.note)
-        if f.note and note not in notes:
-            notes.append(note)
-    caption = Tex("Each factor: the derivative of one unit's definition, written in the outputs, with the numbers put in:")
-    return Display(caption, tuple(rows), Tex(" ".join(f"{n}." for n in notes)))
+        if f.note and f.note not in notes:
+            notes.append(f.note)
+    caption = Prose("Each factor: the derivative of one unit's definition, written in the outputs, with the numbers put in:")
+    return Display(caption, tuple(rows), Prose(" ".join(f"{n}." for n in notes)))
 
 
 def _paths_display(d: Derivation, chain: ParamChain) -> Display | None:
@@ -484,22 +497,22 @@ def _paths_display(d: Derivation, chain: ParamChain) -> Display | None:
     values = d.path_values(chain)
     rows: list[Row] = []
     for i, (path, value) in enumerate(zip(chain.paths, values), start=1):
-        factors = [operand_tex(d.factor_value(f)) for f in path.factors]
-        rows += equation(Tex(rf"\text{{path {i}}}"), [product(factors), [number_tex(value)]])
-    terms = [signed_number_tex(v, first=not i) for i, v in enumerate(values)]
-    rows += equation(gradient_tex(chain.param.name), [terms, [number_tex(d.chain_gradient(chain))]])
-    return Display(Tex("Each path's product, then their sum:"), tuple(rows))
+        factors = [Num(d.factor_value(f), operand=True) for f in path.factors]
+        rows += equation(Words(f"path {i}"), [product(factors), [Num(value)]])
+    terms = [Num(v) if not i else Seq(MINUS if v < 0 else PLUS, Num(abs(v))) for i, v in enumerate(values)]
+    rows += equation(gradient(chain.param.name), [terms, [Num(d.chain_gradient(chain))]])
+    return Display(Prose("Each path's product, then their sum:"), tuple(rows))
 
 
-def _factor_pieces(expr: sympy.Expr, first: bool) -> list[str]:
+def _factor_pieces(expr: sympy.Expr, first: bool) -> list[Math]:
     """One factor of a product as pieces (``\\cdot`` in front unless first), in parentheses
     when it is a sum or negative."""
     parts = math_pieces(expr)
-    if expr.is_Add or parts[0].startswith("-"):
-        parts = ["(" + parts[0]] + parts[1:]
-        parts[-1] += ")"
+    if expr.is_Add or parts[0].tex().startswith("-"):
+        parts = [Seq(OPEN, parts[0])] + parts[1:]
+        parts[-1] = Seq(parts[-1], CLOSE)
     if not first:
-        parts[0] = r"\cdot " + parts[0]
+        parts[0] = Seq(CDOT, parts[0])
     return parts
 
 
@@ -508,14 +521,13 @@ def _update_display(d: Derivation, chain: ParamChain) -> Display:
     name = ref.name
     before = float(d.values.scalar(ref))
     if d.frozen(ref):
-        rows = equation(updated_tex(name), [[name_tex(name)], [number_tex(before)]])
-        return Display(Tex("Frozen (the spec's \\texttt{freeze}): the parameter keeps its value."), rows)
-    hyper = d.network.settings_of(ref)  # its group's settings where it is in one
-    expr = first_step_expr(d.network.spec.optimizer.kind, hyper)
-    gradient = d.gradient(ref)
-    symbols = {THETA.name: name_tex(name), GRAD.name: gradient_tex(name)}
-    numbers = {THETA.name: operand_tex(before), GRAD.name: operand_tex(gradient)}
-    numbers.update({h: operand_tex(v) for h, v in hyper.items()})
-    steps = [math_pieces(expr, names=symbols, last=[GRAD]), math_pieces(expr, names=numbers, last=[GRAD]), [number_tex(d.updated(ref))]]
-    rule = escape_text(d.network.spec.optimizer.kind)
-    return Display(Tex(f"One step of {rule}:"), equation(updated_tex(name), steps))
+        rows = equation(updated(name), [[Name(name)], [Num(before)]])
+        return Display(Prose("Frozen (the spec's ", Code("freeze"), "): the parameter keeps its value."), rows)
+    settings = d.network.settings_of(ref)  # its group's settings where it is in one
+    expr = first_step_expr(d.network.spec.optimizer.kind, settings)
+    value = d.gradient(ref)
+    symbols: dict[str, Math] = {THETA.name: Name(name), GRAD.name: gradient(name)}
+    numbers: dict[str, Math] = {THETA.name: Num(before, operand=True), GRAD.name: Num(value, operand=True)}
+    numbers.update({h: Num(v, operand=True) for h, v in settings.items()})
+    steps = [math_pieces(expr, names=symbols, last=[GRAD]), math_pieces(expr, names=numbers, last=[GRAD]), [Num(d.updated(ref))]]
+    return Display(Prose(f"One step of {d.network.spec.optimizer.kind}:"), equation(updated(name), steps))

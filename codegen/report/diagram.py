@@ -1,4 +1,4 @@
-"""The network diagram of the report, as TikZ commands computed here (the template only lists them).
+"""The network diagram of the report: its items placed here, printed as TikZ commands or as SVG.
 
 Small networks are drawn unit by unit: one column per layer, units named as the spec names them,
 weights on the edges with their values, a shared bias as a square feeding its layer with dashed
@@ -14,10 +14,11 @@ import itertools
 import math
 from dataclasses import dataclass
 
-from chainrule.derive.counts import noun
+from chainrule.derive.counts import count, noun
 from chainrule.derive.derivation import Derivation
 
-from chainrule.codegen.report.latex import Tex, counted, escape_text, name_tex, number_tex, number_text, vector_tex, width
+from chainrule.codegen.report.document import Math, Name, Num, Prose, Seq, Tok, Vec
+from chainrule.codegen.report.latex import Tex, number_text, width
 
 UNITS_MAX = 6
 #: Edge labels (name = value) are written for a layer of at most this many weights, and only
@@ -46,11 +47,107 @@ BOXES_PER_ROW, BOX_TURN_CM = 4, 1.3
 
 
 @dataclass(frozen=True)
-class Diagram:
-    """TikZ commands, one per line, and the caption under the picture."""
+class Unit:
+    """A unit (or an input) drawn as a circle at (x, y) cm, named ``u{layer}-{row}``."""
 
-    commands: tuple[Tex, ...]
-    caption: Tex
+    key: str
+    x: float
+    y: float
+    shape: str  # "input" or "unit"
+    label: Math
+
+
+@dataclass(frozen=True)
+class Label:
+    """Text at (x, y) cm: a layer's name above its column."""
+
+    x: float
+    y: float
+    text: Prose
+
+
+@dataclass(frozen=True)
+class Edge:
+    """An arrow from one node to another, its label (if any) at ``pos`` along it; ``style``
+    ``edge`` (a weight), ``biasedge`` (dashed, from a shared bias) or ``layeredge`` (between
+    boxes, its label lines above it and ``turn`` the y where it runs back to the next row)."""
+
+    source: str
+    target: str
+    style: str
+    label: tuple[Prose, ...] = ()
+    pos: float = 0.5
+    turn: tuple[float, float, float] | None = None  # (x of the source, y of the turn, x of the target)
+
+
+@dataclass(frozen=True)
+class Bias:
+    """A shared bias: a square at (x, y) cm (``b{layer}``)."""
+
+    key: str
+    x: float
+    y: float
+    label: Math
+
+
+@dataclass(frozen=True)
+class BiasLabel:
+    """A per-unit bias written under its unit."""
+
+    unit: str
+    label: Math
+
+
+@dataclass(frozen=True)
+class Box:
+    """A layer as a box at (x, y) cm, ``height`` cm tall, with lines of text (``L{layer}``)."""
+
+    key: str
+    x: float
+    y: float
+    height: float
+    lines: tuple[Prose, ...]
+
+
+Item = Unit | Label | Edge | Bias | BiasLabel | Box
+
+
+@dataclass(frozen=True)
+class Diagram:
+    """The picture as items with their places in cm (y up), and the caption under it: printed
+    as TikZ commands (:attr:`commands`) or as SVG (:func:`chainrule.codegen.report.svg.diagram_svg`)."""
+
+    items: tuple[Item, ...]
+    caption: Prose
+
+    @property
+    def commands(self) -> tuple[Tex, ...]:
+        """TikZ commands, one per line."""
+        return tuple(Tex(_tikz(item)) for item in self.items)
+
+
+def _tikz(item: Item) -> str:
+    if isinstance(item, Unit):
+        return rf"\node[{item.shape}] ({item.key}) at ({item.x:.2f},{item.y:.2f}) {{${item.label.tex()}$}};"
+    if isinstance(item, Label):
+        return rf"\node[layer] at ({item.x:.2f},{item.y:.2f}) {{{item.text.tex()}}};"
+    if isinstance(item, Bias):
+        return rf"\node[bias] ({item.key}) at ({item.x:.2f},{item.y:.2f}) {{${item.label.tex()}$}};"
+    if isinstance(item, BiasLabel):
+        return rf"\node[biaslabel] at ({item.unit}.south) {{${item.label.tex()}$}};"
+    if isinstance(item, Box):
+        text = r"\\".join(line.tex() for line in item.lines)
+        return rf"\node[box, minimum height={item.height:.2f}cm] ({item.key}) at ({item.x:.2f},{item.y:.2f}) {{{text}}};"
+    if item.style == "edge":
+        label = rf" node[weight, pos={item.pos:.2f}] {{{item.label[0].tex()}}}" if item.label else ""
+        return rf"\draw[edge] ({item.source}) --{label} ({item.target});"
+    if item.style == "biasedge":
+        return rf"\draw[biasedge] ({item.source}) -- ({item.target});"
+    shape = r"\\".join(line.tex() for line in item.label)
+    if item.turn is None:
+        return rf"\draw[layeredge] ({item.source}) -- node[matrix label] {{{shape}}} ({item.target});"
+    x0, turn, x1 = item.turn
+    return rf"\draw[layeredge] ({item.source}.south) -- ({x0:.2f},{turn:.2f}) -- node[matrix label] {{{shape}}} ({x1:.2f},{turn:.2f}) -- ({item.target}.north);"
 
 
 def build_diagram(d: Derivation) -> Diagram:
@@ -77,23 +174,26 @@ def _units_width_cm(d: Derivation) -> float:
     net = d.network
     ends = []
     for l in (0, net.depth):
-        half = [NODE_RADIUS_CM, width(_layer_label(d, l)) * LAYER_CHAR_CM / 2]
-        half += [width(label) * LABEL_CHAR_CM / 2 for label in _bias_labels(d, l)]
+        half = [NODE_RADIUS_CM, width(_layer_label(d, l).tex()) * LAYER_CHAR_CM / 2]
+        half += [width(label.tex()) * LABEL_CHAR_CM / 2 for label in _bias_labels(d, l)]
         ends.append(max(half))
     return net.depth * COLUMN_CM + sum(ends)
 
 
-def _layer_label(d: Derivation, l: int) -> Tex:
-    return escape_text(d.network.layer_name(l)) if l else Tex("input")
+def _layer_label(d: Derivation, l: int) -> Prose:
+    return Prose(d.network.layer_name(l)) if l else Prose("input")
 
 
-def _bias_labels(d: Derivation, l: int) -> list[Tex]:
+def _bias_labels(d: Derivation, l: int) -> list[Math]:
     """The labels written under layer ``l``'s units: its per-unit biases, ``b3 = 0.1``."""
     net = d.network
     bias = d.values.b[l - 1] if l else None
     if bias is None or net.bias_mode(l).value == "shared":
         return []
-    return [Tex(f"{name_tex(net.bias_name(l, r) or '')} = {number_tex(float(bias[r]))}") for r in range(net.sizes[l])]
+    return [Seq(Name(net.bias_name(l, r) or ""), EQUALS_SPACED, Num(bias[r])) for r in range(net.sizes[l])]
+
+
+EQUALS_SPACED = Tok(" = ", "<mo>=</mo>", " = ")
 
 
 def _y(rows: int, r: int) -> float:
@@ -102,23 +202,23 @@ def _y(rows: int, r: int) -> float:
 
 def _units(d: Derivation) -> Diagram:
     net, values = d.network, d.values
-    commands: list[str] = []
+    items: list[Item] = []
     top = max(_y(n, 0) for n in net.sizes)
     for l, size in enumerate(net.sizes):
         x = l * COLUMN_CM
         shape = "input" if l == 0 else "unit"
         for r, unit in enumerate(net.units(l)):
-            commands.append(rf"\node[{shape}] (u{l}-{r}) at ({x:.2f},{_y(size, r):.2f}) {{${name_tex(unit)}$}};")
-        commands.append(rf"\node[layer] at ({x:.2f},{top + 1.5:.2f}) {{{_layer_label(d, l)}}};")
+            items.append(Unit(f"u{l}-{r}", x, _y(size, r), shape, Name(unit)))
+        items.append(Label(x, top + 1.5, _layer_label(d, l)))
     shown = []
     for l in range(1, net.depth + 1):
         labels = _edge_labels(d, l)
         shown += [l] if labels else []
         for r in range(net.sizes[l]):
             for c in range(net.sizes[l - 1]):
-                label = rf" node[weight, pos={labels[r, c][1]:.2f}] {{${labels[r, c][0]}$}}" if labels else ""
-                commands.append(rf"\draw[edge] (u{l - 1}-{c}) --{label} (u{l}-{r});")
-        commands.extend(_bias(d, l, top))
+                label = (Prose(labels[r, c][0]),) if labels else ()
+                items.append(Edge(f"u{l - 1}-{c}", f"u{l}-{r}", "edge", label, labels[r, c][1] if labels else 0.5))
+        items.extend(_bias(d, l, top))
     caption = "Units in columns (inputs on the left); each edge is a weight"
     if shown:
         rounded = any(number_text(float(v), EDGE_DIGITS) != number_text(float(v)) for l in shown for v in values.W[l - 1].flat)
@@ -126,9 +226,9 @@ def _units(d: Derivation) -> Diagram:
         if len(shown) == net.depth:
             caption += f", with its value{digits}"
         else:
-            layers = ", ".join(escape_text(net.layer_name(l)) for l in shown)
+            layers = ", ".join(net.layer_name(l) for l in shown)
             caption += f"; those into {noun(len(shown), 'layer')} {layers} with their values{digits}"
-    return Diagram(tuple(Tex(c) for c in commands), Tex(caption + _bias_caption(d)))
+    return Diagram(tuple(items), Prose(caption + _bias_caption(d)))
 
 
 def _bias_caption(d: Derivation) -> str:
@@ -143,7 +243,7 @@ def _bias_caption(d: Derivation) -> str:
     return "; " + "; ".join(said) + "." if said else "."
 
 
-def _edge_labels(d: Derivation, l: int) -> dict[tuple[int, int], tuple[str, float]]:
+def _edge_labels(d: Derivation, l: int) -> dict[tuple[int, int], tuple[Math, float]]:
     """Layer ``l``'s edge labels (name = value) and where along its edge each sits, by (row,
     column); none when two labels, or a label and a unit, would lie on top of each other."""
     net = d.network
@@ -153,10 +253,10 @@ def _edge_labels(d: Derivation, l: int) -> dict[tuple[int, int], tuple[str, floa
     labels, axes = {}, []
     for r in range(rows):
         for c in range(cols):
-            text = f"{name_tex(net.weight_name(l, r, c))} = {number_tex(float(d.values.W[l - 1][r, c]), EDGE_DIGITS)}"
+            text = Seq(Name(net.weight_name(l, r, c)), EQUALS_SPACED, Num(d.values.W[l - 1][r, c], EDGE_DIGITS))
             start, end = ((l - 1) * COLUMN_CM, _y(cols, c)), (l * COLUMN_CM, _y(rows, r))
             length = math.dist(start, end)
-            half = width(text) * LABEL_CHAR_CM / 2
+            half = width(text.tex()) * LABEL_CHAR_CM / 2
             pos = min(0.45, max(0.25, (half + NODE_CLEARANCE_CM) / length))  # clear of the source's circle
             labels[r, c] = (text, pos)
             axes.append([_along(start, end, pos + k * half / length) for k in (-1, -0.5, 0, 0.5, 1)])
@@ -170,17 +270,17 @@ def _along(start: tuple[float, float], end: tuple[float, float], t: float) -> tu
     return start[0] + t * (end[0] - start[0]), start[1] + t * (end[1] - start[1])
 
 
-def _bias(d: Derivation, l: int, top: float) -> list[str]:
+def _bias(d: Derivation, l: int, top: float) -> list[Item]:
     net, bias = d.network, d.values.b[l - 1]
     if bias is None:
         return []
     x = l * COLUMN_CM
     if net.bias_mode(l).value == "shared":
         name = net.bias_name(l, 0) or ""
-        out = [rf"\node[bias] (b{l}) at ({x - COLUMN_CM / 2:.2f},{top + 0.7:.2f}) {{${name_tex(name)} = {number_tex(float(bias[0]))}$}};"]
-        out += [rf"\draw[biasedge] (b{l}) -- (u{l}-{r});" for r in range(net.sizes[l])]
+        out: list[Item] = [Bias(f"b{l}", x - COLUMN_CM / 2, top + 0.7, Seq(Name(name), EQUALS_SPACED, Num(bias[0])))]
+        out += [Edge(f"b{l}", f"u{l}-{r}", "biasedge") for r in range(net.sizes[l])]
         return out
-    return [rf"\node[biaslabel] at (u{l}-{r}.south) {{${label}$}};" for r, label in enumerate(_bias_labels(d, l))]
+    return [BiasLabel(f"u{l}-{r}", label) for r, label in enumerate(_bias_labels(d, l))]
 
 
 def _boxes(d: Derivation) -> Diagram:
@@ -189,28 +289,29 @@ def _boxes(d: Derivation) -> Diagram:
     net = d.network
     heights = [1.2 + 2.2 * min(size, 1000) / 1000 for size in net.sizes]
     places = _box_places(heights)
-    commands = []
+    items: list[Item] = []
     for l, (size, height, (x, y, _)) in enumerate(zip(net.sizes, heights, places)):
         if l == 0:
-            label = rf"input ${vector_tex('x')}$\\{counted(size, 'unit')}"
+            lines = (Prose("input ", Vec("x")), Prose(count(size, "unit")))
         else:
             form = d.layers[l - 1]
-            label = rf"{escape_text(form.name)}: {counted(size, 'unit')}\\{escape_text(form.activation if len(form.activation) <= 16 else 'formula')}"
-        commands.append(rf"\node[box, minimum height={height:.2f}cm] (L{l}) at ({x:.2f},{y:.2f}) {{{label}}};")
+            lines = (Prose(f"{form.name}: {count(size, 'unit')}"), Prose(form.activation if len(form.activation) <= 16 else "formula"))
+        items.append(Box(f"L{l}", x, y, height, lines))
     for l in range(1, net.depth + 1):
         form = d.layers[l - 1]
-        shape = rf"${vector_tex(form.weight)}$\\${net.sizes[l]:,}\times{net.sizes[l - 1]:,}$"
+        size = Tok(rf"{net.sizes[l]:,}\times{net.sizes[l - 1]:,}", f"<mn>{net.sizes[l]:,}</mn><mo>×</mo><mn>{net.sizes[l - 1]:,}</mn>", f"{net.sizes[l]:,}×{net.sizes[l - 1]:,}")
+        shape = [Prose(Vec(form.weight)), Prose(size)]
         if form.bias:
-            shape += rf"\\${vector_tex(form.bias)}$ ({'shared' if form.shared_bias else net.sizes[l]})"
+            shape.append(Prose(Vec(form.bias), f" ({'shared' if form.shared_bias else net.sizes[l]})"))
         (x0, y0, bottom), (x1, y1, _) = places[l - 1], places[l]
         if y0 == y1:
-            commands.append(rf"\draw[layeredge] (L{l - 1}) -- node[matrix label] {{{shape}}} (L{l});")
+            items.append(Edge(f"L{l - 1}", f"L{l}", "layeredge", tuple(shape)))
         else:
             turn = bottom - BOX_TURN_CM  # below the row just ended, with room for the label above
-            commands.append(rf"\draw[layeredge] (L{l - 1}.south) -- ({x0:.2f},{turn:.2f}) -- node[matrix label] {{{shape}}} ({x1:.2f},{turn:.2f}) -- (L{l}.north);")
+            items.append(Edge(f"L{l - 1}", f"L{l}", "layeredge", tuple(shape), turn=(x0, turn, x1)))
     have = [bool(form.bias) for form in d.layers]
     biases = " and its bias" if all(have) else " (and its bias, where the layer has one)" if any(have) else ""
-    return Diagram(tuple(Tex(c) for c in commands), Tex(f"Layers as boxes with their sizes; each arrow a weight matrix{biases}."))
+    return Diagram(tuple(items), Prose(f"Layers as boxes with their sizes; each arrow a weight matrix{biases}."))
 
 
 def _box_places(heights: list[float]) -> list[tuple[float, float, float]]:

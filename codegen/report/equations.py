@@ -14,10 +14,13 @@ from typing import Callable, Collection, Sequence
 
 import sympy
 
-from chainrule.codegen.report.latex import Tex, math_tex, width
+from chainrule.codegen.report.document import CDOT, CLOSE, EQUALS, MINUS, OPEN, PLUS, SPACE, Expr, Math, Prose, Retex, Seq, Tok
+from chainrule.codegen.report.latex import width
 
 #: Row width in average characters of math (A4, 2 cm margins, 11 pt).
 ROW_WIDTH = 74
+QUAD = Tok(r"\quad ", '<mspace width="1em"></mspace>')
+NOTHING = Tok("", "")
 
 
 @dataclass(frozen=True)
@@ -25,59 +28,66 @@ class Row:
     """One row of an ``align*``: ``lhs &rel rhs``; a continuation row has ``lhs`` and ``rel``
     empty and its ``rhs`` indented."""
 
-    lhs: Tex
-    rel: Tex
-    rhs: Tex
+    lhs: Math
+    rel: Math
+    rhs: Math
 
 
 @dataclass(frozen=True)
 class Display:
     """An ``align*`` block with an optional sentence before it and a note after it."""
 
-    caption: Tex
+    caption: Prose
     rows: tuple[Row, ...]
-    note: Tex = Tex("")
+    note: Prose = Prose()
 
 
-def equation(lhs: Tex, steps: Sequence[Sequence[str]], rel: str = "=", new_rows: Collection[int] = ()) -> tuple[Row, ...]:
+def equation(lhs: Math, steps: Sequence[Sequence[Math]], rel: Math = EQUALS, new_rows: Collection[int] = ()) -> tuple[Row, ...]:
     """Rows of ``lhs rel step1 rel step2 ...``, broken where rows are full and before the steps
     whose indices are in ``new_rows``."""
-    rows: list[list[str]] = [[lhs, rel, ""]]
-    used = width(lhs) + 1.5
+    rows: list[list] = [[lhs, rel, []]]
+    lhs_width = width(lhs.tex())
+    used = lhs_width + 1.5
+    spaced_rel = Seq(SPACE, rel, SPACE)
     for n, step in enumerate(steps):
-        step_width = sum(width(p) for p in step) + 1.5
+        step_width = sum(width(p.tex()) for p in step) + 1.5
         if rows[-1][2] and (used + step_width > ROW_WIDTH or n in new_rows):
-            rows.append(["", rel, ""])
-            used = width(lhs) + 1.5
+            rows.append([NOTHING, rel, []])
+            used = lhs_width + 1.5
         elif rows[-1][2]:
-            rows[-1][2] += f" {rel} "
+            rows[-1][2].append(spaced_rel)
         for i, piece in enumerate(step):
-            piece_width = width(piece)
+            piece_width = width(piece.tex())
             if i and used + piece_width > ROW_WIDTH:
-                rows.append(["", "", r"\quad "])
-                used = width(lhs) + 3.5
-            rows[-1][2] += piece + ("" if i + 1 == len(step) else " ")
+                rows.append([NOTHING, NOTHING, [QUAD]])
+                used = lhs_width + 3.5
+            rows[-1][2].append(piece)
+            if i + 1 != len(step):
+                rows[-1][2].append(SPACE)
             used += piece_width + 0.5
-    return tuple(Row(Tex(a), Tex(b), Tex(c.rstrip())) for a, b, c in rows)
+    for row in rows:
+        while row[2] and row[2][-1] is SPACE:  # a row that broke after a piece ends with it
+            row[2].pop()
+    return tuple(Row(a, b, Seq(*c)) for a, b, c in rows)
 
 
-Printer = Callable[[sympy.Expr], Tex]
+Printer = Callable[[sympy.Expr], Math]
 
 
-def pieces(expr: sympy.Expr, printer: Printer, limit: float = ROW_WIDTH - 12, last: Collection[sympy.Symbol] = ()) -> list[str]:
+def pieces(expr: sympy.Expr, printer: Printer, limit: float = ROW_WIDTH - 12, last: Collection[sympy.Symbol] = ()) -> list[Math]:
     """``expr`` as pieces for :func:`equation`: whole when it fits in ``limit``, else split at its
     top-level sum (``+ term``), then at products (``\\cdot factor``), recursively; terms and
     factors in the order the printer writes them whole (those holding ``last`` symbols at the end)."""
-    text = printer(expr)
-    if width(text) <= limit:
-        return [text]
+    whole = printer(expr)
+    if width(whole.tex()) <= limit:
+        return [whole]
     if isinstance(expr, sympy.Add):
-        out: list[str] = []
+        out: list[Math] = []
         for i, term in enumerate(_printed_order(expr.args, last)):
             negative = term.could_extract_minus_sign()
             sub = pieces(-term if negative and i else term, printer, limit, last)
-            sign = "- " if negative and i else ("+ " if i else "")
-            out.append(sign + sub[0])
+            sign = MINUS if negative and i else (PLUS if i else None)
+            out.append(Seq(sign, sub[0]) if sign else sub[0])
             out.extend(sub[1:])
         return out
     if isinstance(expr, sympy.Mul) and len(expr.args) > 1:
@@ -86,10 +96,10 @@ def pieces(expr: sympy.Expr, printer: Printer, limit: float = ROW_WIDTH - 12, la
             sub = pieces(factor, printer, limit, last)
             if isinstance(factor, sympy.Add):
                 sub = parenthesized(sub)
-            out.append((r"\cdot " if i else "") + sub[0])
+            out.append(Seq(CDOT, sub[0]) if i else sub[0])
             out.extend(sub[1:])
         return out
-    return [text]
+    return [whole]
 
 
 def _printed_order(args: Sequence[sympy.Expr], last: Collection[sympy.Symbol], numbers_first: bool = False) -> list[sympy.Expr]:
@@ -101,30 +111,31 @@ def _printed_order(args: Sequence[sympy.Expr], last: Collection[sympy.Symbol], n
     return sorted(args, key=lambda a: (bool(a.free_symbols & late), numbers_first and not a.is_Number))
 
 
-def parenthesized(parts: Sequence[str]) -> list[str]:
+def parenthesized(parts: Sequence[Math]) -> list[Math]:
     """Pieces of one expression in plain parentheses (TeX lets them open on one row and close on
     the next)."""
-    return ["(" + parts[0] + ")"] if len(parts) == 1 else ["(" + parts[0], *parts[1:-1], parts[-1] + ")"]
+    return [Seq(OPEN, parts[0], CLOSE)] if len(parts) == 1 else [Seq(OPEN, parts[0]), *parts[1:-1], Seq(parts[-1], CLOSE)]
 
 
-def product(factors: Sequence[str]) -> list[str]:
+def product(factors: Sequence[Math]) -> list[Math]:
     """Factors as pieces of a product: ``a``, ``\\cdot b``, ``\\cdot c``."""
-    return [f if not i else r"\cdot " + f for i, f in enumerate(factors)]
+    return [f if not i else Seq(CDOT, f) for i, f in enumerate(factors)]
 
 
-def total(terms: Sequence[str]) -> list[str]:
+def total(terms: Sequence[Math]) -> list[Math]:
     """Terms as pieces of a sum; a term given with its sign (``-0.2``) keeps it."""
-    out = []
+    out: list[Math] = []
     for i, term in enumerate(terms):
+        text = term.tex()
         if not i:
             out.append(term)
-        elif term.startswith("-"):
-            out.append("- " + term[1:].lstrip())
+        elif text.startswith("-"):
+            out.append(Retex("- " + text[1:].lstrip(), term))
         else:
-            out.append("+ " + term)
+            out.append(Seq(PLUS, term))
     return out
 
 
-def math_pieces(expr: sympy.Expr, **settings) -> list[str]:
-    """:func:`pieces` with :func:`~chainrule.codegen.report.latex.math_tex` and its settings."""
-    return pieces(expr, lambda e: math_tex(e, **settings), last=settings.get("last", ()))
+def math_pieces(expr: sympy.Expr, **settings) -> list[Math]:
+    """:func:`pieces` of :class:`~chainrule.codegen.report.document.Expr` with its settings."""
+    return pieces(expr, lambda e: Expr(e, **settings), last=settings.get("last", ()))

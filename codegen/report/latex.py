@@ -24,7 +24,6 @@ from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
 
 from chainrule.derive import naming
-from chainrule.derive.counts import count
 from chainrule.derive.formula import decimal_coefficient, decimal_text
 from chainrule.derive.functions import has_slots, row_of, spell
 from chainrule.derive.optimizers import THETA
@@ -40,8 +39,16 @@ class Tex(str):
     __slots__ = ()
 
 
-def tex_join(separator: str, pieces: Iterable[str]) -> Tex:
-    return Tex(separator.join(pieces))
+class Printable:
+    """A value of the report's document (:mod:`~chainrule.codegen.report.document`: math and prose)
+    that prints itself as LaTeX made by this module's printers; the template prints it so."""
+
+    __slots__ = ()
+
+    def tex(self) -> Tex:
+        raise NotImplementedError
+
+
 
 
 # ---------------------------------------------------------------------------------------------
@@ -55,9 +62,6 @@ def escape_text(text: str) -> Tex:
     return Tex(text_tex(text))
 
 
-def counted(n: int, noun: str) -> Tex:
-    """``1 unit``, ``5 units``, ``1,024 units``: :func:`chainrule.derive.counts.count` as TeX."""
-    return Tex(escape_text(count(n, noun)))
 
 
 def code_text(text: str) -> Tex:
@@ -172,29 +176,14 @@ def vector_tex(name: str) -> Tex:
     return name_tex(name)
 
 
-def partial_tex(of: str, wrt: str) -> Tex:
-    """∂of/∂wrt as a fraction."""
-    return Tex(rf"\frac{{\partial {name_tex(of)}}}{{\partial {name_tex(wrt)}}}")
 
 
-def signed_number_tex(value: float, first: bool) -> Tex:
-    """A value as a term of a sum of numbers: ``+ 0.5``, ``- 0.25`` (the first bare)."""
-    if first:
-        return number_tex(value)
-    return Tex(("- " if value < 0 else "+ ") + number_tex(abs(value)))
 
 
-def gradient_inline_tex(name: str) -> Tex:
-    """∂E/∂w5 with a slash, for headings and running text."""
-    return Tex(rf"\partial E/\partial {name_tex(name)}")
 
 
-def gradient_tex(name: str) -> Tex:
-    return partial_tex(naming.LOSS, name)
 
 
-def updated_tex(name: str) -> Tex:
-    return Tex(f"{name_tex(name)}^{{+}}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,10 +374,13 @@ def _width(tex: str, i: int, closing: bool = False) -> tuple[float, int]:
 
 
 def _only_tex(value: object) -> object:
-    """Every value a template prints must be :class:`Tex` or a number: a plain string from
+    """Every value a template prints must be :class:`Tex`, a number, or math or prose of
+    :mod:`~chainrule.codegen.report.document` (printed as LaTeX here): a plain string from
     anywhere else (a user's) would reach TeX unescaped."""
     if isinstance(value, Tex) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
         return value
+    if isinstance(value, Printable):
+        return value.tex()
     raise TypeError(f"the report template printed {type(value).__name__} {value!r:.60}, expected Tex")
 
 

@@ -18,10 +18,15 @@ import sympy
 from chainrule.derive.derivation import Derivation
 from chainrule.derive.layers import LayerForm
 from chainrule.derive.program import Op, SoftmaxVJP, vector, in_vectors
+from chainrule.derive.counts import count
 from chainrule.derive.registry import X
 
+from chainrule.codegen.report.document import (
+    EQUALS, ODOT, Bare, Expr, Math, Matrix, Name, Num, Prose, Script, Seq, Tok, Vec, activation, joined, partial,
+)
 from chainrule.codegen.report.equations import ROW_WIDTH, Display, Row, equation, math_pieces, parenthesized
-from chainrule.codegen.report.latex import Tex, activation_tex, counted, escape_text, math_tex, name_tex, number_tex, vector_tex, width
+from chainrule.codegen.report.mathml import CLOSE as CLOSE_MO, OPEN as OPEN_MO
+from chainrule.codegen.report.latex import width
 
 #: Layers of at most this many units (and inputs) get their delta and gradient numbers.
 NUMBERS_MAX = 6
@@ -36,61 +41,67 @@ DIGIT_WIDTH, COLUMN_GAP = 0.85, 1.6
 class SpecRow:
     """A row of the spec table: one layer (or the inputs)."""
 
-    label: Tex
-    units: Tex
-    activation: Tex
-    bias: Tex
-    weights: Tex
+    label: Prose
+    units: Prose
+    activation: Prose
+    bias: Prose
+    weights: Prose
 
 
-def _names(names: tuple[str, ...]) -> Tex:
-    shown = [f"${name_tex(n)}$" for n in names]
+DOTS = Tok(r"\dots", "<mo>…</mo>")
+
+
+def _names(names: tuple[str, ...]) -> Prose:
+    shown = [Prose(Name(n)) for n in names]
     if len(shown) > UNITS_LISTED:
-        shown = shown[:3] + [r"\dots"] + shown[-1:]
-    return Tex(", ".join(shown) + (f" ({len(names):,})" if len(names) > UNITS_LISTED else ""))
+        shown = shown[:3] + [Prose(Bare(DOTS))] + shown[-1:]
+        return joined(", ", shown) + f" ({len(names):,})"
+    return joined(", ", shown)
 
 
 def spec_rows(d: Derivation) -> tuple[SpecRow, ...]:
     """The inputs, then one row per layer: units, activation (its definition), bias, weights."""
     net, spec = d.network, d.network.spec
-    rows = [SpecRow(Tex("input"), _names(spec.inputs), Tex(""), Tex(""), Tex(""))]
+    rows = [SpecRow(Prose("input"), _names(spec.inputs), Prose(), Prose(), Prose())]
     for l, layer in enumerate(spec.layers, start=1):
-        bias = {"shared": "shared", "per_unit": "per unit", "none": "none"}[layer.bias.value]
+        bias = Prose({"shared": "shared", "per_unit": "per unit", "none": "none"}[layer.bias.value])
         if layer.bias_count:
             first = net.bias_name(l, 0) or ""
-            bias += f": ${name_tex(first)}$" + (r", \dots" if layer.bias_count > 1 else "")
+            bias += Prose(": ", Name(first)) + (Prose(", ", Bare(DOTS)) if layer.bias_count > 1 else Prose())
         given = "given" if layer.weights is not None else f"seeded ({spec.seed})"
-        frozen = f"; frozen: {escape_text(', '.join(layer.freeze))}" if layer.freeze else ""
+        frozen = f"; frozen: {', '.join(layer.freeze)}" if layer.freeze else ""
         first_weight = net.weight_name(l, 0, 0)
-        weights = f"${name_tex(first_weight)}, \\dots$ {given}{frozen}"
-        rows.append(SpecRow(Tex(f"{escape_text(layer.name)} (layer {l})"), _names(layer.units), activation_definition(d, l), Tex(bias), Tex(weights)))
+        weights = Prose(Seq(Name(first_weight), Tok(", \\dots", "<mo>,</mo><mo>…</mo>")), f" {given}{frozen}")
+        rows.append(SpecRow(Prose(f"{layer.name} (layer {l})"), _names(layer.units), activation_definition(d, l), bias, weights))
     return tuple(rows)
 
 
-def activation_definition(d: Derivation, l: int) -> Tex:
+def activation_definition(d: Derivation, l: int) -> Prose:
     """``sigmoid: 1/(1+e^{-x})``, or the formula, in math."""
     net = d.network
-    activation = net.spec.layers[l - 1].activation
-    label = escape_text(activation.name if activation.expression is None else "formula")
+    function = net.spec.layers[l - 1].activation
+    label = function.name if function.expression is None else "formula"
     if net.is_softmax(l):
-        return Tex(label + r": $e^{x_k} / \sum_j e^{x_j}$")
+        softmax = Tok(r"e^{x_k} / \sum_j e^{x_j}", "<msup><mi>e</mi><msub><mi>x</mi><mi>k</mi></msub></msup><mo lspace='0' rspace='0'>/</mo>"
+                      "<munder><mo>∑</mo><mi>j</mi></munder><msup><mi>e</mi><msub><mi>x</mi><mi>j</mi></msub></msup>")
+        return Prose(label + ": ", softmax)
     # each branch with its common factor out, as people write elu: 0.18 (e^x - 1), not -0.18 + 0.18 e^x
-    definition = math_tex(net.activation(l).replace(
+    definition = Expr(net.activation(l).replace(
         lambda e: isinstance(e, sympy.Piecewise), lambda e: sympy.Piecewise(*[(sympy.factor_terms(v), c) for v, c in e.args])))
-    return Tex(f"{label}: ${definition}$")
+    return Prose(f"{label}: ", definition)
 
 
 # ---------------------------------------------------------------------------------------------
 # The layer form
 
 
-def _factor_pieces(expr: sympy.Expr, operator: str = "") -> list[str]:
+def _factor_pieces(expr: sympy.Expr, operator: Math | None = None) -> list[Math]:
     """``expr`` as a factor of a product, in pieces that rows may break between (a sum in plain
     parentheses, which TeX lets open on one row and close on the next), after ``operator``."""
     parts = math_pieces(expr, vectors=True)
     if expr.is_Add:
         parts = parenthesized(parts)
-    parts[0] = f"{operator} {parts[0]}" if operator else parts[0]
+    parts[0] = Seq(operator, SPACE, parts[0]) if operator else parts[0]
     return parts
 
 
@@ -103,95 +114,117 @@ def layer_displays(d: Derivation) -> tuple[Display, ...]:
         out.append(_layer_display(d, form))
         numbers = _numbers(d, form)
         if numbers:
-            out.append(Display(Tex("With the numbers of the sample:"), tuple(numbers)))
+            out.append(Display(Prose("With the numbers of the sample:"), tuple(numbers)))
     return tuple(out)
+
+
+def _gradient(parameter: str) -> Math:
+    """∂E/∂W2 as a fraction."""
+    return partial(Name("E"), Vec(parameter))
 
 
 def _layer_display(d: Derivation, form: LayerForm) -> Display:
     """The layer's statements of the layer program (:attr:`Derivation.program`), in vectors."""
-    v = vector_tex
     statements = {s.rule: s for s in d.program.layer(form.index)}
-    printer = _ProgramTex(d)
-    rows = list(equation(v(form.net), [printer.pieces(statements["weighted sums"].written)]))
-    rows += equation(v(form.out), [_activation_applied(d, form)])
+    printer = _ProgramMath(d)
+    rows = list(equation(Vec(form.net), [printer.pieces(statements["weighted sums"].written)]))
+    rows += equation(Vec(form.out), [_activation_applied(d, form)])
     local = statements.get("local derivative")
     if local is not None:
-        rows += equation(Tex(rf"\frac{{\partial {v(form.out)}}}{{\partial {v(form.net)}}}"), [math_pieces(local.written, vectors=True)])
+        rows += equation(partial(Vec(form.out), Vec(form.net)), [math_pieces(local.written, vectors=True)])
     delta = statements.get("output delta") or statements["delta"]
-    rows += equation(v(form.delta), [printer.pieces(delta.written)])
+    rows += equation(Vec(form.delta), [printer.pieces(delta.written)])
     for rule, parameter in (("weight gradient", form.weight), ("bias gradient", form.bias)):
         if rule in statements:
-            rows += equation(Tex(rf"\frac{{\partial E}}{{\partial {v(parameter)}}}"), [printer.pieces(statements[rule].written)])
-    caption = Tex(f"Layer {form.index}, {escape_text(form.name)} ({counted(form.size, 'unit')}):")
+            rows += equation(_gradient(parameter), [printer.pieces(statements[rule].written)])
+    caption = Prose(f"Layer {form.index}, {form.name} ({count(form.size, 'unit')}):")
     return Display(caption, tuple(rows), _note(d, form, delta, printer))
 
 
-def _note(d: Derivation, form: LayerForm, delta, printer: "_ProgramTex") -> Tex:
+def _note(d: Derivation, form: LayerForm, delta, printer: "_ProgramMath") -> Prose:
     """What the delta rule relies on, or what a symbol in it stands for."""
-    v = vector_tex
     if delta.simplified or delta.note:
-        loss = escape_text(d.network.spec.loss.name if d.network.spec.loss.formula is None else "the loss")
-        relies = f" ({escape_text(delta.note)})." if delta.note else "."
-        return Tex(f"With {escape_text(form.activation)} and {loss}, sympy simplifies $\\partial E/\\partial {v(form.out)} \\odot \\partial {v(form.out)}/\\partial {v(form.net)}$ to this" + relies)
+        loss = d.network.spec.loss.name if d.network.spec.loss.formula is None else "the loss"
+        relies = f" ({delta.note})." if delta.note else "."
+        product = Seq(
+            Tok(r"\partial E/\partial ", "<mi>∂</mi><mi>E</mi><mo lspace='0' rspace='0'>/</mo><mi>∂</mi>"), Vec(form.out), Tok(r" \odot \partial ", "<mo>⊙</mo><mi>∂</mi>"),
+            Vec(form.out), Tok(r"/\partial ", "<mo lspace='0' rspace='0'>/</mo><mi>∂</mi>"), Vec(form.net),
+        )
+        return Prose(f"With {form.activation} and {loss}, sympy simplifies ", product, " to this" + relies)
     if isinstance(delta.written, SoftmaxVJP):
-        upstream = " ".join(printer.factor(delta.written.args[1]))
-        return Tex(rf"Here $\mathbf{{g}} = {upstream}$ and $\mathbf{{1}}$ is a vector of ones (the softmax's Jacobian times $\mathbf{{g}}$).")
-    return Tex("")
+        upstream = printer.factor(delta.written.args[1])
+        g = Seq(Tok(r"\mathbf{g} = ", '<mi class="bf" mathvariant="normal">g</mi><mo>=</mo>'), *[x for i, p in enumerate(upstream) for x in ((SPACE, p) if i else (p,))])
+        return Prose("Here ", g, " and ", ONES, " is a vector of ones (the softmax's Jacobian times ", G, ").")
+    return Prose()
 
 
-def _activation_applied(d: Derivation, form: LayerForm) -> list[str]:
+G = Tok(r"\mathbf{g}", '<mi class="bf" mathvariant="normal">g</mi>')
+ONES = Tok(r"\mathbf{1}", '<mn class="bf">1</mn>')
+SPACE = Tok(" ", "")
+THIN = Tok(" ", '<mspace width="0.17em"></mspace>')  # a product written as juxtaposition: W x
+
+
+def _activation_applied(d: Derivation, form: LayerForm) -> list[Math]:
+    left, right = Tok(r"\left(", OPEN_MO), Tok(r"\right)", CLOSE_MO)
     if form.softmax:
-        return [rf"\operatorname{{softmax}}\left({vector_tex(form.net)}\right)"]
-    activation = d.network.spec.layers[form.index - 1].activation
-    if activation.expression is not None:
-        return math_pieces(in_vectors(activation.expression, {X: vector(form.net)}), vectors=True)
+        return [Seq(Tok(r"\operatorname{softmax}", "<mi>softmax</mi><mo>\u2061</mo>"), left, Vec(form.net), right)]
+    function = d.network.spec.layers[form.index - 1].activation
+    if function.expression is not None:
+        return math_pieces(in_vectors(function.expression, {X: vector(form.net)}), vectors=True)
+    return [Seq(activation(function), Tok("", "<mo>\u2061</mo>"), left, Vec(form.net), right, Tok(r"\ \text{(elementwise)}", "<mspace width=\"0.5em\"></mspace><mtext>(elementwise)</mtext>"))]
 
-    return [rf"{activation_tex(activation)}\left({vector_tex(form.net)}\right)\ \text{{(elementwise)}}"]
 
-
-class _ProgramTex:
-    """Statements of the layer program as LaTeX pieces (rows may break between pieces): one
+class _ProgramMath:
+    """Statements of the layer program as pieces of math (rows may break between pieces): one
     method per operation of :mod:`chainrule.derive.program`; a local derivative that a delta
     multiplies is written out, as people write the delta rule."""
 
     def __init__(self, d: Derivation) -> None:
         self.program = d.program
 
-    def pieces(self, expr: sympy.Expr) -> list[str]:
+    def pieces(self, expr: sympy.Expr) -> list[Math]:
         method = getattr(self, f"_{type(expr).__name__}", None)
         return method(*expr.args) if method is not None else math_pieces(expr, vectors=True)
 
-    def factor(self, expr: sympy.Expr, operator: str = "") -> list[str]:
+    def factor(self, expr: sympy.Expr, operator: Math | None = None) -> list[Math]:
         local = self.program.local_derivative(expr)
         if local is not None:
             expr = local.written
         if isinstance(expr, Op):
             parts = self.pieces(expr)
-            parts[0] = f"{operator} {parts[0]}" if operator else parts[0]
+            parts[0] = Seq(operator, SPACE, parts[0]) if operator else parts[0]
             return parts
         return _factor_pieces(expr, operator)
 
-    def _Affine(self, W, x, *bias) -> list[str]:
-        return [f"{vector_tex(W.name)} {vector_tex(x.name)}" + "".join(f" + {vector_tex(b.name)}" for b in bias)]
+    def _Affine(self, W, x, *bias) -> list[Math]:
+        plus = Tok(" + ", "<mo>+</mo>")
+        return [Seq(Vec(W.name), THIN, Vec(x.name), *[x for b in bias for x in (plus, Vec(b.name))])]
 
-    def _Chain(self, first, *rest) -> list[str]:
-        return self.factor(first) + [piece for f in rest for piece in self.factor(f, r"\odot")]
+    def _Chain(self, first, *rest) -> list[Math]:
+        return self.factor(first) + [piece for f in rest for piece in self.factor(f, ODOT)]
 
-    def _Backprop(self, W, delta) -> list[str]:
-        return [rf"\left({vector_tex(W.name)}^{{\top}} {vector_tex(delta.name)}\right)"]
+    def _Backprop(self, W, delta) -> list[Math]:
+        return [Seq(Tok(r"\left(", OPEN_MO), Script(Vec(W.name), TOP, sup=True), THIN, Vec(delta.name), Tok(r"\right)", CLOSE_MO))]
 
-    def _SoftmaxVJP(self, y, g) -> list[str]:
-        g_ = r"\mathbf{g}"
-        return [rf"{vector_tex(y.name)} \odot \left({g_} - ({g_}^{{\top}} {vector_tex(y.name)})\,\mathbf{{1}}\right)"]
+    def _SoftmaxVJP(self, y, g) -> list[Math]:
+        y_ = Vec(y.name)
+        return [Seq(
+            y_, Tok(r" \odot \left(", "<mo>⊙</mo>" + OPEN_MO), G, Tok(" - (", "<mo>−</mo>" + OPEN_MO), Script(G, TOP, sup=True), SPACE, y_,
+            Tok(r")\,", CLOSE_MO + '<mspace width="0.17em"></mspace>'), ONES, Tok(r"\right)", CLOSE_MO),
+        )]
 
-    def _Outer(self, delta, x) -> list[str]:
-        return [rf"{vector_tex(delta.name)}\, {vector_tex(x.name)}^{{\top}}"]
+    def _Outer(self, delta, x) -> list[Math]:
+        return [Seq(Vec(delta.name), Tok(r"\, ", '<mspace width="0.17em"></mspace>'), Script(Vec(x.name), TOP, sup=True))]
 
-    def _BiasSum(self, delta) -> list[str]:
-        return [vector_tex(delta.name)]
+    def _BiasSum(self, delta) -> list[Math]:
+        return [Vec(delta.name)]
 
-    def _SharedBiasSum(self, delta) -> list[str]:
-        return [rf"\sum_{{k}} \left({vector_tex(delta.name)}\right)_{{k}}"]
+    def _SharedBiasSum(self, delta) -> list[Math]:
+        total = Tok(r"\sum_{k} ", "<munder><mo>∑</mo><mi>k</mi></munder>")
+        return [Seq(total, Script(Vec(delta.name), Tok("k", "<mi>k</mi>"), sup=False, wrap=(r"\left(", r"\right)")))]
+
+
+TOP = Tok(r"\top", "<mo>⊤</mo>")
 
 
 def _numbers(d: Derivation, form: LayerForm) -> list[Row]:
@@ -199,37 +232,33 @@ def _numbers(d: Derivation, form: LayerForm) -> list[Row]:
     l = form.index
     if max(d.network.sizes[l], d.network.sizes[l - 1]) > NUMBERS_MAX:
         return []
-    rows = list(equation(vector_tex(form.delta), [[_column(d.sample.deltas[l - 1][0])]]))
-    rows += matrix_rows(Tex(rf"\frac{{\partial E}}{{\partial {vector_tex(form.weight)}}}"), d.sample.dW[l - 1])
+    rows = list(equation(Vec(form.delta), [[Matrix([[Num(x)] for x in d.sample.deltas[l - 1][0]])]]))
+    rows += matrix_rows(_gradient(form.weight), d.sample.dW[l - 1])
     return rows
 
 
-def _column(vector: np.ndarray) -> str:
-    return r"\begin{pmatrix}" + r" \\ ".join(number_tex(float(x)) for x in vector) + r"\end{pmatrix}"
-
-
-def matrix_rows(lhs: Tex, matrix: np.ndarray) -> list[Row]:
+def matrix_rows(lhs: Math, matrix: np.ndarray) -> list[Row]:
     """``lhs = matrix`` in one row when it fits the page; else one row per block of columns that
     fits, each named by its columns (``(lhs) columns 1-3 = ...``), so that no number is cut off."""
-    entries = [[number_tex(float(x)) for x in row] for row in matrix]
+    entries = [[Num(x) for x in row] for row in matrix]
     columns = range(matrix.shape[1])
-    widths = [DIGIT_WIDTH * max(width(row[c]) for row in entries) + COLUMN_GAP for c in columns]
-    if width(lhs) + sum(widths) + 3.5 <= ROW_WIDTH:
-        return [Row(lhs, Tex("="), _pmatrix(entries, columns))]
-    label_width = width(_block_label(lhs, 10, 10))
+    widths = [DIGIT_WIDTH * max(width(row[c].tex()) for row in entries) + COLUMN_GAP for c in columns]
+    if width(lhs.tex()) + sum(widths) + 3.5 <= ROW_WIDTH:
+        return [Row(lhs, EQUALS, _pmatrix(entries, columns))]
+    label_width = width(_block_label(lhs, 10, 10).tex())
     blocks: list[list[int]] = [[]]
     for c in columns:
         if blocks[-1] and label_width + sum(widths[k] for k in blocks[-1]) + widths[c] + 3.5 > ROW_WIDTH:
             blocks.append([])
         blocks[-1].append(c)
-    return [Row(_block_label(lhs, block[0] + 1, block[-1] + 1), Tex("="), _pmatrix(entries, block)) for block in blocks]
+    return [Row(_block_label(lhs, block[0] + 1, block[-1] + 1), EQUALS, _pmatrix(entries, block)) for block in blocks]
 
 
-def _block_label(lhs: Tex, first: int, last: int) -> Tex:
+def _block_label(lhs: Math, first: int, last: int) -> Math:
     which = f"column {first}" if first == last else f"columns {first}--{last}"
-    return Tex(rf"\left({lhs}\right)_{{\text{{{which}}}}}")
+    which = Tok(rf"\text{{{which}}}", f"<mtext>{which.replace('--', '–')}</mtext>")
+    return Script(lhs, which, sup=False, wrap=(r"\left(", r"\right)"))
 
 
-def _pmatrix(entries: list[list[Tex]], columns: Sequence[int]) -> Tex:
-    lines = (" & ".join(row[c] for c in columns) for row in entries)
-    return Tex(r"\begin{pmatrix}" + r" \\ ".join(lines) + r"\end{pmatrix}")
+def _pmatrix(entries: list[list[Num]], columns: Sequence[int]) -> Math:
+    return Matrix([[row[c] for c in columns] for row in entries])

@@ -1,6 +1,8 @@
-"""``chainrule report``: the derivation as LaTeX (``NAME.tex``) and, with ``--pdf``, compiled.
+"""``chainrule report``: the derivation as LaTeX (``NAME.tex``), with ``--pdf`` compiled, and with
+``--html`` as one self-contained HTML page (``NAME.html``, math as MathML, no TeX needed).
 
-The ``.tex`` is rendered in memory (same spec, same bytes). The PDF is compiled in a fresh
+The ``.tex`` and the ``.html`` are rendered in memory from one report context (same spec, same
+bytes). The PDF is compiled in a fresh
 temporary directory by ``pdflatex`` (through ``latexmk`` when it is installed, which reruns it
 where needed) with shell escape off, ``openin_any=p`` and ``openout_any=p`` (TeX reads and writes
 only below that directory), no rc files, a timeout, and ``SOURCE_DATE_EPOCH`` with an empty
@@ -27,7 +29,7 @@ from chainrule.derive.spec import Spec
 
 from chainrule.codegen.files import write_atomic
 from chainrule.codegen.report.latex import environment
-from chainrule.codegen.report.context import TEMPLATE, build_report_context
+from chainrule.codegen.report.context import TEMPLATE, ReportContext, build_report_context
 
 #: Seconds a compile may take (each pdflatex run; latexmk runs it at most a few times).
 COMPILE_TIMEOUT = 120
@@ -39,15 +41,42 @@ SOURCE_DATE_EPOCH = "0"
 
 def render_report(d: Derivation, spec_path: str, params: Sequence[str] = ()) -> str:
     """The ``.tex`` of ``d`` (LF line endings, one trailing newline)."""
-    context = build_report_context(d, spec_path, params)
+    return render_tex_context(build_report_context(d, spec_path, params))
+
+
+def render_tex_context(context: ReportContext) -> str:
+    """The ``.tex`` of a report context (LF line endings, one trailing newline)."""
     values = {f.name: getattr(context, f.name) for f in fields(context)}
     text = environment().get_template(TEMPLATE).render(**values)
     return text.rstrip("\n") + "\n"
 
 
-def write_report(spec: Spec, spec_path: str, out_dir: str, pdf: bool = False, params: Sequence[str] = ()) -> list[Path]:
-    """Write ``out_dir/NAME.tex`` (and ``NAME.pdf`` with ``pdf``); returns the paths written, in
-    the order written (the PDF first), printing nothing.
+def render_html(d: Derivation, spec_path: str, params: Sequence[str] = ()) -> str:
+    """The HTML page of ``d``: the ``.tex``'s content, math as MathML, the diagram as SVG, no
+    external references (UTF-8 text, LF line endings, one trailing newline).
+
+    Raises:
+        ChainruleError: bad ``params`` (as :func:`render_report`).
+    """
+    from chainrule.codegen.report.htmlpage import render_html_context  # the MathML printer loads only when asked for
+
+    return render_html_context(build_report_context(d, spec_path, params))
+
+
+def write_report(spec: Spec, spec_path: str, out_dir: str, pdf: bool = False, params: Sequence[str] = (), html: bool = False) -> list[Path]:
+    """Write the report into ``out_dir``: ``NAME.tex``; with ``pdf`` also ``NAME.pdf``; with
+    ``html`` the page ``NAME.html`` instead of the ``.tex`` (both, and the PDF, with ``pdf`` and
+    ``html``). Returns the paths written, in the order written (the PDF first), printing
+    nothing; when one cannot be written, none is left.
+
+    Args:
+        spec: the loaded spec.
+        spec_path: the spec file as the user named it (only its file name is written).
+        out_dir: the directory (created when missing).
+        pdf: also compile the PDF (needs pdflatex).
+        params: parameters whose chains are shown (``--param``); by default every parameter of
+            a small network, the largest-gradient weight of each layer of a big one.
+        html: write the self-contained HTML page (MathML, inline SVG; no TeX needed).
 
     Raises:
         ChainruleError: bad ``--param`` names; ``out_dir`` is not a directory; no TeX (with
@@ -58,15 +87,22 @@ def write_report(spec: Spec, spec_path: str, out_dir: str, pdf: bool = False, pa
         raise ChainruleError(out_dir, "-o", "expected a directory")
     if pdf:
         compiler()  # before any work: a machine without TeX hears it at once
-    text = render_report(derive(spec, params), spec_path, params)
-    tex_path = directory / f"{spec.name}.tex"
+    context = build_report_context(derive(spec, params), spec_path, params)
+    pages: list[tuple[Path, str]] = []
+    if html:
+        from chainrule.codegen.report.htmlpage import render_html_context  # the MathML printer loads only when asked for
+
+        pages.append((directory / f"{spec.name}.html", render_html_context(context)))
+    text = render_tex_context(context) if pdf or not html else None
+    if text is not None:
+        pages.append((directory / f"{spec.name}.tex", text))
     written = []
     with tempfile.TemporaryDirectory(prefix="chainrule-report-") as work:
-        pdf_file = compile_pdf(text, spec.name, Path(work)) if pdf else None
+        pdf_file = compile_pdf(text, spec.name, Path(work)) if pdf and text is not None else None
         # The PDF first: when it cannot be written, no .tex is left without it.
         outputs = [(directory / f"{spec.name}.pdf", pdf_file.read_bytes())] if pdf_file is not None else []
         try:
-            for path, content in [*outputs, (tex_path, text)]:
+            for path, content in [*outputs, *pages]:
                 write_atomic(path, content)
                 written.append(path)
         except OSError as error:
@@ -74,6 +110,18 @@ def write_report(spec: Spec, spec_path: str, out_dir: str, pdf: bool = False, pa
                 path.unlink(missing_ok=True)
             raise ChainruleError(str(directory), "-o", f"cannot write: {error.strerror or error}") from None
     return written
+
+
+def write_html(spec: Spec, spec_path: str, out_dir: str, params: Sequence[str] = ()) -> Path:
+    """``chainrule report --html``: write ``out_dir/NAME.html``, the report as one
+    self-contained page (math as MathML, the diagram as SVG, no network access and no TeX
+    needed to make or read it); returns the path, printing nothing.
+
+    Raises:
+        ChainruleError: as :func:`write_report` (bad ``params``, ``out_dir`` not a directory, a
+            file that cannot be written).
+    """
+    return write_report(spec, spec_path, out_dir, params=params, html=True)[0]
 
 
 # ---------------------------------------------------------------------------------------------
