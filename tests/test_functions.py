@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import re
+from xml.etree import ElementTree
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import sympy
 
 from chainrule.codegen.commands import check
 from chainrule.codegen.report.latex import math_tex
+from chainrule.codegen.report.mathml import math_mathml
 from chainrule.codegen.report.writer import render_report
 from chainrule.codegen.trainer.context import render_trainer
 from chainrule.codegen.trainer.printers import InPlace, NotInPlace, ScalarPrinter, VectorPrinter
@@ -22,7 +24,7 @@ from chainrule.derive import derive, naming
 from chainrule.derive.check import check_derivation
 from chainrule.derive.formula import FUNCTIONS as ALLOW_LIST
 from chainrule.derive.formula import read_formula
-from chainrule.derive.functions import FORMULA_FUNCTIONS, FUNCTIONS, HELPERS, row_of
+from chainrule.derive.functions import FORMULA_FUNCTIONS, FUNCTIONS, HELPERS, has_slots, row_of
 from chainrule.derive.numeric import compile_expr
 from chainrule.derive.registry import kink_arguments, to_step_form
 from chainrule.derive.spec import spec_from_data
@@ -217,6 +219,24 @@ def test_latex_is_the_rows(row) -> None:
         at = text.index(piece, at) + len(piece)
     powered = math_tex(expr ** SYMBOLS[2])
     assert powered.count("x_{2}") == 1, powered
+
+
+@pytest.mark.parametrize("row", [row for row in NODE_ROWS if row.latex], ids=lambda row: row.name)
+def test_mathml_is_the_rows(row) -> None:
+    """The HTML report sets the row's MathML (an operator by its name, a layout around its
+    slots), well-formed, with the argument once and a power once; every row LaTeX sets has one."""
+    assert row.mathml, row.name
+    expr = node_of(row)
+    text = math_mathml(expr)
+    ElementTree.fromstring(f"<math>{text}</math>")
+    pieces = [row.mathml] if not has_slots(row.mathml) else re.split(r"\{-?(?:\d+|args)\}", row.mathml)
+    at = 0
+    for piece in pieces:
+        at = text.index(piece if has_slots(row.mathml) else f"<mi>{piece}</mi>", at)
+    assert text.count("<mn>0</mn>") == 1, text  # x_0, the argument
+    powered = math_mathml(expr ** SYMBOLS[2])
+    ElementTree.fromstring(f"<math>{powered}</math>")
+    assert powered.count("<mn>2</mn>") == 1 and "<msup>" in powered, powered
 
 
 # ---------------------------------------------------------------------------------------------
