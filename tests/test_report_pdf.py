@@ -110,7 +110,7 @@ def test_examples_compile_without_overfull_lines(name: str, tmp_path: Path) -> N
 def test_a_failing_compile_leaves_nothing_in_the_output_directory(tmp_path: Path, monkeypatch, capsys) -> None:
     import chainrule.codegen.report.writer as report
 
-    monkeypatch.setattr(report, "render_report", lambda d, spec_path, params=(): MINIMAL % "\\undefinedmacro")
+    monkeypatch.setattr(report, "render_tex_context", lambda context: MINIMAL % "\\undefinedmacro")
     assert main(["report", str(ROOT / "examples/mazur.yaml"), "-o", str(tmp_path / "out"), "--pdf"]) == 2
     err = capsys.readouterr().err
     assert "pdflatex failed: Undefined control sequence" in err and err.count("\n") == 1
