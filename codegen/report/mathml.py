@@ -196,7 +196,7 @@ class ReportMathML(MathMLPresentationPrinter):
                 condition_cell.appendChild(self._print(condition))
             row.appendChild(condition_cell)
             table.appendChild(row)
-        table.setAttribute("columnalign", "left left")
+        table.setAttribute("class", "cases")  # its cells set left (CSS: MathML Core has no columnalign)
         return self._element("mrow", None, self._element("mo", "{"), table)
 
     def _print(self, expr: sympy.Basic, **kwargs):
@@ -217,8 +217,17 @@ class ReportMathML(MathMLPresentationPrinter):
             inner.appendChild(self._print(arg))
         return self._element(
             "mrow", None, self._element("mi", row.mathml), self._element("mo", "\u2061"),
-            self._element("mrow", None, self._element("mo", "("), inner, self._element("mo", ")")),
+            self._fenced(inner),
         )
+
+    def _fenced(self, inner):
+        """``inner`` in parentheses: as tall as it where it holds a fraction (stretched), else
+        the text font's (see :data:`OPEN`)."""
+        mark = [self._element("mo", c) for c in "()"]
+        if inner.getElementsByTagName("mfrac"):
+            for mo in mark:
+                mo.setAttribute("stretchy", "true")
+        return self._element("mrow", None, mark[0], inner, mark[1])
 
     def _markup_of(self, node) -> str:
         """A printed node's markup, its placeholders filled in."""
@@ -314,7 +323,7 @@ class ReportMathML(MathMLPresentationPrinter):
     def parenthesize(self, item, level, strict=False):
         prec_val = precedence_traditional(item)
         if prec_val < level or (not strict and prec_val <= level):
-            return self._element("mrow", None, self._element("mo", "("), self._print(item), self._element("mo", ")"))
+            return self._fenced(self._print(item))
         return self._print(item)
 
 
