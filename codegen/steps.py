@@ -78,7 +78,7 @@ def follow_steps(d: Derivation, count: int, spec_path: str = ".") -> Steps:
                              f"at most {MAX_RECORDED:,}: ask for fewer steps")
     module = trainer_module(d, spec_path)
     net = module.Network(dtype=np.float64)
-    X, T = d.values.x[np.newaxis, :], d.values.t[np.newaxis, :]
+    X, T = d.values.X, d.values.T
     losses = np.empty(count + 1)
     theta = np.empty((count + 1, net.theta.size))
     state = {name: np.zeros((count + 1, net.theta.size)) for name in state_names}

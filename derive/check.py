@@ -126,7 +126,7 @@ def _over_points(derivation: Derivation, random_points: int, tolerance: float, c
     with np.errstate(all="ignore"):
         for values in iter_random_values(derivation, random_points, kinks):
             drawn += 1
-            check(values, derivation.numbers.run(values.W, values.b, values.x, values.t), worst)
+            check(values, derivation.numbers.run(values.W, values.b, values.X, values.T), worst)
     if drawn < random_points:
         notes.append(f"{count(random_points - drawn, 'random point')} not found: none of 200 draws was away from kinks with the network defined")
     checked += drawn
@@ -135,7 +135,7 @@ def _over_points(derivation: Derivation, random_points: int, tolerance: float, c
 
 
 def _check_emitted_point(derivation: Derivation, trainer, values: Values, run: Pass, worst: dict[tuple[str, str], _Worst]) -> None:
-    X, T = np.atleast_2d(values.x), np.atleast_2d(values.t)
+    X, T = values.X, values.T
     groups = []  # (layer, kind, name, the derivation's gradient)
     for l, form in enumerate(derivation.layers):
         trainer.params[form.weight][...] = values.W[l]
@@ -186,11 +186,13 @@ def _check_point(derivation: Derivation, values: Values, run: Pass, worst: dict[
             for where, derived, differenced in _group_checks(network, values, loss, l, kind, grads, derivation.small):
                 layer_worst.add(derived, differenced, where, E)
     if derivation.small:
-        env = PointValues(network, values, run)
+        envs = [PointValues(network, values, run, row) for row in range(values.samples)]
+        reduce = np.mean if network.spec.reduction == "mean" else np.sum
         for name, chain in derivation.chains.items():
             ref = chain.param
             group = derivation.layers[ref.layer - 1].weight if ref.is_weight else derivation.layers[ref.layer - 1].bias or ""
-            derived = float(sum(np.prod([_value(f.human, env) for f in p.factors]) for p in chain.paths))
+            # each sample's chain, then reduced as the loss is
+            derived = float(reduce([sum(np.prod([_value(f.human, env) for f in p.factors]) for p in chain.paths) for env in envs]))
             differenced = _difference(loss, l=ref.layer - 1, kind="W" if ref.is_weight else "b", index=(ref.row, ref.col) if ref.is_weight else (ref.row,), values=values)
             worst.setdefault((group, "scalar"), _Worst()).add(derived, differenced, name, E)
 
@@ -210,7 +212,7 @@ def _loss_function(derivation: Derivation, values: Values) -> Loss:
     def loss(l: int, kind: str, group: np.ndarray) -> float:
         W, b = list(values.W), list(values.b)
         (W if kind == "W" else b)[l] = group
-        return numbers.loss(tuple(W), tuple(b), values.x, values.t)
+        return numbers.loss(tuple(W), tuple(b), values.X, values.T)
 
     return loss
 
@@ -258,8 +260,8 @@ def iter_random_values(derivation: Derivation, count: int, kinks: list[tuple[int
             W = tuple(rng.standard_normal((n, m)) / np.sqrt(m) for m, n in zip(network.sizes, network.sizes[1:]))
             b = tuple(None if layer.bias_count == 0 else 0.5 * rng.standard_normal(layer.bias_count) for layer in network.spec.layers)
             x, t, _ = seeded_sample(network, rng)
-            candidate = Values(W, b, 2 * x - 1, t, True)
-            run = derivation.numbers.run(candidate.W, candidate.b, candidate.x, candidate.t)
+            candidate = Values(W, b, (2 * x - 1)[np.newaxis, :], t[np.newaxis, :], True)
+            run = derivation.numbers.run(candidate.W, candidate.b, candidate.X, candidate.T)
             if _distance_to_kink(run.nets, kinks)[1] is None and diagnose(network, candidate, run) is None:
                 yield candidate
                 break

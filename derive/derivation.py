@@ -138,24 +138,67 @@ class Derivation:
         return ("weights" if ref.is_weight else "biases") in self.network.spec.layers[ref.layer - 1].freeze
 
     @cached_property
+    def envs(self) -> tuple[PointValues, ...]:
+        """The value of every symbol on each sample of the batch, by name, computed on demand."""
+        return tuple(PointValues(self.network, self.values, self.sample, row) for row in range(self.values.samples))
+
+    @property
     def env(self) -> PointValues:
-        """The value of every symbol on the sample, by name, computed on demand."""
-        return PointValues(self.network, self.values, self.sample)
+        """:attr:`envs` of the batch's only sample.
 
-    def value(self, expr: sympy.Expr) -> float:
-        """An expression in the spec's symbols, evaluated on the sample."""
+        Raises:
+            ValueError: a batch of several samples (read :attr:`envs`, one per sample).
+        """
+        if len(self.envs) != 1:
+            raise ValueError(f"a batch of {len(self.envs)} samples has no one sample: read envs, one per sample")
+        return self.envs[0]
+
+    @property
+    def batch(self) -> bool:
+        """True for a batch of several samples (``samples:`` in the spec)."""
+        return self.values.samples > 1
+
+    @cached_property
+    def sample_losses(self) -> tuple[float, ...]:
+        """Each sample's own loss E_k (the loss is their mean or sum, :attr:`loss`)."""
+        X, T = self.values.X, self.values.T
+        return tuple(self.numbers.loss(self.values.W, self.values.b, X[k:k + 1], T[k:k + 1]) for k in range(self.values.samples))
+
+    def one_sample(self, command: str) -> None:
+        """Refuse a batch of several samples where ``command`` shows one sample only.
+
+        Raises:
+            ChainruleError: ``samples:`` holds more than one sample (field ``samples``).
+        """
+        if self.batch:
+            raise ChainruleError(self.network.spec.source, "samples",
+                                 f"{command} takes one sample so far, the spec has a batch of {self.values.samples}; "
+                                 "derive and check show the batch (or give sample: for one)")
+
+    def reduce(self, per_sample: Sequence[float]) -> float:
+        """The samples' values of one quantity reduced as the loss is: their mean or their sum."""
+        return float(np.mean(per_sample) if self.network.spec.reduction == "mean" else np.sum(per_sample))
+
+    def value(self, expr: sympy.Expr, row: int = 0) -> float:
+        """An expression in the spec's symbols, evaluated on sample ``row`` of the batch."""
         with np.errstate(all="ignore"):
-            return float(compile_expr(expr)(self.env))
+            return float(compile_expr(expr)(self.envs[row]))
 
-    def factor_value(self, factor: Factor) -> float:
-        return self.value(factor.human)
+    def factor_value(self, factor: Factor, row: int = 0) -> float:
+        return self.value(factor.human, row)
 
-    def path_values(self, chain: ParamChain) -> list[float]:
-        return [float(np.prod([self.factor_value(f) for f in p.factors])) for p in chain.paths]
+    def path_values(self, chain: ParamChain, row: int = 0) -> list[float]:
+        """Each path's product of factor values on sample ``row``."""
+        return [float(np.prod([self.factor_value(f, row) for f in p.factors])) for p in chain.paths]
+
+    def sample_gradient(self, chain: ParamChain, row: int = 0) -> float:
+        """dE_k/dθ of sample ``row`` alone: the sum over paths of the products of factor values."""
+        return float(sum(self.path_values(chain, row)))
 
     def chain_gradient(self, chain: ParamChain) -> float:
-        """dE/dθ from the scalar form: the sum over paths of the products of factor values."""
-        return float(sum(self.path_values(chain)))
+        """dE/dθ from the scalar form: each sample's sum over paths of products of factor values,
+        reduced over the batch as the loss is (one sample: its own)."""
+        return self.reduce([self.sample_gradient(chain, row) for row in range(self.values.samples)])
 
     @cached_property
     def expanded(self) -> Mapping[sympy.Symbol, sympy.Expr]:
@@ -199,12 +242,13 @@ class PointValues:
 
     Args:
         network: the network.
-        values: parameter values and the sample (its first row is the point).
+        values: parameter values and the batch.
         run: the forward and backward pass at those values.
+        row: the sample of the batch the point is (from 0).
     """
 
-    def __init__(self, network: Network, values: Values, run: Pass) -> None:
-        self.network, self.values, self.run = network, values, run
+    def __init__(self, network: Network, values: Values, run: Pass, row: int = 0) -> None:
+        self.network, self.values, self.run, self.row = network, values, run, row
         self.units = {u: (l, r) for l in range(network.depth + 1) for r, u in enumerate(network.units(l))}
         self.targets = {t: k for k, t in enumerate(network.spec.targets)}
         self.tables = (
@@ -220,11 +264,11 @@ class PointValues:
             unit = name[len(prefix):]
             if name.startswith(prefix) and unit in self.units and self.units[unit][0] > 0:
                 l, r = self.units[unit]
-                return np.float64(table[l - 1][0, r])
+                return np.float64(table[l - 1][self.row, r])
         if name in self.units and self.units[name][0] == 0:
-            return np.float64(self.values.x[self.units[name][1]])
+            return np.float64(self.values.X[self.row, self.units[name][1]])
         if name in self.targets:
-            return np.float64(self.values.t[self.targets[name]])
+            return np.float64(self.values.T[self.row, self.targets[name]])
         ref = self.network.locate(name)
         if ref is not None:
             return np.float64(self.values.scalar(ref))

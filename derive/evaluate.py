@@ -122,8 +122,8 @@ class ProgramNumbers:
     def loss(self, W: tuple[np.ndarray, ...], b: tuple[np.ndarray | None, ...], X_: np.ndarray, T_: np.ndarray) -> float:
         """The loss alone (the forward and loss statements), for finite differences."""
         statements = self.program.stage(Stage.FORWARD) + self.program.stage(Stage.LOSS)
-        env, _ = self._execute(statements, W, b, X_, T_)
-        return env[statements[-1].target.name]
+        env, batch = self._execute(statements, W, b, X_, T_)
+        return env[statements[-1].target.name] * self._reduced(batch)
 
     def _execute(self, statements, W, b, X_, T_) -> tuple[Env, int]:
         env = self._data(W, b, X_, T_)
@@ -152,12 +152,18 @@ class ProgramNumbers:
         dW, db = per_layer("weight gradient"), per_layer("bias gradient")
         layers = range(1, len(self.program.sizes))
         loss = env[self.program.stage(Stage.LOSS)[0].target.name]
-        return Pass(tuple(nets[l] for l in layers), (env[self.program.inputs], *(outs[l] for l in layers)), loss,
-                    tuple(deltas[l] for l in layers), tuple(dW[l] for l in layers), tuple(db.get(l) for l in layers))
+        scale = self._reduced(batch)
+        return Pass(tuple(nets[l] for l in layers), (env[self.program.inputs], *(outs[l] for l in layers)), loss * scale,
+                    tuple(deltas[l] for l in layers), tuple(dW[l] * scale for l in layers),
+                    tuple(None if db.get(l) is None else db[l] * scale for l in layers))
+
+    def _reduced(self, batch: int) -> int:
+        """The operations average over the batch; a sum is ``batch`` times the mean."""
+        return batch if self.program.reduction == "sum" else 1
 
 
 def gradients_of(numbers: ProgramNumbers, values: Values, X_: Any = None, T_: Any = None) -> Pass:
     """One pass at ``values`` on the sample (or on ``X_``, ``T_`` when given)."""
-    X_ = values.x if X_ is None else X_
-    T_ = values.t if T_ is None else T_
+    X_ = values.X if X_ is None else X_
+    T_ = values.T if T_ is None else T_
     return numbers.run(values.W, values.b, X_, T_)

@@ -429,13 +429,37 @@ def _filled(owner: np.ndarray, default: float, key: str, spec: Spec) -> np.ndarr
 @dataclass(frozen=True, eq=False)
 class Values:
     """Parameter values per layer (``W[l]`` is [units, units before]; ``b[l]`` per bias, or None)
-    and the sample, all read-only float64 arrays."""
+    and the batch of samples, ``X`` [samples, inputs] and ``T`` [samples, outputs], all read-only
+    float64 arrays. One sample is a batch of one."""
 
     W: tuple[np.ndarray, ...]
     b: tuple[np.ndarray | None, ...]
-    x: np.ndarray
-    t: np.ndarray
+    X: np.ndarray
+    T: np.ndarray
     seeded_sample: bool
+
+    @property
+    def samples(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def x(self) -> np.ndarray:
+        """The sample's inputs [inputs]: the batch's only sample.
+
+        Raises:
+            ValueError: a batch of several samples (use ``X``, a row per sample).
+        """
+        return self._only(self.X)
+
+    @property
+    def t(self) -> np.ndarray:
+        """The sample's targets [outputs]; raises as :attr:`x` does for a batch of several."""
+        return self._only(self.T)
+
+    def _only(self, rows: np.ndarray) -> np.ndarray:
+        if rows.shape[0] != 1:
+            raise ValueError(f"a batch of {rows.shape[0]} samples has no one sample: read X and T, a row per sample")
+        return rows[0]
 
     def scalar(self, ref: ParamRef) -> float:
         return float(self.W[ref.layer - 1][ref.row, ref.col] if ref.is_weight else self.b[ref.layer - 1][ref.row])
@@ -467,11 +491,12 @@ def initial_values(network: Network) -> Values:
         weights.append(_frozen(layer.weights if layer.weights is not None else drawn))
         count = layer.bias_count
         biases.append(None if count == 0 else _frozen(layer.biases if layer.biases is not None else np.zeros(count)))
-    if spec.sample is not None:
-        x, t, seeded = np.array(spec.sample.x), np.array(spec.sample.t), False
+    if spec.batch:
+        X, T, seeded = np.array([s.x for s in spec.batch]), np.array([s.t for s in spec.batch]), False
     else:
         x, t, seeded = seeded_sample(network, np.random.default_rng([spec.seed, 0]))
-    return Values(tuple(weights), tuple(biases), _frozen(x), _frozen(t), seeded)
+        X, T = x[np.newaxis, :], t[np.newaxis, :]
+    return Values(tuple(weights), tuple(biases), _frozen(X), _frozen(T), seeded)
 
 
 def seeded_sample(network: Network, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, bool]:

@@ -242,6 +242,8 @@ class Program:
         inputs, targets: the names of the data vectors (``x``, ``t``, or ``x_vec`` where a unit
             is named ``x``).
         sizes: the units per layer, the inputs first.
+        reduction: how a batch's per-sample losses make E: ``mean`` (the statements' own) or
+            ``sum`` (``batch`` times the mean, as PyTorch's ``reduction="sum"``).
     """
 
     statements: tuple[Statement, ...]
@@ -249,6 +251,7 @@ class Program:
     inputs: str
     targets: str
     sizes: tuple[int, ...]
+    reduction: str = "mean"
 
     def stage(self, stage: Stage) -> tuple[Statement, ...]:
         return tuple(s for s in self.statements if s.stage is stage)

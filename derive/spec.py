@@ -141,6 +141,14 @@ class Spec:
     optimizer: OptimizerSpec
     seed: int
     data: DataSpec | None
+    samples: tuple[Sample, ...] = ()
+    reduction: str = "mean"
+
+    @property
+    def batch(self) -> tuple[Sample, ...]:
+        """The samples every number is computed on: ``samples``, or the one ``sample`` (empty
+        when the spec gives neither and a sample is drawn from the seed)."""
+        return self.samples or ((self.sample,) if self.sample is not None else ())
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -152,7 +160,11 @@ class Spec:
         return sum(a * b for a, b in zip(self.sizes, self.sizes[1:])) + sum(l.bias_count for l in self.layers)
 
 
-TOP_KEYS = ("name", "description", "inputs", "layers", "targets", "loss", "naming", "sample", "optimizer", "seed", "data")
+TOP_KEYS = ("name", "description", "inputs", "layers", "targets", "loss", "naming", "sample", "samples", "reduction", "optimizer", "seed", "data")
+#: How the per-sample losses of a batch make E, as PyTorch's ``reduction``.
+REDUCTIONS = ("mean", "sum")
+#: The most samples a spec's batch may hold (each is shown, per sample, in the derivation).
+MAX_SAMPLES = 64
 LAYER_KEYS = ("name", "units", "activation", "bias", "weights", "biases", "weight_names", "bias_names", "freeze")
 DEFAULT_OPTIMIZER = {"kind": "sgd", "lr": 0.1}
 
@@ -309,6 +321,8 @@ class _Reader:
             loss=loss,
             naming=Naming(self.choice(top.get("naming", "sequential"), "naming", [n.value for n in Naming], "naming")),
             sample=self.sample(top.get("sample"), len(inputs), outputs, loss),
+            samples=self.samples(top, len(inputs), outputs, loss),
+            reduction=self.choice(top.get("reduction", "mean"), "reduction", REDUCTIONS, "reduction"),
             optimizer=self.optimizer(top.get("optimizer", DEFAULT_OPTIMIZER)),
             seed=self.integer(top.get("seed", 0), "seed", 0, MAX_SEED),
             data=self.data(top.get("data"), len(inputs), outputs),
@@ -457,13 +471,24 @@ class _Reader:
             return tuple(naming.TARGET_DEFAULT.format(n=n) for n in range(1, outputs + 1))
         return self.names(value, "targets", outputs)
 
-    def sample(self, value: Any, inputs: int, outputs: int, loss: LossSpec) -> Sample | None:
+    def sample(self, value: Any, inputs: int, outputs: int, loss: LossSpec, path: str = "sample") -> Sample | None:
         if value is None:
             return None
-        raw = self.mapping(value, "sample", ("x", "t"), ("x", "t"))
-        sample = Sample(self.numbers(raw["x"], "sample.x", inputs), self.numbers(raw["t"], "sample.t", outputs))
-        self.check_targets(sample.t, "sample.t", loss)
+        raw = self.mapping(value, path, ("x", "t"), ("x", "t"))
+        sample = Sample(self.numbers(raw["x"], f"{path}.x", inputs), self.numbers(raw["t"], f"{path}.t", outputs))
+        self.check_targets(sample.t, f"{path}.t", loss)
         return sample
+
+    def samples(self, top: Mapping[str, Any], inputs: int, outputs: int, loss: LossSpec) -> tuple[Sample, ...]:
+        """``samples:``, a batch: a list of {x, t}; a spec has ``sample:`` or ``samples:``."""
+        if "samples" not in top:
+            return ()
+        if "sample" in top:
+            raise self.fail("samples", "a spec has sample: (one) or samples: (a batch), not both")
+        items = self.sequence(top["samples"], "samples", what="a list of samples, each {x: [...], t: [...]}")
+        if not 1 <= len(items) <= MAX_SAMPLES:
+            raise self.fail("samples", f"expected 1 to {MAX_SAMPLES} samples, got {len(items)}")
+        return tuple(self.sample(item, inputs, outputs, loss, f"samples[{i}]") for i, item in enumerate(items))
 
     def check_targets(self, t: Sequence[float], path: str, loss: LossSpec) -> None:
         kind = LOSSES[loss.name].targets if loss.name in LOSSES else "real"

@@ -102,6 +102,7 @@ def build_report_context(d: Derivation, spec_path: str, params: Sequence[str] = 
     Raises:
         ChainruleError: an unknown or repeated ``--param`` name, or too many of them.
     """
+    d.one_sample("report")
     spec = d.network.spec
     if len(params) > PARAMS_MAX:
         raise ChainruleError(spec.source, "--param", f"expected at most {PARAMS_MAX} parameters in one report, got {len(params)}")

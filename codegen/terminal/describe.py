@@ -77,6 +77,9 @@ class PathText:
 
 @dataclass(frozen=True)
 class ParamText:
+    """A parameter's chain with numbers: ``paths`` on the sample, or for a batch, ``per_sample``
+    (each sample's paths) and ``sample_gradients``, which ``gradient`` reduces."""
+
     name: str
     gradient_name: str
     paths: tuple[PathText, ...]
@@ -85,6 +88,9 @@ class ParamText:
     update: Line
     frozen: bool
     cut_note: str
+    per_sample: tuple[tuple[PathText, ...], ...] = ()
+    sample_gradients: tuple[float, ...] = ()
+    reduction: str = "mean"
 
 
 @dataclass(frozen=True)
@@ -106,18 +112,19 @@ class LayerText:
 # The forward pass
 
 
-def forward_lines(d: Derivation) -> tuple[Line, ...]:
-    """Every unit's weighted sum and output, then the loss, with numbers (small networks)."""
-    net, env = d.network, d.env
+def forward_lines(d: Derivation, row: int = 0) -> tuple[Line, ...]:
+    """Every unit's weighted sum and output, then the loss, with numbers on sample ``row``
+    (small networks); for a batch, the loss line is that sample's own E_k."""
+    net, env = d.network, d.envs[row]
     lines = []
     for l in range(1, net.depth + 1):
         for r in range(net.sizes[l]):
-            terms = " + ".join(_net_terms(d, l, r))
+            terms = " + ".join(_net_terms(d, l, r, row))
             lines.append(Line(net.net(l, r).name, _net_formula(d, l, r), terms, env[net.net(l, r).name]))
         for r in range(net.sizes[l]):
             lines.append(Line(net.out(l, r).name, unit_output_text(d, l, r), "", env[net.out(l, r).name]))
     loss = net.loss_definition()
-    lines.append(Line(naming.LOSS, format_expr(loss), "", d.loss))
+    lines.append(Line(naming.LOSS if not d.batch else f"{naming.LOSS}_{row + 1}", format_expr(loss), "", d.sample_losses[row]))
     return tuple(lines)
 
 
@@ -128,9 +135,9 @@ def _net_formula(d: Derivation, l: int, r: int) -> str:
     return " + ".join(terms + ([bias] if bias else []))
 
 
-def _net_terms(d: Derivation, l: int, r: int) -> list[str]:
+def _net_terms(d: Derivation, l: int, r: int, row: int = 0) -> list[str]:
     net, values = d.network, d.values
-    inputs = [d.env[net.out(l - 1, c).name] for c in range(net.sizes[l - 1])]
+    inputs = [d.envs[row][net.out(l - 1, c).name] for c in range(net.sizes[l - 1])]
     terms = [f"{operand(values.W[l - 1][r, c])}*{operand(x)}" for c, x in enumerate(inputs)]
     bias = values.b[l - 1]
     if bias is not None:
@@ -164,9 +171,10 @@ def factor_name(factor: Factor) -> str:
     return naming.PARTIAL.format(of=factor.of.name, wrt=factor.wrt.name)
 
 
-def describe_path(d: Derivation, path: Path) -> PathText:
+def describe_path(d: Derivation, path: Path, row: int = 0) -> PathText:
+    """A path's factors with their values on sample ``row``."""
     factors = tuple(
-        FactorText(factor_name(f), format_expr(f.human), format_expr(f.derivative), d.factor_value(f), f.note) for f in path.factors
+        FactorText(factor_name(f), format_expr(f.human), format_expr(f.derivative), d.factor_value(f, row), f.note) for f in path.factors
     )
     value = 1.0
     for f in factors:
@@ -205,15 +213,19 @@ def describe_param(d: Derivation, name: str) -> ParamText:
     if chain.cut_layer is not None:
         layer = d.network.layer_name(chain.cut_layer)
         cut = f"paths start at the deltas of layer {layer} (delta_u = dE/dnet_u, from the layer form); from E there are {chain.paths_from_E:,}"
+    rows = range(d.values.samples) if d.batch else ()
     return ParamText(
         name=name,
         gradient_name=naming.GRADIENT.format(name=name),
-        paths=tuple(describe_path(d, p) for p in chain.paths),
+        paths=tuple(describe_path(d, p) for p in chain.paths) if not d.batch else (),
         gradient=gradient,
         closed_form=chain_form(chain),
         update=update_line(d, ref, gradient),
         frozen=d.frozen(ref),
         cut_note=cut,
+        per_sample=tuple(tuple(describe_path(d, p, row) for p in chain.paths) for row in rows),
+        sample_gradients=tuple(d.sample_gradient(chain, row) for row in rows),
+        reduction=d.network.spec.reduction,
     )
 
 

@@ -21,9 +21,17 @@ from chainrule.codegen.terminal.describe import ParamText, describe_layer, descr
 
 
 def _chain_json(p: ParamText) -> list[list[dict[str, Any]]]:
+    """The paths' factors; a factor's ``value`` on the sample, or for a batch, ``values``: one
+    per sample."""
+    if not p.per_sample:
+        return [
+            [{"factor": f.name, "form": f.form, "derivative": f.derivative, "value": f.value, **({"note": f.note} if f.note else {})} for f in path.factors]
+            for path in p.paths
+        ]
     return [
-        [{"factor": f.name, "form": f.form, "derivative": f.derivative, "value": f.value, **({"note": f.note} if f.note else {})} for f in path.factors]
-        for path in p.paths
+        [{"factor": f.name, "form": f.form, "derivative": f.derivative, "values": [sample[i].factors[j].value for sample in p.per_sample],
+          **({"note": f.note} if f.note else {})} for j, f in enumerate(path.factors)]
+        for i, path in enumerate(p.per_sample[0])
     ]
 
 
@@ -37,31 +45,59 @@ def derivation_document(d: Derivation, params: Sequence[str] = ()) -> dict[str, 
         "source": spec.source,
         "form": "scalar" if d.small else "layer",
         "parameters": d.network.parameter_count,
-        "sample": {
-            "x": dict(zip(spec.inputs, map(float, d.values.x))),
-            "t": dict(zip(spec.targets, map(float, d.values.t))),
-            "seeded": d.values.seeded_sample,
-        },
+        **_samples(d),
         "optimizer": {"kind": spec.optimizer.kind, **dict(spec.optimizer.hyper),
                       **({"groups": [{"params": list(g.params), **dict(g.hyper)} for g in spec.optimizer.groups]} if spec.optimizer.groups else {})},
         "loss": d.loss,
     }
-    if d.small:
+    if d.small and d.batch:  # a unit's value on each sample
+        rows = [forward_lines(d, row)[:-1] for row in range(d.values.samples)]
+        document["forward"] = {line.name: [row[i].value for row in rows] for i, line in enumerate(rows[0])}
+    elif d.small:
         document["forward"] = {line.name: line.value for line in forward_lines(d) if line.name != naming.LOSS}
+    if d.small:
         document["gradients"] = {p.name: d.gradient(d.chains[p.name].param) for p in described}
         document["updated"] = {p.name: p.update.value for p in described}
     else:
         document["forward"] = {}
         for form, net, out in zip(d.layers, d.sample.nets, d.sample.outs[1:]):
-            document["forward"][form.net] = net[0].tolist()
-            document["forward"][form.out] = out[0].tolist()
+            document["forward"][form.net] = net.tolist() if d.batch else net[0].tolist()
+            document["forward"][form.out] = out.tolist() if d.batch else out[0].tolist()
         document["gradients"], document["updated"] = _matrices(d)
     document["closed_forms"] = {p.name: p.closed_form for p in described}
     if params:
         document["expanded_forms"] = {p.name: expanded_form(d, p.name) for p in described}
     document["chains"] = {p.name: _chain_json(p) for p in described}
     document["layers"] = [_layer_json(d, form) for form in d.layers]
+    if d.batch:
+        document["per_sample"] = _per_sample(d, described)
     return document
+
+
+def _samples(d: Derivation) -> dict[str, Any]:
+    """``sample`` (one) or ``samples`` and ``reduction`` (a batch)."""
+    spec = d.network.spec
+    rows = [{"x": dict(zip(spec.inputs, map(float, x))), "t": dict(zip(spec.targets, map(float, t)))} for x, t in zip(d.values.X, d.values.T)]
+    if not d.batch:
+        return {"sample": {**rows[0], "seeded": d.values.seeded_sample}}
+    return {"samples": rows, "reduction": spec.reduction}
+
+
+def _per_sample(d: Derivation, described: list[ParamText]) -> list[dict[str, Any]]:
+    """Each sample's own loss, forward pass and gradients (``loss`` and ``gradients`` at the top
+    are their mean or sum)."""
+    rows = []
+    for row in range(d.values.samples):
+        entry: dict[str, Any] = {"loss": d.sample_losses[row]}
+        if d.small:
+            entry["forward"] = {line.name: line.value for line in forward_lines(d, row)[:-1]}
+            entry["gradients"] = {p.name: p.sample_gradients[row] for p in described}
+        else:
+            run = d.numbers.run(d.values.W, d.values.b, d.values.X[row:row + 1], d.values.T[row:row + 1])
+            entry["forward"] = {k: v for form, net, out in zip(d.layers, run.nets, run.outs[1:]) for k, v in ((form.net, net[0].tolist()), (form.out, out[0].tolist()))}
+            entry["gradients"] = {k: v.tolist() for form, dW, db in zip(d.layers, run.dW, run.db) for k, v in ((form.weight, dW), (form.bias, db)) if v is not None}
+        rows.append(entry)
+    return rows
 
 
 def _matrices(d: Derivation) -> tuple[dict[str, Any], dict[str, Any]]:

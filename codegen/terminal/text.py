@@ -34,15 +34,24 @@ def network_summary(d: Derivation) -> str:
 
 
 def sample_summary(d: Derivation) -> str:
+    """The sample's inputs and targets; for a batch, a line per sample and the reduction."""
     spec = d.network.spec
-    pairs = [f"{n} = {number(v)}" for n, v in zip(spec.inputs, d.values.x)]
-    targets = [f"{n} = {number(v)}" for n, v in zip(spec.targets, d.values.t)]
+    seeded = f" (seeded: the spec has no sample; seed {spec.seed})" if d.values.seeded_sample else ""
+    rows = [_sample_pairs(spec, x, t) for x, t in zip(d.values.X, d.values.T)]
+    if not d.batch:
+        return f"Sample{seeded}: {rows[0]}"
+    lines = [f"Samples: a batch of {len(rows)}, E the {spec.reduction} of their losses"]
+    return "\n".join(lines + [f"  sample {k}: {row}" for k, row in enumerate(rows, start=1)])
+
+
+def _sample_pairs(spec, x, t) -> str:
+    pairs = [f"{n} = {number(v)}" for n, v in zip(spec.inputs, x)]
+    targets = [f"{n} = {number(v)}" for n, v in zip(spec.targets, t)]
     if len(pairs) > 6:
         pairs = pairs[:3] + ["..."] + pairs[-1:]
     if len(targets) > 6:
         targets = targets[:3] + ["..."] + targets[-1:]
-    seeded = f" (seeded: the spec has no sample; seed {spec.seed})" if d.values.seeded_sample else ""
-    return f"Sample{seeded}: {', '.join(pairs)}; {', '.join(targets)}"
+    return f"{', '.join(pairs)}; {', '.join(targets)}"
 
 
 def _line(line: Line, width: int) -> str:
@@ -51,6 +60,15 @@ def _line(line: Line, width: int) -> str:
 
 
 def render_forward(d: Derivation) -> list[str]:
+    if d.small and d.batch:
+        out = []
+        for row in range(d.values.samples):
+            lines = forward_lines(d, row)
+            width = max(len(line.name) for line in lines)
+            out += [f"Forward pass, sample {row + 1}"] + [_line(line, width) for line in lines] + [""]
+        terms = " + ".join(number(e) for e in d.sample_losses)
+        over = f"({terms})/{d.values.samples}" if d.network.spec.reduction == "mean" else terms
+        return out + [f"E = {d.network.spec.reduction} of the samples' losses = {over} = {number(d.loss)}"]
     if d.small:
         lines = forward_lines(d)
         width = max(len(line.name) for line in lines)
@@ -63,22 +81,44 @@ def render_forward(d: Derivation) -> list[str]:
     return out
 
 
-def render_param(p: ParamText) -> list[str]:
-    out = [f"{p.gradient_name}: {count(len(p.paths), 'path')}"]
-    if p.cut_note:
-        out.append(f"  ({p.cut_note})")
-    for i, path in enumerate(p.paths, start=1):
-        label = f"  path {i}: " if len(p.paths) > 1 else "  "
+def _signed(value: float) -> str:
+    return f"({number(value)})" if value < 0 else number(value)
+
+
+def _paths(paths: tuple, gradient_name: str, total: float, indent: str = "") -> list[str]:
+    """A chain's paths with forms and numbers, and their sum."""
+    out = []
+    for i, path in enumerate(paths, start=1):
+        label = f"{indent}  path {i}: " if len(paths) > 1 else f"{indent}  "
         out.append(f"{label}{path.names}")
-        indent = " " * (len(label) - 2)
-        out.append(f"  {indent}  = {path.forms}")
-        out.append(f"  {indent}  = {path.values} = {number(path.value)}")
+        pad = " " * (len(label) - 2)
+        out.append(f"  {pad}  = {path.forms}")
+        out.append(f"  {pad}  = {path.values} = {number(path.value)}")
         for factor in path.factors:
             if factor.note:
-                out.append(f"  {indent}  ({factor.name} = {factor.form}: {factor.note})")
-    if len(p.paths) > 1:
-        out.append(f"  {p.gradient_name} = " + " + ".join(f"({number(path.value)})" if path.value < 0 else number(path.value) for path in p.paths) + f" = {number(p.gradient)}")
-    out.append(f"  {p.gradient_name} = {p.closed_form}")
+                out.append(f"  {pad}  ({factor.name} = {factor.form}: {factor.note})")
+    if len(paths) > 1:
+        out.append(f"{indent}  {gradient_name} = " + " + ".join(_signed(path.value) for path in paths) + f" = {number(total)}")
+    return out
+
+
+def render_param(p: ParamText) -> list[str]:
+    paths = p.per_sample[0] if p.per_sample else p.paths
+    out = [f"{p.gradient_name}: {count(len(paths), 'path')}" + (f", on each of {count(len(p.per_sample), 'sample')}" if p.per_sample else "")]
+    if p.cut_note:
+        out.append(f"  ({p.cut_note})")
+    if not p.per_sample:
+        out += _paths(p.paths, p.gradient_name, p.gradient)
+    for k, (sample, value) in enumerate(zip(p.per_sample, p.sample_gradients), start=1):
+        out.append(f"  sample {k}:")
+        out += _paths(sample, f"dE_{k}/d{p.name}", value, "  ")
+        if len(sample) == 1:
+            out.append(f"    dE_{k}/d{p.name} = {number(value)}")
+    if p.per_sample:
+        terms = " + ".join(_signed(v) for v in p.sample_gradients)
+        over = f"({terms})/{len(p.sample_gradients)}" if p.reduction == "mean" else terms
+        out.append(f"  {p.gradient_name} = {p.reduction} over the samples = {over} = {number(p.gradient)}")
+    out.append(f"  dE_k/d{p.name} = {p.closed_form} (sample k's units)" if p.per_sample else f"  {p.gradient_name} = {p.closed_form}")
     update = p.update
     if p.frozen:
         out.append(f"  {update.name} = {number(update.value)} (frozen: not updated)")
@@ -117,7 +157,7 @@ def render_derivation(d: Derivation, params: Sequence[str] = ()) -> str:
         if params:
             expanded = expanded_form(d, name)
             shown = expanded or f"(more than {EXPANDED_MAX_NODES:,} terms written out: see the form in unit symbols above)"
-            out.append(f"  in inputs, targets and parameters: {shown}")
+            out.append(f"  in inputs, targets and parameters{' (dE_k, sample k)' if d.batch else ''}: {shown}")
         out.append("")
     if not d.small:
         out += render_gradient_summary(d) + [""]

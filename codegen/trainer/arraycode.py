@@ -285,10 +285,10 @@ class _ArrayPrinter:
             lines.append(Line(f"log({form.out}) = {form.net} - log-sum-exp of the row (kept by softmax): no log(0) where an output underflows",
                               f'log_out = np.subtract({form.net}, work["lse_{form.name}"], out={scratch})'))
         loss = self.d.network.spec.loss
-        comment = f"E = mean over the batch of the sum over outputs of {loss.formula or loss.name}"
+        comment = f"E = {self.program.reduction} over the batch of the sum over outputs of {loss.formula or loss.name}"
         sums = None if expr.has(LOG_ONE_MINUS_OUT) else self._loss_sums(expr, names, form)
         if sums is None:
-            lines.append(Line(comment, f"return float(({self._code(expr, names)}).sum()) / X.shape[0]"))
+            lines.append(Line(comment, f"return float(({self._code(expr, names)}).sum()){self._per_batch}"))
             return tuple(lines)
         for i, (pre, total) in enumerate(sums):
             lines.extend(Line(comment if (i == 0 and j == 0) else "", code) for j, code in enumerate(pre))
@@ -296,18 +296,24 @@ class _ArrayPrinter:
                 lines.append(Line(comment, f"E = {total}"))
             else:
                 lines.append(Line("", f"E {'=' if i == 0 else '+='} {total}"))
-        lines.append(Line("", "return float(E) / X.shape[0]"))
+        lines.append(Line("", f"return float(E){self._per_batch}"))
         return tuple(lines)
+
+    @property
+    def _per_batch(self) -> str:
+        """What the batch's summed loss is divided by: its rows, for the mean (PyTorch's
+        ``reduction``)."""
+        return " / X.shape[0]" if self.program.reduction == "mean" else ""
 
     def _cross_entropy(self, form, coefficient: sympy.Expr) -> tuple[Line, ...]:
         """-sum T*(net - lse) = sum of lse - sum T*net where every row of T sums to 1 (the
         trainer checks it)."""
         scale = "" if coefficient == -1 else f"{self._code(-coefficient)}*"
         lse, ones = f'work["lse_{form.name}"]', 'work["ones"]'
-        comment = (f"E = mean over the batch of -sum T*log({form.out}) = log-sum-exp of each row (kept by softmax) - sum T*{form.net}"
+        comment = (f"E = {self.program.reduction} over the batch of -sum T*log({form.out}) = log-sum-exp of each row (kept by softmax) - sum T*{form.net}"
                    " (each row of T sums to 1)")
         code = f"E = {scale}(np.vdot({ones}, {lse}) - np.vdot(T, {form.net}))" if scale else f"E = np.vdot({ones}, {lse}) - np.vdot(T, {form.net})"
-        return (Line(comment, code), Line("", "return float(E) / X.shape[0]"))
+        return (Line(comment, code), Line("", f"return float(E){self._per_batch}"))
 
     def _loss_sums(self, expr: sympy.Expr, names: dict, form) -> list[tuple[list[str], str]] | None:
         """The loss summed over the batch as dot products, term by term: ``c*t*u`` is

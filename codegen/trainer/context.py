@@ -84,6 +84,7 @@ class TrainerContext:
     kept_arrays: Py
     fold_lr: bool
     step_vector: Py
+    per_batch: Py
     inputs_count: int
     outputs_count: int
     targets_sum_to_one: bool
@@ -131,6 +132,7 @@ def build_trainer_context(d: Derivation, spec_path: str, out_dir: str, formulas:
         kept_arrays=py(", ".join(f"self.{name}" for name in ("theta",) + state) + ("," if not state else "")),
         fold_lr=_fold_lr(d),
         step_vector=py(_step_vector(d)),
+        per_batch=py(" / X.shape[0]" if d.program.reduction == "mean" else ""),
         inputs_count=len(spec.inputs),
         outputs_count=network.sizes[-1],
         targets_sum_to_one=targets_sum_to_one(d),
@@ -329,7 +331,7 @@ def _rule_lines(d: Derivation) -> Updates:
 #: The definitions of :mod:`~chainrule.codegen.trainer.runtime` every trainer holds (the helpers
 #: only where its code calls them).
 RUNTIME = ("_finite", "_finite_params", "Params", "forward", "loss", "gradients", "fit", "save", "load",
-           "_count", "load_data", "main")
+           "_count", "load_data", "_parser", "main")
 
 
 @functools.cache

@@ -59,7 +59,8 @@ def _summary(d: Derivation) -> tuple[str, ...]:
         units = d.network.units(form.index)
         shown = ", ".join(units[:4]) + (", ..." if form.size > 4 else "")
         lines.append(f"Layer {form.name}: {count(form.size, 'unit')} {shown}; {form.activation}; {bias}.")
-    lines.append(f"Loss: {spec.loss.formula or spec.loss.name} per sample, averaged over the batch.")
+    over = "averaged over" if spec.reduction == "mean" else "summed over"
+    lines.append(f"Loss: {spec.loss.formula or spec.loss.name} per sample, {over} the batch.")
     hyper = ", ".join(f"{k} = {v:g}" for k, v in dict(spec.optimizer.hyper).items())
     lines.append(f"Optimizer: {spec.optimizer.kind} ({hyper}).")
     for group in spec.optimizer.groups:
@@ -91,6 +92,7 @@ def constants(d: Derivation, spec_path: str, out_dir: str, slots: tuple[Line, ..
         *_sample(d),
         *string_constant("DATA", _data_path(spec, spec_path, out_dir) or None),
         Line("", f"DATA_COLUMNS = {literal(_columns(spec))}"),
+        Line("how a batch's per-sample losses make its loss (the spec's reduction, as PyTorch's)", f"REDUCTION = {literal(spec.reduction)}"),
         *extra,
     ]
     return tuple(lines)
@@ -126,9 +128,9 @@ def _sample(d: Derivation) -> tuple[Line, ...]:
     """The spec's sample: its numbers, or the seeded draw that gives them (inputs uniform in [0, 1),
     as chainrule draws them)."""
     spec = d.network.spec
-    targets = Line("", f"SAMPLE_T = {literal([[float(v) for v in d.values.t]])}")
+    targets = Line("", f"SAMPLE_T = {literal(d.values.T.tolist())}")
     if not d.values.seeded_sample:
-        return (Line("", f"SAMPLE_X = {literal([[float(v) for v in d.values.x]])}"), targets)
+        return (Line("", f"SAMPLE_X = {literal(d.values.X.tolist())}"), targets)
     draw = f"np.random.default_rng([{spec.seed}, 0]).uniform(0.0, 1.0, size=(1, {len(spec.inputs)}))"
     return (Line("the spec gives no sample: the seeded one chainrule draws", f"SAMPLE_X = {draw}"), targets)
 

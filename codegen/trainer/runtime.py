@@ -31,6 +31,7 @@ SAMPLE_X = [[0.0]]
 SAMPLE_T = [[0.0]]
 DATA = None
 DATA_COLUMNS = (None, None)
+REDUCTION = "mean"
 
 
 # -- a helper of the printed code, copied where the trainer's code calls it -----------------------
@@ -110,24 +111,24 @@ class Network:
         return Y[0].copy() if one else Y.copy()
 
     def loss(self, X, T):
-        """The loss averaged over the batch."""
+        """The loss of the batch: the mean (or, as the spec says, the sum) of its samples'."""
         X, T = self._inputs(X, T)
         work = self._workspace(X.shape[0])
         return self._loss(X, T, work, self._forward(X, work))
 
     def gradients(self, X, T):
-        """dE/dtheta of the batch-mean loss: a dict with the keys of ``params``."""
+        """dE/dtheta of the batch's loss (``loss``): a dict with the keys of ``params``."""
         X, T = self._inputs(X, T)
         work = self._workspace(X.shape[0])
         outs = self._forward(X, work)
-        self._backward(X, T, 1.0 / X.shape[0], work, outs)
+        self._backward(X, T, 1.0 / X.shape[0] if REDUCTION == "mean" else 1.0, work, outs)
         return {name: g.copy() for name, g in work["grads"].items()}
 
     def fit(self, X, T, epochs=1, batch_size=32, seed=0, verbose=False, validation=None):
-        """Mini-batch training, shuffled by a generator seeded with ``seed``; returns the mean
-        loss of each epoch. With ``validation=(X_held, T_held)`` and ``verbose``, each epoch's
-        line adds the held-out loss (and accuracy). Raises FloatingPointError the moment a loss
-        is not finite."""
+        """Mini-batch training, shuffled by a generator seeded with ``seed``; returns the loss of
+        each epoch (its steps' losses: the mean per sample or, as the spec says, their sum). With
+        ``validation=(X_held, T_held)`` and ``verbose``, each epoch's line adds the held-out loss
+        (and accuracy). Raises FloatingPointError the moment a loss is not finite."""
         for name, value, least in (("epochs", epochs, 0), ("batch_size", batch_size, 1)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
                 raise ValueError(f"{name}: expected an integer of at least {least}, got {value!r}")
@@ -152,8 +153,8 @@ class Network:
                         f"{error} at epoch {epoch}, step {number}: "
                         "lower the rate or scale the inputs"
                     ) from None
-                total += E * len(batch)
-            history.append(total / X.shape[0])
+                total += E * len(batch) if REDUCTION == "mean" else E
+            history.append(total / X.shape[0] if REDUCTION == "mean" else total)
             if verbose:  # evaluate's numbers belong together: both after the epoch
                 after = ", ".join(
                     f"{key} {value:.6g}" for key, value in self.evaluate(X, T).items()
@@ -229,8 +230,8 @@ def load_data(path, inputs=None, targets=None):
     return table[:, [header.index(n) for n in inputs]], table[:, [header.index(n) for n in targets]]
 
 
-def main(argv=None):
-    """Train on the spec's sample or data (or on ``--data``) and print the loss before and after."""
+def _parser():
+    """The trainer's command line."""
     parser = argparse.ArgumentParser(description="Train the network and print the loss.")
     parser.add_argument(
         "--data", help="a .csv (header row) or .npz (X, T) file; default: the spec's"
@@ -249,6 +250,12 @@ def main(argv=None):
     )
     parser.add_argument("--save", metavar="PATH", help="save the trained parameters (.npz)")
     parser.add_argument("--verbose", action="store_true")
+    return parser
+
+
+def main(argv=None):
+    """Train on the spec's sample or data (or on ``--data``) and print the loss before and after."""
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.epochs < 0 or args.batch_size < 1:
         parser.error("--epochs must be at least 0 and --batch-size at least 1")

@@ -91,6 +91,7 @@ class Verifier:
     """Judges claims about one derivation; see the module docstring."""
 
     def __init__(self, derivation: Derivation) -> None:
+        derivation.one_sample("verify")
         self.d = derivation
         self.network = derivation.network
         self.names = ClaimNames(self.network)
@@ -116,7 +117,7 @@ class Verifier:
             W = tuple(rng.uniform(-1, 1, w.shape) for w in self.d.values.W)
             b = tuple(None if v is None else rng.uniform(-1, 1, v.shape) for v in self.d.values.b)
             x, t, _ = seeded_sample(self.network, rng)
-            values = Values(W, b, x, t, True)
+            values = Values(W, b, x[np.newaxis, :], t[np.newaxis, :], True)
             envs.append(_Env(PointValues(self.network, values, gradients_of(self.d.numbers, values))))
         return envs
 

@@ -39,7 +39,7 @@ def layer_program(network: Network, forms: tuple[LayerForm, ...]) -> Program:
         if form.index > 1:
             below = forms[form.index - 2]
             statements += kind_of(below).hidden_delta(below, form, targets)
-    return Program(tuple(statements), _vectors(network, forms, statements), inputs, targets, tuple(network.sizes))
+    return Program(tuple(statements), _vectors(network, forms, statements), inputs, targets, tuple(network.sizes), network.spec.reduction)
 
 
 def _previous(network: Network, form: LayerForm) -> str:
