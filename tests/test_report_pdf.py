@@ -37,6 +37,18 @@ def test_only_the_tex_and_the_pdf_are_written(mazur_pdf: Path) -> None:
     assert sorted(p.name for p in mazur_pdf.parent.iterdir()) == ["mazur.pdf", "mazur.tex"]
 
 
+def test_pdf_and_html_together_write_all_three_and_a_failing_compile_none(tmp_path: Path, monkeypatch, capsys) -> None:
+    out = tmp_path / "out"
+    assert main(["report", str(ROOT / "examples/mazur.yaml"), "-o", str(out), "--pdf", "--html"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["mazur.html", "mazur.pdf", "mazur.tex"]
+    assert capsys.readouterr().out == "".join(f"wrote {out / n}\n" for n in ("mazur.pdf", "mazur.html", "mazur.tex"))
+    import chainrule.codegen.report.writer as report
+
+    monkeypatch.setattr(report, "render_tex_context", lambda context: MINIMAL % "\\undefinedmacro")
+    assert main(["report", str(ROOT / "examples/mazur.yaml"), "-o", str(tmp_path / "none"), "--pdf", "--html"]) == 2
+    assert not (tmp_path / "none").exists()
+
+
 def test_the_pdf_holds_the_published_figures(mazur_pdf: Path) -> None:
     text = subprocess.run(["pdftotext", "-layout", str(mazur_pdf), "-"], capture_output=True, text=True, check=True).stdout
     for figure in ("0.298371109", "0.593269992", "0.75136507", "0.0821670406", "0.35891648", "0.149780716"):
