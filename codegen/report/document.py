@@ -146,15 +146,19 @@ class Expr(Math):
         self.expr, self.names, self.vectors, self.last = expr, dict(names or {}), vectors, tuple(last)
 
     def _print_tex(self) -> str:
-        names = tuple(sorted((k, v.tex()) for k, v in self.names.items() if k in self._symbols()))
+        names = tuple(sorted((k, v.tex()) for k, v in self._used().items()))
         return _math_tex(self.expr, names, self.vectors, self.last)
 
     def mathml(self) -> str:
-        names = tuple(sorted((k, one(v)) for k, v in self.names.items() if k in self._symbols()))
+        names = tuple(sorted((k, one(v)) for k, v in self._used().items()))
         return _math_mathml(self.expr, names, self.vectors, self.last)
 
-    def _symbols(self) -> frozenset[str]:
-        return frozenset(s.name for s in self.expr.free_symbols) if self.names else frozenset()
+    def _used(self) -> dict[str, Math]:
+        """The names of symbols the expression holds (the cache key leaves the others out)."""
+        if not self.names:
+            return self.names
+        held = {s.name for s in self.expr.free_symbols}
+        return {k: v for k, v in self.names.items() if k in held}
 
     def with_expr(self, expr: sympy.Expr) -> "Expr":
         """The same settings for another expression (a term or factor of this one)."""

@@ -261,7 +261,7 @@ class ReportMathML(MathMLPresentationPrinter):
             if rest.is_Pow and rest.exp.is_extended_negative:
                 return self._element("mfrac", None, self._placeholder(decimal_mathml(coefficient) or ""), self._print(1 / rest))
             return self._element("mrow", None, self._placeholder(decimal_mathml(coefficient) or ""), self._element("mo", "·"), self.parenthesize(rest, PRECEDENCE["Mul"]))
-        if not (expr.is_Mul and expr.free_symbols & late):
+        if not (late and expr.is_Mul and expr.free_symbols & late):
             return self._plain_mul(expr)
         if expr.could_extract_minus_sign():
             return self._element("mrow", None, self._element("mo", "−"), self._print(-expr))
