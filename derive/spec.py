@@ -169,6 +169,12 @@ LAYER_KEYS = ("name", "units", "activation", "bias", "weights", "biases", "weigh
 DEFAULT_OPTIMIZER = {"kind": "sgd", "lr": 0.1}
 
 
+def one_line(text: str) -> str:
+    """A formula's text as it is shown (summaries, comments, reports): every run of white space,
+    line breaks included, one space (``x\n*2`` is ``x *2``, as a YAML block may fold it)."""
+    return " ".join(text.split())
+
+
 def parse_spec(text: str, source: str, fmt: str) -> Spec:
     """Validate spec text into a :class:`Spec`.
 
@@ -409,7 +415,8 @@ class _Reader:
             return ActivationSpec(value, self.activation_params(value, {}, path))
         if isinstance(value, dict) and "formula" in value:
             self.mapping(value, path, ("formula",))
-            return ActivationSpec("formula", (), value["formula"], self.formula(value["formula"], f"{path}.formula", {"x": X}, X))
+            expr = self.formula(value["formula"], f"{path}.formula", {"x": X}, X)
+            return ActivationSpec("formula", (), one_line(value["formula"]), expr)
         if isinstance(value, dict) and "name" in value:
             kind = self.choice(value["name"], f"{path}.name", list(ACTIVATIONS), "activation")
             self.mapping(value, path, ("name",) + tuple(ACTIVATIONS[kind].params))
@@ -457,7 +464,7 @@ class _Reader:
         if isinstance(value, dict):
             self.mapping(value, "loss", ("formula",), ("formula",))
             expr = self.formula(value["formula"], "loss.formula", {"y": Y, "t": T}, Y)
-            return LossSpec("formula", value["formula"], expr)
+            return LossSpec("formula", one_line(value["formula"]), expr)
         name = self.choice(value, "loss", list(LOSSES), "loss")
         definition = LOSSES[name]
         activation = output.activation

@@ -76,6 +76,16 @@ def _finite(E):
         raise FloatingPointError(f"the loss became {E}")
 
 
+def _finite_data(name, data):
+    """Raises ValueError naming ``name`` (X or T) where a value is inf or nan: inf*0 and nan*0 are
+    nan, so one matrix-vector product finds it."""
+    with np.errstate(invalid="ignore"):
+        rows = np.dot(data, np.zeros(data.shape[1], dtype=data.dtype))
+    if not math.isfinite(np.sum(rows)):
+        row = int(np.argmin(np.isfinite(data).all(axis=1)))
+        raise ValueError(f"{name}: row {row} (from 0) holds a value that is not a finite number")
+
+
 def _finite_params(theta, zeros):
     """The same where a parameter is inf or nan (inf*0 and nan*0 are nan: one dot product)."""
     with np.errstate(invalid="ignore"):
@@ -172,11 +182,13 @@ class Network:
         if X.ndim != 2 or X.shape[1] != 4 or X.shape[0] == 0:
             shape = list(X.shape)
             raise ValueError(f"X: expected shape [batch, 4] with at least one row, got {shape}")
+        _finite_data("X", X)
         if T is None:
             return X
         T = np.asarray(T, dtype=self.dtype)
         if T.shape != (X.shape[0], 3):
             raise ValueError(f"T: expected shape [{X.shape[0]}, 3], got {list(T.shape)}")
+        _finite_data("T", T)
         # delta_o = out_o - T only where each row of T sums to 1: other targets would train on wrong
         #   gradients
         excess = np.dot(T, self._ones_out)
@@ -320,12 +332,6 @@ class Network:
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
                 raise ValueError(f"{name}: expected an integer of at least {least}, got {value!r}")
         X, T = self._inputs(X, T)
-        for name, data in (("X", X), ("T", T)):
-            if not np.isfinite(data).all():
-                row = int(np.argmin(np.isfinite(data).all(axis=1)))
-                raise ValueError(
-                    f"{name}: row {row} (from 0) holds a value that is not a finite number"
-                )
         order = np.random.default_rng(seed)
         history = []
         for epoch in range(1, epochs + 1):

@@ -239,15 +239,18 @@ def test_a_loss_that_turns_infinite_names_the_epoch_and_step(generated_modules) 
 
 @pytest.mark.parametrize("name", ["mazur", "xor"], ids=["one-sample float code", "array code"])
 def test_a_step_on_a_loss_that_is_not_finite_is_not_taken(name: str, generated_modules) -> None:
+    # data that is not finite is refused before any step (ValueError naming X): here a parameter
+    # is nan, so the loss is
     module = generated_modules[name]
     net = module.Network()
+    net.params["W1"][0, 0] = np.nan
     before, X, T = net.theta.copy(), np.array(module.SAMPLE_X), np.array(module.SAMPLE_T)
-    X[0, 0] = np.nan
     with pytest.raises(FloatingPointError, match="the loss became nan"), np.errstate(all="ignore"):
         net.step(X, T)
-    assert np.array_equal(net.theta, before) and net.steps == 0
+    assert np.array_equal(net.theta, before, equal_nan=True) and net.steps == 0
+    X[0, 0] = np.nan
     with pytest.raises(ValueError, match=r"X: row 0 \(from 0\) holds a value that is not a finite number"):
-        net.fit(X, T)
+        net.step(X, T)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -280,8 +283,10 @@ def test_softmax_cross_entropy_refuses_targets_that_do_not_sum_to_1(bad, generat
     T = np.eye(3)[[0, 1, 2, 0]]
     T[2] = bad
     before = net.theta.copy()
+    # a row holding nan is refused for that first (it sums to nan)
+    why = "holds a value that is not a finite number" if np.isnan(bad).any() else "sums to .*needs each row of targets to sum to 1"
     for call in (net.loss, net.gradients, net.step, net.evaluate, net.fit):
-        with pytest.raises(ValueError, match=r"^T: row 2 \(from 0\) sums to .*needs each row of targets to sum to 1"):
+        with pytest.raises(ValueError, match=rf"^T: row 2 \(from 0\) {why}"):
             call(X, T)
     np.testing.assert_array_equal(net.theta, before)
 
@@ -656,3 +661,28 @@ def test_predict_takes_one_sample():
     one = net.predict([0.05, 0.1])
     assert one.shape == (2,) and np.array_equal(one, net.predict([[0.05, 0.1]])[0])
     assert one[0] == pytest.approx(0.75136507, abs=5e-9)  # out_o1 of the worked example
+
+
+@pytest.mark.parametrize("method", ["loss", "gradients", "step", "predict"])
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_a_value_that_is_not_finite_is_refused_naming_its_argument(method, bad):
+    """inf or nan in X (or T) is a ValueError naming it and its row, from every method, where it
+    gave a finite loss (sigmoid(inf) = 1) or nan numbers; the parameters are unchanged."""
+    net = import_file(GENERATED / "mazur.py").Network()
+    before = net.theta.copy()
+    X, T = np.array([[0.05, 0.1], [0.2, bad]]), np.array([[0.01, 0.99], [0.5, 0.5]])
+    call = {"predict": lambda: net.predict(X)}.get(method, lambda: getattr(net, method)(X, T))
+    with pytest.raises(ValueError, match=r"^X: row 1 \(from 0\) holds a value that is not a finite number$"):
+        call()
+    if method != "predict":
+        with pytest.raises(ValueError, match=r"^T: row 0 \(from 0\)"):
+            getattr(net, method)(X[:1], np.array([[bad, 0.5]]))
+    assert np.array_equal(net.theta, before)
+
+
+def test_a_data_file_with_nan_is_one_line(tmp_path):
+    data = tmp_path / "n.csv"
+    data.write_text("i1,i2,t1,t2\n0.1,0.2,0.3,0.4\n0.5,nan,0.1,0.2\n")
+    result = subprocess.run([sys.executable, str(GENERATED / "mazur.py"), "--data", str(data)], capture_output=True, text=True)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [f"mazur.py: error: {data}: X: row 1 (from 0) holds a value that is not a finite number"]

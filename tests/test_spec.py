@@ -274,3 +274,14 @@ def test_spec_is_frozen() -> None:
     with pytest.raises(AttributeError):
         spec.name = "other"  # type: ignore[misc]
     assert hash(spec.layers[0]) == hash(spec.layers[0])
+
+
+def test_a_formula_over_several_lines_is_shown_on_one():
+    """A formula's line breaks (a YAML block) are white space: summaries, comments and the
+    architecture line show it on one line."""
+    from chainrule.derive.spec import spec_from_data
+
+    spec = spec_from_data({"name": "nl", "inputs": 1, "layers": [{"name": "h", "units": 1, "activation": {"formula": "x\n*2"}},
+                                                                  {"name": "o", "units": 1, "activation": "sigmoid"}],
+                           "loss": {"formula": "(y -\n\tt)**2"}}, "nl.yaml")
+    assert spec.layers[0].activation.formula == "x *2" and spec.loss.formula == "(y - t)**2"

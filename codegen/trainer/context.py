@@ -330,7 +330,7 @@ def _rule_lines(d: Derivation) -> Updates:
 
 #: The definitions of :mod:`~chainrule.codegen.trainer.runtime` every trainer holds (the helpers
 #: only where its code calls them).
-RUNTIME = ("_finite", "_finite_params", "Params", "forward", "loss", "gradients", "fit", "save", "load",
+RUNTIME = ("_finite", "_finite_data", "_finite_params", "Params", "forward", "loss", "gradients", "fit", "save", "load",
            "_count", "load_data", "_parser", "main")
 
 
