@@ -56,12 +56,14 @@ def _finite(E):
 
 
 def _finite_data(name, data):
-    """Raises ValueError naming ``name`` (X or T) where a value is inf or nan: inf*0 and nan*0 are
-    nan, so one matrix-vector product finds it."""
-    with np.errstate(invalid="ignore"):
-        rows = np.dot(data, np.zeros(data.shape[1], dtype=data.dtype))
-    if not math.isfinite(np.sum(rows)):
-        row = int(np.argmin(np.isfinite(data).all(axis=1)))
+    """Raises ValueError naming ``name`` (X or T) where a value is inf or nan. The sum of squares
+    (one product) is finite where every value is; only where it is not (or a value is too large
+    to square) are the values looked at one by one."""
+    if math.isfinite(np.vdot(data, data)):
+        return
+    finite = np.isfinite(data).all(axis=1)
+    if not finite.all():
+        row = int(np.argmin(finite))
         raise ValueError(f"{name}: row {row} (from 0) holds a value that is not a finite number")
 
 

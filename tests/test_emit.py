@@ -686,3 +686,10 @@ def test_a_data_file_with_nan_is_one_line(tmp_path):
     result = subprocess.run([sys.executable, str(GENERATED / "mazur.py"), "--data", str(data)], capture_output=True, text=True)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip().splitlines() == [f"mazur.py: error: {data}: X: row 1 (from 0) holds a value that is not a finite number"]
+
+
+def test_values_too_large_to_square_are_finite_and_taken():
+    """The finiteness check squares the data first: 1e200 overflows that, and is looked at again
+    value by value rather than refused."""
+    net = import_file(GENERATED / "mazur.py").Network()
+    assert np.isfinite(net.loss([[1e200, -1e250]], [[0.1, 0.2]]))
