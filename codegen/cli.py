@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     report_cmd.add_argument("--pdf", action="store_true", help="also compile NAME.pdf with pdflatex")
     report_cmd.add_argument("--html", action="store_true", help="also write NAME.html: one self-contained page, math as MathML, no TeX needed")
     report_cmd.add_argument("--param", action="append", default=[], metavar="NAME", help="show this parameter's chain (repeatable); big networks default to one weight per layer")
+    report_cmd.add_argument("--steps", type=int, default=None, metavar="N", help="add a table of the loss (and the first four --param parameters) after each of N optimizer steps")
     verify_cmd = commands.add_parser("verify", allow_abbrev=False, help="judge hand calculations in claims files; exit 1 when some are wrong")
     verify_cmd.add_argument("spec", help="the network spec")
     verify_cmd.add_argument("claims", nargs="+", metavar="CLAIMS", help="claims files (.yaml, .yml, .toml or .json)")
@@ -83,7 +84,7 @@ def run(argv: Sequence[str]) -> int:
     if args.command == "report":
         from chainrule.codegen.report.writer import write_report  # imported here: the other commands never pay for it
 
-        for path in write_report(spec, args.spec, args.output, pdf=args.pdf, params=args.param, html=args.html):
+        for path in write_report(spec, args.spec, args.output, pdf=args.pdf, params=args.param, html=args.html, steps=args.steps):
             print(f"wrote {path}")
         return 0
     if args.command == "verify":

@@ -148,3 +148,19 @@ def test_too_many_numbers(capsys):
     assert main(["derive", spec, "--steps", "1000"]) == 2
     err = capsys.readouterr().err
     assert f"at most {MAX_RECORDED:,}" in err and len(err.splitlines()) == 1
+
+
+def test_report_steps_table(tmp_path, capsys):
+    """report --steps N: a table of E and the first --param parameters after each step, in the
+    .tex and the HTML page alike (the same numbers as derive --steps)."""
+    assert main(["report", str(MAZUR), "-o", str(tmp_path), "--html", "--steps", "30", "--param", "w5"]) == 0
+    page = (tmp_path / "mazur.html").read_text()
+    assert "Training: the loss step by step" in page and page.count("<td>...</td>") == 1
+    for number in ("0.285750887", "0.35891648", "0.0646169257"):  # E and w5 after step 1; E after step 30
+        assert number in page
+    assert main(["report", str(MAZUR), "-o", str(tmp_path), "--steps", "2"]) == 0
+    tex = (tmp_path / "mazur.tex").read_text()
+    assert r"\section*{Training: the loss step by step}" in tex and "0.272797264" in tex
+    capsys.readouterr()
+    assert main(["report", str(MAZUR), "-o", str(tmp_path / "none"), "--steps", "-1"]) == 2
+    assert not (tmp_path / "none").exists() and "--steps: expected a number of steps of at least 0" in capsys.readouterr().err

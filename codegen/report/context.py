@@ -84,13 +84,48 @@ class ReportContext:
     params: tuple[ParamSection, ...]
     layer_intro: Prose
     layer_form: tuple[Display, ...]
+    training: "Training | None" = None
+
+
+@dataclass(frozen=True)
+class Training:
+    """``report --steps N``: the loss (and the asked-for parameters) after steps 0, 1, ..., N
+    (every step up to 20, else 0-10, each power of ten and the last), a row per step."""
+
+    intro: Prose
+    header: tuple[Prose, ...]
+    rows: tuple[tuple[Prose, ...], ...]
+
+
+#: At most this many parameters get a column in the steps table (the page's width).
+STEP_COLUMNS = 4
+
+
+def training(d: Derivation, steps, params: Sequence[str]) -> Training:
+    """The steps table of ``steps`` (:class:`~chainrule.codegen.steps.Steps`), with a column
+    for each of the first :data:`STEP_COLUMNS` names in ``params``."""
+    from chainrule.codegen.terminal.text import shown_steps  # the same rows as derive --steps
+
+    spec = d.network.spec
+    names = list(params)[:STEP_COLUMNS]
+    columns = [steps.names.index(name) for name in names]
+    header = (Prose("step"), Prose(E), *(Prose(Name(n)) for n in names))
+    rows, previous = [], -1
+    for k in shown_steps(steps.count):
+        if k != previous + 1:  # steps left out
+            rows.append((Prose("..."),) + (Prose(),) * (len(header) - 1))
+        rows.append((Prose(str(k)), Prose(Num(steps.losses[k])), *(Prose(Num(steps.theta[k, c])) for c in columns)))
+        previous = k
+    intro = Prose(f"{count(steps.count, 'step')} of {spec.optimizer.kind} on the sample, taken by the emitted trainer in float64 "
+                  f"(row 0 is the network before any step; row 1 its parameters after the one step shown above).")
+    return Training(intro, header, tuple(rows))
 
 
 # ---------------------------------------------------------------------------------------------
 # The whole report
 
 
-def build_report_context(d: Derivation, spec_path: str, params: Sequence[str] = ()) -> ReportContext:
+def build_report_context(d: Derivation, spec_path: str, params: Sequence[str] = (), steps=None) -> ReportContext:
     """The report of ``d``.
 
     Args:
@@ -98,6 +133,8 @@ def build_report_context(d: Derivation, spec_path: str, params: Sequence[str] = 
         spec_path: the spec file (only its name is written).
         params: parameters whose chains are shown; a small network shows all of them by default,
             a big one the weight with the largest gradient in each layer.
+        steps: ``report --steps N``'s :class:`~chainrule.codegen.steps.Steps`, shown as a table
+            (with a column for each of the first ``params``), or None.
 
     Raises:
         ChainruleError: an unknown or repeated ``--param`` name, or too many of them.
@@ -129,6 +166,7 @@ def build_report_context(d: Derivation, spec_path: str, params: Sequence[str] = 
             Tok(r"\mathbf{a}^{\top}", '<msup><mi class="bf" mathvariant="normal">a</mi><mo>⊤</mo></msup>'), " a transpose."
         ),
         layer_form=layer_displays(d),
+        training=None if steps is None else training(d, steps, params),
     )
 
 

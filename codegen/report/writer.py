@@ -63,7 +63,8 @@ def render_html(d: Derivation, spec_path: str, params: Sequence[str] = ()) -> st
     return render_html_context(build_report_context(d, spec_path, params))
 
 
-def write_report(spec: Spec, spec_path: str, out_dir: str, pdf: bool = False, params: Sequence[str] = (), html: bool = False) -> list[Path]:
+def write_report(spec: Spec, spec_path: str, out_dir: str, pdf: bool = False, params: Sequence[str] = (), html: bool = False,
+                 steps: int | None = None) -> list[Path]:
     """Write the report into ``out_dir``: ``NAME.tex``; with ``pdf`` also ``NAME.pdf``; with
     ``html`` the page ``NAME.html`` instead of the ``.tex`` (both, and the PDF, with ``pdf`` and
     ``html``). Returns the paths written, in the order written (the PDF first), printing
@@ -77,6 +78,8 @@ def write_report(spec: Spec, spec_path: str, out_dir: str, pdf: bool = False, pa
         params: parameters whose chains are shown (``--param``); by default every parameter of
             a small network, the largest-gradient weight of each layer of a big one.
         html: write the self-contained HTML page (MathML, inline SVG; no TeX needed).
+        steps: ``--steps N``: a table of the loss (and the first ``params``) after each of N
+            optimizer steps on the sample, taken by the emitted trainer.
 
     Raises:
         ChainruleError: bad ``--param`` names; ``out_dir`` is not a directory; no TeX (with
@@ -87,7 +90,14 @@ def write_report(spec: Spec, spec_path: str, out_dir: str, pdf: bool = False, pa
         raise ChainruleError(out_dir, "-o", "expected a directory")
     if pdf:
         compiler()  # before any work: a machine without TeX hears it at once
-    context = build_report_context(derive(spec, params), spec_path, params)
+    d = derive(spec, params)
+    d.one_sample("report")
+    trained = None
+    if steps is not None:
+        from chainrule.codegen.steps import follow_steps  # the trainer loads only when asked for
+
+        trained = follow_steps(d, steps, spec_path)
+    context = build_report_context(d, spec_path, params, trained)
     pages: list[tuple[Path, str]] = []
     if html:
         from chainrule.codegen.report.htmlpage import render_html_context  # the MathML printer loads only when asked for
