@@ -16,19 +16,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Iterator, Mapping
+from typing import Mapping
 
 import sympy
 
 from chainrule.derive import naming
+from chainrule.derive.graph import LOSS, Graph, Node
 from chainrule.derive.layers import LayerForm
 from chainrule.derive.network import Network, ParamRef, real_symbol
 from chainrule.derive.registry import T, X, Y, softmax_in_output, to_step_form
 
 PATH_CAP = 16
-
-# A node of the network's graph: ("E",), ("out", layer, row), ("net", layer, row) or ("param",).
-Node = tuple
 
 
 @dataclass(frozen=True)
@@ -76,14 +74,19 @@ class ParamChain:
 
 
 class ChainRule:
-    """Builds :class:`ParamChain` values for one network; local factors are derived once each."""
+    """Builds :class:`ParamChain` values for one network; local factors are derived once each.
 
-    def __init__(self, network: Network, forms: tuple[LayerForm, ...]) -> None:
+    Its paths are the network's graph's (:class:`~chainrule.derive.graph.Graph`), but for one
+    step: where the loss's output delta simplifies (:attr:`fused`), E is differentiated straight
+    to the output nets, so a path runs E -> net_o rather than E -> out -> net_o.
+    """
+
+    def __init__(self, network: Network, forms: tuple[LayerForm, ...], graph: Graph | None = None) -> None:
         self.network = network
         self.forms = forms
+        self.graph = graph if graph is not None else Graph(network)
         self._factors: dict[tuple[Node, Node], Factor] = {}
-
-    # -- the graph ---------------------------------------------------------------------------
+        self._unit_gradients: dict[Node, sympy.Expr] = {}
 
     @cached_property
     def fused(self) -> bool:
@@ -92,61 +95,31 @@ class ChainRule:
         output = self.forms[-1].output
         return output is not None and output.simplified
 
-    def symbol(self, node: Node, ref: ParamRef | None = None) -> sympy.Symbol:
-        if node[0] == "E":
-            return self.network.loss_symbol
-        if node[0] == "param":
-            assert ref is not None
-            return real_symbol(ref.name)
-        return self.network.net(node[1], node[2]) if node[0] == "net" else self.network.out(node[1], node[2])
+    def symbol(self, node: Node) -> sympy.Symbol:
+        return self.graph.symbol(node)
 
-    def children(self, node: Node, ref: ParamRef) -> Iterator[Node]:
-        """The nodes ``node`` depends on directly that depend on the parameter ``ref``."""
-        net = self.network
-        if node[0] == "E":
-            kind = "net" if self.fused else "out"
-            candidates = [(kind, net.depth, k) for k in range(net.sizes[-1])]
-        elif node[0] == "out":
-            rows = range(net.sizes[node[1]]) if net.is_softmax(node[1]) else [node[2]]
-            candidates = [("net", node[1], j) for j in rows]
-        elif node[1] == ref.layer:
-            candidates = [("param",)]
-        else:
-            candidates = [("out", node[1] - 1, j) for j in range(net.sizes[node[1] - 1])]
-        return (c for c in candidates if self.depends(c, ref))
-
-    def depends(self, node: Node, ref: ParamRef) -> bool:
-        if node[0] in ("E", "param"):
-            return True
-        layer = node[1]
-        if layer < ref.layer or (node[0] == "out" and layer == 0):
-            return False
-        if layer > ref.layer:
-            return True
-        if node[0] == "out" and self.network.is_softmax(layer):
-            return True
-        shared = not ref.is_weight and self.network.spec.layers[layer - 1].bias.value == "shared"
-        return shared or node[2] == ref.row
-
-    def count(self, node: Node, ref: ParamRef, memo: dict[Node, int]) -> int:
-        if node[0] == "param":
-            return 1
-        if node not in memo:
-            memo[node] = sum(self.count(c, ref, memo) for c in self.children(node, ref))
-        return memo[node]
+    def _below_loss(self, param: Node) -> list[Node]:
+        """The nodes a path from E to ``param`` takes first: the outputs, or the output nets where
+        :attr:`fused`."""
+        graph = self.graph
+        first = graph.children_through(LOSS) if self.fused else graph.unit_children(LOSS)
+        return [c for c in first if graph.count(c, param)]
 
     # -- factors -----------------------------------------------------------------------------
 
-    def factor(self, of: Node, wrt: Node, ref: ParamRef | None = None) -> Factor:
-        """d(of)/d(wrt), derived once per edge (``ref`` names the parameter when wrt is one)."""
-        key = (of, wrt if ref is None else ("param", ref.name))
-        if key not in self._factors:
-            self._factors[key] = self._derive_factor(of, wrt, ref)
-        return self._factors[key]
+    def factor(self, of: Node, wrt: Node) -> Factor:
+        """d(of)/d(wrt) on an edge of the graph, derived once per edge."""
+        if (of, wrt) not in self._factors:
+            self._factors[(of, wrt)] = self._derive_factor(of, wrt)
+        return self._factors[(of, wrt)]
 
-    def _derive_factor(self, of: Node, wrt: Node, ref: ParamRef | None) -> Factor:
+    def local(self, above: Node, below: Node) -> sympy.Expr:
+        """The human form of the local derivative on an edge."""
+        return self.factor(above, below).human
+
+    def _derive_factor(self, of: Node, wrt: Node) -> Factor:
         net = self.network
-        of_symbol, wrt_symbol = self.symbol(of, ref), self.symbol(wrt, ref)
+        of_symbol, wrt_symbol = self.symbol(of), self.symbol(wrt)
         if of[0] == "E" and wrt[0] == "net":
             return self._fused_factor(of_symbol, wrt)
         if of[0] == "E":
@@ -183,8 +156,7 @@ class ChainRule:
         suite proves it).
         """
         net, L, k = self.network, wrt[1], wrt[2]
-        outs = range(net.sizes[L]) if net.is_softmax(L) else [k]
-        pieces = [self.factor(("E",), ("out", L, j)).human * self._activation_human(("out", L, j), wrt, sympy.S.Zero) for j in outs]
+        pieces = [self.factor(LOSS, out).human * self._activation_human(out, wrt, sympy.S.Zero) for out in self.graph.readers(wrt)]
         output = self.forms[-1].output
         assert output is not None and output.closed is not None
         human = output.closed.xreplace({Y: net.out(L, k), T: net.target(k)})
@@ -204,36 +176,40 @@ class ChainRule:
 
     def chain(self, ref: ParamRef) -> ParamChain:
         """The paths from E to ``ref`` and ``dE/dθ`` as their sum."""
-        memo: dict[Node, int] = {}
+        graph, param = self.graph, ("param", ref.name)
+        first = self._below_loss(param)
+        total = sum(graph.count(c, param) for c in first)
         cut_layer = None
-        starts: list[tuple[Factor | None, Node]] = [(None, ("E",))]
-        total = self.count(("E",), ref, memo)
-        if total > PATH_CAP:
-            cut_layer = self._cut_layer(ref, memo)
-            nodes = [("net", cut_layer, k) for k in range(self.network.sizes[cut_layer])]
-            starts = [(self.delta_factor(n), n) for n in nodes if self.depends(n, ref)]
-        paths: list[Path] = []
-        for first, node in starts:
-            head = (first,) if first is not None else ()
-            paths.extend(Path(head + tail) for tail in self._paths(node, ref))
+        if total <= PATH_CAP:
+            walks = [(None, (LOSS,) + tail) for c in first for tail in graph.walk(c, param)]
+        else:
+            cut_layer = self._cut_layer(ref, param)
+            nets = [("net", cut_layer, k) for k in range(self.network.sizes[cut_layer])]
+            walks = [(self.delta_factor(n), tail) for n in nets if graph.count(n, param) for tail in graph.walk(n, param)]
+        paths = []
+        for head, nodes in walks:
+            factors = tuple(self.factor(a, b) for a, b in zip(nodes, nodes[1:]))
+            paths.append(Path(((head,) if head is not None else ()) + factors))
         gradient = sympy.Add(*[p.product for p in paths])
         return ParamChain(ref, real_symbol(ref.name), tuple(paths), gradient, cut_layer, total)
 
-    def _cut_layer(self, ref: ParamRef, memo: dict[Node, int]) -> int:
+    def _cut_layer(self, ref: ParamRef, param: Node) -> int:
         for layer in range(self.network.depth, ref.layer - 1, -1):
-            nodes = [("net", layer, k) for k in range(self.network.sizes[layer])]
-            if sum(self.count(n, ref, memo) for n in nodes if self.depends(n, ref)) <= PATH_CAP:
+            if sum(self.graph.count(("net", layer, k), param) for k in range(self.network.sizes[layer])) <= PATH_CAP:
                 return layer
         return ref.layer
 
-    def _paths(self, node: Node, ref: ParamRef) -> Iterator[tuple[Factor, ...]]:
-        for child in self.children(node, ref):
-            factor = self.factor(node, child, ref if child[0] == "param" else None)
-            if child[0] == "param":
-                yield (factor,)
-            else:
-                for tail in self._paths(child, ref):
-                    yield (factor,) + tail
+    def unit_gradient(self, node: Node) -> sympy.Expr:
+        """dE/d(node) for a unit's net or out, as the sum over its readers of dE/dreader *
+        dreader/dnode (the fused output delta where softmax or sigmoid meets cross-entropy)."""
+        if node in self._unit_gradients:
+            return self._unit_gradients[node]
+        if node[1] == self.network.depth and (node[0] == "out" or self.fused):
+            value = self.factor(LOSS, node).human
+        else:
+            value = sympy.Add(*[self.unit_gradient(r) * self.local(r, node) for r in self.graph.readers(node)])
+        self._unit_gradients[node] = value
+        return value
 
 
 def expanded_units(network: Network) -> Mapping[sympy.Symbol, sympy.Expr]:

@@ -88,7 +88,7 @@ def verifier(name: str) -> Verifier:
 
 def judge(name: str, text: str) -> tuple[Verdict, ...]:
     v = verifier(name)
-    return v.verify(parse_claims(text, "claims.yaml", "yaml", v.network, v.names))
+    return v.verify(parse_claims(text, "claims.yaml", "yaml", v.network, v.graph))
 
 
 def one(name: str, of: str, key: str, claimed: str) -> Verdict:

@@ -288,7 +288,7 @@ def test_every_claims_file_shown_is_judged_right(path: Path) -> None:
         if isinstance(data, dict) and "claims" in data and set(data) <= set(claims.FILE_KEYS):
             spec = load_spec(str(ROOT / "examples" / Path(data["spec"]).name))
             verifier = Verifier(derive(spec))
-            verdicts = verifier.verify(parse_claims(body, f"{path.name} block", fmt, verifier.network, verifier.names))
+            verdicts = verifier.verify(parse_claims(body, f"{path.name} block", fmt, verifier.network, verifier.graph))
             assert all(v.correct for v in verdicts), [(v.label, v.part.value, v.diagnosis) for v in verdicts if not v.correct]
 
 

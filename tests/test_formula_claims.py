@@ -128,7 +128,7 @@ def printed_formulas(name: str) -> list[tuple[str, sympy.Expr, str]]:
     found = []
     for line in forward_lines(d):
         symbol = real_symbol(line.name)
-        node = v.names.nodes.get(line.name)
+        node = v.graph.unit_nodes.get(line.name)
         if line.name == "E":
             found.append((line.formula, d.network.loss_definition(), "E"))
         elif node is not None and node[0] == "net":
@@ -156,7 +156,7 @@ def test_reads_back_what_derive_prints(name: str) -> None:
     for text, expr, what in formulas:
         back = v.read(text, "derive", what)
         if expr is None:  # an update formula, w5 - lr*dE/dw5: dE/dw5 is read as its true form
-            target = v.truth(__import__("chainrule.derive.hand.claims", fromlist=["parse_target"]).parse_target(what, v.names, "", ""))
+            target = v.truth(__import__("chainrule.derive.hand.claims", fromlist=["parse_target"]).parse_target(what, v.graph, "", ""))
             expr = target.expr
         assert back == expr or v.agree_at_points(v.canon(back), v.canon(expr)), (what, text)
 

@@ -28,7 +28,7 @@ def verifier(name: str) -> Verifier:
 
 def judge(name: str, text: str, fmt: str = "yaml") -> tuple[Verdict, ...]:
     v = verifier(name)
-    return v.verify(parse_claims(text, "claims.yaml", fmt, v.network, v.names))
+    return v.verify(parse_claims(text, "claims.yaml", fmt, v.network, v.graph))
 
 
 def one(name: str, of: str, key: str, claimed: str) -> Verdict:
@@ -450,7 +450,7 @@ def test_big_network_claims() -> None:
     v = Verifier(d)
     ref = d.network.locate("w1")
     text = f"claims:\n  - {{of: dE/dw1, value: {d.gradient(ref)!r}}}\n  - {{of: dE/dw1, chain: \"dE/dnet_h1 * dnet_h1/dw1\"}}\n"
-    verdicts = v.verify(parse_claims(text, "c.yaml", "yaml", v.network, v.names))
+    verdicts = v.verify(parse_claims(text, "c.yaml", "yaml", v.network, v.graph))
     assert all(x.correct for x in verdicts), [x.diagnosis for x in verdicts]
 
 

@@ -64,7 +64,7 @@ def grade(verifier: Verifier, spec_path: str, path: str, tolerant: bool = False)
     if fmt is None:
         raise ChainruleError(path, "", f"expected a claims file ending in {', '.join(FORMATS)}")
     text = read_text(path, kind="claims file")
-    claims = parse_claims(text, path, fmt, verifier.network, verifier.names, check_spec=lambda named: _check_same_spec(path, named, spec_path))
+    claims = parse_claims(text, path, fmt, verifier.network, verifier.graph, check_spec=lambda named: _check_same_spec(path, named, spec_path))
     return verifier.verify(claims, tolerant)
 
 

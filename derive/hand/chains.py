@@ -17,13 +17,14 @@ from typing import Protocol
 
 import sympy
 
-from chainrule.derive.hand.claims import Claim, ClaimNames, Part
+from chainrule.derive.hand.claims import Claim, Part
 from chainrule.derive.counts import count
 from chainrule.derive.chain import ChainRule, Path
 from chainrule.derive.hand.diagnosis import Finding, Verdict, _group
 from chainrule.derive.formula import format_expr
 from chainrule.derive.errors import ChainruleError
-from chainrule.derive.hand.paths import MAX_PATHS, Graph, Node, TooManyPaths
+from chainrule.derive.graph import MAX_PATHS, LOSS, Graph, Node, TooManyPaths
+from chainrule.derive.hand.paths import group_phrase
 
 
 class Verifier(Protocol):
@@ -31,7 +32,6 @@ class Verifier(Protocol):
     not imported: the verifier calls this module)."""
 
     graph: Graph
-    names: ClaimNames
 
     def chain_of(self, name: str) -> ChainRule: ...
 
@@ -44,11 +44,11 @@ MAX_TERMS = 256
 def judge_chain(verifier: Verifier, claim: Claim, source: str) -> Verdict:
     """The verdict on the chain part of ``claim``."""
     assert claim.chain is not None
-    graph, names = verifier.graph, verifier.names
+    graph = verifier.graph
     field = f"{claim.field}.chain"
     spellings: dict[str, tuple[str, str]] = {}
     expr = sympy.expand(verifier.read(claim.chain, source, field, chain=True, spellings=spellings))
-    top, bottom = ("E",), names.node(claim.target.symbol)
+    top, bottom = LOSS, graph.node_of(claim.target.symbol)
     try:
         true_paths = graph.paths(top, bottom)
     except TooManyPaths as error:
@@ -70,7 +70,7 @@ def judge_chain(verifier: Verifier, claim: Claim, source: str) -> Verdict:
         if coefficient != 1 and not (coefficient.is_Integer and coefficient > 0):  # 2*... is a product written twice
             findings.append(Finding("factor", f"a coefficient {format_expr(coefficient)} that the chain rule does not give", format_expr(coefficient)))
         written = [spellings.get(f"d{a}/d{b}", (a, b)) for a, b in factors]
-        nodes = [(names.node(names.symbol(a)), names.node(names.symbol(b)), f"d{w[0]}/d{w[1]}") for (a, b), w in zip(factors, written)]
+        nodes = [(graph.node_named(a), graph.node_named(b), f"d{w[0]}/d{w[1]}") for (a, b), w in zip(factors, written)]
         restated = next((text for a, b, text in nodes if (a, b) == (top, bottom)), None)
         if restated is not None:
             findings.append(Finding("restates", f"{restated} restates what is asked; write it as the chain of factors, one dA/dB per step from E to {graph.name(bottom)}", expected))
@@ -132,7 +132,7 @@ def _link(verifier: Verifier, factors: list[tuple[Node, Node, str]], top: Node, 
             if current == bottom or not reachable:
                 extra = ", ".join(f[2] for f in left)
                 return ordered, Finding("extra_factor", f"the factor(s) {extra} do not continue the chain from {graph.name(current)}", extra)
-            nxt = max(reachable, key=lambda f: graph.layer(f[0]))
+            nxt = max(reachable, key=lambda f: graph.rank(f[0]))
             gap = graph.path_text(graph.paths(current, nxt[0])[0])
             after = f"after {ordered[-1][2]}" if ordered else f"at {graph.name(current)}"
             return ordered, Finding("missing_link", f"the chain breaks {after}: {gap} is missing before {nxt[2]}", gap)
@@ -197,13 +197,13 @@ def _coverage(verifier: Verifier, covered: Counter, true_paths: list[tuple[Node,
         missing = []
     if missing:
         many = len(true_paths) > 1
-        group, verb = graph.group(missing, true_paths)
-        words = f"{group} {verb} missing"
+        words, verb = group_phrase(graph, missing, true_paths)
+        words = f"{words} {verb} missing"
         if many:
             words += f" (the parameter sits behind {count(len(true_paths), 'path')}; the chain needs one product per path)"
         findings.append(Finding("dropped_path", words, " + ".join(graph.path_text(p) for p in missing)))
     if twice:
-        findings.append(Finding("extra_path", "counted more than once: " + graph.group(twice, true_paths)[0], " + ".join(graph.path_text(p) for p in twice)))
+        findings.append(Finding("extra_path", "counted more than once: " + group_phrase(graph, twice, true_paths)[0], " + ".join(graph.path_text(p) for p in twice)))
     return findings
 
 

@@ -24,6 +24,7 @@ import sympy
 from chainrule.derive import naming
 from chainrule.derive.documents import load_document
 from chainrule.derive.errors import ChainruleError, shown
+from chainrule.derive.graph import Graph
 from chainrule.derive.network import Network, ParamRef, exact, real_symbol
 
 MAX_CLAIMS = 5_000
@@ -118,88 +119,31 @@ class NumberText(float):
 # Names
 
 
-class ClaimNames:
-    """The names a claim may use, resolved to the spec's symbols, for one network.
-
-    ``o1`` and ``out_o1`` are the output of unit o1, ``net_o1`` its weighted sum, an input and a
-    target are their own names, ``E`` the loss, a parameter its name, and ``lr`` (or another
-    setting of the optimizer) its value.
-    """
-
-    def __init__(self, network: Network) -> None:
-        self.network = network
-        units: dict[str, sympy.Symbol] = {}
-        for l in range(1, network.depth + 1):
-            for r, unit in enumerate(network.units(l)):
-                units[unit] = units[naming.OUT.format(unit=unit)] = network.out(l, r)
-                units[naming.NET.format(unit=unit)] = network.net(l, r)
-        for r, name in enumerate(network.units(0)):
-            units[name] = network.out(0, r)
-        for k in range(network.sizes[-1]):
-            units[network.spec.targets[k]] = network.target(k)
-        units[naming.LOSS] = network.loss_symbol
-        self.units: Mapping[str, sympy.Symbol] = units
-        self.settings: Mapping[str, sympy.Expr] = {k: exact(v) for k, v in network.spec.optimizer.hyper}
-        self.nodes: dict[str, tuple] = {}
-        for l in range(network.depth + 1):
-            for r in range(network.sizes[l]):
-                self.nodes[network.out(l, r).name] = ("out", l, r)
-                if l > 0:
-                    self.nodes[network.net(l, r).name] = ("net", l, r)
-
-    def symbol(self, name: str) -> sympy.Symbol | None:
-        """The symbol a unit, input, target, E or parameter name stands for, or None."""
-        found = self.units.get(name)
-        if found is not None:
-            return found
-        return real_symbol(name) if self.network.locate(name) is not None else None
-
-    def resolve(self, name: str) -> sympy.Expr | None:
-        """As :meth:`symbol`, the deltas ``delta_h1`` (dE/dnet_h1), and the optimizer's settings
-        as their exact values."""
-        found = self.symbol(name)
-        if found is None and name.startswith("delta_") and naming.NET.format(unit=name[len("delta_"):]) in self.nodes:
-            return real_symbol(name)
-        return found if found is not None else self.settings.get(name)
-
-    def node(self, symbol: sympy.Symbol) -> tuple:
-        """The graph node of a symbol: ("E",), ("out", l, r), ("net", l, r), ("param", name) or
-        ("target", name)."""
-        if symbol == self.network.loss_symbol:
-            return ("E",)
-        if symbol.name in self.nodes:
-            return self.nodes[symbol.name]
-        if symbol.name in self.network.spec.targets:
-            return ("target", symbol.name)
-        return ("param", symbol.name)
-
-    def known(self) -> list[str]:
-        """The names a spec offers, compact: ``E, i1, i2, t1, t2, units h1, h2, o1, o2 (each
-        also as net_ and out_), w1 ... w8, b1, b2, lr``."""
-        net = self.network
-        units = [u for l in range(1, net.depth + 1) for u in net.units(l)]
-        listed = [naming.LOSS, *_compact(list(net.units(0))), *_compact(list(net.spec.targets))]
-        listed.append("units " + ", ".join(_compact(units, 8)) + " (each also as net_ and out_)")
-        count = net.parameter_count
-        if count <= 12:
-            listed += [p.name for p in net.parameters()]
-        else:
-            for l in range(1, net.depth + 1):
-                listed.append(f"{net.weight_name(l, 0, 0)} ... {net.weight_name(l, net.sizes[l] - 1, net.sizes[l - 1] - 1)}")
-                biases = [net.bias_name(l, r) or "" for r in range(net.spec.layers[l - 1].bias_count)]
-                listed += _compact(biases, 2)
-        listed += list(self.settings)
-        return listed[:MAX_LISTED] + (["..."] if len(listed) > MAX_LISTED else [])
-
-    def unknown(self, name: str) -> str:
-        """Why ``name`` is unknown, listing the names the spec has."""
-        return f"unknown name {name!r} (the spec has: {', '.join(self.known())})"
+def settings(network: Network) -> dict[str, sympy.Expr]:
+    """The optimizer's settings (``lr``, ``momentum``, ...) as their exact values, by name."""
+    return {k: exact(v) for k, v in network.spec.optimizer.hyper}
 
 
-def _compact(names: list[str], most: int = 4) -> list[str]:
-    if len(names) > most:
-        return [f"{names[0]} ... {names[-1]}"]
-    return names
+def resolve_name(graph: Graph, name: str, values: Mapping[str, sympy.Expr]) -> sympy.Expr | None:
+    """What a name in a claimed formula stands for: a unit, input, target, E or parameter (the
+    graph's names), a delta ``delta_h1`` (dE/dnet_h1), or one of the optimizer's settings
+    ``values`` (:func:`settings`); None for an unknown name."""
+    found = graph.symbol_named(name)
+    if found is None and name.startswith("delta_") and naming.NET.format(unit=name[len("delta_"):]) in graph.unit_nodes:
+        return real_symbol(name)
+    return found if found is not None else values.get(name)
+
+
+def known(graph: Graph) -> list[str]:
+    """The names a spec offers, compact: ``E, i1, i2, t1, t2, units h1, h2, o1, o2 (each also
+    as net_ and out_), w1 ... w8, b1, b2, lr``."""
+    listed = graph.listed() + [k for k, _ in graph.network.spec.optimizer.hyper]
+    return listed[:MAX_LISTED] + (["..."] if len(listed) > MAX_LISTED else [])
+
+
+def unknown(graph: Graph, name: str) -> str:
+    """Why ``name`` is unknown, listing the names the spec has."""
+    return f"unknown name {name!r} (the spec has: {', '.join(known(graph))})"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,7 +154,7 @@ _UPDATE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:\+|_new|\u207a)")
 _DECIMAL = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?", re.ASCII)  # no 1_0, no non-ASCII digits
 
 
-def parse_target(text: Any, names: ClaimNames, source: str, field: str) -> Target:
+def parse_target(text: Any, graph: Graph, source: str, field: str) -> Target:
     """The target of ``of``: ``E``, a unit symbol, ``dE/dNAME`` or ``NAME+``.
 
     Raises:
@@ -219,27 +163,27 @@ def parse_target(text: Any, names: ClaimNames, source: str, field: str) -> Targe
     if not isinstance(text, str):
         raise ChainruleError(source, field, f"expected what the claim is about (E, a unit such as out_h1, dE/dw5 or w5+), got {shown(text)}")
     written = text.strip()
-    network = names.network
+    network = graph.network
     if match := _GRADIENT.fullmatch(written):
         name = match.group(1)
         ref = network.locate(name)
         if ref is not None:
             return Target(TargetKind.GRADIENT, real_symbol(name), ref)
-        symbol = names.units.get(name)
-        if symbol is not None and symbol.name in names.nodes and names.nodes[symbol.name][1] > 0:
+        symbol = graph.names.get(name)
+        if symbol is not None and symbol.name in graph.unit_nodes and graph.unit_nodes[symbol.name][1] > 0:
             return Target(TargetKind.UNIT_GRADIENT, symbol)
-        raise ChainruleError(source, field, f"dE/d{name}: gradients are claimed for parameters and hidden or output units, and {name!r} is neither (the spec has: {', '.join(names.known())})")
+        raise ChainruleError(source, field, f"dE/d{name}: gradients are claimed for parameters and hidden or output units, and {name!r} is neither (the spec has: {', '.join(known(graph))})")
     if match := _UPDATE.fullmatch(written):
         name = match.group(1)
         ref = network.locate(name)
         if ref is None:
-            raise ChainruleError(source, field, f"{written}: no parameter named {name!r} (the spec has: {', '.join(names.known())})")
+            raise ChainruleError(source, field, f"{written}: no parameter named {name!r} (the spec has: {', '.join(known(graph))})")
         return Target(TargetKind.UPDATE, real_symbol(name), ref)
-    symbol = names.units.get(written)
+    symbol = graph.names.get(written)
     if symbol is None:
         if network.locate(written) is not None:
             raise ChainruleError(source, field, f"{written!r} is a parameter: claim its gradient (dE/d{written}) or its update ({written}+)")
-        raise ChainruleError(source, field, names.unknown(written))
+        raise ChainruleError(source, field, unknown(graph, written))
     kind = TargetKind.LOSS if written == naming.LOSS else TargetKind.UNIT
     return Target(kind, symbol)
 
@@ -282,7 +226,7 @@ def _text(value: Any, source: str, field: str, what: str) -> str:
     return value
 
 
-def _claim(raw: Any, i: int, names: ClaimNames, source: str) -> Claim:
+def _claim(raw: Any, i: int, graph: Graph, source: str) -> Claim:
     field = f"claims[{i}]"
     if not isinstance(raw, dict):
         raise ChainruleError(source, field, f"expected a mapping with of: and value:, formula: or chain:, got {shown(raw)}")
@@ -291,7 +235,7 @@ def _claim(raw: Any, i: int, names: ClaimNames, source: str) -> Claim:
             raise ChainruleError(source, f"{field}.{key}" if isinstance(key, str) else field, f"unknown key (allowed: {', '.join(CLAIM_KEYS)})")
     if "of" not in raw:
         raise ChainruleError(source, field, "missing 'of': what the claim is about (E, out_h1, dE/dw5, w5+)")
-    target = parse_target(raw["of"], names, source, f"{field}.of")
+    target = parse_target(raw["of"], graph, source, f"{field}.of")
     if not any(k in raw for k in ("value", "formula", "chain")):
         raise ChainruleError(source, field, "expected value:, formula: or chain: (what is claimed)")
     value = parse_literal(raw["value"], source, f"{field}.value") if "value" in raw else None
@@ -305,12 +249,13 @@ def _claim(raw: Any, i: int, names: ClaimNames, source: str) -> Claim:
     return Claim(i + 1, field, raw["of"].strip(), target, value, formula, chain, tolerance)
 
 
-def parse_claims(text: str, source: str, fmt: str, network: Network, names: ClaimNames | None = None, check_spec: Callable[[str], None] | None = None) -> ClaimsFile:
+def parse_claims(text: str, source: str, fmt: str, network: Network, graph: Graph | None = None, check_spec: Callable[[str], None] | None = None) -> ClaimsFile:
     """Read and validate a claims file against ``network``.
 
     Args:
         text, source, fmt: the file's text, its name, and ``yaml``, ``toml`` or ``json``.
-        names: the network's :class:`ClaimNames` (built here when not given; share it across files).
+        graph: the network's :class:`~chainrule.derive.graph.Graph`, whose names claims use
+            (built here when not given; share it across files).
         check_spec: called with the file's ``spec:`` before any name is resolved (a file about
             another spec is said to be so, not that the names are unknown).
 
@@ -334,5 +279,5 @@ def parse_claims(text: str, source: str, fmt: str, network: Network, names: Clai
         raise ChainruleError(source, "claims", f"expected a non-empty list of claims, got {shown(raw)}")
     if len(raw) > MAX_CLAIMS:
         raise ChainruleError(source, "claims", f"expected at most {MAX_CLAIMS:,} claims, got {len(raw):,}")
-    names = names or ClaimNames(network)
-    return ClaimsFile(source, spec, tuple(_claim(item, i, names, source) for i, item in enumerate(raw)))
+    graph = graph or Graph(network)
+    return ClaimsFile(source, spec, tuple(_claim(item, i, graph, source) for i, item in enumerate(raw)))

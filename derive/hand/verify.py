@@ -27,7 +27,7 @@ import sympy
 from chainrule.derive import naming
 from chainrule.derive.chain import ChainRule, Factor, Path
 from chainrule.derive.hand.chains import judge_chain
-from chainrule.derive.hand.claims import Claim, ClaimNames, ClaimsFile, Part, Target, TargetKind
+from chainrule.derive.hand.claims import Claim, ClaimsFile, Part, Target, TargetKind, known, resolve_name, settings, unknown
 from chainrule.derive.derivation import Derivation, PointValues
 from chainrule.derive.hand.diagnosis import (
     Alternative,
@@ -49,7 +49,7 @@ from chainrule.derive.network import ParamRef, Values, exact, real_symbol, seede
 from chainrule.derive.evaluate import gradients_of
 from chainrule.derive.numeric import compile_expr
 from chainrule.derive.optimizers import GRAD, OPTIMIZERS, THETA, first_step_expr
-from chainrule.derive.hand.paths import Graph, Node
+from chainrule.derive.graph import Graph, Node
 from chainrule.derive.hand.valuecheck import at_precision, judge_number, matches, significant, value_findings, within_rounding
 
 RANDOM_POINTS = 6
@@ -94,9 +94,9 @@ class Verifier:
         derivation.one_sample("verify")
         self.d = derivation
         self.network = derivation.network
-        self.names = ClaimNames(self.network)
-        self.engine = ChainRule(self.network, derivation.layers)
-        self.graph = Graph(self.network, self.engine)
+        self.graph = Graph(self.network)
+        self.engine = ChainRule(self.network, derivation.layers, self.graph)
+        self.settings = settings(self.network)
         self.sample = _Env(derivation.env, derivation)
         self._truths: dict[str, Truth] = {}
         self._formulas: dict[tuple[str, sympy.Expr], tuple[bool, tuple[Finding, ...], str]] = {}
@@ -142,7 +142,7 @@ class Verifier:
         if kind is TargetKind.UNIT:
             return self._unit_truth(target.symbol)
         if kind is TargetKind.UNIT_GRADIENT:
-            node = self.names.node(target.symbol)
+            node = self.graph.node_of(target.symbol)
             expr = self.unit_gradient(node)
             alts = (Alternative(Finding("sign", "the sign is flipped", format_expr(-expr)), -expr),)
             return Truth(self.evaluate(expr, self.sample), expr, format_expr(expr), alternatives=alts)
@@ -151,7 +151,7 @@ class Verifier:
         return self._update_truth(target)
 
     def _unit_truth(self, symbol: sympy.Symbol) -> Truth:
-        net, node = self.network, self.names.node(symbol)
+        net, node = self.network, self.graph.node_of(symbol)
         value = self.evaluate(symbol, self.sample)
         if node[0] == "net":
             expr = net.net_definition(node[1], node[2])
@@ -177,7 +177,7 @@ class Verifier:
         """dE/d(unit) in the spec's symbols; through the deltas of the layer above for big networks."""
         net = self.network
         if self.d.small or node[1] == net.depth:
-            return self.graph.gradient(node)
+            return self.engine.unit_gradient(node)
         if node[0] == "net":
             return real_symbol(naming.DELTA_UNIT.format(unit=net.units(node[1])[node[2]]))
         l = node[1] + 1
@@ -202,7 +202,7 @@ class Verifier:
         if self.d.small:
             layer = [p for p in self.network.parameters() if p.layer == ref.layer and p.kind == ref.kind and p.name != ref.name]
             siblings = {p.name: self.d.chains[p.name].gradient for p in layer[:MAX_SIBLINGS]}
-        alts = gradient_alternatives(chain.paths, activations, later, siblings, self.names.nodes) + self._bias_alternatives(ref)
+        alts = gradient_alternatives(chain.paths, activations, later, siblings, self.graph.unit_nodes) + self._bias_alternatives(ref)
         form = " + ".join(path_form(p) for p in chain.paths)
         return Truth(self.d.gradient(ref), expr, form, chain.paths, tuple(alts))
 
@@ -270,13 +270,13 @@ class Verifier:
             FormulaError: not in the grammar, an unknown name or function.
         """
         tree = parse_formula(text, source=source, field=field, partials=True)
-        names = self.names
+        graph = self.graph
 
         def resolve_partial(of: str, wrt: str, column: int) -> sympy.Expr:
-            a, b = names.symbol(of), names.symbol(wrt)
+            a, b = graph.symbol_named(of), graph.symbol_named(wrt)
             for written, symbol in ((of, a), (wrt, b)):
                 if symbol is None:
-                    raise FormulaError(source, field, f"in d{of}/d{wrt}: {names.unknown(written)}", text, column)
+                    raise FormulaError(source, field, f"in d{of}/d{wrt}: {unknown(graph, written)}", text, column)
             assert a is not None and b is not None
             if used is not None:
                 used.add((a, b))
@@ -290,34 +290,34 @@ class Verifier:
         def resolve(name: str) -> sympy.Expr | None:
             if chain:
                 raise FormulaError(source, field, f"a chain is written in factors dA/dB (found {name!r}); a formula goes under formula:", text, None)
-            found = names.resolve(name)
+            found = resolve_name(graph, name, self.settings)
             if found is not None and found == self.network.loss_symbol:
                 # E has no value of its own to evaluate, and a formula in terms of E is no closed form
                 raise FormulaError(source, field, f"{name!r} is the loss itself: write the formula in the inputs, targets, unit outputs and parameters (for E, its definition)", text, None)
             return found
 
-        return to_sympy(tree, resolve, text=text, known=names.known(), source=source, field=field, partial=resolve_partial)
+        return to_sympy(tree, resolve, text=text, known=known(graph), source=source, field=field, partial=resolve_partial)
 
     def partial_value(self, a: sympy.Symbol, b: sympy.Symbol) -> sympy.Expr:
         """The true dA/dB in the spec's symbols (0 where A does not depend on B)."""
         if a == b:
             return sympy.Integer(1)
-        above, below = self.names.node(a), self.names.node(b)
+        above, below = self.graph.node_of(a), self.graph.node_of(b)
         if above == ("E",) and below[0] == "param":
             return self.chain_of(b.name).gradient
         if above == ("E",) and below[0] in ("out", "net") and below[1] > 0:
             return self.unit_gradient(below)
         if self.graph.count(above, below) == 0:
             return sympy.Integer(0)
-        return sympy.Add(*[sympy.Mul(*[self.graph.local(p, q) for p, q in zip(path, path[1:])]) for path in self.graph.paths(above, below)])
+        return sympy.Add(*[sympy.Mul(*[self.engine.local(p, q) for p, q in zip(path, path[1:])]) for path in self.graph.paths(above, below)])
 
     def canon(self, expr: sympy.Expr) -> sympy.Expr:
         """Deltas written out where the network is small (delta_o1 as dE/dnet_o1), then weighted
         sums (net_o1 as w5*out_h1 + w6*out_h2 + b2); outputs stay symbols."""
         if self.d.small:
-            deltas = {s: self.unit_gradient(self.names.nodes["net_" + s.name[len("delta_"):]]) for s in expr.free_symbols if s.name.startswith("delta_")}
+            deltas = {s: self.unit_gradient(self.graph.unit_nodes["net_" + s.name[len("delta_"):]]) for s in expr.free_symbols if s.name.startswith("delta_")}
             expr = expr.xreplace(deltas) if deltas else expr
-        nets = {s: self.network.net_definition(*self.names.nodes[s.name][1:]) for s in expr.free_symbols if s.name.startswith("net_") and s.name in self.names.nodes}
+        nets = {s: self.network.net_definition(*self.graph.unit_nodes[s.name][1:]) for s in expr.free_symbols if s.name.startswith("net_") and s.name in self.graph.unit_nodes}
         expr = expr.xreplace(nets) if nets else expr
         frozen = {s: v for s, v in self.frozen.items() if s in expr.free_symbols}
         return expr.xreplace(frozen) if frozen else expr
@@ -476,7 +476,7 @@ class Verifier:
             delta = [s for s in raw.free_symbols if s.name.startswith("delta_") and naming.NET.format(unit=s.name[len("delta_"):]) == target.symbol.name]
             return (self.network.loss_symbol, target.symbol) in used or bool(delta)
         if target.kind is TargetKind.UNIT:
-            node = self.names.nodes.get(target.symbol.name)
+            node = self.graph.unit_nodes.get(target.symbol.name)
             return node is not None and node[1] > 0 and target.symbol in raw.free_symbols
         return False
 

@@ -3,7 +3,9 @@ gradients) as statements of the layer program; :func:`layer_program` puts a netw
 
 A kind module provides ``forward(form, previous, targets)``, ``output_delta(form, targets)``,
 ``hidden_delta(form, above, targets)`` (each a list of statements), ``gradients(form, previous)`` and ``names(form, targets)``
-(its derived pieces' generic symbols as its vectors). A new kind is a new module and a line in
+(its derived pieces' generic symbols as its vectors), and its units' edges in the network's graph
+(:mod:`chainrule.derive.graph`): ``out_reads(size, row)``, ``net_reads(network, layer, row)``,
+``net_parameters(network, layer, row)`` and ``parameter_readers(network, ref)``. A new kind is a new module and a line in
 :data:`KINDS`.
 """
 
@@ -22,6 +24,11 @@ KINDS: MappingProxyType[str, ModuleType] = MappingProxyType({"dense": dense, "so
 
 def kind_of(form: LayerForm) -> ModuleType:
     return KINDS["softmax" if form.softmax else "dense"]
+
+
+def kind_of_layer(network: Network, layer: int) -> ModuleType:
+    """The kind module of ``network``'s layer ``layer`` (1-based), before its form is derived."""
+    return KINDS["softmax" if network.is_softmax(layer) else "dense"]
 
 
 def layer_program(network: Network, forms: tuple[LayerForm, ...]) -> Program:

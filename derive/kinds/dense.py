@@ -10,7 +10,9 @@ Its rules, each from the network's own definitions:
   product (sigmoid with binary cross-entropy: ``(out - t)/n``);
 - below a layer: ``delta = (W^T delta_above) * f'(net)``;
 - per weight: ``dE/dW = delta x^T`` and ``dE/db = delta`` (``sum(delta)`` for a shared bias),
-  every weight used once per sample.
+  every weight used once per sample;
+- its units' edges in the network's graph (:mod:`chainrule.derive.graph`): ``net_u`` reads every
+  output of the layer below, its weights and its bias; ``out_u`` reads ``net_u`` alone.
 
 The softmax kind (:mod:`chainrule.derive.kinds.softmax`) shares the weighted sums and the
 per-weight rules and differs in its activation.
@@ -22,10 +24,37 @@ import sympy
 
 from chainrule.derive import naming
 from chainrule.derive.layers import LayerForm, local_derivative
+from chainrule.derive.network import Network, ParamRef
 from chainrule.derive.program import Affine, Backprop, BiasSum, Chain, Outer, SharedBiasSum, Stage, Statement, vector, in_vectors
 from chainrule.derive.registry import T, X, Y
+from chainrule.derive.spec import BiasMode
 
 KIND = "dense"
+
+
+def out_reads(size: int, row: int) -> range:
+    """The units of its layer (of ``size``) whose nets the output of unit ``row`` reads: its own."""
+    return range(row, row + 1)
+
+
+def net_reads(network: Network, layer: int, row: int) -> range:
+    """The units of layer ``layer - 1`` whose outputs ``net`` of unit ``row`` of ``layer`` reads: all."""
+    return range(network.sizes[layer - 1])
+
+
+def net_parameters(network: Network, layer: int, row: int) -> list[str]:
+    """The parameters ``net`` of unit ``row`` reads, in order: its weights, then its bias."""
+    names = [network.weight_name(layer, row, c) for c in range(network.sizes[layer - 1])]
+    bias = network.bias_name(layer, row)
+    return names + ([bias] if bias else [])
+
+
+def parameter_readers(network: Network, ref: ParamRef) -> range:
+    """The units of its layer whose nets read the parameter ``ref``: its unit's; every unit for
+    a shared bias."""
+    if not ref.is_weight and network.bias_mode(ref.layer) is BiasMode.SHARED:
+        return range(network.sizes[ref.layer])
+    return range(ref.row, ref.row + 1)
 
 
 def names(form: LayerForm, targets: str) -> dict:

@@ -7,7 +7,8 @@ the loss allows it (cross-entropy over targets that sum to 1: ``delta = out - t`
 :func:`chainrule.derive.layers._softmax_delta`); where it does not close, the delta is computed
 from ``w = out * dE/dout`` without cancelling where an output rounds to 1
 (:class:`~chainrule.derive.program.SoftmaxDelta`). The weighted sums and the per-weight rules are
-the dense layer's.
+the dense layer's, and so are its nets' edges in the network's graph; its outputs differ: each
+reads every net of the layer.
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ from chainrule.derive.program import (
 )
 
 KIND = "softmax"
+net_reads, net_parameters, parameter_readers = dense.net_reads, dense.net_parameters, dense.parameter_readers
+
+
+def out_reads(size: int, row: int) -> range:
+    """The units of its layer (of ``size``) whose nets the output of unit ``row`` reads: every one."""
+    return range(size)
 
 
 def names(form: LayerForm, targets: str) -> dict:

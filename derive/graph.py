@@ -1,0 +1,289 @@
+"""The network as one graph of named nodes: who reads whom, and the paths the chain rule sums.
+
+A node is ``("E",)`` (the loss), ``("out", l, r)`` (the output of unit ``r`` of layer ``l``;
+layer 0 holds the inputs), ``("net", l, r)`` (its weighted sum), ``("param", name)`` (a weight or
+a bias) or ``("target", name)``. An edge runs from a node to each node in its own definition: E
+to the outputs and the targets, an output to the nets its activation reads, a net to what its
+layer's rule reads (the outputs below, its weights, its bias). How a layer's units connect is its
+kind's (:mod:`chainrule.derive.kinds`: an elementwise activation reads its own net, softmax every
+net of its layer; a dense layer's net reads every output below); this module asks the kind and
+knows no layer rule itself.
+
+A local derivative ``dA/dB`` is an edge, and ``dA/dB`` is the sum over the paths from A down to
+B. The chain-rule engine (:mod:`chainrule.derive.chain`) and the judging of hand calculations
+(:mod:`chainrule.derive.hand`) read this one graph: its edges, its path counts and paths, and its
+names, as people write them (``E``, ``out_h1`` or ``h1``, ``net_h1``, ``i1``, ``t1``, ``w5``).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from types import ModuleType
+from typing import Iterator, Mapping
+
+import sympy
+
+from chainrule.derive import naming
+from chainrule.derive.kinds import kind_of_layer
+from chainrule.derive.network import Network, real_symbol
+
+#: A node of the graph; see the module docstring.
+Node = tuple
+LOSS: Node = ("E",)
+#: The most paths :meth:`Graph.paths` writes out: more than a hand calculation writes.
+MAX_PATHS = 256
+#: Path counts are shown up to this (a count past it is shown as it).
+SHOWN_COUNT = 10**9
+#: The rank of E: above every unit of any network.
+LOSS_RANK = 10**6
+
+
+class TooManyPaths(Exception):
+    """More paths between two nodes than a hand calculation writes out."""
+
+
+class Graph:
+    """The nodes and edges of one network, their paths and their names; see the module docstring.
+
+    Built lazily: a network of 100,000 weights costs nothing until a node is asked about, and
+    then only that node's edges.
+    """
+
+    def __init__(self, network: Network) -> None:
+        self.network = network
+        self._units: dict[Node, tuple[Node, ...]] = {}
+        self._children: dict[Node, tuple[Node, ...]] = {}
+        self._readers: dict[Node, tuple[Node, ...]] = {}
+        self._fed: dict[str, frozenset[Node]] = {}
+        self._ranks: dict[Node, int] = {}
+        self._counts: dict[tuple[Node, Node], int] = {}
+
+    def kind(self, layer: int) -> ModuleType:
+        """The kind module of ``layer`` (1-based), which says how its units connect."""
+        return kind_of_layer(self.network, layer)
+
+    # -- edges -------------------------------------------------------------------------------
+
+    def children(self, node: Node) -> tuple[Node, ...]:
+        """The nodes in ``node``'s own definition, in the order it reads them: the units (and
+        targets) first, then the parameters. Inputs, targets and parameters have none."""
+        if node not in self._children:
+            self._children[node] = self.unit_children(node) + self._parameters_read(node)
+        return self._children[node]
+
+    def unit_children(self, node: Node) -> tuple[Node, ...]:
+        """:meth:`children` without the parameters: the units and targets ``node`` reads."""
+        found = self._units.get(node)
+        if found is None:
+            found = self._units[node] = self._unit_children(node)
+        return found
+
+    def _unit_children(self, node: Node) -> tuple[Node, ...]:
+        net = self.network
+        if node[0] == "E":
+            return tuple(("out", net.depth, k) for k in range(net.sizes[-1])) + tuple(("target", t) for t in net.spec.targets)
+        if node[0] == "out" and node[1] > 0:
+            return tuple(("net", node[1], j) for j in self.kind(node[1]).out_reads(net.sizes[node[1]], node[2]))
+        if node[0] == "net":
+            return tuple(("out", node[1] - 1, c) for c in self.kind(node[1]).net_reads(net, node[1], node[2]))
+        return ()
+
+    def _parameters_read(self, node: Node) -> tuple[Node, ...]:
+        if node[0] != "net":
+            return ()
+        return tuple(("param", name) for name in self.kind(node[1]).net_parameters(self.network, node[1], node[2]))
+
+    def children_through(self, node: Node) -> tuple[Node, ...]:
+        """The children of ``node``'s children, each once, in order: the nets of the output layer
+        under E, where a loss is differentiated straight to them (softmax or sigmoid with
+        cross-entropy)."""
+        return tuple(dict.fromkeys(g for c in self.unit_children(node) for g in self.unit_children(c)))
+
+    def readers(self, node: Node) -> tuple[Node, ...]:
+        """The nodes whose definitions read ``node`` (the edges into it), in the graph's order."""
+        if node not in self._readers:
+            self._readers[node] = self._readers_of(node)
+        return self._readers[node]
+
+    def _readers_of(self, node: Node) -> tuple[Node, ...]:
+        net = self.network
+        if node[0] == "param":
+            return tuple(sorted(self._fed_by(node)))
+        if node[0] == "target" or (node[0] == "out" and node[1] == net.depth):
+            return (LOSS,)
+        if node[0] == "out":
+            candidates = [("net", node[1] + 1, k) for k in range(net.sizes[node[1] + 1])]
+        elif node[0] == "net":
+            candidates = [("out", node[1], j) for j in range(net.sizes[node[1]])]
+        else:
+            return ()
+        return tuple(c for c in candidates if node in self.unit_children(c))
+
+    def _fed_by(self, param: Node) -> frozenset[Node]:
+        """The nets that read the parameter ``param`` (one; every net of its layer for a shared bias)."""
+        name = param[1]
+        if name not in self._fed:
+            ref = self.network.locate(name)
+            rows = self.kind(ref.layer).parameter_readers(self.network, ref) if ref is not None else ()
+            self._fed[name] = frozenset(("net", ref.layer, r) for r in rows) if ref is not None else frozenset()
+        return self._fed[name]
+
+    # -- order -------------------------------------------------------------------------------
+
+    def rank(self, node: Node) -> int:
+        """How far from the inputs a node sits: an input 1, the net of layer l 2l and its output
+        2l + 1, a parameter of layer l 2l - 1 (below the nets that read it), E above everything;
+        a target -1. A node reads only nodes of lower rank."""
+        found = self._ranks.get(node)
+        if found is None:
+            found = self._ranks[node] = self._rank(node)
+        return found
+
+    def _rank(self, node: Node) -> int:
+        if node[0] == "E":
+            return LOSS_RANK
+        if node[0] in ("out", "net"):
+            return 2 * node[1] + (1 if node[0] == "out" else 0)
+        if node[0] == "param":
+            ref = self.network.locate(node[1])
+            return 2 * ref.layer - 1 if ref is not None else -1
+        return -1
+
+    # -- paths -------------------------------------------------------------------------------
+
+    def count(self, above: Node, below: Node) -> int:
+        """The number of paths from ``above`` down to ``below`` (0: it does not depend on it; 1
+        for a node and itself)."""
+        if above == below:
+            return 1
+        if above[0] in ("param", "target") or self.rank(above) <= self.rank(below):
+            return 0  # parameters and targets are leaves (and locating a name is not free)
+        key = (above, below)
+        found = self._counts.get(key)
+        if found is None:
+            reads_parameter = below[0] == "param" and above in self._fed_by(below)  # at most once
+            if self.rank(above) == self.rank(below) + 1:  # its children sit at below's rank: only below leads to it
+                found = int(reads_parameter if below[0] == "param" else below in self.unit_children(above))
+            else:
+                found = sum(self.count(c, below) for c in self.unit_children(above)) + (1 if reads_parameter else 0)
+            self._counts[key] = found
+        return found
+
+    def paths(self, above: Node, below: Node, limit: int = MAX_PATHS) -> list[tuple[Node, ...]]:
+        """Every path from ``above`` down to ``below``, as node sequences (none where it does not
+        depend on it), in the order of :meth:`children`.
+
+        Raises:
+            TooManyPaths: more than ``limit``.
+        """
+        found = self.count(above, below)
+        if found > limit:
+            raise TooManyPaths(f"{min(found, SHOWN_COUNT):,} paths")
+        return list(self.walk(above, below))
+
+    def walk(self, above: Node, below: Node) -> Iterator[tuple[Node, ...]]:
+        """The paths of :meth:`paths`, one at a time and without a limit."""
+        if above == below:
+            yield (below,)
+            return
+        if self.rank(above) == self.rank(below) + 1:  # as in count: only below itself leads to below
+            if self.count(above, below):
+                yield (above, below)
+            return
+        for child in self.unit_children(above):
+            if self.count(child, below):
+                for tail in self.walk(child, below):
+                    yield (above,) + tail
+        if below[0] == "param" and above in self._fed_by(below):
+            yield (above, below)
+
+    # -- names -------------------------------------------------------------------------------
+
+    def symbol(self, node: Node) -> sympy.Symbol:
+        """The spec's symbol of a node (``out_h1``, ``net_h1``, ``i1``, ``t1``, ``E``, ``w5``)."""
+        net = self.network
+        if node[0] == "E":
+            return net.loss_symbol
+        if node[0] in ("param", "target"):
+            return real_symbol(node[1])
+        return net.out(node[1], node[2]) if node[0] == "out" else net.net(node[1], node[2])
+
+    def name(self, node: Node) -> str:
+        return self.symbol(node).name
+
+    def path_text(self, path: tuple[Node, ...]) -> str:
+        """``dE/dout_o1 * dout_o1/dnet_o1 * dnet_o1/dw5``."""
+        return " * ".join(naming.PARTIAL.format(of=self.name(a), wrt=self.name(b)) for a, b in zip(path, path[1:]))
+
+    @cached_property
+    def names(self) -> Mapping[str, sympy.Symbol]:
+        """The names of units, inputs, targets and E as people write them, to their symbols:
+        ``o1`` and ``out_o1`` the output of unit o1, ``net_o1`` its weighted sum, an input and a
+        target their own names (parameters: :meth:`symbol_named`)."""
+        network = self.network
+        units: dict[str, sympy.Symbol] = {}
+        for l in range(1, network.depth + 1):
+            for r, unit in enumerate(network.units(l)):
+                units[unit] = units[naming.OUT.format(unit=unit)] = network.out(l, r)
+                units[naming.NET.format(unit=unit)] = network.net(l, r)
+        for r, name in enumerate(network.units(0)):
+            units[name] = network.out(0, r)
+        for k in range(network.sizes[-1]):
+            units[network.spec.targets[k]] = network.target(k)
+        units[naming.LOSS] = network.loss_symbol
+        return units
+
+    @cached_property
+    def unit_nodes(self) -> Mapping[str, Node]:
+        """The out and net nodes (inputs included) by their symbols' names."""
+        network = self.network
+        nodes: dict[str, Node] = {}
+        for l in range(network.depth + 1):
+            for r in range(network.sizes[l]):
+                nodes[network.out(l, r).name] = ("out", l, r)
+                if l > 0:
+                    nodes[network.net(l, r).name] = ("net", l, r)
+        return nodes
+
+    def symbol_named(self, name: str) -> sympy.Symbol | None:
+        """The symbol a unit, input, target, E or parameter name stands for, or None."""
+        found = self.names.get(name)
+        if found is not None:
+            return found
+        return real_symbol(name) if self.network.locate(name) is not None else None
+
+    def node_of(self, symbol: sympy.Symbol) -> Node:
+        """The node of one of the spec's symbols (another name is taken for a parameter's)."""
+        if symbol == self.network.loss_symbol:
+            return LOSS
+        if symbol.name in self.unit_nodes:
+            return self.unit_nodes[symbol.name]
+        if symbol.name in self.network.spec.targets:
+            return ("target", symbol.name)
+        return ("param", symbol.name)
+
+    def node_named(self, name: str) -> Node | None:
+        """The node a name as people write it stands for (``h1`` is ``out_h1``), or None."""
+        symbol = self.symbol_named(name)
+        return None if symbol is None else self.node_of(symbol)
+
+    def listed(self) -> list[str]:
+        """The names of the network, compact: ``E, i1, i2, t1, t2, units h1, h2, o1, o2 (each also
+        as net_ and out_), w1 ... w8, b1, b2`` (every parameter where there are at most 12)."""
+        net = self.network
+        units = [u for l in range(1, net.depth + 1) for u in net.units(l)]
+        listed = [naming.LOSS, *_compact(list(net.units(0))), *_compact(list(net.spec.targets))]
+        listed.append("units " + ", ".join(_compact(units, 8)) + " (each also as net_ and out_)")
+        if net.parameter_count <= 12:
+            return listed + [p.name for p in net.parameters()]
+        for l in range(1, net.depth + 1):
+            listed.append(f"{net.weight_name(l, 0, 0)} ... {net.weight_name(l, net.sizes[l] - 1, net.sizes[l - 1] - 1)}")
+            biases = [net.bias_name(l, r) or "" for r in range(net.spec.layers[l - 1].bias_count)]
+            listed += _compact(biases, 2)
+        return listed
+
+
+def _compact(names: list[str], most: int = 4) -> list[str]:
+    if len(names) > most:
+        return [f"{names[0]} ... {names[-1]}"]
+    return names
