@@ -124,8 +124,8 @@ class Graph:
         name = param[1]
         if name not in self._fed:
             ref = self.network.locate(name)
-            rows = self.kind(ref.layer).parameter_readers(self.network, ref) if ref is not None else ()
-            self._fed[name] = frozenset(("net", ref.layer, r) for r in rows) if ref is not None else frozenset()
+            rows = () if ref is None else self.kind(ref.layer).parameter_readers(self.network, ref)
+            self._fed[name] = frozenset(("net", ref.layer, r) for r in rows)
         return self._fed[name]
 
     # -- order -------------------------------------------------------------------------------
