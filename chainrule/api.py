@@ -256,9 +256,9 @@ def emit(spec: SpecLike, out_dir: str | os.PathLike = ".", formulas: bool = Fals
 
 
 @_one_line
-def report(spec: SpecLike, out_dir: str | os.PathLike = ".", pdf: bool = False, params: Sequence[str] = ()) -> tuple[Path, ...]:
-    """Write the derivation as LaTeX ``out_dir/NAME.tex`` (and, with ``pdf``, ``NAME.pdf``), as
-    ``chainrule report`` does.
+def report(spec: SpecLike, out_dir: str | os.PathLike = ".", pdf: bool = False, params: Sequence[str] = (), html: bool = False) -> tuple[Path, ...]:
+    """Write the derivation as LaTeX ``out_dir/NAME.tex`` (and, with ``pdf``, ``NAME.pdf``), or
+    with ``html`` as one self-contained page ``out_dir/NAME.html``, as ``chainrule report`` does.
 
     Args:
         spec: a spec, or a path or dict to :func:`load`.
@@ -266,10 +266,13 @@ def report(spec: SpecLike, out_dir: str | os.PathLike = ".", pdf: bool = False, 
         pdf: also compile the PDF (needs ``pdflatex``; ``--pdf``).
         params: parameters whose chains the report shows (``--param``); a big network shows one
             weight per layer when none is named.
+        html: write ``NAME.html`` (``--html``): the report's content, math as MathML, the
+            diagram as inline SVG, nothing fetched and no TeX needed; in place of the ``.tex``
+            unless ``pdf`` is asked for too.
 
     Returns:
         The paths written, in the order written: ``NAME.pdf`` first when asked for, then
-        ``NAME.tex``.
+        ``NAME.html`` (with ``html``), then ``NAME.tex`` (unless only ``html`` was asked for).
 
     Raises:
         ChainruleError: a bad spec or ``params`` name; ``out_dir`` is not a directory; no TeX
@@ -278,7 +281,7 @@ def report(spec: SpecLike, out_dir: str | os.PathLike = ".", pdf: bool = False, 
     from chainrule.codegen.report.writer import write_report
 
     spec = _spec(spec)
-    return tuple(write_report(spec, spec.source, os.fspath(out_dir), pdf=pdf, params=tuple(params)))
+    return tuple(write_report(spec, spec.source, os.fspath(out_dir), pdf=pdf, params=tuple(params), html=html))
 
 
 @_one_line

@@ -271,6 +271,18 @@ def test_report_params_and_their_errors(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "bad").exists()
 
 
+def test_report_html_writes_the_command_lines_page(tmp_path: Path, capsys) -> None:
+    (page,) = chainrule.report(MAZUR, tmp_path / "api", html=True)
+    code, out, _ = cli(capsys, "report", MAZUR, "-o", tmp_path / "cli", "--html")
+    assert code == 0 and page.name == "mazur.html" and out == f"wrote {tmp_path / 'cli' / 'mazur.html'}\n"
+    assert page.read_bytes() == (tmp_path / "cli" / "mazur.html").read_bytes()
+    assert sorted(p.name for p in (tmp_path / "api").iterdir()) == ["mazur.html"]
+    text = page.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>") and "<math" in text and "<svg" in text
+    assert str(raised(chainrule.report, MAZUR, tmp_path / "bad", params=["w99"], html=True)) == cli_message(capsys, "report", MAZUR, "-o", tmp_path / "bad", "--html", "--param", "w99")
+    assert not (tmp_path / "bad").exists()
+
+
 CLAIMS = sorted((ROOT / "examples" / "claims").glob("*.yaml"))
 
 
