@@ -30,8 +30,18 @@ class _Parser(argparse.ArgumentParser):
         raise ChainruleError("", "", f"{message} (see chainrule --help)")
 
 
+class _TopParser(_Parser):
+    """The ``chainrule`` parser: its help ends with every activation, loss, optimizer and layer
+    kind, one example each (read from the registries when the help is asked for)."""
+
+    def format_help(self) -> str:
+        from chainrule.codegen.starter import help_lists
+
+        return super().format_help() + "\n" + help_lists() + "\n"
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="chainrule", description="Derive, explain and check backpropagation for a network spec.", allow_abbrev=False)
+    parser = _TopParser(prog="chainrule", description="Derive, explain and check backpropagation for a network spec.", allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"chainrule {package_version()}", help="print chainrule's version and exit")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     derive_cmd = commands.add_parser("derive", allow_abbrev=False, help="the derivation: forward pass, chain-rule factors, closed forms, updates")
@@ -59,12 +69,20 @@ def _parser() -> argparse.ArgumentParser:
     verify_cmd.add_argument("claims", nargs="+", metavar="CLAIMS", help="claims files (.yaml, .yml, .toml or .json)")
     verify_cmd.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     verify_cmd.add_argument("--csv", metavar="FILE", help="write one row per claims file and claim (and a total per file)")
+    init_cmd = commands.add_parser("init", allow_abbrev=False, help="write a commented starter spec DIR/NAME.yaml (never over an existing file)")
+    init_cmd.add_argument("name", metavar="NAME", help="the network's name (an identifier); the file is NAME.yaml")
+    init_cmd.add_argument("-o", "--output", default=".", metavar="DIR", help="the directory to write NAME.yaml into (default: .)")
     return parser
 
 
 def run(argv: Sequence[str]) -> int:
     """Run one command; returns the exit code. Raises ChainruleError on bad input."""
     args = _parser().parse_args(list(argv))
+    if args.command == "init":
+        from chainrule.codegen.starter import write_starter
+
+        print(f"wrote {write_starter(args.name, args.output)}")
+        return 0
     spec = load_spec(args.spec)
     if args.command == "derive":
         derivation = derive(spec, args.param)
