@@ -28,12 +28,12 @@ if not (Path(__file__).parent / "derive").is_dir() and (_TREE / "derive" / "__in
 # chainrule.derive once, and the function of that name defined below then takes its place.
 from chainrule.derive.errors import ChainruleError
 
-from chainrule.api import check, derive, emit, load, loads, report, trainer, verify
-from chainrule.results import Chain, Check, Derivation, Factor, Verification
+from chainrule.api import check, derive, emit, load, loads, report, train, trainer, verify
+from chainrule.results import Chain, Check, Derivation, Factor, History, Verification
 
 __all__ = [
-    "Chain", "Check", "ChainruleError", "Derivation", "Factor", "Spec", "Verification", "__version__",
-    "check", "derive", "emit", "load", "loads", "report", "trainer", "verify",
+    "Chain", "Check", "ChainruleError", "Derivation", "Factor", "History", "Spec", "Verification", "__version__",
+    "check", "derive", "emit", "load", "loads", "report", "train", "trainer", "verify",
 ]
 
 

@@ -19,7 +19,7 @@ from types import MappingProxyType, ModuleType
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, TypeVar, Union
 
 from chainrule.derive.errors import ChainruleError
-from chainrule.results import Chain, Check, Derivation, Factor, Verification
+from chainrule.results import Chain, Check, Derivation, Factor, History, Verification
 
 if TYPE_CHECKING:
     from chainrule.derive.derivation import Derivation as EngineDerivation
@@ -171,6 +171,7 @@ def _chain(d: EngineDerivation, name: str) -> Chain:
         frozen=p.frozen,
         note=p.cut_note,
         text="\n".join(lines) + "\n",
+        engine=d,
     )
 
 
@@ -229,6 +230,127 @@ def trainer(spec: SpecLike) -> ModuleType:
 
     spec = _spec(spec)
     return trainer_module(derive_engine(spec), spec.source)
+
+
+@_one_line
+def train(
+    spec: SpecLike,
+    X: Any = None,
+    T: Any = None,
+    epochs: int = 100,
+    batch_size: int = 32,
+    seed: int = 0,
+    lr: float | None = None,
+    validation_split: float = 0.0,
+) -> History:
+    """Train a fresh network of the emitted trainer (:func:`trainer`) and record each epoch: the
+    loss (and accuracy) on the training rows, and on held-out rows with ``validation_split``.
+    In Jupyter the result shows a table and, with matplotlib installed, the curve.
+
+    The steps are ``Network.fit``'s, epoch by epoch: the same as ``fit(X, T, epochs, batch_size,
+    seed)`` on the same rows, so the trained weights are those of ``python NAME.py`` with the
+    same options.
+
+    Args:
+        spec: a spec, or a path or dict to :func:`load`.
+        X, T: the data, ``[rows, inputs]`` and ``[rows, outputs]``; both left out: the spec's
+            ``data:`` file, or else its sample (or batch).
+        epochs: passes over the training rows (0 or more).
+        batch_size: rows per step (1 or more).
+        seed: seeds the shuffling (and the held-out rows, drawn as the trainer's
+            ``--validation-split`` draws them).
+        lr: the learning rate for every parameter (default: the spec's).
+        validation_split: the fraction of rows held out, in [0, 1).
+
+    Returns:
+        A :class:`chainrule.History`; its ``network`` is the trained network.
+
+    Raises:
+        ChainruleError: a bad spec; only one of ``X`` and ``T``; data of the wrong shape or not
+            finite (the trainer's message, naming the argument); ``epochs``, ``batch_size``,
+            ``lr`` or ``validation_split`` out of range; the data file cannot be read.
+        FloatingPointError: a step's loss is not finite (the rate is too large), naming the
+            epoch and step; the network keeps the last good weights.
+    """
+    spec = _spec(spec)
+    _check_training(spec.source, X, T, epochs, batch_size, validation_split, lr)
+    module = trainer(spec)
+    network = module.Network()
+    X, T, validation = _training_rows(spec.source, module, network, X, T, validation_split, seed)
+    if lr is not None:
+        network.lr = lr
+    before = float(network.loss(X, T))
+    record = _epochs(network, X, T, validation, epochs, batch_size, seed)
+    classifier, held = "accuracy" in network.evaluate(X[:1], T[:1]), validation is not None
+    return History(
+        name=spec.name, epochs=epochs, batch_size=batch_size, seed=seed, rows=int(X.shape[0]), before=before,
+        loss=tuple(record["loss"]), step_loss=tuple(record["step"]),
+        accuracy=tuple(record["accuracy"]) if classifier else None,
+        held_out_loss=tuple(record["held_loss"]) if held else None,
+        held_out_accuracy=tuple(record["held_accuracy"]) if held and classifier else None,
+        network=network,
+    )
+
+
+def _check_training(where: str, X: Any, T: Any, epochs: Any, batch_size: Any, validation_split: Any, lr: Any) -> None:
+    import numpy as np
+
+    if (X is None) != (T is None):
+        raise ChainruleError(where, "X, T", "expected both X and T, or neither (the spec's data)")
+    for name, value, least in (("epochs", epochs, 0), ("batch_size", batch_size, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+            raise ChainruleError(where, name, f"expected an integer of at least {least}, got {value!r}")
+    if isinstance(validation_split, bool) or not (isinstance(validation_split, (int, float)) and 0 <= validation_split < 1):
+        raise ChainruleError(where, "validation_split", f"expected a fraction in [0, 1), got {validation_split!r}")
+    if lr is not None and (isinstance(lr, bool) or not (isinstance(lr, (int, float)) and 0 < lr < float("inf"))):
+        raise ChainruleError(where, "lr", f"expected a positive number, got {lr!r}")
+
+
+def _training_rows(where: str, module: ModuleType, network: Any, X: Any, T: Any, validation_split: float, seed: int) -> tuple[Any, Any, Any]:
+    """The training rows and the held-out ones (or None), as the trainer's command line draws them."""
+    import numpy as np
+
+    source = where
+    try:
+        if X is None:
+            if module.DATA:
+                source = str(module.DATA)
+                X, T = module.load_data(module.DATA, *module.DATA_COLUMNS)
+            else:
+                X, T = np.array(module.SAMPLE_X), np.array(module.SAMPLE_T)
+        X, T = network._inputs(X, T)
+    except OSError as error:
+        raise ChainruleError(source, "data", f"cannot read: {error.strerror or error}") from None
+    except ValueError as error:
+        raise ChainruleError(source, "X, T", str(error)) from None
+    n = X.shape[0]
+    held = round(validation_split * n)
+    if validation_split and not 0 < held < n:
+        raise ChainruleError(where, "validation_split", f"{validation_split} of {n} rows holds out {held}")
+    rows = np.random.default_rng(seed).permutation(n) if held else np.arange(n)
+    validation = (X[rows[:held]], T[rows[:held]]) if held else None
+    return X[rows[held:]], T[rows[held:]], validation
+
+
+def _epochs(network: Any, X: Any, T: Any, validation: Any, epochs: int, batch_size: int, seed: int) -> dict[str, list[float]]:
+    """Train epoch by epoch with ``fit``'s steps; the losses (and accuracies) after each."""
+    import numpy as np
+
+    order = np.random.default_rng(seed)  # fit takes it as its seed: one generator, epoch after epoch
+    record: dict[str, list[float]] = {"loss": [], "step": [], "accuracy": [], "held_loss": [], "held_accuracy": []}
+    for epoch in range(1, epochs + 1):
+        try:
+            (step_loss,) = network.fit(X, T, epochs=1, batch_size=batch_size, seed=order)
+        except FloatingPointError as error:
+            raise FloatingPointError(str(error).replace(" at epoch 1, ", f" at epoch {epoch}, ", 1)) from None
+        record["step"].append(float(step_loss))
+        for prefix, rows in (("", (X, T)), ("held_", validation)):
+            if rows is not None:
+                after = network.evaluate(*rows)
+                record[f"{prefix}loss"].append(float(after["loss"]))
+                if "accuracy" in after:
+                    record[f"{prefix}accuracy"].append(float(after["accuracy"]))
+    return record
 
 
 @_one_line

@@ -70,9 +70,27 @@ class Chain:
     frozen: bool
     note: str
     text: str
+    engine: EngineDerivation | None = field(default=None, repr=False, compare=False)
 
     def _repr_markdown_(self) -> str:
         return f"**{self.gradient_name}** = {self.gradient:.9g}\n\n" + _fenced(self.text)
+
+    def _repr_html_(self) -> str | None:
+        """The report's section of this parameter: the chain rule, each factor with its numbers,
+        each path, the optimizer's step, as MathML."""
+        if self.engine is None:
+            return None
+        from chainrule.codegen.report.notebook import chain_html
+
+        return chain_html(self.engine, self.name, f"{self.gradient_name} = {self.gradient:.9g}", self.text)
+
+    def _repr_latex_(self) -> str | None:
+        """The same displays as LaTeX (an ``aligned`` block, for MathJax and nbconvert)."""
+        if self.engine is None:
+            return None
+        from chainrule.codegen.report.notebook import chain_latex
+
+        return chain_latex(self.engine, self.name)
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,6 +143,20 @@ class Derivation:
     def _repr_markdown_(self) -> str:
         return f"**{self.name}**: loss E = {self.loss:.9g}\n\n" + _fenced(self.text)
 
+    def _repr_html_(self) -> str:
+        """The derivation typeset (MathML): the forward pass and loss, every gradient and updated
+        value, the layer form; a big network per layer, as ``chainrule derive`` prints it."""
+        from chainrule.codegen.report.notebook import derivation_html
+
+        summary = f"{self.name}: {self.parameters:,} parameters, loss E = {self.loss:.9g}"
+        return derivation_html(self.engine, summary, self.text)
+
+    def _repr_latex_(self) -> str | None:
+        """The forward pass and loss (a big network: the layer form) as LaTeX for MathJax."""
+        from chainrule.codegen.report.notebook import derivation_latex
+
+        return derivation_latex(self.engine)
+
 
 @dataclass(frozen=True, eq=False)
 class Check:
@@ -158,6 +190,12 @@ class Check:
     def _repr_markdown_(self) -> str:
         return f"**check {'passed' if self.passed else 'failed'}**\n\n" + _fenced(self.text)
 
+    def _repr_html_(self) -> str:
+        """Passed or not, then each group's largest relative error, as a table."""
+        from chainrule.codegen.report.notebook import check_html
+
+        return check_html(self.passed, self.points, self.tolerance, self.groups, self.emitted, self.engine.emitted_path)
+
 
 @dataclass(frozen=True, eq=False)
 class Verification:
@@ -188,3 +226,86 @@ class Verification:
 
     def _repr_markdown_(self) -> str:
         return f"**{self.right} of {self.total} right**\n\n" + _fenced(self.text)
+
+    def _repr_html_(self) -> str:
+        """Right of total, then each judged part as a row: the label as math, what was claimed,
+        what is right and what went wrong (the claims' own text escaped)."""
+        from chainrule.codegen.report.notebook import verification_html
+
+        return verification_html(self.path, self.right, self.total, self.claims)
+
+
+@dataclass(frozen=True, eq=False)
+class History:
+    """A network trained by :func:`chainrule.train`, epoch by epoch.
+
+    Attributes:
+        name: the spec's name.
+        epochs, batch_size, seed: as trained (the shuffling is seeded by ``seed``, as
+            ``Network.fit`` seeds it: the same steps as ``fit(X, T, epochs, batch_size, seed)``).
+        rows: the training rows (the held-out rows not counted).
+        before: the loss on the training rows before the first step.
+        loss: the loss on the training rows after each epoch (``Network.evaluate``; units of
+            the spec's loss, averaged over the rows as the spec reduces).
+        step_loss: the mean loss of each epoch's steps (what ``Network.fit`` returns).
+        accuracy: the accuracy after each epoch (fraction of rows, 0 to 1), for a classifier
+            (a softmax output, or ``bce`` after a sigmoid); else None.
+        held_out_loss, held_out_accuracy: the same on the held-out rows (``validation_split``),
+            or None.
+        network: the trained network (the emitted trainer's ``Network``).
+    """
+
+    name: str
+    epochs: int
+    batch_size: int
+    seed: int
+    rows: int
+    before: float
+    loss: tuple[float, ...]
+    step_loss: tuple[float, ...]
+    accuracy: tuple[float, ...] | None
+    held_out_loss: tuple[float, ...] | None
+    held_out_accuracy: tuple[float, ...] | None
+    network: Any = field(repr=False)
+
+    @property
+    def final_loss(self) -> float:
+        """The loss on the training rows after the last epoch (``before`` with no epochs)."""
+        return self.loss[-1] if self.loss else self.before
+
+    def plot(self, ax: Any = None) -> Any:
+        """Draw the loss per epoch (and the accuracy on a second axis) with matplotlib; returns
+        the loss's axes.
+
+        Args:
+            ax: a matplotlib Axes to draw into; by default a new figure's (``pyplot.subplots``).
+
+        Raises:
+            ImportError: matplotlib is not installed (``pip install chainrule[notebook]``).
+        """
+        from chainrule.codegen.report.notebook import plot_history
+
+        if ax is None:
+            try:
+                from matplotlib import pyplot
+            except ImportError:
+                raise ImportError("History.plot needs matplotlib: pip install chainrule[notebook]") from None
+            _, ax = pyplot.subplots(figsize=(6.4, 3.2), layout="constrained")
+        return plot_history(ax, self.loss, self.accuracy, self.held_out_loss, self.held_out_accuracy, self.name)
+
+    def __repr__(self) -> str:
+        return f"<chainrule.History {self.name}: {self.epochs} epochs, loss {self.before:.6g} -> {self.final_loss:.6g}>"
+
+    def _repr_markdown_(self) -> str:
+        lines = [f"**{self.name}**: {self.epochs} epochs, loss {self.before:.6g} before, {self.final_loss:.6g} after", ""]
+        if self.accuracy:
+            lines[0] += f", accuracy {self.accuracy[-1]:.4f}"
+        return "\n".join(lines) + "\n"
+
+    def _repr_html_(self) -> str:
+        """A table (the first, middle and last epochs) and the curve as a PNG when matplotlib is
+        installed."""
+        from chainrule.codegen.report.notebook import history_html, history_png
+
+        image = history_png(self.loss, self.accuracy, self.held_out_loss, self.held_out_accuracy, self.name) if self.loss else None
+        return history_html(self.name, self.loss, self.accuracy, self.held_out_loss, self.held_out_accuracy, self.before, image)
