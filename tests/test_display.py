@@ -120,6 +120,7 @@ def test_verdicts_display_with_the_claims_escaped(tmp_path: Path) -> None:
     assert f"{verification.right} of {verification.total} right" in page
     assert page.count('class="bad"') == verification.total - verification.right
     assert "(t1 - o1) * o1 * (1 - o1) * h1" in " ".join(parsed.text)  # a claim as written
+    assert "w5+" not in " ".join(parsed.text) and "<msup><msub><mi>w</mi>" in page  # w5+ as math
 
 
 def test_train_takes_fit_s_steps_and_records_each_epoch() -> None:
@@ -168,3 +169,14 @@ def test_the_history_displays_its_curve() -> None:
     matplotlib.use("Agg")
     axes = history.plot()
     assert axes.get_xlabel() == "epoch" and len(axes.get_lines()) == 2
+
+
+def test_a_batch_displays_as_derive_s_text() -> None:
+    data = {"name": "pair", "inputs": 1, "layers": [{"name": "o", "units": 1, "activation": "sigmoid", "weights": [[0.5]]}],
+            "loss": "half_sse", "samples": [{"x": [1.0], "t": [0.0]}, {"x": [-2.0], "t": [1.0]}]}
+    d = chainrule.derive(data)
+    for result in (d, d.chain("w1")):
+        page = result._repr_html_()
+        parsed = well_formed(page)
+        assert "<pre>" in page and result.text.rstrip("\n") in "".join(parsed.text)
+        assert result._repr_latex_() is None

@@ -24,7 +24,7 @@ from markupsafe import Markup
 from chainrule.derive.derivation import Derivation
 
 from chainrule.codegen.report.context import forward_displays, layer_summary, loss_displays, param_section
-from chainrule.codegen.report.document import E, Math, Name, Num, partial
+from chainrule.codegen.report.document import E, Math, Name, Num, partial, updated
 from chainrule.codegen.report.equations import Display
 from chainrule.codegen.report.htmlpage import environment
 from chainrule.codegen.report.layers import layer_displays
@@ -148,9 +148,15 @@ def _check_rows(groups: Sequence[GroupResult], tolerance: float) -> tuple[Cell, 
 
 
 def _label(label: str) -> Any:
-    """``dE/dw5`` as ∂E/∂w₅; any other label as text."""
+    """``dE/dw5`` as ∂E/∂w₅, ``w5+`` as w₅⁺, a unit's or the loss's name as math; any other
+    label as text."""
     match = _LABEL.fullmatch(label)
-    return _math(partial(E, Name(match.group(1)))) if match else label
+    if match:
+        return _math(partial(E, Name(match.group(1))))
+    name = label.removesuffix("+")
+    if name.isascii() and name.isidentifier():
+        return _math(updated(name) if label.endswith("+") else Name(name))
+    return label
 
 
 def _shown(value: Any, written: str = "") -> Any:
