@@ -94,3 +94,13 @@ def test_each_activation_example_is_a_valid_layer(name: str) -> None:
 def test_each_optimizer_example_is_valid(name: str) -> None:
     spec = chainrule.load(with_fields(**yaml.safe_load(optimizer_example(name))))
     assert spec.optimizer.kind == name
+
+
+def test_the_docs_show_the_help_s_lists_as_printed(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    printed = capsys.readouterr().out.splitlines()
+    text = (ROOT / "docs" / "commands.md").read_text(encoding="utf-8")
+    block = text.split("## The lists of --help", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
+    shown = [line for line in block.splitlines() if line.strip() != "..."]
+    assert len(shown) >= 8 and all(line in printed for line in shown), [line for line in shown if line not in printed]
