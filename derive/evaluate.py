@@ -21,7 +21,7 @@ from chainrule.derive.network import Values
 from chainrule.derive.numeric import compile_expr
 from chainrule.derive.program import (
     Affine, Backprop, BiasSum, Chain, LogOneMinusSoftmax, LogSoftmax, Op, Outer, Program, Role, SampleLoss,
-    SharedBiasSum, Softmax, SoftmaxDelta, SoftmaxVJP, Stage, in_vectors,
+    SharedBiasSum, Softmax, SoftmaxDelta, SoftmaxVJP, Stage, Statement, in_vectors,
 )
 
 Env = dict[str, Any]
@@ -114,9 +114,11 @@ class ProgramNumbers:
 
     program: Program
 
-    def run(self, W: tuple[np.ndarray, ...], b: tuple[np.ndarray | None, ...], X_: np.ndarray, T_: np.ndarray) -> Pass:
-        """Forward, loss and backward for a batch (rows are samples)."""
-        env, batch = self._execute(self.program.statements, W, b, X_, T_)
+    def run(self, W: tuple[np.ndarray, ...], b: tuple[np.ndarray | None, ...], X_: np.ndarray, T_: np.ndarray,
+            after: Callable[[Statement, Env], None] | None = None) -> Pass:
+        """Forward, loss and backward for a batch (rows are samples); ``after(statement, env)``,
+        if given, runs after each statement (and may change what later ones read)."""
+        env, batch = self._execute(self.program.statements, W, b, X_, T_, after)
         return self._pass(env, batch)
 
     def loss(self, W: tuple[np.ndarray, ...], b: tuple[np.ndarray | None, ...], X_: np.ndarray, T_: np.ndarray) -> float:
@@ -125,13 +127,15 @@ class ProgramNumbers:
         env, batch = self._execute(statements, W, b, X_, T_)
         return env[statements[-1].target.name] * self._reduced(batch)
 
-    def _execute(self, statements, W, b, X_, T_) -> tuple[Env, int]:
+    def _execute(self, statements, W, b, X_, T_, after=None) -> tuple[Env, int]:
         env = self._data(W, b, X_, T_)
         batch = env[self.program.inputs].shape[0]
         with np.errstate(all="ignore"):  # non-finite values are diagnosed by the caller
             for statement in statements:
                 # an elementwise part has the shape of its layer's vectors
                 env[statement.target.name] = compile_statement(statement.expr)(env, (batch, self.program.sizes[statement.layer]))
+                if after is not None:
+                    after(statement, env)
         return env, batch
 
     def _data(self, W, b, X_, T_) -> Env:

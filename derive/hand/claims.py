@@ -33,7 +33,9 @@ MAX_VALUE_EXPONENT = 300
 MAX_LISTED = 24
 
 FILE_KEYS = ("spec", "claims", "description")
-CLAIM_KEYS = ("of", "value", "formula", "chain", "tolerance")
+CLAIM_KEYS = ("of", "value", "formula", "chain", "tolerance", "step")
+#: The most optimizer steps a claim may speak of (``step: N``).
+MAX_CLAIM_STEP = 100_000
 
 
 class TargetKind(Enum):
@@ -42,6 +44,7 @@ class TargetKind(Enum):
     GRADIENT = "gradient"  # dE/dθ for a parameter θ
     UNIT_GRADIENT = "unit_gradient"  # dE/dnet_u or dE/dout_u
     UPDATE = "update"  # θ+ after one optimizer step
+    PARAMETER = "parameter"  # θ itself, after ``step: N`` optimizer steps
 
 
 class Part(Enum):
@@ -90,6 +93,7 @@ class Claim:
     formula: str | None
     chain: str | None
     tolerance: float | None
+    step: int | None = None  # the claim is about the network after this many optimizer steps
 
     @property
     def parts(self) -> tuple[Part, ...]:
@@ -154,8 +158,9 @@ _UPDATE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:\+|_new|\u207a)")
 _DECIMAL = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?", re.ASCII)  # no 1_0, no non-ASCII digits
 
 
-def parse_target(text: Any, graph: Graph, source: str, field: str) -> Target:
-    """The target of ``of``: ``E``, a unit symbol, ``dE/dNAME`` or ``NAME+``.
+def parse_target(text: Any, graph: Graph, source: str, field: str, stepped: bool = False) -> Target:
+    """The target of ``of``: ``E``, a unit symbol, ``dE/dNAME`` or ``NAME+``; with ``stepped`` (a
+    claim with ``step:``), also a parameter's own name (its value after the steps).
 
     Raises:
         ChainruleError: not a string, or a name the spec does not have.
@@ -180,6 +185,8 @@ def parse_target(text: Any, graph: Graph, source: str, field: str) -> Target:
             raise ChainruleError(source, field, f"{written}: no parameter named {name!r} (the spec has: {', '.join(known(graph))})")
         return Target(TargetKind.UPDATE, real_symbol(name), ref)
     symbol = graph.names.get(written)
+    if symbol is None and stepped and network.locate(written) is not None:
+        return Target(TargetKind.PARAMETER, real_symbol(written), network.locate(written))
     if symbol is None:
         if network.locate(written) is not None:
             raise ChainruleError(source, field, f"{written!r} is a parameter: claim its gradient (dE/d{written}) or its update ({written}+)")
@@ -235,7 +242,12 @@ def _claim(raw: Any, i: int, graph: Graph, source: str) -> Claim:
             raise ChainruleError(source, f"{field}.{key}" if isinstance(key, str) else field, f"unknown key (allowed: {', '.join(CLAIM_KEYS)})")
     if "of" not in raw:
         raise ChainruleError(source, field, "missing 'of': what the claim is about (E, out_h1, dE/dw5, w5+)")
-    target = parse_target(raw["of"], graph, source, f"{field}.of")
+    step = _step(raw["step"], source, f"{field}.step") if "step" in raw else None
+    target = parse_target(raw["of"], graph, source, f"{field}.of", stepped=step is not None)
+    if step is not None and ("formula" in raw or "chain" in raw or "value" not in raw):
+        raise ChainruleError(source, field, "a claim with step: is a value after that many steps (of: E, a unit or a parameter, and value:)")
+    if step is not None and target.kind not in (TargetKind.LOSS, TargetKind.UNIT, TargetKind.PARAMETER, TargetKind.GRADIENT):
+        raise ChainruleError(source, f"{field}.of", f"after step: claim E, a unit, a parameter or its gradient, not {target.label}")
     if not any(k in raw for k in ("value", "formula", "chain")):
         raise ChainruleError(source, field, "expected value:, formula: or chain: (what is claimed)")
     value = parse_literal(raw["value"], source, f"{field}.value") if "value" in raw else None
@@ -246,7 +258,13 @@ def _claim(raw: Any, i: int, graph: Graph, source: str) -> Claim:
     chain = _text(raw["chain"], source, f"{field}.chain", "a chain of factors such as dE/dout_o1 * dout_o1/dnet_o1") if "chain" in raw else None
     if chain is not None and target.kind not in (TargetKind.GRADIENT, TargetKind.UNIT_GRADIENT):
         raise ChainruleError(source, f"{field}.chain", f"a chain is a claim about a gradient dE/dNAME, not about {target.label}")
-    return Claim(i + 1, field, raw["of"].strip(), target, value, formula, chain, tolerance)
+    return Claim(i + 1, field, raw["of"].strip(), target, value, formula, chain, tolerance, step)
+
+
+def _step(value: Any, source: str, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_CLAIM_STEP:
+        raise ChainruleError(source, field, f"expected a number of optimizer steps, an integer from 0 to {MAX_CLAIM_STEP:,}, got {shown(value)}")
+    return value
 
 
 def parse_claims(text: str, source: str, fmt: str, network: Network, graph: Graph | None = None, check_spec: Callable[[str], None] | None = None) -> ClaimsFile:

@@ -24,6 +24,8 @@ from typing import Any, Sequence
 import numpy as np
 import sympy
 
+from chainrule.derive.trajectory import EARLY_UPDATE, State, follow
+from chainrule.derive.counts import count
 from chainrule.derive import naming
 from chainrule.derive.chain import ChainRule, Factor, Path
 from chainrule.derive.hand.chains import judge_chain
@@ -99,6 +101,8 @@ class Verifier:
         self.settings = settings(self.network)
         self.sample = _Env(derivation.env, derivation)
         self._truths: dict[str, Truth] = {}
+        self._states: dict[int, State] = {}  # after n steps (claims with step:)
+        self._early: dict[int, State] = {}  # the same, with the early-update mistake
         self._formulas: dict[tuple[str, sympy.Expr], tuple[bool, tuple[Finding, ...], str]] = {}
         self._read: dict[tuple[str, str], sympy.Expr] = {}  # (target, text) -> claimed, canonical
         self._restating: set[tuple[str, str]] = set()  # (target, text) of formulas that restate the target
@@ -353,6 +357,7 @@ class Verifier:
         """
         verdicts: list[Verdict] = []
         held: list[tuple[Claim, float]] = []  # the values judged right so far: a hand calculation carries them on
+        self._follow({c.step for c in claims.claims if c.step is not None})
         for claim in claims.claims:
             own = None  # only the claim's own formula explains its value, never another claim's
             for part in claim.parts:
@@ -363,6 +368,8 @@ class Verifier:
                         verdict, expr = self.judge_formula(claim, claims.source)
                         own = (expr, verdict.correct)
                         verdicts.append(verdict)
+                    elif claim.step is not None:
+                        verdicts.append(self.judge_step(claim))
                     else:
                         verdicts.append(self.judge_value(claim, own, held))
                         if verdicts[-1].correct:
@@ -394,6 +401,53 @@ class Verifier:
             self._alternative_values[target.label] = [(a.finding, self.at_sample(self.canon(a.expr))) for a in truth.alternatives]
         return self._alternative_values[target.label]
 
+    # -- claims after several steps -----------------------------------------------------------
+
+    def _follow(self, steps: set[int]) -> None:
+        """The right states after ``steps`` (and the steps either side, a claim off by one), and
+        the states of the early-update mistake (:data:`~chainrule.derive.trajectory.EARLY_UPDATE`)."""
+        wanted = {m for n in steps for m in (n - 1, n, n + 1) if m >= 0} - set(self._states)
+        if wanted:
+            self._states.update(follow(self.d, wanted))
+            self._early.update(follow(self.d, steps - set(self._early), EARLY_UPDATE))
+
+    def judge_step(self, claim: Claim) -> Verdict:
+        """A value after ``claim.step`` optimizer steps on the sample, with the mistakes of a hand
+        calculation of several steps: the weights updated before the deltas below were sent back
+        through them, or the value of one step more or fewer."""
+        assert claim.value is not None and claim.step is not None
+        n = claim.step
+        self._follow({n})
+        truth = self._value_at(claim.target, self._states[n])
+        correct, note = judge_number(claim.value, truth, claim.tolerance)
+        findings: tuple[Finding, ...] = ()
+        if not correct:
+            words = ("this is what one gets updating each layer's weights as soon as their gradient is known, so that the deltas "
+                     "below are sent back through the updated weights; a step takes every gradient at the weights of its forward pass")
+            alternatives = [(Finding(EARLY_UPDATE, words), self._value_at(claim.target, self._early[n]))]
+            why = {n - 1: ": the loss of the last step's forward pass, before that step's update, as a training loop prints it",
+                   n + 1: ": one step more"}
+            alternatives += [(Finding("other_step", f"this is the value after {count(m, 'step')}, not {n:,}{why[m] if claim.target.kind is TargetKind.LOSS else ''}"),
+                              self._value_at(claim.target, self._states[m])) for m in (n - 1, n + 1) if m in self._states]
+            findings = tuple(value_findings(claim.value, truth, alternatives, None))
+        label = f"{claim.target.label} after {count(n, 'step')}"
+        return Verdict(claim.index, claim.of, label, Part.VALUE, correct, truth, float(claim.value.value), findings, note, claim.value.text, claim.tolerance)
+
+    def _value_at(self, target: Target, state: State) -> float:
+        """``target``'s value at a state: E, a unit on the sample, a parameter or its gradient."""
+        if target.kind is TargetKind.LOSS:
+            return float(state.run.loss)
+        ref = target.param
+        if target.kind is TargetKind.PARAMETER and ref is not None:
+            return float(state.W[ref.layer - 1][ref.row, ref.col] if ref.is_weight else state.b[ref.layer - 1][ref.row])  # type: ignore[index]
+        if target.kind is TargetKind.GRADIENT and ref is not None:
+            return float(state.run.dW[ref.layer - 1][ref.row, ref.col] if ref.is_weight else state.run.db[ref.layer - 1][ref.row])  # type: ignore[index]
+        node = self.graph.unit_nodes[target.symbol.name]
+        kind, l, r = node
+        if l == 0:
+            return float(self.d.values.X[0, r])
+        return float((state.run.nets if kind == "net" else state.run.outs[1:])[l - 1][0, r])
+
     def judge_value(self, claim: Claim, formula: tuple[sympy.Expr, bool] | None, held: Sequence[tuple[Claim, float]] = ()) -> Verdict:
         assert claim.value is not None
         truth = self.truth(claim.target)
@@ -419,9 +473,11 @@ class Verifier:
         for used, value in self._carried_values(truth, held):
             if matches(claim.value, value):
                 return f"right with {used} put in (that gives {value:.12g}); {exact_here}"
-        # the digits the claimant shows for the values before this one (none shown: none assumed)
+        # the digits the claimant shows for the values before this one (none shown: none assumed);
+        # a value that is a typical mistake's is that mistake, not a rounding
         digits = min((significant(c.value) for c, _ in held if c.value is not None), default=0)
-        if digits and claim.target.kind is TargetKind.GRADIENT and len(truth.paths) <= MAX_ROUNDED_PATHS:
+        mistaken = any(matches(claim.value, value) for _, value in self.alternative_values(claim.target))
+        if digits and not mistaken and claim.target.kind is TargetKind.GRADIENT and len(truth.paths) <= MAX_ROUNDED_PATHS:
             paths = [[self.at_sample(f.human) for f in p.factors] for p in truth.paths]
             if within_rounding(claim.value, truth.value, paths, digits):
                 return f"right to within the rounding of the factors it multiplies to {digits} significant digits, as the values before it are written; {exact_here}"
