@@ -271,14 +271,21 @@ class Network:
         outs = self._forward(X, work)
         E = self._loss(X, T, work, outs)
         _finite(E)
-        kept = work["kept"]
-        for copy, array in zip(kept, (self.theta,)):
-            copy[...] = array
-        self.steps += 1
         # lr*dE/dtheta: sgd takes the rate into the deltas with the batch mean
         lr_grad = self._backward(X, T, self.lr / X.shape[0], work, outs)
         lr_grad[4:5] = 0.0  # b1 is frozen in the spec
         lr_grad[9:10] = 0.0  # b2 is frozen in the spec
+        # theta - lr_grad is inf or nan only where one of them is, or one is beyond about 1e154:
+        # where both sums of squares are finite it cannot be, and no copy is kept to take it back
+        theta = self.theta
+        if math.isfinite(np.vdot(theta, theta)) and math.isfinite(np.vdot(lr_grad, lr_grad)):
+            self._update(lr_grad)
+            self.steps += 1
+            return E
+        kept = work["kept"]
+        for copy, array in zip(kept, (self.theta,)):
+            copy[...] = array
+        self.steps += 1
         self._update(lr_grad)
         try:
             _finite_params(self.theta, self._zeros)

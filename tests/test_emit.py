@@ -693,3 +693,18 @@ def test_values_too_large_to_square_are_finite_and_taken():
     value by value rather than refused."""
     net = import_file(GENERATED / "mazur.py").Network()
     assert np.isfinite(net.loss([[1e200, -1e250]], [[0.1, 0.2]]))
+
+
+def test_a_parameter_too_large_to_square_takes_the_kept_copy_path(generated_modules):
+    """sgd's step keeps no copy of theta where both sums of squares are finite; a parameter of
+    1e160 (finite, its square not) takes the path that keeps one, and the step is theta - lr*g."""
+    module = generated_modules["mlp_784_128_10"]
+    rng = np.random.default_rng(1)
+    X, T = rng.uniform(0, 1, (4, 784)), np.eye(10)[[1, 2, 3, 4]]
+    net = module.Network()
+    net.params["b1"][7] = 1e160  # a relu unit far beyond its inputs
+    before, grads = net.theta.copy(), net.gradients(X, T)
+    net.step(X, T)
+    flat = np.concatenate([grads[name].ravel() for name in module.SLOTS])
+    assert net.steps == 1
+    np.testing.assert_allclose(net.theta, before - net.lr * flat, rtol=1e-12, atol=1e-15)

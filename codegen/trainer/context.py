@@ -85,6 +85,7 @@ class TrainerContext:
     fold_lr: bool
     step_vector: Py
     per_batch: Py
+    plain_update: bool
     inputs_count: int
     outputs_count: int
     targets_sum_to_one: bool
@@ -133,6 +134,7 @@ def build_trainer_context(d: Derivation, spec_path: str, out_dir: str, formulas:
         fold_lr=_fold_lr(d),
         step_vector=py(_step_vector(d)),
         per_batch=py(" / X.shape[0]" if d.program.reduction == "mean" else ""),
+        plain_update=_fold_lr(d) and not updates.reads,
         inputs_count=len(spec.inputs),
         outputs_count=network.sizes[-1],
         targets_sum_to_one=targets_sum_to_one(d),
