@@ -571,13 +571,14 @@ class FormulaPrinter(StrPrinter):
         return "exp(1)"
 
     def _print_Piecewise(self, expr: sympy.Piecewise) -> str:
-        """In ``step()``, which the parser reads (relu's closed forms hold a Piecewise)."""
+        """In ``step()``, which the parser reads (relu's closed forms hold a Piecewise); a
+        Piecewise no ``step()`` writes is printed as sympy writes it, to be read by people."""
         try:
             stepped = to_step_form(expr)
         except ValueError:
-            return super()._print_Piecewise(expr)
+            return self._print_Basic(expr)
         if stepped.has(sympy.Piecewise):
-            return super()._print_Piecewise(expr)
+            return self._print_Basic(expr)
         # a Piecewise binds as an atom where it stands (2*Piecewise): its sum is parenthesized
         return f"({self._print(stepped)})" if stepped.is_Add else self._print(stepped)
 

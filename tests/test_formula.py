@@ -331,3 +331,21 @@ def test_derive_and_report_write_registry_constants_and_hyper_parameters_as_deci
         assert not re.search(r"(?<![\d.])(8943|26829|200000)(?!\d)", output), output
     assert "0.8*step(out_o1) + 0.2" in text and "0.134145*net_h1**2 + 1" in closed
     assert r"0.044715 \cdot" in tex and r"\frac{1}{5}" not in tex
+
+
+def test_a_piecewise_no_step_writes_is_printed_as_sympy_writes_it():
+    """leaky_relu(alpha=0.57) of an elu's outputs: the expanded gradient holds a Piecewise that
+    step() cannot write; it printed a traceback (StrPrinter has no _print_Piecewise)."""
+    import json
+
+    from chainrule.codegen.terminal.describe import expanded_form
+    from chainrule.derive import derive
+    from chainrule.derive.spec import spec_from_data
+
+    data = json.loads('{"name": "n", "inputs": 2, "layers": [{"name": "h", "units": 1, "activation": {"name": "elu", "alpha": 1.22}, "bias": "none", '
+                      '"weights": [[0.5, -0.4]]}, {"name": "g", "units": 1, "activation": {"name": "leaky_relu", "alpha": 0.57}, "weights": [[0.8]], '
+                      '"biases": [-0.3]}, {"name": "o", "units": 1, "activation": "identity", "weights": [[-0.7]], "biases": [0.2]}], "loss": "sse", '
+                      '"sample": {"x": [-0.4, 0.8], "t": [0.4]}}')
+    d = derive(spec_from_data(data, "n.json"), ["b2"])
+    text = expanded_form(d, "w1")
+    assert text is not None and "Piecewise(" in text
