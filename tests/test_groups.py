@@ -139,3 +139,17 @@ def _refused(data, field, message, tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{path}: {field}: {message}" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_verify_names_an_update_that_ignores_the_group(tmp_path):
+    """Weight decay applied to a bias its group exempts: the update the optimizer's own settings
+    give, named as such (0.6 - 0.5*(0.100400325 + 0.1*0.6) = 0.519799837 for b2)."""
+    from chainrule.derive.hand.claims import parse_claims
+    from chainrule.derive.hand.verify import Verifier
+
+    data = yaml.safe_load(MAZUR.read_text())
+    data["optimizer"] = {"kind": "sgd", "lr": 0.5, "weight_decay": 0.1, "groups": [{"params": ["biases"], "weight_decay": 0}]}
+    v = Verifier(derive(spec_from_data(data, "mazur")))
+    verdicts = v.verify(parse_claims("claims:\n  - {of: b2+, value: 0.549799837}\n  - {of: b2+, value: 0.519799837}\n", "c.yaml", "yaml", v.network, v.graph))
+    assert verdicts[0].correct and not verdicts[1].correct
+    assert verdicts[1].findings[0].mistake == "group_ignored" and "weight_decay 0" in verdicts[1].findings[0].words

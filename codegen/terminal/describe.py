@@ -220,7 +220,7 @@ def describe_param(d: Derivation, name: str) -> ParamText:
         paths=tuple(describe_path(d, p) for p in chain.paths) if not d.batch else (),
         gradient=gradient,
         closed_form=chain_form(chain),
-        update=update_line(d, ref, gradient),
+        update=update_line(d, ref, d.gradient(ref)),  # the gradient the update used (the layer form's)
         frozen=d.frozen(ref),
         cut_note=cut,
         per_sample=tuple(tuple(describe_path(d, p, row) for p in chain.paths) for row in rows),

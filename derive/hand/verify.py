@@ -227,6 +227,23 @@ class Verifier:
                 alts.append(Alternative(Finding("other_optimizer", words, format_expr(step.xreplace({THETA: theta, GRAD: g}), last=[g])), expr))
         return alts
 
+    def _group_alternatives(self, theta: sympy.Symbol, updated: sympy.Expr, gradient: sympy.Expr, hyper: dict[str, float],
+                            g: sympy.Symbol) -> list[Alternative]:
+        """The update with the optimizer's own settings where ``optimizer.groups`` give this
+        parameter others (weight decay on a bias its group exempts, the common rate for a
+        weight with a rate of its own)."""
+        spec = self.network.spec.optimizer
+        common = dict(spec.hyper)
+        if common == hyper:
+            return []
+        step = first_step_expr(spec.kind, common).xreplace({sympy.Symbol(h, real=True): exact(v) for h, v in common.items()})
+        expr = step.xreplace({THETA: theta, GRAD: gradient})
+        if expr == updated:
+            return []
+        own = ", ".join(f"{k} {v:g}" for k, v in hyper.items() if common.get(k) != v)
+        words = f"this is the update with the optimizer's own settings; {theta.name} is in a group of optimizer.groups with {own}"
+        return [Alternative(Finding("group_ignored", words, format_expr(step.xreplace({THETA: theta, GRAD: g}), last=[g])), expr)]
+
     def _bias_alternatives(self, ref: ParamRef) -> list[Alternative]:
         """A per-unit bias given the gradient a shared bias of its layer would have (the sum
         over the layer's units), which is what chainrule derives for ``bias: shared``."""
@@ -259,6 +276,7 @@ class Verifier:
             form = format_expr(-sympy.diff(first_step_expr(spec.kind, hyper), GRAD))
             rate = Rate(-slope, exact(hyper["lr"]), spec.kind, form)
         alts = update_alternatives(theta, expr, gradient.expr, rate, gradient.alternatives, g) + self._optimizer_alternatives(theta, expr, gradient.expr, g, hyper)
+        alts += self._group_alternatives(theta, expr, gradient.expr, hyper, g)
         form = format_expr(written, last=[g]) + f", with {g.name} = {gradient.form}"
         return Truth(value, expr, form, gradient.paths, tuple(alts), rate)
 
