@@ -12,6 +12,7 @@ from chainrule.derive.errors import ChainruleError
 from chainrule.derive.spec import Spec
 
 from chainrule.codegen.files import write_atomic
+from chainrule.codegen.progress import progress
 from chainrule.codegen.trainer.context import render_trainer
 from chainrule.codegen.trainer.emitted import check_trainer, load_trainer
 
@@ -64,6 +65,10 @@ def check(spec: Spec, points: int = 3, emitted: str | None = None) -> Checked:
         raise ChainruleError("", "--points", f"expected 0 to {MAX_POINTS} random points, got {points}")
     derivation = derive(spec)
     trainer = load_trainer(emitted, derivation) if emitted else None
-    result = check_derivation(derivation, random_points=points)
-    emitted_result = None if trainer is None else check_trainer(derivation, trainer, emitted, points)
+    with progress("check: the derivation", "point") as told:
+        result = check_derivation(derivation, random_points=points, progress=told)
+    emitted_result = None
+    if trainer is not None:
+        with progress("check: the emitted trainer", "point") as told:
+            emitted_result = check_trainer(derivation, trainer, emitted, points, told)
     return Checked(derivation, result, emitted_result, emitted or "")

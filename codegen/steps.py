@@ -16,6 +16,7 @@ from chainrule.derive.derivation import Derivation
 from chainrule.derive.errors import ChainruleError
 from chainrule.derive.optimizers import OPTIMIZERS
 
+from chainrule.codegen.progress import progress
 from chainrule.codegen.trainer.inprocess import trainer_module
 
 #: The most numbers (parameters and state, over every step) one run records: 16 MB as float64,
@@ -84,14 +85,17 @@ def follow_steps(d: Derivation, count: int, spec_path: str = ".") -> Steps:
     theta = np.empty((count + 1, net.theta.size))
     state = {name: np.zeros((count + 1, net.theta.size)) for name in state_names}
     theta[0] = net.theta
-    for k in range(count):
-        try:
-            losses[k] = net.step(X, T)
-        except FloatingPointError as error:
-            raise ChainruleError(network.spec.source, FIELD, f"step {k + 1}: {error}") from None
-        theta[k + 1] = net.theta
-        for name in state_names:
-            state[name][k + 1] = getattr(net, name)
+    with progress("steps", "step") as told:
+        for k in range(count):
+            try:
+                losses[k] = net.step(X, T)
+            except FloatingPointError as error:
+                raise ChainruleError(network.spec.source, FIELD, f"step {k + 1}: {error}") from None
+            theta[k + 1] = net.theta
+            for name in state_names:
+                state[name][k + 1] = getattr(net, name)
+            if (k + 1) % 1000 == 0:
+                told(k + 1, count)
     losses[count] = net.loss(X, T)
     slots = tuple((name, start, stop, tuple(shape)) for name, (start, stop, shape) in module.SLOTS.items())
     return Steps(count, losses, theta, state, tuple(ref.name for ref in network.parameters()), slots)

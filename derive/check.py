@@ -81,17 +81,24 @@ class _Worst:
             self.error, self.where = error, where
 
 
-def check_derivation(derivation: Derivation, random_points: int = RANDOM_POINTS, tolerance: float = TOLERANCE) -> CheckResult:
-    """Finite differences against ``derivation`` at its sample and at ``random_points`` seeded points.
+#: Told after each point a check is done with: (points done, points in all).
+Progress = Callable[[int, int], None]
+
+
+def check_derivation(derivation: Derivation, random_points: int = RANDOM_POINTS, tolerance: float = TOLERANCE,
+                     progress: Progress | None = None) -> CheckResult:
+    """Finite differences against ``derivation`` at its sample and at ``random_points`` seeded
+    points; ``progress(done, total)`` after each point.
 
     Returns:
         Per group and form, the largest relative error found; ``passed`` when all are within
         ``tolerance``.
     """
-    return _over_points(derivation, random_points, tolerance, lambda values, run, worst: _check_point(derivation, values, run, worst))
+    return _over_points(derivation, random_points, tolerance, lambda values, run, worst: _check_point(derivation, values, run, worst), progress)
 
 
-def check_emitted(derivation: Derivation, trainer, random_points: int = RANDOM_POINTS, tolerance: float = TOLERANCE) -> CheckResult:
+def check_emitted(derivation: Derivation, trainer, random_points: int = RANDOM_POINTS, tolerance: float = TOLERANCE,
+                  progress: Progress | None = None) -> CheckResult:
     """Central differences of an emitted trainer's own loss against its own ``gradients``, and its
     gradients against the derivation's, at the sample and at the same seeded points as
     :func:`check_derivation`.
@@ -104,15 +111,16 @@ def check_emitted(derivation: Derivation, trainer, random_points: int = RANDOM_P
     """
     saved = {name: np.array(value, copy=True) for name, value in trainer.params.items()}
     try:
-        return _over_points(derivation, random_points, tolerance, lambda values, run, worst: _check_emitted_point(derivation, trainer, values, run, worst))
+        return _over_points(derivation, random_points, tolerance, lambda values, run, worst: _check_emitted_point(derivation, trainer, values, run, worst), progress)
     finally:
         for name, value in saved.items():
             trainer.params[name][...] = value
 
 
-def _over_points(derivation: Derivation, random_points: int, tolerance: float, check: Callable) -> CheckResult:
+def _over_points(derivation: Derivation, random_points: int, tolerance: float, check: Callable, progress: Progress | None = None) -> CheckResult:
     """``check(values, run, worst)`` at the sample (unless on a kink) and at up to
     ``random_points`` seeded points; the worst error per (group, form) and the notes."""
+    told = progress or (lambda done, total: None)
     worst: dict[tuple[str, str], _Worst] = {}
     notes: list[str] = []
     kinks = _kink_functions(derivation.network)
@@ -123,10 +131,12 @@ def _over_points(derivation: Derivation, random_points: int, tolerance: float, c
     else:
         checked += 1
         check(derivation.values, derivation.sample, worst)
+    told(1, 1 + random_points)
     with np.errstate(all="ignore"):
         for values in iter_random_values(derivation, random_points, kinks):
             drawn += 1
             check(values, derivation.numbers.run(values.W, values.b, values.X, values.T), worst)
+            told(1 + drawn, 1 + random_points)
     if drawn < random_points:
         notes.append(f"{count(random_points - drawn, 'random point')} not found: none of 200 draws was away from kinks with the network defined")
     checked += drawn

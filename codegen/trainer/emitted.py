@@ -53,13 +53,13 @@ def load_trainer(path: str, derivation: Derivation):
         raise ChainruleError(path, FIELD, f"Network() fails: {type(error).__name__}: {error}") from None
 
 
-def check_trainer(derivation: Derivation, trainer, path: str, random_points: int) -> CheckResult:
+def check_trainer(derivation: Derivation, trainer, path: str, random_points: int, progress=None) -> CheckResult:
     """:func:`~chainrule.derive.check.check_emitted`, with an exception raised inside the trainer
     file (its loss or gradients failing on a point the derivation allows) said in one line
     naming the file, where it was a traceback; anything raised elsewhere is a bug and raised."""
     file = str(Path(path).resolve())
     try:
-        return check_emitted(derivation, trainer, random_points=random_points)
+        return check_emitted(derivation, trainer, random_points=random_points, progress=progress)
     except (Exception, SystemExit) as error:
         frames = traceback.extract_tb(error.__traceback__)
         if not any(str(Path(frame.filename).resolve()) == file for frame in frames):
