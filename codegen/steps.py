@@ -25,6 +25,24 @@ MAX_RECORDED = 2_000_000
 FIELD = "--steps"
 
 
+#: ``derive --steps N`` prints every step up to this many, else the first ten, each power of ten
+#: and the last.
+STEPS_SHOWN = 20
+
+
+def shown_steps(count: int) -> list[int]:
+    """The rows of the steps table: all up to :data:`STEPS_SHOWN`, else 0-10, 100, 1000, ...
+    and the last."""
+    if count <= STEPS_SHOWN:
+        return list(range(count + 1))
+    rows = list(range(11))
+    power = 100
+    while power < count:
+        rows.append(power)
+        power *= 10
+    return rows + [count]
+
+
 @dataclass(frozen=True)
 class Steps:
     """The loss and parameters after each of ``count`` optimizer steps on the sample.
@@ -46,6 +64,11 @@ class Steps:
     state: Mapping[str, np.ndarray]
     names: tuple[str, ...]
     slots: tuple[tuple[str, int, int, tuple[int, ...]], ...]
+
+    @property
+    def shown(self) -> list[int]:
+        """The steps a table shows (:func:`shown_steps`): derive's text and the report alike."""
+        return shown_steps(self.count)
 
     def params(self, k: int, by: str = "name") -> dict[str, Any]:
         """The parameters after ``k`` steps: by scalar name (``{"w5": 0.35}``) or, with

@@ -12,7 +12,7 @@ import yaml
 
 from chainrule.codegen.cli import main
 from chainrule.codegen.steps import MAX_RECORDED, follow_steps
-from chainrule.codegen.terminal.text import shown_steps
+from chainrule.codegen.steps import shown_steps
 from chainrule.derive import derive
 from chainrule.derive.spec import spec_from_data
 from generator import OPTIMIZERS, random_spec

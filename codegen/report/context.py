@@ -104,14 +104,12 @@ STEP_COLUMNS = 4
 def training(d: Derivation, steps, params: Sequence[str]) -> Training:
     """The steps table of ``steps`` (:class:`~chainrule.codegen.steps.Steps`), with a column
     for each of the first :data:`STEP_COLUMNS` names in ``params``."""
-    from chainrule.codegen.terminal.text import shown_steps  # the same rows as derive --steps
-
     spec = d.network.spec
     names = list(params)[:STEP_COLUMNS]
     columns = [steps.names.index(name) for name in names]
     header = (Prose("step"), Prose(E), *(Prose(Name(n)) for n in names))
     rows, previous = [], -1
-    for k in shown_steps(steps.count):
+    for k in steps.shown:  # the rows derive --steps shows
         if k != previous + 1:  # steps left out
             rows.append((Prose("..."),) + (Prose(),) * (len(header) - 1))
         rows.append((Prose(str(k)), Prose(Num(steps.losses[k])), *(Prose(Num(steps.theta[k, c])) for c in columns)))

@@ -20,7 +20,7 @@ from chainrule.derive.formula import format_expr, tree_size
 from chainrule.derive.layers import LayerForm
 from chainrule.derive.network import ParamRef, real_symbol
 from chainrule.derive.optimizers import GRAD, THETA, first_step_expr
-from chainrule.derive.registry import T, X, Y
+from chainrule.derive.registry import X
 
 from chainrule.codegen.terminal.program_text import expression_text, statement_text
 

@@ -196,24 +196,6 @@ def _check_table(result) -> list[str]:
     return out
 
 
-#: ``derive --steps N`` prints every step up to this many, else the first ten, each power of ten
-#: and the last.
-STEPS_SHOWN = 20
-
-
-def shown_steps(count: int) -> list[int]:
-    """The rows of the steps table: all up to :data:`STEPS_SHOWN`, else 0-10, 100, 1000, ...
-    and the last."""
-    if count <= STEPS_SHOWN:
-        return list(range(count + 1))
-    rows = list(range(11))
-    power = 100
-    while power < count:
-        rows.append(power)
-        power *= 10
-    return rows + [count]
-
-
 def render_steps(d: Derivation, steps: Steps, params: Sequence[str] = ()) -> str:
     """The loss (and the parameters ``params``) after each step, then every parameter after the
     last (per matrix for a big network) and the optimizer's state."""
@@ -222,7 +204,7 @@ def render_steps(d: Derivation, steps: Steps, params: Sequence[str] = ()) -> str
     out = [f"Steps: {count(steps.count, 'step')} of {spec.optimizer.kind} ({settings}) on the sample, taken by the emitted trainer in float64"]
     columns = [steps.names.index(name) for name in params]
     header = ["step", "E"] + list(params)
-    rows = [[str(k), number(float(steps.losses[k]))] + [number(float(steps.theta[k, c])) for c in columns] for k in shown_steps(steps.count)]
+    rows = [[str(k), number(float(steps.losses[k]))] + [number(float(steps.theta[k, c])) for c in columns] for k in steps.shown]
     widths = [max(len(row[i]) for row in rows + [header]) for i in range(len(header))]
     out.append("  " + "  ".join(h.rjust(w) for h, w in zip(header, widths)))
     previous = -1

@@ -20,7 +20,7 @@ from chainrule.derive.formula import format_expr
 from chainrule.derive.functions import HELPERS, row_of
 from chainrule.derive.network import Network
 from chainrule.derive.program import (
-    Affine, Backprop, Chain, LogOneMinusSoftmax, LogSoftmax, Program, SampleLoss, SharedBiasSum, Softmax, SoftmaxDelta,
+    Affine, Backprop, Chain, LogOneMinusSoftmax, LogSoftmax, Program, SharedBiasSum, Softmax, SoftmaxDelta,
     SoftmaxVJP, Stage, Statement,
 )
 from chainrule.derive.stable import stable_form

@@ -16,7 +16,6 @@ the report writes them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import sympy
@@ -82,14 +81,6 @@ class _Code(sympy.Symbol):
 class _FloatPrinter(ScalarPrinter):
     def _print__Code(self, expr: _Code) -> str:
         return expr.name if expr.name.isidentifier() else f"({expr.name})"
-
-
-@dataclass(frozen=True)
-class _Unrolled:
-    """A vector's elements as the float code names them: a unit's symbol per row (a weight
-    matrix: per row, a tuple per column)."""
-
-    rows: tuple
 
 
 class _UnitPrinter:
