@@ -2,8 +2,8 @@
 
     python benchmarks/bench_report.py [--repeats N]
 
-Runs `chainrule report` of examples/mazur.yaml and examples/mlp_784_128_10.yaml, `.tex` only and
-with `--pdf`, interleaved, each a fresh process (imports and the TeX compile included) writing
+Runs `chainrule report` of examples/mazur.yaml and examples/mlp_784_128_10.yaml, `.tex` only,
+with `--pdf` and as `--html` (issue 17's goal: the page at most the time of the `.tex`), interleaved, each a fresh process (imports and the TeX compile included) writing
 into a fresh temporary directory, and prints the median, smallest and largest wall time of each,
 the size of what it wrote and the number of PDF pages, as a Markdown table.
 """
@@ -26,6 +26,8 @@ CASES = {
     "report 2-2-2 --pdf": ["examples/mazur.yaml", "--pdf"],
     "report 784-128-10 (.tex)": ["examples/mlp_784_128_10.yaml"],
     "report 784-128-10 --pdf": ["examples/mlp_784_128_10.yaml", "--pdf"],
+    "report 2-2-2 --html": ["examples/mazur.yaml", "--html"],
+    "report 784-128-10 --html": ["examples/mlp_784_128_10.yaml", "--html"],
 }
 
 
@@ -58,12 +60,16 @@ def main() -> None:
             written[name] = (sizes, pages)
     print(f"Machine: {machine()}\n")
     print(f"Command: `python benchmarks/bench_report.py --repeats {args.repeats}` (interleaved; fresh processes)\n")
-    print("| case | median s | min s | max s | .tex bytes | PDF bytes | PDF pages |")
+    print("| case | median s | min s | max s | .tex or .html bytes | PDF bytes | PDF pages |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, values in times.items():
         sizes, pages = written[name]
         pdf = f"{sizes['.pdf']:,}" if ".pdf" in sizes else "-"
-        print(f"| {name} | {statistics.median(values):.3f} | {min(values):.3f} | {max(values):.3f} | {sizes['.tex']:,} | {pdf} | {pages or '-'} |")
+        page = sizes.get(".tex", sizes.get(".html", 0))
+        print(f"| {name} | {statistics.median(values):.3f} | {min(values):.3f} | {max(values):.3f} | {page:,} | {pdf} | {pages or '-'} |")
+    for size in ("2-2-2", "784-128-10"):
+        html, tex = (statistics.median(times[f"report {size} {kind}"]) for kind in ("--html", "(.tex)"))
+        print(f"\n{size}: `--html` / `.tex` = {html / tex:.2f} (medians)")
 
 
 if __name__ == "__main__":
