@@ -32,7 +32,7 @@ Node = tuple
 LOSS: Node = ("E",)
 #: The most paths :meth:`Graph.paths` writes out: more than a hand calculation writes.
 MAX_PATHS = 256
-#: Path counts are shown up to this (a count past it is shown as it).
+#: Path counts are written out in full up to this, past it as "about 1.2e+15".
 SHOWN_COUNT = 10**9
 #: The rank of E: above every unit of any network.
 LOSS_RANK = 10**6
@@ -178,7 +178,7 @@ class Graph:
         """
         found = self.count(above, below)
         if found > limit:
-            raise TooManyPaths(f"{min(found, SHOWN_COUNT):,} paths")
+            raise TooManyPaths(f"{found:,} paths" if found <= SHOWN_COUNT else f"about {float(found):.1e} paths")
         return list(self.walk(above, below))
 
     def walk(self, above: Node, below: Node) -> Iterator[tuple[Node, ...]]:

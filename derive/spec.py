@@ -127,7 +127,7 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class Spec:
-    """A validated network spec; see ``shared/spec.md`` section 1 for the fields."""
+    """A validated network spec; docs/spec-format.md describes the fields."""
 
     source: str
     name: str

@@ -85,6 +85,15 @@ def test_too_many_paths() -> None:
     assert len(g.paths(LOSS, first, limit=2000)) == 6**4
 
 
+def test_a_count_past_a_billion_is_told_as_its_size() -> None:
+    layers = [{"name": f"h{i}", "units": 10, "activation": "tanh"} for i in range(12)] + [{"name": "o", "units": 10, "activation": "sigmoid"}]
+    g = Graph(build_network(spec_from_data({"name": "deep", "inputs": 2, "layers": layers, "loss": "mse"}, "deep.yaml")))
+    first = ("param", g.network.weight_name(1, 0, 0))
+    assert g.count(LOSS, first) == 10**12
+    with pytest.raises(TooManyPaths, match=r"^about 1\.0e\+12 paths$"):
+        g.paths(LOSS, first)
+
+
 def test_names_as_people_write_them() -> None:
     g = Graph(build_network(example_spec("mazur")))
     assert g.node_named("h1") == g.node_named("out_h1") == ("out", 1, 0)

@@ -192,7 +192,7 @@ def _check_table(result) -> list[str]:
     form_width = max((len(g.form) for g in result.groups), default=1)
     for g in result.groups:
         mark = "ok" if g.max_error <= result.tolerance else "DISAGREES"
-        out.append(f"  {g.group:<{width}} {g.form:<{form_width}} {g.checked:>6} checks  largest relative error {g.max_error:.2e} at {g.worst}  {mark}")
+        out.append(f"  {g.group:<{width}} {g.form:<{form_width}} {g.checked:>6} {'check ' if g.checked == 1 else 'checks'}  largest relative error {g.max_error:.2e} at {g.worst}  {mark}")
     return out
 
 
