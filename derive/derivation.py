@@ -175,6 +175,26 @@ class Derivation:
                                  f"{command} takes one sample so far, the spec has a batch of {self.values.samples}; "
                                  "derive and check show the batch (or give sample: for one)")
 
+    def at_sample(self, row: int) -> Derivation:
+        """The derivation of sample ``row`` (from 0) of the batch alone: the same network, chains
+        and program, its numbers on that sample: its loss E_k, its gradients dE_k/dθ and the one
+        step they would give. A batch of one is itself.
+
+        Per-sample quantities are the data loss alone: a penalty on the parameters belongs to the
+        reduced loss (added once after the reduction), never to one sample's.
+
+        Raises:
+            IndexError: ``row`` is not a sample of the batch.
+        """
+        if not 0 <= row < self.values.samples:
+            raise IndexError(f"sample {row + 1} of a batch of {self.values.samples}")
+        if not self.batch:
+            return self
+        values = Values(self.values.W, self.values.b, self.values.X[row:row + 1], self.values.T[row:row + 1], self.values.seeded_sample)
+        sample = gradients_of(self.numbers, values)
+        updated_W, updated_b = _one_step(self.network, values, sample)
+        return Derivation(self.network, values, self.layers, self.program, self.numbers, sample, self.chains, self.rule, updated_W, updated_b)
+
     def reduce(self, per_sample: Sequence[float]) -> float:
         """The samples' values of one quantity reduced as the loss is: their mean or their sum."""
         return float(np.mean(per_sample) if self.network.spec.reduction == "mean" else np.sum(per_sample))

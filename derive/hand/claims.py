@@ -33,7 +33,7 @@ MAX_VALUE_EXPONENT = 300
 MAX_LISTED = 24
 
 FILE_KEYS = ("spec", "claims", "description")
-CLAIM_KEYS = ("of", "value", "formula", "chain", "tolerance", "step")
+CLAIM_KEYS = ("of", "value", "formula", "chain", "tolerance", "step", "sample")
 #: The most optimizer steps a claim may speak of (``step: N``).
 MAX_CLAIM_STEP = 100_000
 
@@ -94,6 +94,7 @@ class Claim:
     chain: str | None
     tolerance: float | None
     step: int | None = None  # the claim is about the network after this many optimizer steps
+    sample: int | None = None  # the claim is about this sample of the batch alone (from 1)
 
     @property
     def parts(self) -> tuple[Part, ...]:
@@ -250,6 +251,7 @@ def _claim(raw: Any, i: int, graph: Graph, source: str) -> Claim:
         raise ChainruleError(source, f"{field}.of", f"after step: claim E, a unit, a parameter or its gradient, not {target.label}")
     if not any(k in raw for k in ("value", "formula", "chain")):
         raise ChainruleError(source, field, "expected value:, formula: or chain: (what is claimed)")
+    sample = _sample(raw, target, graph.network, source, field, step)
     value = parse_literal(raw["value"], source, f"{field}.value") if "value" in raw else None
     if "tolerance" in raw and value is None:
         raise ChainruleError(source, f"{field}.tolerance", "a tolerance needs a value: to apply to")
@@ -258,7 +260,36 @@ def _claim(raw: Any, i: int, graph: Graph, source: str) -> Claim:
     chain = _text(raw["chain"], source, f"{field}.chain", "a chain of factors such as dE/dout_o1 * dout_o1/dnet_o1") if "chain" in raw else None
     if chain is not None and target.kind not in (TargetKind.GRADIENT, TargetKind.UNIT_GRADIENT):
         raise ChainruleError(source, f"{field}.chain", f"a chain is a claim about a gradient dE/dNAME, not about {target.label}")
-    return Claim(i + 1, field, raw["of"].strip(), target, value, formula, chain, tolerance, step)
+    return Claim(i + 1, field, raw["of"].strip(), target, value, formula, chain, tolerance, step, sample)
+
+
+def _sample(raw: Mapping[str, Any], target: Target, network: Network, source: str, field: str, step: int | None) -> int | None:
+    """A claim's ``sample: k`` (from 1), checked against the spec's batch; in a batch of several
+    without it, a claim must be about the batch as a whole: E, a gradient or an update, by value.
+
+    Raises:
+        ChainruleError: not an integer from 1 to the batch's size; given with ``step:``; absent
+            where the claim speaks of one sample's units, or gives a formula or a chain.
+    """
+    size = max(len(network.spec.batch), 1)
+    if "sample" not in raw:
+        if size == 1:
+            return None
+        give = f"give sample: k (1 to {size}) for sample k alone"
+        if target.kind in (TargetKind.UNIT, TargetKind.UNIT_GRADIENT):
+            raise ChainruleError(source, f"{field}.of", f"{target.label} has a value on each of the {size} samples of the batch: {give}")
+        for part in ("formula", "chain"):
+            if part in raw:
+                raise ChainruleError(source, f"{field}.{part}", f"a {part} is written in one sample's units, and the spec has a batch of {size}: {give} "
+                                                                 "(the batch's E, gradients and updates are claimed by value)")
+        return None
+    value = raw["sample"]
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= size:
+        what = "the spec has one sample: sample: 1, or leave it out" if size == 1 else f"the number of a sample of the batch, an integer from 1 to {size}"
+        raise ChainruleError(source, f"{field}.sample", f"expected {what}, got {shown(value)}")
+    if step is not None:
+        raise ChainruleError(source, f"{field}.sample", "a claim with step: is about the batch after that many steps: leave sample: out")
+    return value
 
 
 def _step(value: Any, source: str, field: str) -> int:

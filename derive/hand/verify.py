@@ -50,7 +50,7 @@ from chainrule.derive.formula import format_expr, parse_formula, to_sympy, tree_
 from chainrule.derive.network import ParamRef, Values, exact, real_symbol, seeded_sample
 from chainrule.derive.evaluate import gradients_of
 from chainrule.derive.numeric import compile_expr
-from chainrule.derive.optimizers import GRAD, OPTIMIZERS, THETA, first_step_expr
+from chainrule.derive.optimizers import GRAD, OPTIMIZERS, THETA, compile_rule, first_step_expr
 from chainrule.derive.graph import Graph, Node
 from chainrule.derive.hand.valuecheck import at_precision, judge_number, matches, significant, value_findings, within_rounding
 
@@ -92,14 +92,24 @@ class _Env:
 class Verifier:
     """Judges claims about one derivation; see the module docstring."""
 
-    def __init__(self, derivation: Derivation) -> None:
-        derivation.one_sample("verify")
+    def __init__(self, derivation: Derivation, batch: Verifier | None = None, row: int = 0) -> None:
+        """Args:
+            derivation: what claims are judged against; for a batch of several samples, claims
+                without ``sample:`` are about the batch (E, gradients and updates by value), and
+                each ``sample: k`` is judged by a verifier of sample k alone (:meth:`of_sample`).
+            batch, row: for such a verifier of one sample, the batch's verifier and the sample
+                (from 0), whose values name the batch's mistakes (the batch's value given for
+                one sample's, another sample's value).
+        """
         self.d = derivation
         self.network = derivation.network
-        self.graph = Graph(self.network)
+        self.graph = Graph(self.network) if batch is None else batch.graph
         self.engine = ChainRule(self.network, derivation.layers, self.graph)
         self.settings = settings(self.network)
-        self.sample = _Env(derivation.env, derivation)
+        # a batch of several has no one sample: its claims are judged by value (judge_batch_value)
+        self.sample = _Env(derivation.env, derivation) if not derivation.batch else None  # type: ignore[assignment]
+        self.batch, self.row = batch, row
+        self._samples: dict[int, Verifier] = {}
         self._truths: dict[str, Truth] = {}
         self._states: dict[int, State] = {}  # after n steps (claims with step:)
         self._early: dict[int, State] = {}  # the same, with the early-update mistake
@@ -374,30 +384,115 @@ class Verifier:
             ChainruleError: a part that cannot be read, unless ``tolerant``.
         """
         verdicts: list[Verdict] = []
-        held: list[tuple[Claim, float]] = []  # the values judged right so far: a hand calculation carries them on
+        # the values judged right so far, per sample (None: the batch): a hand calculation carries them on
+        held: dict[int | None, list[tuple[Claim, float]]] = {}
         self._follow({c.step for c in claims.claims if c.step is not None})
         for claim in claims.claims:
-            own = None  # only the claim's own formula explains its value, never another claim's
-            for part in claim.parts:
-                try:
-                    if part is Part.CHAIN:
-                        verdicts.append(self.judge_chain(claim, claims.source))
-                    elif part is Part.FORMULA:
-                        verdict, expr = self.judge_formula(claim, claims.source)
-                        own = (expr, verdict.correct)
-                        verdicts.append(verdict)
-                    elif claim.step is not None:
-                        verdicts.append(self.judge_step(claim))
-                    else:
-                        verdicts.append(self.judge_value(claim, own, held))
-                        if verdicts[-1].correct:
-                            held.append((claim, float(claim.value.value)))  # type: ignore[union-attr]
-                except ChainruleError as error:
-                    if not tolerant:
-                        raise
-                    written = {Part.CHAIN: claim.chain, Part.FORMULA: claim.formula}.get(part) or ""
-                    verdicts.append(Verdict(claim.index, claim.of, claim.target.label, part, False, "", written, (Finding("unreadable", f"not read: {error}"),)))
+            if claim.sample is not None and self.d.batch:
+                judged = self.of_sample(claim.sample)._judge(claim, claims.source, held.setdefault(claim.sample, []), tolerant)
+                verdicts += [replace(v, label=f"{v.label} on sample {claim.sample}") for v in judged]
+            else:
+                verdicts += self._judge(claim, claims.source, held.setdefault(None, []), tolerant)
         return tuple(verdicts)
+
+    def _judge(self, claim: Claim, source: str, held: list[tuple[Claim, float]], tolerant: bool) -> list[Verdict]:
+        """Every part of one claim; ``held`` gains its value where that is judged right."""
+        verdicts: list[Verdict] = []
+        own = None  # only the claim's own formula explains its value, never another claim's
+        for part in claim.parts:
+            try:
+                if part is Part.CHAIN:
+                    verdicts.append(self.judge_chain(claim, source))
+                elif part is Part.FORMULA:
+                    verdict, expr = self.judge_formula(claim, source)
+                    own = (expr, verdict.correct)
+                    verdicts.append(verdict)
+                elif claim.step is not None:
+                    verdicts.append(self.judge_step(claim))
+                elif self.d.batch:
+                    verdicts.append(self.judge_batch_value(claim))
+                else:
+                    verdicts.append(self.judge_value(claim, own, held))
+                    if verdicts[-1].correct:
+                        held.append((claim, float(claim.value.value)))  # type: ignore[union-attr]
+            except ChainruleError as error:
+                if not tolerant:
+                    raise
+                written = {Part.CHAIN: claim.chain, Part.FORMULA: claim.formula}.get(part) or ""
+                verdicts.append(Verdict(claim.index, claim.of, claim.target.label, part, False, "", written, (Finding("unreadable", f"not read: {error}"),)))
+        return verdicts
+
+    # -- a batch of several samples -----------------------------------------------------------
+
+    def of_sample(self, k: int) -> Verifier:
+        """The verifier of sample ``k`` (from 1) of the batch alone: its units, its loss E_k, its
+        gradients dE_k/dθ, its chains and formulas (made once, on demand)."""
+        if k not in self._samples:
+            self._samples[k] = Verifier(self.d.at_sample(k - 1), self, k - 1)
+        return self._samples[k]
+
+    def batch_value(self, target: Target) -> float:
+        """The batch's value of ``target``: E reduced over the samples, the reduced gradient
+        (the layer form's), the update it gives."""
+        ref = target.param
+        if target.kind is TargetKind.LOSS:
+            return self.d.loss
+        assert ref is not None and target.kind in (TargetKind.GRADIENT, TargetKind.UPDATE)
+        return self.d.gradient(ref) if target.kind is TargetKind.GRADIENT else self.d.updated(ref)
+
+    def judge_batch_value(self, claim: Claim) -> Verdict:
+        """A value about the whole batch (E, dE/dθ, θ+), with the batch's mistakes
+        (:meth:`batch_alternatives`) and each sample's typical mistakes reduced as the loss is."""
+        assert claim.value is not None
+        truth = self.batch_value(claim.target)
+        correct, note = judge_number(claim.value, truth, claim.tolerance)
+        findings: tuple[Finding, ...] = ()
+        if not correct:
+            findings = tuple(value_findings(claim.value, truth, self.batch_alternatives(claim.target), None))
+        return Verdict(claim.index, claim.of, claim.target.label, Part.VALUE, correct, truth, float(claim.value.value), findings, note, claim.value.text, claim.tolerance)
+
+    def batch_alternatives(self, target: Target) -> list[tuple[Finding, float]]:
+        """The batch's typical mistakes in E, dE/dθ or θ+, each with its value: the sum where
+        the spec says mean (or the reverse: ``sum_for_mean``, ``mean_for_sum``), one sample's
+        value given for the batch's (``one_sample``); for E and gradients then each mistake of a
+        sample's catalogue, reduced over the samples as the loss is."""
+        n, reduction = self.d.values.samples, self.network.spec.reduction
+        rows = [self.of_sample(k) for k in range(1, n + 1)]
+        label = target.label
+        if target.kind is TargetKind.UPDATE:
+            ref = target.param
+            assert ref is not None
+            if self.d.frozen(ref):
+                return []
+            gradient = Target(TargetKind.GRADIENT, target.symbol, ref)
+            per = [r.batch_value(gradient) for r in rows]
+            rule = compile_rule(self.network.spec.optimizer.kind, self.network.settings_of(ref))
+            theta = np.array([self.d.values.scalar(ref)])
+
+            def value(g: float) -> float:
+                return float(rule.first_step(theta, np.array([g]))[0])
+            what = f"the update from the {_other(reduction)} of the samples' gradients"
+        else:
+            per = [r.batch_value(target) for r in rows]
+
+            def value(g: float) -> float:
+                return g
+            what = f"the {_other(reduction)} of the {n} samples' {'losses' if target.kind is TargetKind.LOSS else 'gradients'}"
+        other = float(np.sum(per) if reduction == "mean" else np.mean(per))
+        spec_says = f"reduction: {reduction} makes {label} {'their mean (the sum divided by ' + str(n) + ')' if reduction == 'mean' else 'their sum (' + str(n) + ' times the mean)'}"
+        if target.kind is TargetKind.UPDATE:
+            spec_says = f"the update takes dE/d{target.symbol.name}, which reduction: {reduction} makes the {reduction} of the samples' gradients"
+        alternatives = [(Finding("sum_for_mean" if reduction == "mean" else "mean_for_sum", f"this is {what}; {spec_says}"), value(other))]
+        for k, v in enumerate(per, start=1):
+            one = {TargetKind.LOSS: f"sample {k}'s loss alone (E_{k})", TargetKind.GRADIENT: f"sample {k}'s gradient alone (dE_{k}/d{target.symbol.name})",
+                   TargetKind.UPDATE: f"the update from sample {k}'s gradient alone"}[target.kind]
+            whole = f"the step from the batch's gradient, the {reduction} over its {n} samples'" if target.kind is TargetKind.UPDATE else f"the batch's, the {reduction} over its {n} samples"
+            alternatives.append((Finding("one_sample", f"this is {one}; {label} is {whole}"), value(v)))
+        if target.kind is not TargetKind.UPDATE:
+            catalogue = [r.catalogue_values(target) for r in rows]
+            for i, (finding, _) in enumerate(catalogue[0]):
+                alternatives.append((Finding(finding.mistake, f"{finding.words}, in each sample's term", finding.formula), self.d.reduce([c[i][1] for c in catalogue])))
+        return alternatives
 
     def judge_chain(self, claim: Claim, source: str) -> Verdict:
         """The chain part of a claim (judged once per target and text, shared across files)."""
@@ -414,10 +509,35 @@ class Verifier:
 
     def alternative_values(self, target: Target) -> list[tuple[Finding, float]]:
         """Each typical mistake of ``target`` with the value it gives on the sample."""
+        return self._sample_alternatives(target) + self.catalogue_values(target)
+
+    def catalogue_values(self, target: Target) -> list[tuple[Finding, float]]:
+        """Each mistake of the catalogue (:attr:`Truth.alternatives`) with its value on the sample."""
         if target.label not in self._alternative_values:
             truth = self.truth(target)
             self._alternative_values[target.label] = [(a.finding, self.at_sample(self.canon(a.expr))) for a in truth.alternatives]
         return self._alternative_values[target.label]
+
+    def _sample_alternatives(self, target: Target) -> list[tuple[Finding, float]]:
+        """For a verifier of one sample of a batch (``sample: k``): the batch's value given for
+        the sample's (``batch_for_sample``), another sample's value (``other_sample``)."""
+        batch = self.batch
+        if batch is None:
+            return []
+        k, n = self.row + 1, batch.d.values.samples
+        found = []
+        if target.kind in (TargetKind.LOSS, TargetKind.GRADIENT, TargetKind.UPDATE):
+            words = {TargetKind.LOSS: f"this is the batch's E, the {batch.network.spec.reduction} over its {n} samples; sample {k}'s is its own loss E_{k}",
+                     TargetKind.GRADIENT: f"this is the batch's gradient, the {batch.network.spec.reduction} over its {n} samples; sample {k}'s is dE_{k}/d{target.symbol.name}, its own term",
+                     TargetKind.UPDATE: f"this is the batch's update; sample {k}'s is the step from its own gradient dE_{k}/d{target.symbol.name}"}[target.kind]
+            found.append((Finding("batch_for_sample", words), batch.batch_value(target)))
+        if target.kind in (TargetKind.LOSS, TargetKind.GRADIENT, TargetKind.UPDATE, TargetKind.UNIT, TargetKind.UNIT_GRADIENT):
+            for j in range(1, n + 1):
+                if j != k:
+                    other = batch.of_sample(j)
+                    value = other.batch_value(target) if target.kind is not TargetKind.UNIT and target.kind is not TargetKind.UNIT_GRADIENT else other.truth(target).value
+                    found.append((Finding("other_sample", f"this is {target.label} on sample {j}, not on sample {k}"), value))
+        return found
 
     # -- claims after several steps -----------------------------------------------------------
 
@@ -642,3 +762,8 @@ class Verifier:
         factors = truth.paths[0].factors if len(truth.paths) == 1 else ()
         found = ratio_findings(gradient, true_gradient, factors) or path_findings(gradient, truth.paths)
         return [Finding(f.mistake, f"in its gradient: {f.words}", f.formula) for f in found]
+
+
+def _other(reduction: str) -> str:
+    """The reduction the spec does not take: ``sum`` for ``mean`` and the reverse."""
+    return "sum" if reduction == "mean" else "mean"
