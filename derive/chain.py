@@ -120,8 +120,8 @@ class ChainRule:
     def _derive_factor(self, of: Node, wrt: Node) -> Factor:
         net = self.network
         of_symbol, wrt_symbol = self.symbol(of), self.symbol(wrt)
-        if of[0] == "E" and wrt[0] == "net":
-            return self._fused_factor(of_symbol, wrt)
+        if of[0] == "E" and (wrt[0] == "net" or wrt[0] == "out" and wrt[1] != net.depth):
+            return self._fused_factor(of_symbol, wrt)  # the output nets (a layer without weights: the outputs below it)
         if of[0] == "E":
             # E is a sum of one term per output, l(out_k, t_k); out_k appears in its own alone.
             output = self.forms[-1].output
@@ -155,15 +155,16 @@ class ChainRule:
         form's simplified delta, equal to it (where the targets sum to 1, for softmax; the test
         suite proves it).
         """
-        net, L, k = self.network, wrt[1], wrt[2]
+        net, k = self.network, wrt[2]
         pieces = [self.factor(LOSS, out).human * self._activation_human(out, wrt, sympy.S.Zero) for out in self.graph.readers(wrt)]
         output = self.forms[-1].output
         assert output is not None and output.closed is not None
-        human = output.closed.xreplace({Y: net.out(L, k), T: net.target(k)})
-        note = f"{self.forms[-1].activation} with {net.spec.loss.name}: the product of dE/dout and dout/dnet simplifies"
+        human = output.closed.xreplace({Y: net.out(net.depth, k), T: net.target(k)})
+        pieces_named = "dE/dout and dout/dnet" if net.has_parameters(net.depth) else f"dE/d{net.layer_name(net.depth)} and d{net.layer_name(net.depth)}/d{self.forms[-1].net}"
+        note = f"{self.forms[-1].activation} with {net.spec.loss.name}: the product of {pieces_named} simplifies"
         if output.constraint:
             note += f" ({output.constraint})"
-        return Factor(E, net.net(L, k), sympy.Add(*pieces), human, note)
+        return Factor(E, self.symbol(wrt), sympy.Add(*pieces), human, note)
 
     def delta_factor(self, node: Node) -> Factor:
         """``dE/dnet_u`` taken as the delta of the layer form (for cut paths)."""
@@ -195,7 +196,7 @@ class ChainRule:
 
     def _cut_layer(self, ref: ParamRef, param: Node) -> int:
         for layer in range(self.network.depth, ref.layer - 1, -1):
-            if sum(self.graph.count(("net", layer, k), param) for k in range(self.network.sizes[layer])) <= PATH_CAP:
+            if self.network.has_parameters(layer) and sum(self.graph.count(("net", layer, k), param) for k in range(self.network.sizes[layer])) <= PATH_CAP:
                 return layer
         return ref.layer
 
@@ -204,7 +205,7 @@ class ChainRule:
         dreader/dnode (the fused output delta where softmax or sigmoid meets cross-entropy)."""
         if node in self._unit_gradients:
             return self._unit_gradients[node]
-        if node[1] == self.network.depth and (node[0] == "out" or self.fused):
+        if node[1] == self.network.depth and node[0] == "out" or self.fused and node in self.graph.children_through(LOSS):
             value = self.factor(LOSS, node).human
         else:
             value = sympy.Add(*[self.unit_gradient(r) * self.local(r, node) for r in self.graph.readers(node)])
@@ -217,11 +218,12 @@ def expanded_units(network: Network) -> Mapping[sympy.Symbol, sympy.Expr]:
     mapping: dict[sympy.Symbol, sympy.Expr] = {}
     for l in range(1, network.depth + 1):
         nets = {}
-        for r in range(network.sizes[l]):
+        for r in range(network.sizes[l] if network.has_parameters(l) else 0):
             nets[network.net(l, r)] = network.net_definition(l, r).xreplace(mapping)
         mapping.update(nets)
+        below = nets if network.has_parameters(l) else {network.out(l - 1, r): mapping.get(network.out(l - 1, r), network.out(l - 1, r)) for r in range(network.sizes[l - 1])}
         for r in range(network.sizes[l]):
-            mapping[network.out(l, r)] = network.out_definition(l, r).xreplace(nets)
+            mapping[network.out(l, r)] = network.out_definition(l, r).xreplace(below)
     return mapping
 
 

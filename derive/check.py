@@ -148,6 +148,8 @@ def _check_emitted_point(derivation: Derivation, trainer, values: Values, run: P
     X, T = values.X, values.T
     groups = []  # (layer, kind, name, the derivation's gradient)
     for l, form in enumerate(derivation.layers):
+        if form.weight is None:
+            continue  # a layer without weights
         trainer.params[form.weight][...] = values.W[l]
         groups.append((l, "W", form.weight, run.dW[l]))
         if form.bias is not None:
@@ -240,7 +242,7 @@ def _group_checks(network: Network, values: Values, loss: Loss, l: int, kind: st
     """(where, derived, differenced) for every coordinate (small) or for directions and a few
     coordinates (big)."""
     base = (values.W if kind == "W" else values.b)[l]
-    name = f"{kind}{l + 1}"
+    name = f"{kind}{network.matrix_number(l + 1)}"
     if small:
         coordinates: Sequence[tuple[int, ...]] = list(np.ndindex(*base.shape))
     else:
@@ -267,7 +269,8 @@ def iter_random_values(derivation: Derivation, count: int, kinks: list[tuple[int
     for point in range(count):
         rng = np.random.default_rng([network.spec.seed, 1000 + point])
         for _attempt in range(200):
-            W = tuple(rng.standard_normal((n, m)) / np.sqrt(m) for m, n in zip(network.sizes, network.sizes[1:]))
+            W = tuple(rng.standard_normal((n, m)) / np.sqrt(m) if layer.has_parameters else None
+                      for m, n, layer in zip(network.sizes, network.sizes[1:], network.spec.layers))
             b = tuple(None if layer.bias_count == 0 else 0.5 * rng.standard_normal(layer.bias_count) for layer in network.spec.layers)
             x, t, _ = seeded_sample(network, rng)
             candidate = Values(W, b, (2 * x - 1)[np.newaxis, :], t[np.newaxis, :], True)
@@ -308,5 +311,5 @@ def _near_kink(derivation: Derivation, run: Pass, kinks: list[tuple[int, Callabl
     l, unit = _distance_to_kink(run.nets, kinks)
     if unit is None:
         return ""
-    name = derivation.network.units(l)[unit]
-    return f"net_{name} = {float(run.nets[l - 1][0, unit]):.3g} is at a kink of {derivation.layers[l - 1].activation}"
+    name = derivation.network.activation_input(l, unit).name
+    return f"{name} = {float(run.nets[l - 1][0, unit]):.3g} is at a kink of {derivation.layers[l - 1].activation}"

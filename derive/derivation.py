@@ -66,7 +66,7 @@ def diagnose(network: Network, values: Values, run: Pass) -> NotFinite | None:
             r = _first_bad(table[0])
             if r is not None:
                 unit = network.units(l)[r]
-                field = f"layers[{l - 1}].weights" if kind == "net" else _layer_field(network, l)
+                field = f"layers[{l - 1}].weights" if kind == "net" and network.has_parameters(l) else _layer_field(network, l)
                 return NotFinite(source, field, f"{kind}_{unit} is {float(table[0][r])!r} on the sample (the formula is not defined there, or overflows)")
     loss_def = network.loss_def
     if loss_def is not None and loss_def.needs_unit_outputs:
@@ -85,7 +85,7 @@ def diagnose(network: Network, values: Values, run: Pass) -> NotFinite | None:
             field = ("loss.formula" if network.spec.loss.formula is not None else "loss") if l == network.depth and not np.isfinite(run.deltas[l - 1]).any() else _layer_field(network, l)
             return NotFinite(source, field, f"the derivative is not finite on the sample: delta_{unit} = {float(run.deltas[l - 1][0][r])!r}")
     for l in range(1, network.depth + 1):
-        if _first_bad(run.dW[l - 1]) is not None or (run.db[l - 1] is not None and _first_bad(run.db[l - 1]) is not None):
+        if (run.dW[l - 1] is not None and _first_bad(run.dW[l - 1]) is not None) or (run.db[l - 1] is not None and _first_bad(run.db[l - 1]) is not None):
             return NotFinite(source, f"layers[{l - 1}].weights", "the gradient overflows on the sample")
     return None
 
@@ -235,15 +235,16 @@ class Derivation:
         sizes = {name: 1 for name in net.units(0)}
         previous = [1] * net.sizes[0]
         for l in range(1, net.depth + 1):
-            weighted = sum(2 + p for p in previous) + 2
+            weighted = sum(2 + p for p in previous) + 2 if net.has_parameters(l) else max(previous)
             if net.is_softmax(l):
                 out = 3 + net.sizes[l] * (2 + weighted)
             else:
                 f = net.activation(l)
                 out = tree_size(f) + (weighted - 1) * f.count(X)
-            for unit in net.units(l):
-                sizes[naming.NET.format(unit=unit)] = weighted
-                sizes[naming.OUT.format(unit=unit)] = out
+            for r, unit in enumerate(net.units(l)):
+                if net.has_parameters(l):
+                    sizes[naming.NET.format(unit=unit)] = weighted
+                sizes[net.out(l, r).name] = out
             previous = [out] * net.sizes[l]
         return sizes
 
@@ -282,11 +283,14 @@ class PointValues:
         exception."""
         for prefix, table in self.tables:
             unit = name[len(prefix):]
-            if name.startswith(prefix) and unit in self.units and self.units[unit][0] > 0:
+            if name.startswith(prefix) and unit in self.units and self.units[unit][0] > 0 and (prefix == self.tables[2][0] or self.network.has_parameters(self.units[unit][0])):
                 l, r = self.units[unit]
                 return np.float64(table[l - 1][self.row, r])
         if name in self.units and self.units[name][0] == 0:
             return np.float64(self.values.X[self.row, self.units[name][1]])
+        if name in self.units and not self.network.has_parameters(self.units[name][0]):  # s1 = f(out_h1): its own name
+            l, r = self.units[name]
+            return np.float64(self.run.outs[l][self.row, r])
         if name in self.targets:
             return np.float64(self.values.T[self.row, self.targets[name]])
         ref = self.network.locate(name)
@@ -345,7 +349,7 @@ def derive(spec: Spec, params: Sequence[str] = ()) -> Derivation:
     chains = {ref.name: engine.chain(ref) for ref in wanted}
     rule = compile_rule(spec.optimizer.kind, dict(spec.optimizer.hyper))
     updated_W, updated_b = _one_step(network, values, sample)
-    if any(_first_bad(w) is not None for w in updated_W) or any(b is not None and _first_bad(b) is not None for b in updated_b):
+    if any(w is not None and _first_bad(w) is not None for w in updated_W) or any(b is not None and _first_bad(b) is not None for b in updated_b):
         raise NotFinite(spec.source, "optimizer", "one step overflows: the updated parameters are not finite")
     return Derivation(network, values, forms, program, numbers, sample, chains, rule, updated_W, updated_b)
 
@@ -357,7 +361,8 @@ def _one_step(network: Network, values: Values, sample: Pass) -> tuple[tuple[np.
     W, b = [], []
     for l, layer in enumerate(network.spec.layers):
         settings = network.settings[l]
-        W.append(values.W[l] if "weights" in layer.freeze else compile_rule(kind, settings.W).first_step(values.W[l], sample.dW[l]))
+        weights, grad_W = values.W[l], sample.dW[l]
+        W.append(weights if weights is None or grad_W is None or "weights" in layer.freeze else compile_rule(kind, settings.W).first_step(weights, grad_W))
         bias, grad = values.b[l], sample.db[l]
         b.append(None if bias is None or grad is None or settings.b is None else bias if "biases" in layer.freeze
                  else compile_rule(kind, settings.b).first_step(bias, grad))

@@ -97,14 +97,16 @@ class Pass:
     """One forward and backward pass over a batch (rows are samples).
 
     ``nets[l]``, ``outs[l]`` and ``deltas[l]`` are [batch, units] for layer ``l + 1``; ``outs`` has
-    the inputs in front. ``dW`` and ``db`` are averaged over the batch, like the loss.
+    the inputs in front. ``dW`` and ``db`` are averaged over the batch, like the loss. A layer
+    without weights (``kind: activation``) has ``dW`` and ``db`` None, its ``nets`` are its input
+    (the outputs of the layer before) and its ``deltas`` dE/d(its input).
     """
 
     nets: tuple[np.ndarray, ...]
     outs: tuple[np.ndarray, ...]
     loss: float
     deltas: tuple[np.ndarray, ...]
-    dW: tuple[np.ndarray, ...]
+    dW: tuple[np.ndarray | None, ...]
     db: tuple[np.ndarray | None, ...]
 
 
@@ -157,8 +159,9 @@ class ProgramNumbers:
         layers = range(1, len(self.program.sizes))
         loss = env[self.program.stage(Stage.LOSS)[0].target.name]
         scale = self._reduced(batch)
-        return Pass(tuple(nets[l] for l in layers), (env[self.program.inputs], *(outs[l] for l in layers)), loss * scale,
-                    tuple(deltas[l] for l in layers), tuple(dW[l] * scale for l in layers),
+        outputs = (env[self.program.inputs], *(outs[l] for l in layers))
+        return Pass(tuple(nets.get(l, outputs[l - 1]) for l in layers), outputs, loss * scale,
+                    tuple(deltas[l] for l in layers), tuple(None if dW.get(l) is None else dW[l] * scale for l in layers),
                     tuple(None if db.get(l) is None else db[l] * scale for l in layers))
 
     def _reduced(self, batch: int) -> int:

@@ -83,7 +83,10 @@ class Graph:
         if node[0] == "E":
             return tuple(("out", net.depth, k) for k in range(net.sizes[-1])) + tuple(("target", t) for t in net.spec.targets)
         if node[0] == "out" and node[1] > 0:
-            return tuple(("net", node[1], j) for j in self.kind(node[1]).out_reads(net.sizes[node[1]], node[2]))
+            kind = self.kind(node[1])
+            if getattr(kind, "OUT_READS_BELOW", False):  # a layer without weights: s_k = f(out_h_k)
+                return tuple(("out", node[1] - 1, j) for j in kind.out_reads_below(net, node[1], node[2]))
+            return tuple(("net", node[1], j) for j in kind.out_reads(net.sizes[node[1]], node[2]))
         if node[0] == "net":
             return tuple(("out", node[1] - 1, c) for c in self.kind(node[1]).net_reads(net, node[1], node[2]))
         return ()
@@ -112,7 +115,8 @@ class Graph:
         if node[0] == "target" or (node[0] == "out" and node[1] == net.depth):
             return (LOSS,)
         if node[0] == "out":
-            candidates = [("net", node[1] + 1, k) for k in range(net.sizes[node[1] + 1])]
+            above = "net" if net.has_parameters(node[1] + 1) else "out"
+            candidates = [(above, node[1] + 1, k) for k in range(net.sizes[node[1] + 1])]
         elif node[0] == "net":
             candidates = [("out", node[1], j) for j in range(net.sizes[node[1]])]
         else:
@@ -225,7 +229,8 @@ class Graph:
         for l in range(1, network.depth + 1):
             for r, unit in enumerate(network.units(l)):
                 units[unit] = units[naming.OUT.format(unit=unit)] = network.out(l, r)
-                units[naming.NET.format(unit=unit)] = network.net(l, r)
+                if network.has_parameters(l):  # a layer without weights has no nets
+                    units[naming.NET.format(unit=unit)] = network.net(l, r)
         for r, name in enumerate(network.units(0)):
             units[name] = network.out(0, r)
         for k in range(network.sizes[-1]):
@@ -241,7 +246,7 @@ class Graph:
         for l in range(network.depth + 1):
             for r in range(network.sizes[l]):
                 nodes[network.out(l, r).name] = ("out", l, r)
-                if l > 0:
+                if l > 0 and network.has_parameters(l):
                     nodes[network.net(l, r).name] = ("net", l, r)
         return nodes
 
@@ -276,7 +281,7 @@ class Graph:
         listed.append("units " + ", ".join(_compact(units, 8)) + " (each also as net_ and out_)")
         if net.parameter_count <= 12:
             return listed + [p.name for p in net.parameters()]
-        for l in range(1, net.depth + 1):
+        for l in net.parameter_layers:
             listed.append(f"{net.weight_name(l, 0, 0)} ... {net.weight_name(l, net.sizes[l] - 1, net.sizes[l - 1] - 1)}")
             biases = [net.bias_name(l, r) or "" for r in range(net.spec.layers[l - 1].bias_count)]
             listed += _compact(biases, 2)

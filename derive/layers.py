@@ -88,21 +88,27 @@ class LayerForm:
 
     Attributes:
         index: 1-based layer number; ``name`` the spec's layer name.
-        weight, bias: the parameter matrices' names (``W2``, ``b2``); ``bias`` None without one.
+        weight, bias: the parameter matrices' names (``W2``, ``b2``, numbered by the layers that
+            have parameters); ``bias`` None without one, both None for a layer without weights.
         shared_bias: True when one bias serves the whole layer (its gradient sums the deltas).
         net, out, delta, previous: the vector names (``net_o``, ``out_o``, ``delta_o``, ``out_h``).
+            A layer without weights (``kind: activation``) applies its activation to the outputs
+            of the layer before: its ``net`` is ``previous``, and its ``delta`` is dE/d(its
+            input), ``dE/dprevious``, as a dense layer's is dE/dnet.
         activation: how the activation is written (``sigmoid``, a formula's text).
         softmax: True for a softmax layer.
         f: the activation in ``x`` (None for softmax).
         f_prime: ``sympy.diff(f, x)`` (None for softmax).
         f_prime_out: ``f'`` written in ``y``, where the registry writes it so, else None.
         output: for the last layer, how its delta follows from the loss; else None.
+        kind: the layer kind whose rules apply (:data:`chainrule.derive.kinds.KINDS`):
+            ``dense``, ``softmax`` (a dense layer with a softmax) or ``activation``.
     """
 
     index: int
     name: str
     size: int
-    weight: str
+    weight: str | None
     bias: str | None
     shared_bias: bool
     net: str
@@ -115,6 +121,7 @@ class LayerForm:
     f_prime: sympy.Expr | None
     f_prime_out: sympy.Expr | None
     output: OutputDelta | None
+    kind: str = "dense"
 
 
 def derive_layers(network: Network) -> tuple[LayerForm, ...]:
@@ -129,14 +136,15 @@ def _layer_form(network: Network, l: int) -> LayerForm:
     f_prime = None if f is None else to_step_form(sympy.diff(f, X))
     f_prime_out = None if softmax else network.activation_in_output(l)
     previous = network.input_vector if l == 1 else naming.LAYER_OUT.format(name=network.layer_name(l - 1))
+    weighted = spec.has_parameters
     return LayerForm(
         index=l,
         name=spec.name,
         size=network.sizes[l],
-        weight=naming.LAYER_WEIGHT.format(layer=l),
-        bias=None if spec.bias_count == 0 else naming.LAYER_BIAS.format(layer=l),
+        weight=naming.LAYER_WEIGHT.format(layer=network.matrix_number(l)) if weighted else None,
+        bias=None if spec.bias_count == 0 else naming.LAYER_BIAS.format(layer=network.matrix_number(l)),
         shared_bias=spec.bias.value == "shared",
-        net=naming.LAYER_NET.format(name=spec.name),
+        net=naming.LAYER_NET.format(name=spec.name) if weighted else previous,
         out=naming.LAYER_OUT.format(name=spec.name),
         delta=naming.LAYER_DELTA.format(name=spec.name),
         previous=previous,
@@ -146,6 +154,7 @@ def _layer_form(network: Network, l: int) -> LayerForm:
         f_prime=f_prime,
         f_prime_out=f_prime_out,
         output=_output_delta(network, softmax, f_prime_out) if l == network.depth else None,
+        kind=spec.kind if not weighted else "softmax" if softmax else "dense",
     )
 
 

@@ -91,6 +91,40 @@ class Network:
         """The layer form's vector of targets: ``t``, or ``t_vec`` where the spec names a unit t."""
         return naming.vector_name(naming.TARGET_VECTOR, self.uses_name)
 
+    def has_parameters(self, layer: int) -> bool:
+        """False for a layer without weights (``kind: activation``), whose units apply the
+        activation to the outputs of the layer before."""
+        return self.spec.layers[layer - 1].has_parameters
+
+    @cached_property
+    def _matrix_numbers(self) -> tuple[int, ...]:
+        numbers, n = [0], 0
+        for layer in self.spec.layers:
+            n += layer.has_parameters
+            numbers.append(n if layer.has_parameters else 0)
+        return tuple(numbers)
+
+    def matrix_number(self, layer: int) -> int:
+        """The number of ``layer``'s matrices (``W2``, ``b2``, indexed names ``w2_11``): layers
+        with parameters are numbered 1, 2, ... and a layer without weights takes no number (0).
+
+        Raises:
+            ValueError: ``layer`` has no parameters.
+        """
+        number = self._matrix_numbers[layer]
+        if number == 0:
+            raise ValueError(f"layer {self.layer_name(layer)} has no parameters")
+        return number
+
+    def layer_of_matrix(self, number: int) -> int | None:
+        """The layer (1-based) whose matrices are numbered ``number``, or None."""
+        return self._matrix_numbers.index(number) if number >= 1 and number in self._matrix_numbers else None
+
+    @property
+    def parameter_layers(self) -> tuple[int, ...]:
+        """The layers (1-based) with parameters, in order."""
+        return tuple(l for l in range(1, self.depth + 1) if self.has_parameters(l))
+
     def bias_mode(self, layer: int) -> BiasMode:
         return self.spec.layers[layer - 1].bias
 
@@ -105,7 +139,7 @@ class Network:
         """Weights and biases before each layer, for sequential numbering."""
         weights, biases = [0], [0]
         for l, layer in enumerate(self.spec.layers, start=1):
-            weights.append(weights[-1] + self.sizes[l] * self.sizes[l - 1])
+            weights.append(weights[-1] + layer.weight_count(self.sizes[l - 1]))
             biases.append(biases[-1] + layer.bias_count)
         return tuple(weights), tuple(biases)
 
@@ -121,7 +155,7 @@ class Network:
             n = self._offsets[0][layer - 1] + row * self.sizes[layer - 1] + col + 1
             return naming.SEQUENTIAL_WEIGHT.format(n=n)
         pattern = naming.INDEXED_WEIGHT_WIDE if self._wide(layer) else naming.INDEXED_WEIGHT
-        return pattern.format(layer=layer, to=row + 1, frm=col + 1)
+        return pattern.format(layer=self.matrix_number(layer), to=row + 1, frm=col + 1)
 
     def bias_name(self, layer: int, row: int) -> str | None:
         """The name of the bias of unit ``row`` of ``layer`` (the layer's one bias when shared)."""
@@ -134,13 +168,13 @@ class Network:
         if self.spec.naming is Naming.SEQUENTIAL:
             return naming.SEQUENTIAL_BIAS.format(n=self._offsets[1][layer - 1] + index + 1)
         if spec.bias is BiasMode.SHARED:
-            return naming.INDEXED_SHARED_BIAS.format(layer=layer)
-        return naming.INDEXED_BIAS.format(layer=layer, to=row + 1)
+            return naming.INDEXED_SHARED_BIAS.format(layer=self.matrix_number(layer))
+        return naming.INDEXED_BIAS.format(layer=self.matrix_number(layer), to=row + 1)
 
     def parameters(self) -> Iterator[ParamRef]:
         """Every scalar parameter in naming order: layer by layer, weights row by row, then biases."""
         for l in range(1, self.depth + 1):
-            for r in range(self.sizes[l]):
+            for r in range(self.sizes[l] if self.has_parameters(l) else 0):
                 for c in range(self.sizes[l - 1]):
                     yield ParamRef(self.weight_name(l, r, c), l, "weight", r, c)
             for b in range(self.spec.layers[l - 1].bias_count):
@@ -186,15 +220,16 @@ class Network:
     def _locate_indexed(self, name: str) -> ParamRef | None:
         match = re.fullmatch(r"w([0-9]{1,3})_(?:([0-9])([0-9])|([0-9]{1,6})_([0-9]{1,6}))", name)
         if match:
-            layer = int(match.group(1))
+            layer = self.layer_of_matrix(int(match.group(1))) or 0
             to, frm = (match.group(2), match.group(3)) if match.group(2) else (match.group(4), match.group(5))
             if 1 <= layer <= self.depth and 1 <= int(to) <= self.sizes[layer] and 1 <= int(frm) <= self.sizes[layer - 1]:
                 return ParamRef(name, layer, "weight", int(to) - 1, int(frm) - 1)
             return None
         match = re.fullmatch(r"b([0-9]{1,3})(?:_([0-9]{1,6}))?", name)
-        if not match or not 1 <= int(match.group(1)) <= self.depth:
+        layer = self.layer_of_matrix(int(match.group(1))) if match else None
+        if layer is None:
             return None
-        layer, row = int(match.group(1)), int(match.group(2) or 1) - 1
+        row = int(match.group(2) or 1) - 1
         if row >= self.spec.layers[layer - 1].bias_count:
             return None
         return ParamRef(name, layer, "bias", row, -1)
@@ -238,9 +273,15 @@ class Network:
         return real_symbol(naming.NET.format(unit=self.units(layer)[row]))
 
     def out(self, layer: int, row: int) -> sympy.Symbol:
-        """The output of a unit; an input (layer 0) is its own name."""
+        """The output of a unit; an input (layer 0) and a unit of a layer without weights
+        (``s1 = f(out_h1)``, which has no net) are their own names."""
         name = self.units(layer)[row]
-        return real_symbol(name if layer == 0 else naming.OUT.format(unit=name))
+        return real_symbol(name if layer == 0 or not self.has_parameters(layer) else naming.OUT.format(unit=name))
+
+    def activation_input(self, layer: int, row: int) -> sympy.Symbol:
+        """What unit ``row``'s activation is applied to: its net, or for a layer without weights
+        the output of the same unit of the layer before (``s1 = f(out_h1)``)."""
+        return self.net(layer, row) if self.has_parameters(layer) else self.out(layer - 1, row)
 
     def target(self, k: int) -> sympy.Symbol:
         return real_symbol(self.spec.targets[k])
@@ -289,11 +330,12 @@ class Network:
         return sympy.Add(*terms, *([bias] if bias is not None else []))
 
     def out_definition(self, layer: int, row: int) -> sympy.Expr:
-        """``out_u`` in the net symbols of its layer."""
+        """``out_u`` in the net symbols of its layer; for a layer without weights, in the
+        outputs of the layer before (``s_k = f(out_h_k)``, softmax over every ``out_h_j``)."""
         if self.is_softmax(layer):
-            nets = tuple(self.net(layer, r) for r in range(self.sizes[layer]))
+            nets = tuple(self.activation_input(layer, r) for r in range(self.sizes[layer]))
             return softmax_unit(nets, row)
-        return self.activation(layer).xreplace({X: self.net(layer, row)})
+        return self.activation(layer).xreplace({X: self.activation_input(layer, row)})
 
     @property
     def loss_def(self) -> LossDef | None:
@@ -360,7 +402,7 @@ def _group_settings(network: Network) -> tuple[LayerSettings, ...]:
             two groups (PyTorch refuses that too).
     """
     spec, sizes = network.spec, network.sizes
-    owner_W = [np.full((sizes[l], sizes[l - 1]), -1) for l in range(1, network.depth + 1)]
+    owner_W = [np.full((sizes[l], sizes[l - 1]) if network.has_parameters(l) else (0, 0), -1) for l in range(1, network.depth + 1)]
     owner_b = [np.full(layer.bias_count, -1) for layer in spec.layers]
     for i, group in enumerate(spec.optimizer.groups):
         for j, name in enumerate(group.params):
@@ -393,10 +435,13 @@ def _covered(network: Network, name: str, owner_W: list, owner_b: list, path: st
     if word and layer in layers:
         matrix = (word == "weights", layers.index(layer))
     found = re.fullmatch(r"([Wb])([1-9][0-9]*)", name)
-    if found and int(found.group(2)) <= network.depth:
-        matrix = (found.group(1) == "W", int(found.group(2)) - 1)
+    numbered = network.layer_of_matrix(int(found.group(2))) if found else None
+    if found and numbered is not None:
+        matrix = (found.group(1) == "W", numbered - 1)
     if matrix is not None and not matrix[0] and not owner_b[matrix[1]].size:
         raise SpecError(source, path, f"layer {layers[matrix[1]]} has no biases")
+    if matrix is not None and matrix[0] and not owner_W[matrix[1]].size:
+        raise SpecError(source, path, f"layer {layers[matrix[1]]} has no weights (kind: activation)")
     entries = [(owner_W[scalar.layer - 1], (scalar.row, scalar.col)) if scalar.is_weight else (owner_b[scalar.layer - 1], scalar.row)] if scalar else []
     if matrix is not None:
         whole = (owner_W if matrix[0] else owner_b)[matrix[1]]
@@ -409,7 +454,8 @@ def _covered(network: Network, name: str, owner_W: list, owner_b: list, path: st
         return entries
     if name in ("weights", "biases"):
         return [(owner, Ellipsis) for owner in (owner_W if name == "weights" else owner_b) if owner.size]
-    examples = ", ".join(dict.fromkeys([network.weight_name(1, 0, 0), naming.LAYER_WEIGHT.format(layer=1), f"{layers[0]}.biases", "weights", "biases"]))
+    first = network.parameter_layers[0]
+    examples = ", ".join(dict.fromkeys([network.weight_name(first, 0, 0), naming.LAYER_WEIGHT.format(layer=1), f"{layers[first - 1]}.biases", "weights", "biases"]))
     raise SpecError(source, path, f"no parameter, matrix or word {name!r}; expected a parameter name, a matrix name or weights / biases, like {examples}")
 
 
@@ -428,11 +474,12 @@ def _filled(owner: np.ndarray, default: float, key: str, spec: Spec) -> np.ndarr
 
 @dataclass(frozen=True, eq=False)
 class Values:
-    """Parameter values per layer (``W[l]`` is [units, units before]; ``b[l]`` per bias, or None)
+    """Parameter values per layer (``W[l]`` is [units, units before], None for a layer without
+    weights; ``b[l]`` per bias, or None)
     and the batch of samples, ``X`` [samples, inputs] and ``T`` [samples, outputs], all read-only
     float64 arrays. One sample is a batch of one."""
 
-    W: tuple[np.ndarray, ...]
+    W: tuple[np.ndarray | None, ...]
     b: tuple[np.ndarray | None, ...]
     X: np.ndarray
     T: np.ndarray
@@ -462,7 +509,9 @@ class Values:
         return rows[0]
 
     def scalar(self, ref: ParamRef) -> float:
-        return float(self.W[ref.layer - 1][ref.row, ref.col] if ref.is_weight else self.b[ref.layer - 1][ref.row])
+        matrix = self.W[ref.layer - 1] if ref.is_weight else self.b[ref.layer - 1]
+        assert matrix is not None
+        return float(matrix[ref.row, ref.col] if ref.is_weight else matrix[ref.row])
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -488,7 +537,7 @@ def initial_values(network: Network) -> Values:
         he = definition is not None and definition.init == "he"
         limit = np.sqrt(6.0 / (fan_in if he else fan_in + fan_out))
         drawn = rng.uniform(-limit, limit, size=(fan_out, fan_in))
-        weights.append(_frozen(layer.weights if layer.weights is not None else drawn))
+        weights.append(None if not layer.has_parameters else _frozen(layer.weights if layer.weights is not None else drawn))
         count = layer.bias_count
         biases.append(None if count == 0 else _frozen(layer.biases if layer.biases is not None else np.zeros(count)))
     if spec.batch:

@@ -81,10 +81,20 @@ class LayerSpec:
     weight_names: tuple[tuple[str, ...], ...] | None
     bias_names: tuple[str, ...] | None
     freeze: tuple[str, ...]
+    kind: str = "dense"
 
     @property
     def bias_count(self) -> int:
         return {BiasMode.PER_UNIT: len(self.units), BiasMode.SHARED: 1, BiasMode.NONE: 0}[self.bias]
+
+    @property
+    def has_parameters(self) -> bool:
+        """False for a layer without weights (``kind: activation``): ``s_k = f(out of the layer before)``."""
+        return self.kind != ACTIVATION_KIND
+
+    def weight_count(self, before: int) -> int:
+        """How many weights the layer has after a layer of ``before`` units (none without weights)."""
+        return len(self.units) * before if self.has_parameters else 0
 
 
 @dataclass(frozen=True)
@@ -157,7 +167,7 @@ class Spec:
 
     @property
     def parameter_count(self) -> int:
-        return sum(a * b for a, b in zip(self.sizes, self.sizes[1:])) + sum(l.bias_count for l in self.layers)
+        return sum(layer.weight_count(before) + layer.bias_count for layer, before in zip(self.layers, self.sizes))
 
 
 TOP_KEYS = ("name", "description", "inputs", "layers", "targets", "loss", "naming", "sample", "samples", "reduction", "optimizer", "seed", "data")
@@ -165,7 +175,13 @@ TOP_KEYS = ("name", "description", "inputs", "layers", "targets", "loss", "namin
 REDUCTIONS = ("mean", "sum")
 #: The most samples a spec's batch may hold (each is shown, per sample, in the derivation).
 MAX_SAMPLES = 64
-LAYER_KEYS = ("name", "units", "activation", "bias", "weights", "biases", "weight_names", "bias_names", "freeze")
+LAYER_KEYS = ("name", "kind", "units", "activation", "bias", "weights", "biases", "weight_names", "bias_names", "freeze")
+#: A layer's ``kind``: ``dense`` (weighted sums, then the activation; the default) or
+#: ``activation`` (no parameters: the activation applied to the outputs of the layer before).
+LAYER_KINDS = ("dense", "activation")
+ACTIVATION_KIND = "activation"
+#: The keys a ``kind: activation`` layer takes.
+ACTIVATION_LAYER_KEYS = ("name", "kind", "units", "activation")
 DEFAULT_OPTIMIZER = {"kind": "sgd", "lr": 0.1}
 
 
@@ -311,7 +327,7 @@ class _Reader:
         inputs = self.inputs(top["inputs"])
         layers = self.layers(top["layers"], len(inputs))
         sizes = [len(inputs)] + [len(layer.units) for layer in layers]
-        count = sum(a * b for a, b in zip(sizes, sizes[1:])) + sum(layer.bias_count for layer in layers)
+        count = sum(layer.weight_count(before) + layer.bias_count for layer, before in zip(layers, sizes))
         if count > MAX_PARAMETERS:
             raise self.fail("layers", f"expected at most {MAX_PARAMETERS:,} parameters, got {count:,}")
         outputs = len(layers[-1].units)
@@ -353,12 +369,15 @@ class _Reader:
         layers: list[LayerSpec] = []
         before = inputs
         for i, item in enumerate(items):
-            layer = self.layer(item, f"layers[{i}]", before)
+            layer = self.layer(item, f"layers[{i}]", before, f"layer {layers[-1].name}" if layers else "the inputs")
             layers.append(layer)
             before = len(layer.units)
         return tuple(layers)
 
-    def layer(self, value: Any, path: str, before: int) -> LayerSpec:
+    def layer(self, value: Any, path: str, before: int, below: str = "the inputs") -> LayerSpec:
+        kind = self.choice(value.get("kind", "dense"), f"{path}.kind", LAYER_KINDS, "layer kind") if isinstance(value, dict) else "dense"
+        if kind == ACTIVATION_KIND:
+            return self.activation_layer(value, path, before, below)
         raw = self.mapping(value, path, LAYER_KEYS, ("name", "units", "activation"))
         name = self.name(raw["name"], f"{path}.name")
         units = self.units(raw["units"], f"{path}.units", name)
@@ -375,6 +394,20 @@ class _Reader:
             bias_names=None if raw.get("bias_names") is None else self.bias_names(raw["bias_names"], f"{path}.bias_names", count),
             freeze=self.freeze(raw.get("freeze", []), f"{path}.freeze"),
         )
+
+    def activation_layer(self, value: Mapping[str, Any], path: str, before: int, below: str) -> LayerSpec:
+        """A layer without weights (``kind: activation``): its name, its activation and, where
+        given, its units (a count or names, as many as the layer before has: ``below``)."""
+        for key in value:
+            if key not in ACTIVATION_LAYER_KEYS and key in LAYER_KEYS:
+                raise self.fail(f"{path}.{key}", f"a layer of kind: activation has no parameters, so no {key}; it takes {', '.join(ACTIVATION_LAYER_KEYS)}")
+        raw = self.mapping(value, path, ACTIVATION_LAYER_KEYS, ("name", "activation"))
+        name = self.name(raw["name"], f"{path}.name")
+        units = self.units(raw.get("units", before), f"{path}.units", name)
+        if len(units) != before:
+            raise self.fail(f"{path}.units", f"a layer of kind: activation has as many units as the layer before ({below}: {before}), got {len(units)}")
+        return LayerSpec(name=name, units=units, activation=self.activation(raw["activation"], f"{path}.activation"), bias=BiasMode.NONE,
+                         weights=None, biases=None, weight_names=None, bias_names=None, freeze=(), kind=ACTIVATION_KIND)
 
     def units(self, value: Any, path: str, layer: str) -> tuple[str, ...]:
         if isinstance(value, int) and not isinstance(value, bool):

@@ -44,7 +44,7 @@ def follow(d: Derivation, wanted: Iterable[int], mistake: str | None = None) -> 
     rules = [(compile_rule(kind, s.W), None if s.b is None else compile_rule(kind, s.b)) for s in network.settings]
     W, b = list(values.W), list(values.b)
     names = OPTIMIZERS[kind].state
-    state_W = [{s: np.zeros_like(w) for s in names} for w in W]
+    state_W = [None if w is None else {s: np.zeros_like(w) for s in names} for w in W]
     state_b = [None if v is None else {s: np.zeros_like(v) for s in names} for v in b]
     last = max(wanted, default=0)
     found: dict[int, State] = {}
@@ -56,7 +56,7 @@ def follow(d: Derivation, wanted: Iterable[int], mistake: str | None = None) -> 
         if k == last:
             break
         for l, layer in enumerate(network.spec.layers):
-            if "weights" not in layer.freeze:
+            if layer.has_parameters and "weights" not in layer.freeze:
                 W[l], state_W[l] = rules[l][0].step(W[l], run.dW[l], state_W[l], k + 1)
             if b[l] is not None and run.db[l] is not None and "biases" not in layer.freeze:
                 b[l], state_b[l] = rules[l][1].step(b[l], run.db[l], state_b[l], k + 1)

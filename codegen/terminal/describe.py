@@ -99,13 +99,14 @@ class LayerText:
     name: str
     units: int
     activation: str
-    weight: str
+    weight: str | None
     bias: str | None
     bias_mode: str
     forward: tuple[str, ...]
     derivative: str
     delta: str
     gradients: tuple[str, ...]
+    kind: str = "dense"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -118,7 +119,7 @@ def forward_lines(d: Derivation, row: int = 0) -> tuple[Line, ...]:
     net, env = d.network, d.envs[row]
     lines = []
     for l in range(1, net.depth + 1):
-        for r in range(net.sizes[l]):
+        for r in range(net.sizes[l] if net.has_parameters(l) else 0):
             terms = " + ".join(_net_terms(d, l, r, row))
             lines.append(Line(net.net(l, r).name, _net_formula(d, l, r), terms, env[net.net(l, r).name]))
         for r in range(net.sizes[l]):
@@ -159,8 +160,9 @@ def unit_output_text(d: Derivation, l: int, r: int) -> str:
     """How a unit's output is computed; for softmax, its quotient."""
     net = d.network
     if net.is_softmax(l):
-        return f"exp({net.net(l, r).name})/sum(exp({naming.LAYER_NET.format(name=net.layer_name(l))}))"
-    return activation_text(d, l, net.net(l, r))
+        layer = naming.LAYER_NET.format(name=net.layer_name(l)) if net.has_parameters(l) else naming.LAYER_OUT.format(name=net.layer_name(l - 1)) if l > 1 else "inputs"
+        return f"exp({net.activation_input(l, r).name})/sum(exp({layer}))"
+    return activation_text(d, l, net.activation_input(l, r))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -255,8 +257,8 @@ def describe_layer(d: Derivation, form: LayerForm) -> LayerText:
     program = d.program
     statements = {s.rule: s for s in program.layer(form.index)}
     activation = statements["activation"]
-    forward = (statement_text(program, statements["weighted sums"]),
-               f"{activation.target} = {activation_text(d, form.index, real_symbol(form.net))}")
+    weighted = (statement_text(program, statements["weighted sums"]),) if "weighted sums" in statements else ()
+    forward = weighted + (f"{activation.target} = {activation_text(d, form.index, real_symbol(form.net))}",)
     local = statements.get("local derivative")
     delta = statements.get("output delta") or statements["delta"]
     gradients = tuple(statement_text(program, statements[rule]) for rule in ("weight gradient", "bias gradient") if rule in statements)
@@ -268,6 +270,7 @@ def describe_layer(d: Derivation, form: LayerForm) -> LayerText:
         weight=form.weight,
         bias=form.bias,
         bias_mode=d.network.bias_mode(form.index).value,
+        kind=form.kind,
         forward=forward,
         derivative="" if local is None else expression_text(program, local),
         delta=statement_text(program, delta),

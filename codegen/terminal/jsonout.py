@@ -95,7 +95,7 @@ def _per_sample(d: Derivation, described: list[ParamText]) -> list[dict[str, Any
         else:
             run = d.numbers.run(d.values.W, d.values.b, d.values.X[row:row + 1], d.values.T[row:row + 1])
             entry["forward"] = {k: v for form, net, out in zip(d.layers, run.nets, run.outs[1:]) for k, v in ((form.net, net[0].tolist()), (form.out, out[0].tolist()))}
-            entry["gradients"] = {k: v.tolist() for form, dW, db in zip(d.layers, run.dW, run.db) for k, v in ((form.weight, dW), (form.bias, db)) if v is not None}
+            entry["gradients"] = {k: v.tolist() for form, dW, db in zip(d.layers, run.dW, run.db) for k, v in ((form.weight, dW), (form.bias, db)) if k and v is not None}
         rows.append(entry)
     return rows
 
@@ -104,6 +104,8 @@ def _matrices(d: Derivation) -> tuple[dict[str, Any], dict[str, Any]]:
     gradients: dict[str, Any] = {}
     updated: dict[str, Any] = {}
     for form, dW, db, W1, b1 in zip(d.layers, d.sample.dW, d.sample.db, d.updated_W, d.updated_b):
+        if form.weight is None or dW is None or W1 is None:
+            continue  # a layer without weights
         gradients[form.weight], updated[form.weight] = dW.tolist(), W1.tolist()
         if form.bias is not None and db is not None and b1 is not None:
             gradients[form.bias], updated[form.bias] = db.tolist(), b1.tolist()
@@ -115,6 +117,7 @@ def _layer_json(d: Derivation, form: LayerForm) -> dict[str, Any]:
     return {
         "layer": layer.name,
         "index": layer.index,
+        "kind": layer.kind,
         "units": layer.units,
         "activation": layer.activation,
         "weights": layer.weight,

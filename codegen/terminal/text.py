@@ -27,7 +27,8 @@ if TYPE_CHECKING:  # the steps are taken by the trainer: derive without --steps 
 def network_summary(d: Derivation) -> str:
     spec = d.network.spec
     inputs = ", ".join(spec.inputs) if len(spec.inputs) <= 6 else count(len(spec.inputs), "input")
-    layers = " -> ".join(f"{l.name}: {len(l.units)} {l.activation.formula or l.activation.name}, bias {l.bias.value}" for l in spec.layers)
+    layers = " -> ".join(f"{l.name}: {len(l.units)} {l.activation.formula or l.activation.name}, " + (f"bias {l.bias.value}" if l.has_parameters else "no weights")
+                         for l in spec.layers)
     optimizer = ", ".join(f"{k} {v:g}" for k, v in spec.optimizer.hyper if v != 0 or k == "lr")
     groups = "".join(f"; group {', '.join(g.params)}: {', '.join(f'{k} {v:g}' for k, v in g.hyper)}" for g in spec.optimizer.groups)
     return f"{spec.name} ({spec.source}): {inputs} -> {layers}; loss {spec.loss.formula or spec.loss.name}; optimizer {spec.optimizer.kind} ({optimizer}{groups})"
@@ -131,7 +132,8 @@ def render_layers(d: Derivation) -> list[str]:
     out = ["Layer form (delta recursion; * is elementwise, @ the matrix product)"]
     for form in d.layers:
         layer = describe_layer(d, form)
-        out.append(f"  layer {layer.index} ({layer.name}: {count(layer.units, 'unit')}, {layer.activation})")
+        without = ", no weights: delta is dE/d(its input)" if layer.weight is None else ""
+        out.append(f"  layer {layer.index} ({layer.name}: {count(layer.units, 'unit')}, {layer.activation}{without})")
         out.extend(f"    {line}" for line in layer.forward)
         out.append(f"    {layer.delta}")
         out.extend(f"    {line}" for line in layer.gradients)
@@ -141,6 +143,8 @@ def render_layers(d: Derivation) -> list[str]:
 def render_gradient_summary(d: Derivation) -> list[str]:
     out = ["Gradients and one optimizer step, per layer matrix (norm, largest |entry|)"]
     for form, dW, db in zip(d.layers, d.sample.dW, d.sample.db):
+        if dW is None:
+            continue
         out.append(f"  dE_d{form.weight:<6} norm {number(float(np.linalg.norm(dW)))}  max {number(float(np.max(np.abs(dW))))}")
         if db is not None:
             out.append(f"  dE_d{form.bias:<6} norm {number(float(np.linalg.norm(db)))}  max {number(float(np.max(np.abs(db))))}")

@@ -14,21 +14,26 @@ from __future__ import annotations
 from types import MappingProxyType, ModuleType
 
 from chainrule.derive import naming
-from chainrule.derive.kinds import dense, softmax
+from chainrule.derive.kinds import activation, dense, softmax
 from chainrule.derive.layers import LayerForm, stable_loss
 from chainrule.derive.network import Network
 from chainrule.derive.program import Program, Role, SampleLoss, Stage, Statement, vector, VectorInfo, in_vectors
 
-KINDS: MappingProxyType[str, ModuleType] = MappingProxyType({"dense": dense, "softmax": softmax})
+KINDS: MappingProxyType[str, ModuleType] = MappingProxyType({"dense": dense, "softmax": softmax, "activation": activation})
 
 
 def kind_of(form: LayerForm) -> ModuleType:
-    return KINDS["softmax" if form.softmax else "dense"]
+    """The kind module whose rules ``form``'s layer follows (its :attr:`LayerForm.kind`)."""
+    return KINDS[form.kind]
 
 
 def kind_of_layer(network: Network, layer: int) -> ModuleType:
-    """The kind module of ``network``'s layer ``layer`` (1-based), before its form is derived."""
-    return KINDS["softmax" if network.is_softmax(layer) else "dense"]
+    """The kind module of ``network``'s layer ``layer`` (1-based), before its form is derived:
+    the spec's ``kind`` (a dense layer with a softmax follows the softmax kind)."""
+    kind = network.spec.layers[layer - 1].kind
+    if kind == "dense" and network.is_softmax(layer):
+        kind = "softmax"
+    return KINDS[kind]
 
 
 def layer_program(network: Network, forms: tuple[LayerForm, ...]) -> Program:
@@ -59,7 +64,8 @@ def _vectors(network: Network, forms: tuple[LayerForm, ...], statements: list[St
                network.target_vector: VectorInfo(Role.DATA, len(forms), (sizes[-1],))}
     for form in forms:
         l = form.index
-        vectors[form.weight] = VectorInfo(Role.PARAMETER, l, (sizes[l], sizes[l - 1]))
+        if form.weight:
+            vectors[form.weight] = VectorInfo(Role.PARAMETER, l, (sizes[l], sizes[l - 1]))
         if form.bias:
             vectors[form.bias] = VectorInfo(Role.PARAMETER, l, (1 if form.shared_bias else sizes[l],))
     gradient_of = {naming.LAYER_GRADIENT.format(param=p): p for p, info in vectors.items() if info.role is Role.PARAMETER}

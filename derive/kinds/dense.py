@@ -69,12 +69,16 @@ def weighted_sums(form: LayerForm, previous: str, kind: str = KIND) -> Statement
     return Statement(vector(form.net), Affine(*args), Stage.FORWARD, form.index, kind, "weighted sums")
 
 
-def forward(form: LayerForm, previous: str, targets: str) -> list[Statement]:
-    """The weighted sums and the activation."""
+def activate(form: LayerForm, targets: str, kind: str = KIND) -> Statement:
+    """``out = f(net)``, elementwise."""
     assert form.f is not None
     activation = in_vectors(form.f, names(form, targets))
-    return [weighted_sums(form, previous),
-            Statement(vector(form.out), activation, Stage.FORWARD, form.index, KIND, "activation", function=form.activation)]
+    return Statement(vector(form.out), activation, Stage.FORWARD, form.index, kind, "activation", function=form.activation)
+
+
+def forward(form: LayerForm, previous: str, targets: str) -> list[Statement]:
+    """The weighted sums and the activation."""
+    return [weighted_sums(form, previous), activate(form, targets)]
 
 
 def local(form: LayerForm, targets: str) -> Statement:
@@ -108,10 +112,17 @@ def output_delta(form: LayerForm, targets: str) -> list[Statement]:
                                   simplified=output.simplified and not product)]
 
 
+def upstream(above: LayerForm) -> sympy.Expr:
+    """dE/d(out of the layer below ``above``): ``W_above^T delta_above``, or ``delta_above``
+    itself where ``above`` has no weights (its delta is dE/d(its input))."""
+    return Backprop(vector(above.weight), vector(above.delta)) if above.weight else vector(above.delta)
+
+
 def hidden_delta(form: LayerForm, above: LayerForm, targets: str) -> list[Statement]:
-    """``delta = (W_above^T delta_above) * f'(net)``."""
+    """``delta = (W_above^T delta_above) * f'(net)`` (``delta_above * f'(net)`` below a layer
+    without weights)."""
     derivative = local(form, targets)
-    expr = _through(form, Backprop(vector(above.weight), vector(above.delta)), derivative)
+    expr = _through(form, upstream(above), derivative)
     return [derivative, Statement(vector(form.delta), expr, Stage.BACKWARD, form.index, KIND, "delta",
                                   (f"dE/d{form.out}", f"d{form.out}/d{form.net}"))]
 

@@ -20,7 +20,7 @@ from chainrule.derive.kinds import dense
 from chainrule.derive.layers import LOG_ONE_MINUS_OUT, LOG_OUT, ONE_MINUS_OUT, LayerForm
 from chainrule.derive.registry import Y
 from chainrule.derive.program import (
-    Backprop, LogOneMinusSoftmax, LogSoftmax, Softmax, SoftmaxDelta, SoftmaxVJP, Stage, Statement, vector, in_vectors,
+    LogOneMinusSoftmax, LogSoftmax, Softmax, SoftmaxDelta, SoftmaxVJP, Stage, Statement, vector, in_vectors,
 )
 
 KIND = "softmax"
@@ -39,9 +39,13 @@ def names(form: LayerForm, targets: str) -> dict:
     return {**dense.names(form, targets), LOG_OUT: LogSoftmax(net), LOG_ONE_MINUS_OUT: LogOneMinusSoftmax(net)}
 
 
+def activate(form: LayerForm, targets: str, kind: str = KIND) -> Statement:
+    """``out = softmax(net)``."""
+    return Statement(vector(form.out), Softmax(vector(form.net)), Stage.FORWARD, form.index, kind, "activation", function="softmax")
+
+
 def forward(form: LayerForm, previous: str, targets: str) -> list[Statement]:
-    return [dense.weighted_sums(form, previous, KIND),
-            Statement(vector(form.out), Softmax(vector(form.net)), Stage.FORWARD, form.index, KIND, "activation", function="softmax")]
+    return [dense.weighted_sums(form, previous, KIND), activate(form, targets)]
 
 
 def output_delta(form: LayerForm, targets: str) -> list[Statement]:
@@ -73,8 +77,7 @@ def output_delta(form: LayerForm, targets: str) -> list[Statement]:
 
 
 def hidden_delta(form: LayerForm, above: LayerForm, targets: str) -> list[Statement]:
-    upstream = Backprop(vector(above.weight), vector(above.delta))
-    return [Statement(vector(form.delta), SoftmaxVJP(vector(form.out), upstream), Stage.BACKWARD, form.index, KIND, "delta",
+    return [Statement(vector(form.delta), SoftmaxVJP(vector(form.out), dense.upstream(above)), Stage.BACKWARD, form.index, KIND, "delta",
                       (f"dE/d{form.out}", f"d{form.out}/d{form.net}"))]
 
 
