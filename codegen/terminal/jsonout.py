@@ -61,7 +61,8 @@ def derivation_document(d: Derivation, params: Sequence[str] = ()) -> dict[str, 
     else:
         document["forward"] = {}
         for form, net, out in zip(d.layers, d.sample.nets, d.sample.outs[1:]):
-            document["forward"][form.net] = net.tolist() if d.batch else net[0].tolist()
+            if form.weight is not None:  # a layer without weights: its net is the layer before's out
+                document["forward"][form.net] = net.tolist() if d.batch else net[0].tolist()
             document["forward"][form.out] = out.tolist() if d.batch else out[0].tolist()
         document["gradients"], document["updated"] = _matrices(d)
     document["closed_forms"] = {p.name: p.closed_form for p in described}
@@ -94,7 +95,7 @@ def _per_sample(d: Derivation, described: list[ParamText]) -> list[dict[str, Any
             entry["gradients"] = {p.name: p.sample_gradients[row] for p in described}
         else:
             run = d.numbers.run(d.values.W, d.values.b, d.values.X[row:row + 1], d.values.T[row:row + 1])
-            entry["forward"] = {k: v for form, net, out in zip(d.layers, run.nets, run.outs[1:]) for k, v in ((form.net, net[0].tolist()), (form.out, out[0].tolist()))}
+            entry["forward"] = {k: v for form, net, out in zip(d.layers, run.nets, run.outs[1:]) for k, v in ((form.net, net[0].tolist()), (form.out, out[0].tolist())) if k != form.net or form.weight}
             entry["gradients"] = {k: v.tolist() for form, dW, db in zip(d.layers, run.dW, run.db) for k, v in ((form.weight, dW), (form.bias, db)) if k and v is not None}
         rows.append(entry)
     return rows

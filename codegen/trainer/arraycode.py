@@ -136,8 +136,8 @@ class _ArrayPrinter:
 
     def print(self) -> ArrayCode:
         forward = [line for s in self.program.stage(Stage.FORWARD) for line in self._forward(s)]
-        for form in self.d.layers:  # every layer's net, out and delta have a buffer
-            for name in (form.net, form.out, form.delta):
+        for form in self.d.layers:  # every layer's net, out and delta have a buffer (a layer without weights: no net of its own)
+            for name in (form.net, form.out, form.delta) if form.weight else (form.out, form.delta):
                 self.buffers.setdefault(name, form.size)
         loss = self._loss(self.program.stage(Stage.LOSS)[0])
         backward = [line for s in self.program.stage(Stage.BACKWARD) for line in self._backward(s)]
@@ -171,8 +171,13 @@ class _ArrayPrinter:
         """Per layer net, out and delta, then its scratch and log-sum-exp buffers."""
         order = []
         for form in self.d.layers:
-            order += [form.net, form.out, form.delta, f"tmp_{form.name}", f"lse_{form.name}"]
+            order += ([form.net] if form.weight else []) + [form.out, form.delta, f"tmp_{form.name}", f"lse_{form.name}"]
         return [(name, self.buffers[name]) for name in order if name in self.buffers]
+
+    def _vec(self, name: str) -> str:
+        """A vector's name in the code (the inputs and targets are ``X`` and ``T``): a layer
+        without weights reads the layer before's output, or the inputs, as its net."""
+        return self.names.get(sympy.Symbol(name, real=True), name)
 
     def _code(self, expr: sympy.Expr, names: dict | None = None) -> str:
         """NumPy source of an elementwise expression; the helpers it calls are recorded."""
@@ -239,6 +244,7 @@ class _ArrayPrinter:
 
     def _softmax(self, s: Statement) -> list[Line]:
         out, net = s.target.name, s.expr.args[0]
+        code_net = self._name(net)
         units = self.program.sizes[s.layer]
         self.helpers.add("softmax")
         ones = ones_name(self._layer(s.layer))
@@ -247,15 +253,15 @@ class _ArrayPrinter:
         if loss.has(LogSoftmax(net)):
             lse = self._buffer(f"lse_{self._layer(s.layer)}", 1)
             return [Line(f"{out} = softmax({net}), each row shifted by its largest net; its log-sum-exp kept for the loss",
-                         f'{out} = softmax({net}, out={self._buffer(out, units)}, lse={lse}, ones=work["{ones}"])')]
+                         f'{out} = softmax({code_net}, out={self._buffer(out, units)}, lse={lse}, ones=work["{ones}"])')]
         return [Line(f"{out} = softmax({net}), each row shifted by its largest net",
-                     f'{out} = softmax({net}, out={self._buffer(out, units)}, ones=work["{ones}"])')]
+                     f'{out} = softmax({code_net}, out={self._buffer(out, units)}, ones=work["{ones}"])')]
 
     def _activation(self, s: Statement) -> list[Line]:
         out, units = s.target.name, self.program.sizes[s.layer]
         net = self.d.layers[s.layer - 1].net
         if s.expr == sympy.Symbol(net, real=True):
-            return [Line(f"{out} = {net} ({s.function})", f"{out} = {net}")]
+            return [Line(f"{out} = {net} ({s.function})", f"{out} = {self._vec(net)}")]
         lines = self._assigned(s.expr, out, self._buffer(out, units), [self._scratch(s.layer)])
         if lines is None:
             return [Line(f"{out} = {s.function}({net})", f"{out} = {self._code(s.expr)}")]
@@ -279,11 +285,11 @@ class _ArrayPrinter:
         if expr.has(LOG_ONE_MINUS_OUT):
             self.helpers |= {"log_softmax", "log_one_minus_softmax"}
             lines.append(Line(f"log({form.out}) and log(1 - {form.out}), with the digits of an output near 0 or 1 (from the row's largest net)",
-                              f"log_out, log_one_minus_out = log_softmax({form.net}), log_one_minus_softmax({form.net})"))
+                              f"log_out, log_one_minus_out = log_softmax({self._vec(form.net)}), log_one_minus_softmax({self._vec(form.net)})"))
         elif expr.has(LOG_OUT):
             scratch = self._buffer(f"tmp_{form.name}", form.size)
             lines.append(Line(f"log({form.out}) = {form.net} - log-sum-exp of the row (kept by softmax): no log(0) where an output underflows",
-                              f'log_out = np.subtract({form.net}, work["lse_{form.name}"], out={scratch})'))
+                              f'log_out = np.subtract({self._vec(form.net)}, work["lse_{form.name}"], out={scratch})'))
         loss = self.d.network.spec.loss
         comment = f"E = {self.program.reduction} over the batch of the sum over outputs of {loss.formula or loss.name}"
         sums = None if expr.has(LOG_ONE_MINUS_OUT) else self._loss_sums(expr, names, form)
@@ -312,7 +318,8 @@ class _ArrayPrinter:
         lse, ones = f'work["lse_{form.name}"]', 'work["ones"]'
         comment = (f"E = {self.program.reduction} over the batch of -sum T*log({form.out}) = log-sum-exp of each row (kept by softmax) - sum T*{form.net}"
                    " (each row of T sums to 1)")
-        code = f"E = {scale}(np.vdot({ones}, {lse}) - np.vdot(T, {form.net}))" if scale else f"E = np.vdot({ones}, {lse}) - np.vdot(T, {form.net})"
+        net = self._vec(form.net)
+        code = f"E = {scale}(np.vdot({ones}, {lse}) - np.vdot(T, {net}))" if scale else f"E = np.vdot({ones}, {lse}) - np.vdot(T, {net})"
         return (Line(comment, code), Line("", f"return float(E){self._per_batch}"))
 
     def _loss_sums(self, expr: sympy.Expr, names: dict, form) -> list[tuple[list[str], str]] | None:
@@ -407,14 +414,14 @@ class _ArrayPrinter:
         near_one = wq.expr.args[1][0]
         self.helpers |= {"log_one_minus_softmax", "softmax_output_delta"}
         return [
-            Line(f"q = 1 - {form.out}, with its digits where {form.out} rounds to 1", f"q = np.exp(log_one_minus_softmax({form.net}))"),
+            Line(f"q = 1 - {form.out}, with its digits where {form.out} rounds to 1", f"q = np.exp(log_one_minus_softmax({self._vec(form.net)}))"),
             Line(f"w = {form.out} * dE/d{form.out} = {human(w.expr.xreplace({low: out}), self.program)} where {form.out} <= 1/2 (all but a row's largest)",
                  f"low = np.minimum({form.out}, 0.5)"),
             Line("", f"w = {self._code(weighted, {q.target: 'q'})}"),
             Line(f"w * q, in q where {form.out} > 1/2: {human(near_one.xreplace({q.target: sympy.Symbol('q', real=True)}), self.program)}",
                  f"wq = np.where({form.out} <= 0.5, w * q, {self._code(near_one, {q.target: 'q'})})"),
             Line(f"{s.target} = dE/d{form.net} = {form.out} * (g - sum(g * {form.out})), from w and wq without cancelling, {self._SCALED}",
-                 f"{s.target} = softmax_output_delta(w, wq, {form.net})"),
+                 f"{s.target} = softmax_output_delta(w, wq, {self._vec(form.net)})"),
         ]
 
     def _temporaries(self, s: Statement) -> tuple[Statement, Statement, Statement]:
@@ -427,11 +434,18 @@ class _ArrayPrinter:
         """``delta = (delta_above W_above) * f'``: the deltas above back through the weights, then
         through the activation (softmax: its Jacobian)."""
         form = self.d.layers[s.layer - 1]
-        backprop = s.expr if isinstance(s.expr, Backprop) else s.expr.args[-1] if isinstance(s.expr, SoftmaxVJP) else s.expr.args[0]
-        W, above = backprop.args
+        backprop = s.expr if isinstance(s.expr, (Backprop, sympy.Symbol)) else s.expr.args[-1] if isinstance(s.expr, SoftmaxVJP) else s.expr.args[0]
         delta = s.target.name
-        lines = [Line(f"{delta} = ({above} {W}) * d{form.out}/d{form.net}: the deltas above, back through the weights",
-                      f'{delta} = np.dot({above}, p["{W}"], out={self._buffer(delta, form.size)})')]
+        if isinstance(backprop, sympy.Symbol):  # the layer above has no weights: its delta is dE/d(this layer's out)
+            buffer = self._buffer(delta, form.size)
+            lines = [Line(f"{delta} = {backprop} * d{form.out}/d{form.net}: the delta above is dE/d{form.out} (a layer without weights)",
+                          f"np.copyto({buffer}, {backprop})"), Line("", f"{delta} = {buffer}")]
+            if s.expr == backprop:
+                return lines
+        else:
+            W, above = backprop.args
+            lines = [Line(f"{delta} = ({above} {W}) * d{form.out}/d{form.net}: the deltas above, back through the weights",
+                          f'{delta} = np.dot({above}, p["{W}"], out={self._buffer(delta, form.size)})')]
         if isinstance(s.expr, SoftmaxVJP):
             lines.append(Line(f"softmax's Jacobian: {form.out} * (g - sum(g * {form.out}))",
                               f"{delta} = {form.out} * ({delta} - np.sum({delta} * {form.out}, axis=1, keepdims=True))"))

@@ -116,7 +116,7 @@ def build_trainer_context(d: Derivation, spec_path: str, out_dir: str, formulas:
     chains = chain_formulas(d) if formulas and d.small else ()
     updates = _updates(d)
     state = OPTIMIZERS[spec.optimizer.kind].state
-    outputs = ", ".join(name for form in d.layers for name in (form.net, form.out))
+    outputs = ", ".join(name for form in d.layers for name in ((form.net, form.out) if form.weight else (form.out,)))
     return TrainerContext(
         name=py(spec.name),
         docstring=module_docstring(d, Path(spec_path).name, TEMPLATE, bool(chains)),
@@ -222,14 +222,14 @@ def _update_lines(d: Derivation, updates: Updates) -> tuple[Line, ...]:
 
 def _slots(network: Network) -> tuple[Slot, ...]:
     slots, start = [], 0
-    for l in range(1, network.depth + 1):
-        rows, cols = network.sizes[l], network.sizes[l - 1]
+    for l in network.parameter_layers:  # a layer without weights has no slot
+        rows, cols, n = network.sizes[l], network.sizes[l - 1], network.matrix_number(l)
         layer = network.spec.layers[l - 1]
-        slots.append(Slot(py(naming.LAYER_WEIGHT.format(layer=l)), py(f"({rows}, {cols})"), start, start + rows * cols, "weights" in layer.freeze))
+        slots.append(Slot(py(naming.LAYER_WEIGHT.format(layer=n)), py(f"({rows}, {cols})"), start, start + rows * cols, "weights" in layer.freeze))
         start += rows * cols
         count = layer.bias_count
         if count:
-            slots.append(Slot(py(naming.LAYER_BIAS.format(layer=l)), py(f"({count},)"), start, start + count, "biases" in layer.freeze))
+            slots.append(Slot(py(naming.LAYER_BIAS.format(layer=n)), py(f"({count},)"), start, start + count, "biases" in layer.freeze))
             start += count
     return tuple(slots)
 

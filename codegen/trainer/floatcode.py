@@ -97,9 +97,12 @@ class _UnitPrinter:
         for form in d.layers:
             l, rows = form.index, range(network.sizes[form.index])
             units = network.units(l)
-            self.units[vector(form.net)] = tuple(network.net(l, r) for r in rows)
+            if form.weight is not None:  # a layer without weights reads the layer before's outputs as its nets
+                self.units[vector(form.net)] = tuple(network.net(l, r) for r in rows)
             self.units[vector(form.out)] = tuple(network.out(l, r) for r in rows)
             self.units[vector(form.delta)] = tuple(_symbol(naming.DELTA_UNIT.format(unit=u)) for u in units)
+            if form.weight is None:
+                continue
             weights = tuple(tuple(_symbol(network.weight_name(l, r, c)) for c in range(network.sizes[l - 1])) for r in rows)
             self.units[vector(form.weight)] = weights
             self.parameters += [(form.weight, w.name) for row in weights for w in row]
@@ -164,7 +167,8 @@ class _UnitPrinter:
                 comment = f"{delta} = dE/d{net}{product}"
             else:
                 local = f" * d{out}/d{net}" if isinstance(s.expr, Chain) else ""
-                comment = f"{delta} = (sum of the deltas above times their weights){local}"
+                above = "the delta above (a layer without weights)" if s.expr.has(*(vector(f.delta) for f in self.d.layers if f.weight is None)) else "sum of the deltas above times their weights"
+                comment = f"{delta} = ({above}){local}"
             lines.append(Line(comment, f"{delta} = {self.at(s.expr, r)}"))
         return lines
 

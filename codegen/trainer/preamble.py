@@ -168,7 +168,9 @@ def initial_params(d: Derivation) -> tuple[Line, ...]:
     network, spec = d.network, d.network.spec
     entries, rules = [], []
     for l, layer in enumerate(spec.layers, start=1):
-        W, b = naming.LAYER_WEIGHT.format(layer=l), naming.LAYER_BIAS.format(layer=l)
+        if not layer.has_parameters:
+            continue  # a layer without weights
+        W, b = naming.LAYER_WEIGHT.format(layer=network.matrix_number(l)), naming.LAYER_BIAS.format(layer=network.matrix_number(l))
         if layer.weights is not None:
             entries.append(f'"{W}": {_array(d.values.W[l - 1])}')
         else:
