@@ -104,3 +104,39 @@ def spec_id(seed: int, **sizes: int) -> str:
     loss = data["loss"] if isinstance(data["loss"], str) else "formula"
     sizes = "-".join(str(s) for s in [data["inputs"]] + [l["units"] for l in data["layers"]])
     return f"s{seed}-{sizes}-{'.'.join(acts)}-{loss}"
+
+
+def with_activation_layers(data: dict[str, Any], seed: int) -> dict[str, Any]:
+    """``data`` (a :func:`random_spec`) with layers without weights (``kind: activation``) put
+    in, drawn from ``seed`` by a generator of their own (the spec's other draws are unchanged): one
+    before the first layer, between layers and after the last, one or two in a row; where the
+    output is softmax or sigmoid, that activation is at times moved to a layer of its own after an
+    identity or tanh output (the loss then reads it: cross-entropy or bce stay valid)."""
+    rng = random.Random(seed * 7919 + 17)
+    names = iter(f"a{chr(ord('a') + i)}" for i in range(26))
+    layers: list[dict[str, Any]] = []
+    width = data["inputs"]
+
+    def some(units: int, last: bool) -> list[dict[str, Any]]:
+        added = []
+        for _ in range(rng.choice([1, 1, 2])):
+            activation = _activation(rng, units, allow_softmax=not last and units >= 2)
+            added.append({"name": next(names), "kind": "activation", "activation": activation})
+        return added
+
+    for index, layer in enumerate(data["layers"]):
+        if rng.random() < (0.3 if index == 0 else 0.4):
+            layers += some(width, last=False)
+        layers.append(layer)
+        width = layer["units"]
+    output = layers[-1]
+    moved = output["activation"] in ("softmax", "sigmoid") and rng.random() < 0.6
+    if moved:
+        layers.append({"name": next(names), "kind": "activation", "activation": output["activation"]})
+        output["activation"] = rng.choice(["identity", "tanh"])
+        if rng.random() < 0.4:  # two in a row at the output: an elementwise one, then the moved one
+            layers.insert(-1, {"name": next(names), "kind": "activation", "activation": rng.choice(["tanh", "sigmoid", "identity"])})
+    elif not isinstance(data["loss"], str) or data["loss"] in ("half_sse", "sse", "mse"):
+        if rng.random() < 0.5:
+            layers += some(width, last=True)
+    return {**data, "name": f"{data['name']}act", "layers": layers}

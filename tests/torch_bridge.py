@@ -91,15 +91,22 @@ def loss(network: Network, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 def torch_gradients(network: Network, values: Values, X_=None, T_=None):
-    """(loss, [dW per layer], [db per layer or None]) by autograd."""
-    W = [torch.tensor(w, requires_grad=True) for w in values.W]
+    """(loss, [dW per layer], [db per layer or None]) by autograd; a layer without weights
+    (``kind: activation``) has dW None."""
+    W = [None if w is None else torch.tensor(w, requires_grad=True) for w in values.W]
     b = [None if v is None else torch.tensor(v, requires_grad=True) for v in values.b]
-    out = torch.atleast_2d(torch.tensor(values.x if X_ is None else X_))
-    for l in range(1, network.depth + 1):
-        net = out @ W[l - 1].T
-        if b[l - 1] is not None:
-            net = net + b[l - 1]
-        out = activation(network, l)(net)
+    out = forward(network, W, b, torch.atleast_2d(torch.tensor(values.x if X_ is None else X_)))
     value = loss(network, out, torch.atleast_2d(torch.tensor(values.t if T_ is None else T_)))
     value.backward()
-    return float(value.detach()), [w.grad.numpy() for w in W], [None if v is None else v.grad.numpy() for v in b]
+    return float(value.detach()), [None if w is None else w.grad.numpy() for w in W], [None if v is None else v.grad.numpy() for v in b]
+
+
+def forward(network: Network, W, b, out: torch.Tensor) -> torch.Tensor:
+    """The outputs for inputs ``out`` [batch, inputs]: per layer, the weighted sums (none for a
+    layer without weights, whose activation takes the outputs of the layer before) and the
+    activation, by torch's own functions."""
+    for l in range(1, network.depth + 1):
+        if W[l - 1] is not None:
+            out = out @ W[l - 1].T + (b[l - 1] if b[l - 1] is not None else 0)
+        out = activation(network, l)(out)
+    return out

@@ -1,0 +1,245 @@
+"""Layers without weights (``kind: activation``, issue 15, spec section 5): ``s_k = f(out of the
+layer before)``, no parameters. The loss, every gradient (layer form and each parameter's chain
+through ``ds_k/dout_h_j``), one optimizer step and the emitted trainer against PyTorch float64
+autograd and torch.optim; check; the matrices' numbering; bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from chainrule.codegen.cli import main
+from chainrule.derive import derive
+from chainrule.derive.check import check_derivation
+from chainrule.derive.spec import spec_from_data
+from generator import random_spec, spec_id, with_activation_layers
+from helpers import ROOT, needs_torch, torch
+from test_emit import emitted
+
+SPEC_FILE = ROOT / "tests" / "data" / "activation_softmax.yaml"
+
+
+def _spec(layers: list[dict], loss, inputs: int = 2, t: list[float] | None = None, optimizer: dict | None = None, **extra) -> dict:
+    outputs = next(l["units"] for l in reversed(layers) if "units" in l)
+    return {
+        "name": "act",
+        "inputs": inputs,
+        "layers": layers,
+        "loss": loss,
+        "sample": {"x": [0.3, -0.7, 0.5][:inputs], "t": t if t is not None else [0.2, 0.9, 0.4][:outputs]},
+        "optimizer": optimizer or {"kind": "sgd", "lr": 0.5},
+        "seed": 3,
+        **extra,
+    }
+
+
+#: The cases the issue names: softmax after sigmoid, tanh after tanh, an activation layer over the
+#: inputs, two in a row; with mse, half_sse, cross_entropy and bce.
+CASES = {
+    "softmax_after_sigmoid_ce": _spec([{"name": "h", "units": 3, "activation": "sigmoid"},
+                                       {"name": "s", "kind": "activation", "activation": "softmax"}], "cross_entropy", t=[0.0, 1.0, 0.0]),
+    "softmax_after_identity_ce": _spec([{"name": "h", "units": 2, "activation": "tanh"}, {"name": "o", "units": 3, "activation": "identity"},
+                                        {"name": "s", "kind": "activation", "activation": "softmax"}], "cross_entropy", t=[0.2, 0.5, 0.3]),
+    "tanh_after_tanh_mse": _spec([{"name": "h", "units": 2, "activation": "tanh", "bias": "shared"},
+                                  {"name": "g", "kind": "activation", "activation": "tanh"},
+                                  {"name": "o", "units": 2, "activation": "tanh"}], "mse"),
+    "first_half_sse": _spec([{"name": "a", "kind": "activation", "activation": "sigmoid"},
+                             {"name": "o", "units": 2, "activation": "sigmoid", "bias": "none"}], "half_sse"),
+    "two_in_a_row_bce": _spec([{"name": "h", "units": 3, "activation": "relu"},
+                               {"name": "g", "kind": "activation", "activation": "tanh"},
+                               {"name": "o", "units": 2, "activation": "identity"},
+                               {"name": "a", "kind": "activation", "activation": {"formula": "x / (1 + abs(x))"}},
+                               {"name": "s", "kind": "activation", "activation": "sigmoid"}], "bce", t=[1.0, 0.0]),
+    "softmax_then_sigmoid_mse": _spec([{"name": "o", "units": 3, "activation": {"name": "leaky_relu", "alpha": 0.2}},
+                                       {"name": "p", "kind": "activation", "activation": "softmax"},
+                                       {"name": "q", "kind": "activation", "activation": "sigmoid"}], "mse"),
+    "first_softmax_sse": _spec([{"name": "a", "kind": "activation", "activation": "softmax"},
+                                {"name": "o", "units": 1, "activation": "elu"}], "sse", inputs=3),
+}
+
+
+def _torch(d):
+    import torch_bridge
+
+    loss, dW, db = torch_bridge.torch_gradients(d.network, d.values, d.values.X, d.values.T)
+    return loss, dW, db
+
+
+def assert_torchs(d, tmp_path) -> None:
+    """The loss, the layer form's and every chain's gradients, one sgd step and the emitted
+    trainer's loss, gradients and step equal PyTorch float64."""
+    loss, dW, db = _torch(d)
+    assert d.loss == pytest.approx(loss, rel=1e-12, abs=1e-14)
+    for l, layer in enumerate(d.network.spec.layers):
+        assert (d.sample.dW[l] is None) == (not layer.has_parameters) == (dW[l] is None)
+        if dW[l] is not None:
+            np.testing.assert_allclose(d.sample.dW[l], dW[l], rtol=1e-10, atol=1e-13)
+        if db[l] is not None:
+            np.testing.assert_allclose(d.sample.db[l], db[l], rtol=1e-10, atol=1e-13)
+    for name, chain in d.chains.items():
+        ref = chain.param
+        expected = dW[ref.layer - 1][ref.row, ref.col] if ref.is_weight else db[ref.layer - 1][ref.row]
+        assert d.chain_gradient(chain) == pytest.approx(float(expected), rel=1e-8, abs=1e-12), name
+    # the trainer: the parameters are W1, b1, W2, ... of the layers with parameters only
+    net = emitted(d.network.spec, tmp_path).Network()
+    matrices = [l for l, layer in enumerate(d.network.spec.layers) if layer.has_parameters]
+    expected_keys = {f"{kind}{n}" for n, l in enumerate(matrices, start=1) for kind in ("W", "b") if kind == "W" or db[l] is not None}
+    assert set(net.params) == expected_keys
+    assert net.loss(d.values.X, d.values.T) == pytest.approx(loss, rel=1e-12, abs=1e-14)
+    grads = net.gradients(d.values.X, d.values.T)
+    for n, l in enumerate(matrices, start=1):
+        np.testing.assert_allclose(grads[f"W{n}"], dW[l], rtol=1e-10, atol=1e-13)
+        if db[l] is not None:
+            np.testing.assert_allclose(grads[f"b{n}"], db[l], rtol=1e-10, atol=1e-13)
+    # one sgd step, by torch.optim, the derivation's update and the trainer's step
+    W = [None if w is None else torch.tensor(w, requires_grad=True) for w in d.values.W]
+    b = [None if v is None else torch.tensor(v, requires_grad=True) for v in d.values.b]
+    params = [p for l in matrices for p in (W[l], b[l]) if p is not None]
+    optimizer = torch.optim.SGD(params, lr=d.network.spec.optimizer.value("lr"))
+    import torch_bridge
+
+    value = torch_bridge.loss(d.network, torch_bridge.forward(d.network, W, b, torch.tensor(d.values.X)), torch.tensor(d.values.T))
+    value.backward()
+    optimizer.step()
+    net.step(d.values.X, d.values.T)
+    for n, l in enumerate(matrices, start=1):
+        np.testing.assert_allclose(d.updated_W[l], W[l].detach().numpy(), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(net.params[f"W{n}"], W[l].detach().numpy(), rtol=1e-12, atol=1e-14)
+        if b[l] is not None:
+            np.testing.assert_allclose(d.updated_b[l], b[l].detach().numpy(), rtol=1e-12, atol=1e-14)
+            np.testing.assert_allclose(net.params[f"b{n}"], b[l].detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+@needs_torch
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_activation_layers_are_torchs(case, tmp_path):
+    d = derive(spec_from_data(CASES[case], case))
+    assert d.chains, "a small network: every parameter's chain"
+    assert_torchs(d, tmp_path)
+
+
+@needs_torch
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_a_batch_through_an_activation_layer(reduction, tmp_path):
+    data = dict(CASES["softmax_after_sigmoid_ce"])
+    del data["sample"]
+    data["samples"] = [{"x": [0.05, 0.1], "t": [0, 1, 0]}, {"x": [0.9, -0.3], "t": [1, 0, 0]}, {"x": [-0.4, 0.2], "t": [0, 0, 1]}, {"x": [0.0, 0.7], "t": [0, 1, 0]}]
+    data["reduction"] = reduction
+    d = derive(spec_from_data(data, "batch"))
+    loss, dW, db = _torch(d)
+    n = d.values.samples if reduction == "sum" else 1
+    assert d.loss == pytest.approx(loss * n, rel=1e-12)
+    np.testing.assert_allclose(d.sample.dW[0], dW[0] * n, rtol=1e-10, atol=1e-13)
+    for name, chain in d.chains.items():
+        ref = chain.param
+        expected = (dW if ref.is_weight else db)[ref.layer - 1][(ref.row, ref.col) if ref.is_weight else ref.row] * n
+        assert d.chain_gradient(chain) == pytest.approx(float(expected), rel=1e-8, abs=1e-12), name
+
+
+ACT_SEEDS = range(30)
+
+
+@needs_torch
+@pytest.mark.parametrize("seed", ACT_SEEDS, ids=lambda s: spec_id(s) + "-act")
+def test_random_architectures_with_activation_layers(seed, tmp_path):
+    """The seeded generator's specs with layers without weights put in (first, between, last,
+    two in a row; softmax or sigmoid moved to a layer of its own): loss, layer form, chains,
+    update and trainer against PyTorch."""
+    data = with_activation_layers(random_spec(seed), seed)
+    data["optimizer"] = {"kind": "sgd", "lr": 0.1}  # the one-step comparison is plain sgd's, every parameter trained
+    for layer in data["layers"]:
+        layer.pop("freeze", None)
+    assert_torchs(derive(spec_from_data(data, f"seed {seed}")), tmp_path)
+
+
+def test_the_generator_puts_activation_layers_everywhere():
+    kinds = [[layer.get("kind", "dense") for layer in with_activation_layers(random_spec(s), s)["layers"]] for s in ACT_SEEDS]
+    assert any(k[0] == "activation" for k in kinds) and any(k[-1] == "activation" for k in kinds)
+    assert any(a == b == "activation" for k in kinds for a, b in zip(k, k[1:]))
+    acts = {str(l["activation"]) for s in ACT_SEEDS for l in with_activation_layers(random_spec(s), s)["layers"] if l.get("kind") == "activation"}
+    assert {"softmax", "sigmoid", "tanh"} <= acts
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_check_and_check_emitted_pass(case, tmp_path):
+    assert check_derivation(derive(spec_from_data(CASES[case], case))).passed
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(CASES[case]))
+    assert main(["emit", str(path), "-o", str(tmp_path)]) == 0
+    assert main(["check", str(path), "--emitted", str(tmp_path / "act.py")]) == 0
+
+
+def test_the_chain_passes_through_ds_dout_h():
+    d = derive(spec_from_data(CASES["tanh_after_tanh_mse"], "tanh"))
+    path = d.chains["w1"].paths[0]
+    names = [f"d{f.of.name}/d{f.wrt.name}" for f in path.factors]
+    assert names == ["dE/dout_o1", "dout_o1/dnet_o1", "dnet_o1/dg1", "dg1/dout_h1", "dout_h1/dnet_h1", "dnet_h1/dw1"]
+    factor = path.factors[3]
+    assert str(factor.human) == "1 - g1**2"  # tanh' in its output, from sympy.diff of tanh
+    # softmax as the output, after sigmoid, with cross-entropy: dE/dout_h_k = s_k - t_k, derived
+    d = derive(spec_from_data(CASES["softmax_after_sigmoid_ce"], "softmax"))
+    first = d.chains["w1"].paths[0].factors[0]
+    assert (first.of.name, first.wrt.name, str(first.human)) == ("E", "out_h1", "s1 - t1")
+    assert "dE/ds and ds/dout_h" in first.note
+
+
+def test_matrices_are_numbered_by_the_layers_with_parameters(capsys):
+    data = CASES["tanh_after_tanh_mse"]
+    d = derive(spec_from_data(data, "numbers"))
+    assert [f.weight for f in d.layers] == ["W1", None, "W2"] and [f.bias for f in d.layers] == ["b1", None, "b2"]
+    assert [p.name for p in d.network.parameters()][-7:] == ["b1", "w5", "w6", "w7", "w8", "b2", "b3"]
+    indexed = derive(spec_from_data({**data, "naming": "indexed"}, "indexed"))
+    assert "w2_11" in indexed.chains and indexed.network.locate("w2_11").layer == 3 and indexed.network.locate("w3_11") is None
+    grouped = derive(spec_from_data({**data, "optimizer": {"kind": "sgd", "lr": 0.1, "groups": [{"params": ["W2"], "lr": 0.01}]}}, "groups"))
+    assert grouped.network.settings_of(grouped.network.locate("w5"))["lr"] == 0.01
+
+
+def test_json_and_text(tmp_path, capsys):
+    assert main(["derive", str(SPEC_FILE), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["forward"]["s2"] == pytest.approx(0.318577124, rel=1e-8)
+    assert "net_s1" not in document["forward"] and set(document["gradients"]) == {f"w{i}" for i in range(1, 7)} | {"b1", "b2", "b3"}
+    layer = document["layers"][1]
+    assert (layer["kind"], layer["weights"], layer["forward"]) == ("activation", None, ["out_s = softmax(out_h)"])
+    assert layer["delta"] == "delta_s = out_s - t    (derived: the targets sum to 1)"
+    assert document["layers"][0]["delta"] == "delta_h = delta_s * out_h*(1 - out_h)"
+    assert main(["derive", str(SPEC_FILE)]) == 0
+    text = capsys.readouterr().out
+    assert "s: 3 softmax, no weights" in text and "s1     = exp(out_h1)/sum(exp(out_h))" in text
+
+
+@pytest.mark.parametrize("layer, field, message", [
+    ({"name": "s", "kind": "activation", "activation": "softmax", "weights": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]},
+     "layers[1].weights", "a layer of kind: activation has no parameters, so no weights"),
+    ({"name": "s", "kind": "activation", "activation": "softmax", "bias": "shared"}, "layers[1].bias", "has no parameters, so no bias"),
+    ({"name": "s", "kind": "activation", "activation": "softmax", "units": 4},
+     "layers[1].units", "a layer of kind: activation has as many units as the layer before (layer h: 3), got 4"),
+    ({"name": "s", "kind": "activation", "activation": "softmaxx"}, "layers[1].activation", "unknown activation 'softmaxx'"),
+    ({"name": "s", "kind": "activation"}, "layers[1].activation", "required but missing"),
+    ({"name": "s", "kind": "pooling", "activation": "softmax"}, "layers[1].kind", "unknown layer kind 'pooling'"),
+])
+def test_bad_activation_layers(layer, field, message, tmp_path, capsys):
+    data = yaml.safe_load(SPEC_FILE.read_text())
+    data["layers"][1] = layer
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["emit", str(path), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: {field}: " in err and message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_units_may_be_named():
+    data = yaml.safe_load(SPEC_FILE.read_text())
+    data["layers"][1]["units"] = ["p1", "p2", "p3"]
+    d = derive(spec_from_data(data, "named"))
+    assert d.chains["w1"].paths[0].factors[0].human.free_symbols >= {sympy_symbol("p1")}
+
+
+def sympy_symbol(name: str):
+    from chainrule.derive.network import real_symbol
+
+    return real_symbol(name)
