@@ -181,7 +181,7 @@ def _chosen(d: Derivation, params: Sequence[str], every: bool) -> list[str]:
     elif every:
         refs = list(net.parameters())
     else:
-        refs = [_largest_weight(d, l) for l in range(1, net.depth + 1)]
+        refs = [_largest_weight(d, l) for l in net.parameter_layers]
     order = {ref.name: i for i, ref in enumerate(refs)}
     return [ref.name for ref in sorted(refs, key=lambda r: (-r.layer, order[r.name]))]
 
@@ -304,11 +304,12 @@ def forward_displays(d: Derivation) -> tuple[Display, ...]:
     displays = []
     for l in range(1, net.depth + 1):
         rows: list[Row] = []
-        for r in range(net.sizes[l]):
+        for r in range(net.sizes[l] if net.has_parameters(l) else 0):  # a layer without weights has no nets
             rows += _net_rows(d, l, r)
         for r in range(net.sizes[l]):
             rows += _out_rows(d, l, r)
-        caption = Prose(f"Layer {net.layer_name(l)} ({d.layers[l - 1].activation if len(d.layers[l - 1].activation) <= 24 else 'formula'}):")
+        without = ", no weights: applied to the outputs of " + (f"layer {net.layer_name(l - 1)}" if l > 1 else "the inputs") if not net.has_parameters(l) else ""
+        caption = Prose(f"Layer {net.layer_name(l)} ({d.layers[l - 1].activation if len(d.layers[l - 1].activation) <= 24 else 'formula'}{without}):")
         displays.append(Display(caption, tuple(rows)))
     return tuple(displays)
 
@@ -330,7 +331,7 @@ def _net_rows(d: Derivation, l: int, r: int) -> tuple[Row, ...]:
 def _out_rows(d: Derivation, l: int, r: int) -> tuple[Row, ...]:
     """``out = f(net) = f with the number put in = value``; a jump (relu) is applied by name."""
     net, env = d.network, d.env
-    out, unit_net = net.out(l, r), net.net(l, r)
+    out, unit_net = net.out(l, r), net.activation_input(l, r)
     value: list[Math] = [Num(env[out.name])]
     if net.is_softmax(l):
         return equation(Name(out.name), _softmax_steps(d, l, r) + [value])
@@ -359,7 +360,7 @@ def _applied(function: Math, argument: Math) -> Math:
 
 def _softmax_steps(d: Derivation, l: int, r: int) -> list[list[Math]]:
     net, env = d.network, d.env
-    nets = [net.net(l, j).name for j in range(net.sizes[l])]
+    nets = [net.activation_input(l, j).name for j in range(net.sizes[l])]
     e = Tok("e", "<mi>e</mi>")
 
     def power(x: Math) -> Math:
@@ -373,8 +374,8 @@ def _softmax_steps(d: Derivation, l: int, r: int) -> list[list[Math]]:
         below = plus([power(Name(n)) for n in nets])
         numbers = plus([power(Num(env[n], operand=True)) for n in nets])
         return [[Frac(power(own), below)], [Frac(power(Num(env[nets[r]], operand=True)), numbers)]]
-    layer = net.layer_name(l)
-    total_net = Script(Tok(r"\mathrm{net}", "<mi>net</mi>"), Tok(f"{escape_text(layer)}j", f'<mi class="it">{html.escape(layer)}j</mi>'), sup=False)
+    word, layer = ("net", net.layer_name(l)) if net.has_parameters(l) else ("out", net.layer_name(l - 1)) if l > 1 else ("x", "")
+    total_net = Script(Tok(rf"\mathrm{{{word}}}", f"<mi>{word}</mi>"), Tok(f"{escape_text(layer)}j", f'<mi class="it">{html.escape(layer)}j</mi>'), sup=False)
     return [[Frac(power(own), Seq(Tok(r"\sum_{j} ", "<munder><mo>∑</mo><mi>j</mi></munder>"), power(total_net)))]]
 
 
@@ -408,7 +409,7 @@ def layer_summary(d: Derivation) -> tuple[Display, ...]:
     rows: list[Row] = []
     gap = Tok(r",\ ", "<mo>,</mo><mspace width=\"0.5em\"></mspace>")
     for form, nets, outs in zip(d.layers, d.sample.nets, d.sample.outs[1:]):
-        for name, vector in ((form.net, nets[0]), (form.out, outs[0])):
+        for name, vector in ((form.net, nets[0]), (form.out, outs[0])) if form.weight else ((form.out, outs[0]),):
             summary = Seq(
                 Tok(r"\min ", "<mi>min</mi><mspace width=\"0.2em\"></mspace>"), Num(vector.min()), gap,
                 Tok(r"\operatorname{mean} ", "<mi>mean</mi><mspace width=\"0.2em\"></mspace>"), Num(vector.mean()), gap,

@@ -215,7 +215,7 @@ def _units(d: Derivation) -> Diagram:
         labels = _edge_labels(d, l)
         shown += [l] if labels else []
         for r in range(net.sizes[l]):
-            for c in range(net.sizes[l - 1]):
+            for c in range(net.sizes[l - 1]) if net.has_parameters(l) else _activation_reads(net, l, r):
                 label = (Prose(labels[r, c][0]),) if labels else ()
                 items.append(Edge(f"u{l - 1}-{c}", f"u{l}-{r}", "edge", label, labels[r, c][1] if labels else 0.5))
         items.extend(_bias(d, l, top))
@@ -223,12 +223,21 @@ def _units(d: Derivation) -> Diagram:
     if shown:
         rounded = any(number_text(float(v), EDGE_DIGITS) != number_text(float(v)) for l in shown for v in values.W[l - 1].flat)
         digits = f" to {EDGE_DIGITS} digits" if rounded else ""
-        if len(shown) == net.depth:
+        if len(shown) == len(net.parameter_layers):
             caption += f", with its value{digits}"
         else:
             layers = ", ".join(net.layer_name(l) for l in shown)
             caption += f"; those into {noun(len(shown), 'layer')} {layers} with their values{digits}"
+    without = [net.layer_name(l) for l in range(1, net.depth + 1) if not net.has_parameters(l)]
+    if without:
+        caption += f"; {noun(len(without), 'layer')} {', '.join(without)} {'has' if len(without) == 1 else 'have'} no weights: an edge into it carries the output it applies its activation to"
     return Diagram(tuple(items), Prose(caption + _bias_caption(d)))
+
+
+def _activation_reads(net, l: int, r: int) -> range:
+    """The units of layer ``l - 1`` whose outputs unit ``r`` of a layer without weights reads:
+    its own, or every one for softmax."""
+    return range(net.sizes[l - 1]) if net.is_softmax(l) else range(r, r + 1)
 
 
 def _bias_caption(d: Derivation) -> str:
@@ -248,7 +257,7 @@ def _edge_labels(d: Derivation, l: int) -> dict[tuple[int, int], tuple[Math, flo
     column); none when two labels, or a label and a unit, would lie on top of each other."""
     net = d.network
     rows, cols = net.sizes[l], net.sizes[l - 1]
-    if rows * cols > LABELLED_EDGES_MAX:
+    if rows * cols > LABELLED_EDGES_MAX or not net.has_parameters(l):
         return {}
     labels, axes = {}, []
     for r in range(rows):
@@ -300,7 +309,7 @@ def _boxes(d: Derivation) -> Diagram:
     for l in range(1, net.depth + 1):
         form = d.layers[l - 1]
         size = Tok(rf"{net.sizes[l]:,}\times{net.sizes[l - 1]:,}", f"<mn>{net.sizes[l]:,}</mn><mo>×</mo><mn>{net.sizes[l - 1]:,}</mn>", f"{net.sizes[l]:,}×{net.sizes[l - 1]:,}")
-        shape = [Prose(Vec(form.weight)), Prose(size)]
+        shape = [Prose(Vec(form.weight)), Prose(size)] if form.weight else [Prose("no weights")]
         if form.bias:
             shape.append(Prose(Vec(form.bias), f" ({'shared' if form.shared_bias else net.sizes[l]})"))
         (x0, y0, bottom), (x1, y1, _) = places[l - 1], places[l]
@@ -311,7 +320,8 @@ def _boxes(d: Derivation) -> Diagram:
             items.append(Edge(f"L{l - 1}", f"L{l}", "layeredge", tuple(shape), turn=(x0, turn, x1)))
     have = [bool(form.bias) for form in d.layers]
     biases = " and its bias" if all(have) else " (and its bias, where the layer has one)" if any(have) else ""
-    return Diagram(tuple(items), Prose(f"Layers as boxes with their sizes; each arrow a weight matrix{biases}."))
+    without = "; an arrow into a layer without weights carries the outputs it applies its activation to" if any(f.weight is None for f in d.layers) else ""
+    return Diagram(tuple(items), Prose(f"Layers as boxes with their sizes; each arrow a weight matrix{biases}{without}."))
 
 
 def _box_places(heights: list[float]) -> list[tuple[float, float, float]]:

@@ -64,6 +64,11 @@ def spec_rows(d: Derivation) -> tuple[SpecRow, ...]:
     net, spec = d.network, d.network.spec
     rows = [SpecRow(Prose("input"), _names(spec.inputs), Prose(), Prose(), Prose())]
     for l, layer in enumerate(spec.layers, start=1):
+        if not layer.has_parameters:
+            before = f"layer {net.layer_name(l - 1)}" if l > 1 else "the inputs"
+            rows.append(SpecRow(Prose(f"{layer.name} (layer {l})"), _names(layer.units), activation_definition(d, l), Prose("none"),
+                                Prose(f"none: kind activation, applied to the outputs of {before}")))
+            continue
         bias = Prose({"shared": "shared", "per_unit": "per unit", "none": "none"}[layer.bias.value])
         if layer.bias_count:
             first = net.bias_name(l, 0) or ""
@@ -127,7 +132,8 @@ def _layer_display(d: Derivation, form: LayerForm) -> Display:
     """The layer's statements of the layer program (:attr:`Derivation.program`), in vectors."""
     statements = {s.rule: s for s in d.program.layer(form.index)}
     printer = _ProgramMath(d)
-    rows = list(equation(Vec(form.net), [printer.pieces(statements["weighted sums"].written)]))
+    weighted = statements.get("weighted sums")
+    rows = list(equation(Vec(form.net), [printer.pieces(weighted.written)])) if weighted is not None else []
     rows += equation(Vec(form.out), [_activation_applied(d, form)])
     local = statements.get("local derivative")
     if local is not None:
@@ -137,7 +143,8 @@ def _layer_display(d: Derivation, form: LayerForm) -> Display:
     for rule, parameter in (("weight gradient", form.weight), ("bias gradient", form.bias)):
         if rule in statements:
             rows += equation(_gradient(parameter), [printer.pieces(statements[rule].written)])
-    caption = Prose(f"Layer {form.index}, {form.name} ({count(form.size, 'unit')}):")
+    without = "; no weights: its activation applied to the layer before's outputs, and its delta is the gradient of E with respect to them" if form.weight is None else ""
+    caption = Prose(f"Layer {form.index}, {form.name} ({count(form.size, 'unit')}{without}):")
     return Display(caption, tuple(rows), _note(d, form, delta, printer))
 
 
@@ -233,7 +240,8 @@ def _numbers(d: Derivation, form: LayerForm) -> list[Row]:
     if max(d.network.sizes[l], d.network.sizes[l - 1]) > NUMBERS_MAX:
         return []
     rows = list(equation(Vec(form.delta), [[Matrix([[Num(x)] for x in d.sample.deltas[l - 1][0]])]]))
-    rows += matrix_rows(_gradient(form.weight), d.sample.dW[l - 1])
+    if form.weight is not None:
+        rows += matrix_rows(_gradient(form.weight), d.sample.dW[l - 1])
     return rows
 
 
