@@ -15,6 +15,7 @@ from chainrule.derive import naming
 from chainrule.derive.errors import ChainruleError
 from chainrule.derive.formula import format_expr
 from chainrule.derive.kinds import KINDS
+from chainrule.derive.spec import ACTIVATION_KIND
 from chainrule.derive.optimizers import OPTIMIZERS
 from chainrule.derive.registry import ACTIVATIONS, LOSSES, T, Y
 
@@ -54,8 +55,10 @@ def loss_formula(name: str) -> str:
 
 def kind_example(kind: str) -> str:
     """A layer of the kind: the activation that makes it (softmax, for the softmax kind; an
-    elementwise one for the dense kind)."""
+    elementwise one for the dense kind); a layer without weights says ``kind: activation``."""
     whole = [a.name for a in ACTIVATIONS.values() if a.whole_layer]
+    if kind == ACTIVATION_KIND:
+        return f"{{name: s, kind: {kind}, activation: {whole[0]}}}"
     activation = kind if kind in whole else next(a.name for a in ACTIVATIONS.values() if not a.whole_layer and a.name != "identity")
     return f"{{name: {'o' if kind in whole else 'h'}, units: 4, activation: {activation}}}"
 
@@ -79,7 +82,7 @@ def help_lists() -> str:
     lines += [f"  {name:<{width}}{examples[name]:<{column}}# {loss_formula(name)}" for name in LOSSES]
     lines += ["", "optimizers (optimizer; every setting at its default):"]
     lines += [f"  {name:<{width}}{optimizer_example(name)}" for name in OPTIMIZERS]
-    lines += ["", "layer kinds (a layer's activation chooses its kind):"]
+    lines += ["", "layer kinds (a layer's kind: field, else its activation, chooses its kind):"]
     column = max(len(kind_example(name)) for name in KINDS) + 2
     lines += [f"  {name:<{width}}{kind_example(name):<{column}}# {_summary(module)}" for name, module in KINDS.items()]
     lines += ["", "Start a spec with: chainrule init NAME (writes NAME.yaml)."]

@@ -278,7 +278,9 @@ class Graph:
         net = self.network
         units = [u for l in range(1, net.depth + 1) for u in net.units(l)]
         listed = [naming.LOSS, *_compact(list(net.units(0))), *_compact(list(net.spec.targets))]
-        listed.append("units " + ", ".join(_compact(units, 8)) + " (each also as net_ and out_)")
+        without = [u for l in range(1, net.depth + 1) if not net.has_parameters(l) for u in net.units(l)]
+        no_nets = f"; {', '.join(_compact(without, 4))} of layers without weights have no net_" if without else ""
+        listed.append("units " + ", ".join(_compact(units, 8)) + f" (each also as net_ and out_{no_nets})")
         if net.parameter_count <= 12:
             return listed + [p.name for p in net.parameters()]
         for l in net.parameter_layers:

@@ -243,3 +243,59 @@ def sympy_symbol(name: str):
     from chainrule.derive.network import real_symbol
 
     return real_symbol(name)
+
+
+# ---------------------------------------------------------------------------------------------
+# verify: claims through ds_k/dout_h_j
+
+
+def _judge(spec_file, text: str):
+    from chainrule.derive.hand.claims import parse_claims
+    from chainrule.derive.hand.verify import Verifier
+    from chainrule.codegen.files import load_spec
+
+    v = Verifier(derive(load_spec(str(spec_file))))
+    return v.verify(parse_claims(text, "claims.yaml", "yaml", v.network, v.graph))
+
+
+TANH_FILE = ROOT / "tests" / "data" / "activation_tanh.yaml"
+THROUGH_G = "(dE/dout_o1*dout_o1/dnet_o1*dnet_o1/dg1 + dE/dout_o2*dout_o2/dnet_o2*dnet_o2/dg1)"
+
+
+@pytest.mark.parametrize("spec_file, of, key, claimed", [
+    (SPEC_FILE, "s2", "value", "0.318577124"),
+    (SPEC_FILE, "out_s2", "formula", "exp(h2)/(exp(h1) + exp(h2) + exp(h3))"),
+    (SPEC_FILE, "dE/dw1", "chain", "dE/ds1*ds1/dout_h1*dout_h1/dnet_h1*dnet_h1/dw1 + dE/ds2*ds2/dout_h1*dout_h1/dnet_h1*dnet_h1/dw1 + dE/ds3*ds3/dout_h1*dout_h1/dnet_h1*dnet_h1/dw1"),
+    (SPEC_FILE, "dE/dw1", "chain", "dE/dout_h1 * dout_h1/dnet_h1 * dnet_h1/dw1"),
+    (SPEC_FILE, "dE/dw1", "formula", "(s1 - t1) * h1 * (1 - h1) * i1"),
+    (SPEC_FILE, "dE/dw1", "value", "0.00428046643"),
+    (SPEC_FILE, "dE/dout_h1", "formula", "s1 - t1"),
+    (TANH_FILE, "dE/dw1", "chain", f"{THROUGH_G} * dg1/dout_h1 * dout_h1/dnet_h1 * dnet_h1/dw1"),
+    (TANH_FILE, "dE/dw1", "formula", "((o1 - t1)*(1 - o1**2)*w5 + (o2 - t2)*(1 - o2**2)*w7) * (1 - g1**2) * (1 - h1**2) * x1"),
+    (TANH_FILE, "dE/dout_h1", "formula", "((o1 - t1)*(1 - o1**2)*w5 + (o2 - t2)*(1 - o2**2)*w7) * (1 - g1**2)"),
+    (TANH_FILE, "g1", "formula", "tanh(h1)"),
+])
+def test_right_claims_through_an_activation_layer(spec_file, of, key, claimed):
+    (verdict,) = _judge(spec_file, f"claims:\n  - of: {of}\n    {key}: \"{claimed}\"\n")
+    assert verdict.correct, verdict.diagnosis
+
+
+@pytest.mark.parametrize("spec_file, of, key, claimed, reason", [
+    (SPEC_FILE, "dE/dw1", "chain", "dE/ds1 * dout_h1/dnet_h1 * dnet_h1/dw1", "ds1/dout_h1 is missing before dout_h1/dnet_h1"),
+    (SPEC_FILE, "dE/dw1", "formula", "(s1 - t1) * i1", "missing the factor dout_h1/dnet_h1"),
+    (TANH_FILE, "dE/dw1", "chain", f"{THROUGH_G} * dout_h1/dnet_h1 * dnet_h1/dw1", "dg1/dout_h1 is missing before dout_h1/dnet_h1"),
+    (TANH_FILE, "dE/dw1", "formula", "((o1 - t1)*(1 - o1**2)*w5 + (o2 - t2)*(1 - o2**2)*w7) * (1 - h1**2) * x1", "missing the factor dg1/dout_h1 = 1 - g1**2"),
+    (TANH_FILE, "g1", "formula", "h1", "the activation is not applied"),
+])
+def test_a_chain_that_skips_the_activation_layer_is_wrong_and_named(spec_file, of, key, claimed, reason):
+    (verdict,) = _judge(spec_file, f"claims:\n  - of: {of}\n    {key}: \"{claimed}\"\n")
+    assert not verdict.correct
+    assert reason in verdict.diagnosis, verdict.diagnosis
+
+
+def test_a_layer_without_weights_has_no_net(tmp_path, capsys):
+    claims = tmp_path / "claims.yaml"
+    claims.write_text("claims:\n  - of: net_s1\n    value: 0.1\n")
+    assert main(["verify", str(SPEC_FILE), str(claims)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown name 'net_s1'" in err and "s1, s2, s3 of layers without weights have no net_" in err

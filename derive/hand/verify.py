@@ -128,7 +128,7 @@ class Verifier:
         rng = np.random.default_rng(20261123)
         envs = []
         for _ in range(RANDOM_POINTS):
-            W = tuple(rng.uniform(-1, 1, w.shape) for w in self.d.values.W)
+            W = tuple(None if w is None else rng.uniform(-1, 1, w.shape) for w in self.d.values.W)
             b = tuple(None if v is None else rng.uniform(-1, 1, v.shape) for v in self.d.values.b)
             x, t, _ = seeded_sample(self.network, rng)
             values = Values(W, b, x[np.newaxis, :], t[np.newaxis, :], True)
@@ -179,9 +179,10 @@ class Verifier:
             return Truth(value, expr, format_expr(expr), alternatives=tuple(alts))
         if node[0] == "out" and node[1] > 0:
             expr = net.out_definition(node[1], node[2])
-            nsym = net.net(node[1], node[2])
-            alts = [Alternative(Finding("net_out", f"this is {nsym.name}, the weighted sum: the activation is not applied", nsym.name), nsym)]
-            bias = net.bias(node[1], node[2])
+            nsym = net.activation_input(node[1], node[2])
+            what = "the weighted sum" if net.has_parameters(node[1]) else f"the input of {net.out(node[1], node[2]).name}"
+            alts = [Alternative(Finding("net_out", f"this is {nsym.name}, {what}: the activation is not applied", nsym.name), nsym)]
+            bias = net.bias(node[1], node[2]) if net.has_parameters(node[1]) else None
             if bias is not None:
                 alts.append(Alternative(Finding("missing_term", f"the bias {bias} is left out of {nsym.name}", bias.name), expr.xreplace({nsym: nsym - bias})))
             return Truth(value, expr, format_expr(expr), alternatives=tuple(alts))
@@ -195,6 +196,8 @@ class Verifier:
         if node[0] == "net":
             return real_symbol(naming.DELTA_UNIT.format(unit=net.units(node[1])[node[2]]))
         l = node[1] + 1
+        if not net.has_parameters(l):  # the delta of a layer without weights is dE/d(its input)
+            return real_symbol(naming.DELTA_UNIT.format(unit=net.units(l)[node[2]]))
         return sympy.Add(*[net.weight(l, k, node[2]) * real_symbol(naming.DELTA_UNIT.format(unit=net.units(l)[k])) for k in range(net.sizes[l])])
 
     def chain_of(self, name: str):
@@ -211,7 +214,7 @@ class Verifier:
         chain = self.chain_of(ref.name)
         expr = chain.gradient
         activations = {net_out.name: self.network.spec.layers[l - 1].activation.name for l in range(1, self.network.depth + 1) for net_out in (self.network.out(l, r) for r in range(self.network.sizes[l]))}
-        later = {self.network.weight_name(l, r, c) for l in range(ref.layer + 1, self.network.depth + 1) for r in range(self.network.sizes[l]) for c in range(self.network.sizes[l - 1])} if self.d.small else set()
+        later = {self.network.weight_name(l, r, c) for l in self.network.parameter_layers if l > ref.layer for r in range(self.network.sizes[l]) for c in range(self.network.sizes[l - 1])} if self.d.small else set()
         siblings = {}
         if self.d.small:
             layer = [p for p in self.network.parameters() if p.layer == ref.layer and p.kind == ref.kind and p.name != ref.name]
