@@ -299,3 +299,42 @@ def test_a_layer_without_weights_has_no_net(tmp_path, capsys):
     assert main(["verify", str(SPEC_FILE), str(claims)]) == 2
     err = capsys.readouterr().err
     assert "unknown name 'net_s1'" in err and "s1, s2, s3 of layers without weights have no net_" in err
+
+
+# ---------------------------------------------------------------------------------------------
+# report, steps, the Python API
+
+
+def test_report_tex_and_html(tmp_path):
+    assert main(["report", str(SPEC_FILE), "-o", str(tmp_path), "--html"]) == 0
+    page = (tmp_path / "act_softmax.html").read_text()
+    assert "no weights" in page and "softmax, no weights: applied to the outputs of layer h" in page
+    assert main(["report", str(SPEC_FILE), "-o", str(tmp_path)]) == 0
+    tex = (tmp_path / "act_softmax.tex").read_text()
+    assert "none (kind: activation): applied to the outputs of layer h" in tex
+    assert r"\mathbf{net}_{s}" not in tex and "weighted sums" not in tex.lower().split("layer 2, s")[-1][:200]
+
+
+def test_a_big_network_with_activation_layers(tmp_path):
+    data = {"name": "big", "inputs": 20, "seed": 1, "loss": "cross_entropy",
+            "layers": [{"name": "h", "units": 30, "activation": "tanh"}, {"name": "g", "kind": "activation", "activation": "relu"},
+                       {"name": "o", "units": 10, "activation": "identity"}, {"name": "s", "kind": "activation", "activation": "softmax"}]}
+    d = derive(spec_from_data(data, "big"))
+    assert not d.small and check_derivation(d).passed
+    path = tmp_path / "big.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["report", str(path), "-o", str(tmp_path), "--html"]) == 0
+    assert "an arrow into a layer without weights" in (tmp_path / "big.html").read_text()
+
+
+def test_steps_and_the_python_api():
+    import chainrule
+    from chainrule.codegen.steps import follow_steps
+
+    spec = chainrule.load(str(SPEC_FILE))
+    d = chainrule.derive(spec)
+    assert d.gradients["w1"] == pytest.approx(0.00428046643, rel=1e-9)
+    assert "dE/dout_h1" in d.chain("w1").text and "softmax" in d._repr_html_()
+    assert sorted(chainrule.trainer(spec).Network().params) == ["W1", "b1"]
+    steps = follow_steps(derive(spec), 20)
+    assert steps.losses[20] < steps.losses[0] and [s[0] for s in steps.slots] == ["W1", "b1"]

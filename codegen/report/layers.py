@@ -67,7 +67,7 @@ def spec_rows(d: Derivation) -> tuple[SpecRow, ...]:
         if not layer.has_parameters:
             before = f"layer {net.layer_name(l - 1)}" if l > 1 else "the inputs"
             rows.append(SpecRow(Prose(f"{layer.name} (layer {l})"), _names(layer.units), activation_definition(d, l), Prose("none"),
-                                Prose(f"none: kind activation, applied to the outputs of {before}")))
+                                Prose(f"none (kind: activation): applied to the outputs of {before}")))
             continue
         bias = Prose({"shared": "shared", "per_unit": "per unit", "none": "none"}[layer.bias.value])
         if layer.bias_count:
