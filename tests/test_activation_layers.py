@@ -338,3 +338,26 @@ def test_steps_and_the_python_api():
     assert sorted(chainrule.trainer(spec).Network().params) == ["W1", "b1"]
     steps = follow_steps(derive(spec), 20)
     assert steps.losses[20] < steps.losses[0] and [s[0] for s in steps.slots] == ["W1", "b1"]
+
+
+@needs_torch
+@pytest.mark.parametrize("activation, loss, t", [("sigmoid", "bce", [1.0, 0.0]), ("softmax", "cross_entropy", [0.0, 1.0])])
+def test_the_loss_s_stable_form_reads_the_layer_before(activation, loss, t, tmp_path):
+    """bce on a sigmoid layer without weights is softplus of the layer before's outputs, and
+    cross-entropy on a softmax one its log-softmax: at outputs of +-500 the loss is finite and
+    PyTorch's (from logits), where log(sigmoid) or log(softmax) would give inf."""
+    import torch.nn.functional as F
+
+    data = _spec([{"name": "o", "units": 2, "activation": "identity", "weights": [[1000.0, 0.0], [0.0, -1000.0]], "biases": [0.0, 0.0]},
+                  {"name": "s", "kind": "activation", "activation": activation}], loss, t=t)
+    data["sample"]["x"] = [-0.5, -0.5]  # nets -500, 500
+    d = derive(spec_from_data(data, "stable"))
+    logits = torch.tensor([[-500.0, 500.0]])
+    target = torch.tensor([t])
+    expected = (F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(-1) if loss == "bce"
+                else F.cross_entropy(logits, target)).sum().item()
+    assert d.loss == pytest.approx(expected, rel=1e-12)
+    assert np.isfinite(d.sample.dW[0]).all()
+    net = emitted(d.network.spec, tmp_path).Network()
+    assert net.loss(d.values.X, d.values.T) == pytest.approx(expected, rel=1e-12)
+    assert np.isfinite(net.gradients(d.values.X, d.values.T)["W1"]).all()
