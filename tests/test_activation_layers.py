@@ -286,6 +286,11 @@ def test_right_claims_through_an_activation_layer(spec_file, of, key, claimed):
     (TANH_FILE, "dE/dw1", "chain", f"{THROUGH_G} * dout_h1/dnet_h1 * dnet_h1/dw1", "dg1/dout_h1 is missing before dout_h1/dnet_h1"),
     (TANH_FILE, "dE/dw1", "formula", "((o1 - t1)*(1 - o1**2)*w5 + (o2 - t2)*(1 - o2**2)*w7) * (1 - h1**2) * x1", "missing the factor dg1/dout_h1 = 1 - g1**2"),
     (TANH_FILE, "g1", "formula", "h1", "the activation is not applied"),
+    (TANH_FILE, "dE/dw5", "formula", "(o1 - t1)*(1 - o1**2)*h1", "missing the factor g1"),
+    # the typical mistakes keep their names behind a layer without weights
+    (TANH_FILE, "dE/dw1", "formula", "((o1 - t1)*(1 - o1**2)*w5 + (o2 - t2)*(1 - o2**2)*w7) * (1 - g1**2) * (1 - net_h1**2) * x1",
+     "net_h1 put in for out_h1"),
+    (TANH_FILE, "dE/dw1", "formula", "((o1 - t1)*(1 - o1**2)*w5) * (1 - g1**2) * (1 - h1**2) * x1", "the path through out_o2 is missing"),
 ])
 def test_a_chain_that_skips_the_activation_layer_is_wrong_and_named(spec_file, of, key, claimed, reason):
     (verdict,) = _judge(spec_file, f"claims:\n  - of: {of}\n    {key}: \"{claimed}\"\n")

@@ -5,8 +5,10 @@ A kind module provides ``forward(form, previous, targets)``, ``output_delta(form
 ``hidden_delta(form, above, targets)`` (each a list of statements), ``gradients(form, previous)`` and ``names(form, targets)``
 (its derived pieces' generic symbols as its vectors), and its units' edges in the network's graph
 (:mod:`chainrule.derive.graph`): ``out_reads(size, row)``, ``net_reads(network, layer, row)``,
-``net_parameters(network, layer, row)`` and ``parameter_readers(network, ref)``. A new kind is a new module and a line in
-:data:`KINDS`.
+``net_parameters(network, layer, row)`` and ``parameter_readers(network, ref)``; a kind whose
+units have no nets (:mod:`~chainrule.derive.kinds.activation`, a layer without weights) sets
+``OUT_READS_BELOW`` and gives ``out_reads_below(network, layer, row)``, the outputs of the layer
+before that a unit reads. A new kind is a new module and a line in :data:`KINDS`.
 """
 
 from __future__ import annotations
