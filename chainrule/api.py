@@ -39,12 +39,49 @@ def _one_line(function: F) -> F:
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # IPython and pytest leave this frame out of what they show
         try:
             return function(*args, **kwargs)
         except ChainruleError as error:
             raise error.with_traceback(None) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _argument_error(function: str, name: str, expected: str, value: Any) -> ChainruleError:
+    from chainrule.derive.errors import shown
+
+    return ChainruleError(f"chainrule.{function}", name, f"expected {expected}, got {shown(value)}")
+
+
+def _integer(function: str, name: str, value: Any, low: int, high: int | None = None) -> int:
+    """``value`` as an int in [low, high]; a bool, a float or a string is refused."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low or (high is not None and value > high):
+        expected = f"an integer from {low} to {high}" if high is not None else f"an integer of at least {low}"
+        raise _argument_error(function, name, expected, value)
+    return int(value)
+
+
+def _names(function: str, name: str, value: Any) -> tuple[str, ...]:
+    """Parameter names: one name, or a list (any iterable) of names."""
+    if isinstance(value, str):
+        return (value,)
+    try:
+        names = tuple(value)
+    except TypeError:
+        raise _argument_error(function, name, "a parameter name or a list of names", value) from None
+    for item in names:
+        if not isinstance(item, str):
+            raise _argument_error(function, name, "parameter names (strings)", item)
+    return names
+
+
+def _path(function: str, name: str, value: Any) -> str:
+    if not isinstance(value, (str, os.PathLike)):
+        raise _argument_error(function, name, "a file path", value)
+    return os.fspath(value)
 
 
 @_one_line
@@ -61,8 +98,8 @@ def load(source: str | os.PathLike | Mapping[str, Any]) -> Spec:
 
     Raises:
         ChainruleError: the file cannot be read, or a field is invalid (naming the field path,
-            as ``layers[1].activation``, and what was expected).
-        TypeError: ``source`` is neither a path nor a dict.
+            as ``layers[1].activation``, and what was expected); ``source`` is neither a path nor
+            a dict.
     """
     from chainrule.codegen.files import load_spec
     from chainrule.derive.spec import Spec, spec_from_data
@@ -73,7 +110,7 @@ def load(source: str | os.PathLike | Mapping[str, Any]) -> Spec:
         return load_spec(os.fspath(source))
     if isinstance(source, Mapping):
         return spec_from_data(dict(source), "<dict>")
-    raise TypeError(f"chainrule.load: expected a path or a dict, got {type(source).__name__} (text: chainrule.loads)")
+    raise _argument_error("load", "source", "a path or a dict (text: chainrule.loads)", source)
 
 
 @_one_line
@@ -82,18 +119,22 @@ def loads(text: str, format: str = "yaml", source: str = "<string>") -> Spec:
 
     Args:
         text: the spec, as a file would hold it.
-        format: ``"yaml"``, ``"toml"`` or ``"json"``.
+        format: ``"yaml"`` (or ``"yml"``), ``"toml"`` or ``"json"``, in any case.
         source: the name error messages give the text (a ``data:`` file is found relative to
             the current directory).
 
     Raises:
-        ChainruleError: an unknown ``format``; the text is malformed or a field is invalid.
+        ChainruleError: ``text`` is not a string; an unknown ``format``; the text is malformed
+            or a field is invalid.
     """
     from chainrule.derive.spec import parse_spec
 
-    if format not in FORMATS:
-        raise ChainruleError(source, "format", f"expected one of {', '.join(map(repr, FORMATS))}, got {format!r}")
-    return parse_spec(text, source, format)
+    if not isinstance(text, str):
+        raise _argument_error("loads", "text", "the spec's text, a str (a file: chainrule.load)", text)
+    known = {"yml": "yaml"}.get(str(format).lower(), str(format).lower())
+    if not isinstance(format, str) or known not in FORMATS:
+        raise _argument_error("loads", "format", f"one of {', '.join(map(repr, FORMATS))}", format)
+    return parse_spec(text, str(source), known)
 
 
 def _spec(spec: SpecLike) -> Spec:
@@ -107,17 +148,17 @@ def derive(spec: SpecLike, params: Sequence[str] = ()) -> Derivation:
 
     Args:
         spec: a spec, or a path or dict to :func:`load`.
-        params: parameters whose chains are wanted (``--param``): a big network's closed forms
-            and the derivation's ``text`` are limited to them; :meth:`Derivation.chain` gives
-            any parameter's chain whatever is asked.
+        params: a parameter's name, or a list of them, whose chains are wanted (``--param``): a
+            big network's closed forms and the derivation's ``text`` are limited to them;
+            :meth:`Derivation.chain` gives any parameter's chain whatever is asked.
 
     Raises:
-        ChainruleError: a bad spec; a name in ``params`` that is no parameter; a value that is
-            not finite on the sample.
+        ChainruleError: a bad spec; ``params`` not names, or a name that is no parameter; a
+            value that is not finite on the sample.
     """
     from chainrule.derive.derivation import derive as derive_engine
 
-    params = tuple(params)
+    params = _names("derive", "params", params)
     return _derivation(derive_engine(_spec(spec), params), params)
 
 
@@ -130,8 +171,13 @@ def _derivation(d: EngineDerivation, params: tuple[str, ...]) -> Derivation:
 
     document = derivation_document(d)
 
+    def read_only(value: Any) -> Any:
+        array = np.array(value, dtype=np.float64)  # a copy: the derivation's own arrays stay its own
+        array.flags.writeable = False
+        return array
+
     def numbers(values: Mapping[str, Any]) -> Mapping[str, Any]:
-        return MappingProxyType({k: v if d.small else np.asarray(v, dtype=np.float64) for k, v in values.items()})
+        return MappingProxyType({k: v if d.small else read_only(v) for k, v in values.items()})
 
     return Derivation(
         name=d.network.spec.name,
@@ -155,6 +201,8 @@ def _chain(d: EngineDerivation, name: str) -> Chain:
     from chainrule.derive.derivation import derive as derive_engine
     from chainrule.derive.derivation import resolve_params
 
+    if not isinstance(name, str):
+        raise _argument_error("Derivation.chain", "name", "a parameter's name", name)
     if name not in d.chains:
         resolve_params(d.network, [name])  # the message of --param, before any work
         d = derive_engine(d.network.spec, [name])
@@ -197,7 +245,9 @@ def check(spec: SpecLike, points: int = 3, emitted: str | os.PathLike | None = N
     from chainrule.codegen.commands import check as check_command
     from chainrule.codegen.terminal.text import render_check
 
-    checked = check_command(_spec(spec), points, None if emitted is None else os.fspath(emitted))
+    points = _integer("check", "points", points, 0)
+    emitted = None if emitted is None else _path("check", "emitted", emitted)
+    checked = check_command(_spec(spec), points, emitted)
     return Check(
         passed=checked.passed,
         points=checked.result.points,
@@ -258,7 +308,7 @@ def train(
         epochs: passes over the training rows (0 or more).
         batch_size: rows per step (1 or more).
         seed: seeds the shuffling (and the held-out rows, drawn as the trainer's
-            ``--validation-split`` draws them).
+            ``--validation-split`` draws them): an integer of at least 0.
         lr: the learning rate for every parameter (default: the spec's).
         validation_split: the fraction of rows held out, in [0, 1).
 
@@ -268,12 +318,12 @@ def train(
     Raises:
         ChainruleError: a bad spec; only one of ``X`` and ``T``; data of the wrong shape or not
             finite (the trainer's message, naming the argument); ``epochs``, ``batch_size``,
-            ``lr`` or ``validation_split`` out of range; the data file cannot be read.
+            ``seed``, ``lr`` or ``validation_split`` out of range; the data file cannot be read.
         FloatingPointError: a step's loss is not finite (the rate is too large), naming the
             epoch and step; the network keeps the last good weights.
     """
     spec = _spec(spec)
-    _check_training(spec.source, X, T, epochs, batch_size, validation_split, lr)
+    _check_training(X, T, epochs, batch_size, seed, validation_split, lr)
     module = trainer(spec)
     network = module.Network()
     X, T, validation = _training_rows(spec.source, module, network, X, T, validation_split, seed)
@@ -292,25 +342,25 @@ def train(
     )
 
 
-def _check_training(where: str, X: Any, T: Any, epochs: Any, batch_size: Any, validation_split: Any, lr: Any) -> None:
-    import numpy as np
+def _check_training(X: Any, T: Any, epochs: Any, batch_size: Any, seed: Any, validation_split: Any, lr: Any) -> None:
+    import numbers
 
     if (X is None) != (T is None):
-        raise ChainruleError(where, "X, T", "expected both X and T, or neither (the spec's data)")
-    for name, value, least in (("epochs", epochs, 0), ("batch_size", batch_size, 1)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
-            raise ChainruleError(where, name, f"expected an integer of at least {least}, got {value!r}")
-    if isinstance(validation_split, bool) or not (isinstance(validation_split, (int, float)) and 0 <= validation_split < 1):
-        raise ChainruleError(where, "validation_split", f"expected a fraction in [0, 1), got {validation_split!r}")
-    if lr is not None and (isinstance(lr, bool) or not (isinstance(lr, (int, float)) and 0 < lr < float("inf"))):
-        raise ChainruleError(where, "lr", f"expected a positive number, got {lr!r}")
+        raise ChainruleError("chainrule.train", "X, T", "expected both X and T, or neither (the spec's data)")
+    _integer("train", "epochs", epochs, 0)
+    _integer("train", "batch_size", batch_size, 1)
+    _integer("train", "seed", seed, 0)
+    if isinstance(validation_split, bool) or not (isinstance(validation_split, numbers.Real) and 0 <= validation_split < 1):
+        raise _argument_error("train", "validation_split", "a fraction in [0, 1)", validation_split)
+    if lr is not None and (isinstance(lr, bool) or not (isinstance(lr, numbers.Real) and 0 < lr < float("inf"))):
+        raise _argument_error("train", "lr", "a positive number", lr)
 
 
 def _training_rows(where: str, module: ModuleType, network: Any, X: Any, T: Any, validation_split: float, seed: int) -> tuple[Any, Any, Any]:
     """The training rows and the held-out ones (or None), as the trainer's command line draws them."""
     import numpy as np
 
-    source = where
+    source = where if X is None else "chainrule.train"
     try:
         if X is None:
             if module.DATA:
@@ -326,7 +376,7 @@ def _training_rows(where: str, module: ModuleType, network: Any, X: Any, T: Any,
     n = X.shape[0]
     held = round(validation_split * n)
     if validation_split and not 0 < held < n:
-        raise ChainruleError(where, "validation_split", f"{validation_split} of {n} rows holds out {held}")
+        raise ChainruleError("chainrule.train", "validation_split", f"{validation_split} of {n} rows holds out {held}")
     rows = np.random.default_rng(seed).permutation(n) if held else np.arange(n)
     validation = (X[rows[:held]], T[rows[:held]]) if held else None
     return X[rows[held:]], T[rows[held:]], validation
@@ -373,8 +423,9 @@ def emit(spec: SpecLike, out_dir: str | os.PathLike = ".", formulas: bool = Fals
     """
     from chainrule.codegen.commands import emit as emit_command
 
+    out_dir = _path("emit", "out_dir", out_dir)
     spec = _spec(spec)
-    return emit_command(spec, spec.source, os.fspath(out_dir), formulas=formulas)
+    return emit_command(spec, spec.source, out_dir, formulas=formulas)
 
 
 @_one_line
@@ -402,8 +453,10 @@ def report(spec: SpecLike, out_dir: str | os.PathLike = ".", pdf: bool = False, 
     """
     from chainrule.codegen.report.writer import write_report
 
+    params = _names("report", "params", params)
+    out_dir = _path("report", "out_dir", out_dir)
     spec = _spec(spec)
-    return tuple(write_report(spec, spec.source, os.fspath(out_dir), pdf=pdf, params=tuple(params), html=html))
+    return tuple(write_report(spec, spec.source, out_dir, pdf=pdf, params=params, html=html))
 
 
 @_one_line
@@ -424,6 +477,7 @@ def verify(spec: SpecLike, claims: str | os.PathLike) -> Verification:
     """
     from chainrule.codegen.terminal.verify import grade_files, render_text
 
+    claims = _path("verify", "claims", claims)
     spec = _spec(spec)
-    (result,) = grade_files(spec, spec.source, [os.fspath(claims)])
+    (result,) = grade_files(spec, spec.source, [claims])
     return Verification(result.path, result.right, len(result.verdicts), result.verdicts, render_text([result]))

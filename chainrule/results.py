@@ -135,6 +135,7 @@ class Derivation:
         Raises:
             ChainruleError: no parameter is called ``name`` (the message of ``--param``).
         """
+        __tracebackhide__ = True  # IPython and pytest leave this frame out of what they show
         return self._chain(name)
 
     def __repr__(self) -> str:
@@ -294,10 +295,14 @@ class History:
         return plot_history(ax, self.loss, self.accuracy, self.held_out_loss, self.held_out_accuracy, self.name)
 
     def __repr__(self) -> str:
-        return f"<chainrule.History {self.name}: {self.epochs} epochs, loss {self.before:.6g} -> {self.final_loss:.6g}>"
+        from chainrule.codegen.report.notebook import epoch_count
+
+        return f"<chainrule.History {self.name}: {epoch_count(self.epochs)}, loss {self.before:.6g} -> {self.final_loss:.6g}>"
 
     def _repr_markdown_(self) -> str:
-        lines = [f"**{self.name}**: {self.epochs} epochs, loss {self.before:.6g} before, {self.final_loss:.6g} after", ""]
+        from chainrule.codegen.report.notebook import epoch_count
+
+        lines = [f"**{self.name}**: {epoch_count(self.epochs)}, loss {self.before:.6g} before, {self.final_loss:.6g} after", ""]
         if self.accuracy:
             lines[0] += f", accuracy {self.accuracy[-1]:.4f}"
         return "\n".join(lines) + "\n"

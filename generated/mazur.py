@@ -184,6 +184,9 @@ class Network:
         """The network's outputs [batch, outputs] for inputs X [batch, inputs]; for one sample
         X [inputs], its outputs [outputs]."""
         one = np.ndim(X) == 1
+        if one and np.size(X) != len(INPUTS):
+            n, shape = len(INPUTS), list(np.shape(X))
+            raise ValueError(f"X: expected one sample [{n}] or a batch [batch, {n}], got {shape}")
         X = self._inputs(np.reshape(X, (1, -1)) if one else X)
         Y = self._forward(X, self._workspace(X.shape[0]))[-1]
         return Y[0].copy() if one else Y.copy()
@@ -464,6 +467,11 @@ def _parser():
     )
     parser.add_argument("--save", metavar="PATH", help="save the trained parameters (.npz)")
     parser.add_argument("--verbose", action="store_true")
+
+    def error(message):  # one line and exit 2, without argparse's usage lines
+        parser.exit(2, f"{parser.prog}: error: {message}\n")
+
+    parser.error = error
     return parser
 
 
@@ -471,12 +479,17 @@ def main(argv=None):
     """Train on the spec's sample or data (or on ``--data``) and print the loss before and after."""
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.epochs < 0 or args.batch_size < 1:
-        parser.error("--epochs must be at least 0 and --batch-size at least 1")
+    least = {"--epochs": 0, "--batch-size": 1, "--seed": 0}
+    for option, value in zip(least, (args.epochs, args.batch_size, args.seed)):
+        if value < least[option]:
+            parser.error(f"{option} must be at least {least[option]}, got {value}")
     if args.lr is not None and not 0 < args.lr < float("inf"):
         parser.error(f"--lr must be a positive number, got {args.lr}")
     if not 0 <= args.validation_split < 1:
         parser.error(f"--validation-split must be in [0, 1), got {args.validation_split}")
+    folder = Path(args.save or ".").resolve().parent
+    if args.save and not folder.is_dir():
+        parser.error(f"--save {args.save}: no directory {folder}")
     source = args.data or (Path(__file__).parent / DATA if DATA else None)
     try:
         if source is None:
@@ -516,7 +529,10 @@ def main(argv=None):
         held_out = ", ".join(f"{k} {v:.6g}" for k, v in network.evaluate(*validation).items())
         print(f"held out ({_count(held, 'row')}): {held_out}")
     if args.save:
-        network.save(args.save)
+        try:
+            network.save(args.save)
+        except OSError as error:
+            parser.exit(2, f"{parser.prog}: error: --save {args.save}: {error.strerror or error}\n")
         print(f"saved {args.save if str(args.save).endswith('.npz') else f'{args.save}.npz'}")
 
 

@@ -84,10 +84,10 @@ def test_loads_reads_toml_and_json() -> None:
 
 
 def test_load_refuses_what_is_neither_a_path_nor_a_dict() -> None:
-    with pytest.raises(TypeError, match="expected a path or a dict, got int"):
+    with pytest.raises(chainrule.ChainruleError, match=r"^chainrule.load: source: expected a path or a dict \(text: chainrule.loads\), got 3$"):
         chainrule.load(3)
     error = raised(chainrule.loads, "name: n", format="xml")
-    assert str(error) == "<string>: format: expected one of 'yaml', 'toml', 'json', got 'xml'"
+    assert str(error) == "chainrule.loads: format: expected one of 'yaml', 'toml', 'json', got 'xml'"
 
 
 @pytest.mark.parametrize("name", list(ALL_BAD))
@@ -117,6 +117,47 @@ def test_an_error_carries_no_internal_traceback(tmp_path: Path) -> None:
         assert frames - {str(Path(__file__).resolve())} <= API_FILES, frames
         assert error.__cause__ is None and error.__suppress_context__
         assert "\n" not in "".join(traceback.format_exception_only(error)).rstrip("\n")
+
+
+def _a_cell() -> None:
+    chainrule.derive(MAZUR).chain("w99")
+
+
+def test_a_notebook_shows_the_callers_frames_and_the_message() -> None:
+    """IPython renders an exception with ``_render_traceback_`` by that method: the user's
+    frames (here this test's), none of chainrule's, and the one-line message."""
+    shown = raised(_a_cell)._render_traceback_()
+    assert shown[0] == "Traceback (most recent call last):" and shown[-1].startswith("ChainruleError: ") and "w99" in shown[-1]
+    assert any("in _a_cell" in line for line in shown) and 'chainrule.derive(MAZUR).chain("w99")' in "\n".join(shown)
+    assert not any(str(ROOT / folder) in line for line in shown for folder in ("chainrule", "derive", "codegen")), shown
+
+
+@pytest.mark.parametrize("call, field, got", [
+    (lambda: chainrule.check(MAZUR, points="3"), "chainrule.check: points", "got '3'"),
+    (lambda: chainrule.check(MAZUR, points=2.5), "chainrule.check: points", "got 2.5"),
+    (lambda: chainrule.check(MAZUR, points=True), "chainrule.check: points", "got True"),
+    (lambda: chainrule.check(MAZUR, emitted=5), "chainrule.check: emitted", "got 5"),
+    (lambda: chainrule.train(MAZUR, seed=-1), "chainrule.train: seed", "got -1"),
+    (lambda: chainrule.train(MAZUR, seed="a"), "chainrule.train: seed", "got 'a'"),
+    (lambda: chainrule.derive(MAZUR).chain(5), "chainrule.Derivation.chain: name", "got 5"),
+    (lambda: chainrule.derive(MAZUR, params=[5]), "chainrule.derive: params", "got 5"),
+    (lambda: chainrule.derive(MAZUR, params=5), "chainrule.derive: params", "got 5"),
+    (lambda: chainrule.loads(123), "chainrule.loads: text", "got 123"),
+    (lambda: chainrule.loads("name: n", format="xml"), "chainrule.loads: format", "got 'xml'"),
+    (lambda: chainrule.load(5), "chainrule.load: source", "got 5"),
+    (lambda: chainrule.verify(MAZUR, {"claims": []}), "chainrule.verify: claims", "got {'claims': []}"),
+    (lambda: chainrule.emit(MAZUR, None), "chainrule.emit: out_dir", "got None"),
+    (lambda: chainrule.report(MAZUR, 3), "chainrule.report: out_dir", "got 3"),
+])
+def test_a_bad_argument_is_named_in_one_line(call, field, got) -> None:
+    message = str(raised(call))
+    assert message.startswith(field + ": expected ") and message.endswith(got) and "\n" not in message, message
+
+
+def test_one_name_is_a_list_of_one_and_formats_are_read_in_any_case() -> None:
+    assert chainrule.derive(MAZUR, params="w5").text == chainrule.derive(MAZUR, params=["w5"]).text
+    text = MAZUR.read_text(encoding="utf-8")
+    assert chainrule.loads(text, format="YAML") == chainrule.loads(text, format="yml") == chainrule.loads(text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,6 +207,8 @@ def test_a_big_network_is_keyed_by_layer_and_gives_any_chain(capsys) -> None:
     d = chainrule.derive(path)
     assert d.form == "layer" and d.gradients["W1"].shape == d.updated["W1"].shape == (32, 64) and d.forward["out_h"].ndim == 1
     assert dict(d.closed_forms) == {}
+    with pytest.raises(ValueError, match="read-only"):  # a result is frozen, its arrays too
+        d.gradients["W1"][0, 0] = 1.0
     out = cli(capsys, "derive", path, "--param", "w2049")[1]
     assert d.chain("w2049").text in out
     asked = chainrule.derive(path, ["w2049"])

@@ -171,6 +171,19 @@ def test_the_history_displays_its_curve() -> None:
     assert axes.get_xlabel() == "epoch" and len(axes.get_lines()) == 2
 
 
+def test_the_history_table_shows_the_first_middle_and_last_epochs() -> None:
+    from chainrule.codegen.report.notebook import history_html
+
+    def epochs_shown(n: int) -> list[int]:
+        page = history_html("n", [0.5] * n, None, None, None, 1.0, None)
+        return [int(e) for e in re.findall(r"<tr><td>(\d+)</td>", page)]
+
+    assert [epochs_shown(n) for n in (1, 2, 3, 5, 40)] == [[1], [1, 2], [1, 2, 3], [1, 3, 5], [1, 20, 40]]
+    assert "1 epoch," in history_html("n", [0.5], None, None, None, 1.0, None)
+    one = chainrule.train(XOR, epochs=1, batch_size=4)
+    assert "1 epoch," in repr(one) and "1 epoch," in one._repr_markdown_()
+
+
 def test_a_batch_displays_as_derive_s_text() -> None:
     data = {"name": "pair", "inputs": 1, "layers": [{"name": "o", "units": 1, "activation": "sigmoid", "weights": [[0.5]]}],
             "loss": "half_sse", "samples": [{"x": [1.0], "t": [0.0]}, {"x": [-2.0], "t": [1.0]}]}

@@ -23,6 +23,7 @@ import json
 import math
 import re
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Iterator
@@ -333,6 +334,37 @@ def test_console_sessions_are_what_chainrule_prints(path: Path, run, capsys, mon
     assert code is None or returned == code
     output = capsys.readouterr()
     printed = output.out + output.err
+    for line in shown:
+        if line.strip() and line.strip() != "..." and not line.rstrip().endswith("..."):
+            assert line.rstrip() in printed, line
+
+
+def trainer_sessions(path: Path) -> Iterator[tuple[str, list[str], list[str]]]:
+    """Each ``$ python generated/NAME.py ...`` command of the console blocks: the trainer, its
+    arguments and the lines shown after it."""
+    for block in blocks(path, "console"):
+        shown: list[str] | None = None
+        for line in block.splitlines():
+            if line.startswith("$ "):
+                words = shlex.split(line[2:])
+                shown = None
+                if words[:1] == ["python"] and words[1].startswith("generated/"):
+                    shown = []
+                    yield words[1], words[2:], shown
+            elif shown is not None:
+                shown.append(line)
+
+
+TRAINER_SESSIONS = [(path, *run) for path in MARKDOWN for run in trainer_sessions(path)]
+
+
+@pytest.mark.slow  # trains digits for three epochs in a fresh process
+@pytest.mark.parametrize("path, trainer, args, shown", TRAINER_SESSIONS,
+                         ids=[f"{p.relative_to(ROOT)}: {t} {' '.join(a)}" for p, t, a, _ in TRAINER_SESSIONS])
+def test_trainer_sessions_are_what_the_trainer_prints(path: Path, trainer: str, args: list[str], shown: list[str], tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, str(ROOT / trainer), *args], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    printed = done.stdout + done.stderr
+    assert done.returncode == 0, printed
     for line in shown:
         if line.strip() and line.strip() != "..." and not line.rstrip().endswith("..."):
             assert line.rstrip() in printed, line

@@ -432,7 +432,7 @@ def test_running_the_file_stops_with_one_line_when_the_loss_is_not_finite(tmp_pa
 
 def test_running_the_file_checks_its_arguments() -> None:
     result = subprocess.run([sys.executable, str(GENERATED / "mazur.py"), "--batch-size", "0"], capture_output=True, text=True, check=False)
-    assert result.returncode == 2 and "--batch-size at least 1" in result.stderr
+    assert result.returncode == 2 and result.stderr == "mazur.py: error: --batch-size must be at least 1, got 0\n"
     result = subprocess.run([sys.executable, str(GENERATED / "mazur.py"), "--epochs", "0"], capture_output=True, text=True, check=True)
     assert result.stdout.splitlines() == ["loss before: 0.298371109", "loss after 0 epochs: 0.298371109"]
 
@@ -661,6 +661,21 @@ def test_predict_takes_one_sample():
     one = net.predict([0.05, 0.1])
     assert one.shape == (2,) and np.array_equal(one, net.predict([[0.05, 0.1]])[0])
     assert one[0] == pytest.approx(0.75136507, abs=5e-9)  # out_o1 of the worked example
+    with pytest.raises(ValueError, match=r"^X: expected one sample \[2\] or a batch \[batch, 2\], got \[3\]$"):
+        net.predict([1.0, 0.0, 1.0])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seed", "-1"], "--seed must be at least 0, got -1"),
+    (["--epochs", "-1"], "--epochs must be at least 0, got -1"),
+    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["--lr", "0"], "--lr must be a positive number, got 0.0"),
+    (["--epochs", "x"], "argument --epochs: invalid int value: 'x'"),
+    (["--save", "/nonexistent/dir/w"], "--save /nonexistent/dir/w: no directory /nonexistent/dir"),
+])
+def test_the_trainers_bad_options_are_one_line_before_any_training(args, message):
+    done = subprocess.run([sys.executable, str(GENERATED / "mazur.py"), "--epochs", "1", *args], capture_output=True, text=True)
+    assert (done.returncode, done.stdout, done.stderr) == (2, "", f"mazur.py: error: {message}\n")
 
 
 @pytest.mark.parametrize("method", ["loss", "gradients", "step", "predict"])

@@ -363,6 +363,17 @@ def test_class_csv(capsys, tmp_path) -> None:
     assert err.count("chainrule: error:") == 2
 
 
+def test_a_csv_in_a_folder_that_is_not_there_is_refused(capsys, tmp_path) -> None:
+    """--csv makes no folders (a mistyped path would), and names a file in the way."""
+    claims = str(CLAIMS / "mazur_correct.yaml")
+    (tmp_path / "afile").write_text("")
+    for path, why in ((tmp_path / "none" / "x.csv", f"no directory {tmp_path / 'none'}"),
+                      (tmp_path / "afile" / "x.csv", f"{tmp_path / 'afile'} is not a directory")):
+        code, out, err = run(capsys, "verify", MAZUR, claims, "--csv", str(path))
+        assert (code, out, err) == (2, "", f"chainrule: error: {path}: --csv: {why}\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
 def test_csv_cells_are_not_spreadsheet_formulas() -> None:
     from chainrule.codegen.terminal.verify import cell
 

@@ -187,7 +187,7 @@ def history_html(name: str, loss: Sequence[float], accuracy: Sequence[float] | N
     """The training history: the loss before, after the first and the last epoch (and the
     accuracy, held-out numbers), and the curve as a PNG (``image``, base64) when drawn."""
     epochs = len(loss)
-    shown = sorted({1, epochs} | ({epochs // 2} if epochs > 2 else set())) if epochs else []
+    shown = sorted({1, (epochs + 1) // 2, epochs}) if epochs else []
     rows = []
     for e in shown:
         values = [e, f"{loss[e - 1]:.6g}"]
@@ -200,7 +200,12 @@ def history_html(name: str, loss: Sequence[float], accuracy: Sequence[float] | N
         rows.append(Cell(tuple(values)))
     header = ["epoch", "loss"] + (["accuracy"] if accuracy is not None else [])
     header += (["held-out loss"] + (["held-out accuracy"] if held_accuracy is not None else [])) if held_loss is not None else []
-    return _render("history", name=name, epochs=epochs, before=f"{before:.6g}", header=header, rows=tuple(rows), image=image)
+    return _render("history", name=name, epochs=epoch_count(epochs), before=f"{before:.6g}", header=header, rows=tuple(rows), image=image)
+
+
+def epoch_count(epochs: int) -> str:
+    """``"1 epoch"``, ``"30 epochs"``."""
+    return f"{epochs} epoch" + ("" if epochs == 1 else "s")
 
 
 def history_png(loss: Sequence[float], accuracy: Sequence[float] | None, held_loss: Sequence[float] | None,
@@ -231,6 +236,9 @@ def plot_history(figure_or_axes: Any, loss: Sequence[float], accuracy: Sequence[
     positive = [v for v in loss if v > 0]
     if positive and max(positive) > 100 * min(positive):
         axes.set_yscale("log")
+    from matplotlib.ticker import MaxNLocator
+
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no tick at 1.5
     axes.set_xlabel("epoch")
     axes.set_ylabel("loss")
     axes.set_title(title)
@@ -248,4 +256,4 @@ def plot_history(figure_or_axes: Any, loss: Sequence[float], accuracy: Sequence[
     return axes
 
 
-__all__ = ["derivation_html", "derivation_latex", "chain_html", "chain_latex", "check_html", "verification_html", "history_html", "history_png", "plot_history"]
+__all__ = ["derivation_html", "derivation_latex", "chain_html", "chain_latex", "check_html", "verification_html", "epoch_count", "history_html", "history_png", "plot_history"]

@@ -51,7 +51,8 @@ def _sample_pairs(spec, x, t) -> str:
     if len(pairs) > 6:
         pairs = pairs[:3] + ["..."] + pairs[-1:]
     if len(targets) > 6:
-        targets = targets[:3] + ["..."] + targets[-1:]
+        hidden = [pair for pair, v in zip(targets[3:-1], t[3:-1]) if v != 0]
+        targets = targets[:3] + (["..."] if len(hidden) > 3 else [f"... {', '.join(hidden)}, ..."] if hidden else ["..."]) + targets[-1:]
     return f"{', '.join(pairs)}; {', '.join(targets)}"
 
 
@@ -141,13 +142,21 @@ def render_layers(d: Derivation) -> list[str]:
 
 
 def render_gradient_summary(d: Derivation) -> list[str]:
+    """Per layer matrix: its gradient, and the matrix after one optimizer step with what the
+    step changed (norm and largest |entry| of each)."""
     out = ["Gradients and one optimizer step, per layer matrix (norm, largest |entry|)"]
-    for form, dW, db in zip(d.layers, d.sample.dW, d.sample.db):
-        if dW is None:
+
+    def row(name: str, values: np.ndarray, step: np.ndarray | None = None) -> str:
+        text = f"  {name:<10} norm {number(float(np.linalg.norm(values)))}  max {number(float(np.max(np.abs(values))))}"
+        return text + ("" if step is None else f"  (step: norm {number(float(np.linalg.norm(step)))}, max {number(float(np.max(np.abs(step))))})")
+
+    layers = zip(d.layers, d.sample.dW, d.sample.db, d.values.W, d.values.b, d.updated_W, d.updated_b)
+    for form, dW, db, W0, b0, W1, b1 in layers:
+        if dW is None:  # a layer without weights
             continue
-        out.append(f"  dE_d{form.weight:<6} norm {number(float(np.linalg.norm(dW)))}  max {number(float(np.max(np.abs(dW))))}")
-        if db is not None:
-            out.append(f"  dE_d{form.bias:<6} norm {number(float(np.linalg.norm(db)))}  max {number(float(np.max(np.abs(db))))}")
+        matrices = [(form.weight, dW, W0, W1)] + ([(form.bias, db, b0, b1)] if db is not None else [])
+        for name, gradient, before, after in matrices:
+            out += [row(f"dE_d{name}", gradient), row(f"{name}+", after, after - before)]
     return out
 
 

@@ -116,8 +116,13 @@ def run_verify(spec: Spec, spec_path: str, claims_paths: Sequence[str], *, as_js
         0 when every claim is right, 1 when some are wrong or some file could not be graded.
 
     Raises:
-        ChainruleError: as :func:`grade_files`; the CSV cannot be written.
+        ChainruleError: as :func:`grade_files`; the CSV's folder does not exist (it is not
+            made: a mistyped path writes nothing) or the CSV cannot be written.
     """
+    if csv_path is not None:
+        folder = Path(csv_path).parent
+        if not folder.is_dir():
+            raise ChainruleError(csv_path, "--csv", f"{folder} is not a directory" if folder.exists() else f"no directory {folder}")
     results = grade_files(spec, spec_path, claims_paths)
     if csv_path is not None:
         try:
