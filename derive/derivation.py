@@ -164,17 +164,6 @@ class Derivation:
         X, T = self.values.X, self.values.T
         return tuple(self.numbers.loss(self.values.W, self.values.b, X[k:k + 1], T[k:k + 1]) for k in range(self.values.samples))
 
-    def one_sample(self, command: str) -> None:
-        """Refuse a batch of several samples where ``command`` shows one sample only.
-
-        Raises:
-            ChainruleError: ``samples:`` holds more than one sample (field ``samples``).
-        """
-        if self.batch:
-            raise ChainruleError(self.network.spec.source, "samples",
-                                 f"{command} takes one sample so far, the spec has a batch of {self.values.samples}; "
-                                 "derive and check show the batch (or give sample: for one)")
-
     def at_sample(self, row: int) -> Derivation:
         """The derivation of sample ``row`` (from 0) of the batch alone: the same network, chains
         and program, its numbers on that sample: its loss E_k, its gradients dE_k/dθ and the one

@@ -154,7 +154,7 @@ def _torch_reference(d):
     grads = [p.grad.numpy().copy() for p in W + b if p is not None]
     optimizer.step()
     after = [p.detach().numpy() for p in W + b if p is not None]
-    return float(loss), grads, per_sample, after
+    return float(loss.detach()), grads, per_sample, after
 
 
 def _slot(d, ref):

@@ -184,12 +184,16 @@ def test_the_history_table_shows_the_first_middle_and_last_epochs() -> None:
     assert "1 epoch," in repr(one) and "1 epoch," in one._repr_markdown_()
 
 
-def test_a_batch_displays_as_derive_s_text() -> None:
+def test_a_batch_displays_as_the_report_shows_it() -> None:
+    """A batch of several samples: tables with a column per sample, then E and the gradient
+    reduced, as the report (no LaTeX: tables are no aligned block)."""
     data = {"name": "pair", "inputs": 1, "layers": [{"name": "o", "units": 1, "activation": "sigmoid", "weights": [[0.5]]}],
             "loss": "half_sse", "samples": [{"x": [1.0], "t": [0.0]}, {"x": [-2.0], "t": [1.0]}]}
     d = chainrule.derive(data)
     for result in (d, d.chain("w1")):
         page = result._repr_html_()
-        parsed = well_formed(page)
-        assert "<pre>" in page and result.text.rstrip("\n") in "".join(parsed.text)
+        well_formed(page)
+        assert "<pre>" not in page and '<table class="steps">' in page and "<th>sample 2</th>" in page
         assert result._repr_latex_() is None
+    assert "∂E/∂θ on the batch" in d._repr_html_()
+    assert "the mean of the 2 samples' gradients" in d.chain("w1")._repr_html_()

@@ -34,7 +34,7 @@ from chainrule.derive.registry import X, Y, T
 from chainrule.codegen.report.diagram import Diagram, build_diagram
 from chainrule.codegen.report.document import (
     CDOT, CLOSE, COLON, E, MINUS, OPEN, PLUS, Bare, Code, Expr, Frac, Math, Name, Num, Prose, Script, Seq, Tok, Vec, Words,
-    activation, gradient, gradient_inline, hyper, joined, partial, updated,
+    PARTIAL, activation, gradient, gradient_inline, hyper, joined, partial, updated,
 )
 from chainrule.codegen.report.equations import ROW_WIDTH, Display, Row, equation, math_pieces, product, total
 from chainrule.codegen.report.mathml import CLOSE as CLOSE_MO, OPEN as OPEN_MO
@@ -63,7 +63,60 @@ class ParamSection:
 
     heading: Prose
     intro: Prose
-    displays: tuple[Display, ...]
+    displays: tuple[Display | Table, ...]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of numbers laid out beside displays: a sentence, the header, the rows (the first
+    cell of each names it), a note. A batch's values, a column per sample."""
+
+    caption: Prose
+    header: tuple[Prose, ...]
+    rows: tuple[tuple[Prose, ...], ...]
+    note: Prose = Prose()
+
+
+#: At most this many samples (columns) in one table: more are laid out in further tables.
+SAMPLE_COLUMNS = 5
+#: At most this many rows in one table (a table does not break across pages): more go on.
+TABLE_ROWS = 36
+
+
+def sample_tables(caption: Prose, labels: Sequence[Prose], values: Sequence[Sequence[float]], first: int = 1, note: Prose = Prose()) -> tuple[Table, ...]:
+    """``values[r][k]`` (row ``r``, sample ``first + k``) as tables of at most
+    :data:`SAMPLE_COLUMNS` samples and :data:`TABLE_ROWS` rows, the caption on the first."""
+    tables: list[Table] = []
+    samples = len(values[0]) if values else 0
+    for start in range(0, samples, SAMPLE_COLUMNS):
+        columns = range(start, min(start + SAMPLE_COLUMNS, samples))
+        header = (Prose(),) + tuple(Prose(f"sample {first + k}") for k in columns)
+        for top in range(0, len(labels), TABLE_ROWS):
+            rows = tuple((labels[r],) + tuple(Prose(Num(values[r][k])) for k in columns) for r in range(top, min(top + TABLE_ROWS, len(labels))))
+            tables.append(Table(caption if not tables else Prose(), header, rows))
+    if tables and note:
+        tables[-1] = dataclasses.replace(tables[-1], note=note)
+    return tuple(tables)
+
+
+def sample_loss(k: int | None = None) -> Math:
+    """E_k, sample k's own loss (``k`` None: the letter k)."""
+    script = Tok("k", '<mi class="it">k</mi>') if k is None else Tok(str(k), f"<mn>{k}</mn>")
+    return Script(E, script, sup=False)
+
+
+def inline_partial(of: Math, wrt: Math) -> Math:
+    """∂of/∂wrt with a slash, for a table's rows."""
+    return Seq(PARTIAL, of, Tok("/", "<mo lspace='0' rspace='0'>/</mo>"), PARTIAL, wrt)
+
+
+def _reduced_display(d: Derivation, lhs: Math, parts: Sequence[Math], values: Sequence[float], total_value: float, caption: Prose) -> Display:
+    """``lhs = 1/N (part_1 + ... + part_N) = 1/N (v_1 + ... + v_N) = total`` (without the 1/N
+    for a sum)."""
+    scale = sympy.Rational(1, len(values)) if d.network.spec.reduction == "mean" else sympy.Integer(1)
+    symbols = _scaled(list(parts), scale)
+    numbers = _scaled([Seq(MINUS, Num(abs(v))) if i and v < 0 else Num(v) for i, v in enumerate(values)], scale)  # total() takes a sign given
+    return Display(caption, equation(lhs, [symbols, numbers, [Num(total_value)]]))
 
 
 @dataclass(frozen=True)
@@ -78,13 +131,14 @@ class ReportContext:
     settings: tuple[Setting, ...]
     diagram: Diagram
     forward_intro: Prose
-    forward: tuple[Display, ...]
+    forward: tuple[Display | Table, ...]
     loss: tuple[Display, ...]
     backward_intro: Prose
     params: tuple[ParamSection, ...]
     layer_intro: Prose
     layer_form: tuple[Display, ...]
     training: "Training | None" = None
+    batch: bool = False  # a batch of several samples: its values are in tables, a column per sample
 
 
 @dataclass(frozen=True)
@@ -114,7 +168,7 @@ def training(d: Derivation, steps, params: Sequence[str]) -> Training:
             rows.append((Prose("..."),) + (Prose(),) * (len(header) - 1))
         rows.append((Prose(str(k)), Prose(Num(steps.losses[k])), *(Prose(Num(steps.theta[k, c])) for c in columns)))
         previous = k
-    intro = Prose(f"{count(steps.count, 'step')} of {spec.optimizer.kind} on the sample, taken by the emitted trainer in float64 "
+    intro = Prose(f"{count(steps.count, 'step')} of {spec.optimizer.kind} on the {'batch' if d.batch else 'sample'}, taken by the emitted trainer in float64 "
                   f"(row 0 is the network before any step; row 1 its parameters after the one step shown above).")
     return Training(intro, header, tuple(rows))
 
@@ -137,7 +191,6 @@ def build_report_context(d: Derivation, spec_path: str, params: Sequence[str] = 
     Raises:
         ChainruleError: an unknown or repeated ``--param`` name, or too many of them.
     """
-    d.one_sample("report")
     spec = d.network.spec
     if len(params) > PARAMS_MAX:
         raise ChainruleError(spec.source, "--param", f"expected at most {PARAMS_MAX} parameters in one report, got {len(params)}")
@@ -154,17 +207,19 @@ def build_report_context(d: Derivation, spec_path: str, params: Sequence[str] = 
         settings=_settings(d),
         diagram=build_diagram(d),
         forward_intro=_forward_intro(d),
-        forward=forward_displays(d) if d.small else layer_summary(d),
-        loss=loss_displays(d) if d.small else (),
+        forward=(batch_forward(d) if d.batch else forward_displays(d)) if d.small else layer_summary(d),
+        loss=batch_loss_displays(d) if d.batch else loss_displays(d) if d.small else (),
         backward_intro=_backward_intro(d, every, bool(params)),
         params=sections,
         layer_intro=Prose(
             "The same derivatives for whole layers at once, with the vectors and matrices named as in the "
             "emitted trainer: ", Tok(r"\odot", "<mo>⊙</mo>"), " is the elementwise product, ",
             Tok(r"\mathbf{a}^{\top}", '<msup><mi class="bf" mathvariant="normal">a</mi><mo>⊤</mo></msup>'), " a transpose."
+            + (f" On the batch, each delta has a column per sample, and the gradient matrices are the {spec.reduction} over the samples." if d.batch else "")
         ),
         layer_form=layer_displays(d),
         training=None if steps is None else training(d, steps, params),
+        batch=d.batch,
     )
 
 
@@ -238,7 +293,11 @@ def _settings(d: Derivation) -> tuple[Setting, ...]:
     for i, group in enumerate(spec.optimizer.groups):
         own = joined(", ", [Prose(Seq(hyper(k), equals, Num(v))) for k, v in group.hyper])
         rows.append(Setting(Prose(f"group {i + 1}"), Prose(f"{', '.join(group.params)}: ") + own))
-    rows.append(Setting(Prose("sample"), _sample(d)))
+    if d.batch:
+        rows.append(Setting(Prose("samples"), Prose(f"a batch of {d.values.samples} (a column each in the tables below); ", E,
+                                                    f" is the {spec.reduction} of the samples' own losses")))
+    else:
+        rows.append(Setting(Prose("sample"), _sample(d)))
     if spec.naming.value and not any(l.weight_names for l in spec.layers):
         rows.append(Setting(Prose("naming"), Prose(spec.naming.value)))
     return tuple(rows)
@@ -290,12 +349,44 @@ def _listed(names: Sequence[str], values: np.ndarray, noun: str) -> Prose:
 
 
 def _forward_intro(d: Derivation) -> Prose:
+    if d.small and d.batch:
+        return Prose(
+            f"On each of the {d.values.samples} samples, a column each: its inputs and targets, each unit's weighted sum of the "
+            "outputs before it and its activation (computed as the layer form below writes them), and the sample's own loss."
+        )
+    if d.batch:
+        return Prose(
+            f"{d.network.parameter_count:,} parameters on a batch of {d.values.samples}: the forward pass is given per layer, as the "
+            "smallest, mean and largest entry of each vector over every sample (the layer form below says how each is computed)."
+        )
     if d.small:
         return Prose("Each unit's weighted sum of the outputs before it, then its activation: the formula, the numbers put in, the result.")
     return Prose(
         f"{d.network.parameter_count:,} parameters: the forward pass is given per layer, as the smallest, mean and largest "
         "entry of each vector (the layer form below says how each is computed)."
     )
+
+
+def batch_forward(d: Derivation) -> tuple[Table, ...]:
+    """A batch's forward pass as tables, a column per sample: the inputs and targets (when at
+    most :data:`LISTED_MAX` of each), every unit's net and out layer by layer, each sample's E_k."""
+    net, spec = d.network, d.network.spec
+    labels: list[Prose] = []
+    values: list[list[float]] = []
+    X, T = d.values.X, d.values.T
+    for names, data in ((spec.inputs, X), (spec.targets, T)):
+        if len(names) <= LISTED_MAX:
+            labels += [Prose(Name(n)) for n in names]
+            values += [list(data[:, c]) for c in range(len(names))]
+    for l in range(1, net.depth + 1):
+        parts = ((d.sample.nets[l - 1], net.net), (d.sample.outs[l], net.out)) if net.has_parameters(l) else ((d.sample.outs[l], net.out),)
+        for table, unit in parts:  # a layer without weights has no nets
+            for r in range(net.sizes[l]):
+                labels.append(Prose(Name(unit(l, r).name)))
+                values.append(list(table[:, r]))
+    labels.append(Prose(sample_loss(None)))
+    values.append(list(d.sample_losses))
+    return sample_tables(Prose(), labels, values)
 
 
 def forward_displays(d: Derivation) -> tuple[Display, ...]:
@@ -390,6 +481,20 @@ def loss_displays(d: Derivation) -> tuple[Display, ...]:
     return (Display(Prose(f"The loss over {the(net.sizes[-1], 'output')}:"), rows),)
 
 
+def batch_loss_displays(d: Derivation) -> tuple[Display, ...]:
+    """A batch's E: each sample's loss E_k defined as one sample's (small networks), then their
+    mean or sum with the numbers."""
+    net, n = d.network, d.values.samples
+    displays = []
+    if d.small:
+        terms = [net.per_output_loss().xreplace({Y: net.out(net.depth, k), T: net.target(k)}) for k in range(net.sizes[-1])]
+        rows = equation(sample_loss(None), [_scaled([Expr(t) for t in terms], net.loss_scale)])
+        displays.append(Display(Prose("Each sample's loss, with its own outputs and targets:"), rows))
+    caption = Prose(f"The loss of the batch, the {net.spec.reduction} of its {n} samples' losses:")
+    displays.append(_reduced_display(d, E, [sample_loss(k) for k in range(1, n + 1)], d.sample_losses, d.loss, caption))
+    return tuple(displays)
+
+
 def _scaled(terms: list[Math], scale: sympy.Expr) -> list[Math]:
     parts = total(terms)
     if scale == 1:
@@ -409,13 +514,16 @@ def layer_summary(d: Derivation) -> tuple[Display, ...]:
     rows: list[Row] = []
     gap = Tok(r",\ ", "<mo>,</mo><mspace width=\"0.5em\"></mspace>")
     for form, nets, outs in zip(d.layers, d.sample.nets, d.sample.outs[1:]):
-        for name, vector in ((form.net, nets[0]), (form.out, outs[0])) if form.weight else ((form.out, outs[0]),):
+        if not d.batch:  # a batch: the entries on every sample
+            nets, outs = nets[0], outs[0]
+        for name, vector in ((form.net, nets), (form.out, outs)) if form.weight else ((form.out, outs),):
             summary = Seq(
                 Tok(r"\min ", "<mi>min</mi><mspace width=\"0.2em\"></mspace>"), Num(vector.min()), gap,
                 Tok(r"\operatorname{mean} ", "<mi>mean</mi><mspace width=\"0.2em\"></mspace>"), Num(vector.mean()), gap,
                 Tok(r"\max ", "<mi>max</mi><mspace width=\"0.2em\"></mspace>"), Num(vector.max()),
             )
-            space = Script(Tok(r"\in \mathbb{R}", '<mo>∈</mo><mi mathvariant="normal">ℝ</mi>'), Tok(str(vector.size), f"<mn>{vector.size}</mn>"), sup=True)
+            size = str(vector.shape[-1])
+            space = Script(Tok(r"\in \mathbb{R}", '<mo>∈</mo><mi mathvariant="normal">ℝ</mi>'), Tok(size, f"<mn>{size}</mn>"), sup=True)
             rows.append(Row(Seq(Vec(name), Tok(" ", ""), space), COLON, summary))
     rows.append(Row(E, Tok("=", "<mo>=</mo>"), Num(d.loss)))
     gradients: list[Row] = []
@@ -428,7 +536,7 @@ def layer_summary(d: Derivation) -> tuple[Display, ...]:
             summary = Seq(norm, Num(np.linalg.norm(matrix)), gap, largest, Num(np.max(np.abs(matrix))))
             gradients.append(Row(Seq(Tok(r"\partial E/\partial ", "<mi>∂</mi><mi>E</mi><mo lspace='0' rspace='0'>/</mo><mi>∂</mi>"), Vec(name)), COLON, summary))
     return (
-        Display(Prose("Forward pass on the sample:"), tuple(rows)),
+        Display(Prose("Forward pass on the sample:" if not d.batch else f"Forward pass on the batch (each vector's entries on all {d.values.samples} samples):"), tuple(rows)),
         Display(Prose("The gradients (from the layer form below), by their norm and largest entry:"), tuple(gradients)),
     )
 
@@ -438,6 +546,12 @@ def layer_summary(d: Derivation) -> tuple[Display, ...]:
 
 
 def _backward_intro(d: Derivation, every: bool, asked: bool) -> Prose:
+    if every and d.batch:
+        return Prose(
+            "For every parameter, output layer first: the chain rule as a sum over the paths from ", E, " to the parameter, "
+            "each path a product of local derivatives; the closed form; each factor's formula; on each sample, each factor's "
+            f"value and the sample's gradient; their {d.network.spec.reduction}, the batch's gradient; and one step of the optimizer with it."
+        )
     if every:
         return Prose(
             "For every parameter, output layer first: the chain rule as a sum over the paths from ", E, " to the parameter, "
@@ -453,7 +567,7 @@ def _backward_intro(d: Derivation, every: bool, asked: bool) -> Prose:
     return Prose(
         lead + "the chain of one weight per layer, the one with the largest ",
         Tok(r"\lvert\partial E/\partial w\rvert", '<mo stretchy="false" lspace="0" rspace="0">|</mo><mi>∂</mi><mi>E</mi><mo lspace="0" rspace="0">/</mo><mi>∂</mi><mi>w</mi><mo stretchy="false" lspace="0" rspace="0">|</mo>'),
-        " on the sample (name others with ", Code("--param NAME"), ").",
+        f" on the {'batch' if d.batch else 'sample'} (name others with ", Code("--param NAME"), ").",
     )
 
 
@@ -468,8 +582,42 @@ def param_section(d: Derivation, name: str) -> ParamSection:
             f"{count(chain.paths_from_E, 'path')} from ", E, " to ", Name(name), "; as by hand, they are taken from the deltas of "
             f"layer {layer} (", delta, f", from the layer form): {count(paths, 'path')}"
         )
-    displays = [_chain_display(d, chain), _factor_display(d, chain), _paths_display(d, chain), _update_display(d, chain)]
+    if d.batch:
+        displays = [_chain_display(d, chain), _factor_display(d, chain), *_factor_tables(d, chain), _batch_gradient_display(d, chain), _update_display(d, chain)]
+    else:
+        displays = [_chain_display(d, chain), _factor_display(d, chain), _paths_display(d, chain), _update_display(d, chain)]
     return ParamSection(Prose(gradient_inline(name)), intro + ".", tuple(x for x in displays if x is not None))
+
+
+#: A batch's factor tables list each path's product up to this many paths.
+PATH_ROWS_MAX = 8
+
+
+def _factor_tables(d: Derivation, chain: ParamChain) -> tuple[Table, ...]:
+    """On each sample of a batch, a column each: every factor's value, each path's product (up to
+    :data:`PATH_ROWS_MAX` paths), and the sample's own gradient dE_k/dθ (their sum)."""
+    rows = range(d.values.samples)
+    factors = _distinct_factors(chain)
+    labels = [Prose(inline_partial(Name(f.of.name), Name(f.wrt.name))) for f in factors]
+    values = [[d.factor_value(f, row) for row in rows] for f in factors]
+    paths = len(chain.paths)
+    if 1 < paths <= PATH_ROWS_MAX:
+        products = [d.path_values(chain, row) for row in rows]
+        labels += [Prose(f"path {i + 1}") for i in range(paths)]
+        values += [[products[row][i] for row in rows] for i in range(paths)]
+    labels.append(Prose(inline_partial(sample_loss(None), Name(chain.param.name))))
+    values.append([d.sample_gradient(chain, row) for row in rows])
+    what = "the product of its factors" if paths == 1 else "the sum of its paths' products" if paths <= PATH_ROWS_MAX else f"the sum of its {paths:,} paths' products"
+    caption = Prose("On each sample: each factor's value, then the sample's own gradient, ", what, ":")
+    return sample_tables(caption, labels, values)
+
+
+def _batch_gradient_display(d: Derivation, chain: ParamChain) -> Display:
+    name = chain.param.name
+    n = d.values.samples
+    values = [d.sample_gradient(chain, row) for row in range(n)]
+    caption = Prose(f"The gradient of the batch, the {d.network.spec.reduction} of the {n} samples' gradients:")
+    return _reduced_display(d, gradient(name), [partial(sample_loss(k), Name(name)) for k in range(1, n + 1)], values, d.chain_gradient(chain), caption)
 
 
 def _factor_name(f: Factor) -> Math:
@@ -493,10 +641,12 @@ def _chain_display(d: Derivation, chain: ParamChain) -> Display:
         path_pieces = [piece for n, h in enumerate(kept) for piece in _factor_pieces(h, first=not n)]
         forms += ([] if not i else [Seq(PLUS, path_pieces[0])]) + (path_pieces if not i else path_pieces[1:])
     steps = [names, forms]
-    if len(chain.paths) == 1:
+    if len(chain.paths) == 1 and not d.batch:
         steps += [product([Num(d.factor_value(f), operand=True) for f in chain.paths[0].factors]), [Num(d.chain_gradient(chain))]]
     rows = equation(gradient(chain.param.name), steps, new_rows=(1, 2))
-    return Display(Prose("The chain rule, then the closed form in the units' symbols" + (", then the numbers:" if len(chain.paths) == 1 else ":")), rows)
+    numbers = len(chain.paths) == 1 and not d.batch
+    return Display(Prose("The chain rule, then the closed form in the units' symbols" + (", then the numbers:" if numbers else
+                                                                                         " (on each sample, with its own units):" if d.batch else ":")), rows)
 
 
 def _distinct_factors(chain: ParamChain) -> list[Factor]:
@@ -513,18 +663,19 @@ def _factor_display(d: Derivation, chain: ParamChain) -> Display:
     rows: list[Row] = []
     notes = []
     for f in _distinct_factors(chain):
-        numbers = {s.name: Num(d.env[s.name], operand=True) for s in f.human.free_symbols}
         steps: list[list[Math]] = []
         if f.derivative != f.human and not f.note:
             steps.append(math_pieces(f.derivative))
         steps.append(math_pieces(f.human))
-        if f.human.free_symbols and not f.human.is_Symbol:
-            steps.append(math_pieces(f.human, names=numbers))
-        steps.append([Num(d.factor_value(f))])
+        if not d.batch:  # a batch's values are in a table, a column per sample
+            numbers = {s.name: Num(d.env[s.name], operand=True) for s in f.human.free_symbols}
+            if f.human.free_symbols and not f.human.is_Symbol:
+                steps.append(math_pieces(f.human, names=numbers))
+            steps.append([Num(d.factor_value(f))])
         rows += equation(_factor_name(f), steps)
         if f.note and f.note not in notes:
             notes.append(f.note)
-    caption = Prose("Each factor: the derivative of one unit's definition, written in the outputs, with the numbers put in:")
+    caption = Prose("Each factor: the derivative of one unit's definition, written in the outputs" + (":" if d.batch else ", with the numbers put in:"))
     return Display(caption, tuple(rows), Prose(" ".join(f"{n}." for n in notes)))
 
 

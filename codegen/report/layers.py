@@ -119,7 +119,8 @@ def layer_displays(d: Derivation) -> tuple[Display, ...]:
         out.append(_layer_display(d, form))
         numbers = _numbers(d, form)
         if numbers:
-            out.append(Display(Prose("With the numbers of the sample:"), tuple(numbers)))
+            caption = "With the numbers of the sample:" if not d.batch else f"With the numbers of the batch (a column of the delta per sample; the gradient, the {d.network.spec.reduction} over the samples):"
+            out.append(Display(Prose(caption), tuple(numbers)))
     return tuple(out)
 
 
@@ -239,7 +240,9 @@ def _numbers(d: Derivation, form: LayerForm) -> list[Row]:
     l = form.index
     if max(d.network.sizes[l], d.network.sizes[l - 1]) > NUMBERS_MAX:
         return []
-    rows = list(equation(Vec(form.delta), [[Matrix([[Num(x)] for x in d.sample.deltas[l - 1][0]])]]))
+    deltas = d.sample.deltas[l - 1]
+    # a batch's deltas: a column per sample (the gradient matrices are reduced over them)
+    rows = list(equation(Vec(form.delta), [[Matrix([[Num(x)] for x in deltas[0]])]])) if not d.batch else matrix_rows(Vec(form.delta), deltas.T)
     if form.weight is not None:
         rows += matrix_rows(_gradient(form.weight), d.sample.dW[l - 1])
     return rows

@@ -23,7 +23,7 @@ from markupsafe import Markup
 
 from chainrule.derive.derivation import Derivation
 
-from chainrule.codegen.report.context import forward_displays, layer_summary, loss_displays, param_section
+from chainrule.codegen.report.context import Table, batch_forward, batch_loss_displays, forward_displays, layer_summary, loss_displays, param_section
 from chainrule.codegen.report.document import E, Math, Name, Num, partial, updated
 from chainrule.codegen.report.equations import Display
 from chainrule.codegen.report.htmlpage import environment
@@ -62,18 +62,17 @@ def _math(math: Math) -> Markup:
 def derivation_html(d: Derivation, summary: str, text: str) -> str:
     """A derivation: a summary line, the forward pass and loss (a small network unit by unit, a
     big one per layer), every parameter's gradient and updated value (small) and the layer form;
-    a batch of several samples as ``derive``'s ``text``."""
-    if d.batch:
-        return _render("text", summary=summary, text=text)
-    displays: list[Display] = []
+    a batch of several samples as the report shows it (tables, a column per sample, and E
+    reduced)."""
+    displays: list[Display | Table] = []
     if d.small:
-        displays += [*forward_displays(d), *loss_displays(d)]
+        displays += [*batch_forward(d), *batch_loss_displays(d)] if d.batch else [*forward_displays(d), *loss_displays(d)]
     else:
-        displays += layer_summary(d)
+        displays += [*layer_summary(d), *(batch_loss_displays(d) if d.batch else ())]
     rows = _gradient_rows(d) if d.small else ()
     example = next(iter(d.chains), None) or _first_weight(d)
     return _render(
-        "derivation", summary=summary, forward=tuple(displays), gradients=rows, more=max(0, _parameters(d) - len(rows)) if d.small else 0,
+        "derivation", summary=summary, forward=tuple(displays), gradients=rows, on="the batch" if d.batch else "the sample", more=max(0, _parameters(d) - len(rows)) if d.small else 0,
         layer_form=layer_displays(d), example=example,
     )
 
@@ -109,9 +108,8 @@ def derivation_latex(d: Derivation) -> str | None:
 
 def chain_html(d: Derivation, name: str, summary: str, text: str) -> str:
     """One parameter's chain: the report's section (the chain rule, each factor with its
-    numbers, each path, the optimizer's step); a batch of several samples as ``text``."""
-    if d.batch:
-        return _render("text", summary=summary, text=text)
+    numbers, each path, the optimizer's step); on a batch of several samples, the factors' values
+    and each sample's gradient in a table, a column per sample, then their reduction."""
     section = param_section(d, name)
     return _render("chain", section=section)
 

@@ -91,7 +91,6 @@ def write_report(spec: Spec, spec_path: str, out_dir: str, pdf: bool = False, pa
     if pdf:
         compiler()  # before any work: a machine without TeX hears it at once
     d = derive(spec, params)
-    d.one_sample("report")
     trained = None
     if steps is not None:
         from chainrule.codegen.steps import follow_steps  # the trainer loads only when asked for
