@@ -111,6 +111,7 @@ def test_csv_of_a_batch(tmp_path, capsys):
     totals = [r["score"] for r in rows if r["claim"] == "total"]
     assert totals == ["10/10", "0/8"]
     assert "sum of the 3 samples' losses" in rows[11]["diagnosis"]
+    assert [r["of"] for r in rows[5:8]] == ["o1 on sample 2", "E on sample 2", "dE/dw5 on sample 2"]
 
 
 def test_steps_on_a_batch():

@@ -393,7 +393,8 @@ class Verifier:
         for claim in claims.claims:
             if claim.sample is not None and self.d.batch:
                 judged = self.of_sample(claim.sample)._judge(claim, claims.source, held.setdefault(claim.sample, []), tolerant)
-                verdicts += [replace(v, label=f"{v.label} on sample {claim.sample}") for v in judged]
+                # "on sample k" in what the claim is about, as written and as labelled (text, CSV, JSON)
+                verdicts += [replace(v, of=f"{v.of} on sample {claim.sample}", label=f"{v.label} on sample {claim.sample}") for v in judged]
             else:
                 verdicts += self._judge(claim, claims.source, held.setdefault(None, []), tolerant)
         return tuple(verdicts)
