@@ -491,7 +491,8 @@ def batch_loss_displays(d: Derivation) -> tuple[Display, ...]:
         rows = equation(sample_loss(None), [_scaled([Expr(t) for t in terms], net.loss_scale)])
         displays.append(Display(Prose("Each sample's loss, with its own outputs and targets:"), rows))
     caption = Prose(f"The loss of the batch, the {net.spec.reduction} of its {n} samples' losses:")
-    displays.append(_reduced_display(d, E, [sample_loss(k) for k in range(1, n + 1)], d.sample_losses, d.loss, caption))
+    # the samples' losses reduced; a penalty on the parameters would follow as a term of its own
+    displays.append(_reduced_display(d, E, [sample_loss(k) for k in range(1, n + 1)], d.sample_losses, d.reduce(d.sample_losses), caption))
     return tuple(displays)
 
 

@@ -482,7 +482,10 @@ class Verifier:
             def value(g: float) -> float:
                 return g
             what = f"the {_other(reduction)} of the {n} samples' {'losses' if target.kind is TargetKind.LOSS else 'gradients'}"
-        other = float(np.sum(per) if reduction == "mean" else np.mean(per))
+        # what the batch's value holds beyond the reduced samples' values (a penalty on the
+        # parameters, added once after the reduction; 0 without one) stays in the mistake
+        whole = self.batch_value(gradient if target.kind is TargetKind.UPDATE else target)
+        other = float(np.sum(per) if reduction == "mean" else np.mean(per)) + (whole - self.d.reduce(per))
         spec_says = f"reduction: {reduction} makes {label} {'their mean (the sum divided by ' + str(n) + ')' if reduction == 'mean' else 'their sum (' + str(n) + ' times the mean)'}"
         if target.kind is TargetKind.UPDATE:
             spec_says = f"the update takes dE/d{target.symbol.name}, which reduction: {reduction} makes the {reduction} of the samples' gradients"
