@@ -140,3 +140,28 @@ def test_a_batch_page_fits_the_window_in_chromium(tmp_path):
     assert wide["scrolling"] == 0, wide
     narrow = in_chromium(page, tmp_path, 480)
     assert narrow["page"] <= narrow["width"] and not narrow["out"], narrow
+
+
+ACTIVATION_BATCH = {
+    "name": "act_batch", "inputs": 2,
+    "layers": [{"name": "h", "units": 2, "activation": "sigmoid"}, {"name": "s", "kind": "activation", "activation": "softmax"}],
+    "loss": "cross_entropy", "seed": 2, "reduction": "sum",
+    "samples": [{"x": [0.05, 0.1], "t": [1, 0]}, {"x": [0.1, 0.2], "t": [0, 1]}, {"x": [0.3, -0.2], "t": [1, 0]}],
+}
+
+
+def test_a_layer_without_weights_on_a_batch():
+    """A layer without weights has outputs and no nets in the batch's forward table; a claim about
+    its unit on one sample is judged."""
+    from chainrule.derive.hand.claims import parse_claims
+    from chainrule.derive.hand.verify import Verifier
+
+    d = derive(spec_from_data(ACTIVATION_BATCH, "act.yaml"))
+    context = build_report_context(d, "act.yaml")
+    labels = [row[0].tex() for t in context.forward for row in t.rows]
+    assert labels[-3:] == ["$s_{1}$", "$s_{2}$", "$E_{k}$"] and not any("_{s1}" in x for x in labels)
+    assert _cells(context.forward, r"E_{k}") == pytest.approx(d.sample_losses)
+    v = Verifier(d)
+    s1 = float(d.at_sample(1).sample.outs[2][0, 0])
+    verdicts = v.verify(parse_claims(f"claims:\n  - {{of: s1, sample: 2, value: {s1:.9g}}}\n  - {{of: E, value: {d.loss:.9g}}}\n", "c.yaml", "yaml", v.network, v.graph))
+    assert all(x.correct for x in verdicts), [x.diagnosis for x in verdicts]
