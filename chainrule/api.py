@@ -187,7 +187,7 @@ def _derivation(d: EngineDerivation, params: tuple[str, ...]) -> Derivation:
         forward=numbers(document["forward"]),
         gradients=numbers(document["gradients"]),
         updated=numbers(document["updated"]),
-        closed_forms=MappingProxyType({name: chain_form(chain) for name, chain in d.chains.items()}),
+        closed_forms=MappingProxyType({name: chain_form(chain, penalty=not d.batch) for name, chain in d.chains.items()}),
         text=render_derivation(d, params),
         engine=d,
         _chain=functools.partial(_chain, d),

@@ -20,7 +20,7 @@ from typing import Mapping
 
 import sympy
 
-from chainrule.derive import naming
+from chainrule.derive import naming, penalty
 from chainrule.derive.graph import LOSS, Graph, Node
 from chainrule.derive.layers import LayerForm
 from chainrule.derive.network import Network, ParamRef, real_symbol
@@ -61,8 +61,11 @@ class ParamChain:
     """``dE/dθ`` for one parameter: its paths and their sum.
 
     Attributes:
+        gradient: the paths' sum, the data loss's dE/dθ (per sample, then reduced).
         cut_layer: None when the paths run from E; else the layer whose deltas they start at.
         paths_from_E: how many paths there are from E (equal to ``len(paths)`` unless cut).
+        penalty: the L2 penalty's term of dE/dθ, ``l2*w`` (``sympy.diff`` of ``l2/2*w**2``),
+            added once to the reduced paths' sum; 0 for a bias or without a penalty.
     """
 
     param: ParamRef
@@ -71,6 +74,12 @@ class ParamChain:
     gradient: sympy.Expr
     cut_layer: int | None
     paths_from_E: int
+    penalty: sympy.Expr = sympy.S.Zero
+
+    @property
+    def total(self) -> sympy.Expr:
+        """dE/dθ of one sample's loss with the penalty: the paths' sum plus :attr:`penalty`."""
+        return self.gradient + self.penalty
 
 
 class ChainRule:
@@ -192,7 +201,9 @@ class ChainRule:
             factors = tuple(self.factor(a, b) for a, b in zip(nodes, nodes[1:]))
             paths.append(Path(((head,) if head is not None else ()) + factors))
         gradient = sympy.Add(*[p.product for p in paths])
-        return ParamChain(ref, real_symbol(ref.name), tuple(paths), gradient, cut_layer, total)
+        symbol = real_symbol(ref.name)
+        term = penalty.derivative(symbol) if ref.is_weight and self.network.spec.loss.l2 else sympy.S.Zero
+        return ParamChain(ref, symbol, tuple(paths), gradient, cut_layer, total, term)
 
     def _cut_layer(self, ref: ParamRef, param: Node) -> int:
         for layer in range(self.network.depth, ref.layer - 1, -1):
@@ -227,12 +238,13 @@ def expanded_units(network: Network) -> Mapping[sympy.Symbol, sympy.Expr]:
     return mapping
 
 
-def closed_form(chain: ParamChain, expanded: Mapping[sympy.Symbol, sympy.Expr]) -> sympy.Expr:
-    """``dE/dθ`` in inputs, targets and parameters (deltas of cut paths stay as symbols)."""
-    return chain.gradient.xreplace(dict(expanded))
+def closed_form(chain: ParamChain, expanded: Mapping[sympy.Symbol, sympy.Expr], penalty: bool = True) -> sympy.Expr:
+    """``dE/dθ`` in inputs, targets and parameters (deltas of cut paths stay as symbols), with
+    the penalty's ``l2*w`` where there is one and ``penalty`` is True (False: a sample's own)."""
+    return (chain.total if penalty else chain.gradient).xreplace(dict(expanded))
 
 
 def expanded_loss(network: Network, expanded: Mapping[sympy.Symbol, sympy.Expr]) -> sympy.Expr:
-    """E in inputs, targets and parameters."""
-    return network.loss_definition().xreplace(dict(expanded))
+    """E in inputs, targets and parameters, with the L2 penalty where there is one."""
+    return (network.loss_definition() + network.penalty_definition()).xreplace(dict(expanded))
 

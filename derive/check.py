@@ -203,8 +203,10 @@ def _check_point(derivation: Derivation, values: Values, run: Pass, worst: dict[
         for name, chain in derivation.chains.items():
             ref = chain.param
             group = derivation.layers[ref.layer - 1].weight if ref.is_weight else derivation.layers[ref.layer - 1].bias or ""
-            # each sample's chain, then reduced as the loss is
+            # each sample's chain, then reduced as the loss is; the L2 penalty's l2*w once
             derived = float(reduce([sum(np.prod([_value(f.human, env) for f in p.factors]) for p in chain.paths) for env in envs]))
+            if chain.penalty != 0:
+                derived += _value(chain.penalty, envs[0])
             differenced = _difference(loss, l=ref.layer - 1, kind="W" if ref.is_weight else "b", index=(ref.row, ref.col) if ref.is_weight else (ref.row,), values=values)
             worst.setdefault((group, "scalar"), _Worst()).add(derived, differenced, name, E)
 

@@ -160,9 +160,10 @@ class Derivation:
 
     @cached_property
     def sample_losses(self) -> tuple[float, ...]:
-        """Each sample's own loss E_k (the loss is their mean or sum, :attr:`loss`)."""
+        """Each sample's own loss E_k, the data loss alone (the loss is their mean or sum, plus
+        the L2 penalty where there is one: :attr:`loss`)."""
         X, T = self.values.X, self.values.T
-        return tuple(self.numbers.loss(self.values.W, self.values.b, X[k:k + 1], T[k:k + 1]) for k in range(self.values.samples))
+        return tuple(self.numbers.loss(self.values.W, self.values.b, X[k:k + 1], T[k:k + 1], penalty=False) for k in range(self.values.samples))
 
     def at_sample(self, row: int) -> Derivation:
         """The derivation of sample ``row`` (from 0) of the batch alone: the same network, chains
@@ -206,16 +207,28 @@ class Derivation:
 
     def chain_gradient(self, chain: ParamChain) -> float:
         """dE/dθ from the scalar form: each sample's sum over paths of products of factor values,
-        reduced over the batch as the loss is (one sample: its own)."""
-        return self.reduce([self.sample_gradient(chain, row) for row in range(self.values.samples)])
+        reduced over the batch as the loss is (one sample: its own), plus the L2 penalty's
+        ``l2*w`` once (:meth:`penalty_value`)."""
+        return self.reduce([self.sample_gradient(chain, row) for row in range(self.values.samples)]) + self.penalty_value(chain)
+
+    def penalty_value(self, chain: ParamChain) -> float:
+        """The penalty's term of dE/dθ, ``l2*w``, at the parameters' values (0.0 for a bias or
+        without a penalty)."""
+        return self.value(chain.penalty) if chain.penalty != 0 else 0.0
+
+    @property
+    def data_loss(self) -> float:
+        """E without the L2 penalty: the reduced loss of the samples."""
+        return self.sample.loss - self.sample.penalty
 
     @cached_property
     def expanded(self) -> Mapping[sympy.Symbol, sympy.Expr]:
         return expanded_units(self.network)
 
     def closed_form(self, name: str) -> sympy.Expr:
-        """dE/dθ in inputs, targets and parameters (small networks, or any asked-for chain)."""
-        return closed_form(self.chains[name], self.expanded)
+        """dE/dθ in inputs, targets and parameters (small networks, or any asked-for chain); for a
+        batch, a sample's own dE_k/dθ (without the L2 penalty, which is the batch's)."""
+        return closed_form(self.chains[name], self.expanded, penalty=not self.batch)
 
     @cached_property
     def _unit_sizes(self) -> dict[str, int]:
@@ -239,7 +252,7 @@ class Derivation:
 
     def closed_form_size(self, name: str) -> int:
         """The node count of :meth:`closed_form` written out, computed without building it."""
-        gradient = self.chains[name].gradient
+        gradient = self.chains[name].total
         sizes = self._unit_sizes
         total = 0
         for node in sympy.preorder_traversal(gradient):
@@ -285,6 +298,8 @@ class PointValues:
         ref = self.network.locate(name)
         if ref is not None:
             return np.float64(self.values.scalar(ref))
+        if name == naming.L2 and self.network.spec.loss.l2:
+            return np.float64(self.network.spec.loss.l2)
         raise KeyError(name)
 
 

@@ -16,11 +16,13 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import sympy
 
+from chainrule.derive import naming
 from chainrule.derive.layers import log_one_minus_softmax, log_softmax, softmax_output_delta
 from chainrule.derive.network import Values
 from chainrule.derive.numeric import compile_expr
+from chainrule.derive.penalty import PENALTY_RULES
 from chainrule.derive.program import (
-    Affine, Backprop, BiasSum, Chain, LogOneMinusSoftmax, LogSoftmax, Op, Outer, Program, Role, SampleLoss,
+    Affine, Backprop, BiasSum, Chain, EntrySum, LogOneMinusSoftmax, LogSoftmax, Op, Outer, Program, Role, SampleLoss,
     SharedBiasSum, Softmax, SoftmaxDelta, SoftmaxVJP, Stage, Statement, in_vectors,
 )
 
@@ -74,6 +76,9 @@ def compile_statement(expr: sympy.Expr) -> Evaluator:
     if isinstance(expr, sympy.Symbol):
         name = expr.name
         return lambda env, shape: env[name]
+    if isinstance(expr, EntrySum):  # a matrix expression (the penalty), summed: not per sample
+        entries = compile_statement(expr.args[0])
+        return lambda env, shape: float(np.sum(entries(env, None)))
     if isinstance(expr, Op):
         operation, args = _OPERATIONS[type(expr)], [compile_statement(a) for a in expr.args]
         return lambda env, shape: operation(*(arg(env, shape) for arg in args))
@@ -87,7 +92,8 @@ def compile_statement(expr: sympy.Expr) -> Evaluator:
 
     def run(env: Env, shape: tuple[int, ...]) -> Any:
         local = {**env, **{name: part(env, shape) for name, part in parts}} if parts else env
-        return np.broadcast_to(elementwise(local), shape) + 0.0
+        value = elementwise(local)
+        return (np.asarray(value) if shape is None else np.broadcast_to(value, shape)) + 0.0
 
     return run
 
@@ -97,9 +103,11 @@ class Pass:
     """One forward and backward pass over a batch (rows are samples).
 
     ``nets[l]``, ``outs[l]`` and ``deltas[l]`` are [batch, units] for layer ``l + 1``; ``outs`` has
-    the inputs in front. ``dW`` and ``db`` are averaged over the batch, like the loss. A layer
-    without weights (``kind: activation``) has ``dW`` and ``db`` None, its ``nets`` are its input
-    (the outputs of the layer before) and its ``deltas`` dE/d(its input).
+    the inputs in front. ``dW`` and ``db`` are reduced over the batch, like the loss; with an L2
+    penalty, ``loss`` and ``dW`` include it (added once, after the reduction) and ``penalty`` is
+    its value (0.0 without one). A layer without weights (``kind: activation``) has ``dW`` and
+    ``db`` None, its ``nets`` are its input (the outputs of the layer before) and its ``deltas``
+    dE/d(its input).
     """
 
     nets: tuple[np.ndarray, ...]
@@ -108,6 +116,7 @@ class Pass:
     deltas: tuple[np.ndarray, ...]
     dW: tuple[np.ndarray | None, ...]
     db: tuple[np.ndarray | None, ...]
+    penalty: float = 0.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,25 +126,33 @@ class ProgramNumbers:
     program: Program
 
     def run(self, W: tuple[np.ndarray, ...], b: tuple[np.ndarray | None, ...], X_: np.ndarray, T_: np.ndarray,
-            after: Callable[[Statement, Env], None] | None = None) -> Pass:
+            after: Callable[[Statement, Env], None] | None = None, penalty: bool = True) -> Pass:
         """Forward, loss and backward for a batch (rows are samples); ``after(statement, env)``,
-        if given, runs after each statement (and may change what later ones read)."""
-        env, batch = self._execute(self.program.statements, W, b, X_, T_, after)
+        if given, runs after each statement (and may change what later ones read). With
+        ``penalty`` False, the loss and gradients are the data loss's alone (a sample's own)."""
+        env, batch = self._execute(self._statements(self.program.statements, penalty), W, b, X_, T_, after)
         return self._pass(env, batch)
 
-    def loss(self, W: tuple[np.ndarray, ...], b: tuple[np.ndarray | None, ...], X_: np.ndarray, T_: np.ndarray) -> float:
-        """The loss alone (the forward and loss statements), for finite differences."""
-        statements = self.program.stage(Stage.FORWARD) + self.program.stage(Stage.LOSS)
+    def loss(self, W: tuple[np.ndarray, ...], b: tuple[np.ndarray | None, ...], X_: np.ndarray, T_: np.ndarray,
+             penalty: bool = True) -> float:
+        """The loss alone (the forward and loss statements), for finite differences; with
+        ``penalty`` False, without the L2 penalty (a sample's own loss)."""
+        statements = self._statements(self.program.stage(Stage.FORWARD) + self.program.stage(Stage.LOSS), penalty)
         env, batch = self._execute(statements, W, b, X_, T_)
-        return env[statements[-1].target.name] * self._reduced(batch)
+        return env[naming.LOSS] * self._reduced(batch) + env.get(naming.PENALTY, 0.0)
+
+    @staticmethod
+    def _statements(statements: tuple[Statement, ...], penalty: bool) -> tuple[Statement, ...]:
+        return statements if penalty else tuple(s for s in statements if s.rule not in PENALTY_RULES)
 
     def _execute(self, statements, W, b, X_, T_, after=None) -> tuple[Env, int]:
         env = self._data(W, b, X_, T_)
         batch = env[self.program.inputs].shape[0]
         with np.errstate(all="ignore"):  # non-finite values are diagnosed by the caller
             for statement in statements:
-                # an elementwise part has the shape of its layer's vectors
-                env[statement.target.name] = compile_statement(statement.expr)(env, (batch, self.program.sizes[statement.layer]))
+                # an elementwise part has the shape of its layer's vectors (the penalty's, its weights')
+                shape = None if statement.rule in PENALTY_RULES else (batch, self.program.sizes[statement.layer])
+                env[statement.target.name] = compile_statement(statement.expr)(env, shape)
                 if after is not None:
                     after(statement, env)
         return env, batch
@@ -147,6 +164,8 @@ class ProgramNumbers:
         for name, info in program.vectors.items():
             if info.role is Role.PARAMETER:
                 env[name] = (W if len(info.shape) == 2 else b)[info.layer - 1]
+        if program.l2:
+            env[naming.L2] = program.l2
         return env
 
     def _pass(self, env: Env, batch: int) -> Pass:
@@ -157,12 +176,15 @@ class ProgramNumbers:
         deltas = {s.layer: env[s.target.name] for s in self.program.stage(Stage.BACKWARD) if s.rule in ("output delta", "delta")}
         dW, db = per_layer("weight gradient"), per_layer("bias gradient")
         layers = range(1, len(self.program.sizes))
-        loss = env[self.program.stage(Stage.LOSS)[0].target.name]
+        loss = env[naming.LOSS]
         scale = self._reduced(batch)
         outputs = (env[self.program.inputs], *(outs[l] for l in layers))
-        return Pass(tuple(nets.get(l, outputs[l - 1]) for l in layers), outputs, loss * scale,
-                    tuple(deltas[l] for l in layers), tuple(None if dW.get(l) is None else dW[l] * scale for l in layers),
-                    tuple(None if db.get(l) is None else db[l] * scale for l in layers))
+        # the penalty is added once, after the reduction
+        penalty = env.get(naming.PENALTY, 0.0)
+        dP = {s.layer: env[s.target.name] for s in self.program.statements if s.rule == "penalty gradient" and s.target.name in env}
+        return Pass(tuple(nets.get(l, outputs[l - 1]) for l in layers), outputs, loss * scale + penalty,
+                    tuple(deltas[l] for l in layers), tuple(None if dW.get(l) is None else dW[l] * scale + dP.get(l, 0.0) for l in layers),
+                    tuple(None if db.get(l) is None else db[l] * scale for l in layers), penalty)
 
     def _reduced(self, batch: int) -> int:
         """The operations average over the batch; a sum is ``batch`` times the mean."""

@@ -15,6 +15,12 @@ from typing import Callable
 from chainrule.derive import functions
 
 LOSS = "E"
+#: The L2 penalty's setting (``loss: {kind: ..., l2: 0.05}``), as E, the chains and claims write it.
+L2 = "l2"
+#: The penalty l2/2 * (sum of the squared weights) as a value of the layer program.
+PENALTY = "penalty"
+#: The penalty's gradient for a layer's weights in the layer program (``dpenalty_dW2``).
+PENALTY_GRADIENT = "dpenalty_d{param}"
 NET = "net_{unit}"
 OUT = "out_{unit}"
 DELTA_UNIT = "delta_{unit}"

@@ -17,7 +17,7 @@ from typing import Iterator
 import numpy as np
 import sympy
 
-from chainrule.derive import naming
+from chainrule.derive import naming, penalty
 from chainrule.derive.errors import SpecError
 from chainrule.derive.registry import ACTIVATIONS, LOSSES, X, Y, T, ActivationDef, LossDef, softmax_unit
 from chainrule.derive.spec import BiasMode, Naming, Spec
@@ -364,6 +364,13 @@ class Network:
     def loss_term(self, k: int) -> sympy.Expr:
         """Output ``k``'s term of ``E``: the scaled per-output loss of out_k and t_k."""
         return self.loss_scale * self.per_output_loss().xreplace({Y: self.out(self.depth, k), T: self.target(k)})
+
+    def penalty_definition(self) -> sympy.Expr:
+        """The L2 penalty ``l2/2*w1**2 + ...`` over every weight (biases not), or 0 without one;
+        built weight by weight: for small networks."""
+        if not self.spec.loss.l2:
+            return sympy.S.Zero
+        return sympy.Add(*[penalty.term(real_symbol(ref.name)) for ref in self.parameters() if ref.is_weight])
 
     def loss_definition(self) -> sympy.Expr:
         """``E`` in the outputs of the last layer and the targets: the sum of the terms."""

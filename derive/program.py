@@ -26,6 +26,8 @@ from typing import Mapping
 
 import sympy
 
+from chainrule.derive import naming
+
 
 def vector(name: str) -> sympy.Symbol:
     """A named vector or matrix of the program (``net_h``, ``W1``, ``delta_o``): a real sympy
@@ -141,6 +143,13 @@ class SampleLoss(Op):
     nargs = 1
 
 
+class EntrySum(Op):
+    """The sum of the entries of a matrix expression (``sum(l2*W1**2/2)``, the L2 penalty of a
+    layer's weights): one number for the batch."""
+
+    nargs = 1
+
+
 def in_vectors(expr: sympy.Expr, names: Mapping[sympy.Expr, sympy.Expr]) -> sympy.Expr:
     """``expr`` (derived on generic symbols) with ``names`` replaced (its symbols by the program's
     vectors), every sum and product kept as it was derived, in sympy's order of its new terms.
@@ -163,7 +172,7 @@ def in_vectors(expr: sympy.Expr, names: Mapping[sympy.Expr, sympy.Expr]) -> symp
 
 OPERATIONS: tuple[type[Op], ...] = (
     Affine, Softmax, LogSoftmax, LogOneMinusSoftmax, Chain, Backprop, SoftmaxVJP, SoftmaxDelta,
-    Outer, BiasSum, SharedBiasSum, SampleLoss,
+    Outer, BiasSum, SharedBiasSum, SampleLoss, EntrySum,
 )
 
 
@@ -244,6 +253,8 @@ class Program:
         sizes: the units per layer, the inputs first.
         reduction: how a batch's per-sample losses make E: ``mean`` (the statements' own) or
             ``sum`` (``batch`` times the mean, as PyTorch's ``reduction="sum"``).
+        l2: the L2 penalty's setting (0: none). Its statements (rules ``penalty`` and
+            ``penalty gradient``) are added to E and dE/dW after the reduction, once per batch.
     """
 
     statements: tuple[Statement, ...]
@@ -252,6 +263,12 @@ class Program:
     targets: str
     sizes: tuple[int, ...]
     reduction: str = "mean"
+    l2: float = 0.0
+
+    def penalty_gradient(self, weight: str) -> Statement | None:
+        """The statement ``dpenalty_dW = l2*W`` of the matrix ``weight``, or None (no penalty)."""
+        name = naming.PENALTY_GRADIENT.format(param=weight)
+        return next((s for s in self.statements if s.rule == "penalty gradient" and s.target.name == name), None)
 
     def stage(self, stage: Stage) -> tuple[Statement, ...]:
         return tuple(s for s in self.statements if s.stage is stage)

@@ -9,6 +9,7 @@ place allows, every value against a type and a range, and every name against
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 from dataclasses import dataclass
@@ -63,11 +64,15 @@ class ActivationSpec:
 
 @dataclass(frozen=True)
 class LossSpec:
-    """A registry loss, or a per-output formula in ``y`` and ``t`` (summed over the outputs)."""
+    """A registry loss, or a per-output formula in ``y`` and ``t`` (summed over the outputs).
+
+    ``l2`` (>= 0, 0 for none) adds the penalty ``l2/2 * (sum of the squared weights)`` to E, once
+    for the whole batch after the reduction; biases are not penalised."""
 
     name: str
     formula: str | None = None
     expression: sympy.Expr | None = None
+    l2: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -494,10 +499,15 @@ class _Reader:
         return expr
 
     def loss(self, value: Any, output: LayerSpec) -> LossSpec:
-        if isinstance(value, dict):
-            self.mapping(value, "loss", ("formula",), ("formula",))
+        """``loss``: a registry name, ``{kind: name, l2: lambda}`` or ``{formula: ..., l2: lambda}``."""
+        if isinstance(value, dict) and "formula" in value:
+            self.mapping(value, "loss", ("formula", "l2"), ("formula",))
             expr = self.formula(value["formula"], "loss.formula", {"y": Y, "t": T}, Y)
-            return LossSpec("formula", one_line(value["formula"]), expr)
+            return LossSpec("formula", one_line(value["formula"]), expr, self.l2(value))
+        if isinstance(value, dict):
+            self.mapping(value, "loss", ("kind", "formula", "l2"), ("kind",))
+            kind = self.choice(value["kind"], "loss.kind", list(LOSSES), "loss")
+            return dataclasses.replace(self.loss(kind, output), l2=self.l2(value))
         name = self.choice(value, "loss", list(LOSSES), "loss")
         definition = LOSSES[name]
         activation = output.activation
@@ -505,6 +515,13 @@ class _Reader:
         if definition.needs_unit_outputs and not bounded:
             raise self.fail("loss", f"{name} needs outputs in (0, 1), so an output activation sigmoid or softmax; the output layer has {activation.name}")
         return LossSpec(name)
+
+    def l2(self, raw: Mapping[str, Any]) -> float:
+        """``loss.l2``: a finite number >= 0 (0, the default, is no penalty)."""
+        value = self.number(raw.get("l2", 0.0), "loss.l2")
+        if value < 0:
+            raise self.fail("loss.l2", f"expected a number >= 0 (the L2 penalty's lambda; 0 for none), got {value!r}")
+        return value
 
     def targets(self, value: Any, outputs: int) -> tuple[str, ...]:
         if value is None:
@@ -609,6 +626,8 @@ class _Reader:
                 raise self.fail(path, f"the name {name!r} is already used by {seen[name]}")
             seen[name] = path
 
+        if spec.loss.l2:  # the penalty's setting is written l2 in E, the chains and claims
+            claim(naming.L2, "loss.l2")
         for i, name in enumerate(spec.inputs):
             claim(name, f"inputs[{i}]")
         for i, layer in enumerate(spec.layers):

@@ -16,7 +16,8 @@ from typing import Iterable
 import numpy as np
 
 from chainrule.derive.derivation import Derivation
-from chainrule.derive.evaluate import Env, Pass
+from chainrule.derive import naming
+from chainrule.derive.evaluate import Env, Pass, compile_statement
 from chainrule.derive.optimizers import OPTIMIZERS, compile_rule
 from chainrule.derive.program import Statement
 
@@ -69,13 +70,20 @@ def _early(d: Derivation, W: list, rules: list, state_W: list, k: int):
     a layer before going on down does."""
     gradient_of = {form.weight: l for l, form in enumerate(d.layers)}
 
+    def penalty(l: int, env: Env) -> np.ndarray | float:
+        """The L2 penalty's l2*W of layer ``l`` at the weights before the step (0 without one)."""
+        statement = d.program.penalty_gradient(d.layers[l].weight)
+        return 0.0 if statement is None else compile_statement(statement.expr)({**env, d.layers[l].weight: W[l]}, None)
+
     def after(statement: Statement, env: Env) -> None:
+        if statement.rule == "penalty gradient":  # the layer's own penalty: its weights before the step
+            env[statement.target.name] = penalty(gradient_of[statement.target.name[len(naming.PENALTY_GRADIENT.format(param="")):]], env)
         if statement.rule != "weight gradient":
             return
         l = gradient_of[statement.target.name[len("dE_d"):]]
         if "weights" in d.network.spec.layers[l].freeze:
             return
-        grad = env[statement.target.name] * (d.values.samples if d.network.spec.reduction == "sum" else 1)
+        grad = env[statement.target.name] * (d.values.samples if d.network.spec.reduction == "sum" else 1) + penalty(l, env)
         env[d.layers[l].weight] = rules[l][0].step(W[l], grad, state_W[l], k)[0]
 
     return after

@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 import sympy
 
+from chainrule.derive import penalty
 from chainrule.derive.chain import ChainRule, Factor, ParamChain
 from chainrule.derive.counts import count, the
 from chainrule.derive.derivation import Derivation, resolve_params
@@ -286,6 +287,9 @@ def _settings(d: Derivation) -> tuple[Setting, ...]:
     if net.sizes[-1] > 1:
         over = "averaged over" if net.loss_scale != 1 else "summed over"
         text += f", likewise for each output, {over} {the(net.sizes[-1], 'output')}"
+    if spec.loss.l2:
+        text += Prose("; plus the L2 penalty ", Expr(penalty.L2 / 2), " times the sum of the squared weights (biases not), ",
+                      Seq(Expr(penalty.L2), Tok(" = ", "<mo>=</mo>"), Num(spec.loss.l2)))
     rows = [Setting(Prose("loss"), text)]
     equals = Tok(" = ", "<mo>=</mo>")
     settings = [Prose(Seq(hyper(k), equals, Num(v))) for k, v in spec.optimizer.hyper if v != 0 or k == "lr"]
@@ -477,8 +481,29 @@ def loss_displays(d: Derivation) -> tuple[Display, ...]:
     numbers = {s.name: Num(env[s.name], operand=True) for term in terms for s in term.free_symbols}
     symbolic = _scaled([Expr(t) for t in terms], net.loss_scale)
     substituted = _scaled([Expr(t, names=numbers) for t in terms], net.loss_scale)
+    if not net.spec.loss.l2:
+        rows = equation(E, [symbolic, substituted, [Num(d.loss)]])
+        return (Display(Prose(f"The loss over {the(net.sizes[-1], 'output')}:"), rows),)
+    symbolic.append(Seq(PLUS, penalty_math(d)))
+    substituted.append(Seq(PLUS, Num(d.sample.penalty)))
     rows = equation(E, [symbolic, substituted, [Num(d.loss)]])
-    return (Display(Prose(f"The loss over {the(net.sizes[-1], 'output')}:"), rows),)
+    return (Display(Prose(f"The loss over {the(net.sizes[-1], 'output')}, with the L2 penalty on the weights (biases not):"), rows),)
+
+
+#: The penalty's sum of squares lists at most this many weights before it elides.
+PENALTY_SHOWN = 6
+
+
+def penalty_math(d: Derivation) -> Math:
+    """``l2/2 (w1^2 + w2^2 + ... + w8^2)``: the L2 penalty of E (a big network: per matrix)."""
+    net = d.network
+    if d.small:
+        squares: list[Math] = [Expr(penalty.W**2, names={penalty.W.name: Name(ref.name)}) for ref in net.parameters() if ref.is_weight]
+    else:
+        squares = [Seq(Tok(r"\lVert ", "<mo>‖</mo>"), Vec(form.weight), Tok(r"\rVert^{2}", "<msup><mo>‖</mo><mn>2</mn></msup>")) for form in d.layers if form.weight is not None]
+    if len(squares) > PENALTY_SHOWN:
+        squares = squares[:2] + [Tok(r"\dots", "<mo>…</mo>")] + squares[-1:]
+    return Seq(Expr(penalty.L2 / 2), Tok(r" \left(", OPEN_MO), *total(squares), Tok(r"\right)", CLOSE_MO))
 
 
 def batch_loss_displays(d: Derivation) -> tuple[Display, ...]:
@@ -493,6 +518,9 @@ def batch_loss_displays(d: Derivation) -> tuple[Display, ...]:
     caption = Prose(f"The loss of the batch, the {net.spec.reduction} of its {n} samples' losses:")
     # the samples' losses reduced; a penalty on the parameters would follow as a term of its own
     displays.append(_reduced_display(d, E, [sample_loss(k) for k in range(1, n + 1)], d.sample_losses, d.reduce(d.sample_losses), caption))
+    if net.spec.loss.l2:  # the L2 penalty, once, after the reduction
+        rows = equation(E, [[Num(d.data_loss), Seq(PLUS, penalty_math(d))], [Num(d.data_loss), Seq(PLUS, Num(d.sample.penalty))], [Num(d.loss)]])
+        displays.append(Display(Prose("With the L2 penalty on the weights (biases not), added once to the batch's loss:"), rows))
     return tuple(displays)
 
 
@@ -526,7 +554,10 @@ def layer_summary(d: Derivation) -> tuple[Display, ...]:
             size = str(vector.shape[-1])
             space = Script(Tok(r"\in \mathbb{R}", '<mo>∈</mo><mi mathvariant="normal">ℝ</mi>'), Tok(size, f"<mn>{size}</mn>"), sup=True)
             rows.append(Row(Seq(Vec(name), Tok(" ", ""), space), COLON, summary))
-    rows.append(Row(E, Tok("=", "<mo>=</mo>"), Num(d.loss)))
+    if d.network.spec.loss.l2:
+        rows.append(Row(E, Tok("=", "<mo>=</mo>"), Seq(Num(d.data_loss), PLUS, penalty_math(d), Tok(" = ", "<mo>=</mo>"), Num(d.loss))))
+    else:
+        rows.append(Row(E, Tok("=", "<mo>=</mo>"), Num(d.loss)))
     gradients: list[Row] = []
     norm = Tok(r"\lVert\cdot\rVert = ", '<mo fence="true" stretchy="false" lspace="0" rspace="0">‖</mo><mo>·</mo><mo fence="true" stretchy="false" lspace="0" rspace="0">‖</mo><mo>=</mo>')
     largest = Tok(r"\max\lvert\cdot\rvert = ", '<mi>max</mi><mo fence="true" stretchy="false" lspace="0.17em" rspace="0">|</mo><mo>·</mo><mo fence="true" stretchy="false" lspace="0" rspace="0">|</mo><mo>=</mo>')
@@ -618,7 +649,16 @@ def _batch_gradient_display(d: Derivation, chain: ParamChain) -> Display:
     n = d.values.samples
     values = [d.sample_gradient(chain, row) for row in range(n)]
     caption = Prose(f"The gradient of the batch, the {d.network.spec.reduction} of the {n} samples' gradients:")
-    return _reduced_display(d, gradient(name), [partial(sample_loss(k), Name(name)) for k in range(1, n + 1)], values, d.chain_gradient(chain), caption)
+    parts = [partial(sample_loss(k), Name(name)) for k in range(1, n + 1)]
+    if chain.penalty == 0:
+        return _reduced_display(d, gradient(name), parts, values, d.chain_gradient(chain), caption)
+    # the L2 penalty's l2*w, once, after the reduction
+    caption = Prose(f"The gradient of the batch, the {d.network.spec.reduction} of the {n} samples' gradients, and the L2 penalty's term once:")
+    reduced = _reduced_display(d, gradient(name), parts, values, d.reduce(values), caption)
+    term = Seq(PLUS, *math_pieces(chain.penalty, last=[chain.symbol]))
+    rows = equation(gradient(name), [[Num(d.reduce(values), operand=True), term], [Num(d.reduce(values), operand=True), Seq(PLUS, *_penalty_numbers(d, chain))],
+                                     [Num(d.chain_gradient(chain))]])
+    return Display(caption, reduced.rows + rows)
 
 
 def _factor_name(f: Factor) -> Math:
@@ -641,9 +681,14 @@ def _chain_display(d: Derivation, chain: ParamChain) -> Display:
         kept = [f.human for f in path.factors if f.human != 1] or [sympy.Integer(1)]
         path_pieces = [piece for n, h in enumerate(kept) for piece in _factor_pieces(h, first=not n)]
         forms += ([] if not i else [Seq(PLUS, path_pieces[0])]) + (path_pieces if not i else path_pieces[1:])
+    penalised = chain.penalty != 0 and not d.batch  # a batch: each sample's chain; the penalty follows the reduction
+    if penalised:  # the L2 penalty's term, l2*w, after the paths' sum: its own named term
+        term = Seq(PLUS, *math_pieces(chain.penalty, last=[chain.symbol]))
+        names, forms = names + [term], forms + [term]
     steps = [names, forms]
     if len(chain.paths) == 1 and not d.batch:
-        steps += [product([Num(d.factor_value(f), operand=True) for f in chain.paths[0].factors]), [Num(d.chain_gradient(chain))]]
+        values = product([Num(d.factor_value(f), operand=True) for f in chain.paths[0].factors])
+        steps += [values + ([Seq(PLUS, *_penalty_numbers(d, chain))] if penalised else []), [Num(d.chain_gradient(chain))]]
     rows = equation(gradient(chain.param.name), steps, new_rows=(1, 2))
     numbers = len(chain.paths) == 1 and not d.batch
     return Display(Prose("The chain rule, then the closed form in the units' symbols" + (", then the numbers:" if numbers else
@@ -690,8 +735,16 @@ def _paths_display(d: Derivation, chain: ParamChain) -> Display | None:
         factors = [Num(d.factor_value(f), operand=True) for f in path.factors]
         rows += equation(Words(f"path {i}"), [product(factors), [Num(value)]])
     terms = [Num(v) if not i else Seq(MINUS if v < 0 else PLUS, Num(abs(v))) for i, v in enumerate(values)]
+    if chain.penalty != 0:  # the L2 penalty's l2*w, once
+        terms.append(Seq(PLUS, *_penalty_numbers(d, chain)))
     rows += equation(gradient(chain.param.name), [terms, [Num(d.chain_gradient(chain))]])
     return Display(Prose("Each path's product, then their sum:"), tuple(rows))
+
+
+def _penalty_numbers(d: Derivation, chain: ParamChain) -> list[Math]:
+    """The penalty's term with its numbers put in: ``0.05 * 0.4``."""
+    numbers = {s.name: Num(d.value(s), operand=True) for s in chain.penalty.free_symbols}
+    return math_pieces(chain.penalty, names=numbers, last=[chain.symbol])
 
 
 def _factor_pieces(expr: sympy.Expr, first: bool) -> list[Math]:

@@ -17,12 +17,13 @@ import sympy
 
 from chainrule.derive.derivation import Derivation
 from chainrule.derive.layers import LayerForm
+from chainrule.derive.penalty import L2
 from chainrule.derive.program import Op, SoftmaxVJP, vector, in_vectors
 from chainrule.derive.counts import count
 from chainrule.derive.registry import X
 
 from chainrule.codegen.report.document import (
-    EQUALS, ODOT, Bare, Expr, Math, Matrix, Name, Num, Prose, Script, Seq, Tok, Vec, activation, joined, partial,
+    EQUALS, ODOT, PLUS, Bare, Expr, Math, Matrix, Name, Num, Prose, Script, Seq, Tok, Vec, activation, joined, partial,
 )
 from chainrule.codegen.report.equations import ROW_WIDTH, Display, Row, equation, math_pieces, parenthesized
 from chainrule.codegen.report.mathml import CLOSE as CLOSE_MO, OPEN as OPEN_MO
@@ -143,7 +144,11 @@ def _layer_display(d: Derivation, form: LayerForm) -> Display:
     rows += equation(Vec(form.delta), [printer.pieces(delta.written)])
     for rule, parameter in (("weight gradient", form.weight), ("bias gradient", form.bias)):
         if rule in statements:
-            rows += equation(_gradient(parameter), [printer.pieces(statements[rule].written)])
+            written = printer.pieces(statements[rule].written)
+            if rule == "weight gradient" and "penalty gradient" in statements:  # + l2*W, once per batch
+                coefficient, matrix = statements["penalty gradient"].expr.as_independent(*(statements["penalty gradient"].expr.free_symbols - {L2}))
+                written += [Seq(PLUS, *math_pieces(coefficient), THIN, Vec(matrix.name))]
+            rows += equation(_gradient(parameter), [written])
     without = "; no weights: its activation applied to the layer before's outputs, and its delta is the gradient of E with respect to them" if form.weight is None else ""
     caption = Prose(f"Layer {form.index}, {form.name} ({count(form.size, 'unit')}{without}):")
     return Display(caption, tuple(rows), _note(d, form, delta, printer))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import sympy
 
 from chainrule.derive import naming
@@ -19,6 +20,7 @@ from chainrule.derive.derivation import Derivation
 from chainrule.derive.formula import format_expr, tree_size
 from chainrule.derive.layers import LayerForm
 from chainrule.derive.network import ParamRef, real_symbol
+from chainrule.derive.penalty import L2
 from chainrule.derive.optimizers import GRAD, THETA, first_step_expr
 from chainrule.derive.registry import X
 
@@ -91,6 +93,12 @@ class ParamText:
     per_sample: tuple[tuple[PathText, ...], ...] = ()
     sample_gradients: tuple[float, ...] = ()
     reduction: str = "mean"
+    penalty: Line | None = None
+
+    @property
+    def paths_gradient(self) -> float:
+        """The paths' sum (reduced over a batch), without the L2 penalty's term."""
+        return self.gradient - (self.penalty.value if self.penalty is not None else 0.0)
 
 
 @dataclass(frozen=True)
@@ -125,8 +133,31 @@ def forward_lines(d: Derivation, row: int = 0) -> tuple[Line, ...]:
         for r in range(net.sizes[l]):
             lines.append(Line(net.out(l, r).name, unit_output_text(d, l, r), "", env[net.out(l, r).name]))
     loss = net.loss_definition()
-    lines.append(Line(naming.LOSS if not d.batch else f"{naming.LOSS}_{row + 1}", format_expr(loss), "", d.sample_losses[row]))
+    if d.batch or not net.spec.loss.l2:
+        lines.append(Line(naming.LOSS if not d.batch else f"{naming.LOSS}_{row + 1}", format_expr(loss), "", d.sample_losses[row]))
+        return tuple(lines)
+    penalty = penalty_line(d)
+    formula = f"{format_expr(loss)} + {penalty.formula}"
+    lines.append(Line(naming.LOSS, formula, f"{number(d.data_loss)} + {penalty.substituted}", d.loss))
     return tuple(lines)
+
+
+#: The penalty's sum of squares lists at most this many weights before it elides.
+PENALTY_SHOWN = 6
+
+
+def penalty_line(d: Derivation) -> Line:
+    """The L2 penalty of E: ``penalty = l2/2*(w1**2 + ... + w8**2) = 0.05/2*0.565 = 0.028250000``
+    (the weights listed for a small network, as their matrices for a big one)."""
+    net = d.network
+    if d.small:
+        names = [f"{ref.name}**2" for ref in net.parameters() if ref.is_weight]
+    else:
+        names = [f"sum({form.weight}**2)" for form in d.layers if form.weight is not None]
+    if len(names) > PENALTY_SHOWN:
+        names = names[:2] + ["..."] + names[-1:]
+    squares = sum(float(np.vdot(W, W)) for W in d.values.W if W is not None)
+    return Line(naming.PENALTY, f"{naming.L2}/2*({' + '.join(names)})", f"{number(net.spec.loss.l2)}/2*{number(squares)}", d.sample.penalty)
 
 
 def _net_formula(d: Derivation, l: int, r: int) -> str:
@@ -190,12 +221,15 @@ def describe_path(d: Derivation, path: Path, row: int = 0) -> PathText:
     )
 
 
-def chain_form(chain: ParamChain) -> str:
-    """dE/dθ in unit symbols, path by path in chain order, factors equal to 1 left out."""
+def chain_form(chain: ParamChain, penalty: bool = True) -> str:
+    """dE/dθ in unit symbols, path by path in chain order, factors equal to 1 left out, and the
+    L2 penalty's term last (``+ l2*w5``) where there is one."""
     paths = []
     for path in chain.paths:
         kept = [f.human for f in path.factors if f.human != 1]
         paths.append("*".join(in_product(h) for h in kept) if kept else "1")
+    if penalty and chain.penalty != 0:
+        paths.append(format_expr(chain.penalty))
     return " + ".join(paths)
 
 
@@ -221,14 +255,25 @@ def describe_param(d: Derivation, name: str) -> ParamText:
         gradient_name=naming.GRADIENT.format(name=name),
         paths=tuple(describe_path(d, p) for p in chain.paths) if not d.batch else (),
         gradient=gradient,
-        closed_form=chain_form(chain),
+        closed_form=chain_form(chain, penalty=not d.batch),  # a batch: sample k's (the penalty is the batch's)
         update=update_line(d, ref, d.gradient(ref)),  # the gradient the update used (the layer form's)
         frozen=d.frozen(ref),
         cut_note=cut,
         per_sample=tuple(tuple(describe_path(d, p, row) for p in chain.paths) for row in rows),
         sample_gradients=tuple(d.sample_gradient(chain, row) for row in rows),
         reduction=d.network.spec.reduction,
+        penalty=_penalty_term(d, chain),
     )
+
+
+def _penalty_term(d: Derivation, chain: ParamChain) -> Line | None:
+    """The penalty's term of dE/dθ with numbers: ``l2*w5 = 0.05*0.4 = 0.02``; None for a bias or
+    without a penalty."""
+    if chain.penalty == 0:
+        return None
+    numbers = {s: real_symbol(operand(d.value(s))) for s in chain.penalty.free_symbols}
+    substituted = format_expr(chain.penalty.xreplace(numbers), last=[numbers[chain.symbol]])  # l2's number first, as l2*w5
+    return Line(naming.PENALTY, format_expr(chain.penalty, last=[chain.symbol]), substituted, d.penalty_value(chain))
 
 
 def update_line(d: Derivation, ref: ParamRef, gradient: float) -> Line:
@@ -262,6 +307,9 @@ def describe_layer(d: Derivation, form: LayerForm) -> LayerText:
     local = statements.get("local derivative")
     delta = statements.get("output delta") or statements["delta"]
     gradients = tuple(statement_text(program, statements[rule]) for rule in ("weight gradient", "bias gradient") if rule in statements)
+    if "penalty gradient" in statements:  # dE/dW = delta out^T (reduced) + l2*W, added once
+        term = statements["penalty gradient"].expr
+        gradients = (f"{gradients[0]} + {format_expr(term, last=term.free_symbols - {L2})}",) + gradients[1:]
     return LayerText(
         index=form.index,
         name=form.name,

@@ -65,6 +65,8 @@ def derivation_document(d: Derivation, params: Sequence[str] = ()) -> dict[str, 
                 document["forward"][form.net] = net.tolist() if d.batch else net[0].tolist()
             document["forward"][form.out] = out.tolist() if d.batch else out[0].tolist()
         document["gradients"], document["updated"] = _matrices(d)
+    if spec.loss.l2:
+        document["penalty"] = _penalty(d, described)
     document["closed_forms"] = {p.name: p.closed_form for p in described}
     if params:
         document["expanded_forms"] = {p.name: expanded_form(d, p.name) for p in described}
@@ -73,6 +75,22 @@ def derivation_document(d: Derivation, params: Sequence[str] = ()) -> dict[str, 
     if d.batch:
         document["per_sample"] = _per_sample(d, described)
     return document
+
+
+def _penalty(d: Derivation, described: list[ParamText]) -> dict[str, Any]:
+    """The L2 penalty apart: its setting, its value (part of ``loss``), the loss without it, and
+    its term of each gradient, ``l2*w`` (part of ``gradients``; keyed as ``gradients``, biases 0)."""
+    if d.small:
+        terms: dict[str, Any] = {p.name: p.penalty.value if p.penalty is not None else 0.0 for p in described}
+    else:
+        terms = {}
+        for form, W, b in zip(d.layers, d.values.W, d.values.b):
+            if form.weight is None or W is None:
+                continue  # a layer without weights
+            terms[form.weight] = (d.network.spec.loss.l2 * W).tolist()
+            if form.bias is not None and b is not None:
+                terms[form.bias] = [0.0] * len(b)
+    return {"l2": d.network.spec.loss.l2, "value": d.sample.penalty, "data_loss": d.data_loss, "gradients": terms}
 
 
 def _samples(d: Derivation) -> dict[str, Any]:
@@ -86,7 +104,7 @@ def _samples(d: Derivation) -> dict[str, Any]:
 
 def _per_sample(d: Derivation, described: list[ParamText]) -> list[dict[str, Any]]:
     """Each sample's own loss, forward pass and gradients (``loss`` and ``gradients`` at the top
-    are their mean or sum)."""
+    are their mean or sum, plus the L2 penalty where there is one: a sample's are without it)."""
     rows = []
     for row in range(d.values.samples):
         entry: dict[str, Any] = {"loss": d.sample_losses[row]}
@@ -94,7 +112,7 @@ def _per_sample(d: Derivation, described: list[ParamText]) -> list[dict[str, Any
             entry["forward"] = {line.name: line.value for line in forward_lines(d, row)[:-1]}
             entry["gradients"] = {p.name: p.sample_gradients[row] for p in described}
         else:
-            run = d.numbers.run(d.values.W, d.values.b, d.values.X[row:row + 1], d.values.T[row:row + 1])
+            run = d.numbers.run(d.values.W, d.values.b, d.values.X[row:row + 1], d.values.T[row:row + 1], penalty=False)
             entry["forward"] = {k: v for form, net, out in zip(d.layers, run.nets, run.outs[1:]) for k, v in ((form.net, net[0].tolist()), (form.out, out[0].tolist())) if k != form.net or form.weight}
             entry["gradients"] = {k: v.tolist() for form, dW, db in zip(d.layers, run.dW, run.db) for k, v in ((form.weight, dW), (form.bias, db)) if k and v is not None}
         rows.append(entry)

@@ -18,6 +18,7 @@ from chainrule.codegen.terminal.describe import (
     describe_param,
     forward_lines,
     number,
+    penalty_line,
 )
 
 if TYPE_CHECKING:  # the steps are taken by the trainer: derive without --steps never imports it
@@ -31,7 +32,8 @@ def network_summary(d: Derivation) -> str:
                          for l in spec.layers)
     optimizer = ", ".join(f"{k} {v:g}" for k, v in spec.optimizer.hyper if v != 0 or k == "lr")
     groups = "".join(f"; group {', '.join(g.params)}: {', '.join(f'{k} {v:g}' for k, v in g.hyper)}" for g in spec.optimizer.groups)
-    return f"{spec.name} ({spec.source}): {inputs} -> {layers}; loss {spec.loss.formula or spec.loss.name}; optimizer {spec.optimizer.kind} ({optimizer}{groups})"
+    l2 = f" + l2 penalty ({spec.loss.l2:g})" if spec.loss.l2 else ""
+    return f"{spec.name} ({spec.source}): {inputs} -> {layers}; loss {spec.loss.formula or spec.loss.name}{l2}; optimizer {spec.optimizer.kind} ({optimizer}{groups})"
 
 
 def sample_summary(d: Derivation) -> str:
@@ -70,7 +72,12 @@ def render_forward(d: Derivation) -> list[str]:
             out += [f"Forward pass, sample {row + 1}"] + [_line(line, width) for line in lines] + [""]
         terms = " + ".join(number(e) for e in d.sample_losses)
         over = f"({terms})/{d.values.samples}" if d.network.spec.reduction == "mean" else terms
-        return out + [f"E = {d.network.spec.reduction} of the samples' losses = {over} = {number(d.loss)}"]
+        if not d.network.spec.loss.l2:
+            return out + [f"E = {d.network.spec.reduction} of the samples' losses = {over} = {number(d.loss)}"]
+        penalty = penalty_line(d)
+        return out + [f"E = {d.network.spec.reduction} of the samples' losses + {penalty.formula} = {over} + {penalty.substituted}"
+                      f" = {number(d.data_loss)} + {number(penalty.value)} = {number(d.loss)}",
+                      "  (the penalty is added once to the batch's loss; each sample's E_k is its loss alone)"]
     if d.small:
         lines = forward_lines(d)
         width = max(len(line.name) for line in lines)
@@ -79,7 +86,11 @@ def render_forward(d: Derivation) -> list[str]:
     for form, a in zip(d.layers, d.sample.outs[1:]):
         row = a[0]
         out.append(f"  {form.out:<10} {count(form.size, 'unit'):>12}  min {number(row.min())}  mean {number(row.mean())}  max {number(row.max())}")
-    out.append(f"  E = {number(d.loss)}")
+    if d.network.spec.loss.l2:
+        penalty = penalty_line(d)
+        out.append(f"  E = loss + {penalty.formula} = {number(d.data_loss)} + {penalty.substituted} = {number(d.loss)}")
+    else:
+        out.append(f"  E = {number(d.loss)}")
     return out
 
 
@@ -110,7 +121,7 @@ def render_param(p: ParamText) -> list[str]:
     if p.cut_note:
         out.append(f"  ({p.cut_note})")
     if not p.per_sample:
-        out += _paths(p.paths, p.gradient_name, p.gradient)
+        out += _paths(p.paths, p.gradient_name, p.paths_gradient)
     for k, (sample, value) in enumerate(zip(p.per_sample, p.sample_gradients), start=1):
         out.append(f"  sample {k}:")
         out += _paths(sample, f"dE_{k}/d{p.name}", value, "  ")
@@ -119,7 +130,11 @@ def render_param(p: ParamText) -> list[str]:
     if p.per_sample:
         terms = " + ".join(_signed(v) for v in p.sample_gradients)
         over = f"({terms})/{len(p.sample_gradients)}" if p.reduction == "mean" else terms
-        out.append(f"  {p.gradient_name} = {p.reduction} over the samples = {over} = {number(p.gradient)}")
+        out.append(f"  {p.gradient_name} = {p.reduction} over the samples = {over} = {number(p.paths_gradient)}"
+                   + (" (the paths; the penalty below)" if p.penalty else ""))
+    if p.penalty is not None:  # the penalty's term, once, after the paths' (reduced) sum
+        paths = "(paths)" if not p.per_sample else f"({p.reduction} over the samples)"
+        out.append(f"  {p.gradient_name} = {paths} + {p.penalty.formula} = {_signed(p.paths_gradient)} + {p.penalty.substituted} = {number(p.gradient)}")
     out.append(f"  dE_k/d{p.name} = {p.closed_form} (sample k's units)" if p.per_sample else f"  {p.gradient_name} = {p.closed_form}")
     update = p.update
     if p.frozen:

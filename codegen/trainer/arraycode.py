@@ -19,9 +19,10 @@ from chainrule.derive.derivation import Derivation
 from chainrule.derive.formula import format_expr
 from chainrule.derive.functions import HELPERS, row_of
 from chainrule.derive.network import Network
+from chainrule.derive.penalty import L2
 from chainrule.derive.program import (
     Affine, Backprop, Chain, LogOneMinusSoftmax, LogSoftmax, Program, SharedBiasSum, Softmax, SoftmaxDelta,
-    SoftmaxVJP, Stage, Statement,
+    SoftmaxVJP, Role, Stage, Statement,
 )
 from chainrule.derive.stable import stable_form
 
@@ -140,8 +141,11 @@ class _ArrayPrinter:
             for name in (form.net, form.out, form.delta) if form.weight else (form.out, form.delta):
                 self.buffers.setdefault(name, form.size)
         loss = self._loss(self.program.stage(Stage.LOSS)[0])
+        penalty = [s for s in self.program.stage(Stage.LOSS) if s.rule == "penalty"]
+        if penalty:
+            loss = self._penalised(loss, penalty[0])
         backward = [line for s in self.program.stage(Stage.BACKWARD) for line in self._backward(s)]
-        reads = any(isinstance(s.expr, Backprop) or s.expr.has(Backprop) for s in self.program.stage(Stage.BACKWARD))
+        reads = any(isinstance(s.expr, Backprop) or s.expr.has(Backprop) or s.rule == "penalty gradient" for s in self.program.stage(Stage.BACKWARD))
         return ArrayCode(tuple(forward), loss, tuple(backward), tuple(self._ordered_buffers()), tuple(self.ones.items()),
                          frozenset(self._all_helpers()), reads)
 
@@ -305,6 +309,37 @@ class _ArrayPrinter:
         lines.append(Line("", f"return float(E){self._per_batch}"))
         return tuple(lines)
 
+    def _parameter_names(self) -> dict:
+        """The L2 setting and the parameters as the trainer's methods read them."""
+        names = {L2: "self.l2"}
+        names.update({sympy.Symbol(n, real=True): f'p["{n}"]' for n, info in self.program.vectors.items() if info.role is Role.PARAMETER})
+        return names
+
+    def _penalised(self, loss: tuple[Line, ...], s: Statement) -> tuple[Line, ...]:
+        """The loss lines with the L2 penalty added once to the reduced loss: ``c*W**2`` summed
+        over a matrix is ``c*np.vdot(W, W)``."""
+        names = self._parameter_names()
+        terms = []
+        for entry in sympy.Add.make_args(s.expr):
+            matrix = entry.args[0]
+            squares = [f for f in sympy.Mul.make_args(matrix) if isinstance(f, sympy.Pow) and f.exp == 2 and f.base in names]
+            if len(squares) == 1:
+                W = names[squares[0].base]
+                rest = vector_code(matrix / squares[0], names)
+                terms.append(f"{rest}*np.vdot({W}, {W})" if rest != "1" else f"np.vdot({W}, {W})")
+            else:
+                terms.append(f"np.sum({vector_code(matrix, names)})")
+        *head, last = loss
+        assert last.code.startswith("return ")
+        return (*head, Line(last.comment, f"E = {last.code[len('return '):]}"),
+                Line(f"E += l2/2 * ({' + '.join(f'sum({W}**2)' for W in self._penalised_matrices(s))}): the L2 penalty, once per batch "
+                     "(biases not)", "p = self.params"),
+                Line("", f"return E + float({' + '.join(terms)})"))
+
+    @staticmethod
+    def _penalised_matrices(s: Statement) -> list[str]:
+        return sorted(v.name for v in s.expr.free_symbols if v != L2)
+
     @property
     def _per_batch(self) -> str:
         """What the batch's summed loss is divided by: its rows, for the mean (PyTorch's
@@ -360,6 +395,11 @@ class _ArrayPrinter:
             return []
         if s.rule == "output delta":
             return self._output_delta(s) + [Line("", f"{s.target} *= scale")]
+        if s.rule == "penalty gradient":
+            W = s.target.name[len(naming.PENALTY_GRADIENT.format(param="")):]
+            factor = "scale * X.shape[0]" if self.program.reduction == "mean" else "scale"
+            return [Line(f"dE/d{W} += {format_expr(s.expr, last=s.expr.free_symbols - {L2})}: the L2 penalty's derivative, once per batch "
+                         f"(times {factor}: not the batch mean)", f'grads["{W}"] += ({factor}) * ({vector_code(s.expr, self._parameter_names())})')]
         if s.rule == "weight gradient":
             delta, x = s.expr.args
             W = s.target.name[len("dE_d"):]

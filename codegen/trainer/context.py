@@ -281,6 +281,8 @@ def _settings_code(d: Derivation) -> tuple[tuple[Py, Py], ...]:
         counts = np.diff(np.r_[starts, values.size])
         runs = ", ".join(repr(float(values[i])) for i in starts)
         code.append((py(key), py(f"np.repeat([{runs}], [{', '.join(map(str, counts))}]).astype(self.dtype)")))
+    if d.network.spec.loss.l2:  # the loss's own setting (E gains l2/2 * sum of the squared weights)
+        code.append((py(naming.L2), literal(float(d.network.spec.loss.l2))))
     return tuple(code)
 
 

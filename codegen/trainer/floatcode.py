@@ -25,7 +25,7 @@ from chainrule.derive.chain import ParamChain
 from chainrule.derive.derivation import Derivation
 from chainrule.derive.optimizers import GRAD, THETA, first_step_expr
 from chainrule.derive.program import (
-    Affine, Backprop, BiasSum, Chain, LogSoftmax, Op, Outer, SampleLoss, SharedBiasSum, Softmax, Stage,
+    Affine, Backprop, BiasSum, Chain, EntrySum, LogSoftmax, Op, Outer, SampleLoss, SharedBiasSum, Softmax, Stage,
     Statement, in_vectors, vector,
 )
 
@@ -41,7 +41,7 @@ SOFTMAX_MAX, SOFTMAX_SUM = naming.NET.format(unit="max"), naming.OUT.format(unit
 #: The operations an element of which this printer writes; a program with any other (a softmax
 #: layer's Jacobian below the output, a softmax delta that does not close) keeps the array code.
 UNROLLED: frozenset[type[Op]] = frozenset(
-    {Affine, Softmax, LogSoftmax, Chain, Backprop, Outer, BiasSum, SharedBiasSum, SampleLoss})
+    {Affine, Softmax, LogSoftmax, Chain, Backprop, Outer, BiasSum, SharedBiasSum, SampleLoss, EntrySum})
 
 
 def scalar_wanted(d: Derivation) -> bool:
@@ -118,11 +118,18 @@ class _UnitPrinter:
         loss = self.program.stage(Stage.LOSS)[0]
         lines.append(Line("E, the loss of this sample", f"E = {self.at(loss.expr, 0)}"))
         gradients: dict[str, str] = {}
+        penalty = [s for s in self.program.stage(Stage.LOSS) if s.rule == "penalty"]
+        if penalty:
+            lines.insert(0, Line("", f"{naming.L2} = self.l2"))
+            lines.append(self._penalty(penalty[0]))
         for s in self.program.stage(Stage.BACKWARD):
             if s.rule in ("output delta", "delta"):
                 lines += self._delta(s)
             elif s.rule in ("weight gradient", "bias gradient"):
                 gradients.update(self._gradient(s))
+            elif s.rule == "penalty gradient":
+                for name, term in self._penalty_gradient(s).items():
+                    gradients[name] += f" + {term}"
         rule = first_step_expr("sgd", dict(self.network.spec.optimizer.hyper))
         updated = [name if block in frozen else _FloatPrinter().doprint(rule.xreplace({THETA: _symbol(name), GRAD: _Code(gradients[name])}))
                    for block, name in self.parameters]
@@ -189,6 +196,22 @@ class _UnitPrinter:
         if isinstance(op, SharedBiasSum):
             return {entries[0].name: " + ".join(d.name for d in deltas)}
         return {b.name: deltas[r].name for r, b in enumerate(entries)}
+
+    def _penalty(self, s: Statement) -> Line:
+        """``E += l2/2*w1**2 + ...``: each matrix's sum of its entries' terms, weight by weight."""
+        terms = []
+        for entry in sympy.Add.make_args(s.expr):
+            matrix = entry.args[0]
+            vectors = [v for v in matrix.free_symbols if v in self.units]
+            weights = self.units[vectors[0]]
+            terms += [matrix.xreplace({vectors[0]: w}) for row in weights for w in row]
+        return Line("E += l2/2 * (sum of the squared weights): the L2 penalty (biases not)", f"E += {scalar_code(sympy.Add(*terms))}")
+
+    def _penalty_gradient(self, s: Statement) -> dict[str, str]:
+        """Each weight's term ``l2*w`` of the penalty's derivative, as code."""
+        vectors = [v for v in s.expr.free_symbols if v in self.units]
+        weights = self.units[vectors[0]]
+        return {w.name: scalar_code(s.expr.xreplace({vectors[0]: w})) for row in weights for w in row}
 
     # -- elements ------------------------------------------------------------------------------
 

@@ -60,7 +60,8 @@ def _summary(d: Derivation) -> tuple[str, ...]:
         shown = ", ".join(units[:4]) + (", ..." if form.size > 4 else "")
         lines.append(f"Layer {form.name}: {count(form.size, 'unit')} {shown}; {form.activation}; {bias}.")
     over = "averaged over" if spec.reduction == "mean" else "summed over"
-    lines.append(f"Loss: {spec.loss.formula or spec.loss.name} per sample, {over} the batch.")
+    lines.append(f"Loss: {spec.loss.formula or spec.loss.name} per sample, {over} the batch"
+                 + (f"; plus l2/2 * (sum of the squared weights), l2 = {spec.loss.l2:g}, once per batch." if spec.loss.l2 else "."))
     hyper = ", ".join(f"{k} = {v:g}" for k, v in dict(spec.optimizer.hyper).items())
     lines.append(f"Optimizer: {spec.optimizer.kind} ({hyper}).")
     for group in spec.optimizer.groups:

@@ -125,8 +125,12 @@ class NumberText(float):
 
 
 def settings(network: Network) -> dict[str, sympy.Expr]:
-    """The optimizer's settings (``lr``, ``momentum``, ...) as their exact values, by name."""
-    return {k: exact(v) for k, v in network.spec.optimizer.hyper}
+    """The optimizer's settings (``lr``, ``momentum``, ...) and the L2 penalty's ``l2`` (where the
+    loss has one) as their exact values, by name."""
+    values = {k: exact(v) for k, v in network.spec.optimizer.hyper}
+    if network.spec.loss.l2:
+        values[naming.L2] = exact(network.spec.loss.l2)
+    return values
 
 
 def resolve_name(graph: Graph, name: str, values: Mapping[str, sympy.Expr]) -> sympy.Expr | None:
@@ -142,7 +146,7 @@ def resolve_name(graph: Graph, name: str, values: Mapping[str, sympy.Expr]) -> s
 def known(graph: Graph) -> list[str]:
     """The names a spec offers, compact: ``E, i1, i2, t1, t2, units h1, h2, o1, o2 (each also
     as net_ and out_), w1 ... w8, b1, b2, lr``."""
-    listed = graph.listed() + [k for k, _ in graph.network.spec.optimizer.hyper]
+    listed = graph.listed() + [k for k, _ in graph.network.spec.optimizer.hyper] + ([naming.L2] if graph.network.spec.loss.l2 else [])
     return listed[:MAX_LISTED] + (["..."] if len(listed) > MAX_LISTED else [])
 
 

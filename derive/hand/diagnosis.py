@@ -327,6 +327,25 @@ def sum_alternatives(true: sympy.Expr, what: str, terms_named: dict[sympy.Expr, 
     return alts
 
 
+def penalty_alternatives(data: sympy.Expr, penalty: sympy.Expr, shown: str, what: str, alternatives: Sequence[Alternative]) -> list[Alternative]:
+    """With an L2 penalty in E (``loss: {l2: ...}``): the mistakes of ``alternatives`` (made on
+    the data part ``data``) with the penalty added, then the penalty's own two: left out (``data``
+    alone) and doubled (``2*penalty``: differentiating l2*w**2 without the 1/2, or E with
+    l2*sum(w**2)).
+
+    Args:
+        penalty: the penalty's part of the quantity (``l2*w5`` of dE/dw5, ``l2/2*(w1**2 + ...)``
+            of E), in exact numbers; ``shown`` the same as people write it (``l2*w5``).
+        what: ``E`` or the gradient's name, for the words.
+    """
+    alts = [Alternative(a.finding, a.expr + penalty) for a in alternatives]
+    alts.append(Alternative(Finding("penalty_left_out", f"the L2 penalty's term {shown} is left out of {what} (loss: l2 makes it part of E)", shown), data))
+    doubled = f"2*{shown}, as from differentiating l2*w**2 without its 1/2" if what != "E" else "l2*sum(w**2), without the 1/2"
+    alts.append(Alternative(Finding("penalty_doubled", f"the L2 penalty's term counted twice: {doubled}; E holds l2/2 * (sum of the squared weights)",
+                                f"2*{shown}" if what != "E" else "l2*sum(w**2)"), data + 2 * penalty))
+    return alts
+
+
 # ---------------------------------------------------------------------------------------------
 # Comparing expressions
 

@@ -31,6 +31,7 @@ from chainrule.derive.chain import ChainRule, Factor, Path
 from chainrule.derive.hand.chains import judge_chain
 from chainrule.derive.hand.claims import Claim, ClaimsFile, Part, Target, TargetKind, known, resolve_name, settings, unknown
 from chainrule.derive.derivation import Derivation, PointValues
+from chainrule.derive.penalty import L2
 from chainrule.derive.hand.diagnosis import (
     Alternative,
     Finding,
@@ -40,6 +41,7 @@ from chainrule.derive.hand.diagnosis import (
     gradient_alternatives,
     path_findings,
     path_form,
+    penalty_alternatives,
     ratio_findings,
     same,
     sum_alternatives,
@@ -152,7 +154,13 @@ class Verifier:
             expr = net.loss_definition()
             terms = {net.loss_term(k): f"of {net.out(net.depth, k).name}" for k in range(net.sizes[-1])} if net.sizes[-1] > 1 else {}
             double = " (the 1/2 of half_sse left out)" if net.spec.loss.name == "half_sse" else ""
-            return Truth(d.loss, expr, format_expr(expr), alternatives=tuple(sum_alternatives(expr, "E", terms, double)))
+            alts = sum_alternatives(expr, "E", terms, double)
+            if net.spec.loss.l2:  # E = loss + l2/2 * (sum of the squared weights)
+                penalty = self._exact_l2(net.penalty_definition())
+                form = f"{format_expr(expr)} + {format_expr(net.penalty_definition())}"
+                alts = penalty_alternatives(expr, penalty, "l2/2*(sum of the squared weights)", "E", alts)
+                return Truth(d.loss, expr + penalty, form, alternatives=tuple(alts))
+            return Truth(d.loss, expr, format_expr(expr), alternatives=tuple(alts))
         if kind is TargetKind.UNIT:
             return self._unit_truth(target.symbol)
         if kind is TargetKind.UNIT_GRADIENT:
@@ -221,7 +229,15 @@ class Verifier:
             siblings = {p.name: self.d.chains[p.name].gradient for p in layer[:MAX_SIBLINGS]}
         alts = gradient_alternatives(chain.paths, activations, later, siblings, self.graph.unit_nodes) + self._bias_alternatives(ref)
         form = " + ".join(path_form(p) for p in chain.paths)
+        if chain.penalty != 0:  # the L2 penalty's l2*w, its own term after the paths' sum
+            penalty = self._exact_l2(chain.penalty)
+            alts = penalty_alternatives(expr, penalty, format_expr(chain.penalty), naming.GRADIENT.format(name=ref.name), alts)
+            expr, form = expr + penalty, f"{form} + {format_expr(chain.penalty)}"
         return Truth(self.d.gradient(ref), expr, form, chain.paths, tuple(alts))
+
+    def _exact_l2(self, expr: sympy.Expr) -> sympy.Expr:
+        """``expr`` with the penalty's setting as its exact value, as a claimed formula reads it."""
+        return expr.xreplace({L2: exact(self.network.spec.loss.l2)})
 
     def _optimizer_alternatives(self, theta: sympy.Symbol, updated: sympy.Expr, gradient: sympy.Expr, g: sympy.Symbol,
                                 hyper: dict[str, float]) -> list[Alternative]:

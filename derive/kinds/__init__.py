@@ -19,6 +19,7 @@ from chainrule.derive import naming
 from chainrule.derive.kinds import activation, dense, softmax
 from chainrule.derive.layers import LayerForm, stable_loss
 from chainrule.derive.network import Network
+from chainrule.derive import penalty
 from chainrule.derive.program import Program, Role, SampleLoss, Stage, Statement, vector, VectorInfo, in_vectors
 
 KINDS: MappingProxyType[str, ModuleType] = MappingProxyType({"dense": dense, "softmax": softmax, "activation": activation})
@@ -47,13 +48,19 @@ def layer_program(network: Network, forms: tuple[LayerForm, ...]) -> Program:
     last = forms[-1]
     loss = in_vectors(stable_loss(network), kind_of(last).names(last, targets))
     statements.append(Statement(vector(naming.LOSS), SampleLoss(loss), Stage.LOSS, last.index, kind_of(last).KIND, "loss"))
+    l2 = network.spec.loss.l2
+    weights = tuple(form.weight for form in forms if form.weight is not None)  # a layer without weights has no penalty
+    if l2 and weights:
+        statements.append(penalty.penalty_statement(weights, last.index))
     statements += kind_of(last).output_delta(last, targets)
     for form in reversed(forms):
         statements += kind_of(form).gradients(form, _previous(network, form))
+        if l2 and form.weight is not None:
+            statements.append(penalty.gradient_statement(form.weight, form.index))
         if form.index > 1:
             below = forms[form.index - 2]
             statements += kind_of(below).hidden_delta(below, form, targets)
-    return Program(tuple(statements), _vectors(network, forms, statements), inputs, targets, tuple(network.sizes), network.spec.reduction)
+    return Program(tuple(statements), _vectors(network, forms, statements), inputs, targets, tuple(network.sizes), network.spec.reduction, l2)
 
 
 def _previous(network: Network, form: LayerForm) -> str:
@@ -71,6 +78,7 @@ def _vectors(network: Network, forms: tuple[LayerForm, ...], statements: list[St
         if form.bias:
             vectors[form.bias] = VectorInfo(Role.PARAMETER, l, (1 if form.shared_bias else sizes[l],))
     gradient_of = {naming.LAYER_GRADIENT.format(param=p): p for p, info in vectors.items() if info.role is Role.PARAMETER}
+    gradient_of.update({naming.PENALTY_GRADIENT.format(param=p): p for p, info in vectors.items() if info.role is Role.PARAMETER})
     for statement in statements:
         name = statement.target.name
         if statement.stage is Stage.LOSS:
