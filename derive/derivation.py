@@ -181,7 +181,7 @@ class Derivation:
         if not self.batch:
             return self
         values = Values(self.values.W, self.values.b, self.values.X[row:row + 1], self.values.T[row:row + 1], self.values.seeded_sample)
-        sample = gradients_of(self.numbers, values)
+        sample = self.numbers.run(values.W, values.b, values.X, values.T, penalty=False)
         updated_W, updated_b = _one_step(self.network, values, sample)
         return Derivation(self.network, values, self.layers, self.program, self.numbers, sample, self.chains, self.rule, updated_W, updated_b)
 

@@ -321,3 +321,28 @@ def test_the_report_shows_the_penalty(tmp_path):
     assert "l_{2} \\cdot b_{" not in tex
     page = (tmp_path / "l2_mazur.html").read_text(encoding="utf-8")
     assert "with the L2 penalty on the weights (biases not)" in page
+
+
+def test_verify_on_a_batch_adds_the_penalty_once(tmp_path, capsys):
+    """Claims about the batch hold the penalty once (after the reduction), a sample's (sample: k)
+    none; the penalty left out of the batch's E or gradient, or doubled, is named."""
+    data = yaml.safe_load((DATA / "mazur_batch_sum.yaml").read_text())
+    data["loss"] = {"kind": "half_sse", "l2": L2}
+    d = derive(spec_from_data(data, "batch"))
+    w5 = d.chains["w5"]
+    paths = d.reduce([d.sample_gradient(w5, row) for row in range(3)])
+    claims = {"claims": [
+        {"of": "E", "value": repr(float(d.loss))},
+        {"of": "E", "value": repr(float(d.data_loss))},
+        {"of": "E", "sample": 1, "value": repr(float(d.sample_losses[0]))},
+        {"of": "dE/dw5", "value": repr(float(paths + L2 * 0.4))},
+        {"of": "dE/dw5", "value": repr(float(paths + 2 * L2 * 0.4))},
+        {"of": "dE/dw5", "value": repr(float(paths))},
+        {"of": "dE/dw5", "sample": 2, "value": repr(float(d.sample_gradient(w5, 1)))},
+        {"of": "dE/dw5", "sample": 2, "formula": "(o1 - t1) * o1 * (1 - o1) * h1"},
+    ]}
+    spec, path = _write(tmp_path, data), _write(tmp_path, claims, "claims.yaml")
+    assert main(["verify", str(spec), str(path), "--json"]) == 1
+    verdicts = json.loads(capsys.readouterr().out)["claims"]
+    mistakes = [[f["mistake"] for f in v["findings"]] if v["verdict"] == "wrong" else "correct" for v in verdicts]
+    assert mistakes == ["correct", ["penalty_left_out"], "correct", "correct", ["penalty_doubled"], ["penalty_left_out"], "correct", "correct"]

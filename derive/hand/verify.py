@@ -155,7 +155,7 @@ class Verifier:
             terms = {net.loss_term(k): f"of {net.out(net.depth, k).name}" for k in range(net.sizes[-1])} if net.sizes[-1] > 1 else {}
             double = " (the 1/2 of half_sse left out)" if net.spec.loss.name == "half_sse" else ""
             alts = sum_alternatives(expr, "E", terms, double)
-            if net.spec.loss.l2:  # E = loss + l2/2 * (sum of the squared weights)
+            if net.spec.loss.l2 and self.batch is None:  # E = loss + l2/2 * (sum of the squared weights); a sample's E_k has none
                 penalty = self._exact_l2(net.penalty_definition())
                 form = f"{format_expr(expr)} + {format_expr(net.penalty_definition())}"
                 alts = penalty_alternatives(expr, penalty, "l2/2*(sum of the squared weights)", "E", alts)
@@ -229,7 +229,7 @@ class Verifier:
             siblings = {p.name: self.d.chains[p.name].gradient for p in layer[:MAX_SIBLINGS]}
         alts = gradient_alternatives(chain.paths, activations, later, siblings, self.graph.unit_nodes) + self._bias_alternatives(ref)
         form = " + ".join(path_form(p) for p in chain.paths)
-        if chain.penalty != 0:  # the L2 penalty's l2*w, its own term after the paths' sum
+        if chain.penalty != 0 and self.batch is None:  # the L2 penalty's l2*w after the paths' sum (a sample's dE_k/dw has none)
             penalty = self._exact_l2(chain.penalty)
             alts = penalty_alternatives(expr, penalty, format_expr(chain.penalty), naming.GRADIENT.format(name=ref.name), alts)
             expr, form = expr + penalty, f"{form} + {format_expr(chain.penalty)}"
@@ -498,10 +498,8 @@ class Verifier:
             def value(g: float) -> float:
                 return g
             what = f"the {_other(reduction)} of the {n} samples' {'losses' if target.kind is TargetKind.LOSS else 'gradients'}"
-        # what the batch's value holds beyond the reduced samples' values (a penalty on the
-        # parameters, added once after the reduction; 0 without one) stays in the mistake
-        whole = self.batch_value(gradient if target.kind is TargetKind.UPDATE else target)
-        other = float(np.sum(per) if reduction == "mean" else np.mean(per)) + (whole - self.d.reduce(per))
+        pen = self._penalty_value(target)  # the L2 penalty (0 without one): once, after the reduction
+        other = float(np.sum(per) if reduction == "mean" else np.mean(per)) + pen
         spec_says = f"reduction: {reduction} makes {label} {'their mean (the sum divided by ' + str(n) + ')' if reduction == 'mean' else 'their sum (' + str(n) + ' times the mean)'}"
         if target.kind is TargetKind.UPDATE:
             spec_says = f"the update takes dE/d{target.symbol.name}, which reduction: {reduction} makes the {reduction} of the samples' gradients"
@@ -510,12 +508,29 @@ class Verifier:
             one = {TargetKind.LOSS: f"sample {k}'s loss alone (E_{k})", TargetKind.GRADIENT: f"sample {k}'s gradient alone (dE_{k}/d{target.symbol.name})",
                    TargetKind.UPDATE: f"the update from sample {k}'s gradient alone"}[target.kind]
             whole = f"the step from the batch's gradient, the {reduction} over its {n} samples'" if target.kind is TargetKind.UPDATE else f"the batch's, the {reduction} over its {n} samples"
-            alternatives.append((Finding("one_sample", f"this is {one}; {label} is {whole}"), value(v)))
+            alternatives.append((Finding("one_sample", f"this is {one}; {label} is {whole}"), value(v + pen)))
         if target.kind is not TargetKind.UPDATE:
             catalogue = [r.catalogue_values(target) for r in rows]
             for i, (finding, _) in enumerate(catalogue[0]):
-                alternatives.append((Finding(finding.mistake, f"{finding.words}, in each sample's term", finding.formula), self.d.reduce([c[i][1] for c in catalogue])))
+                alternatives.append((Finding(finding.mistake, f"{finding.words}, in each sample's term", finding.formula), self.d.reduce([c[i][1] for c in catalogue]) + pen))
+        if pen:
+            reduced = self.d.reduce(per)
+            of = "E" if target.kind is TargetKind.LOSS else naming.GRADIENT.format(name=target.symbol.name)
+            used = "" if target.kind is not TargetKind.UPDATE else " (in the gradient the update used)"
+            alternatives += [(Finding("penalty_left_out", f"the L2 penalty is left out of {of}{used}: it is added once to the {reduction} of the samples'"), value(reduced)),
+                             (Finding("penalty_doubled", f"the L2 penalty counted twice in {of}{used}: E holds l2/2 * (sum of the squared weights), its derivative l2*w"),
+                              value(reduced + 2 * pen))]
         return alternatives
+
+    def _penalty_value(self, target: Target) -> float:
+        """The L2 penalty's part of the batch's ``target``: its value in E, its l2*w in a weight's
+        gradient (and in the gradient an update uses); 0.0 for a bias or without a penalty."""
+        if not self.network.spec.loss.l2:
+            return 0.0
+        if target.kind is TargetKind.LOSS:
+            return self.d.sample.penalty
+        assert target.param is not None
+        return self.d.penalty_value(self.chain_of(target.param.name))
 
     def judge_chain(self, claim: Claim, source: str) -> Verdict:
         """The chain part of a claim (judged once per target and text, shared across files)."""
