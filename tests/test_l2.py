@@ -54,15 +54,16 @@ def _torch_model(d):
     network, values = d.network, d.values
     tensors = {}
     for l in range(network.depth):
-        tensors[f"W{l + 1}"] = torch.tensor(values.W[l], requires_grad=True)
+        if values.W[l] is not None:  # a layer without weights has neither
+            tensors[f"W{l + 1}"] = torch.tensor(values.W[l], requires_grad=True)
         if values.b[l] is not None:
             tensors[f"b{l + 1}"] = torch.tensor(values.b[l], requires_grad=True)
     X, T = torch.tensor(values.X), torch.tensor(values.T)
 
     def loss():
-        out = X
-        for l in range(1, network.depth + 1):
-            out = torch_bridge.activation(network, l)(out @ tensors[f"W{l}"].T + tensors.get(f"b{l}", 0))
+        W = [tensors.get(f"W{l + 1}") for l in range(network.depth)]
+        b = [tensors.get(f"b{l + 1}") for l in range(network.depth)]
+        out = torch_bridge.forward(network, W, b, X)
         data = torch_bridge.loss(network, out, T) * (len(X) if network.spec.reduction == "sum" else 1)
         weights = sum((w**2).sum() for name, w in tensors.items() if name.startswith("W"))
         return data + network.spec.loss.l2 / 2 * weights
@@ -100,6 +101,9 @@ def _assert_gradients(d, tmp_path, rtol=1e-10):
     loss, grads = _torch_gradients(d)
     assert d.loss == pytest.approx(loss, rel=1e-12)
     for l, form in enumerate(d.layers):
+        if form.weight is None:
+            assert d.sample.dW[l] is None
+            continue
         np.testing.assert_allclose(d.sample.dW[l], grads[form.weight], rtol=rtol, atol=1e-13)
         if form.bias is not None:
             np.testing.assert_allclose(d.sample.db[l], grads[form.bias], rtol=rtol, atol=1e-13)
@@ -139,6 +143,21 @@ def test_a_batch_with_l2_is_torchs(seed, reduction, tmp_path):
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_softmax_cross_entropy_with_l2_is_torchs(reduction, tmp_path):
     _assert_gradients(derive(spec_from_data(softmax_batch(reduction), "softmax")), tmp_path)
+
+
+@needs_torch
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_a_layer_without_weights_has_no_penalty(reduction, tmp_path):
+    """A softmax layer without weights after a sigmoid layer, cross-entropy with l2: only the
+    dense layer's weights are penalised; everything against torch."""
+    data = mazur(reduction=reduction, samples=[{"x": [0.05, 0.1], "t": [1.0, 0.0]}, {"x": [0.3, -0.2], "t": [0.0, 1.0]}])
+    data.pop("sample")
+    data["loss"] = {"kind": "cross_entropy", "l2": 0.1}
+    data["layers"].append({"name": "s", "kind": "activation", "activation": "softmax"})
+    d = derive(spec_from_data(data, "weightless"))
+    assert d.sample.penalty == pytest.approx(0.05 * sum(float((w**2).sum()) for w in d.values.W if w is not None))
+    _assert_gradients(d, tmp_path)
+    assert check_derivation(d).passed
 
 
 def _optimizer(kind: str, decay: float) -> dict:
