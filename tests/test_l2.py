@@ -365,3 +365,18 @@ def test_verify_on_a_batch_adds_the_penalty_once(tmp_path, capsys):
     verdicts = json.loads(capsys.readouterr().out)["claims"]
     mistakes = [[f["mistake"] for f in v["findings"]] if v["verdict"] == "wrong" else "correct" for v in verdicts]
     assert mistakes == ["correct", ["penalty_left_out"], "correct", "correct", ["penalty_doubled"], ["penalty_left_out"], "correct", "correct"]
+
+
+def test_the_report_of_a_batch_adds_the_penalty_once(tmp_path):
+    """A batch's report: E and each weight's gradient reduce the samples' (without the penalty),
+    then add the penalty's term once."""
+    data = yaml.safe_load((DATA / "mazur_batch_sum.yaml").read_text())
+    data["loss"] = {"kind": "half_sse", "l2": L2}
+    assert main(["report", str(_write(tmp_path, data)), "-o", str(tmp_path)]) == 0
+    tex = (tmp_path / "mazur_batch_sum.tex").read_text(encoding="utf-8")
+    d = derive(spec_from_data(data, "batch"))
+    assert rf"E &= \val{{{d.data_loss:.9g}}} + \frac{{l_{{2}}}}{{2}}" in tex
+    assert rf"= \val{{{d.data_loss:.9g}}} + \val{{0.02825}} = \val{{{d.loss:.9g}}}" in tex
+    w5 = d.chains["w5"]
+    paths = d.reduce([d.sample_gradient(w5, row) for row in range(3)])
+    assert rf"\val{{{paths:.9g}}} + l_{{2}} \cdot w_{{5}} = \val{{{paths:.9g}}} + \val{{0.05}} \cdot \val{{0.4}} = \val{{{d.chain_gradient(w5):.9g}}}" in tex
