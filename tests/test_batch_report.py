@@ -104,12 +104,24 @@ def test_the_reports_numbers_are_torchs(seed, samples, reduction):
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="needs pdflatex")
 @pytest.mark.parametrize("data", [pytest.param(lambda: batch_spec(6, 7, "sum"), id="7 samples, 3 layers"),
-                                  pytest.param(lambda: _big_batch(), id="64-32-10 on 6 samples")])
+                                  pytest.param(lambda: _big_batch(), id="64-32-10 on 6 samples"),
+                                  pytest.param(lambda: _mazur_64(), id="mazur on 64 samples (gradients written with powers of ten)")])
 def test_a_batch_report_runs_off_no_page(data, tmp_path):
     from test_report_pdf import overfull_widths
 
     wide = overfull_widths(render_report(derive(spec_from_data(data(), "b.yaml")), "b.yaml"), tmp_path)
     assert max(wide, default=0.0) < 5.0, wide
+
+
+def _mazur_64() -> dict:
+    """The worked example on 64 seeded samples: some per-sample gradients are about 1e-5, whose
+    numbers (written with a power of ten) are wider than others: their tables hold fewer samples."""
+    import yaml
+
+    data = yaml.safe_load(BATCH.read_text())
+    rng = np.random.default_rng(1)
+    data["samples"] = [{"x": [round(float(v), 3) for v in rng.random(2)], "t": [round(float(v), 3) for v in rng.random(2)]} for _ in range(64)]
+    return data
 
 
 def _big_batch() -> dict:

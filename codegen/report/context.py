@@ -82,15 +82,37 @@ class Table:
 SAMPLE_COLUMNS = 5
 #: At most this many rows in one table (a table does not break across pages): more go on.
 TABLE_ROWS = 36
+#: A table's width on the page in average characters of its small type (17 cm at about 5 pt a
+#: character), and what each column adds beside its widest number (the space between columns).
+TABLE_WIDTH, TABLE_GAP = 92.0, 2.4
+
+
+def _label_width(label: Prose) -> float:
+    return sum(width(p.tex()) if isinstance(p, Math) else len(str(p)) for p in label.parts)
+
+
+def _column_blocks(labels: Sequence[Prose], values: Sequence[Sequence[float]]) -> list[range]:
+    """The samples of each table: as many as fit the page's width beside the labels (numbers
+    written with a power of ten are wider), at most :data:`SAMPLE_COLUMNS`."""
+    samples = len(values[0]) if values else 0
+    used = max((_label_width(x) for x in labels), default=0.0)
+    blocks: list[range] = []
+    start, total = 0, used
+    for k in range(samples):
+        column = max(width(Num(row[k]).tex()) for row in values) + TABLE_GAP
+        if k > start and (k - start >= SAMPLE_COLUMNS or total + column > TABLE_WIDTH):
+            blocks.append(range(start, k))
+            start, total = k, used
+        total += column
+    return blocks + ([range(start, samples)] if samples else [])
 
 
 def sample_tables(caption: Prose, labels: Sequence[Prose], values: Sequence[Sequence[float]], first: int = 1, note: Prose = Prose()) -> tuple[Table, ...]:
     """``values[r][k]`` (row ``r``, sample ``first + k``) as tables of at most
-    :data:`SAMPLE_COLUMNS` samples and :data:`TABLE_ROWS` rows, the caption on the first."""
+    :data:`SAMPLE_COLUMNS` samples that fit the page and :data:`TABLE_ROWS` rows, the caption
+    on the first."""
     tables: list[Table] = []
-    samples = len(values[0]) if values else 0
-    for start in range(0, samples, SAMPLE_COLUMNS):
-        columns = range(start, min(start + SAMPLE_COLUMNS, samples))
+    for columns in _column_blocks(labels, values):
         header = (Prose(),) + tuple(Prose(f"sample {first + k}") for k in columns)
         for top in range(0, len(labels), TABLE_ROWS):
             rows = tuple((labels[r],) + tuple(Prose(Num(values[r][k])) for k in columns) for r in range(top, min(top + TABLE_ROWS, len(labels))))
