@@ -164,24 +164,37 @@ def _optimizer(kind: str, decay: float) -> dict:
     return {"kind": kind, **OPTIMIZERS[kind], "lr": 0.05, "weight_decay": decay}
 
 
+def _compare_steps(kind: str, decay: float, last: int) -> None:
+    """The derivation's one-step update and the trainer's steps 1, 2, 10 (and ``last``) equal
+    torch.optim's, at a rate low enough that after 1,000 steps the gradient is still far above
+    rounding noise (as tests/test_steps.py says; l2 = 0.01: at 0.05 rmsprop brings the first
+    layer's weights to where the penalty balances the loss within 600 steps, and its steps of
+    about lr there are rounding noise, scaled up)."""
+    d = derive(spec_from_data(mazur(l2=0.01, optimizer={**_optimizer(kind, decay), "lr": 0.001}), "mazur"))
+    expected = _torch_steps(d, last)
+    steps = follow_steps(d, last)
+    assert steps.losses[last - 1] - steps.losses[last] > 1e-9 * steps.losses[last], "converged: the comparison would compare noise"
+    for k in sorted({1, 2, 10, last}):
+        np.testing.assert_allclose(steps.theta[k], expected[k], rtol=1e-9, atol=1e-12, err_msg=f"after {k} steps")
+    one = np.array([d.updated(ref) for ref in d.network.parameters()])
+    np.testing.assert_allclose(one, expected[1], rtol=1e-12, atol=1e-15)
+
+
 @needs_torch
 @pytest.mark.parametrize("decay", [0.0, 0.02])
 @pytest.mark.parametrize("kind", sorted(OPTIMIZERS))
 def test_steps_with_l2_are_torch_optims(kind, decay):
-    """Every optimizer, with and without weight decay (which stays the optimizer's): the
-    derivation's one-step update and the trainer's steps 1, 2, 10 and 1,000 equal torch.optim's
-    (at a rate low enough that after 1,000 steps the gradient is still far above rounding noise,
-    as tests/test_steps.py says; l2 = 0.01: at 0.05 rmsprop brings the first layer's weights to
-    where the penalty balances the loss within 600 steps, and its steps of about lr there are
-    rounding noise, scaled up)."""
-    d = derive(spec_from_data(mazur(l2=0.01, optimizer={**_optimizer(kind, decay), "lr": 0.001}), "mazur"))
-    expected = _torch_steps(d, 1000)
-    steps = follow_steps(d, 1000)
-    assert steps.losses[999] - steps.losses[1000] > 1e-9 * steps.losses[1000], "converged: the comparison would compare noise"
-    for k in (1, 2, 10, 1000):
-        np.testing.assert_allclose(steps.theta[k], expected[k], rtol=1e-9, atol=1e-12)
-    one = np.array([d.updated(ref) for ref in d.network.parameters()])
-    np.testing.assert_allclose(one, expected[1], rtol=1e-12, atol=1e-15)
+    """Every optimizer, with and without weight decay (which stays the optimizer's): 1, 2 and 10
+    steps."""
+    _compare_steps(kind, decay, 10)
+
+
+@pytest.mark.slow
+@needs_torch
+@pytest.mark.parametrize("decay", [0.0, 0.02])
+@pytest.mark.parametrize("kind", sorted(OPTIMIZERS))
+def test_1000_steps_with_l2_are_torch_optims(kind, decay):
+    _compare_steps(kind, decay, 1000)
 
 
 @needs_torch
@@ -380,3 +393,29 @@ def test_the_report_of_a_batch_adds_the_penalty_once(tmp_path):
     w5 = d.chains["w5"]
     paths = d.reduce([d.sample_gradient(w5, row) for row in range(3)])
     assert rf"\val{{{paths:.9g}}} + l_{{2}} \cdot w_{{5}} = \val{{{paths:.9g}}} + \val{{0.05}} \cdot \val{{0.4}} = \val{{{d.chain_gradient(w5):.9g}}}" in tex
+
+
+def test_the_closed_form_is_sympys_diff_of_the_expanded_loss():
+    """Each parameter's closed form with its l2*w (none for a bias) equals sympy.diff of E written
+    out in inputs, targets and parameters, penalty included (as tests/test_chain.py proves it
+    without a penalty)."""
+    import sympy
+
+    from test_chain import assert_closed_forms_match_diff
+
+    d = derive(spec_from_data(mazur(), "mazur"))
+    assert_closed_forms_match_diff(d)
+    assert d.chains["w5"].penalty == sympy.Symbol("l2", real=True) * sympy.Symbol("w5", real=True)
+    assert d.chains["b1"].penalty == 0
+
+
+def test_the_emitted_trainers_are_as_ruff_writes_them(tmp_path):
+    from test_ruff import RUFF, assert_ruff_clean
+
+    if RUFF is None:
+        pytest.skip("needs ruff")
+    batch = yaml.safe_load((DATA / "mazur_batch_sum.yaml").read_text())
+    batch["loss"] = {"kind": "half_sse", "l2": L2}
+    for data in (mazur(), batch, softmax_batch("mean")):
+        assert main(["emit", str(_write(tmp_path, data)), "-o", str(tmp_path)]) == 0
+    assert_ruff_clean(sorted(tmp_path.glob("*.py")))
