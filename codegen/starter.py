@@ -80,6 +80,7 @@ def help_lists() -> str:
     examples = {name: f"loss: {name}" for name in LOSSES}
     column = max(map(len, examples.values())) + 2
     lines += [f"  {name:<{width}}{examples[name]:<{column}}# {loss_formula(name)}" for name in LOSSES]
+    lines += [f"  {'(any) + l2':<{width}}{L2_EXAMPLE}  # E + l2/2 * sum of squared weights"]
     lines += ["", "optimizers (optimizer; every setting at its default):"]
     lines += [f"  {name:<{width}}{optimizer_example(name)}" for name in OPTIMIZERS]
     lines += ["", "layer kinds (a layer's kind: field, else its activation, chooses its kind):"]
@@ -87,6 +88,10 @@ def help_lists() -> str:
     lines += [f"  {name:<{width}}{kind_example(name):<{column}}# {_summary(module)}" for name, module in KINDS.items()]
     lines += ["", "Start a spec with: chainrule init NAME (writes NAME.yaml)."]
     return "\n".join(lines)
+
+
+#: A loss with the L2 penalty on the weights, as ``chainrule --help`` shows it.
+L2_EXAMPLE = "loss: {kind: half_sse, l2: 0.01}"
 
 
 def _names(names) -> str:

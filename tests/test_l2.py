@@ -419,3 +419,12 @@ def test_the_emitted_trainers_are_as_ruff_writes_them(tmp_path):
     for data in (mazur(), batch, softmax_batch("mean")):
         assert main(["emit", str(_write(tmp_path, data)), "-o", str(tmp_path)]) == 0
     assert_ruff_clean(sorted(tmp_path.glob("*.py")))
+
+
+def test_the_help_shows_a_valid_l2_example(capsys):
+    from chainrule.codegen.starter import L2_EXAMPLE
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert L2_EXAMPLE in capsys.readouterr().out
+    assert derive(spec_from_data(mazur() | yaml.safe_load(L2_EXAMPLE), "help")).network.spec.loss.l2 == 0.01
