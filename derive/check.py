@@ -271,8 +271,8 @@ def iter_random_values(derivation: Derivation, count: int, kinks: list[tuple[int
     for point in range(count):
         rng = np.random.default_rng([network.spec.seed, 1000 + point])
         for _attempt in range(200):
-            W = tuple(rng.standard_normal((n, m)) / np.sqrt(m) if layer.has_parameters else None
-                      for m, n, layer in zip(network.sizes, network.sizes[1:], network.spec.layers))
+            W = tuple(rng.standard_normal(network.fans(l)[2]) / np.sqrt(network.fans(l)[0]) if layer.has_parameters else None
+                      for l, layer in enumerate(network.spec.layers, start=1))
             b = tuple(None if layer.bias_count == 0 else 0.5 * rng.standard_normal(layer.bias_count) for layer in network.spec.layers)
             x, t, _ = seeded_sample(network, rng)
             candidate = Values(W, b, (2 * x - 1)[np.newaxis, :], t[np.newaxis, :], True)

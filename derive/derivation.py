@@ -304,7 +304,24 @@ class PointValues:
 
 
 def is_small(network: Network) -> bool:
-    return network.parameter_count <= SMALL_MAX_PARAMETERS and network.depth <= SMALL_MAX_DEPTH
+    """Whether every parameter gets its scalar chain. A network over feature maps (convolution,
+    pooling, flatten) takes the layer-level route for now: its shared weights' per-position sums
+    are phase 2 of issue 16."""
+    return network.parameter_count <= SMALL_MAX_PARAMETERS and network.depth <= SMALL_MAX_DEPTH and not network.spec.spatial
+
+
+#: What a command that needs per-weight chains says of a network over feature maps, for now.
+NOT_YET_SPATIAL = "is not available yet for a network with convolution, pooling or flatten layers (its per-weight chains come later, issue 16); derive shows its layer form and gradients"
+
+
+def refuse_spatial(network: Network, field: str, what: str) -> None:
+    """Raise for ``what`` (a command or option) on a network over feature maps.
+
+    Raises:
+        ChainruleError: ``network`` has convolution, pooling or flatten layers.
+    """
+    if network.spec.spatial:
+        raise ChainruleError(network.spec.source, field, f"{what} {NOT_YET_SPATIAL}")
 
 
 def resolve_params(network: Network, names: Iterable[str]) -> list[ParamRef]:
@@ -314,6 +331,8 @@ def resolve_params(network: Network, names: Iterable[str]) -> list[ParamRef]:
         ChainruleError: a name that is no parameter of the network (with a suggestion).
     """
     refs = []
+    if names:
+        refuse_spatial(network, "--param", "a parameter's chain (--param)")
     for name in names:
         ref = network.locate(name)
         if ref is None:

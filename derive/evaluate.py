@@ -24,7 +24,9 @@ from chainrule.derive.penalty import PENALTY_RULES
 from chainrule.derive.program import (
     Affine, Backprop, BiasSum, Chain, EntrySum, LogOneMinusSoftmax, LogSoftmax, Op, Outer, Program, Role, SampleLoss,
     SharedBiasSum, Softmax, SoftmaxDelta, SoftmaxVJP, Stage, Statement, in_vectors,
+    AvgPool, AvgPoolBackprop, ChannelBiasSum, Correlate, CorrelateBackprop, Flatten, KernelGradient, MaxPool, MaxPoolBackprop,
 )
+from chainrule.derive import spatial
 
 Env = dict[str, Any]
 
@@ -62,6 +64,15 @@ _OPERATIONS: Mapping[type[Op], Callable[..., Any]] = {
     BiasSum: lambda delta: delta.sum(axis=0) / delta.shape[0],
     SharedBiasSum: lambda delta: np.array([(delta.sum(axis=0) / delta.shape[0]).sum()]),
     SampleLoss: lambda terms: float(np.mean(terms.sum(axis=1))),
+    Correlate: lambda x, K, g, b=None: spatial.correlate(x, K, b, g),
+    KernelGradient: lambda delta, x, g, shape: spatial.correlate_kernel_gradient(delta, x, g).reshape(shape) / x.shape[0],
+    ChannelBiasSum: lambda delta, channels: delta.reshape(delta.shape[0], channels[0], -1).sum(axis=(0, 2)) / delta.shape[0],
+    CorrelateBackprop: lambda K, delta, g: spatial.correlate_backprop(K, delta, g),
+    MaxPool: spatial.maxpool,
+    MaxPoolBackprop: spatial.maxpool_backprop,
+    AvgPool: spatial.avgpool,
+    AvgPoolBackprop: spatial.avgpool_backprop,
+    Flatten: lambda x: x,
 }
 
 
@@ -79,6 +90,9 @@ def compile_statement(expr: sympy.Expr) -> Evaluator:
     if isinstance(expr, EntrySum):  # a matrix expression (the penalty), summed: not per sample
         entries = compile_statement(expr.args[0])
         return lambda env, shape: float(np.sum(entries(env, None)))
+    if isinstance(expr, sympy.Tuple):  # an operation's geometry
+        value = tuple(int(v) for v in expr)
+        return lambda env, shape: value
     if isinstance(expr, Op):
         operation, args = _OPERATIONS[type(expr)], [compile_statement(a) for a in expr.args]
         return lambda env, shape: operation(*(arg(env, shape) for arg in args))
@@ -163,7 +177,7 @@ class ProgramNumbers:
                     program.targets: np.atleast_2d(np.asarray(T_, dtype=float))}
         for name, info in program.vectors.items():
             if info.role is Role.PARAMETER:
-                env[name] = (W if len(info.shape) == 2 else b)[info.layer - 1]
+                env[name] = (W if len(info.shape) >= 2 else b)[info.layer - 1]
         if program.l2:
             env[naming.L2] = program.l2
         return env
@@ -172,7 +186,7 @@ class ProgramNumbers:
         def per_layer(rule: str) -> dict[int, Any]:
             return {s.layer: env[s.target.name] for s in self.program.statements if s.rule == rule}
 
-        nets, outs = per_layer("weighted sums"), per_layer("activation")
+        nets, outs = per_layer("weighted sums"), {**per_layer("activation"), **per_layer("pooling"), **per_layer("flatten")}
         deltas = {s.layer: env[s.target.name] for s in self.program.stage(Stage.BACKWARD) if s.rule in ("output delta", "delta")}
         dW, db = per_layer("weight gradient"), per_layer("bias gradient")
         layers = range(1, len(self.program.sizes))

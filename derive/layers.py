@@ -27,6 +27,7 @@ from chainrule.derive.network import Network
 from chainrule.derive.formula import tree_size
 from chainrule.derive.registry import T, X, Y, to_step_form
 from chainrule.derive.stable import sigmoid, stable_form
+from chainrule.derive.windows import Window
 
 G = sympy.Symbol("g", real=True)
 #: log(out) of a softmax layer, computed as net - log-sum-exp of the row: finite where out underflows.
@@ -102,7 +103,11 @@ class LayerForm:
         f_prime_out: ``f'`` written in ``y``, where the registry writes it so, else None.
         output: for the last layer, how its delta follows from the loss; else None.
         kind: the layer kind whose rules apply (:data:`chainrule.derive.kinds.KINDS`):
-            ``dense``, ``softmax`` (a dense layer with a softmax) or ``activation``.
+            ``dense``, ``softmax`` (a dense layer with a softmax), ``activation``, ``conv2d``,
+            ``maxpool2d``, ``flatten``, ...
+        window: a convolution's or pool's geometry (its input's shape, kernel, stride,
+            padding), else None. A pool or flatten has no weights: its ``net`` is ``previous``
+            and its ``delta`` dE/d(its input), as a layer without weights has.
     """
 
     index: int
@@ -122,6 +127,7 @@ class LayerForm:
     f_prime_out: sympy.Expr | None
     output: OutputDelta | None
     kind: str = "dense"
+    window: Window | None = None
 
 
 def derive_layers(network: Network) -> tuple[LayerForm, ...]:
@@ -154,7 +160,8 @@ def _layer_form(network: Network, l: int) -> LayerForm:
         f_prime=f_prime,
         f_prime_out=f_prime_out,
         output=_output_delta(network, softmax, f_prime_out) if l == network.depth else None,
-        kind=spec.kind if not weighted else "softmax" if softmax else "dense",
+        kind=("softmax" if softmax else "dense") if spec.kind == "dense" else spec.kind,
+        window=spec.window,
     )
 
 

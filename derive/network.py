@@ -9,6 +9,7 @@ a network of 100,000 weights costs no more to set up than one of eight.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -125,6 +126,26 @@ class Network:
         """The layers (1-based) with parameters, in order."""
         return tuple(l for l in range(1, self.depth + 1) if self.has_parameters(l))
 
+    def weight_shape(self, layer: int) -> tuple[int, ...]:
+        """The shape of ``layer``'s weights: [units, units before] (dense), the kernel [out, in,
+        kh, kw] or [out, in, k] (a convolution), () without weights."""
+        return self.spec.layers[layer - 1].weight_shape(self.sizes[layer - 1])
+
+    def fans(self, layer: int) -> tuple[int, int, tuple[int, ...]]:
+        """``(fan_in, fan_out, shape)`` of ``layer``'s seeded weights: a dense layer's units
+        before and its units; a kernel's in*kh*kw and out*kh*kw (PyTorch's fans)."""
+        shape = self.weight_shape(layer)
+        if len(shape) < 3:
+            return self.sizes[layer - 1], self.sizes[layer], (self.sizes[layer], self.sizes[layer - 1])
+        window = math.prod(shape[2:])
+        return shape[1] * window, shape[0] * window, shape
+
+    def weight_columns(self, layer: int) -> int:
+        """The weights per row of ``layer``'s matrix (a kernel's per output channel, in*kh*kw):
+        a weight's :class:`ParamRef` has ``row`` its unit (output channel) and ``col`` its place
+        in that row, row-major."""
+        return math.prod(self.weight_shape(layer)[1:])
+
     def bias_mode(self, layer: int) -> BiasMode:
         return self.spec.layers[layer - 1].bias
 
@@ -152,7 +173,7 @@ class Network:
         if given is not None:
             return given[row][col]
         if self.spec.naming is Naming.SEQUENTIAL:
-            n = self._offsets[0][layer - 1] + row * self.sizes[layer - 1] + col + 1
+            n = self._offsets[0][layer - 1] + row * self.weight_columns(layer) + col + 1
             return naming.SEQUENTIAL_WEIGHT.format(n=n)
         pattern = naming.INDEXED_WEIGHT_WIDE if self._wide(layer) else naming.INDEXED_WEIGHT
         return pattern.format(layer=self.matrix_number(layer), to=row + 1, frm=col + 1)
@@ -174,8 +195,9 @@ class Network:
     def parameters(self) -> Iterator[ParamRef]:
         """Every scalar parameter in naming order: layer by layer, weights row by row, then biases."""
         for l in range(1, self.depth + 1):
-            for r in range(self.sizes[l] if self.has_parameters(l) else 0):
-                for c in range(self.sizes[l - 1]):
+            shape = self.weight_shape(l)
+            for r in range(shape[0] if shape else 0):
+                for c in range(self.weight_columns(l)):
                     yield ParamRef(self.weight_name(l, r, c), l, "weight", r, c)
             for b in range(self.spec.layers[l - 1].bias_count):
                 yield ParamRef(self.bias_name(l, b) or "", l, "bias", b, -1)
@@ -214,7 +236,7 @@ class Network:
             i = n - offsets[layer - 1]
             if match.group(1) == "b":
                 return ParamRef(name, layer, "bias", i, -1)
-            return ParamRef(name, layer, "weight", i // self.sizes[layer - 1], i % self.sizes[layer - 1])
+            return ParamRef(name, layer, "weight", i // self.weight_columns(layer), i % self.weight_columns(layer))
         return self._locate_indexed(name)
 
     def _locate_indexed(self, name: str) -> ParamRef | None:
@@ -222,7 +244,7 @@ class Network:
         if match:
             layer = self.layer_of_matrix(int(match.group(1))) or 0
             to, frm = (match.group(2), match.group(3)) if match.group(2) else (match.group(4), match.group(5))
-            if 1 <= layer <= self.depth and 1 <= int(to) <= self.sizes[layer] and 1 <= int(frm) <= self.sizes[layer - 1]:
+            if 1 <= layer <= self.depth and 1 <= int(to) <= (self.weight_shape(layer) or (0,))[0] and 1 <= int(frm) <= self.weight_columns(layer):
                 return ParamRef(name, layer, "weight", int(to) - 1, int(frm) - 1)
             return None
         match = re.fullmatch(r"b([0-9]{1,3})(?:_([0-9]{1,6}))?", name)
@@ -243,7 +265,7 @@ class Network:
         """The optimizer's settings for one parameter, its group's where it is in one."""
         layer = self.settings[ref.layer - 1]
         if ref.is_weight:
-            return {k: float(v[ref.row, ref.col]) for k, v in layer.W.items()}
+            return {k: float(v.reshape(v.shape[0], -1)[ref.row, ref.col]) for k, v in layer.W.items()}
         assert layer.b is not None
         return {k: float(v[ref.row]) for k, v in layer.b.items()}
 
@@ -409,7 +431,7 @@ def _group_settings(network: Network) -> tuple[LayerSettings, ...]:
             two groups (PyTorch refuses that too).
     """
     spec, sizes = network.spec, network.sizes
-    owner_W = [np.full((sizes[l], sizes[l - 1]) if network.has_parameters(l) else (0, 0), -1) for l in range(1, network.depth + 1)]
+    owner_W = [np.full(network.weight_shape(l) if network.has_parameters(l) else (0, 0), -1) for l in range(1, network.depth + 1)]
     owner_b = [np.full(layer.bias_count, -1) for layer in spec.layers]
     for i, group in enumerate(spec.optimizer.groups):
         for j, name in enumerate(group.params):
@@ -518,7 +540,7 @@ class Values:
     def scalar(self, ref: ParamRef) -> float:
         matrix = self.W[ref.layer - 1] if ref.is_weight else self.b[ref.layer - 1]
         assert matrix is not None
-        return float(matrix[ref.row, ref.col] if ref.is_weight else matrix[ref.row])
+        return float(matrix.reshape(matrix.shape[0], -1)[ref.row, ref.col] if ref.is_weight else matrix[ref.row])
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -539,11 +561,11 @@ def initial_values(network: Network) -> Values:
     weights, biases = [], []
     for l, layer in enumerate(spec.layers, start=1):
         rng = np.random.default_rng([spec.seed, l])
-        fan_in, fan_out = network.sizes[l - 1], network.sizes[l]
+        fan_in, fan_out, shape = network.fans(l)
         definition = network.activation_def(l)
         he = definition is not None and definition.init == "he"
         limit = np.sqrt(6.0 / (fan_in if he else fan_in + fan_out))
-        drawn = rng.uniform(-limit, limit, size=(fan_out, fan_in))
+        drawn = rng.uniform(-limit, limit, size=shape)
         weights.append(None if not layer.has_parameters else _frozen(layer.weights if layer.weights is not None else drawn))
         count = layer.bias_count
         biases.append(None if count == 0 else _frozen(layer.biases if layer.biases is not None else np.zeros(count)))

@@ -143,11 +143,83 @@ class SampleLoss(Op):
     nargs = 1
 
 
+class Correlate(Op):
+    """A convolution's weighted sums, PyTorch's cross-correlation: ``Correlate(x, K, geometry)``
+    or ``Correlate(x, K, geometry, b)`` (a bias per output channel). ``geometry`` is a Tuple of
+    :attr:`chainrule.derive.windows.Window.geometry`; values are held flat, [C*H*W] per sample
+    (:mod:`chainrule.derive.spatial`)."""
+
+    nargs = (3, 4)
+
+
+class KernelGradient(Op):
+    """``dE/dK``: the correlation of the input ``x`` with the output's deltas, averaged over the
+    batch: ``KernelGradient(delta, x, geometry, shape)``, an array of the kernel's ``shape``."""
+
+    nargs = 4
+
+
+class ChannelBiasSum(Op):
+    """``dE/db`` of a bias per output channel: the channel's deltas summed over its positions,
+    averaged over the batch: ``ChannelBiasSum(delta, (channels,))``."""
+
+    nargs = 2
+
+
+class CorrelateBackprop(Op):
+    """dE/d(a convolution's input): the full correlation of the deltas with the flipped kernel
+    (the transposed convolution): ``CorrelateBackprop(K, delta, geometry)``."""
+
+    nargs = 3
+
+
+class MaxPool(Op):
+    """Each window's largest input: ``MaxPool(x, geometry)``."""
+
+    nargs = 2
+
+
+class MaxPoolBackprop(Op):
+    """dE/d(a max-pool's input): each window's delta routed to its largest input (the first in
+    row-major order where several are largest, as PyTorch): ``MaxPoolBackprop(x, delta, geometry)``."""
+
+    nargs = 3
+
+
+class AvgPool(Op):
+    """Each window's mean: ``AvgPool(x, geometry)``."""
+
+    nargs = 2
+
+
+class AvgPoolBackprop(Op):
+    """dE/d(an average-pool's input): each window's delta spread evenly over its inputs:
+    ``AvgPoolBackprop(delta, geometry)``."""
+
+    nargs = 2
+
+
+class Flatten(Op):
+    """Feature maps [C, H, W] as a vector, row-major (PyTorch's ``flatten``); held flat already,
+    the same numbers."""
+
+    nargs = 1
+
+
 class EntrySum(Op):
     """The sum of the entries of a matrix expression (``sum(l2*W1**2/2)``, the L2 penalty of a
     layer's weights): one number for the batch."""
 
     nargs = 1
+
+
+#: The operations over feature maps (printers that unroll scalars leave them alone).
+SPATIAL_OPERATIONS: tuple[type[Op], ...] = (Correlate, KernelGradient, ChannelBiasSum, CorrelateBackprop, MaxPool, MaxPoolBackprop, AvgPool, AvgPoolBackprop, Flatten)
+
+
+def geometry(window) -> sympy.Tuple:
+    """A :class:`~chainrule.derive.windows.Window`'s geometry as an operation's argument."""
+    return sympy.Tuple(*window.geometry)
 
 
 def in_vectors(expr: sympy.Expr, names: Mapping[sympy.Expr, sympy.Expr]) -> sympy.Expr:
@@ -173,7 +245,7 @@ def in_vectors(expr: sympy.Expr, names: Mapping[sympy.Expr, sympy.Expr]) -> symp
 OPERATIONS: tuple[type[Op], ...] = (
     Affine, Softmax, LogSoftmax, LogOneMinusSoftmax, Chain, Backprop, SoftmaxVJP, SoftmaxDelta,
     Outer, BiasSum, SharedBiasSum, SampleLoss, EntrySum,
-)
+) + SPATIAL_OPERATIONS
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from chainrule.derive.formula import format_expr, node_count, not_real, parse_fo
 from chainrule.derive.numeric import UnsupportedExpression, compile_expr
 from chainrule.derive.optimizers import OPTIMIZERS
 from chainrule.derive.registry import ACTIVATIONS, LOSSES, UNIT, T, X, Y, to_step_form
+from chainrule.derive.windows import CONV_KINDS, SPATIAL_KINDS, SpatialReader, Window
 
 MAX_UNITS = 100_000
 MAX_LAYERS = 64
@@ -41,6 +42,7 @@ class BiasMode(Enum):
     PER_UNIT = "per_unit"
     SHARED = "shared"
     NONE = "none"
+    PER_CHANNEL = "per_channel"  # a convolution's: one bias per output channel
 
 
 class Naming(Enum):
@@ -87,19 +89,28 @@ class LayerSpec:
     bias_names: tuple[str, ...] | None
     freeze: tuple[str, ...]
     kind: str = "dense"
+    window: Window | None = None
 
     @property
     def bias_count(self) -> int:
-        return {BiasMode.PER_UNIT: len(self.units), BiasMode.SHARED: 1, BiasMode.NONE: 0}[self.bias]
+        channels = self.window.channels if self.window is not None else 0
+        return {BiasMode.PER_UNIT: len(self.units), BiasMode.SHARED: 1, BiasMode.NONE: 0, BiasMode.PER_CHANNEL: channels}[self.bias]
 
     @property
     def has_parameters(self) -> bool:
-        """False for a layer without weights (``kind: activation``): ``s_k = f(out of the layer before)``."""
-        return self.kind != ACTIVATION_KIND
+        """False for a layer without weights (``kind: activation``, a pool, a flatten)."""
+        return self.kind in PARAMETER_KINDS
+
+    def weight_shape(self, before: int) -> tuple[int, ...]:
+        """The weights' array after a layer of ``before`` units: [units, before] (dense), the
+        kernel [out, in, kh, kw] ([out, in, k] for conv1d), or () without weights."""
+        if not self.has_parameters:
+            return ()
+        return self.window.kernel_shape if self.window is not None else (len(self.units), before)
 
     def weight_count(self, before: int) -> int:
         """How many weights the layer has after a layer of ``before`` units (none without weights)."""
-        return len(self.units) * before if self.has_parameters else 0
+        return math.prod(self.weight_shape(before)) if self.has_parameters else 0
 
 
 @dataclass(frozen=True)
@@ -158,6 +169,13 @@ class Spec:
     data: DataSpec | None
     samples: tuple[Sample, ...] = ()
     reduction: str = "mean"
+    input_shape: tuple[int, ...] | None = None
+
+    @property
+    def spatial(self) -> bool:
+        """True where the inputs are feature maps (``inputs: {shape: [C, H, W]}``): the network
+        has convolution, pooling or flatten layers."""
+        return self.input_shape is not None
 
     @property
     def batch(self) -> tuple[Sample, ...]:
@@ -183,8 +201,10 @@ MAX_SAMPLES = 64
 LAYER_KEYS = ("name", "kind", "units", "activation", "bias", "weights", "biases", "weight_names", "bias_names", "freeze")
 #: A layer's ``kind``: ``dense`` (weighted sums, then the activation; the default) or
 #: ``activation`` (no parameters: the activation applied to the outputs of the layer before).
-LAYER_KINDS = ("dense", "activation")
+LAYER_KINDS = ("dense", "activation") + SPATIAL_KINDS
 ACTIVATION_KIND = "activation"
+#: The kinds whose layers have weights.
+PARAMETER_KINDS = ("dense",) + CONV_KINDS
 #: The keys a ``kind: activation`` layer takes.
 ACTIVATION_LAYER_KEYS = ("name", "kind", "units", "activation")
 DEFAULT_OPTIMIZER = {"kind": "sgd", "lr": 0.1}
@@ -239,6 +259,8 @@ class _Reader:
 
     def __init__(self, source: str) -> None:
         self.source = source
+        self.spatial = SpatialReader(self)
+        self.input_shape: tuple[int, ...] | None = None
 
     def fail(self, path: str, message: str) -> SpecError:
         return SpecError(self.source, path, message)
@@ -329,7 +351,8 @@ class _Reader:
             raise self.fail("description", f"expected text, got {shown(description)}")
         if len(description) > MAX_DESCRIPTION:
             raise self.fail("description", f"expected text of at most {MAX_DESCRIPTION:,} characters, got {len(description):,}")
-        inputs = self.inputs(top["inputs"])
+        self.input_shape = self.spatial.input_shape(top["inputs"])
+        inputs = self.spatial.input_names(self.input_shape) if self.input_shape else self.inputs(top["inputs"])
         layers = self.layers(top["layers"], len(inputs))
         sizes = [len(inputs)] + [len(layer.units) for layer in layers]
         count = sum(layer.weight_count(before) + layer.bias_count for layer, before in zip(layers, sizes))
@@ -353,6 +376,7 @@ class _Reader:
             optimizer=self.optimizer(top.get("optimizer", DEFAULT_OPTIMIZER)),
             seed=self.integer(top.get("seed", 0), "seed", 0, MAX_SEED),
             data=self.data(top.get("data"), len(inputs), outputs),
+            input_shape=self.input_shape,
         )
         self.check_unique_names(spec)
         return spec
@@ -372,11 +396,20 @@ class _Reader:
         if not items or len(items) > MAX_LAYERS:
             raise self.fail("layers", f"expected 1 to {MAX_LAYERS} layers, got {len(items)}")
         layers: list[LayerSpec] = []
-        before = inputs
+        before, shape = inputs, self.input_shape
         for i, item in enumerate(items):
-            layer = self.layer(item, f"layers[{i}]", before, f"layer {layers[-1].name}" if layers else "the inputs")
+            path, below = f"layers[{i}]", f"layer {layers[-1].name}" if layers else "the inputs"
+            kind = item.get("kind", "dense") if isinstance(item, dict) else "dense"
+            self.spatial.check_order(kind, path, shape, below)
+            if kind in SPATIAL_KINDS and isinstance(kind, str):
+                layer = self.spatial.layer(item, path, shape, below)
+                shape = layer.window.out_shape if layer.window is not None else None
+            else:
+                layer = self.layer(item, path, before, below)
             layers.append(layer)
             before = len(layer.units)
+        if shape is not None:
+            raise self.fail(f"layers[{len(items) - 1}]", f"the network ends on feature maps of shape {list(shape)}; expected a flatten, then dense layers")
         return tuple(layers)
 
     def layer(self, value: Any, path: str, before: int, below: str = "the inputs") -> LayerSpec:
@@ -386,7 +419,7 @@ class _Reader:
         raw = self.mapping(value, path, LAYER_KEYS, ("name", "units", "activation"))
         name = self.name(raw["name"], f"{path}.name")
         units = self.units(raw["units"], f"{path}.units", name)
-        bias = BiasMode(self.choice(raw.get("bias", "per_unit"), f"{path}.bias", [b.value for b in BiasMode], "bias mode"))
+        bias = BiasMode(self.choice(raw.get("bias", "per_unit"), f"{path}.bias", [b.value for b in BiasMode if b is not BiasMode.PER_CHANNEL], "bias mode"))
         count = {BiasMode.PER_UNIT: len(units), BiasMode.SHARED: 1, BiasMode.NONE: 0}[bias]
         return LayerSpec(
             name=name,
@@ -399,6 +432,13 @@ class _Reader:
             bias_names=None if raw.get("bias_names") is None else self.bias_names(raw["bias_names"], f"{path}.bias_names", count),
             freeze=self.freeze(raw.get("freeze", []), f"{path}.freeze"),
         )
+
+    def layer_spec(self, name: str, units: tuple[str, ...], kind: str, window: Window | None = None, activation: ActivationSpec | None = None,
+                   bias: str = "none", weights: Any = None, biases: Any = None, freeze: tuple[str, ...] = ()) -> LayerSpec:
+        """A convolution's, pool's or flatten's :class:`LayerSpec` (:mod:`chainrule.derive.windows`
+        reads their fields); a pool or flatten has no activation (identity) and no parameters."""
+        return LayerSpec(name=name, units=units, activation=activation or ActivationSpec("identity"), bias=BiasMode(bias), weights=weights,
+                         biases=biases, weight_names=None, bias_names=None, freeze=freeze, kind=kind, window=window)
 
     def activation_layer(self, value: Mapping[str, Any], path: str, before: int, below: str) -> LayerSpec:
         """A layer without weights (``kind: activation``): its name, its activation and, where
@@ -532,7 +572,8 @@ class _Reader:
         if value is None:
             return None
         raw = self.mapping(value, path, ("x", "t"), ("x", "t"))
-        sample = Sample(self.numbers(raw["x"], f"{path}.x", inputs), self.numbers(raw["t"], f"{path}.t", outputs))
+        x = self.spatial.sample_x(raw["x"], f"{path}.x", self.input_shape) if self.input_shape else self.numbers(raw["x"], f"{path}.x", inputs)
+        sample = Sample(x, self.numbers(raw["t"], f"{path}.t", outputs))
         self.check_targets(sample.t, f"{path}.t", loss)
         return sample
 

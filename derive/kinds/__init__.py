@@ -16,13 +16,16 @@ from __future__ import annotations
 from types import MappingProxyType, ModuleType
 
 from chainrule.derive import naming
-from chainrule.derive.kinds import activation, dense, softmax
+from chainrule.derive.kinds import activation, conv, dense, flatten, pool, softmax
 from chainrule.derive.layers import LayerForm, stable_loss
 from chainrule.derive.network import Network
 from chainrule.derive import penalty
 from chainrule.derive.program import Program, Role, SampleLoss, Stage, Statement, vector, VectorInfo, in_vectors
 
-KINDS: MappingProxyType[str, ModuleType] = MappingProxyType({"dense": dense, "softmax": softmax, "activation": activation})
+KINDS: MappingProxyType[str, ModuleType] = MappingProxyType({
+    "dense": dense, "softmax": softmax, "activation": activation, "conv1d": conv, "conv2d": conv, "flatten": flatten,
+    "maxpool1d": pool, "maxpool2d": pool, "avgpool1d": pool, "avgpool2d": pool,
+})
 
 
 def kind_of(form: LayerForm) -> ModuleType:
@@ -74,9 +77,9 @@ def _vectors(network: Network, forms: tuple[LayerForm, ...], statements: list[St
     for form in forms:
         l = form.index
         if form.weight:
-            vectors[form.weight] = VectorInfo(Role.PARAMETER, l, (sizes[l], sizes[l - 1]))
+            vectors[form.weight] = VectorInfo(Role.PARAMETER, l, network.weight_shape(l))
         if form.bias:
-            vectors[form.bias] = VectorInfo(Role.PARAMETER, l, (1 if form.shared_bias else sizes[l],))
+            vectors[form.bias] = VectorInfo(Role.PARAMETER, l, (network.spec.layers[l - 1].bias_count,))
     gradient_of = {naming.LAYER_GRADIENT.format(param=p): p for p, info in vectors.items() if info.role is Role.PARAMETER}
     gradient_of.update({naming.PENALTY_GRADIENT.format(param=p): p for p, info in vectors.items() if info.role is Role.PARAMETER})
     for statement in statements:
@@ -86,6 +89,8 @@ def _vectors(network: Network, forms: tuple[LayerForm, ...], statements: list[St
         elif name in gradient_of:
             vectors[name] = VectorInfo(Role.GRADIENT, statement.layer, vectors[gradient_of[name]].shape)
         else:
-            vectors[name] = VectorInfo(Role.ACTIVATION, statement.layer, (sizes[statement.layer],))
+            window = forms[statement.layer - 1].window
+            # a convolution's or pool's values are maps [C, H, W] (held flat, row-major)
+            vectors[name] = VectorInfo(Role.ACTIVATION, statement.layer, window.out_shape if window is not None else (sizes[statement.layer],))
     return MappingProxyType(vectors)
 

@@ -25,7 +25,9 @@ import sympy
 from chainrule.derive import naming
 from chainrule.derive.layers import LayerForm, local_derivative
 from chainrule.derive.network import Network, ParamRef
-from chainrule.derive.program import Affine, Backprop, BiasSum, Chain, Outer, SharedBiasSum, Stage, Statement, vector, in_vectors
+from chainrule.derive.program import (
+    Affine, Backprop, BiasSum, Chain, CorrelateBackprop, Outer, SharedBiasSum, Stage, Statement, geometry, vector, in_vectors,
+)
 from chainrule.derive.registry import T, X, Y
 from chainrule.derive.spec import BiasMode
 
@@ -113,8 +115,11 @@ def output_delta(form: LayerForm, targets: str) -> list[Statement]:
 
 
 def upstream(above: LayerForm) -> sympy.Expr:
-    """dE/d(out of the layer below ``above``): ``W_above^T delta_above``, or ``delta_above``
-    itself where ``above`` has no weights (its delta is dE/d(its input))."""
+    """dE/d(out of the layer below ``above``): ``W_above^T delta_above``, the full correlation
+    of a convolution's deltas with its flipped kernel, or ``delta_above`` itself where ``above``
+    has no weights (its delta is dE/d(its input))."""
+    if above.weight and above.window is not None:
+        return CorrelateBackprop(vector(above.weight), vector(above.delta), geometry(above.window))
     return Backprop(vector(above.weight), vector(above.delta)) if above.weight else vector(above.delta)
 
 
