@@ -15,6 +15,7 @@ from chainrule.derive import naming
 from chainrule.derive.errors import ChainruleError
 from chainrule.derive.formula import format_expr
 from chainrule.derive.kinds import KINDS
+from chainrule.derive.windows import SPATIAL_KINDS
 from chainrule.derive.spec import ACTIVATION_KIND
 from chainrule.derive.optimizers import OPTIMIZERS
 from chainrule.derive.registry import ACTIVATIONS, LOSSES, T, Y
@@ -57,10 +58,19 @@ def kind_example(kind: str) -> str:
     """A layer of the kind: the activation that makes it (softmax, for the softmax kind; an
     elementwise one for the dense kind); a layer without weights says ``kind: activation``."""
     whole = [a.name for a in ACTIVATIONS.values() if a.whole_layer]
+    if kind in SPATIAL_KINDS:
+        return _SPATIAL_EXAMPLES.get(kind[:-2], "{{name: f, kind: flatten}}").format(kind=kind)
     if kind == ACTIVATION_KIND:
         return f"{{name: s, kind: {kind}, activation: {whole[0]}}}"
     activation = kind if kind in whole else next(a.name for a in ACTIVATIONS.values() if not a.whole_layer and a.name != "identity")
     return f"{{name: {'o' if kind in whole else 'h'}, units: 4, activation: {activation}}}"
+
+
+_SPATIAL_EXAMPLES = {
+    "conv": "{{name: c, kind: {kind}, channels: 4, kernel: 3, activation: relu}}",
+    "maxpool": "{{name: p, kind: {kind}, kernel: 2}}",
+    "avgpool": "{{name: p, kind: {kind}, kernel: 2}}",
+}
 
 
 def _summary(module) -> str:

@@ -26,7 +26,7 @@ import sympy
 from chainrule.derive import penalty
 from chainrule.derive.chain import ChainRule, Factor, ParamChain
 from chainrule.derive.counts import count, the
-from chainrule.derive.derivation import Derivation, resolve_params
+from chainrule.derive.derivation import Derivation, refuse_spatial, resolve_params
 from chainrule.derive.errors import ChainruleError
 from chainrule.derive.network import ParamRef
 from chainrule.derive.optimizers import GRAD, THETA, first_step_expr
@@ -214,6 +214,7 @@ def build_report_context(d: Derivation, spec_path: str, params: Sequence[str] = 
     Raises:
         ChainruleError: an unknown or repeated ``--param`` name, or too many of them.
     """
+    refuse_spatial(d.network, "report", "a report")
     spec = d.network.spec
     if len(params) > PARAMS_MAX:
         raise ChainruleError(spec.source, "--param", f"expected at most {PARAMS_MAX} parameters in one report, got {len(params)}")

@@ -301,9 +301,10 @@ def describe_layer(d: Derivation, form: LayerForm) -> LayerText:
     """A layer's statements of the layer program, as text."""
     program = d.program
     statements = {s.rule: s for s in program.layer(form.index)}
-    activation = statements["activation"]
+    activation = statements.get("activation")
     weighted = (statement_text(program, statements["weighted sums"]),) if "weighted sums" in statements else ()
-    forward = weighted + (f"{activation.target} = {activation_text(d, form.index, real_symbol(form.net))}",)
+    maps = tuple(statement_text(program, statements[rule]) for rule in ("pooling", "flatten") if rule in statements)
+    forward = weighted + maps + ((f"{activation.target} = {activation_text(d, form.index, real_symbol(form.net))}",) if activation is not None else ())
     local = statements.get("local derivative")
     delta = statements.get("output delta") or statements["delta"]
     gradients = tuple(statement_text(program, statements[rule]) for rule in ("weight gradient", "bias gradient") if rule in statements)

@@ -62,8 +62,8 @@ def derivation_document(d: Derivation, params: Sequence[str] = ()) -> dict[str, 
         document["forward"] = {}
         for form, net, out in zip(d.layers, d.sample.nets, d.sample.outs[1:]):
             if form.weight is not None:  # a layer without weights: its net is the layer before's out
-                document["forward"][form.net] = net.tolist() if d.batch else net[0].tolist()
-            document["forward"][form.out] = out.tolist() if d.batch else out[0].tolist()
+                document["forward"][form.net] = _shaped(d, form.net, net)
+            document["forward"][form.out] = _shaped(d, form.out, out)
         document["gradients"], document["updated"] = _matrices(d)
     if spec.loss.l2:
         document["penalty"] = _penalty(d, described)
@@ -91,6 +91,14 @@ def _penalty(d: Derivation, described: list[ParamText]) -> dict[str, Any]:
             if form.bias is not None and b is not None:
                 terms[form.bias] = [0.0] * len(b)
     return {"l2": d.network.spec.loss.l2, "value": d.sample.penalty, "data_loss": d.data_loss, "gradients": terms}
+
+
+def _shaped(d: Derivation, name: str, rows: Any) -> list:
+    """A layer's values on the sample (a list per sample for a batch), a convolution's or pool's
+    nested as its maps [C, H, W] (PyTorch's layout)."""
+    shape = d.program.vectors[name].shape
+    values = rows.reshape((rows.shape[0], *shape)) if len(shape) > 1 else rows
+    return values.tolist() if d.batch else values[0].tolist()
 
 
 def _samples(d: Derivation) -> dict[str, Any]:

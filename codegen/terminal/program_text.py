@@ -56,6 +56,53 @@ class ProgramTextPrinter(FormulaPrinter):
     def _print_SharedBiasSum(self, expr) -> str:
         return f"sum({expr.args[0]})"
 
+    # feature maps: the window's geometry as PyTorch's arguments (stride, padding per side)
+
+    def _window(self, geometry) -> str:
+        C, H, W, kh, kw, sh, sw, ph, pw = (int(v) for v in geometry)
+        one = H == 1 and kh == 1 and sh == 1 and ph == 0  # 1-D, or a 2-D window of one row
+        kernel, stride, padding = (kw, sw, pw) if one else ((kh, kw), (sh, sw), (ph, pw))
+        return f"kernel={_side(kernel)}, stride={_side(stride)}, padding={_side(padding)}"
+
+    def _print_Correlate(self, expr) -> str:
+        x, K, g, *bias = expr.args
+        return f"correlate({x}, {K}, {self._window(g)})" + "".join(f" + {b}" for b in bias)
+
+    def _print_KernelGradient(self, expr) -> str:
+        delta, x, g, _ = expr.args
+        return f"correlate({x}, {delta}, {self._window(g)})"
+
+    def _print_ChannelBiasSum(self, expr) -> str:
+        return f"sum of {expr.args[0]} over each channel's positions"
+
+    def _print_CorrelateBackprop(self, expr) -> str:
+        K, delta, g = expr.args
+        return f"full_correlate({delta}, flip({K}), {self._window(g)})"
+
+    def _print_MaxPool(self, expr) -> str:
+        return f"maxpool({expr.args[0]}, {self._window(expr.args[1])})"
+
+    def _print_AvgPool(self, expr) -> str:
+        return f"avgpool({expr.args[0]}, {self._window(expr.args[1])})"
+
+    def _print_MaxPoolBackprop(self, expr) -> str:
+        x, up, g = expr.args
+        return f"to_argmax({self._print(up)}, windows of {x}, {self._window(g)})"
+
+    def _print_AvgPoolBackprop(self, expr) -> str:
+        up, g = expr.args
+        return f"spread({self._print(up)}, {self._window(g)})"
+
+    def _print_Flatten(self, expr) -> str:
+        return f"flatten({expr.args[0]})"
+
+
+def _side(value) -> str:
+    """``2`` where both sides are equal (PyTorch's int form), else ``(2, 3)``."""
+    if isinstance(value, tuple):
+        return str(value[0]) if value[0] == value[1] else f"({value[0]}, {value[1]})"
+    return str(value)
+
 
 def statement_text(program: Program, statement: Statement) -> str:
     """``target = expression`` as people write it, with what it relies on after it."""

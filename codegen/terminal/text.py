@@ -28,12 +28,28 @@ if TYPE_CHECKING:  # the steps are taken by the trainer: derive without --steps 
 def network_summary(d: Derivation) -> str:
     spec = d.network.spec
     inputs = ", ".join(spec.inputs) if len(spec.inputs) <= 6 else count(len(spec.inputs), "input")
-    layers = " -> ".join(f"{l.name}: {len(l.units)} {l.activation.formula or l.activation.name}, " + (f"bias {l.bias.value}" if l.has_parameters else "no weights")
-                         for l in spec.layers)
+    if spec.input_shape is not None:
+        inputs = f"inputs {list(spec.input_shape)}"
+    layers = " -> ".join(_layer_summary(l) for l in spec.layers)
     optimizer = ", ".join(f"{k} {v:g}" for k, v in spec.optimizer.hyper if v != 0 or k == "lr")
     groups = "".join(f"; group {', '.join(g.params)}: {', '.join(f'{k} {v:g}' for k, v in g.hyper)}" for g in spec.optimizer.groups)
     l2 = f" + l2 penalty ({spec.loss.l2:g})" if spec.loss.l2 else ""
     return f"{spec.name} ({spec.source}): {inputs} -> {layers}; loss {spec.loss.formula or spec.loss.name}{l2}; optimizer {spec.optimizer.kind} ({optimizer}{groups})"
+
+
+def _layer_summary(layer) -> str:
+    """``h: 2 sigmoid, bias per_unit``; a convolution's or pool's kind, kernel and output maps."""
+    activation = layer.activation.formula or layer.activation.name
+    if layer.window is not None:
+        w = layer.window
+        conv = f"{layer.kind} {w.channels}x{list(w.kernel)}" + (f" stride {list(w.stride)}" if any(v != 1 for v in w.stride) else "")
+        conv += f" padding {list(w.padding)}" if any(w.padding) else ""
+        if layer.has_parameters:
+            return f"{layer.name}: {conv} -> {list(w.out_shape)} {activation}, bias {layer.bias.value}"
+        return f"{layer.name}: {layer.kind} {list(w.kernel)} -> {list(w.out_shape)}"
+    if layer.kind == "flatten":
+        return f"{layer.name}: flatten -> {len(layer.units)}"
+    return f"{layer.name}: {len(layer.units)} {activation}, " + (f"bias {layer.bias.value}" if layer.has_parameters else "no weights")
 
 
 def sample_summary(d: Derivation) -> str:
@@ -149,7 +165,9 @@ def render_layers(d: Derivation) -> list[str]:
     for form in d.layers:
         layer = describe_layer(d, form)
         without = ", no weights: delta is dE/d(its input)" if layer.weight is None else ""
-        out.append(f"  layer {layer.index} ({layer.name}: {count(layer.units, 'unit')}, {layer.activation}{without})")
+        what = layer.activation if form.kind in ("dense", "softmax", "activation") else form.kind if form.weight is None else f"{form.kind}, {layer.activation}"
+        size = f"maps {list(form.window.out_shape)}" if form.window is not None else count(layer.units, "unit")
+        out.append(f"  layer {layer.index} ({layer.name}: {size}, {what}{without})")
         out.extend(f"    {line}" for line in layer.forward)
         out.append(f"    {layer.delta}")
         out.extend(f"    {line}" for line in layer.gradients)
@@ -189,7 +207,9 @@ def render_derivation(d: Derivation, params: Sequence[str] = ()) -> str:
         out.append("")
     if not d.small:
         out += render_gradient_summary(d) + [""]
-        if not params:
+        if d.network.spec.spatial:
+            out += ["(a network with convolution, pooling or flatten layers: its per-weight chains come later, issue 16; the layer form follows)", ""]
+        elif not params:
             out += ["(a big network: pass --param NAME for one parameter's chain and closed form)", ""]
     out += render_layers(d)
     return "\n".join(out) + "\n"

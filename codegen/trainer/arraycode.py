@@ -21,8 +21,9 @@ from chainrule.derive.functions import HELPERS, row_of
 from chainrule.derive.network import Network
 from chainrule.derive.penalty import L2
 from chainrule.derive.program import (
-    Affine, Backprop, Chain, LogOneMinusSoftmax, LogSoftmax, Program, SharedBiasSum, Softmax, SoftmaxDelta,
-    SoftmaxVJP, Role, Stage, Statement,
+    Affine, AvgPool, AvgPoolBackprop, Backprop, Chain, ChannelBiasSum, Correlate, CorrelateBackprop, Flatten, KernelGradient,
+    LogOneMinusSoftmax, LogSoftmax, MaxPool, MaxPoolBackprop, Program, Role, SharedBiasSum, Softmax, SoftmaxDelta, SoftmaxVJP,
+    Stage, Statement,
 )
 from chainrule.derive.stable import stable_form
 
@@ -145,7 +146,7 @@ class _ArrayPrinter:
         if penalty:
             loss = self._penalised(loss, penalty[0])
         backward = [line for s in self.program.stage(Stage.BACKWARD) for line in self._backward(s)]
-        reads = any(isinstance(s.expr, Backprop) or s.expr.has(Backprop) or s.rule == "penalty gradient" for s in self.program.stage(Stage.BACKWARD))
+        reads = any(s.expr.has(Backprop) or s.expr.has(CorrelateBackprop) or s.rule == "penalty gradient" for s in self.program.stage(Stage.BACKWARD))
         return ArrayCode(tuple(forward), loss, tuple(backward), tuple(self._ordered_buffers()), tuple(self.ones.items()),
                          frozenset(self._all_helpers()), reads)
 
@@ -225,6 +226,8 @@ class _ArrayPrinter:
             needed.add("log_softmax")
         if "softmax_output_delta" in needed:
             needed |= {"log_one_minus_softmax", "_largest_and_share"}
+        if needed & set(SPATIAL_HELPERS):
+            needed.add("windows")
         return needed
 
     # -- forward -------------------------------------------------------------------------------
@@ -232,6 +235,8 @@ class _ArrayPrinter:
     def _forward(self, s: Statement) -> list[Line]:
         if isinstance(s.expr, Affine):
             return self._weighted_sums(s)
+        if isinstance(s.expr, Correlate | MaxPool | AvgPool | Flatten):
+            return self._maps(s)
         if isinstance(s.expr, Softmax):
             return self._softmax(s)
         return self._activation(s)
@@ -245,6 +250,26 @@ class _ArrayPrinter:
         if bias:
             lines.append(Line("", f'{net} += p["{bias[0]}"]'))
         return lines
+
+    def _geometry(self, geometry: sympy.Tuple) -> str:
+        return "(" + ", ".join(str(int(v)) for v in geometry) + ")"
+
+    def _maps(self, s: Statement) -> list[Line]:
+        """A convolution's correlation, a pool, or a flatten (the values are held flat already)."""
+        target, expr = s.target.name, s.expr
+        if isinstance(expr, Flatten):
+            return [Line(f"{target} = flatten({expr.args[0]}): the maps as one vector, row-major (held so already)", f"{target} = {self._name(expr.args[0])}")]
+        if isinstance(expr, Correlate):
+            x, K, g, *bias = expr.args
+            self.helpers.add("correlate")
+            b = f'p["{bias[0]}"]' if bias else "None"
+            why = f"{target} = {K} * {x} + {bias[0] if bias else '0'}: the cross-correlation of the maps with the kernel, a bias per output channel"
+            return [Line(f"{why} {GEOMETRY_NOTE}", f'{target} = correlate({self._name(x)}, p["{K}"], {b}, {self._geometry(g)})')]
+        helper = "maxpool" if isinstance(expr, MaxPool) else "avgpool"
+        self.helpers.add(helper)
+        what = "largest input" if helper == "maxpool" else "mean"
+        x, g = expr.args
+        return [Line(f"{target} = the {what} of each window of {x}", f"{target} = {helper}({self._name(x)}, {self._geometry(g)})")]
 
     def _softmax(self, s: Statement) -> list[Line]:
         out, net = s.target.name, s.expr.args[0]
@@ -400,6 +425,17 @@ class _ArrayPrinter:
             factor = "scale * X.shape[0]" if self.program.reduction == "mean" else "scale"
             return [Line(f"dE/d{W} += {format_expr(s.expr, last=s.expr.free_symbols - {L2})}: the L2 penalty's derivative, once per batch "
                          f"(times {factor}: not the batch mean)", f'grads["{W}"] += ({factor}) * ({vector_code(s.expr, self._parameter_names())})')]
+        if isinstance(s.expr, KernelGradient):
+            delta, x, g, shape = s.expr.args
+            W = s.target.name[len("dE_d"):]
+            self.helpers.add("correlate_kernel_gradient")
+            return [Line(f"dE/d{W} = the correlation of {self._name(x)} with {delta} (each kernel weight: its products summed over every position it is used)",
+                         f'grads["{W}"][...] = correlate_kernel_gradient({delta}, {self._name(x)}, {self._geometry(g)}).reshape({tuple(int(n) for n in shape)})')]
+        if isinstance(s.expr, ChannelBiasSum):
+            delta, channels = s.expr.args
+            b = s.target.name[len("dE_d"):]
+            return [Line(f"dE/d{b} = {delta} summed over each channel's positions and the batch",
+                         f'grads["{b}"][...] = {delta}.reshape({delta}.shape[0], {int(channels[0])}, -1).sum(axis=(0, 2))')]
         if s.rule == "weight gradient":
             delta, x = s.expr.args
             W = s.target.name[len("dE_d"):]
@@ -474,6 +510,10 @@ class _ArrayPrinter:
         """``delta = (delta_above W_above) * f'``: the deltas above back through the weights, then
         through the activation (softmax: its Jacobian)."""
         form = self.d.layers[s.layer - 1]
+        if isinstance(s.expr, MaxPoolBackprop | AvgPoolBackprop):
+            return self._pool_delta(s)
+        if s.expr.has(CorrelateBackprop):
+            return self._correlated_delta(s, form)
         backprop = s.expr if isinstance(s.expr, (Backprop, sympy.Symbol)) else s.expr.args[-1] if isinstance(s.expr, SoftmaxVJP) else s.expr.args[0]
         delta = s.target.name
         if isinstance(backprop, sympy.Symbol):  # the layer above has no weights: its delta is dE/d(this layer's out)
@@ -482,6 +522,10 @@ class _ArrayPrinter:
                           f"np.copyto({buffer}, {backprop})"), Line("", f"{delta} = {buffer}")]
             if s.expr == backprop:
                 return lines
+        elif s.expr == backprop and form.kind == "flatten":
+            W, above = backprop.args
+            return [Line(f"{delta} = dE/d{form.out} = {above} {W}: the deltas above, back through the weights (the flatten's delta, read as maps below)",
+                         f'{delta} = np.dot({above}, p["{W}"], out={self._buffer(delta, form.size)})')]
         else:
             W, above = backprop.args
             lines = [Line(f"{delta} = ({above} {W}) * d{form.out}/d{form.net}: the deltas above, back through the weights",
@@ -499,3 +543,41 @@ class _ArrayPrinter:
             return lines + [Line(comment, f"{delta} *= {self._code(local)}")]
         self.buffers.setdefault(f"tmp_{form.name}", form.size)
         return lines + [Line(comment if i == 0 else "", line) for i, line in enumerate(in_place)] + [Line("", f"{delta} *= {self._scratch(s.layer)}")]
+
+    def _upstream_code(self, expr: sympy.Expr) -> str:
+        """dE/d(a layer's out) from the layer above: its delta, or a convolution's deltas back
+        through its flipped kernel."""
+        if isinstance(expr, CorrelateBackprop):
+            K, delta, g = expr.args
+            self.helpers.add("correlate_backprop")
+            return f'correlate_backprop(p["{K}"], {delta}, {self._geometry(g)})'
+        return self._name(expr)
+
+    def _pool_delta(self, s: Statement) -> list[Line]:
+        """A pool's delta, dE/d(its input): routed to each window's largest input, or spread."""
+        delta = s.target.name
+        if isinstance(s.expr, MaxPoolBackprop):
+            x, up, g = s.expr.args
+            self.helpers.add("maxpool_backprop")
+            return [Line(f"{delta} = dE/d{x}: each window's dE/d{self._layer(s.layer)} sent to its largest input (the first in row-major order where several are, as PyTorch)",
+                         f"{delta} = maxpool_backprop({self._name(x)}, {self._upstream_code(up)}, {self._geometry(g)})")]
+        up, g = s.expr.args
+        self.helpers.add("avgpool_backprop")
+        return [Line(f"{delta} = dE/d(the pool's input): each window's delta spread evenly over its inputs",
+                     f"{delta} = avgpool_backprop({self._upstream_code(up)}, {self._geometry(g)})")]
+
+    def _correlated_delta(self, s: Statement, form) -> list[Line]:
+        """``delta = (the deltas above correlated with the flipped kernel) * f'``."""
+        delta = s.target.name
+        up = s.expr if isinstance(s.expr, CorrelateBackprop) else s.expr.args[0]
+        lines = [Line(f"{delta} = (the full correlation of {up.args[1]} with the flipped {up.args[0]}) * d{form.out}/d{form.net}",
+                      f"{delta} = {self._upstream_code(up)}")]
+        if s.expr == up:
+            return lines
+        local = self._local(s.expr.args[1])
+        return lines + [Line(f"d{form.out}/d{form.net} = {human(local, self.program)}", f"{delta} *= {self._code(local)}")]
+
+
+#: The trainer's helpers for feature maps, from :mod:`chainrule.derive.spatial` (emitted as written there).
+SPATIAL_HELPERS = ("correlate", "correlate_kernel_gradient", "correlate_backprop", "maxpool", "maxpool_backprop", "avgpool", "avgpool_backprop")
+GEOMETRY_NOTE = "(geometry: channels, height, width, kernel rows, columns, stride rows, columns, padding rows, columns)"

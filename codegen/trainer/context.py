@@ -21,20 +21,21 @@ from __future__ import annotations
 import ast
 import functools
 import inspect
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import sympy
 
-from chainrule.derive import layers, naming
+from chainrule.derive import layers, naming, spatial
 from chainrule.derive.derivation import Derivation
 from chainrule.derive.functions import HELPERS
 from chainrule.derive.network import Network
 from chainrule.derive.optimizers import DECAY, GRAD, LR, OPTIMIZERS, STEP, THETA, first_step_expr
 
 from chainrule.codegen.trainer import runtime
-from chainrule.codegen.trainer.arraycode import ArrayCode, Line, array_code, human, output_delta_text, targets_sum_to_one
+from chainrule.codegen.trainer.arraycode import SPATIAL_HELPERS, ArrayCode, Line, array_code, human, output_delta_text, targets_sum_to_one
 from chainrule.codegen.trainer.floatcode import formulas as chain_formulas
 from chainrule.codegen.trainer.floatcode import scalar_step, scalar_wanted
 from chainrule.codegen.trainer.preamble import string_constant, architecture, constants, initial_params, module_docstring
@@ -87,6 +88,9 @@ class TrainerContext:
     per_batch: Py
     plain_update: bool
     inputs_count: int
+    inputs_expected: Py
+    input_shape: Py
+    input_ndim: int
     outputs_count: int
     targets_sum_to_one: bool
     targets_comment: Py
@@ -136,6 +140,9 @@ def build_trainer_context(d: Derivation, spec_path: str, out_dir: str, formulas:
         per_batch=py(" / X.shape[0]" if d.program.reduction == "mean" else ""),
         plain_update=_fold_lr(d) and not updates.reads,
         inputs_count=len(spec.inputs),
+        inputs_expected=py(_inputs_expected(spec)),
+        input_shape=py(str(spec.input_shape) if spec.input_shape else ""),
+        input_ndim=1 + len(spec.input_shape or ()),
         outputs_count=network.sizes[-1],
         targets_sum_to_one=targets_sum_to_one(d),
         targets_comment=_comment(f"{output_delta_text(d)} only where each row of T sums to 1: other targets would train on wrong gradients", 2),
@@ -152,6 +159,13 @@ def build_trainer_context(d: Derivation, spec_path: str, out_dir: str, formulas:
         classifier=network.is_softmax(network.depth) or spec.loss.name == "bce",
         per_label_accuracy=spec.loss.name == "bce" and not network.is_softmax(network.depth),
     )
+
+
+def _inputs_expected(spec) -> str:
+    """The shapes of ``X`` the trainer takes: [batch, inputs]; for feature maps also [batch, C, H, W]."""
+    if spec.input_shape is None:
+        return f"[batch, {len(spec.inputs)}]"
+    return "[batch, " + ", ".join(map(str, spec.input_shape)) + f"] or [batch, {len(spec.inputs)}]"
 
 
 def render_trainer(d: Derivation, spec_path: str, out_dir: str, formulas: bool = False) -> str:
@@ -223,10 +237,10 @@ def _update_lines(d: Derivation, updates: Updates) -> tuple[Line, ...]:
 def _slots(network: Network) -> tuple[Slot, ...]:
     slots, start = [], 0
     for l in network.parameter_layers:  # a layer without weights has no slot
-        rows, cols, n = network.sizes[l], network.sizes[l - 1], network.matrix_number(l)
-        layer = network.spec.layers[l - 1]
-        slots.append(Slot(py(naming.LAYER_WEIGHT.format(layer=n)), py(f"({rows}, {cols})"), start, start + rows * cols, "weights" in layer.freeze))
-        start += rows * cols
+        shape, n = network.weight_shape(l), network.matrix_number(l)
+        layer, size = network.spec.layers[l - 1], math.prod(shape)
+        slots.append(Slot(py(naming.LAYER_WEIGHT.format(layer=n)), py(str(shape)), start, start + size, "weights" in layer.freeze))
+        start += size
         count = layer.bias_count
         if count:
             slots.append(Slot(py(naming.LAYER_BIAS.format(layer=n)), py(f"({count},)"), start, start + count, "biases" in layer.freeze))
@@ -366,6 +380,7 @@ def _helper_sources() -> dict[str, str]:
         "log_softmax": inspect.getsource(layers.log_softmax).rstrip(),
         "log_one_minus_softmax": inspect.getsource(layers.log_one_minus_softmax).rstrip(),
         "softmax_output_delta": inspect.getsource(layers.softmax_output_delta).rstrip(),
+        **{name: inspect.getsource(getattr(spatial, name)).rstrip() for name in ("windows",) + SPATIAL_HELPERS},
     }
 
 
