@@ -78,6 +78,11 @@ class Window:
         return (*self.in_shape, *self.kernel, *self.stride, *self.padding)
 
 
+def _a(kind: str) -> str:
+    """``a conv2d``, ``an avgpool2d``: the kind with its article."""
+    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
+
+
 def map_names(prefix: str, shape: tuple[int, ...]) -> tuple[str, ...]:
     """``prefix_c_i_j`` for every position of ``shape``, row-major, each index from 1."""
     return tuple(f"{prefix}_" + "_".join(str(i + 1) for i in index) for index in itertools.product(*(range(n) for n in shape)))
@@ -132,14 +137,14 @@ class SpatialReader:
             return
         if kind in CONV_KINDS + POOL_KINDS + (FLATTEN_KIND,) and shape is None:
             why = "the inputs are a list of units (give inputs: {shape: [C, H, W]})" if below == "the inputs" else f"{below} gives a vector, not feature maps (a flatten or dense layer comes before it)"
-            raise self.r.fail(f"{path}.kind", f"a {kind} layer reads feature maps, but {why}")
+            raise self.r.fail(f"{path}.kind", f"{_a(kind)} layer reads feature maps, but {why}")
         if kind in ("dense", "activation") and shape is not None:
-            raise self.r.fail(path, f"a {kind} layer reads a vector, but {below} gives feature maps of shape {list(shape)}; put a flatten layer before it")
+            raise self.r.fail(path, f"{_a(kind)} layer reads a vector, but {below} gives feature maps of shape {list(shape)}; put a flatten layer before it")
         if kind in CONV_KINDS + POOL_KINDS:
             wanted = 3 if kind.endswith("2d") else 2
             if shape is not None and len(shape) != wanted:
                 what = "[channels, height, width]" if wanted == 3 else "[channels, length]"
-                raise self.r.fail(f"{path}.kind", f"a {kind} layer reads maps of shape {what}, but {below} gives {list(shape)}")
+                raise self.r.fail(f"{path}.kind", f"{_a(kind)} layer reads maps of shape {what}, but {below} gives {list(shape)}")
 
     def layer(self, value: Any, path: str, shape: tuple[int, ...], below: str) -> Any:
         """A convolution, pool or flatten after maps of ``shape``: the reader's ``LayerSpec``."""

@@ -201,9 +201,11 @@ def test_ties_go_to_the_first_largest_in_row_major_order():
     assert routed.tolist() == [[1, 0, 0, 1], [0, 0, 0, 0], [1, 0, 1, 0], [0, 0, 0, 0]]
 
 
-@pytest.mark.parametrize("case", ["small", "conv1d"])
+@pytest.mark.parametrize("case", ["small", "conv1d", "l2"])
 def test_check_and_check_emitted_pass(case, tmp_path):
-    data = SMALL if case == "small" else {
+    """Finite differences against the derivation and the emitted trainer (with an L2 penalty on
+    the kernel too: l2/2 * the sum of its squares)."""
+    data = SMALL if case == "small" else {**SMALL, "loss": {"kind": "cross_entropy", "l2": 0.05}} if case == "l2" else {
         "name": "c1", "inputs": {"shape": [2, 7]},
         "layers": [{"name": "c", "kind": "conv1d", "channels": 2, "kernel": 3, "stride": 2, "padding": 1, "activation": "tanh"},
                    {"name": "p", "kind": "avgpool1d", "kernel": 2}, {"name": "f", "kind": "flatten"},
