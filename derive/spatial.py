@@ -33,33 +33,39 @@ def out_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def windows(x, geometry):
-    """[batch, C, Ho, Wo, kh, kw]: every window of ``x`` ([batch, C*H*W]), zero-padded, a view."""
+def columns(x, geometry):
+    """[batch, C*kh*kw, Ho*Wo]: every window of ``x`` ([batch, C*H*W], zero-padded) as a column,
+    its entries in the kernel's order (channel, row, column), so that one matrix product with
+    the kernel [O, C*kh*kw] gives the correlation (im2col, built by one strided copy per place
+    in the kernel)."""
     C, H, W, kh, kw, sh, sw, ph, pw = geometry
     maps = x.reshape(x.shape[0], C, H, W)
     if ph or pw:
         maps = np.pad(maps, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    return np.lib.stride_tricks.sliding_window_view(maps, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+    Ho, Wo = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+    out = np.empty((x.shape[0], C, kh, kw, Ho, Wo), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            rows, cols = slice(i, i + sh * (Ho - 1) + 1, sh), slice(j, j + sw * (Wo - 1) + 1, sw)
+            out[:, :, i, j] = maps[:, :, rows, cols]
+    return out.reshape(x.shape[0], C * kh * kw, Ho * Wo)
 
 
 def correlate(x, K, b, geometry):
     """net [batch, O*Ho*Wo] = the cross-correlation of ``x`` [batch, C*H*W] with the kernel
     ``K`` [O, C, kh, kw] (or [O, C, k]), plus ``b`` [O] per output channel (None: no bias)."""
-    C, H, W, kh, kw = geometry[:5]
-    kernel = K.reshape(K.shape[0], C, kh, kw)
-    # [batch, Ho, Wo, O]: each window times the kernel, summed over channels and the window
-    net = np.tensordot(windows(x, geometry), kernel, axes=((1, 4, 5), (1, 2, 3)))
+    net = np.matmul(K.reshape(K.shape[0], -1), columns(x, geometry))  # [batch, O, Ho*Wo]
     if b is not None:
-        net = net + b
-    return np.ascontiguousarray(net.transpose(0, 3, 1, 2)).reshape(x.shape[0], -1)
+        net += b[:, None]
+    return net.reshape(x.shape[0], -1)
 
 
 def correlate_kernel_gradient(delta, x, geometry):
-    """dE/dK [O, C, kh, kw] summed over the batch: the correlation of the input ``x`` with the
+    """dE/dK [O, C*kh*kw] summed over the batch: the correlation of the input ``x`` with the
     deltas ``delta`` [batch, O*Ho*Wo] (each kernel weight's sum over every position it is used)."""
-    view = windows(x, geometry)
-    deltas = delta.reshape(x.shape[0], -1, view.shape[2], view.shape[3])
-    return np.tensordot(deltas, view, axes=((0, 2, 3), (0, 2, 3)))
+    windows = columns(x, geometry)
+    deltas = delta.reshape(x.shape[0], -1, windows.shape[2])
+    return np.matmul(deltas, windows.transpose(0, 2, 1)).sum(axis=0)
 
 
 def correlate_backprop(K, delta, geometry):
@@ -70,42 +76,59 @@ def correlate_backprop(K, delta, geometry):
     C, H, W, kh, kw, sh, sw, ph, pw = geometry
     Ho, Wo = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
     batch, kernel = delta.shape[0], K.reshape(K.shape[0], C, kh, kw)
-    Hp, Wp = H + 2 * ph, W + 2 * pw
-    spread = np.zeros((batch, kernel.shape[0], Hp + kh - 1, Wp + kw - 1))
+    O, Hp, Wp = kernel.shape[0], H + 2 * ph, W + 2 * pw
+    spread = np.zeros((batch, O, Hp + kh - 1, Wp + kw - 1), dtype=delta.dtype)
     rows = slice(kh - 1, kh + (Ho - 1) * sh, sh)
-    columns = slice(kw - 1, kw + (Wo - 1) * sw, sw)
-    spread[:, :, rows, columns] = delta.reshape(batch, -1, Ho, Wo)
-    flipped = kernel[:, :, ::-1, ::-1]
-    view = np.lib.stride_tricks.sliding_window_view(spread, (kh, kw), axis=(2, 3))
-    full = np.tensordot(view, flipped, axes=((1, 4, 5), (0, 2, 3)))  # [batch, Hp, Wp, C]
-    inside = full.transpose(0, 3, 1, 2)[:, :, ph : ph + H, pw : pw + W]
+    cols = slice(kw - 1, kw + (Wo - 1) * sw, sw)
+    spread[:, :, rows, cols] = delta.reshape(batch, O, Ho, Wo)
+    flipped = kernel[:, :, ::-1, ::-1].transpose(1, 0, 2, 3).reshape(C, -1)  # [C, O*kh*kw]
+    full = np.matmul(flipped, columns(spread, (O, Hp + kh - 1, Wp + kw - 1, kh, kw, 1, 1, 0, 0)))
+    inside = full.reshape(batch, C, Hp, Wp)[:, :, ph : ph + H, pw : pw + W]
     return np.ascontiguousarray(inside).reshape(batch, -1)
+
+
+def _tiles(x, geometry):
+    """[batch, C, Ho, kh, Wo, kw]: the windows of a pool, which tile the input (stride =
+    kernel, no padding): a reshape, no copy."""
+    C, H, W, kh, kw = geometry[:5]
+    return x.reshape(x.shape[0], C, H // kh, kh, W // kw, kw)
 
 
 def maxpool(x, geometry):
     """[batch, C*Ho*Wo]: the largest input of each window of ``x`` [batch, C*H*W]."""
-    view = windows(x, geometry)
-    return view.max(axis=(4, 5)).reshape(x.shape[0], -1)
+    tiles, kh, kw = _tiles(x, geometry), geometry[3], geometry[4]
+    largest = tiles[:, :, :, 0, :, 0].copy()
+    for i in range(kh):  # one elementwise maximum per place in the window: few, large operations
+        for j in range(kw):
+            np.maximum(largest, tiles[:, :, :, i, :, j], out=largest)
+    return largest.reshape(x.shape[0], -1)
 
 
 def maxpool_backprop(x, delta, geometry):
     """dE/d(input) [batch, C*H*W]: each window's delta sent to its largest input, the first in
-    row-major order where several are largest (as PyTorch), zero to the others. The windows
-    tile the input (stride = kernel, no padding)."""
-    C, H, W, kh, kw = geometry[:5]
-    view = windows(x, geometry)
-    batch, _, Ho, Wo = view.shape[:4]
-    first = view.reshape(batch, C, Ho, Wo, kh * kw).argmax(axis=4)
-    routed = np.zeros((batch, C, Ho, Wo, kh * kw))
-    np.put_along_axis(routed, first[..., None], delta.reshape(batch, C, Ho, Wo, 1), axis=4)
-    tiles = routed.reshape(batch, C, Ho, Wo, kh, kw).transpose(0, 1, 2, 4, 3, 5)
-    return tiles.reshape(batch, -1)
+    row-major order where several are largest (as PyTorch), zero to the others."""
+    tiles, kh, kw = _tiles(x, geometry), geometry[3], geometry[4]
+    largest = tiles[:, :, :, 0, :, 0].copy()
+    first = np.zeros(largest.shape, dtype=np.intp)  # the place of the first largest so far
+    for k in range(1, kh * kw):
+        place = tiles[:, :, :, k // kw, :, k % kw]
+        above = place > largest  # strictly: a tie keeps the first
+        first[above] = k
+        np.maximum(largest, place, out=largest)
+    routed = np.zeros(tiles.shape, dtype=delta.dtype)
+    deltas = delta.reshape(largest.shape)
+    for k in range(kh * kw):
+        routed[:, :, :, k // kw, :, k % kw] = np.where(first == k, deltas, 0.0)
+    return routed.reshape(x.shape[0], -1)
 
 
 def avgpool(x, geometry):
     """[batch, C*Ho*Wo]: the mean of each window of ``x`` [batch, C*H*W]."""
-    view = windows(x, geometry)
-    return view.mean(axis=(4, 5)).reshape(x.shape[0], -1)
+    tiles, kh, kw = _tiles(x, geometry), geometry[3], geometry[4]
+    total = tiles[:, :, :, 0, :, 0].copy()
+    for k in range(1, kh * kw):
+        total += tiles[:, :, :, k // kw, :, k % kw]
+    return (total / (kh * kw)).reshape(x.shape[0], -1)
 
 
 def avgpool_backprop(delta, geometry):

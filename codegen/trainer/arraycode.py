@@ -226,8 +226,10 @@ class _ArrayPrinter:
             needed.add("log_softmax")
         if "softmax_output_delta" in needed:
             needed |= {"log_one_minus_softmax", "_largest_and_share"}
-        if needed & set(SPATIAL_HELPERS):
-            needed.add("windows")
+        if needed & {"correlate", "correlate_kernel_gradient", "correlate_backprop"}:
+            needed.add("columns")
+        if needed & {"maxpool", "maxpool_backprop", "avgpool"}:
+            needed.add("_tiles")
         return needed
 
     # -- forward -------------------------------------------------------------------------------

@@ -380,7 +380,7 @@ def _helper_sources() -> dict[str, str]:
         "log_softmax": inspect.getsource(layers.log_softmax).rstrip(),
         "log_one_minus_softmax": inspect.getsource(layers.log_one_minus_softmax).rstrip(),
         "softmax_output_delta": inspect.getsource(layers.softmax_output_delta).rstrip(),
-        **{name: inspect.getsource(getattr(spatial, name)).rstrip() for name in ("windows",) + SPATIAL_HELPERS},
+        **{name: inspect.getsource(getattr(spatial, name)).rstrip() for name in ("columns", "_tiles") + SPATIAL_HELPERS},
     }
 
 
