@@ -231,6 +231,13 @@ def test_derive_shows_the_layer_form_and_json_keys_the_kernel(tmp_path, capsys):
     assert np.shape(document["gradients"]["W1"]) == (1, 1, 2, 2) and np.shape(document["gradients"]["b1"]) == (1,)
     assert np.shape(document["forward"]["out_c"]) == (1, 4, 4) and np.shape(document["forward"]["out_p"]) == (1, 2, 2)
     assert [layer["kind"] for layer in document["layers"]] == ["conv2d", "maxpool2d", "flatten", "softmax"]
+    batch = tmp_path / "batch.yaml"
+    data = {k: v for k, v in SMALL.items() if k != "sample"}
+    batch.write_text(yaml.safe_dump({**data, "samples": [SMALL["sample"], {"x": np.zeros(25).tolist(), "t": [0, 1]}]}))
+    assert main(["derive", str(batch), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert np.shape(document["forward"]["out_c"]) == (2, 1, 4, 4) and np.shape(document["forward"]["out_f"]) == (2, 4)
+    assert [np.shape(s["forward"]["out_p"]) for s in document["per_sample"]] == [(1, 2, 2)] * 2
 
 
 @pytest.mark.parametrize("argv", [["verify", "{spec}", "{claims}"], ["report", "{spec}", "-o", "{out}"], ["derive", "{spec}", "--param", "w1"]])

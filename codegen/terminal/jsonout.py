@@ -93,6 +93,11 @@ def _penalty(d: Derivation, described: list[ParamText]) -> dict[str, Any]:
     return {"l2": d.network.spec.loss.l2, "value": d.sample.penalty, "data_loss": d.data_loss, "gradients": terms}
 
 
+def _maps(d: Derivation, name: str, row: Any) -> list:
+    """One sample's values of a layer, a convolution's or pool's nested as its maps [C, H, W]."""
+    return row.reshape(d.program.vectors[name].shape).tolist()
+
+
 def _shaped(d: Derivation, name: str, rows: Any) -> list:
     """A layer's values on the sample (a list per sample for a batch), a convolution's or pool's
     nested as its maps [C, H, W] (PyTorch's layout)."""
@@ -121,7 +126,8 @@ def _per_sample(d: Derivation, described: list[ParamText]) -> list[dict[str, Any
             entry["gradients"] = {p.name: p.sample_gradients[row] for p in described}
         else:
             run = d.numbers.run(d.values.W, d.values.b, d.values.X[row:row + 1], d.values.T[row:row + 1], penalty=False)
-            entry["forward"] = {k: v for form, net, out in zip(d.layers, run.nets, run.outs[1:]) for k, v in ((form.net, net[0].tolist()), (form.out, out[0].tolist())) if k != form.net or form.weight}
+            entry["forward"] = {k: _maps(d, k, v[0]) for form, net, out in zip(d.layers, run.nets, run.outs[1:])
+                                for k, v in ((form.net, net), (form.out, out)) if k != form.net or form.weight}
             entry["gradients"] = {k: v.tolist() for form, dW, db in zip(d.layers, run.dW, run.db) for k, v in ((form.weight, dW), (form.bias, db)) if k and v is not None}
         rows.append(entry)
     return rows
