@@ -207,3 +207,37 @@ def test_verify_judges_a_batch_as_torch_has_it(seed, samples, reduction):
         assert last.correct
     elif abs(other - loss) > 1e-6 * abs(loss):
         assert not last.correct and last.findings[0].mistake == ("sum_for_mean" if reduction == "mean" else "mean_for_sum")
+
+
+EXAMPLE = ROOT / "examples" / "batch_softmax.yaml"
+
+
+def test_the_batch_example_s_claims_are_judged_as_its_comments_say():
+    """examples/claims/batch_softmax_claims.yaml: sample 1's own numbers, chain (through every
+    ds_k/dout_h1) and formula, the batch's mean E, gradient and step are right; the sum given for
+    the mean and sample 1's gradient given for the batch's are named."""
+    verdicts = _verdicts(EXAMPLE, ROOT / "examples" / "claims" / "batch_softmax_claims.yaml")
+    assert [v.correct for v in verdicts] == [True] * 8 + [False, False]
+    assert [verdicts[8].findings[0].mistake, verdicts[9].findings[0].mistake] == ["sum_for_mean", "one_sample"]
+
+
+@needs_torch
+def test_the_batch_example_is_torchs():
+    """The example's loss, mean gradients and one sgd step against PyTorch float64 autograd."""
+    d = derive(load_spec(str(EXAMPLE)))
+    spec = d.network.spec
+    W = torch.tensor(spec.layers[0].weights, dtype=torch.float64, requires_grad=True)
+    b = torch.tensor(spec.layers[0].biases, dtype=torch.float64, requires_grad=True)
+    X = torch.tensor([s.x for s in spec.samples], dtype=torch.float64)
+    T = torch.tensor([s.t for s in spec.samples], dtype=torch.float64)
+    s = torch.softmax(torch.sigmoid(X @ W.T + b), dim=1)
+    E = -(T * torch.log(s)).sum(dim=1).mean()
+    E.backward()
+    assert d.loss == pytest.approx(E.item(), rel=1e-13)
+    names = [[f"w{2 * r + c + 1}" for c in range(2)] for r in range(3)]
+    for r in range(3):
+        for c in range(2):
+            ref = d.network.locate(names[r][c])
+            assert d.gradient(ref) == pytest.approx(W.grad[r, c].item(), rel=1e-12, abs=1e-15)
+            assert d.updated(ref) == pytest.approx((W - 0.5 * W.grad)[r, c].item(), rel=1e-13)
+        assert d.gradient(d.network.locate(f"b{r + 1}")) == pytest.approx(b.grad[r].item(), rel=1e-12, abs=1e-15)

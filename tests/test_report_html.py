@@ -213,9 +213,9 @@ def in_chromium(page: str, tmp_path: Path, width: int) -> dict:
     return json.loads(html.unescape(found[-1]))
 
 
-@pytest.mark.slow  # four browser runs, about 3 s each
+@pytest.mark.slow  # six browser runs, about 3 s each
 @needs_chromium
-@pytest.mark.parametrize("name", ["mazur", "mlp_784_128_10"])
+@pytest.mark.parametrize("name", ["mazur", "mlp_784_128_10", "batch_softmax"])
 def test_nothing_overflows_the_window_in_chromium(name: str, tmp_path: Path) -> None:
     page = (GENERATED / f"{name}.html").read_text(encoding="utf-8")
     wide = in_chromium(page, tmp_path, 1200)
