@@ -274,7 +274,7 @@ def test_trainer_is_the_emitted_module_imported_without_a_file(path: Path, tmp_p
     assert source == chainrule.emit(path, tmp_path).read_text(encoding="utf-8")
     d = chainrule.derive(path)
     net = module.Network(dtype=np.float64)
-    x, t = (np.array([list(v)]) for v in (d.engine.values.x, d.engine.values.t))
+    x, t = d.engine.values.X, d.engine.values.T
     assert net.loss(x, t) == pytest.approx(d.loss, rel=1e-12)
 
 

@@ -122,7 +122,7 @@ def test_gradient_formulas_only_when_asked(tmp_path: Path) -> None:
 def test_gradients_are_the_derivations(name: str, generated_modules) -> None:
     d, module = example(name), generated_modules[name]
     net = module.Network()
-    X, T = d.values.x[None], d.values.t[None]
+    X, T = d.values.X, d.values.T  # the spec's sample, or its batch
     assert np.isclose(net.loss(X, T), d.loss, rtol=1e-13)
     grads = net.gradients(X, T)
     for n, layer in enumerate(d.network.parameter_layers, start=1):  # matrices numbered by the layers with parameters
@@ -139,7 +139,7 @@ def test_gradients_match_finite_differences_on_a_batch(name: str, generated_modu
     rng = np.random.default_rng(5)
     net.theta += rng.normal(0, 0.1, net.theta.shape)  # seeded biases are 0: a row of dead relus puts the next layer at its kink
     X = rng.uniform(-1, 1, (3, d.network.sizes[0]))
-    T = np.tile(d.values.t, (3, 1))
+    T = np.tile(d.values.T[0], (3, 1))
     np.testing.assert_allclose(flat(net.gradients(X, T), net), finite_difference(net, X, T), rtol=1e-5, atol=1e-8)
 
 
@@ -150,16 +150,17 @@ def test_per_weight_formulas_agree_with_the_layer_form(name: str, tmp_path: Path
     net = module.Network()
     if not hasattr(net, "gradient_formulas"):
         pytest.skip("chains cut at a layer (too many paths): no per-weight formulas emitted")
-    formulas = net.gradient_formulas(d.values.x.tolist(), d.values.t.tolist())
+    one = d.at_sample(0)  # per-weight formulas are one sample's (a batch of one is itself)
+    formulas = net.gradient_formulas(one.values.x.tolist(), one.values.t.tolist())
     for ref in d.network.parameters():
-        assert np.isclose(formulas[ref.name], d.gradient(ref), rtol=1e-12, atol=1e-15), ref.name
+        assert np.isclose(formulas[ref.name], one.gradient(ref), rtol=1e-12, atol=1e-15), ref.name
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_one_step_gives_the_derivations_update(name: str, generated_modules) -> None:
     d, module = example(name), generated_modules[name]
     net = module.Network()
-    net.step(d.values.x[None], d.values.t[None])
+    net.step(d.values.X, d.values.T)
     for n, layer in enumerate(d.network.parameter_layers, start=1):
         l = layer - 1
         np.testing.assert_allclose(net.params[f"W{n}"], d.updated_W[l], rtol=1e-12, atol=1e-15)
@@ -538,7 +539,7 @@ def test_random_architectures_gradients_match_torch(seed: int, tmp_path: Path) -
     module = emitted(spec, tmp_path)
     rng = np.random.default_rng(seed)
     X = rng.uniform(-1, 1, (3, d.network.sizes[0]))
-    T = np.tile(d.values.t, (3, 1))
+    T = np.tile(d.values.T[0], (3, 1))
     loss, dW, db = torch_gradients(d.network, d.values, X, T)
     net = module.Network()
     grads = net.gradients(X, T)

@@ -88,7 +88,7 @@ def known_numbers(d, params=()) -> set[str]:
                 walk(v)
 
     walk(json.loads(json.dumps(derivation_document(d, params))))
-    arrays = list(d.values.W) + [b for b in d.values.b if b is not None] + [d.values.x, d.values.t]
+    arrays = list(d.values.W) + [b for b in d.values.b if b is not None] + [d.values.X.ravel(), d.values.T.ravel()]
     arrays += list(d.sample.nets) + list(d.sample.outs) + list(d.sample.deltas) + list(d.sample.dW)
     arrays += [b for b in d.sample.db if b is not None]
     for a in arrays:
