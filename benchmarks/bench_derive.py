@@ -2,8 +2,10 @@
 
     python benchmarks/bench_derive.py [--repeats N]
 
-Runs `chainrule derive examples/mazur.yaml` (2-2-2, 10 parameters) and
-`chainrule derive examples/mlp_784_128_10.yaml --json` (101,770 parameters), interleaved, each as
+Runs `chainrule derive examples/mazur.yaml` (2-2-2, 10 parameters),
+`chainrule derive examples/mlp_784_128_10.yaml --json` (101,770 parameters) and `derive` of a
+conv net on a 28x28 image (benchmarks/specs/bench_conv_28x28.yaml, 5,408 conv positions),
+interleaved, each as
 a fresh process (imports included), and prints the median wall time of each, their ratio, and
 each one's peak resident memory (from wait4), as a Markdown table with the machine it ran on.
 """
@@ -26,6 +28,8 @@ CASES = {
     "derive 2-2-2 --json": [EXE, "derive", "examples/mazur.yaml", "--json"],
     "derive 784-128-10 --json": [EXE, "derive", "examples/mlp_784_128_10.yaml", "--json"],
     "check 784-128-10": [EXE, "check", "examples/mlp_784_128_10.yaml"],
+    "derive conv 28x28 --json": [EXE, "derive", "benchmarks/specs/bench_conv_28x28.yaml", "--json"],
+    "derive conv 28x28 (text)": [EXE, "derive", "benchmarks/specs/bench_conv_28x28.yaml"],
 }
 
 
