@@ -136,10 +136,15 @@ def inline_partial(of: Math, wrt: Math) -> Math:
 def _reduced_display(d: Derivation, lhs: Math, parts: Sequence[Math], values: Sequence[float], total_value: float, caption: Prose) -> Display:
     """``lhs = 1/N (part_1 + ... + part_N) = 1/N (v_1 + ... + v_N) = total`` (without the 1/N
     for a sum)."""
-    scale = sympy.Rational(1, len(values)) if d.network.spec.reduction == "mean" else sympy.Integer(1)
-    symbols = _scaled(list(parts), scale)
-    numbers = _scaled([Seq(MINUS, Num(abs(v))) if i and v < 0 else Num(v) for i, v in enumerate(values)], scale)  # total() takes a sign given
+    symbols, numbers = _reduced_steps(d, parts, values)
     return Display(caption, equation(lhs, [symbols, numbers, [Num(total_value)]]))
+
+
+def _reduced_steps(d: Derivation, parts: Sequence[Math], values: Sequence[float]) -> tuple[list[Math], list[Math]]:
+    """``1/N (part_1 + ... + part_N)`` and ``1/N (v_1 + ... + v_N)`` (without the 1/N for a sum)."""
+    scale = sympy.Rational(1, len(values)) if d.network.spec.reduction == "mean" else sympy.Integer(1)
+    numbers = [Seq(MINUS, Num(abs(v))) if i and v < 0 else Num(v) for i, v in enumerate(values)]  # total() takes a sign given
+    return _scaled(list(parts), scale), _scaled(numbers, scale)
 
 
 @dataclass(frozen=True)
@@ -538,12 +543,17 @@ def batch_loss_displays(d: Derivation) -> tuple[Display, ...]:
         terms = [net.per_output_loss().xreplace({Y: net.out(net.depth, k), T: net.target(k)}) for k in range(net.sizes[-1])]
         rows = equation(sample_loss(None), [_scaled([Expr(t) for t in terms], net.loss_scale)])
         displays.append(Display(Prose("Each sample's loss, with its own outputs and targets:"), rows))
-    caption = Prose(f"The loss of the batch, the {net.spec.reduction} of its {n} samples' losses:")
-    # the samples' losses reduced; a penalty on the parameters would follow as a term of its own
-    displays.append(_reduced_display(d, E, [sample_loss(k) for k in range(1, n + 1)], d.sample_losses, d.reduce(d.sample_losses), caption))
-    if net.spec.loss.l2:  # the L2 penalty, once, after the reduction
-        rows = equation(E, [[Num(d.data_loss), Seq(PLUS, penalty_math(d))], [Num(d.data_loss), Seq(PLUS, Num(d.sample.penalty))], [Num(d.loss)]])
-        displays.append(Display(Prose("With the L2 penalty on the weights (biases not), added once to the batch's loss:"), rows))
+    losses = [sample_loss(k) for k in range(1, n + 1)]
+    if not net.spec.loss.l2:
+        caption = Prose(f"The loss of the batch, the {net.spec.reduction} of its {n} samples' losses:")
+        displays.append(_reduced_display(d, E, losses, d.sample_losses, d.loss, caption))
+        return tuple(displays)
+    # the L2 penalty, once, after the reduction: one equation, so E names one value
+    caption = Prose(f"The loss of the batch, the {net.spec.reduction} of its {n} samples' losses, plus the L2 penalty on the weights (biases not), added once:")
+    symbols, numbers = _reduced_steps(d, losses, d.sample_losses)
+    penalty_number = Seq(PLUS, Num(d.sample.penalty))
+    rows = equation(E, [symbols + [Seq(PLUS, penalty_math(d))], numbers + [penalty_number], [Num(d.data_loss), penalty_number], [Num(d.loss)]])
+    displays.append(Display(caption, rows))
     return tuple(displays)
 
 
@@ -677,11 +687,11 @@ def _batch_gradient_display(d: Derivation, chain: ParamChain) -> Display:
         return _reduced_display(d, gradient(name), parts, values, d.chain_gradient(chain), caption)
     # the L2 penalty's l2*w, once, after the reduction
     caption = Prose(f"The gradient of the batch, the {d.network.spec.reduction} of the {n} samples' gradients, and the L2 penalty's term once:")
-    reduced = _reduced_display(d, gradient(name), parts, values, d.reduce(values), caption)
-    term = Seq(PLUS, *math_pieces(chain.penalty, last=[chain.symbol]))
-    rows = equation(gradient(name), [[Num(d.reduce(values), operand=True), term], [Num(d.reduce(values), operand=True), Seq(PLUS, *_penalty_numbers(d, chain))],
-                                     [Num(d.chain_gradient(chain))]])
-    return Display(caption, reduced.rows + rows)
+    symbols, numbers = _reduced_steps(d, parts, values)
+    term, term_numbers = Seq(PLUS, *math_pieces(chain.penalty, last=[chain.symbol])), Seq(PLUS, *_penalty_numbers(d, chain))
+    reduced = Num(d.reduce(values), operand=True)
+    steps = [symbols + [term], numbers + [term_numbers], [reduced, term_numbers], [Num(d.chain_gradient(chain))]]
+    return Display(caption, equation(gradient(name), steps))  # one equation: dE/dw names one value
 
 
 def _factor_name(f: Factor) -> Math:
