@@ -18,9 +18,9 @@ from chainrule.derive.spec import Spec
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 EXAMPLE_FILES = sorted(p for p in EXAMPLES.iterdir() if p.suffix in (".yaml", ".yml", ".toml", ".json"))
-#: The examples with convolution, pooling or flatten layers: no report yet (issue 16 phase 2), and
-#: compared with PyTorch's own modules in tests/test_conv.py (the dense bridge does not build them).
-SPATIAL_EXAMPLES = ("conv_small", "digits_conv")
+#: The examples with convolution, pooling or flatten layers: compared with PyTorch's own modules in
+#: tests/test_conv.py (the dense bridge does not build them).
+SPATIAL_EXAMPLES = ("conv_small", "conv_worked", "digits_conv")
 
 
 def optional(name: str) -> ModuleType | None:

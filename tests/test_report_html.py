@@ -108,7 +108,7 @@ def _html_numbers(page: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("name", ["mazur", "mlp_784_128_10", "softmax_classifier", "custom_activation"])
+@pytest.mark.parametrize("name", ["mazur", "mlp_784_128_10", "softmax_classifier", "custom_activation", "conv_worked", "digits_conv"])
 def test_the_page_holds_the_numbers_of_the_tex(name: str) -> None:
     """One context, two printers: every number of the PDF is on the page, as often."""
     context = build_report_context(example(name), f"examples/{name}.yaml")
@@ -213,9 +213,9 @@ def in_chromium(page: str, tmp_path: Path, width: int) -> dict:
     return json.loads(html.unescape(found[-1]))
 
 
-@pytest.mark.slow  # six browser runs, about 3 s each
+@pytest.mark.slow  # ten browser runs, about 3 s each
 @needs_chromium
-@pytest.mark.parametrize("name", ["mazur", "mlp_784_128_10", "batch_softmax"])
+@pytest.mark.parametrize("name", ["mazur", "mlp_784_128_10", "batch_softmax", "conv_worked", "digits_conv"])
 def test_nothing_overflows_the_window_in_chromium(name: str, tmp_path: Path) -> None:
     page = (GENERATED / f"{name}.html").read_text(encoding="utf-8")
     wide = in_chromium(page, tmp_path, 1200)

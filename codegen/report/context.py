@@ -26,7 +26,7 @@ import sympy
 from chainrule.derive import penalty
 from chainrule.derive.chain import ChainRule, Factor, ParamChain
 from chainrule.derive.counts import count, the
-from chainrule.derive.derivation import Derivation, refuse_spatial, resolve_params
+from chainrule.derive.derivation import Derivation, resolve_params
 from chainrule.derive.errors import ChainruleError
 from chainrule.derive.network import ParamRef
 from chainrule.derive.optimizers import GRAD, THETA, first_step_expr
@@ -41,6 +41,7 @@ from chainrule.codegen.report.equations import ROW_WIDTH, Display, Row, equation
 from chainrule.codegen.report.mathml import CLOSE as CLOSE_MO, OPEN as OPEN_MO
 from chainrule.codegen.report.latex import escape_text, width
 from chainrule.codegen.report.layers import layer_displays, spec_rows, SpecRow
+from chainrule.codegen.report.maps import forward_maps
 
 TEMPLATE = "report.tex.j2"
 #: A report lists every parameter's chain when they take at most this many rows (about 40
@@ -219,7 +220,6 @@ def build_report_context(d: Derivation, spec_path: str, params: Sequence[str] = 
     Raises:
         ChainruleError: an unknown or repeated ``--param`` name, or too many of them.
     """
-    refuse_spatial(d.network, "report", "a report")
     spec = d.network.spec
     if len(params) > PARAMS_MAX:
         raise ChainruleError(spec.source, "--param", f"expected at most {PARAMS_MAX} parameters in one report, got {len(params)}")
@@ -236,7 +236,7 @@ def build_report_context(d: Derivation, spec_path: str, params: Sequence[str] = 
         settings=_settings(d),
         diagram=build_diagram(d),
         forward_intro=_forward_intro(d),
-        forward=(batch_forward(d) if d.batch else forward_displays(d)) if d.small else layer_summary(d),
+        forward=(batch_forward(d) if d.batch else forward_displays(d)) if d.small else layer_summary(d) + maps_forward(d),
         loss=batch_loss_displays(d) if d.batch else loss_displays(d) if d.small else (),
         backward_intro=_backward_intro(d, every, bool(params)),
         params=sections,
@@ -264,6 +264,8 @@ def _chosen(d: Derivation, params: Sequence[str], every: bool) -> list[str]:
             seen.add(ref.name)
     elif every:
         refs = list(net.parameters())
+    elif net.spec.spatial and not d.small:  # no per-weight chains through maps yet (issue 16): the layer form gives every gradient
+        refs = []
     else:
         refs = [_largest_weight(d, l) for l in net.parameter_layers]
     order = {ref.name: i for i, ref in enumerate(refs)}
@@ -397,6 +399,17 @@ def _forward_intro(d: Derivation) -> Prose:
         f"{d.network.parameter_count:,} parameters: the forward pass is given per layer, as the smallest, mean and largest "
         "entry of each vector (the layer form below says how each is computed)."
     )
+
+
+def _shape_mathml(size: str) -> str:
+    """``32`` or ``1×4×4`` as one MathML element."""
+    numbers = "<mo>×</mo>".join(f"<mn>{n}</mn>" for n in size.split("×"))
+    return numbers if "×" not in size else f"<mrow>{numbers}</mrow>"
+
+
+def maps_forward(d: Derivation) -> tuple[Display, ...]:
+    """A network over maps: its small maps and vectors with their numbers (:func:`forward_maps`)."""
+    return forward_maps(d) if d.network.spec.spatial else ()
 
 
 def batch_forward(d: Derivation) -> tuple[Table, ...]:
@@ -584,8 +597,8 @@ def layer_summary(d: Derivation) -> tuple[Display, ...]:
                 Tok(r"\operatorname{mean} ", "<mi>mean</mi><mspace width=\"0.2em\"></mspace>"), Num(vector.mean()), gap,
                 Tok(r"\max ", "<mi>max</mi><mspace width=\"0.2em\"></mspace>"), Num(vector.max()),
             )
-            size = str(vector.shape[-1])
-            space = Script(Tok(r"\in \mathbb{R}", '<mo>∈</mo><mi mathvariant="normal">ℝ</mi>'), Tok(size, f"<mn>{size}</mn>"), sup=True)
+            size = str(vector.shape[-1]) if form.window is None else "×".join(map(str, form.window.out_shape if name == form.out or form.weight else form.window.in_shape))
+            space = Script(Tok(r"\in \mathbb{R}", '<mo>∈</mo><mi mathvariant="normal">ℝ</mi>'), Tok(size.replace("×", r"\times "), _shape_mathml(size)), sup=True)
             rows.append(Row(Seq(Vec(name), Tok(" ", ""), space), COLON, summary))
     if d.network.spec.loss.l2:
         rows.append(Row(E, Tok("=", "<mo>=</mo>"), Seq(Num(d.data_loss), PLUS, penalty_math(d), Tok(" = ", "<mo>=</mo>"), Num(d.loss))))
@@ -625,6 +638,12 @@ def _backward_intro(d: Derivation, every: bool, asked: bool) -> Prose:
         )
     if asked:
         return Prose("The chains of the parameters asked for (", Code("--param"), "), output layer first.")
+    if d.network.spec.spatial and not d.small:
+        return Prose(
+            "A network over feature maps: each kernel weight is used at every position of its layer's input, so its gradient is "
+            "the sum over all of those positions. The layer form below gives every gradient at once, as correlations, with the "
+            "numbers where the arrays are small; the chains of single weights (", Code("--param"), ") are not available yet for such a network."
+        )
     if d.small:
         lead = f"Every parameter's chain would fill about {_rows(d, list(d.chains)) // 20} pages: "
     else:

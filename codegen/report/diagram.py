@@ -152,8 +152,9 @@ def _tikz(item: Item) -> str:
 
 def build_diagram(d: Derivation) -> Diagram:
     """The diagram of ``d``'s network: unit by unit when every column is small and the drawing
-    stays readable on the page, else layer boxes."""
-    if max(d.network.sizes) <= UNITS_MAX and smallest_text_pt(d) >= MIN_TEXT_PT:
+    stays readable on the page, else layer boxes (always for a network over feature maps: a box per
+    layer with its maps' shape)."""
+    if not d.network.spec.spatial and max(d.network.sizes) <= UNITS_MAX and smallest_text_pt(d) >= MIN_TEXT_PT:
         return _units(d)
     return _boxes(d)
 
@@ -301,7 +302,10 @@ def _boxes(d: Derivation) -> Diagram:
     items: list[Item] = []
     for l, (size, height, (x, y, _)) in enumerate(zip(net.sizes, heights, places)):
         if l == 0:
-            lines = (Prose("input ", Vec("x")), Prose(count(size, "unit")))
+            shape = net.spec.input_shape
+            lines = (Prose("input ", Vec("x")), Prose(f"{_times(shape)} maps" if shape else count(size, "unit")))
+        elif d.layers[l - 1].window is not None or d.layers[l - 1].kind == "flatten":
+            lines = _map_box(d.layers[l - 1])
         else:
             form = d.layers[l - 1]
             lines = (Prose(f"{form.name}: {count(size, 'unit')}"), Prose(form.activation if len(form.activation) <= 16 else "formula"))
@@ -310,8 +314,10 @@ def _boxes(d: Derivation) -> Diagram:
         form = d.layers[l - 1]
         size = Tok(rf"{net.sizes[l]:,}\times{net.sizes[l - 1]:,}", f"<mn>{net.sizes[l]:,}</mn><mo>×</mo><mn>{net.sizes[l - 1]:,}</mn>", f"{net.sizes[l]:,}×{net.sizes[l - 1]:,}")
         shape = [Prose(Vec(form.weight)), Prose(size)] if form.weight else [Prose("no weights")]
+        if form.window is not None or form.kind == "flatten":
+            shape = _map_arrow(form)
         if form.bias:
-            shape.append(Prose(Vec(form.bias), f" ({'shared' if form.shared_bias else net.sizes[l]})"))
+            shape.append(Prose(Vec(form.bias), f" ({'shared' if form.shared_bias else form.window.channels if form.window else net.sizes[l]})"))
         (x0, y0, bottom), (x1, y1, _) = places[l - 1], places[l]
         if y0 == y1:
             items.append(Edge(f"L{l - 1}", f"L{l}", "layeredge", tuple(shape)))
@@ -320,8 +326,36 @@ def _boxes(d: Derivation) -> Diagram:
             items.append(Edge(f"L{l - 1}", f"L{l}", "layeredge", tuple(shape), turn=(x0, turn, x1)))
     have = [bool(form.bias) for form in d.layers]
     biases = " and its bias" if all(have) else " (and its bias, where the layer has one)" if any(have) else ""
+    if net.spec.spatial:
+        return Diagram(tuple(items), Prose(
+            "Layers as boxes with their shapes (maps: channels×height×width); an arrow into a convolution carries its kernel "
+            "[out, in, height, width], how it slides and its bias, one into a pool its windows, one into a dense layer its weight matrix."))
     without = "; an arrow into a layer without weights carries the outputs it applies its activation to" if any(f.weight is None for f in d.layers) else ""
     return Diagram(tuple(items), Prose(f"Layers as boxes with their sizes; each arrow a weight matrix{biases}{without}."))
+
+
+def _times(shape) -> str:
+    return "×".join(str(n) for n in shape)
+
+
+def _map_box(form) -> tuple[Prose, ...]:
+    """A convolution's, pool's or flatten's box: its name and kind, its shape, its activation."""
+    if form.window is None:
+        return (Prose(f"{form.name}: flatten"), Prose(count(form.size, "unit")))
+    lines = (Prose(f"{form.name}: {form.kind}"), Prose(f"{_times(form.window.out_shape)} maps"))
+    return lines + ((Prose(form.activation if len(form.activation) <= 16 else "formula"),) if form.weight else ())
+
+
+def _map_arrow(form) -> list[Prose]:
+    """The label of the arrow into a convolution (kernel, stride, padding), pool (windows) or flatten."""
+    if form.window is None:
+        return [Prose("reshape")]
+    w = form.window
+    stride = str(w.stride[0]) if len(set(w.stride)) == 1 else _times(w.stride)
+    padding = [] if not any(w.padding) else [Prose(f"padding {str(w.padding[0]) if len(set(w.padding)) == 1 else _times(w.padding)}")]
+    if form.weight is None:
+        return [Prose(f"{'max' if form.kind.startswith('max') else 'mean'} of {_times(w.kernel)}"), Prose(f"stride {stride}")] + padding
+    return [Prose(Vec(form.weight), f" {_times(w.kernel_shape)}"), Prose(f"kernel {_times(w.kernel)}"), Prose(f"stride {stride}")] + padding
 
 
 def _box_places(heights: list[float]) -> list[tuple[float, float, float]]:

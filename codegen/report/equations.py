@@ -12,13 +12,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Collection, Sequence
 
+import numpy as np
+
 import sympy
 
-from chainrule.codegen.report.document import CDOT, CLOSE, EQUALS, MINUS, OPEN, PLUS, SPACE, Expr, Math, Prose, Retex, Seq, Tok
+from chainrule.codegen.report.document import CDOT, CLOSE, EQUALS, MINUS, OPEN, PLUS, SPACE, Expr, Math, Matrix, Num, Prose, Retex, Script, Seq, Tok
 from chainrule.codegen.report.latex import width
 
 #: Row width in average characters of math (A4, 2 cm margins, 11 pt).
 ROW_WIDTH = 74
+#: A matrix column's width per character of :func:`~chainrule.codegen.report.latex.width` (digits are
+#: 5.5 pt wide against its average of about 6.5 pt), and the space between two columns.
+DIGIT_WIDTH, COLUMN_GAP = 0.85, 1.6
 QUAD = Tok(r"\quad ", '<mspace width="1em"></mspace>')
 NOTHING = Tok("", "")
 
@@ -139,3 +144,30 @@ def total(terms: Sequence[Math]) -> list[Math]:
 def math_pieces(expr: sympy.Expr, **settings) -> list[Math]:
     """:func:`pieces` of :class:`~chainrule.codegen.report.document.Expr` with its settings."""
     return pieces(expr, lambda e: Expr(e, **settings), last=settings.get("last", ()))
+
+
+def matrix_rows(lhs: Math, matrix: np.ndarray) -> list[Row]:
+    """``lhs = matrix`` in one row when it fits the page; else one row per block of columns that
+    fits, each named by its columns (``(lhs) columns 1-3 = ...``), so that no number is cut off."""
+    entries = [[Num(x) for x in row] for row in matrix]
+    columns = range(matrix.shape[1])
+    widths = [DIGIT_WIDTH * max(width(row[c].tex()) for row in entries) + COLUMN_GAP for c in columns]
+    if width(lhs.tex()) + sum(widths) + 3.5 <= ROW_WIDTH:
+        return [Row(lhs, EQUALS, _pmatrix(entries, columns))]
+    label_width = width(_block_label(lhs, 10, 10).tex())
+    blocks: list[list[int]] = [[]]
+    for c in columns:
+        if blocks[-1] and label_width + sum(widths[k] for k in blocks[-1]) + widths[c] + 3.5 > ROW_WIDTH:
+            blocks.append([])
+        blocks[-1].append(c)
+    return [Row(_block_label(lhs, block[0] + 1, block[-1] + 1), EQUALS, _pmatrix(entries, block)) for block in blocks]
+
+
+def _block_label(lhs: Math, first: int, last: int) -> Math:
+    which = f"column {first}" if first == last else f"columns {first}--{last}"
+    which = Tok(rf"\text{{{which}}}", f"<mtext>{which.replace('--', '–')}</mtext>")
+    return Script(lhs, which, sup=False, wrap=(r"\left(", r"\right)"))
+
+
+def _pmatrix(entries: list[list[Num]], columns: Sequence[int]) -> Math:
+    return Matrix([[row[c] for c in columns] for row in entries])

@@ -25,17 +25,16 @@ from chainrule.derive.registry import X
 from chainrule.codegen.report.document import (
     EQUALS, ODOT, PLUS, Bare, Expr, Math, Matrix, Name, Num, Prose, Script, Seq, Tok, Vec, activation, joined, partial,
 )
-from chainrule.codegen.report.equations import ROW_WIDTH, Display, Row, equation, math_pieces, parenthesized
+from chainrule.codegen.report.equations import Display, Row, equation, math_pieces, matrix_rows, parenthesized
+from chainrule.codegen.report.maps import TIMES, SpatialMath, Geometry, displays, map_numbers, spatial_note
 from chainrule.codegen.report.mathml import CLOSE as CLOSE_MO, OPEN as OPEN_MO
-from chainrule.codegen.report.latex import width
 
 #: Layers of at most this many units (and inputs) get their delta and gradient numbers.
 NUMBERS_MAX = 6
 #: Unit lists in the spec table are cut to their first and last names past this many.
 UNITS_LISTED = 6
-#: A matrix column's width per character of :func:`~chainrule.codegen.report.latex.width` (digits are
-#: 5.5 pt wide against its average of about 6.5 pt), and the space between two columns.
-DIGIT_WIDTH, COLUMN_GAP = 0.85, 1.6
+#: A map's units (``x_1_1_1``, long names) are listed up to this many, else the first and the last.
+MAP_UNITS_LISTED = 2
 
 
 @dataclass(frozen=True)
@@ -52,9 +51,12 @@ class SpecRow:
 DOTS = Tok(r"\dots", "<mo>…</mo>")
 
 
-def _names(names: tuple[str, ...]) -> Prose:
+def _names(names: tuple[str, ...], listed: int = UNITS_LISTED) -> Prose:
+    """The names, cut to the first three and the last past ``listed`` of them."""
     shown = [Prose(Name(n)) for n in names]
-    if len(shown) > UNITS_LISTED:
+    if len(shown) > listed and listed < 4:  # a map's units, x_1_1_1: the first and the last
+        return joined(", ", [shown[0], Prose(Bare(DOTS)), shown[-1]]) + f" ({len(names):,})"
+    if len(shown) > listed:
         shown = shown[:3] + [Prose(Bare(DOTS))] + shown[-1:]
         return joined(", ", shown) + f" ({len(names):,})"
     return joined(", ", shown)
@@ -63,8 +65,12 @@ def _names(names: tuple[str, ...]) -> Prose:
 def spec_rows(d: Derivation) -> tuple[SpecRow, ...]:
     """The inputs, then one row per layer: units, activation (its definition), bias, weights."""
     net, spec = d.network, d.network.spec
-    rows = [SpecRow(Prose("input"), _names(spec.inputs), Prose(), Prose(), Prose())]
+    maps = Prose(f"maps {TIMES.join(map(str, spec.input_shape))}: ") if spec.spatial else Prose()
+    rows = [SpecRow(Prose("input"), maps + _names(spec.inputs, MAP_UNITS_LISTED if spec.spatial else UNITS_LISTED), Prose(), Prose(), Prose())]
     for l, layer in enumerate(spec.layers, start=1):
+        if layer.window is not None or layer.kind == "flatten":
+            rows.append(_spatial_row(d, l))
+            continue
         if not layer.has_parameters:
             before = f"layer {net.layer_name(l - 1)}" if l > 1 else "the inputs"
             rows.append(SpecRow(Prose(f"{layer.name} (layer {l})"), _names(layer.units), activation_definition(d, l), Prose("none"),
@@ -80,6 +86,28 @@ def spec_rows(d: Derivation) -> tuple[SpecRow, ...]:
         weights = Prose(Seq(Name(first_weight), Tok(", \\dots", "<mo>,</mo><mo>…</mo>")), f" {given}{frozen}")
         rows.append(SpecRow(Prose(f"{layer.name} (layer {l})"), _names(layer.units), activation_definition(d, l), bias, weights))
     return tuple(rows)
+
+
+def _spatial_row(d: Derivation, l: int) -> SpecRow:
+    """A convolution's, pool's or flatten's row: its maps, the kernel and how it slides."""
+    net, layer = d.network, d.network.spec.layers[l - 1]
+    label = Prose(f"{layer.name} (layer {l}, {layer.kind})")
+    if layer.window is None:  # flatten
+        return SpecRow(label, _names(layer.units), Prose("none: the maps as one vector, row-major"), Prose("none"), Prose("none"))
+    g = Geometry(layer.window.geometry)
+    units = Prose(f"maps {TIMES.join(map(str, layer.window.out_shape))}: ") + _names(layer.units, MAP_UNITS_LISTED)
+    if not layer.has_parameters:
+        what = "largest" if layer.kind.startswith("max") else "mean"
+        return SpecRow(label, units, Prose(f"none: the {what} of each window ({g.words(pool=True)})"), Prose("none"), Prose("none"))
+    bias = Prose("none")
+    if layer.bias_count:
+        bias = Prose("per channel: ", Name(net.bias_name(l, 0) or "")) + (Prose(", ", Bare(DOTS)) if layer.bias_count > 1 else Prose())
+    given = "given" if layer.weights is not None else f"seeded ({net.spec.seed})"
+    frozen = f"; frozen: {', '.join(layer.freeze)}" if layer.freeze else ""
+    kernel = TIMES.join(map(str, layer.window.kernel_shape))
+    weights = Prose(f"kernel {kernel} [out, in, {'k' if g.one else 'kh, kw'}]: ", Seq(Name(net.weight_name(l, 0, 0)), Tok(", \\dots", "<mo>,</mo><mo>…</mo>")),
+                    f" {given}{frozen}; {g.words()}")
+    return SpecRow(label, units, activation_definition(d, l), bias, weights)
 
 
 def activation_definition(d: Derivation, l: int) -> Prose:
@@ -118,6 +146,10 @@ def layer_displays(d: Derivation) -> tuple[Display, ...]:
     out = []
     for form in reversed(d.layers):
         out.append(_layer_display(d, form))
+        if form.window is not None or form.kind == "flatten":  # maps: an align* per array
+            caption = "With the numbers of the sample:" if not d.batch else f"With the numbers of the batch (the gradients, the {d.network.spec.reduction} over the samples):"
+            out += displays(Prose(caption), map_numbers(d, form))
+            continue
         numbers = _numbers(d, form)
         if numbers:
             caption = "With the numbers of the sample:" if not d.batch else f"With the numbers of the batch (a column of the delta per sample; the gradient, the {d.network.spec.reduction} over the samples):"
@@ -136,7 +168,8 @@ def _layer_display(d: Derivation, form: LayerForm) -> Display:
     printer = _ProgramMath(d)
     weighted = statements.get("weighted sums")
     rows = list(equation(Vec(form.net), [printer.pieces(weighted.written)])) if weighted is not None else []
-    rows += equation(Vec(form.out), [_activation_applied(d, form)])
+    forward = statements.get("pooling") or statements.get("flatten")  # a pool or flatten: its own operation
+    rows += equation(Vec(form.out), [printer.pieces(forward.written) if forward is not None else _activation_applied(d, form)])
     local = statements.get("local derivative")
     if local is not None:
         rows += equation(partial(Vec(form.out), Vec(form.net)), [math_pieces(local.written, vectors=True)])
@@ -149,9 +182,26 @@ def _layer_display(d: Derivation, form: LayerForm) -> Display:
                 coefficient, matrix = statements["penalty gradient"].expr.as_independent(*(statements["penalty gradient"].expr.free_symbols - {L2}))
                 written += [Seq(PLUS, *math_pieces(coefficient), THIN, Vec(matrix.name))]
             rows += equation(_gradient(parameter), [written])
-    without = "; no weights: its activation applied to the layer before's outputs, and its delta is the gradient of E with respect to them" if form.weight is None else ""
-    caption = Prose(f"Layer {form.index}, {form.name} ({count(form.size, 'unit')}{without}):")
-    return Display(caption, tuple(rows), _note(d, form, delta, printer))
+    caption = Prose(f"Layer {form.index}, {form.name} ({_layer_words(d, form)}):")
+    note = _note(d, form, delta, printer)
+    if d.network.spec.spatial:
+        note = spatial_note(d, form, note)
+    return Display(caption, tuple(rows), note)
+
+
+def _layer_words(d: Derivation, form: LayerForm) -> str:
+    """What the layer is, for its caption: ``2 units``; ``conv2d: 1×5×5 to 1×4×4 maps, kernel 2×2,
+    stride 1, padding 0``; and what a delta of a layer without weights is."""
+    without = "; no weights: its activation applied to the layer before's outputs, and its delta is the gradient of E with respect to them"
+    if form.window is None and form.kind != "flatten":
+        return count(form.size, "unit") + (without if form.weight is None else "")
+    if form.kind == "flatten":
+        return f"flatten to {count(form.size, 'unit')}; no weights: its delta is the gradient of E with respect to its input"
+    w, g = form.window, Geometry(form.window.geometry)
+    maps = f"{form.kind}: {'×'.join(map(str, w.in_shape))} to {'×'.join(map(str, w.out_shape))} maps"
+    if form.weight is not None:
+        return f"{maps}, {g.words()}"
+    return f"{maps}, {g.words(pool=True)}; no weights: its delta is the gradient of E with respect to its input"
 
 
 def _note(d: Derivation, form: LayerForm, delta, printer: "_ProgramMath") -> Prose:
@@ -187,7 +237,7 @@ def _activation_applied(d: Derivation, form: LayerForm) -> list[Math]:
     return [Seq(activation(function), Tok("", "<mo>\u2061</mo>"), left, Vec(form.net), right, Tok(r"\ \text{(elementwise)}", "<mspace width=\"0.5em\"></mspace><mtext>(elementwise)</mtext>"))]
 
 
-class _ProgramMath:
+class _ProgramMath(SpatialMath):
     """Statements of the layer program as pieces of math (rows may break between pieces): one
     method per operation of :mod:`chainrule.derive.program`; a local derivative that a delta
     multiplies is written out, as people write the delta rule."""
@@ -251,30 +301,3 @@ def _numbers(d: Derivation, form: LayerForm) -> list[Row]:
     if form.weight is not None:
         rows += matrix_rows(_gradient(form.weight), d.sample.dW[l - 1])
     return rows
-
-
-def matrix_rows(lhs: Math, matrix: np.ndarray) -> list[Row]:
-    """``lhs = matrix`` in one row when it fits the page; else one row per block of columns that
-    fits, each named by its columns (``(lhs) columns 1-3 = ...``), so that no number is cut off."""
-    entries = [[Num(x) for x in row] for row in matrix]
-    columns = range(matrix.shape[1])
-    widths = [DIGIT_WIDTH * max(width(row[c].tex()) for row in entries) + COLUMN_GAP for c in columns]
-    if width(lhs.tex()) + sum(widths) + 3.5 <= ROW_WIDTH:
-        return [Row(lhs, EQUALS, _pmatrix(entries, columns))]
-    label_width = width(_block_label(lhs, 10, 10).tex())
-    blocks: list[list[int]] = [[]]
-    for c in columns:
-        if blocks[-1] and label_width + sum(widths[k] for k in blocks[-1]) + widths[c] + 3.5 > ROW_WIDTH:
-            blocks.append([])
-        blocks[-1].append(c)
-    return [Row(_block_label(lhs, block[0] + 1, block[-1] + 1), EQUALS, _pmatrix(entries, block)) for block in blocks]
-
-
-def _block_label(lhs: Math, first: int, last: int) -> Math:
-    which = f"column {first}" if first == last else f"columns {first}--{last}"
-    which = Tok(rf"\text{{{which}}}", f"<mtext>{which.replace('--', '–')}</mtext>")
-    return Script(lhs, which, sup=False, wrap=(r"\left(", r"\right)"))
-
-
-def _pmatrix(entries: list[list[Num]], columns: Sequence[int]) -> Math:
-    return Matrix([[row[c] for c in columns] for row in entries])

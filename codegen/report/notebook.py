@@ -23,7 +23,7 @@ from markupsafe import Markup
 
 from chainrule.derive.derivation import Derivation
 
-from chainrule.codegen.report.context import Table, batch_forward, batch_loss_displays, forward_displays, layer_summary, loss_displays, param_section
+from chainrule.codegen.report.context import Table, batch_forward, batch_loss_displays, forward_displays, layer_summary, loss_displays, maps_forward, param_section
 from chainrule.codegen.report.document import E, Math, Name, Num, partial, updated
 from chainrule.codegen.report.equations import Display
 from chainrule.codegen.report.htmlpage import environment
@@ -68,7 +68,7 @@ def derivation_html(d: Derivation, summary: str, text: str) -> str:
     if d.small:
         displays += [*batch_forward(d), *batch_loss_displays(d)] if d.batch else [*forward_displays(d), *loss_displays(d)]
     else:
-        displays += [*layer_summary(d), *(batch_loss_displays(d) if d.batch else ())]
+        displays += [*layer_summary(d), *maps_forward(d), *(batch_loss_displays(d) if d.batch else ())]
     rows = _gradient_rows(d) if d.small else ()
     example = next(iter(d.chains), None) or _first_weight(d)
     return _render(
