@@ -150,24 +150,31 @@ def _check_emitted_point(derivation: Derivation, trainer, values: Values, run: P
     for l, form in enumerate(derivation.layers):
         if form.weight is None:
             continue  # a layer without weights
-        trainer.params[form.weight][...] = values.W[l]
-        groups.append((l, "W", form.weight, run.dW[l]))
+        matrices = derivation.network.weight_matrices(l + 1, values.W[l])
+        for name, W in matrices:  # an rnn's W and U apart
+            trainer.params[name][...] = W
+        groups.append((l, "W", ",".join(name for name, _ in matrices), run.dW[l]))
         if form.bias is not None:
             trainer.params[form.bias][...] = values.b[l]
             groups.append((l, "b", form.bias, run.db[l]))
     with np.errstate(all="ignore"):
         E = float(trainer.loss(X, T))
         emitted = {name: np.asarray(g, dtype=float) for name, g in trainer.gradients(X, T).items()}
+    for l, _, name, _ in groups:  # an rnn's W and U side by side, as the derivation holds them
+        if "," in name:
+            emitted[name] = np.concatenate([emitted[n] for n in name.split(",")], axis=1)
 
     def loss(l: int, kind: str, group: np.ndarray) -> float:
-        target = trainer.params[derivation.layers[l].weight if kind == "W" else derivation.layers[l].bias]
-        kept = target.copy()
-        target[...] = group
+        pairs = derivation.network.weight_matrices(l + 1, group) if kind == "W" else ((derivation.layers[l].bias, group),)
+        kept = [(name, trainer.params[name].copy()) for name, _ in pairs]
+        for name, part in pairs:
+            trainer.params[name][...] = part
         try:
             with np.errstate(all="ignore"):
                 return float(trainer.loss(X, T))
         finally:
-            target[...] = kept
+            for name, part in kept:
+                trainer.params[name][...] = part
 
     for l, kind, name, derived in groups:
         got, derived = emitted[name], np.asarray(derived, dtype=float)
@@ -181,7 +188,8 @@ def _check_emitted_point(derivation: Derivation, trainer, values: Values, run: P
         with np.errstate(all="ignore"):
             errors = np.abs(got - derived) / np.maximum(np.maximum(np.abs(got), np.abs(derived)), FLOOR * max(1.0, abs(E)))
         index = np.unravel_index(int(np.argmax(np.where(np.isfinite(errors), errors, np.inf))), got.shape)
-        against_derivation.add(float(got[index]), float(derived[index]), f"{name}[{', '.join(str(int(i)) for i in index)}]", E)
+        label = derivation.network.weight_label(l + 1, tuple(int(i) for i in index)) if kind == "W" else f"{name}[{', '.join(str(int(i)) for i in index)}]"
+        against_derivation.add(float(got[index]), float(derived[index]), label, E)
         against_derivation.checked += got.size - 1
 
 
@@ -193,7 +201,7 @@ def _check_point(derivation: Derivation, values: Values, run: Pass, worst: dict[
         for kind, grads in (("W", run.dW[l]), ("b", run.db[l])):
             if grads is None:
                 continue
-            group = form.weight if kind == "W" else form.bias or ""
+            group = (form.weight if form.recurrent is None else f"{form.weight},{form.recurrent}") if kind == "W" else form.bias or ""
             layer_worst = worst.setdefault((group, "layer"), _Worst())
             for where, derived, differenced in _group_checks(network, values, loss, l, kind, grads, derivation.small):
                 layer_worst.add(derived, differenced, where, E)
@@ -245,6 +253,8 @@ def _group_checks(network: Network, values: Values, loss: Loss, l: int, kind: st
     coordinates (big)."""
     base = (values.W if kind == "W" else values.b)[l]
     name = f"{kind}{network.matrix_number(l + 1)}"
+    if kind == "W" and network.spec.layers[l].is_rnn:
+        name += f",U{network.matrix_number(l + 1)}"
     if small:
         coordinates: Sequence[tuple[int, ...]] = list(np.ndindex(*base.shape))
     else:
@@ -259,7 +269,7 @@ def _group_checks(network: Network, values: Values, loss: Loss, l: int, kind: st
             differenced = (loss(l, kind, base + h * v) - loss(l, kind, base - h * v)) / (2 * h)
             yield f"{name} direction {d + 1}", float(np.sum(grads * v)), differenced
     for index in coordinates:
-        label = f"{name}[{', '.join(map(str, index))}]"
+        label = network.weight_label(l + 1, index) if kind == "W" else f"{name}[{', '.join(map(str, index))}]"
         yield label, float(grads[index]), _difference(loss, l, kind, index, values)
 
 
@@ -313,5 +323,5 @@ def _near_kink(derivation: Derivation, run: Pass, kinks: list[tuple[int, Callabl
     l, unit = _distance_to_kink(run.nets, kinks)
     if unit is None:
         return ""
-    name = derivation.network.activation_input(l, unit).name
+    name = derivation.network.activation_input(l, unit % derivation.network.sizes[l]).name  # a sequence: flat, step by step
     return f"{name} = {float(run.nets[l - 1][0, unit]):.3g} is at a kink of {derivation.layers[l - 1].activation}"

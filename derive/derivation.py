@@ -65,7 +65,7 @@ def diagnose(network: Network, values: Values, run: Pass) -> NotFinite | None:
         for kind, table in (("net", run.nets[l - 1]), ("out", run.outs[l])):
             r = _first_bad(table[0])
             if r is not None:
-                unit = network.units(l)[r]
+                unit = network.units(l)[r % network.sizes[l]]  # a sequence's values are flat, step by step
                 field = f"layers[{l - 1}].weights" if kind == "net" and network.has_parameters(l) else _layer_field(network, l)
                 return NotFinite(source, field, f"{kind}_{unit} is {float(table[0][r])!r} on the sample (the formula is not defined there, or overflows)")
     loss_def = network.loss_def
@@ -73,7 +73,7 @@ def diagnose(network: Network, values: Values, run: Pass) -> NotFinite | None:
         out = run.outs[-1][0]
         outside = np.flatnonzero((out <= 0) | (out >= 1))
         if outside.size and network.spec.layers[-1].activation.formula is not None:
-            unit = network.units(network.depth)[int(outside[0])]
+            unit = network.units(network.depth)[int(outside[0]) % network.sizes[-1]]
             return NotFinite(source, _layer_field(network, network.depth), f"{loss_def.name} needs outputs in (0, 1); on the sample out_{unit} = {float(out[outside[0]])!r}")
     if not np.isfinite(run.loss):
         field = "loss.formula" if network.spec.loss.formula is not None else "loss"
@@ -81,7 +81,7 @@ def diagnose(network: Network, values: Values, run: Pass) -> NotFinite | None:
     for l in range(network.depth, 0, -1):
         r = _first_bad(run.deltas[l - 1][0])
         if r is not None:
-            unit = network.units(l)[r]
+            unit = network.units(l)[r % network.sizes[l]]  # a sequence's values are flat, step by step
             field = ("loss.formula" if network.spec.loss.formula is not None else "loss") if l == network.depth and not np.isfinite(run.deltas[l - 1]).any() else _layer_field(network, l)
             return NotFinite(source, field, f"the derivative is not finite on the sample: delta_{unit} = {float(run.deltas[l - 1][0][r])!r}")
     for l in range(1, network.depth + 1):
@@ -307,21 +307,29 @@ def is_small(network: Network) -> bool:
     """Whether every parameter gets its scalar chain. A network over feature maps (convolution,
     pooling, flatten) takes the layer-level route for now: its shared weights' per-position sums
     are phase 2 of issue 16."""
-    return network.parameter_count <= SMALL_MAX_PARAMETERS and network.depth <= SMALL_MAX_DEPTH and not network.spec.spatial
+    small = network.parameter_count <= SMALL_MAX_PARAMETERS and network.depth <= SMALL_MAX_DEPTH
+    return small and not network.spec.spatial and not network.spec.sequence
 
 
 #: What a command that needs per-weight chains says of a network over feature maps, for now.
 NOT_YET_SPATIAL = "is not available yet for a network with convolution, pooling or flatten layers (its per-weight chains come later, issue 16); derive shows its layer form and gradients"
 
 
+#: The same for a network with an rnn (its chains through time).
+NOT_YET_SEQUENCE = ("is not available yet for a network with an rnn layer (its per-weight chains through time come later, issue 16); "
+                    "derive shows its layer form (backpropagation through time) and gradients")
+
+
 def refuse_spatial(network: Network, field: str, what: str) -> None:
-    """Raise for ``what`` (a command or option) on a network over feature maps.
+    """Raise for ``what`` (a command or option) on a network over feature maps or sequences.
 
     Raises:
-        ChainruleError: ``network`` has convolution, pooling or flatten layers.
+        ChainruleError: ``network`` has convolution, pooling, flatten or rnn layers.
     """
     if network.spec.spatial:
         raise ChainruleError(network.spec.source, field, f"{what} {NOT_YET_SPATIAL}")
+    if network.spec.sequence:
+        raise ChainruleError(network.spec.source, field, f"{what} {NOT_YET_SEQUENCE}")
 
 
 def resolve_params(network: Network, names: Iterable[str]) -> list[ParamRef]:

@@ -108,6 +108,8 @@ class LayerForm:
         window: a convolution's or pool's geometry (its input's shape, kernel, stride,
             padding), else None. A pool or flatten has no weights: its ``net`` is ``previous``
             and its ``delta`` dE/d(its input), as a layer without weights has.
+        recurrent, initial: an rnn's recurrent weights (``U1``) and initial state (``h0_h``),
+            else None.
     """
 
     index: int
@@ -128,6 +130,8 @@ class LayerForm:
     output: OutputDelta | None
     kind: str = "dense"
     window: Window | None = None
+    recurrent: str | None = None
+    initial: str | None = None
 
 
 def derive_layers(network: Network) -> tuple[LayerForm, ...]:
@@ -162,6 +166,8 @@ def _layer_form(network: Network, l: int) -> LayerForm:
         output=_output_delta(network, softmax, f_prime_out) if l == network.depth else None,
         kind=("softmax" if softmax else "dense") if spec.kind == "dense" else spec.kind,
         window=spec.window,
+        recurrent=naming.LAYER_RECURRENT.format(layer=network.matrix_number(l)) if spec.is_rnn else None,
+        initial=naming.LAYER_INITIAL.format(name=spec.name) if spec.is_rnn else None,
     )
 
 

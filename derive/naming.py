@@ -43,6 +43,9 @@ INDEXED_SHARED_BIAS = "b{layer}"
 
 LAYER_WEIGHT = "W{layer}"
 LAYER_BIAS = "b{layer}"
+#: An rnn layer's recurrent weights U (``U1``) and its initial state h_0 (``h0_h``) in the layer program.
+LAYER_RECURRENT = "U{layer}"
+LAYER_INITIAL = "h0_{name}"
 LAYER_NET = "net_{name}"
 LAYER_OUT = "out_{name}"
 LAYER_DELTA = "delta_{name}"

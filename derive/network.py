@@ -135,10 +135,33 @@ class Network:
         """``(fan_in, fan_out, shape)`` of ``layer``'s seeded weights: a dense layer's units
         before and its units; a kernel's in*kh*kw and out*kh*kw (PyTorch's fans)."""
         shape = self.weight_shape(layer)
+        if self.spec.layers[layer - 1].is_rnn:  # W and U side by side: [units, before + units]
+            return shape[1], shape[0], shape
         if len(shape) < 3:
             return self.sizes[layer - 1], self.sizes[layer], (self.sizes[layer], self.sizes[layer - 1])
         window = math.prod(shape[2:])
         return shape[1] * window, shape[0] * window, shape
+
+    def weight_matrices(self, layer: int, stored: np.ndarray) -> tuple[tuple[str, np.ndarray], ...]:
+        """``layer``'s weights ``stored`` as the matrices users see, by name: ``(("W2", W),)``;
+        for an rnn, whose W and U are held side by side, ``(("W1", W), ("U1", U))`` (views).
+        ``stored`` may be the weights, their gradient or their values after a step."""
+        n = self.matrix_number(layer)
+        if not self.spec.layers[layer - 1].is_rnn:
+            return ((naming.LAYER_WEIGHT.format(layer=n), stored),)
+        before = self.sizes[layer - 1]
+        return ((naming.LAYER_WEIGHT.format(layer=n), stored[:, :before]), (naming.LAYER_RECURRENT.format(layer=n), stored[:, before:]))
+
+    def weight_label(self, layer: int, index: tuple[int, ...]) -> str:
+        """An entry of ``layer``'s stored weights as users name it: ``W1[0, 2]``, an rnn's
+        recurrent weight ``U1[0, 1]``."""
+        before = self.sizes[layer - 1]
+        if self.spec.layers[layer - 1].is_rnn and index[1] >= before:
+            index = (index[0], index[1] - before)
+            name = naming.LAYER_RECURRENT.format(layer=self.matrix_number(layer))
+        else:
+            name = naming.LAYER_WEIGHT.format(layer=self.matrix_number(layer))
+        return f"{name}[{', '.join(map(str, index))}]"
 
     def weight_columns(self, layer: int) -> int:
         """The weights per row of ``layer``'s matrix (a kernel's per output channel, in*kh*kw):
@@ -566,7 +589,10 @@ def initial_values(network: Network) -> Values:
         he = definition is not None and definition.init == "he"
         limit = np.sqrt(6.0 / (fan_in if he else fan_in + fan_out))
         drawn = rng.uniform(-limit, limit, size=shape)
-        weights.append(None if not layer.has_parameters else _frozen(layer.weights if layer.weights is not None else drawn))
+        if layer.is_rnn:
+            weights.append(_frozen(_recurrent_weights(layer, network.sizes[l - 1], drawn)))
+        else:
+            weights.append(None if not layer.has_parameters else _frozen(layer.weights if layer.weights is not None else drawn))
         count = layer.bias_count
         biases.append(None if count == 0 else _frozen(layer.biases if layer.biases is not None else np.zeros(count)))
     if spec.batch:
@@ -577,16 +603,30 @@ def initial_values(network: Network) -> Values:
     return Values(tuple(weights), tuple(biases), _frozen(X), _frozen(T), seeded)
 
 
+def _recurrent_weights(layer, before: int, drawn: np.ndarray) -> np.ndarray:
+    """An rnn's W and U side by side [units, before + units], each given or ``drawn``."""
+    if layer.weights is not None:
+        drawn[:, :before] = layer.weights
+    if layer.recurrent is not None:
+        drawn[:, before:] = layer.recurrent
+    return drawn
+
+
 def seeded_sample(network: Network, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, bool]:
     """Inputs uniform in [0, 1) and targets valid for the loss: one-hot, 0/1, or uniform."""
-    x = rng.uniform(0.0, 1.0, network.sizes[0])
+    steps = max(network.spec.steps, 1)  # a sequence: every step's inputs and targets, flat
+    x = rng.uniform(0.0, 1.0, network.sizes[0] * steps)
     outputs = network.sizes[-1]
     kind = network.loss_def.targets if network.loss_def is not None else "real"
-    if kind == "distribution":
+    if kind == "distribution" and network.spec.steps:
+        t = np.zeros((steps, outputs))
+        t[np.arange(steps), rng.integers(outputs, size=steps)] = 1.0
+        t = t.ravel()
+    elif kind == "distribution":
         t = np.zeros(outputs)
         t[rng.integers(outputs)] = 1.0
     elif kind == "unit":
-        t = rng.integers(0, 2, outputs).astype(float)
+        t = rng.integers(0, 2, outputs * steps).astype(float)
     else:
-        t = rng.uniform(0.0, 1.0, outputs)
+        t = rng.uniform(0.0, 1.0, outputs * steps)
     return x, t, True

@@ -213,6 +213,41 @@ class EntrySum(Op):
     nargs = 1
 
 
+class RecurrentAffine(Op):
+    """An rnn's weighted sums at a step, ``W x_t + U h_(t-1) + b``:
+    ``RecurrentAffine(W, x, U, Previous(out, h0))`` or with ``b`` last."""
+
+    nargs = (4, 5)
+
+
+class Previous(Op):
+    """A sequence at the step before, ``Previous(out_h, h0_h)``: ``out_h`` at t - 1, ``h0_h`` at
+    the first step. Outside a loop over the steps, the whole sequence shifted by one step."""
+
+    nargs = 2
+
+
+class Following(Op):
+    """A sequence at the step after, ``Following(delta_h)``: ``delta_h`` at t + 1, zeros at the
+    last step (nothing comes after it). Outside a loop, the whole sequence shifted back."""
+
+    nargs = 1
+
+
+class Masked(Op):
+    """``Masked(expr, t)``: ``expr`` where the step has targets, 0 where its targets are null
+    (NaN in ``t``): a sequence's loss and output delta at the steps that have a loss."""
+
+    nargs = 2
+
+
+#: The operations of a recurrence through the steps of a sequence.
+SEQUENCE_OPERATIONS: tuple[type[Op], ...] = (RecurrentAffine, Previous, Following, Masked)
+#: A statement's loop over the steps of a sequence: forward in time (t = 1, ..., T) or
+#: backward (t = T, ..., 1); consecutive statements of one loop run step by step together.
+FORWARD_IN_TIME, BACKWARD_IN_TIME = "forward in time", "backward in time"
+
+
 #: The operations over feature maps (printers that unroll scalars leave them alone).
 SPATIAL_OPERATIONS: tuple[type[Op], ...] = (Correlate, KernelGradient, ChannelBiasSum, CorrelateBackprop, MaxPool, MaxPoolBackprop, AvgPool, AvgPoolBackprop, Flatten)
 
@@ -245,7 +280,7 @@ def in_vectors(expr: sympy.Expr, names: Mapping[sympy.Expr, sympy.Expr]) -> symp
 OPERATIONS: tuple[type[Op], ...] = (
     Affine, Softmax, LogSoftmax, LogOneMinusSoftmax, Chain, Backprop, SoftmaxVJP, SoftmaxDelta,
     Outer, BiasSum, SharedBiasSum, SampleLoss, EntrySum,
-) + SPATIAL_OPERATIONS
+) + SPATIAL_OPERATIONS + SEQUENCE_OPERATIONS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,6 +308,9 @@ class Statement:
         shown: the same value as people write it, where that differs from the form computed
             (elu's f' as a Piecewise in the net, computed with exp of min(net, 0); a softmax
             output's delta ``out * (g - sum(g * out))``, computed from ``w`` and ``wq``), else None.
+        loop: ``""``, or the loop over a sequence's steps it runs in (:data:`FORWARD_IN_TIME`,
+            :data:`BACKWARD_IN_TIME`): its vectors are then read and written at step t (an rnn's
+            recurrence); else it computes every step at once.
     """
 
     target: sympy.Symbol
@@ -286,6 +324,7 @@ class Statement:
     function: str = ""
     simplified: bool = False
     shown: sympy.Expr | None = None
+    loop: str = ""
 
     @property
     def written(self) -> sympy.Expr:
@@ -306,11 +345,13 @@ class Statement:
 @dataclass(frozen=True)
 class VectorInfo:
     """A vector's role, its layer (0 for data) and its shape per sample (``(units,)``, or
-    ``(units, inputs)`` for a weight matrix)."""
+    ``(units, inputs)`` for a weight matrix; per step for a sequence). ``columns``: for an
+    rnn's W and U, their columns ``(start, stop)`` of the layer's weights held side by side."""
 
     role: Role
     layer: int
     shape: tuple[int, ...]
+    columns: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -327,6 +368,9 @@ class Program:
             ``sum`` (``batch`` times the mean, as PyTorch's ``reduction="sum"``).
         l2: the L2 penalty's setting (0: none). Its statements (rules ``penalty`` and
             ``penalty gradient``) are added to E and dE/dW after the reduction, once per batch.
+        steps: the length T of a sequence (0: samples are not sequences). Then every data and
+            activation vector has a value per step ([batch, steps, units] where computed).
+        constants: values the program reads that are no parameters (an rnn's h_0): (name, values).
     """
 
     statements: tuple[Statement, ...]
@@ -336,6 +380,8 @@ class Program:
     sizes: tuple[int, ...]
     reduction: str = "mean"
     l2: float = 0.0
+    steps: int = 0
+    constants: tuple[tuple[str, tuple[float, ...]], ...] = ()
 
     def penalty_gradient(self, weight: str) -> Statement | None:
         """The statement ``dpenalty_dW = l2*W`` of the matrix ``weight``, or None (no penalty)."""

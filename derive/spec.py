@@ -26,6 +26,7 @@ from chainrule.derive.formula import format_expr, node_count, not_real, parse_fo
 from chainrule.derive.numeric import UnsupportedExpression, compile_expr
 from chainrule.derive.optimizers import OPTIMIZERS
 from chainrule.derive.registry import ACTIVATIONS, LOSSES, UNIT, T, X, Y, to_step_form
+from chainrule.derive.sequences import RNN_KIND, SequenceReader
 from chainrule.derive.windows import CONV_KINDS, SPATIAL_KINDS, SpatialReader, Window
 
 MAX_UNITS = 100_000
@@ -90,6 +91,13 @@ class LayerSpec:
     freeze: tuple[str, ...]
     kind: str = "dense"
     window: Window | None = None
+    recurrent: tuple[tuple[float, ...], ...] | None = None  # an rnn's U [units][units], if given
+    initial: tuple[float, ...] | None = None  # an rnn's h_0, if given (else zeros)
+
+    @property
+    def is_rnn(self) -> bool:
+        """True for a recurrent layer (``kind: rnn``): h_t = f(W x_t + U h_(t-1) + b)."""
+        return self.kind == RNN_KIND
 
     @property
     def bias_count(self) -> int:
@@ -103,9 +111,13 @@ class LayerSpec:
 
     def weight_shape(self, before: int) -> tuple[int, ...]:
         """The weights' array after a layer of ``before`` units: [units, before] (dense), the
-        kernel [out, in, kh, kw] ([out, in, k] for conv1d), or () without weights."""
+        kernel [out, in, kh, kw] ([out, in, k] for conv1d), or () without weights. An rnn's W and
+        U side by side, [units, before + units]: its values are held so (its parameters, their
+        names, steps and checks are a dense layer's), and the layer program splits them."""
         if not self.has_parameters:
             return ()
+        if self.is_rnn:
+            return (len(self.units), before + len(self.units))
         return self.window.kernel_shape if self.window is not None else (len(self.units), before)
 
     def weight_count(self, before: int) -> int:
@@ -170,6 +182,12 @@ class Spec:
     samples: tuple[Sample, ...] = ()
     reduction: str = "mean"
     input_shape: tuple[int, ...] | None = None
+    steps: int = 0
+
+    @property
+    def sequence(self) -> bool:
+        """True where every sample is a sequence of :attr:`steps` steps (the network has an rnn)."""
+        return self.steps > 0
 
     @property
     def spatial(self) -> bool:
@@ -193,7 +211,7 @@ class Spec:
         return sum(layer.weight_count(before) + layer.bias_count for layer, before in zip(self.layers, self.sizes))
 
 
-TOP_KEYS = ("name", "description", "inputs", "layers", "targets", "loss", "naming", "sample", "samples", "reduction", "optimizer", "seed", "data")
+TOP_KEYS = ("name", "description", "inputs", "steps", "layers", "targets", "loss", "naming", "sample", "samples", "reduction", "optimizer", "seed", "data")
 #: How the per-sample losses of a batch make E, as PyTorch's ``reduction``.
 REDUCTIONS = ("mean", "sum")
 #: The most samples a spec's batch may hold (each is shown, per sample, in the derivation).
@@ -201,10 +219,10 @@ MAX_SAMPLES = 64
 LAYER_KEYS = ("name", "kind", "units", "activation", "bias", "weights", "biases", "weight_names", "bias_names", "freeze")
 #: A layer's ``kind``: ``dense`` (weighted sums, then the activation; the default) or
 #: ``activation`` (no parameters: the activation applied to the outputs of the layer before).
-LAYER_KINDS = ("dense", "activation") + SPATIAL_KINDS
+LAYER_KINDS = ("dense", "activation") + SPATIAL_KINDS + (RNN_KIND,)
 ACTIVATION_KIND = "activation"
 #: The kinds whose layers have weights.
-PARAMETER_KINDS = ("dense",) + CONV_KINDS
+PARAMETER_KINDS = ("dense",) + CONV_KINDS + (RNN_KIND,)
 #: The keys a ``kind: activation`` layer takes.
 ACTIVATION_LAYER_KEYS = ("name", "kind", "units", "activation")
 DEFAULT_OPTIMIZER = {"kind": "sgd", "lr": 0.1}
@@ -260,7 +278,9 @@ class _Reader:
     def __init__(self, source: str) -> None:
         self.source = source
         self.spatial = SpatialReader(self)
+        self.sequences = SequenceReader(self)
         self.input_shape: tuple[int, ...] | None = None
+        self.steps = 0
 
     def fail(self, path: str, message: str) -> SpecError:
         return SpecError(self.source, path, message)
@@ -353,6 +373,9 @@ class _Reader:
             raise self.fail("description", f"expected text of at most {MAX_DESCRIPTION:,} characters, got {len(description):,}")
         self.input_shape = self.spatial.input_shape(top["inputs"])
         inputs = self.spatial.input_names(self.input_shape) if self.input_shape else self.inputs(top["inputs"])
+        self.steps = self.sequences.steps(top)
+        if isinstance(top["layers"], list):
+            self.sequences.check_order(top["layers"], self.steps, self.input_shape is not None)
         layers = self.layers(top["layers"], len(inputs))
         sizes = [len(inputs)] + [len(layer.units) for layer in layers]
         count = sum(layer.weight_count(before) + layer.bias_count for layer, before in zip(layers, sizes))
@@ -377,7 +400,12 @@ class _Reader:
             seed=self.integer(top.get("seed", 0), "seed", 0, MAX_SEED),
             data=self.data(top.get("data"), len(inputs), outputs),
             input_shape=self.input_shape,
+            steps=self.steps,
         )
+        if spec.sequence:
+            if spec.data is not None:
+                raise self.fail("data", "a data file of sequences is not read yet; pass X [batch, steps, inputs] and T to the emitted trainer's fit")
+            self.sequences.check_some_loss(spec.batch, "samples" if spec.samples else "sample.t")
         self.check_unique_names(spec)
         return spec
 
@@ -404,6 +432,8 @@ class _Reader:
             if kind in SPATIAL_KINDS and isinstance(kind, str):
                 layer = self.spatial.layer(item, path, shape, below)
                 shape = layer.window.out_shape if layer.window is not None else None
+            elif kind == RNN_KIND:
+                layer = self.sequences.layer(item, path, before)
             else:
                 layer = self.layer(item, path, before, below)
             layers.append(layer)
@@ -572,6 +602,10 @@ class _Reader:
         if value is None:
             return None
         raw = self.mapping(value, path, ("x", "t"), ("x", "t"))
+        if self.steps:
+            check = lambda t, where: self.check_targets(t, where, loss)  # noqa: E731
+            return Sample(self.sequences.sample_x(raw["x"], f"{path}.x", self.steps, inputs),
+                          self.sequences.sample_t(raw["t"], f"{path}.t", self.steps, outputs, check))
         x = self.spatial.sample_x(raw["x"], f"{path}.x", self.input_shape) if self.input_shape else self.numbers(raw["x"], f"{path}.x", inputs)
         sample = Sample(x, self.numbers(raw["t"], f"{path}.t", outputs))
         self.check_targets(sample.t, f"{path}.t", loss)

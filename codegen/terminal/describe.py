@@ -304,10 +304,13 @@ def describe_layer(d: Derivation, form: LayerForm) -> LayerText:
     activation = statements.get("activation")
     weighted = (statement_text(program, statements["weighted sums"]),) if "weighted sums" in statements else ()
     maps = tuple(statement_text(program, statements[rule]) for rule in ("pooling", "flatten") if rule in statements)
-    forward = weighted + maps + ((f"{activation.target} = {activation_text(d, form.index, real_symbol(form.net))}",) if activation is not None else ())
+    if activation is not None and activation.loop:  # a recurrence: at step t, in the loop of its weighted sums
+        forward = weighted + (f"{activation.target}[t] = {activation_text(d, form.index, real_symbol(form.net + '[t]'))}",)
+    else:
+        forward = weighted + maps + ((f"{activation.target} = {activation_text(d, form.index, real_symbol(form.net))}",) if activation is not None else ())
     local = statements.get("local derivative")
     delta = statements.get("output delta") or statements["delta"]
-    gradients = tuple(statement_text(program, statements[rule]) for rule in ("weight gradient", "bias gradient") if rule in statements)
+    gradients = tuple(statement_text(program, statements[rule]) for rule in ("weight gradient", "recurrent weight gradient", "bias gradient") if rule in statements)
     if "penalty gradient" in statements:  # dE/dW = delta out^T (reduced) + l2*W, added once
         term = statements["penalty gradient"].expr
         gradients = (f"{gradients[0]} + {format_expr(term, last=term.free_symbols - {L2})}",) + gradients[1:]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+
+import numpy as np
 from typing import TYPE_CHECKING, Any, Sequence
 
 from chainrule.derive import naming
@@ -87,21 +89,27 @@ def _penalty(d: Derivation, described: list[ParamText]) -> dict[str, Any]:
         for form, W, b in zip(d.layers, d.values.W, d.values.b):
             if form.weight is None or W is None:
                 continue  # a layer without weights
-            terms[form.weight] = (d.network.spec.loss.l2 * W).tolist()
+            terms.update({name: (d.network.spec.loss.l2 * M).tolist() for name, M in d.network.weight_matrices(form.index, W)})
             if form.bias is not None and b is not None:
                 terms[form.bias] = [0.0] * len(b)
     return {"l2": d.network.spec.loss.l2, "value": d.sample.penalty, "data_loss": d.data_loss, "gradients": terms}
 
 
 def _maps(d: Derivation, name: str, row: Any) -> list:
-    """One sample's values of a layer, a convolution's or pool's nested as its maps [C, H, W]."""
-    return row.reshape(d.program.vectors[name].shape).tolist()
+    """One sample's values of a layer, a convolution's or pool's nested as its maps [C, H, W], a
+    sequence's as its steps [steps, units]."""
+    return row.reshape(_per_sample_shape(d, name)).tolist()
+
+
+def _per_sample_shape(d: Derivation, name: str) -> tuple[int, ...]:
+    shape = d.program.vectors[name].shape
+    return (d.program.steps, *shape) if d.program.steps else shape
 
 
 def _shaped(d: Derivation, name: str, rows: Any) -> list:
     """A layer's values on the sample (a list per sample for a batch), a convolution's or pool's
     nested as its maps [C, H, W] (PyTorch's layout)."""
-    shape = d.program.vectors[name].shape
+    shape = _per_sample_shape(d, name)
     values = rows.reshape((rows.shape[0], *shape)) if len(shape) > 1 else rows
     return values.tolist() if d.batch else values[0].tolist()
 
@@ -109,7 +117,11 @@ def _shaped(d: Derivation, name: str, rows: Any) -> list:
 def _samples(d: Derivation) -> dict[str, Any]:
     """``sample`` (one) or ``samples`` and ``reduction`` (a batch)."""
     spec = d.network.spec
-    rows = [{"x": dict(zip(spec.inputs, map(float, x))), "t": dict(zip(spec.targets, map(float, t)))} for x, t in zip(d.values.X, d.values.T)]
+    if spec.sequence:  # x [steps][inputs], t [steps][outputs] (null: no loss at that step)
+        rows = [{"x": x.reshape(spec.steps, -1).tolist(), "t": [None if np.isnan(step).all() else step.tolist() for step in t.reshape(spec.steps, -1)]}
+                for x, t in zip(d.values.X, d.values.T)]
+    else:
+        rows = [{"x": dict(zip(spec.inputs, map(float, x))), "t": dict(zip(spec.targets, map(float, t)))} for x, t in zip(d.values.X, d.values.T)]
     if not d.batch:
         return {"sample": {**rows[0], "seeded": d.values.seeded_sample}}
     return {"samples": rows, "reduction": spec.reduction}
@@ -128,7 +140,8 @@ def _per_sample(d: Derivation, described: list[ParamText]) -> list[dict[str, Any
             run = d.numbers.run(d.values.W, d.values.b, d.values.X[row:row + 1], d.values.T[row:row + 1], penalty=False)
             entry["forward"] = {k: _maps(d, k, v[0]) for form, net, out in zip(d.layers, run.nets, run.outs[1:])
                                 for k, v in ((form.net, net), (form.out, out)) if k != form.net or form.weight}
-            entry["gradients"] = {k: v.tolist() for form, dW, db in zip(d.layers, run.dW, run.db) for k, v in ((form.weight, dW), (form.bias, db)) if k and v is not None}
+            entry["gradients"] = {k: v.tolist() for form, dW, db in zip(d.layers, run.dW, run.db)
+                                  for k, v in (*_named(d, form, dW), (form.bias, db)) if k and v is not None}
         rows.append(entry)
     return rows
 
@@ -139,10 +152,18 @@ def _matrices(d: Derivation) -> tuple[dict[str, Any], dict[str, Any]]:
     for form, dW, db, W1, b1 in zip(d.layers, d.sample.dW, d.sample.db, d.updated_W, d.updated_b):
         if form.weight is None or dW is None or W1 is None:
             continue  # a layer without weights
-        gradients[form.weight], updated[form.weight] = dW.tolist(), W1.tolist()
+        for (name, gradient), (_, after) in zip(_named(d, form, dW), _named(d, form, W1)):
+            gradients[name], updated[name] = gradient.tolist(), after.tolist()
         if form.bias is not None and db is not None and b1 is not None:
             gradients[form.bias], updated[form.bias] = db.tolist(), b1.tolist()
     return gradients, updated
+
+
+def _named(d: Derivation, form: LayerForm, stored: Any) -> tuple:
+    """A layer's weights (or their gradient) by matrix name: an rnn's W and U apart."""
+    if form.weight is None or stored is None:
+        return ()
+    return d.network.weight_matrices(form.index, stored)
 
 
 def _layer_json(d: Derivation, form: LayerForm) -> dict[str, Any]:

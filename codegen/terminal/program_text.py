@@ -17,9 +17,10 @@ class ProgramTextPrinter(FormulaPrinter):
     """Statements of a program as text; a local derivative a delta multiplies is written out
     (``* out_h*(1 - out_h)``), as people write the delta rule."""
 
-    def __init__(self, program: Program) -> None:
+    def __init__(self, program: Program, sequence: bool = False) -> None:
         super().__init__()
         self.program = program
+        self.sequence = sequence  # vectors with a value per step written at step t
 
     def factor(self, expr: sympy.Expr) -> str:
         """``expr`` as a factor of a product: sums and negatives in parentheses."""
@@ -31,7 +32,7 @@ class ProgramTextPrinter(FormulaPrinter):
 
     def _print_Affine(self, expr) -> str:
         W, x, *bias = expr.args
-        return f"{W} @ {x}" + "".join(f" + {b}" for b in bias)
+        return f"{W} @ {self._print(x)}" + "".join(f" + {b}" for b in bias)
 
     def _print_Softmax(self, expr) -> str:
         return f"softmax({expr.args[0]})"
@@ -41,17 +42,18 @@ class ProgramTextPrinter(FormulaPrinter):
 
     def _print_Backprop(self, expr) -> str:
         W, delta = expr.args
-        return f"({W}.T @ {delta})"
+        return f"({W}.T @ {self._print(delta)})"
 
     def _print_SoftmaxVJP(self, expr) -> str:
         y, g = expr.args
         return f"{y} * (g - sum(g * {y})) with g = {self.factor(g)}"
 
     def _print_Outer(self, expr) -> str:
-        return f"outer({expr.args[0]}, {expr.args[1]})"
+        text = f"outer({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+        return f"sum over t of {text}" if self.sequence else text
 
     def _print_BiasSum(self, expr) -> str:
-        return str(expr.args[0])
+        return f"sum over t of {self._print(expr.args[0])}" if self.sequence else str(expr.args[0])
 
     def _print_SharedBiasSum(self, expr) -> str:
         return f"sum({expr.args[0]})"
@@ -96,6 +98,32 @@ class ProgramTextPrinter(FormulaPrinter):
     def _print_Flatten(self, expr) -> str:
         return f"flatten({expr.args[0]})"
 
+    # sequences: a vector at step t is written v[t] (from 1), as people index h_t
+
+    def _print_RecurrentAffine(self, expr) -> str:
+        W, x, U, h, *bias = expr.args
+        return f"{W} @ {x}[t] + {U} @ {self._print(h)}" + "".join(f" + {b}" for b in bias)
+
+    def _print_Previous(self, expr) -> str:
+        return f"{expr.args[0]}[t-1]"
+
+    def _print_Following(self, expr) -> str:
+        return f"{expr.args[0]}[t+1]"
+
+    def _print_Masked(self, expr) -> str:
+        return self._print(expr.args[0])
+
+    def _print_Symbol(self, expr) -> str:
+        name = super()._print_Symbol(expr)
+        return f"{name}[t]" if self.sequence and per_step(self.program, expr.name) else name
+
+
+def per_step(program: Program, name: str) -> bool:
+    """Whether the vector ``name`` has a value at each step of a sequence (data and the layers'
+    values; not the parameters, nor h_0)."""
+    info = program.vectors.get(name)
+    return bool(program.steps) and info is not None and info.role.value in ("data", "activation") and name not in dict(program.constants)
+
 
 def _side(value) -> str:
     """``2`` where both sides are equal (PyTorch's int form), else ``(2, 3)``."""
@@ -105,9 +133,38 @@ def _side(value) -> str:
 
 
 def statement_text(program: Program, statement: Statement) -> str:
-    """``target = expression`` as people write it, with what it relies on after it."""
-    text = f"{statement.target} = {ProgramTextPrinter(program).doprint(statement.written)}"
+    """``target = expression`` as people write it, with what it relies on after it; a sequence's
+    statement at step t, with its loop (``for t = 1, ..., T``) and what it reads at the edges."""
+    indexed = bool(statement.loop) or (statement.kind == "rnn" and "gradient" in statement.rule)  # a recurrence: written at step t
+    written = ProgramTextPrinter(program, indexed).doprint(statement.written)
+    target = f"{statement.target}[t]" if statement.loop else str(statement.target)
+    text = f"{target} = {written}" + _loop_text(program, statement)
     return text + (f"    (derived: {statement.note})" if statement.note else "")
+
+
+def _loop_text(program: Program, statement: Statement) -> str:
+    """Where a sequence's statement runs: every step at once, or its loop through time."""
+    if not program.steps or statement.stage.value == "loss":
+        return ""
+    T = program.steps
+    edges = []
+    for node in sympy.preorder_traversal(statement.expr):
+        if type(node).__name__ == "Previous":
+            edges.append(f"{node.args[0]}[0] = {node.args[1]}")
+        elif type(node).__name__ == "Following":
+            edges.append(f"{node.args[0]}[{T + 1}] = 0")
+        elif type(node).__name__ == "Masked":
+            edges.append("0 at a step whose targets are null")
+    edge = "; ".join(dict.fromkeys(edges))
+    if statement.loop == "backward in time":
+        where = f"for t = {T}, ..., 1"
+    elif statement.loop:
+        where = f"for t = 1, ..., {T}"
+    elif statement.rule in ("weight gradient", "recurrent weight gradient", "bias gradient"):
+        where = f"summed over t = 1, ..., {T}" if statement.kind != "rnn" else f"t = 1, ..., {T}"
+    else:
+        where = f"at every t = 1, ..., {T}"
+    return f"    ({where}{'; ' + edge if edge else ''})"
 
 
 def expression_text(program: Program, statement: Statement) -> str:

@@ -64,6 +64,8 @@ def sample_summary(d: Derivation) -> str:
 
 
 def _sample_pairs(spec, x, t) -> str:
+    if spec.sequence:
+        return _sequence_pairs(spec, x, t)
     pairs = [f"{n} = {number(v)}" for n, v in zip(spec.inputs, x)]
     targets = [f"{n} = {number(v)}" for n, v in zip(spec.targets, t)]
     if len(pairs) > 6:
@@ -72,6 +74,34 @@ def _sample_pairs(spec, x, t) -> str:
         hidden = [pair for pair, v in zip(targets[3:-1], t[3:-1]) if v != 0]
         targets = targets[:3] + (["..."] if len(hidden) > 3 else [f"... {', '.join(hidden)}, ..."] if hidden else ["..."]) + targets[-1:]
     return f"{', '.join(pairs)}; {', '.join(targets)}"
+
+
+def _sequence_pairs(spec, x, t) -> str:
+    """A sequence's inputs and targets, step by step (``null``: no loss at that step)."""
+    def step(values) -> str:
+        return "null" if np.isnan(values).all() else "[" + ", ".join(number(v) for v in values) + "]"
+
+    steps = [(step(xs), step(ts)) for xs, ts in zip(x.reshape(spec.steps, -1), t.reshape(spec.steps, -1))]
+    shown = steps if len(steps) <= 6 else steps[:3] + [("...", "...")] + steps[-1:]
+    return f"x = [{', '.join(a for a, _ in shown)}]; t = [{', '.join(b for _, b in shown)}] ({count(spec.steps, 'step')})"
+
+
+#: A sequence's values are shown step by step up to this many steps and units.
+SHOWN_STEPS, SHOWN_UNITS = 8, 4
+
+
+def _sequence_forward(d: Derivation) -> list[str]:
+    """Each layer's outputs at each step (small layers), or their smallest, mean and largest."""
+    steps = d.network.spec.steps
+    out = [f"Forward pass ({count(steps, 'step')}; per layer: its outputs at t = 1, 2, ...{' on sample 1' if d.batch else ''})"]
+    for form, a in zip(d.layers, d.sample.outs[1:]):
+        row = a[0].reshape(steps, -1)
+        if steps <= SHOWN_STEPS and form.size <= SHOWN_UNITS:
+            values = "  ".join("[" + ", ".join(number(v) for v in step) + "]" for step in row)
+            out.append(f"  {form.out:<10} {values}")
+        else:
+            out.append(f"  {form.out:<10} {count(form.size, 'unit'):>12}  min {number(row.min())}  mean {number(row.mean())}  max {number(row.max())}")
+    return out
 
 
 def _line(line: Line, width: int) -> str:
@@ -98,8 +128,8 @@ def render_forward(d: Derivation) -> list[str]:
         lines = forward_lines(d)
         width = max(len(line.name) for line in lines)
         return ["Forward pass"] + [_line(line, width) for line in lines]
-    out = ["Forward pass (per layer: units, smallest, mean and largest output)"]
-    for form, a in zip(d.layers, d.sample.outs[1:]):
+    out = ["Forward pass (per layer: units, smallest, mean and largest output)"] if not d.network.spec.sequence else _sequence_forward(d)
+    for form, a in zip(d.layers, d.sample.outs[1:]) if not d.network.spec.sequence else ():
         row = a[0]
         out.append(f"  {form.out:<10} {count(form.size, 'unit'):>12}  min {number(row.min())}  mean {number(row.mean())}  max {number(row.max())}")
     if d.network.spec.loss.l2:
@@ -167,6 +197,7 @@ def render_layers(d: Derivation) -> list[str]:
         without = ", no weights: delta is dE/d(its input)" if layer.weight is None else ""
         what = layer.activation if form.kind in ("dense", "softmax", "activation") else form.kind if form.weight is None else f"{form.kind}, {layer.activation}"
         size = f"maps {list(form.window.out_shape)}" if form.window is not None else count(layer.units, "unit")
+        size += f" at each of {count(d.network.spec.steps, 'step')}" if d.network.spec.sequence else ""
         out.append(f"  layer {layer.index} ({layer.name}: {size}, {what}{without})")
         out.extend(f"    {line}" for line in layer.forward)
         out.append(f"    {layer.delta}")
@@ -187,7 +218,8 @@ def render_gradient_summary(d: Derivation) -> list[str]:
     for form, dW, db, W0, b0, W1, b1 in layers:
         if dW is None:  # a layer without weights
             continue
-        matrices = [(form.weight, dW, W0, W1)] + ([(form.bias, db, b0, b1)] if db is not None else [])
+        split = zip(*(d.network.weight_matrices(form.index, m) for m in (dW, W0, W1)))  # an rnn's W and U apart
+        matrices = [(name, g, before, after) for (name, g), (_, before), (_, after) in split] + ([(form.bias, db, b0, b1)] if db is not None else [])
         for name, gradient, before, after in matrices:
             out += [row(f"dE_d{name}", gradient), row(f"{name}+", after, after - before)]
     return out
@@ -209,6 +241,8 @@ def render_derivation(d: Derivation, params: Sequence[str] = ()) -> str:
         out += render_gradient_summary(d) + [""]
         if d.network.spec.spatial:
             out += ["(a network with convolution, pooling or flatten layers: its per-weight chains come later, issue 16; the layer form follows)", ""]
+        elif d.network.spec.sequence:
+            out += ["(a network with an rnn layer: its per-weight chains through time come later, issue 16; the layer form follows)", ""]
         elif not params:
             out += ["(a big network: pass --param NAME for one parameter's chain and closed form)", ""]
     out += render_layers(d)

@@ -16,15 +16,17 @@ from __future__ import annotations
 from types import MappingProxyType, ModuleType
 
 from chainrule.derive import naming
-from chainrule.derive.kinds import activation, conv, dense, flatten, pool, softmax
+import dataclasses
+
+from chainrule.derive.kinds import activation, conv, dense, flatten, pool, rnn, softmax
 from chainrule.derive.layers import LayerForm, stable_loss
 from chainrule.derive.network import Network
 from chainrule.derive import penalty
-from chainrule.derive.program import Program, Role, SampleLoss, Stage, Statement, vector, VectorInfo, in_vectors
+from chainrule.derive.program import Masked, Program, Role, SampleLoss, Stage, Statement, vector, VectorInfo, in_vectors
 
 KINDS: MappingProxyType[str, ModuleType] = MappingProxyType({
     "dense": dense, "softmax": softmax, "activation": activation, "conv1d": conv, "conv2d": conv, "flatten": flatten,
-    "maxpool1d": pool, "maxpool2d": pool, "avgpool1d": pool, "avgpool2d": pool,
+    "maxpool1d": pool, "maxpool2d": pool, "avgpool1d": pool, "avgpool2d": pool, "rnn": rnn,
 })
 
 
@@ -50,20 +52,42 @@ def layer_program(network: Network, forms: tuple[LayerForm, ...]) -> Program:
         statements += kind_of(form).forward(form, _previous(network, form), targets)
     last = forms[-1]
     loss = in_vectors(stable_loss(network), kind_of(last).names(last, targets))
+    steps = network.spec.steps
+    if steps:  # a sequence's loss: the steps whose targets are null have none
+        loss = Masked(loss, vector(targets))
     statements.append(Statement(vector(naming.LOSS), SampleLoss(loss), Stage.LOSS, last.index, kind_of(last).KIND, "loss"))
     l2 = network.spec.loss.l2
-    weights = tuple(form.weight for form in forms if form.weight is not None)  # a layer without weights has no penalty
+    # a layer without weights has no penalty; an rnn's W and U have theirs
+    weights = tuple(name for form in forms for name in (form.weight, form.recurrent) if name is not None)
     if l2 and weights:
         statements.append(penalty.penalty_statement(weights, last.index))
-    statements += kind_of(last).output_delta(last, targets)
+    statements += _masked(kind_of(last).output_delta(last, targets), targets) if steps else kind_of(last).output_delta(last, targets)
     for form in reversed(forms):
         statements += kind_of(form).gradients(form, _previous(network, form))
         if l2 and form.weight is not None:
-            statements.append(penalty.gradient_statement(form.weight, form.index))
+            statements += [penalty.gradient_statement(name, form.index) for name in (form.weight, form.recurrent) if name is not None]
         if form.index > 1:
             below = forms[form.index - 2]
             statements += kind_of(below).hidden_delta(below, form, targets)
-    return Program(tuple(statements), _vectors(network, forms, statements), inputs, targets, tuple(network.sizes), network.spec.reduction, l2)
+    constants = tuple((form.initial, _initial(network, form)) for form in forms if form.initial is not None)
+    return Program(tuple(statements), _vectors(network, forms, statements), inputs, targets, tuple(network.sizes), network.spec.reduction, l2,
+                   steps, constants)
+
+
+def _masked(statements: list[Statement], targets: str) -> list[Statement]:
+    """The output delta of a sequence: 0 at the steps without targets (they have no loss)."""
+    def masked(s: Statement) -> Statement:
+        if s.rule != "output delta":
+            return s
+        shown = None if s.shown is None else Masked(s.shown, vector(targets))
+        return dataclasses.replace(s, expr=Masked(s.expr, vector(targets)), shown=shown)
+    return [masked(s) for s in statements]
+
+
+def _initial(network: Network, form: LayerForm) -> tuple[float, ...]:
+    """An rnn's h_0: the spec's ``initial``, or zeros."""
+    given = network.spec.layers[form.index - 1].initial
+    return tuple(given) if given is not None else (0.0,) * form.size
 
 
 def _previous(network: Network, form: LayerForm) -> str:
@@ -76,7 +100,12 @@ def _vectors(network: Network, forms: tuple[LayerForm, ...], statements: list[St
                network.target_vector: VectorInfo(Role.DATA, len(forms), (sizes[-1],))}
     for form in forms:
         l = form.index
-        if form.weight:
+        if form.recurrent:  # W and U are held side by side: each its own columns
+            before, units = network.sizes[l - 1], network.sizes[l]
+            vectors[form.weight] = VectorInfo(Role.PARAMETER, l, (units, before), (0, before))
+            vectors[form.recurrent] = VectorInfo(Role.PARAMETER, l, (units, units), (before, before + units))
+            vectors[form.initial] = VectorInfo(Role.DATA, l, (units,))
+        elif form.weight:
             vectors[form.weight] = VectorInfo(Role.PARAMETER, l, network.weight_shape(l))
         if form.bias:
             vectors[form.bias] = VectorInfo(Role.PARAMETER, l, (network.spec.layers[l - 1].bias_count,))
