@@ -21,6 +21,9 @@ EXAMPLE_FILES = sorted(p for p in EXAMPLES.iterdir() if p.suffix in (".yaml", ".
 #: The examples with convolution, pooling or flatten layers: compared with PyTorch's own modules in
 #: tests/test_conv.py (the dense bridge does not build them).
 SPATIAL_EXAMPLES = ("conv_small", "conv_worked", "digits_conv")
+#: The examples with an rnn layer: no report yet (issue 16 phase 2), sequences as samples, and
+#: compared with PyTorch's nn.RNN in tests/test_rnn.py.
+SEQUENCE_EXAMPLES = ("bptt_worked",)
 
 
 def optional(name: str) -> ModuleType | None:

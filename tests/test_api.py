@@ -17,7 +17,7 @@ import yaml
 
 import chainrule
 from chainrule.codegen.cli import main
-from helpers import EXAMPLE_FILES, ROOT, SPATIAL_EXAMPLES
+from helpers import EXAMPLE_FILES, ROOT, SEQUENCE_EXAMPLES, SPATIAL_EXAMPLES
 from test_user_messages import BAD_SPECS
 
 MAZUR = ROOT / "examples" / "mazur.yaml"
@@ -301,7 +301,7 @@ def test_report_writes_what_the_command_line_writes(name: str, tmp_path: Path, c
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", [p for p in EXAMPLE_FILES if p.stem not in SPATIAL_EXAMPLES], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [p for p in EXAMPLE_FILES if p.stem not in SPATIAL_EXAMPLES + SEQUENCE_EXAMPLES], ids=lambda p: p.stem)
 def test_report_of_every_example_writes_what_the_command_line_writes(path: Path, tmp_path: Path, capsys) -> None:
     report_against_the_command_line(path, tmp_path, capsys)
 

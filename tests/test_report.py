@@ -23,10 +23,10 @@ from chainrule.codegen.report.writer import render_report
 from chainrule.derive import derive
 from chainrule.derive.optimizers import GRAD, OPTIMIZERS, THETA, first_step_expr
 from chainrule.derive.spec import spec_from_data
-from helpers import EXAMPLE_FILES, ROOT, example
+from helpers import EXAMPLE_FILES, ROOT, SEQUENCE_EXAMPLES, example
 
 GENERATED = ROOT / "generated"
-NAMES = [p.stem for p in EXAMPLE_FILES]
+NAMES = [p.stem for p in EXAMPLE_FILES if p.stem not in SEQUENCE_EXAMPLES]
 
 
 def report_of(name: str, params=()) -> str:

@@ -9,7 +9,7 @@ import pytest
 from chainrule.derive import derive
 from chainrule.derive.spec import spec_from_data
 from generator import random_spec, spec_id
-from helpers import EXAMPLE_FILES, SPATIAL_EXAMPLES, example, needs_torch
+from helpers import EXAMPLE_FILES, SEQUENCE_EXAMPLES, SPATIAL_EXAMPLES, example, needs_torch
 
 FAST = range(40)
 SLOW = range(40, 400)
@@ -55,7 +55,7 @@ def test_random_architectures_slow(seed: int) -> None:
 
 @needs_torch
 # one sample each; the batch example is compared with PyTorch in tests/test_batch_claims.py
-@pytest.mark.parametrize("path", [p for p in EXAMPLE_FILES if p.stem not in SPATIAL_EXAMPLES + ("batch_softmax",)], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [p for p in EXAMPLE_FILES if p.stem not in SPATIAL_EXAMPLES + SEQUENCE_EXAMPLES + ("batch_softmax",)], ids=lambda p: p.stem)
 def test_examples(path) -> None:
     assert_agree(example(path.stem))
 

@@ -10,6 +10,7 @@ columns of ones, the helper functions it calls) is recorded as the lines are pri
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import sympy
@@ -23,7 +24,7 @@ from chainrule.derive.penalty import L2
 from chainrule.derive.program import (
     Affine, AvgPool, AvgPoolBackprop, Backprop, Chain, ChannelBiasSum, Correlate, CorrelateBackprop, Flatten, KernelGradient,
     LogOneMinusSoftmax, LogSoftmax, MaxPool, MaxPoolBackprop, Program, Role, SharedBiasSum, Softmax, SoftmaxDelta, SoftmaxVJP,
-    Stage, Statement,
+    Stage, Statement, Masked, RecurrentAffine,
 )
 from chainrule.derive.stable import stable_form
 
@@ -34,6 +35,9 @@ from chainrule.codegen.trainer.printers import InPlace, NotInPlace, fold_constan
 LOG_OUT, LOG_ONE_MINUS_OUT = sympy.Symbol("log_out", real=True), sympy.Symbol("log_one_minus_out", real=True)
 #: The names of the inputs and targets, a sample per row, in the trainer.
 INPUTS, TARGETS = "X", "T"
+#: A sequence's inputs and targets as rows, step by step (``sequence_rows``), and where its
+#: targets are null.
+STEP_INPUTS, STEP_TARGETS, MISSING = "Xt", "Tt", "missing"
 
 
 @dataclass(frozen=True)
@@ -123,8 +127,101 @@ def _layer_name(statement: Statement) -> str:
     return statement.target.name.split("_", 1)[1]
 
 
+def initial_name(layer: str) -> str:
+    """The trainer's constant holding an rnn layer's h_0 (``H0_h``)."""
+    return f"H0_{layer}"
+
+
+class _Sequences:
+    """The printer's methods for sequences (an rnn's recurrence, its backpropagation through
+    time, a loss over the steps that have targets); mixed into :class:`_ArrayPrinter`."""
+
+    def _sequence_prologue(self) -> list[Line]:
+        return [Line(f"{STEP_TARGETS} = T as rows, step by step; {MISSING}: where a step's targets are null (no loss there)",
+                     f"{STEP_TARGETS} = sequence_rows(T)"), Line("", f"{MISSING} = np.isnan({STEP_TARGETS})")]
+
+    def _recurrence(self, s: Statement) -> list[Line]:
+        """``net[t] = W x[t] + U h[t-1] + b``, ``out[t] = f(net[t])``: the input's part of every
+        step as one product, then a loop over the steps adding ``U h[t-1]`` and applying f."""
+        W, x, U, previous, *bias = s.expr.args
+        form = self.d.layers[s.layer - 1]
+        net, out, units = s.target.name, form.out, form.size
+        activation = next(t for t in self.program.layer(s.layer) if t.rule == "activation")
+        lines = [Line(f"{net} = {x} {W}^T + {bias[0] if bias else '0'} at every step at once (the inputs' part); the loop adds {U} h[t-1]",
+                      f'{net} = np.dot({self._name(x)}, p["{W}"].T, out={self._buffer(net, units)})')]
+        if bias:
+            lines.append(Line("", f'{net} += p["{bias[0]}"]'))
+        f = self._code(activation.expr, {sympy.Symbol(net, real=True): f"{net}[rows]"})
+        loop = (f"h = np.broadcast_to({initial_name(form.name)}, (B, {units}))\n"
+                "for t in range(STEPS):\n"
+                "    rows = slice(t * B, (t + 1) * B)\n"
+                f'    {net}[rows] += np.dot(h, p["{U}"].T)\n'
+                f"    {out}[rows] = {f}\n"
+                f"    h = {out}[rows]")
+        return lines + [Line("", f"{out} = {self._buffer(out, units)}"),
+                        Line(f"the recurrence, t = 1, ..., {self.program.steps}: {net}[t] += {out}[t-1] {U}^T ({out}[0] = h0, {previous.args[1]}), "
+                             f"then {out}[t] = {activation.function}({net}[t])", loop)]
+
+    def _through_time(self, s: Statement) -> list[Line]:
+        """``delta[t] = (dE/dout[t] from the layer above + delta[t+1] U) * f'(net[t])``: the layer
+        above's part of every step as one product, then a loop from the last step back."""
+        form = self.d.layers[s.layer - 1]
+        delta, units = s.target.name, form.size
+        total, local = (s.expr.args[0], s.expr.args[1]) if isinstance(s.expr, Chain) else (s.expr, None)
+        through = next(a for a in total.args if isinstance(a, Backprop) and not a.args[1].is_Symbol)
+        above = next(a for a in total.args if a is not through)
+        U = through.args[0]
+        buffer = self._buffer(delta, units)
+        if isinstance(above, Backprop):
+            Wa, da = above.args
+            lines = [Line(f"{delta} = dE/d{form.out} from the layer above at every step: {da} {Wa} (one product)",
+                          f'{delta} = np.dot({da}, p["{Wa}"], out={buffer})')]
+        else:
+            lines = [Line(f"{delta} = dE/d{form.out} from the layer above at every step: {above}", f"np.copyto({buffer}, {above})"),
+                     Line("", f"{delta} = {buffer}")]
+        step = f"    {delta}[rows] *= {form.name}_local[rows]" if local is not None else ""
+        if local is not None:
+            computed = self._local(local)
+            lines.append(Line(f"d{form.out}/d{form.net} = {human(computed, self.program)} at every step", f"{form.name}_local = {self._code(computed)}"))
+        loop = ("for t in range(STEPS - 1, -1, -1):\n"
+                "    rows = slice(t * B, (t + 1) * B)\n"
+                "    if t < STEPS - 1:\n"
+                f'        {delta}[rows] += np.dot({delta}[(t + 1) * B : (t + 2) * B], p["{U}"])\n' + step).rstrip("\n")
+        return lines + [Line(f"backpropagation through time, t = {self.program.steps}, ..., 1: {delta}[t] = (that + {delta}[t+1] {U})"
+                             f" * d{form.out}/d{form.net}[t] (nothing after the last step)", loop)]
+
+    def _recurrent_gradient(self, s: Statement) -> list[Line]:
+        """``dE/dU = sum_t delta[t] h[t-1]^T``: steps 2..T against the outputs of 1..T-1, and
+        step 1 against h_0."""
+        delta, previous = s.expr.args
+        out, h0 = previous.args
+        U = s.target.name[len("dE_d"):]
+        form = self.d.layers[s.layer - 1]
+        return [Line(f"dE/d{U} = sum over t of {delta}[t]^T {out}[t-1] ({out}[0] = h0): every step but the first against the step before, one product",
+                     f'np.dot({delta}[B:].T, {out}[:-B], out=grads["{U}"])'),
+                Line("", f'grads["{U}"] += np.outer({delta}[:B].sum(axis=0), {initial_name(form.name)})')]
+
+    def _sequence_loss(self, s: Statement) -> tuple[Line, ...]:
+        """E summed over the steps that have targets and the outputs, reduced over the batch."""
+        form = self.d.layers[s.layer - 1]
+        net = sympy.Symbol(form.net, real=True)
+        masked = s.expr.args[0]
+        expr = masked.args[0].xreplace({LogSoftmax(net): LOG_OUT, LogOneMinusSoftmax(net): LOG_ONE_MINUS_OUT})
+        lines = list(self._sequence_prologue())
+        if expr.has(LOG_ONE_MINUS_OUT) or expr.has(LOG_OUT):
+            self.helpers |= {"log_softmax", "log_one_minus_softmax"}
+            lines.append(Line(f"log({form.out}) and log(1 - {form.out}), with the digits of an output near 0 or 1 (from the row's largest net)",
+                              f"log_out, log_one_minus_out = log_softmax({self._vec(form.net)}), log_one_minus_softmax({self._vec(form.net)})"))
+        loss = self.d.network.spec.loss
+        names = {LOG_OUT: "log_out", LOG_ONE_MINUS_OUT: "log_one_minus_out"}
+        comment = f"E = {self.program.reduction} over the batch of the sum over the steps with targets and the outputs of {loss.formula or loss.name}"
+        lines.append(Line(comment, f"E = np.sum({self._code(expr, names)}, where=~{MISSING})"))
+        lines.append(Line("", f"return float(E){self._per_batch}"))
+        return tuple(lines)
+
+
 @dataclass
-class _ArrayPrinter:
+class _ArrayPrinter(_Sequences):
     """Prints the program's statements; records the buffers, ones and helpers it uses."""
 
     d: Derivation
@@ -134,18 +231,26 @@ class _ArrayPrinter:
 
     def __post_init__(self) -> None:
         self.program = self.d.program
-        self.names = {sympy.Symbol(self.program.inputs, real=True): INPUTS, sympy.Symbol(self.program.targets, real=True): TARGETS}
+        steps = bool(self.program.steps)  # a sequence's inputs and targets as rows, step by step
+        self.names = {sympy.Symbol(self.program.inputs, real=True): STEP_INPUTS if steps else INPUTS,
+                      sympy.Symbol(self.program.targets, real=True): STEP_TARGETS if steps else TARGETS}
 
     def print(self) -> ArrayCode:
         forward = [line for s in self.program.stage(Stage.FORWARD) for line in self._forward(s)]
+        if self.program.steps:
+            self.helpers.add("sequence_rows")
+            forward = [Line(f"{STEP_INPUTS} = X as rows [steps * batch, inputs], step by step (the rows of step t: t*B to (t + 1)*B)",
+                            f"{STEP_INPUTS} = sequence_rows(X)"), Line("", "B = X.shape[0]")] + forward
         for form in self.d.layers:  # every layer's net, out and delta have a buffer (a layer without weights: no net of its own)
             for name in (form.net, form.out, form.delta) if form.weight else (form.out, form.delta):
                 self.buffers.setdefault(name, form.size)
-        loss = self._loss(self.program.stage(Stage.LOSS)[0])
+        loss = self._loss(self.program.stage(Stage.LOSS)[0]) if not self.program.steps else self._sequence_loss(self.program.stage(Stage.LOSS)[0])
         penalty = [s for s in self.program.stage(Stage.LOSS) if s.rule == "penalty"]
         if penalty:
             loss = self._penalised(loss, penalty[0])
         backward = [line for s in self.program.stage(Stage.BACKWARD) for line in self._backward(s)]
+        if self.program.steps:
+            backward = self._sequence_prologue() + [Line("", f"{STEP_INPUTS} = sequence_rows(X)"), Line("", "B = X.shape[0]")] + backward
         reads = any(s.expr.has(Backprop) or s.expr.has(CorrelateBackprop) or s.rule == "penalty gradient" for s in self.program.stage(Stage.BACKWARD))
         return ArrayCode(tuple(forward), loss, tuple(backward), tuple(self._ordered_buffers()), tuple(self.ones.items()),
                          frozenset(self._all_helpers()), reads)
@@ -235,6 +340,8 @@ class _ArrayPrinter:
     # -- forward -------------------------------------------------------------------------------
 
     def _forward(self, s: Statement) -> list[Line]:
+        if s.loop:  # an rnn's recurrence: its weighted sums print the loop, its activation in it
+            return self._recurrence(s) if isinstance(s.expr, RecurrentAffine) else []
         if isinstance(s.expr, Affine):
             return self._weighted_sums(s)
         if isinstance(s.expr, Correlate | MaxPool | AvgPool | Flatten):
@@ -420,8 +527,16 @@ class _ArrayPrinter:
         it, and a softmax output's temporaries with its delta."""
         if s.rule in ("local derivative", "1 - out", "out * dE/dout", "out * dE/dout * (1 - out)"):
             return []
+        if s.rule == "output delta" and isinstance(s.expr, Masked):  # a sequence's: 0 where a step has no targets
+            inner = dataclasses.replace(s, expr=s.expr.args[0], shown=None if s.shown is None else s.shown.args[0])
+            return self._output_delta(inner) + [Line("no loss at a step whose targets are null: its delta is 0", f"np.copyto({s.target}, 0.0, where={MISSING})"),
+                                                 Line("", f"{s.target} *= scale")]
         if s.rule == "output delta":
             return self._output_delta(s) + [Line("", f"{s.target} *= scale")]
+        if s.loop:
+            return self._through_time(s)
+        if s.rule == "recurrent weight gradient":
+            return self._recurrent_gradient(s)
         if s.rule == "penalty gradient":
             W = s.target.name[len(naming.PENALTY_GRADIENT.format(param="")):]
             factor = "scale * X.shape[0]" if self.program.reduction == "mean" else "scale"

@@ -35,7 +35,9 @@ from chainrule.derive.network import Network
 from chainrule.derive.optimizers import DECAY, GRAD, LR, OPTIMIZERS, STEP, THETA, first_step_expr
 
 from chainrule.codegen.trainer import runtime
-from chainrule.codegen.trainer.arraycode import SPATIAL_HELPERS, ArrayCode, Line, array_code, human, output_delta_text, targets_sum_to_one
+from chainrule.codegen.trainer.arraycode import (
+    SPATIAL_HELPERS, ArrayCode, Line, array_code, human, initial_name, output_delta_text, targets_sum_to_one,
+)
 from chainrule.codegen.trainer.floatcode import formulas as chain_formulas
 from chainrule.codegen.trainer.floatcode import scalar_step, scalar_wanted
 from chainrule.codegen.trainer.preamble import string_constant, architecture, constants, initial_params, module_docstring
@@ -106,6 +108,7 @@ class TrainerContext:
     scalar_body: Py
     classifier: bool
     per_label_accuracy: bool
+    steps: int = 0
 
 
 def build_trainer_context(d: Derivation, spec_path: str, out_dir: str, formulas: bool = False) -> TrainerContext:
@@ -116,7 +119,7 @@ def build_trainer_context(d: Derivation, spec_path: str, out_dir: str, formulas:
     frozen = tuple(s for s in slots if s.frozen)
     vector = array_code(d)
     forward, loss, backward = vector.forward, vector.loss, vector.backward
-    scalar = scalar_step(d, frozenset(s.name for s in frozen)) if scalar_wanted(d) else ()
+    scalar = scalar_step(d, frozenset(s.name for s in frozen)) if scalar_wanted(d) and not spec.sequence else ()
     chains = chain_formulas(d) if formulas and d.small else ()
     updates = _updates(d)
     state = OPTIMIZERS[spec.optimizer.kind].state
@@ -126,7 +129,7 @@ def build_trainer_context(d: Derivation, spec_path: str, out_dir: str, formulas:
         docstring=module_docstring(d, Path(spec_path).name, TEMPLATE, bool(chains)),
         constants=block(constants(d, spec_path, out_dir, _slot_lines(slots), _extra_constants(d, vector)), 0),
         helpers=tuple(py(source) for name, source in _HELPERS.items() if name in vector.helpers),
-        runtime={name: runtime_source(name) for name in RUNTIME},
+        runtime={**{name: runtime_source(name) for name in RUNTIME}, **_sequence_runtime(d)},
         initial_params=block(initial_params(d), 1),
         size=slots[-1].stop,
         frozen=frozen,
@@ -156,9 +159,17 @@ def build_trainer_context(d: Derivation, spec_path: str, out_dir: str, formulas:
         formulas_body=block(chains, 2),
         update_body=block(_update_lines(d, updates), 2),
         scalar_body=block(_bound(d, first_step_expr("sgd", dict(spec.optimizer.hyper)).free_symbols) + scalar, 2) if scalar else py(""),
-        classifier=network.is_softmax(network.depth) or spec.loss.name == "bce",
+        classifier=(network.is_softmax(network.depth) or spec.loss.name == "bce") and not spec.sequence,
         per_label_accuracy=spec.loss.name == "bce" and not network.is_softmax(network.depth),
+        steps=spec.steps,
     )
+
+
+def _sequence_runtime(d: Derivation) -> dict[str, Py]:
+    """A sequence network's own runtime: ``forward`` [batch, steps, outputs] (else none)."""
+    if not d.network.spec.sequence:
+        return {}
+    return {"forward": py(runtime_source("forward_sequence").replace("def forward_sequence(", "def forward(", 1))}
 
 
 def _inputs_expected(spec) -> str:
@@ -203,6 +214,10 @@ def _extra_constants(d: Derivation, vector: ArrayCode) -> tuple[Line, ...]:
     """The [batch, units] buffers a step writes into; with softmax and cross-entropy, how far a row
     of targets may be from summing to 1, and what the loss needs."""
     lines = [Line("the [batch, units] arrays a step writes into, made once per batch size", f"BUFFERS = {literal(vector.buffers)}")]
+    if d.network.spec.sequence:  # every sequence's length, and each rnn's h_0
+        lines = [Line("the steps of every sequence; the [steps * batch, units] arrays a step writes into, a row per step of each sequence",
+                      f"STEPS = {d.network.spec.steps}"), Line("", f"BUFFERS = {literal(vector.buffers)}")]
+        lines += [Line(f"h_0 of layer {name}", f"{initial_name(name[len('h0_'):])} = np.array({literal(list(values))})") for name, values in d.program.constants]
     if targets_sum_to_one(d):
         spec = d.network.spec
         rule = f"{spec.loss.formula or spec.loss.name} after softmax needs each row of targets to sum to 1 (one-hot or probabilities)"
@@ -238,9 +253,11 @@ def _slots(network: Network) -> tuple[Slot, ...]:
     slots, start = [], 0
     for l in network.parameter_layers:  # a layer without weights has no slot
         shape, n = network.weight_shape(l), network.matrix_number(l)
-        layer, size = network.spec.layers[l - 1], math.prod(shape)
-        slots.append(Slot(py(naming.LAYER_WEIGHT.format(layer=n)), py(str(shape)), start, start + size, "weights" in layer.freeze))
-        start += size
+        layer = network.spec.layers[l - 1]
+        for name, matrix in network.weight_matrices(l, np.empty(shape)):  # an rnn's W and U: two slots
+            size = math.prod(matrix.shape)
+            slots.append(Slot(py(name), py(str(matrix.shape)), start, start + size, "weights" in layer.freeze))
+            start += size
         count = layer.bias_count
         if count:
             slots.append(Slot(py(naming.LAYER_BIAS.format(layer=n)), py(f"({count},)"), start, start + count, "biases" in layer.freeze))
@@ -376,6 +393,7 @@ def _helper_sources() -> dict[str, str]:
     return {
         **HELPERS,
         "softmax": runtime_source("softmax"),
+        "sequence_rows": runtime_source("sequence_rows"),
         "_largest_and_share": inspect.getsource(layers._largest_and_share).rstrip(),
         "log_softmax": inspect.getsource(layers.log_softmax).rstrip(),
         "log_one_minus_softmax": inspect.getsource(layers.log_one_minus_softmax).rstrip(),

@@ -32,6 +32,7 @@ SAMPLE_T = [[0.0]]
 DATA = None
 DATA_COLUMNS = (None, None)
 REDUCTION = "mean"
+STEPS = 2
 
 
 # -- a helper of the printed code, copied where the trainer's code calls it -----------------------
@@ -54,6 +55,12 @@ def softmax(z, out=None, lse=None, ones=None):
         np.log(total, out=lse)
         lse += top
     return out
+
+
+def sequence_rows(A):
+    """A batch of sequences [batch, steps, n] as rows [steps * batch, n], step by step (time
+    major): the rows of step t are t*batch to (t + 1)*batch, one block each recurrence reads."""
+    return A.transpose(1, 0, 2).reshape(-1, A.shape[2])
 
 
 # -- what a step checks before it is kept, and the parameters as views into theta ------------------
@@ -123,6 +130,15 @@ class Network:
             raise ValueError(f"X: expected one sample [{n}] or a batch [batch, {n}], got {shape}")
         X = self._inputs(np.reshape(X, (1, -1)) if one else X)
         Y = self._forward(X, self._workspace(X.shape[0]))[-1]
+        return Y[0].copy() if one else Y.copy()
+
+    def forward_sequence(self, X):
+        """The network's outputs [batch, steps, outputs] for sequences X [batch, steps, inputs];
+        for one sequence X [steps, inputs], its outputs [steps, outputs]."""
+        one = np.ndim(X) == 2
+        X = self._inputs(np.asarray(X)[np.newaxis] if one else X)
+        Y = self._forward(X, self._workspace(X.shape[0]))[-1]
+        Y = Y.reshape(STEPS, X.shape[0], -1).transpose(1, 0, 2)
         return Y[0].copy() if one else Y.copy()
 
     def loss(self, X, T):
