@@ -332,6 +332,16 @@ def refuse_spatial(network: Network, field: str, what: str) -> None:
         raise ChainruleError(network.spec.source, field, f"{what} {NOT_YET_SEQUENCE}")
 
 
+def refuse_sequence(network: Network, field: str, what: str) -> None:
+    """Raise for ``what`` (a command) on a network with an rnn layer.
+
+    Raises:
+        ChainruleError: ``network`` has an rnn layer.
+    """
+    if network.spec.sequence:
+        raise ChainruleError(network.spec.source, field, f"{what} {NOT_YET_SEQUENCE}")
+
+
 def resolve_params(network: Network, names: Iterable[str]) -> list[ParamRef]:
     """The parameters called ``names``.
 

@@ -296,4 +296,4 @@ def test_per_weight_commands_refuse_in_one_line(command, tmp_path, capsys):
     args = [command[0], spec] + command[1:] + ([str(claims)] if command[0] == "verify" else []) + (["-o", str(tmp_path / "out")] if command[0] == "report" else [])
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "rnn layer" in err, err
+    assert err.count("\n") == 1 and "rnn layer" in err and f": {'--param' if '--param' in command else command[0]}: " in err, err

@@ -26,7 +26,7 @@ import sympy
 from chainrule.derive import penalty
 from chainrule.derive.chain import ChainRule, Factor, ParamChain
 from chainrule.derive.counts import count, the
-from chainrule.derive.derivation import Derivation, resolve_params
+from chainrule.derive.derivation import Derivation, refuse_sequence, resolve_params
 from chainrule.derive.errors import ChainruleError
 from chainrule.derive.network import ParamRef
 from chainrule.derive.optimizers import GRAD, THETA, first_step_expr
@@ -221,6 +221,7 @@ def build_report_context(d: Derivation, spec_path: str, params: Sequence[str] = 
         ChainruleError: an unknown or repeated ``--param`` name, or too many of them.
     """
     spec = d.network.spec
+    refuse_sequence(d.network, "report", "a report")
     if len(params) > PARAMS_MAX:
         raise ChainruleError(spec.source, "--param", f"expected at most {PARAMS_MAX} parameters in one report, got {len(params)}")
     every = not params and d.small and _rows(d, list(d.chains)) <= ROWS_MAX
