@@ -499,13 +499,16 @@ def _covered(network: Network, name: str, owner_W: list, owner_b: list, path: st
         whole = (owner_W if matrix[0] else owner_b)[matrix[1]]
         if scalar is not None and not (whole.size == 1 and scalar.layer - 1 == matrix[1] and not scalar.is_weight and not matrix[0]):
             word = f"{layers[matrix[1]]}.{'weights' if matrix[0] else 'biases'}"
-            raise SpecError(source, path, f"{name!r} is both a parameter and layer {matrix[1] + 1}'s {'weight matrix' if matrix[0] else 'bias vector'}; "
-                            f"write {word} for the layer's, or give the parameter another name")
+            what = f"layer {layers[matrix[1]]}'s {'weight matrix' if matrix[0] else 'bias vector'} ({'W' if matrix[0] else 'b'}{network.matrix_number(matrix[1] + 1)})"
+            raise SpecError(source, path, f"{name!r} is both a parameter and {what}; write {word} for the layer's, or give the parameter another name")
         return [(whole, Ellipsis)]
     if scalar is not None:
         return entries
     if name in ("weights", "biases"):
-        return [(owner, Ellipsis) for owner in (owner_W if name == "weights" else owner_b) if owner.size]
+        owners = [(owner, Ellipsis) for owner in (owner_W if name == "weights" else owner_b) if owner.size]
+        if not owners:  # a group of nothing would silently set nothing
+            raise SpecError(source, path, "the network has no biases (every layer has bias: none); expected a parameter name, a matrix name or weights")
+        return owners
     first = network.parameter_layers[0]
     examples = ", ".join(dict.fromkeys([network.weight_name(first, 0, 0), naming.LAYER_WEIGHT.format(layer=1), f"{layers[first - 1]}.biases", "weights", "biases"]))
     raise SpecError(source, path, f"no parameter, matrix or word {name!r}; expected a parameter name, a matrix name or weights / biases, like {examples}")

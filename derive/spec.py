@@ -440,6 +440,8 @@ class _Reader:
             before = len(layer.units)
         if shape is not None:
             raise self.fail(f"layers[{len(items) - 1}]", f"the network ends on feature maps of shape {list(shape)}; expected a flatten, then dense layers")
+        if not any(layer.has_parameters for layer in layers):
+            raise self.fail("layers", "expected at least one layer with weights (dense, conv1d, conv2d or rnn): without parameters there is no gradient to derive")
         return tuple(layers)
 
     def layer(self, value: Any, path: str, before: int, below: str = "the inputs") -> LayerSpec:

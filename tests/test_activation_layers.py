@@ -232,6 +232,20 @@ def test_bad_activation_layers(layer, field, message, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("command", ["derive", "emit", "check", "report"])
+def test_a_network_without_parameters_is_refused(command, tmp_path, capsys):
+    """Layers without weights only: no gradient to derive, train or check (before: emit crashed
+    with an IndexError and check passed having checked nothing)."""
+    data = {"name": "np0", "inputs": ["a1", "a2"], "layers": [{"name": "s", "kind": "activation", "activation": "softmax"}],
+            "loss": "cross_entropy", "sample": {"x": [0.1, 0.2], "t": [1, 0]}}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main([command, str(path)] + (["-o", str(tmp_path / "out")] if command in ("emit", "report") else [])) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: layers: expected at least one layer with weights" in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()
+
+
 def test_units_may_be_named():
     data = yaml.safe_load(SPEC_FILE.read_text())
     data["layers"][1]["units"] = ["p1", "p2", "p3"]

@@ -10,6 +10,7 @@ import io
 
 import numpy as np
 import pytest
+import yaml
 
 from chainrule.codegen.cli import main
 from chainrule.codegen.files import load_spec
@@ -241,3 +242,61 @@ def test_the_batch_example_is_torchs():
             assert d.gradient(ref) == pytest.approx(W.grad[r, c].item(), rel=1e-12, abs=1e-15)
             assert d.updated(ref) == pytest.approx((W - 0.5 * W.grad)[r, c].item(), rel=1e-13)
         assert d.gradient(d.network.locate(f"b{r + 1}")) == pytest.approx(b.grad[r].item(), rel=1e-12, abs=1e-15)
+
+
+def _group_batch():
+    """Two samples, sgd with weight decay, the biases in a group without it (the fresh user's
+    spec that found the batch's update mistakes unnamed)."""
+    return {"name": "gb", "inputs": ["i1", "i2"],
+            "layers": [{"name": "h", "units": 2, "activation": "sigmoid", "bias": "shared", "weights": [[0.15, 0.2], [0.25, 0.3]], "biases": [0.35]},
+                       {"name": "o", "units": 2, "activation": "sigmoid", "weights": [[0.4, 0.45], [0.5, 0.55]], "biases": [0.6, 0.6]}],
+            "loss": "half_sse", "samples": [{"x": [0.05, 0.1], "t": [0.01, 0.99]}, {"x": [0.1, 0.2], "t": [0.99, 0.01]}],
+            "optimizer": {"kind": "sgd", "lr": 0.5, "weight_decay": 0.1, "groups": [{"params": ["biases"], "weight_decay": 0}]}}
+
+
+def test_the_updates_own_mistakes_are_named_on_a_batch(tmp_path):
+    """update_sign, not_updated and group_ignored on the batch's update, as on one sample: each
+    value computed here from the batch's gradient by the rule the finding names."""
+    spec = tmp_path / "gb.yaml"
+    spec.write_text(yaml.safe_dump(_group_batch()))
+    d = derive(load_spec(str(spec)))
+    w5, b2 = d.network.locate("w5"), d.network.locate("b2")
+    g5, theta5 = d.gradient(w5), d.values.scalar(w5)
+    step5 = 0.5 * (g5 + 0.1 * theta5)
+    assert abs(d.updated(w5) - (theta5 - step5)) < 1e-12
+    claims = [("w5+", theta5 + step5, "update_sign"), ("w5+", g5, "not_updated"), ("w5+", step5, "not_updated"),
+              ("b2+", d.values.scalar(b2) - 0.5 * (d.gradient(b2) + 0.1 * d.values.scalar(b2)), "group_ignored")]
+    text = "claims:\n" + "".join(f"  - {{of: {of}, value: {value:.9g}}}\n" for of, value, _ in claims)
+    verdicts = _judge(spec, text)
+    assert [v.findings[0].mistake if v.findings else None for v in verdicts] == [m for _, _, m in claims], [v.diagnosis for v in verdicts]
+
+
+def test_adams_update_mistakes_are_named_on_a_batch(tmp_path):
+    data = _group_batch()
+    data["optimizer"] = {"kind": "adam", "lr": 0.01}
+    spec = tmp_path / "adam.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    d = derive(load_spec(str(spec)))
+    w5 = d.network.locate("w5")
+    theta, g = d.values.scalar(w5), d.gradient(w5)
+    sgd = theta - 0.01 * g  # sgd's step at adam's rate (adam's first step is lr * sign(g), about)
+    (gradient, other) = _judge(spec, f"claims:\n  - {{of: w5+, value: {g:.9g}}}\n  - {{of: w5+, value: {sgd:.9g}}}\n")
+    assert gradient.findings[0].mistake == "not_updated"
+    assert other.findings and other.findings[0].mistake in ("other_optimizer", "update_rate"), other.diagnosis
+
+
+def test_one_sample_is_named_with_a_penalty(tmp_path):
+    """With l2, a sample's own E_k and dE_k/dw as derive prints them (no penalty) given for the
+    batch's: one_sample, as without l2 (before: an arithmetic slip, only E_k + penalty named)."""
+    data = yaml.safe_load(BATCH.read_text())
+    data["loss"] = {"kind": "half_sse", "l2": 0.05}
+    spec = tmp_path / "l2.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    d = derive(load_spec(str(spec)))
+    chain = d.chains["w5"]
+    own_loss, own_gradient = d.sample_losses[0], d.sample_gradient(chain, 0)
+    with_penalty = own_gradient + d.penalty_value(chain)
+    text = f"claims:\n  - {{of: E, value: {own_loss:.9g}}}\n  - {{of: dE/dw5, value: {own_gradient:.9g}}}\n  - {{of: dE/dw5, value: {with_penalty:.9g}}}\n"
+    verdicts = _judge(spec, text)
+    assert [v.findings[0].mistake for v in verdicts] == ["one_sample"] * 3, [v.diagnosis for v in verdicts]
+    assert "plus the penalty's l2*w" not in verdicts[1].diagnosis and "plus the penalty's l2*w" in verdicts[2].diagnosis

@@ -123,11 +123,28 @@ def test_bad_groups(groups, field, message, tmp_path, capsys):
     _refused(_mazur({"kind": "sgd", "lr": 0.5, "groups": groups}), field, message, tmp_path, capsys)
 
 
+def test_the_matrix_is_named_by_its_number_among_layers_with_parameters(tmp_path, capsys):
+    """A layer without weights first: o is the network's third layer but its matrices are W2 and
+    b2, and the message says so (before: "layer 3's bias vector", a b3 that does not exist)."""
+    data = _mazur({"kind": "sgd", "lr": 0.5, "groups": [{"params": ["b2"], "lr": 0.1}]}, per_unit=True)
+    data["layers"].insert(0, {"name": "g", "kind": "activation", "activation": "tanh"})
+    _refused(data, "optimizer.groups[0].params[0]", "'b2' is both a parameter and layer o's bias vector (b2); write o.biases", tmp_path, capsys)
+
+
+def test_a_group_of_biases_without_biases_is_refused(tmp_path, capsys):
+    """`biases` in a group where every layer has bias: none names nothing: refused, as o.biases is."""
+    data = _mazur({"kind": "sgd", "lr": 0.5, "groups": [{"params": ["biases"], "lr": 0.2}]})
+    for layer in data["layers"]:
+        layer["bias"] = "none"
+        layer.pop("biases", None)
+    _refused(data, "optimizer.groups[0].params[0]", "the network has no biases (every layer has bias: none)", tmp_path, capsys)
+
+
 def test_a_name_of_a_parameter_and_a_matrix_is_refused(tmp_path, capsys):
     """With a bias per unit named in sequence, b2 is h2's bias and also layer 2's bias vector's
     name: chainrule does not guess which is meant."""
     data = _mazur({"kind": "sgd", "lr": 0.5, "groups": [{"params": ["b2"], "lr": 0.1}]}, per_unit=True)
-    _refused(data, "optimizer.groups[0].params[0]", "'b2' is both a parameter and layer 2's bias vector; write o.biases for the layer's", tmp_path, capsys)
+    _refused(data, "optimizer.groups[0].params[0]", "'b2' is both a parameter and layer o's bias vector (b2); write o.biases for the layer's", tmp_path, capsys)
     shared = derive(spec_from_data(_mazur({"kind": "sgd", "lr": 0.5, "groups": [{"params": ["b2"], "lr": 0.1}]}), "mazur"))
     assert shared.network.settings_of(shared.network.locate("b2"))["lr"] == 0.1  # one shared bias: the same thing
 

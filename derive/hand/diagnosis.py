@@ -299,6 +299,7 @@ def update_alternatives(theta: sympy.Symbol, updated: sympy.Expr, gradient: symp
         Alternative(Finding("update_sign", "the step is added instead of subtracted (the update goes uphill)", text(theta - written)), theta - step),
         Alternative(Finding("not_updated", f"this is {g.name}, the gradient, not the updated parameter", g.name), gradient),
         Alternative(Finding("not_updated", "this is the step alone, not the parameter after it", text(written)), step),
+        Alternative(Finding("not_updated", "this is the step's size alone, not the parameter after it", text(-written)), -step),
     ]
     if rate is not None and rate.value != 1:
         alts.append(Alternative(Finding("update_rate", rate.left_out(), text(theta - g)), theta - gradient))

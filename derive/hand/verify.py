@@ -300,15 +300,34 @@ class Verifier:
         g = real_symbol(naming.GRADIENT.format(name=theta.name))
         written = step.xreplace({THETA: theta, GRAD: g})
         expr = step.xreplace({THETA: theta, GRAD: gradient.expr})
-        slope = sympy.diff(written - theta, g)
-        rate = None
-        if not slope.free_symbols and sympy.expand(written - theta - slope * g) == 0:
-            form = format_expr(-sympy.diff(first_step_expr(spec.kind, hyper), GRAD))
-            rate = Rate(-slope, exact(hyper["lr"]), spec.kind, form)
+        rate = self._rate(theta, written, g, hyper)
         alts = update_alternatives(theta, expr, gradient.expr, rate, gradient.alternatives, g) + self._optimizer_alternatives(theta, expr, gradient.expr, g, hyper)
         alts += self._group_alternatives(theta, expr, gradient.expr, hyper, g)
         form = format_expr(written, last=[g]) + f", with {g.name} = {gradient.form}"
         return Truth(value, expr, form, gradient.paths, tuple(alts), rate)
+
+    def _rate(self, theta: sympy.Symbol, written: sympy.Expr, g: sympy.Symbol, hyper: dict[str, float]) -> Rate | None:
+        """The step's factor where the first step ``written`` is ``theta - rate * g``, else None."""
+        slope = sympy.diff(written - theta, g)
+        if slope.free_symbols or sympy.expand(written - theta - slope * g) != 0:
+            return None
+        kind = self.network.spec.optimizer.kind
+        return Rate(-slope, exact(hyper["lr"]), kind, format_expr(-sympy.diff(first_step_expr(kind, hyper), GRAD)))
+
+    def _batch_update_alternatives(self, target: Target) -> list[tuple[Finding, float]]:
+        """The update's own mistakes on a batch (``update_sign``, ``not_updated``, ``update_rate``,
+        ``other_optimizer``, ``group_ignored``): as for one sample, with dE/dθ the batch's
+        gradient (a number: the reduced gradient, penalty included), each with its value."""
+        ref, theta = target.param, target.symbol
+        assert ref is not None
+        hyper = self.network.settings_of(ref)
+        step = first_step_expr(self.network.spec.optimizer.kind, hyper).xreplace({sympy.Symbol(h, real=True): exact(v) for h, v in hyper.items()})
+        g = real_symbol(naming.GRADIENT.format(name=theta.name))  # the batch's gradient, as a value
+        written = step.xreplace({THETA: theta, GRAD: g})
+        alts = update_alternatives(theta, written, g, self._rate(theta, written, g, hyper), (), g)
+        alts += self._optimizer_alternatives(theta, written, g, g, hyper) + self._group_alternatives(theta, written, g, hyper, g)
+        at = {theta: exact(self.d.values.scalar(ref)), g: exact(self.d.gradient(ref))}
+        return [(a.finding, float(a.expr.xreplace(at))) for a in alts]
 
     # -- reading claimed formulas ------------------------------------------------------------
 
@@ -505,12 +524,17 @@ class Verifier:
         if target.kind is TargetKind.UPDATE:
             spec_says = f"the update takes dE/d{target.symbol.name}, which reduction: {reduction} makes the {reduction} of the samples' gradients"
         alternatives = [(Finding("sum_for_mean" if reduction == "mean" else "mean_for_sum", f"this is {what}; {spec_says}"), value(other))]
+        whole = f"the step from the batch's gradient, the {reduction} over its {n} samples'" if target.kind is TargetKind.UPDATE else f"the batch's, the {reduction} over its {n} samples"
+        with_penalty = {TargetKind.LOSS: " plus the L2 penalty", TargetKind.GRADIENT: " plus the penalty's l2*w", TargetKind.UPDATE: " and the penalty's l2*w"}[target.kind]
         for k, v in enumerate(per, start=1):
             one = {TargetKind.LOSS: f"sample {k}'s loss alone (E_{k})", TargetKind.GRADIENT: f"sample {k}'s gradient alone (dE_{k}/d{target.symbol.name})",
                    TargetKind.UPDATE: f"the update from sample {k}'s gradient alone"}[target.kind]
-            whole = f"the step from the batch's gradient, the {reduction} over its {n} samples'" if target.kind is TargetKind.UPDATE else f"the batch's, the {reduction} over its {n} samples"
-            alternatives.append((Finding("one_sample", f"this is {one}; {label} is {whole}"), value(v + pen)))
-        if target.kind is not TargetKind.UPDATE:
+            alternatives.append((Finding("one_sample", f"this is {one}; {label} is {whole}"), value(v)))
+            if pen:  # a sample's own value as derive prints it, and with the penalty added to it
+                alternatives.append((Finding("one_sample", f"this is {one}{with_penalty}; {label} is {whole}{', plus the penalty once' if target.kind is not TargetKind.UPDATE else ''}"), value(v + pen)))
+        if target.kind is TargetKind.UPDATE:
+            alternatives += self._batch_update_alternatives(target)
+        else:
             catalogue = [r.catalogue_values(target) for r in rows]
             for i, (finding, _) in enumerate(catalogue[0]):
                 alternatives.append((Finding(finding.mistake, f"{finding.words}, in each sample's term", finding.formula), self.d.reduce([c[i][1] for c in catalogue]) + pen))
