@@ -60,6 +60,8 @@ def kind_example(kind: str) -> str:
     whole = [a.name for a in ACTIVATIONS.values() if a.whole_layer]
     if kind in SPATIAL_KINDS:
         return _SPATIAL_EXAMPLES.get(kind[:-2], "{{name: f, kind: flatten}}").format(kind=kind)
+    if kind == "rnn":  # over sequences: the spec's steps: T
+        return f"{{name: h, kind: {kind}, units: 4, activation: tanh}}"
     if kind == ACTIVATION_KIND:
         return f"{{name: s, kind: {kind}, activation: {whole[0]}}}"
     activation = kind if kind in whole else next(a.name for a in ACTIVATIONS.values() if not a.whole_layer and a.name != "identity")

@@ -23,7 +23,7 @@ EXAMPLE_FILES = sorted(p for p in EXAMPLES.iterdir() if p.suffix in (".yaml", ".
 SPATIAL_EXAMPLES = ("conv_small", "conv_worked", "digits_conv")
 #: The examples with an rnn layer: no report yet (issue 16 phase 2), sequences as samples, and
 #: compared with PyTorch's nn.RNN in tests/test_rnn.py.
-SEQUENCE_EXAMPLES = ("bptt_worked",)
+SEQUENCE_EXAMPLES = ("bptt_worked", "sequence_sum")
 
 
 def optional(name: str) -> ModuleType | None:

@@ -470,13 +470,14 @@ def test_the_readme_s_python_runs(capsys, monkeypatch) -> None:
 
 
 def test_the_trainer_page_runs(tmp_path, capsys, monkeypatch) -> None:
-    spec = load_spec(str(ROOT / "examples" / "xor.yaml"))
-    commands.emit(spec, str(ROOT / "examples" / "xor.yaml"), str(tmp_path))
+    for name in ("xor", "sequence_sum"):
+        commands.emit(load_spec(str(ROOT / "examples" / f"{name}.yaml")), str(ROOT / "examples" / f"{name}.yaml"), str(tmp_path))
+        monkeypatch.delitem(sys.modules, name, raising=False)
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "xor", raising=False)
     try:
         run_blocks(DOCS / "trainer.md")
     finally:
         sys.modules.pop("xor", None)
+        sys.modules.pop("sequence_sum", None)
     assert (tmp_path / "xor_weights.npz").is_file()

@@ -297,3 +297,25 @@ def test_per_weight_commands_refuse_in_one_line(command, tmp_path, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "rnn layer" in err and f": {'--param' if '--param' in command else command[0]}: " in err, err
+
+
+def test_the_sequence_example_learns_the_sum_as_the_docs_say(tmp_path):
+    """docs/trainer.md's session: the held-out loss it states, far below a constant guess's."""
+    from helpers import ROOT, example
+
+    page = (ROOT / "docs" / "trainer.md").read_text(encoding="utf-8")
+    net = emitted(example("sequence_sum").network.spec, tmp_path).Network()
+    rng = np.random.default_rng(0)
+
+    def sequences(n):
+        X = rng.uniform(-0.5, 0.5, (n, 8, 1))
+        T = np.full((n, 8, 1), np.nan)
+        T[:, -1, 0] = X.sum(axis=(1, 2))
+        return X, T
+
+    X, T = sequences(2000)
+    X_held, T_held = sequences(500)
+    net.fit(X, T, epochs=30, batch_size=32, seed=0)
+    held = net.loss(X_held, T_held)
+    assert held < 0.005 and f"{held:.3g}" in page
+    assert f"{np.mean(T_held[:, -1, 0] ** 2):.3g}" in page

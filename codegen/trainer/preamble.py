@@ -153,7 +153,7 @@ def _sample(d: Derivation) -> tuple[Line, ...]:
     spec = d.network.spec
     if spec.sequence:  # [batch, steps, n]; None: a step without targets
         steps = spec.steps
-        T = [[None if np.isnan(row).all() else row.tolist() for row in t.reshape(steps, -1)] for t in d.values.T]
+        T = [[[None] * len(row) if np.isnan(row).all() else row.tolist() for row in t.reshape(steps, -1)] for t in d.values.T]
         targets = Line("a step's targets None where it has none (no loss there)", f"SAMPLE_T = {literal(T)}")
         if not d.values.seeded_sample:
             return (Line("", f"SAMPLE_X = {literal(d.values.X.reshape(len(d.values.X), steps, -1).tolist())}"), targets)
