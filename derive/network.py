@@ -13,7 +13,7 @@ import math
 import re
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import sympy
@@ -486,10 +486,14 @@ def _covered(network: Network, name: str, owner_W: list, owner_b: list, path: st
     layer, _, word = name.partition(".")
     if word and layer in layers:
         matrix = (word == "weights", layers.index(layer))
-    found = re.fullmatch(r"([Wb])([1-9][0-9]*)", name)
+    found = re.fullmatch(r"([WUb])([1-9][0-9]*)", name)
     numbered = network.layer_of_matrix(int(found.group(2))) if found else None
-    if found and numbered is not None:
-        matrix = (found.group(1) == "W", numbered - 1)
+    part: Any = Ellipsis  # an rnn's W or U: its columns of the weights held side by side
+    if found and numbered is not None and (found.group(1) != "U" or network.spec.layers[numbered - 1].is_rnn):
+        matrix = (found.group(1) != "b", numbered - 1)
+        if network.spec.layers[numbered - 1].is_rnn and found.group(1) != "b":
+            before = network.sizes[numbered - 1]
+            part = (slice(None), slice(None, before) if found.group(1) == "W" else slice(before, None))
     if matrix is not None and not matrix[0] and not owner_b[matrix[1]].size:
         raise SpecError(source, path, f"layer {layers[matrix[1]]} has no biases")
     if matrix is not None and matrix[0] and not owner_W[matrix[1]].size:
@@ -501,7 +505,7 @@ def _covered(network: Network, name: str, owner_W: list, owner_b: list, path: st
             word = f"{layers[matrix[1]]}.{'weights' if matrix[0] else 'biases'}"
             what = f"layer {layers[matrix[1]]}'s {'weight matrix' if matrix[0] else 'bias vector'} ({'W' if matrix[0] else 'b'}{network.matrix_number(matrix[1] + 1)})"
             raise SpecError(source, path, f"{name!r} is both a parameter and {what}; write {word} for the layer's, or give the parameter another name")
-        return [(whole, Ellipsis)]
+        return [(whole, part)]
     if scalar is not None:
         return entries
     if name in ("weights", "biases"):

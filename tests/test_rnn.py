@@ -319,3 +319,52 @@ def test_the_sequence_example_learns_the_sum_as_the_docs_say(tmp_path):
     held = net.loss(X_held, T_held)
     assert held < 0.005 and f"{held:.3g}" in page
     assert f"{np.mean(T_held[:, -1, 0] ** 2):.3g}" in page
+
+
+@needs_torch
+@pytest.mark.parametrize("seed", [1, 6])
+def test_l2_penalises_w_and_u_as_torch(seed, tmp_path):
+    """loss: {kind: ..., l2: 0.05}: E gains l2/2 * (W, U and the dense weights squared; biases not)."""
+    data = random_rnn_spec(seed)
+    data["loss"] = {"kind": data["loss"], "l2": 0.05}
+    d = derive(spec_from_data(data, f"seed {seed}"))
+    steps = d.network.spec.steps
+    X, T = (A.reshape(d.values.samples, steps, -1) for A in (d.values.X, d.values.T))
+    run, params = _torch_model(d)
+    loss = _torch_loss(d, run(torch.tensor(X)), torch.tensor(T))
+    loss = loss + 0.05 / 2 * sum((p ** 2).sum() for triple in params for p in triple[:2] if p is not None)
+    loss.backward()
+    assert d.loss == pytest.approx(float(loss.detach()), rel=1e-12)
+    grads = emitted(d.network.spec, tmp_path).Network().gradients(X, T)
+    for l, (W, U, _) in zip([l for l, layer in enumerate(d.network.spec.layers) if layer.has_parameters], params):
+        for (name, derived), tensor in zip(d.network.weight_matrices(l + 1, d.sample.dW[l]), (W, U)):
+            np.testing.assert_allclose(derived, tensor.grad.numpy(), rtol=1e-10, atol=1e-13)
+            np.testing.assert_allclose(grads[name], tensor.grad.numpy(), rtol=1e-10, atol=1e-13)
+
+
+def test_a_group_may_name_u_alone(tmp_path):
+    """optimizer.groups naming U1 (its own rate): U takes it, W the optimizer's, in the derivation and the trainer."""
+    from helpers import EXAMPLES
+
+    data = yaml.safe_load((EXAMPLES / "bptt_worked.yaml").read_text(encoding="utf-8"))
+    data["optimizer"] = {"kind": "sgd", "lr": 0.1, "groups": [{"params": ["U1"], "lr": 0.5}]}
+    d = derive(spec_from_data(data, "groups"))
+    (_, dW), (_, dU) = d.network.weight_matrices(1, d.sample.dW[0])
+    (_, W), (_, U) = d.network.weight_matrices(1, d.updated_W[0])
+    assert U[0, 0] == pytest.approx(0.1 - 0.5 * dU[0, 0], rel=1e-14) and W[0, 0] == pytest.approx(0.5 - 0.1 * dW[0, 0], rel=1e-14)
+    net = emitted(d.network.spec, tmp_path).Network()
+    net.step(d.values.X, d.values.T)
+    assert net.params["U1"][0, 0] == pytest.approx(U[0, 0], rel=1e-14) and net.params["W1"][0, 0] == pytest.approx(W[0, 0], rel=1e-14)
+
+
+@pytest.mark.parametrize("seed", [3, 7, 11])
+def test_groups_over_w_and_u_step_as_the_derivation(seed, tmp_path):
+    """Settings that differ between W1 and U1 follow theta's order (W1 row by row, then U1)."""
+    data = random_rnn_spec(seed)
+    data["optimizer"] = {"kind": "momentum", "lr": 0.1, "momentum": 0.9, "groups": [{"params": ["U1"], "lr": 0.5}, {"params": ["W1"], "momentum": 0.5}]}
+    d = derive(spec_from_data(data, f"seed {seed}"))
+    net = emitted(d.network.spec, tmp_path).Network()
+    net.step(d.values.X, d.values.T)
+    for l in d.network.parameter_layers:
+        for name, after in d.network.weight_matrices(l, d.updated_W[l - 1]):
+            np.testing.assert_allclose(net.params[name], after, rtol=1e-12, atol=1e-15)

@@ -291,7 +291,12 @@ def varying_settings(d: Derivation) -> dict[str, np.ndarray]:
     settings = d.network.settings
     flat = {}
     for key, _ in d.network.spec.optimizer.hyper:
-        parts = [a for layer in settings for a in (layer.W[key].ravel(), None if layer.b is None else layer.b[key]) if a is not None]
+        parts = []  # in theta's order: each matrix row by row (an rnn's W, then U), then the biases
+        for l, layer in enumerate(settings, start=1):
+            if layer.W[key].size:
+                parts += [m.ravel() for _, m in d.network.weight_matrices(l, layer.W[key])]
+            if layer.b is not None:
+                parts.append(layer.b[key])
         values = np.concatenate(parts)
         if np.any(values != values[0]):
             flat[key] = values
