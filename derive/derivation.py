@@ -216,6 +216,22 @@ class Derivation:
         without a penalty)."""
         return self.value(chain.penalty) if chain.penalty != 0 else 0.0
 
+    @cached_property
+    def initial_gradients(self) -> Mapping[str, np.ndarray]:
+        """dE/dh_0 of each rnn layer's initial state (``h0_h``, [units]; none without an rnn):
+        ``U^T delta_1`` per sample, reduced over the batch as the loss is (h_0 is shared by
+        every sequence). h_0 is a constant of the spec, not trained."""
+        found: dict[str, np.ndarray] = {}
+
+        def keep(statement, env) -> None:
+            if statement.rule == "initial state gradient":
+                found[statement.target.name[len(naming.LAYER_GRADIENT.format(param="")):]] = np.array(env[statement.target.name])
+
+        if any(s.rule == "initial state gradient" for s in self.program.statements):
+            self.numbers.run(self.values.W, self.values.b, self.values.X, self.values.T, after=keep, penalty=False)
+        reduce = np.mean if self.network.spec.reduction == "mean" else np.sum
+        return {name: reduce(per_sample, axis=0) for name, per_sample in found.items()}
+
     @property
     def data_loss(self) -> float:
         """E without the L2 penalty: the reduced loss of the samples."""

@@ -25,7 +25,7 @@ from chainrule.derive.program import (
     FORWARD_IN_TIME, Affine, Backprop, BiasSum, Chain, EntrySum, LogOneMinusSoftmax, LogSoftmax, Op, Outer, Program, Role, SampleLoss,
     SharedBiasSum, Softmax, SoftmaxDelta, SoftmaxVJP, Stage, Statement, in_vectors,
     AvgPool, AvgPoolBackprop, ChannelBiasSum, Correlate, CorrelateBackprop, Flatten, KernelGradient, MaxPool, MaxPoolBackprop,
-    Following, Masked, Previous, RecurrentAffine,
+    AtFirstStep, Following, Masked, Previous, RecurrentAffine,
 )
 from chainrule.derive import spatial
 
@@ -94,6 +94,7 @@ _OPERATIONS: Mapping[type[Op], Callable[..., Any]] = {
     SampleLoss: lambda terms: float(np.sum(terms) / terms.shape[0]),
     RecurrentAffine: _recurrent_affine,
     Masked: lambda expr, t: np.where(np.isnan(t), 0.0, expr),
+    AtFirstStep: lambda v: v[:, 0],
     Correlate: lambda x, K, g, b=None: spatial.correlate(x, K, b, g),
     KernelGradient: lambda delta, x, g, shape: spatial.correlate_kernel_gradient(delta, x, g).reshape(shape) / x.shape[0],
     ChannelBiasSum: lambda delta, channels: delta.reshape(delta.shape[0], channels[0], -1).sum(axis=(0, 2)) / delta.shape[0],

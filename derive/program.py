@@ -241,8 +241,15 @@ class Masked(Op):
     nargs = 2
 
 
+class AtFirstStep(Op):
+    """A sequence at its first step, ``AtFirstStep(delta_h)``: ``delta_h`` at t = 1 (an rnn's
+    h_0 reaches the loss through it alone)."""
+
+    nargs = 1
+
+
 #: The operations of a recurrence through the steps of a sequence.
-SEQUENCE_OPERATIONS: tuple[type[Op], ...] = (RecurrentAffine, Previous, Following, Masked)
+SEQUENCE_OPERATIONS: tuple[type[Op], ...] = (RecurrentAffine, Previous, Following, Masked, AtFirstStep)
 #: A statement's loop over the steps of a sequence: forward in time (t = 1, ..., T) or
 #: backward (t = T, ..., 1); consecutive statements of one loop run step by step together.
 FORWARD_IN_TIME, BACKWARD_IN_TIME = "forward in time", "backward in time"

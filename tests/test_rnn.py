@@ -65,12 +65,13 @@ def _torch_model(d):
     import torch_bridge
 
     network, values, nn = d.network, d.values, torch.nn
-    stages, params = [], []
+    stages, params, initials = [], [], {}
     for l, layer in enumerate(network.spec.layers, start=1):
         W, b = values.W[l - 1], values.b[l - 1]
         if layer.is_rnn:
             before = network.sizes[l - 1]
-            h0 = torch.tensor(np.array(dict(d.program.constants)[f"h0_{layer.name}"]))
+            h0 = torch.tensor(np.array(dict(d.program.constants)[f"h0_{layer.name}"]), requires_grad=True)
+            initials[f"h0_{layer.name}"] = h0
             if layer.activation.name in ("tanh", "relu"):
                 m = nn.RNN(before, layer_units := network.sizes[l], nonlinearity=layer.activation.name, batch_first=True, dtype=torch.float64)
                 with torch.no_grad():
@@ -110,6 +111,7 @@ def _torch_model(d):
             out = stage(out)
         return out
 
+    run.initials = initials  # h_0 of each rnn, its gradient after backward
     return run, params
 
 
@@ -140,6 +142,8 @@ def assert_torchs(d, tmp_path) -> None:
     loss.backward()
     value = float(loss.detach())
     assert d.loss == pytest.approx(value, rel=1e-12, abs=1e-14)
+    for name, h0 in run.initials.items():  # dE/dh_0 (h_0 is not trained)
+        np.testing.assert_allclose(d.initial_gradients[name], h0.grad.numpy(), rtol=1e-10, atol=1e-13)
     net = emitted(d.network.spec, tmp_path).Network()
     assert net.loss(X, T) == pytest.approx(value, rel=1e-12, abs=1e-14)
     grads = net.gradients(X, T)

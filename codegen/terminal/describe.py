@@ -310,7 +310,7 @@ def describe_layer(d: Derivation, form: LayerForm) -> LayerText:
         forward = weighted + maps + ((f"{activation.target} = {activation_text(d, form.index, real_symbol(form.net))}",) if activation is not None else ())
     local = statements.get("local derivative")
     delta = statements.get("output delta") or statements["delta"]
-    gradients = tuple(statement_text(program, statements[rule]) for rule in ("weight gradient", "recurrent weight gradient", "bias gradient") if rule in statements)
+    gradients = tuple(statement_text(program, statements[rule]) for rule in ("weight gradient", "recurrent weight gradient", "bias gradient", "initial state gradient") if rule in statements)
     if "penalty gradient" in statements:  # dE/dW = delta out^T (reduced) + l2*W, added once
         term = statements["penalty gradient"].expr
         gradients = (f"{gradients[0]} + {format_expr(term, last=term.free_symbols - {L2})}",) + gradients[1:]

@@ -110,6 +110,9 @@ class ProgramTextPrinter(FormulaPrinter):
     def _print_Following(self, expr) -> str:
         return f"{expr.args[0]}[t+1]"
 
+    def _print_AtFirstStep(self, expr) -> str:
+        return f"{expr.args[0]}[1]"
+
     def _print_Masked(self, expr) -> str:
         return self._print(expr.args[0])
 
@@ -156,6 +159,8 @@ def _loop_text(program: Program, statement: Statement) -> str:
         elif type(node).__name__ == "Masked":
             edges.append("0 at a step whose targets are null")
     edge = "; ".join(dict.fromkeys(edges))
+    if statement.rule == "initial state gradient":
+        return "    (h_0 reaches the loss through step 1 alone; it is not trained)"
     if statement.loop == "backward in time":
         where = f"for t = {T}, ..., 1"
     elif statement.loop:

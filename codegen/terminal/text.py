@@ -222,6 +222,8 @@ def render_gradient_summary(d: Derivation) -> list[str]:
         matrices = [(name, g, before, after) for (name, g), (_, before), (_, after) in split] + ([(form.bias, db, b0, b1)] if db is not None else [])
         for name, gradient, before, after in matrices:
             out += [row(f"dE_d{name}", gradient), row(f"{name}+", after, after - before)]
+    for name, gradient in d.initial_gradients.items():  # an rnn's h_0: a constant, not updated
+        out.append(row(f"dE_d{name}", gradient) + "  (h_0: not trained)")
     return out
 
 

@@ -537,6 +537,8 @@ class _ArrayPrinter(_Sequences):
             return self._through_time(s)
         if s.rule == "recurrent weight gradient":
             return self._recurrent_gradient(s)
+        if s.rule == "initial state gradient":  # h_0 is a constant of the spec: the trainer does not train it
+            return []
         if s.rule == "penalty gradient":
             W = s.target.name[len(naming.PENALTY_GRADIENT.format(param="")):]
             factor = "scale * X.shape[0]" if self.program.reduction == "mean" else "scale"

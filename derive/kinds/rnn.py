@@ -14,7 +14,8 @@ Its rules, each from the network's own definitions:
   ``delta_t = (W_above^T delta_above_t + U^T delta_(t+1)) * f'(net_t)``;
 - per weight, each shared by every step, the sum over the steps: ``dE/dW = sum_t delta_t x_t^T``,
   ``dE/dU = sum_t delta_t h_(t-1)^T``, ``dE/db = sum_t delta_t`` (:class:`Outer` and
-  :class:`BiasSum` sum a sequence's steps as they sum a batch's samples).
+  :class:`BiasSum` sum a sequence's steps as they sum a batch's samples);
+- the initial state's, ``dE/dh_0 = U^T delta_1`` (h_0 is not trained: a constant of the spec).
 
 The per-weight (scalar) chains through time are not built yet: a network with an rnn takes the
 layer-level route (:func:`chainrule.derive.derivation.is_small`).
@@ -30,7 +31,7 @@ from chainrule.derive import naming
 from chainrule.derive.kinds import dense
 from chainrule.derive.layers import LayerForm
 from chainrule.derive.program import (
-    BACKWARD_IN_TIME, FORWARD_IN_TIME, Backprop, BiasSum, Chain, Following, Outer, Previous, RecurrentAffine, Stage, Statement, vector,
+    BACKWARD_IN_TIME, FORWARD_IN_TIME, AtFirstStep, Backprop, BiasSum, Chain, Following, Outer, Previous, RecurrentAffine, Stage, Statement, vector,
 )
 
 KIND = "rnn"
@@ -81,4 +82,7 @@ def gradients(form: LayerForm, previous: str) -> list[Statement]:
     if form.bias:
         out.append(Statement(vector(naming.LAYER_GRADIENT.format(param=form.bias)), BiasSum(delta), Stage.BACKWARD, form.index, KIND,
                              "bias gradient", (f"dE/d{form.net}", f"d{form.net}/d{form.bias}")))
+    assert form.initial is not None
+    out.append(Statement(vector(naming.LAYER_GRADIENT.format(param=form.initial)), Backprop(vector(form.recurrent), AtFirstStep(delta)),
+                         Stage.BACKWARD, form.index, KIND, "initial state gradient", (f"dE/d{form.net}", f"d{form.net}/d{form.initial}")))
     return out
