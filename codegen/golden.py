@@ -45,8 +45,6 @@ def render_generated_reports(root: Path) -> dict[str, str]:
     files = {}
     for spec_path in example_specs(root / "examples"):
         spec = load_spec(str(spec_path.relative_to(root)) if spec_path.is_relative_to(root) else str(spec_path))
-        if spec.sequence:  # TODO(rnn, issue 16 phase 2): the report of an rnn (its chains through time)
-            continue
         context = build_report_context(derive(spec), str(Path("examples") / spec_path.name))
         files[f"{spec.name}.tex"] = render_tex_context(context)
         files[f"{spec.name}.html"] = render_html_context(context)

@@ -290,7 +290,7 @@ def test_bad_input_is_one_line_naming_the_field(change, field, message, tmp_path
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("command", [["derive", "--param", "W1"], ["report"], ["verify"]])
+@pytest.mark.parametrize("command", [["derive", "--param", "W1"], ["report", "--param", "W1"], ["verify"]])
 def test_per_weight_commands_refuse_in_one_line(command, tmp_path, capsys):
     from helpers import EXAMPLES
 

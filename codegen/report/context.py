@@ -26,7 +26,7 @@ import sympy
 from chainrule.derive import penalty
 from chainrule.derive.chain import ChainRule, Factor, ParamChain
 from chainrule.derive.counts import count, the
-from chainrule.derive.derivation import Derivation, refuse_sequence, resolve_params
+from chainrule.derive.derivation import Derivation, resolve_params
 from chainrule.derive.errors import ChainruleError
 from chainrule.derive.network import ParamRef
 from chainrule.derive.optimizers import GRAD, THETA, first_step_expr
@@ -42,6 +42,8 @@ from chainrule.codegen.report.mathml import CLOSE as CLOSE_MO, OPEN as OPEN_MO
 from chainrule.codegen.report.latex import escape_text, width
 from chainrule.codegen.report.layers import layer_displays, spec_rows, SpecRow
 from chainrule.codegen.report.maps import forward_maps
+from chainrule.codegen.report import recurrence
+from chainrule.codegen.report.unrolled import unrolled_diagram
 
 TEMPLATE = "report.tex.j2"
 #: A report lists every parameter's chain when they take at most this many rows (about 40
@@ -221,7 +223,6 @@ def build_report_context(d: Derivation, spec_path: str, params: Sequence[str] = 
         ChainruleError: an unknown or repeated ``--param`` name, or too many of them.
     """
     spec = d.network.spec
-    refuse_sequence(d.network, "report", "a report")
     if len(params) > PARAMS_MAX:
         raise ChainruleError(spec.source, "--param", f"expected at most {PARAMS_MAX} parameters in one report, got {len(params)}")
     every = not params and d.small and _rows(d, list(d.chains)) <= ROWS_MAX
@@ -235,11 +236,11 @@ def build_report_context(d: Derivation, spec_path: str, params: Sequence[str] = 
         description=Prose(spec.description),
         layers=spec_rows(d),
         settings=_settings(d),
-        diagram=build_diagram(d),
-        forward_intro=_forward_intro(d),
-        forward=(batch_forward(d) if d.batch else forward_displays(d)) if d.small else layer_summary(d) + maps_forward(d),
-        loss=batch_loss_displays(d) if d.batch else loss_displays(d) if d.small else (),
-        backward_intro=_backward_intro(d, every, bool(params)),
+        diagram=unrolled_diagram(d) if recurrence.is_sequence(d) else build_diagram(d),
+        forward_intro=recurrence.forward_intro(d) if recurrence.is_sequence(d) else _forward_intro(d),
+        forward=_forward(d),
+        loss=recurrence.loss_steps(d) if recurrence.small_sequence(d) else batch_loss_displays(d) if d.batch else loss_displays(d) if d.small else (),
+        backward_intro=recurrence.backward_intro(d) if recurrence.is_sequence(d) else _backward_intro(d, every, bool(params)),
         params=sections,
         layer_intro=Prose(
             "The same derivatives for whole layers at once, with the vectors and matrices named as in the "
@@ -251,6 +252,15 @@ def build_report_context(d: Derivation, spec_path: str, params: Sequence[str] = 
         training=None if steps is None else training(d, steps, params),
         batch=d.batch,
     )
+
+
+def _forward(d: Derivation) -> tuple[Display | Table, ...]:
+    """The forward pass: unit by unit (small), step by step (a small rnn), else per layer."""
+    if recurrence.small_sequence(d):
+        return recurrence.forward_steps(d)
+    if d.small:
+        return batch_forward(d) if d.batch else forward_displays(d)
+    return layer_summary(d) + maps_forward(d)
 
 
 def _chosen(d: Derivation, params: Sequence[str], every: bool) -> list[str]:
@@ -265,7 +275,7 @@ def _chosen(d: Derivation, params: Sequence[str], every: bool) -> list[str]:
             seen.add(ref.name)
     elif every:
         refs = list(net.parameters())
-    elif net.spec.spatial and not d.small:  # no per-weight chains through maps yet (issue 16): the layer form gives every gradient
+    elif (net.spec.spatial or net.spec.sequence) and not d.small:  # no per-weight chains through maps or time yet (issue 16): the layer form gives every gradient
         refs = []
     else:
         refs = [_largest_weight(d, l) for l in net.parameter_layers]
@@ -318,6 +328,8 @@ def _settings(d: Derivation) -> tuple[Setting, ...]:
     if net.sizes[-1] > 1:
         over = "averaged over" if net.loss_scale != 1 else "summed over"
         text += f", likewise for each output, {over} {the(net.sizes[-1], 'output')}"
+    if spec.sequence:
+        text += "; at each step that has targets, summed over those steps"
     if spec.loss.l2:
         text += Prose("; plus the L2 penalty ", Expr(penalty.L2 / 2), " times the sum of the squared weights (biases not), ",
                       Seq(Expr(penalty.L2), Tok(" = ", "<mo>=</mo>"), Num(spec.loss.l2)))
@@ -332,7 +344,7 @@ def _settings(d: Derivation) -> tuple[Setting, ...]:
         rows.append(Setting(Prose("samples"), Prose(f"a batch of {d.values.samples} (a column each in the tables below); ", E,
                                                     f" is the {spec.reduction} of the samples' own losses")))
     else:
-        rows.append(Setting(Prose("sample"), _sample(d)))
+        rows.append(Setting(Prose("sample"), recurrence.sample_prose(d) if recurrence.is_sequence(d) else _sample(d)))
     if spec.naming.value and not any(l.weight_names for l in spec.layers):
         rows.append(Setting(Prose("naming"), Prose(spec.naming.value)))
     return tuple(rows)
@@ -599,6 +611,8 @@ def layer_summary(d: Derivation) -> tuple[Display, ...]:
                 Tok(r"\max ", "<mi>max</mi><mspace width=\"0.2em\"></mspace>"), Num(vector.max()),
             )
             size = str(vector.shape[-1]) if form.window is None else "×".join(map(str, form.window.out_shape if name == form.out or form.weight else form.window.in_shape))
+            if recurrence.is_sequence(d):  # a sequence's vectors, step by step: steps × units
+                size = f"{d.program.steps}×{form.size}"
             space = Script(Tok(r"\in \mathbb{R}", '<mo>∈</mo><mi mathvariant="normal">ℝ</mi>'), Tok(size.replace("×", r"\times "), _shape_mathml(size)), sup=True)
             rows.append(Row(Seq(Vec(name), Tok(" ", ""), space), COLON, summary))
     if d.network.spec.loss.l2:
@@ -608,8 +622,9 @@ def layer_summary(d: Derivation) -> tuple[Display, ...]:
     gradients: list[Row] = []
     norm = Tok(r"\lVert\cdot\rVert = ", '<mo fence="true" stretchy="false" lspace="0" rspace="0">‖</mo><mo>·</mo><mo fence="true" stretchy="false" lspace="0" rspace="0">‖</mo><mo>=</mo>')
     largest = Tok(r"\max\lvert\cdot\rvert = ", '<mi>max</mi><mo fence="true" stretchy="false" lspace="0.17em" rspace="0">|</mo><mo>·</mo><mo fence="true" stretchy="false" lspace="0" rspace="0">|</mo><mo>=</mo>')
-    for form, dW, db in zip(d.layers, d.sample.dW, d.sample.db):
-        for name, matrix in ((form.weight, dW), (form.bias, db)):
+    for l, (form, dW, db) in enumerate(zip(d.layers, d.sample.dW, d.sample.db), start=1):
+        matrices = d.network.weight_matrices(l, dW) if dW is not None else ()  # an rnn's W and U
+        for name, matrix in (*matrices, (form.bias, db)):
             if name is None or matrix is None:
                 continue
             summary = Seq(norm, Num(np.linalg.norm(matrix)), gap, largest, Num(np.max(np.abs(matrix))))

@@ -141,6 +141,9 @@ def _tikz(item: Item) -> str:
     if item.style == "edge":
         label = rf" node[weight, pos={item.pos:.2f}] {{{item.label[0].tex()}}}" if item.label else ""
         return rf"\draw[edge] ({item.source}) --{label} ({item.target});"
+    if item.style == "stepedge":  # the unrolled recurrence: a matrix's name, upright
+        label = rf" node[steplabel, pos={item.pos:.2f}] {{{item.label[0].tex()}}}" if item.label else ""
+        return rf"\draw[stepedge] ({item.source}) --{label} ({item.target});"
     if item.style == "biasedge":
         return rf"\draw[biasedge] ({item.source}) -- ({item.target});"
     shape = r"\\".join(line.tex() for line in item.label)

@@ -126,6 +126,7 @@ _VECTOR_PREFIXES = (
     (naming.LAYER_NET.format(name=""), r"\mathbf{net}"),
     (naming.LAYER_OUT.format(name=""), r"\mathbf{out}"),
     (naming.LAYER_DELTA.format(name=""), r"\boldsymbol{\delta}"),
+    (naming.LAYER_INITIAL.format(name=""), r"\mathbf{h0}"),
 )
 
 
@@ -171,7 +172,7 @@ def vector_tex(name: str) -> Tex:
     if base := naming.vector_base(name):  # x_vec (named so beside a unit x) is bold x all the same
         return Tex(rf"\mathbf{{{base}}}")
     match = _LETTER_INDEX.fullmatch(name)
-    if match and match.group(1) in ("W", "b"):
+    if match and match.group(1) in ("W", "U", "b"):
         return Tex(rf"\mathbf{{{match.group(1)}}}_{{{match.group(2)}}}")
     return name_tex(name)
 

@@ -25,9 +25,10 @@ from chainrule.derive.registry import X
 from chainrule.codegen.report.document import (
     EQUALS, ODOT, PLUS, Bare, Expr, Math, Matrix, Name, Num, Prose, Script, Seq, Tok, Vec, activation, joined, partial,
 )
-from chainrule.codegen.report.equations import Display, Row, equation, math_pieces, matrix_rows, parenthesized
+from chainrule.codegen.report.equations import Display, Row, equation, math_pieces, matrix_rows, parenthesized, total
 from chainrule.codegen.report.maps import TIMES, SpatialMath, Geometry, displays, map_numbers, spatial_note
 from chainrule.codegen.report.mathml import CLOSE as CLOSE_MO, OPEN as OPEN_MO
+from chainrule.codegen.report.recurrence import StepMath, is_sequence, layer_numbers, recurrence_note, small_sequence, spec_weights
 
 #: Layers of at most this many units (and inputs) get their delta and gradient numbers.
 NUMBERS_MAX = 6
@@ -84,7 +85,10 @@ def spec_rows(d: Derivation) -> tuple[SpecRow, ...]:
         frozen = f"; frozen: {', '.join(layer.freeze)}" if layer.freeze else ""
         first_weight = net.weight_name(l, 0, 0)
         weights = Prose(Seq(Name(first_weight), Tok(", \\dots", "<mo>,</mo><mo>…</mo>")), f" {given}{frozen}")
-        rows.append(SpecRow(Prose(f"{layer.name} (layer {l})"), _names(layer.units), activation_definition(d, l), bias, weights))
+        if is_sequence(d):  # the layer form's matrices: an rnn's network has no per-weight chains yet
+            weights = Prose(Vec(d.layers[l - 1].weight), f" {net.sizes[l]}×{net.sizes[l - 1]} {given}{frozen}")
+        label = Prose(f"{layer.name} (layer {l}{', rnn' if layer.is_rnn else ''})")
+        rows.append(SpecRow(label, _names(layer.units), activation_definition(d, l), bias, spec_weights(d, l) if layer.is_rnn else weights))
     return tuple(rows)
 
 
@@ -129,10 +133,11 @@ def activation_definition(d: Derivation, l: int) -> Prose:
 # The layer form
 
 
-def _factor_pieces(expr: sympy.Expr, operator: Math | None = None) -> list[Math]:
+def _factor_pieces(expr: sympy.Expr, operator: Math | None = None, names: dict[str, Math] | None = None) -> list[Math]:
     """``expr`` as a factor of a product, in pieces that rows may break between (a sum in plain
-    parentheses, which TeX lets open on one row and close on the next), after ``operator``."""
-    parts = math_pieces(expr, vectors=True)
+    parentheses, which TeX lets open on one row and close on the next), after ``operator``;
+    ``names``: the math written for some of its symbols (a vector at step t)."""
+    parts = math_pieces(expr, vectors=True, names=names or {})
     if expr.is_Add:
         parts = parenthesized(parts)
     parts[0] = Seq(operator, SPACE, parts[0]) if operator else parts[0]
@@ -146,6 +151,9 @@ def layer_displays(d: Derivation) -> tuple[Display, ...]:
     out = []
     for form in reversed(d.layers):
         out.append(_layer_display(d, form))
+        if is_sequence(d):  # numbers step by step where the network is small
+            out += layer_numbers(d, form, _ProgramMath(d)) if small_sequence(d) else ()
+            continue
         if form.window is not None or form.kind == "flatten":  # maps: an align* per array
             caption = "With the numbers of the sample:" if not d.batch else f"With the numbers of the batch (the gradients, the {d.network.spec.reduction} over the samples):"
             out += displays(Prose(caption), map_numbers(d, form))
@@ -167,15 +175,15 @@ def _layer_display(d: Derivation, form: LayerForm) -> Display:
     statements = {s.rule: s for s in d.program.layer(form.index)}
     printer = _ProgramMath(d)
     weighted = statements.get("weighted sums")
-    rows = list(equation(Vec(form.net), [printer.pieces(weighted.written)])) if weighted is not None else []
+    rows = list(equation(printer.vec(form.net), [printer.pieces(weighted.written)])) if weighted is not None else []
     forward = statements.get("pooling") or statements.get("flatten")  # a pool or flatten: its own operation
-    rows += equation(Vec(form.out), [printer.pieces(forward.written) if forward is not None else _activation_applied(d, form)])
+    rows += equation(printer.vec(form.out), [printer.pieces(forward.written) if forward is not None else _activation_applied(d, form, printer)])
     local = statements.get("local derivative")
     if local is not None:
-        rows += equation(partial(Vec(form.out), Vec(form.net)), [math_pieces(local.written, vectors=True)])
+        rows += equation(partial(printer.vec(form.out), printer.vec(form.net)), [math_pieces(local.written, vectors=True, names=printer.step_names(local.written))])
     delta = statements.get("output delta") or statements["delta"]
-    rows += equation(Vec(form.delta), [printer.pieces(delta.written)])
-    for rule, parameter in (("weight gradient", form.weight), ("bias gradient", form.bias)):
+    rows += equation(printer.vec(form.delta), [printer.pieces(delta.written)])
+    for rule, parameter in (("weight gradient", form.weight), ("recurrent weight gradient", form.recurrent), ("bias gradient", form.bias)):
         if rule in statements:
             written = printer.pieces(statements[rule].written)
             if rule == "weight gradient" and "penalty gradient" in statements:  # + l2*W, once per batch
@@ -186,6 +194,8 @@ def _layer_display(d: Derivation, form: LayerForm) -> Display:
     note = _note(d, form, delta, printer)
     if d.network.spec.spatial:
         note = spatial_note(d, form, note)
+    if is_sequence(d):
+        note = recurrence_note(d, form, note, printer)
     return Display(caption, tuple(rows), note)
 
 
@@ -227,17 +237,17 @@ SPACE = Tok(" ", "")
 THIN = Tok(" ", '<mspace width="0.17em"></mspace>')  # a product written as juxtaposition: W x
 
 
-def _activation_applied(d: Derivation, form: LayerForm) -> list[Math]:
+def _activation_applied(d: Derivation, form: LayerForm, printer: "_ProgramMath") -> list[Math]:
     left, right = Tok(r"\left(", OPEN_MO), Tok(r"\right)", CLOSE_MO)
     if form.softmax:
-        return [Seq(Tok(r"\operatorname{softmax}", "<mi>softmax</mi><mo>\u2061</mo>"), left, Vec(form.net), right)]
+        return [Seq(Tok(r"\operatorname{softmax}", "<mi>softmax</mi><mo>\u2061</mo>"), left, printer.vec(form.net), right)]
     function = d.network.spec.layers[form.index - 1].activation
     if function.expression is not None:
-        return math_pieces(in_vectors(function.expression, {X: vector(form.net)}), vectors=True)
-    return [Seq(activation(function), Tok("", "<mo>\u2061</mo>"), left, Vec(form.net), right, Tok(r"\ \text{(elementwise)}", "<mspace width=\"0.5em\"></mspace><mtext>(elementwise)</mtext>"))]
+        return math_pieces(in_vectors(function.expression, {X: vector(form.net)}), vectors=True, names=printer.step_names(vector(form.net)))
+    return [Seq(activation(function), Tok("", "<mo>\u2061</mo>"), left, printer.vec(form.net), right, Tok(r"\ \text{(elementwise)}", "<mspace width=\"0.5em\"></mspace><mtext>(elementwise)</mtext>"))]
 
 
-class _ProgramMath(SpatialMath):
+class _ProgramMath(SpatialMath, StepMath):
     """Statements of the layer program as pieces of math (rows may break between pieces): one
     method per operation of :mod:`chainrule.derive.program`; a local derivative that a delta
     multiplies is written out, as people write the delta rule."""
@@ -247,27 +257,31 @@ class _ProgramMath(SpatialMath):
 
     def pieces(self, expr: sympy.Expr) -> list[Math]:
         method = getattr(self, f"_{type(expr).__name__}", None)
-        return method(*expr.args) if method is not None else math_pieces(expr, vectors=True)
+        return method(*expr.args) if method is not None else math_pieces(expr, vectors=True, names=self.step_names(expr))
 
     def factor(self, expr: sympy.Expr, operator: Math | None = None) -> list[Math]:
         local = self.program.local_derivative(expr)
         if local is not None:
             expr = local.written
+        if isinstance(expr, sympy.Add) and any(isinstance(a, Op) for a in expr.args):  # BPTT's two paths: a sum of operations
+            parts = parenthesized(total([self._one(a) for a in expr.args]))
+            parts[0] = Seq(operator, SPACE, parts[0]) if operator else parts[0]
+            return parts
         if isinstance(expr, Op):
             parts = self.pieces(expr)
             parts[0] = Seq(operator, SPACE, parts[0]) if operator else parts[0]
             return parts
-        return _factor_pieces(expr, operator)
+        return _factor_pieces(expr, operator, self.step_names(expr))
 
     def _Affine(self, W, x, *bias) -> list[Math]:
         plus = Tok(" + ", "<mo>+</mo>")
-        return [Seq(Vec(W.name), THIN, Vec(x.name), *[x for b in bias for x in (plus, Vec(b.name))])]
+        return [Seq(Vec(W.name), THIN, self.vec(x.name), *[x for b in bias for x in (plus, Vec(b.name))])]
 
     def _Chain(self, first, *rest) -> list[Math]:
         return self.factor(first) + [piece for f in rest for piece in self.factor(f, ODOT)]
 
     def _Backprop(self, W, delta) -> list[Math]:
-        return [Seq(Tok(r"\left(", OPEN_MO), Script(Vec(W.name), TOP, sup=True), THIN, Vec(delta.name), Tok(r"\right)", CLOSE_MO))]
+        return [Seq(Tok(r"\left(", OPEN_MO), Script(Vec(W.name), TOP, sup=True), THIN, self.argument(delta), Tok(r"\right)", CLOSE_MO))]
 
     def _SoftmaxVJP(self, y, g) -> list[Math]:
         y_ = Vec(y.name)
@@ -277,10 +291,10 @@ class _ProgramMath(SpatialMath):
         )]
 
     def _Outer(self, delta, x) -> list[Math]:
-        return [Seq(Vec(delta.name), Tok(r"\, ", '<mspace width="0.17em"></mspace>'), Script(Vec(x.name), TOP, sup=True))]
+        return [self.summed(Seq(self.argument(delta), Tok(r"\, ", '<mspace width="0.17em"></mspace>'), Script(self.argument(x), TOP, sup=True)))]
 
     def _BiasSum(self, delta) -> list[Math]:
-        return [Vec(delta.name)]
+        return [self.summed(self.argument(delta))]
 
     def _SharedBiasSum(self, delta) -> list[Math]:
         total = Tok(r"\sum_{k} ", "<munder><mo>∑</mo><mi>k</mi></munder>")

@@ -51,6 +51,7 @@ _VECTOR_PREFIXES = (
     (naming.LAYER_NET.format(name=""), '<mi class="bf">net</mi>'),
     (naming.LAYER_OUT.format(name=""), '<mi class="bf">out</mi>'),
     (naming.LAYER_DELTA.format(name=""), '<mi class="bf">δ</mi>'),
+    (naming.LAYER_INITIAL.format(name=""), '<mi class="bf">h0</mi>'),
 )
 
 
@@ -93,7 +94,7 @@ def vector_mathml(name: str) -> str:
     if base := naming.vector_base(name):
         return f'<mi class="bf" mathvariant="normal">{base}</mi>'
     match = _LETTER_INDEX.fullmatch(name)
-    if match and match.group(1) in ("W", "b"):
+    if match and match.group(1) in ("W", "U", "b"):
         return f'<msub><mi class="bf" mathvariant="normal">{match.group(1)}</mi><mn>{match.group(2)}</mn></msub>'
     return name_mathml(name)
 

@@ -23,6 +23,7 @@ from markupsafe import Markup
 
 from chainrule.derive.derivation import Derivation
 
+from chainrule.codegen.report.recurrence import forward_steps, loss_steps, small_sequence
 from chainrule.codegen.report.context import Table, batch_forward, batch_loss_displays, forward_displays, layer_summary, loss_displays, maps_forward, param_section
 from chainrule.codegen.report.document import E, Math, Name, Num, partial, updated
 from chainrule.codegen.report.equations import Display
@@ -65,7 +66,9 @@ def derivation_html(d: Derivation, summary: str, text: str) -> str:
     a batch of several samples as the report shows it (tables, a column per sample, and E
     reduced)."""
     displays: list[Display | Table] = []
-    if d.small:
+    if small_sequence(d):  # an rnn's: step by step
+        displays += [*forward_steps(d), *loss_steps(d)]
+    elif d.small:
         displays += [*batch_forward(d), *batch_loss_displays(d)] if d.batch else [*forward_displays(d), *loss_displays(d)]
     else:
         displays += [*layer_summary(d), *maps_forward(d), *(batch_loss_displays(d) if d.batch else ())]
@@ -98,7 +101,7 @@ def derivation_latex(d: Derivation) -> str | None:
     MathJax; None for a batch of several samples."""
     if d.batch:
         return None
-    displays = [*forward_displays(d), *loss_displays(d)] if d.small else list(layer_displays(d))
+    displays = [*forward_displays(d), *loss_displays(d)] if d.small else [*forward_steps(d), *loss_steps(d)] if small_sequence(d) else list(layer_displays(d))
     return _latex(displays)
 
 

@@ -42,6 +42,7 @@ class _Places:
             if isinstance(item, Unit):
                 self.centre[item.key] = (item.x, item.y)
                 radius = max(RADIUS_CM, width(item.label.tex()) * UNIT_CHAR_CM / 2 + 0.1)  # grows with its name, as TikZ's
+                radius = {"gap": 0.25, "loss": 0.35}.get(item.shape, radius)
                 self.half[item.key] = (radius, radius)
                 self.round.add(item.key)
             elif isinstance(item, Bias):
@@ -83,12 +84,8 @@ def diagram_svg(diagram: Diagram) -> str:
             body.append(_edge(item, places, extent))
     for item in diagram.items:
         if isinstance(item, Unit):
-            x, y = _p(item.x, item.y)
-            fill = "#ebebeb" if item.shape == "input" else "#ffffff"
-            radius = places.half[item.key][0]
-            body.append(f'<circle cx="{_f(x)}" cy="{_f(y)}" r="{_f(radius * PX_PER_CM)}" fill="{fill}" stroke="#000"/>')
-            body.append(f'<text x="{_f(x)}" y="{_f(y)}" class="u">{item.label.svg()}</text>')
-            extent(item.x, item.y, radius, radius)
+            body.append(_unit(item, places.half[item.key][0]))
+            extent(item.x, item.y, places.half[item.key][0], places.half[item.key][0])
         elif isinstance(item, Label):
             x, y = _p(item.x, item.y)
             body.append(f'<text x="{_f(x)}" y="{_f(y)}" class="layer">{item.text.svg()}</text>')
@@ -126,6 +123,20 @@ def diagram_svg(diagram: Diagram) -> str:
     )
 
 
+def _unit(item: Unit, radius: float) -> str:
+    """A unit's circle (an input's grey), a step's loss as a square, or the ellipsis of left-out
+    steps as its text alone; the name in it."""
+    x, y = _p(item.x, item.y)
+    fill = "#ebebeb" if item.shape == "input" else "#f5f5f5" if item.shape == "loss" else "#ffffff"
+    shape = ""
+    if item.shape == "loss":
+        side = 2 * radius * PX_PER_CM
+        shape = f'<rect x="{_f(x - side / 2)}" y="{_f(y - side / 2)}" width="{_f(side)}" height="{_f(side)}" fill="{fill}" stroke="#000"/>'
+    elif item.shape != "gap":
+        shape = f'<circle cx="{_f(x)}" cy="{_f(y)}" r="{_f(radius * PX_PER_CM)}" fill="{fill}" stroke="#000"/>'
+    return shape + f'<text x="{_f(x)}" y="{_f(y)}" class="u">{item.label.svg()}</text>'
+
+
 def _lines(x: float, y: float, lines, kind: str) -> str:
     """Lines of text centred on (x, y) cm, one under the other."""
     px, py = _p(x, y)
@@ -161,12 +172,12 @@ def _edge(item: Edge, places: _Places, extent) -> str:
     start, end = places.border(item.source, target), places.border(item.target, source)
     (x1, y1), (x2, y2) = _p(*start), _p(*end)
     dashed = ' stroke-dasharray="5 3"' if item.style == "biasedge" else ""
-    colour = "#808080" if item.style == "biasedge" else "#666"
+    colour = "#808080" if item.style == "biasedge" else "#444" if item.style == "stepedge" else "#666"
     line = f'<line x1="{_f(x1)}" y1="{_f(y1)}" x2="{_f(x2)}" y2="{_f(y2)}" stroke="{colour}"{dashed} marker-end="url(#arrow)"/>'
     if not item.label:
         return line
     lx, ly = x1 + item.pos * (x2 - x1), y1 + item.pos * (y2 - y1)
-    angle = math.degrees(math.atan2(y2 - y1, x2 - x1))
+    angle = math.degrees(math.atan2(y2 - y1, x2 - x1)) if item.style == "edge" else 0.0  # stepedge: upright
     wide, high = width(item.label[0].tex()) * LABEL_PX * 0.48 + 4, LABEL_PX + 3
     rotate = f'transform="rotate({angle:.1f} {_f(lx)} {_f(ly)})"'
     background = f'<rect x="{_f(lx - wide / 2)}" y="{_f(ly - high / 2)}" width="{_f(wide)}" height="{_f(high)}" fill="#fff" {rotate}/>'
