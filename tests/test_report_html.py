@@ -215,7 +215,7 @@ def in_chromium(page: str, tmp_path: Path, width: int) -> dict:
 
 @pytest.mark.slow  # ten browser runs, about 3 s each
 @needs_chromium
-@pytest.mark.parametrize("name", ["mazur", "mlp_784_128_10", "batch_softmax", "conv_worked", "digits_conv"])
+@pytest.mark.parametrize("name", ["mazur", "mlp_784_128_10", "batch_softmax", "conv_worked", "digits_conv", "bptt_worked", "sequence_sum"])
 def test_nothing_overflows_the_window_in_chromium(name: str, tmp_path: Path) -> None:
     page = (GENERATED / f"{name}.html").read_text(encoding="utf-8")
     wide = in_chromium(page, tmp_path, 1200)

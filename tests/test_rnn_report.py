@@ -172,11 +172,19 @@ def test_a_batch_of_sequences_is_summarised(seed: int) -> None:
         assert "over every step" in text and r"\sum_{t=1}" in text
 
 
+def test_a_long_rnn_is_summarised_per_layer() -> None:
+    text = (GENERATED / "sequence_sum.tex").read_text(encoding="utf-8")
+    assert r"\mathbf{out}_{h} \in \mathbb{R}^{8\times 16}" in text and r"\partial E/\partial \mathbf{U}_{1}" in text
+    assert "steps 4 to 7 are left out (4 steps)" in text and text.count(r"\node[loss]") == 1  # a loss at the last step alone
+    assert r"(null, null, null, null, null, null, null, $\val{0.7}$)" in text
+
+
 @needs_tex
-def test_the_worked_bptt_report_fits_the_page(tmp_path) -> None:
+@pytest.mark.parametrize("name", ["bptt_worked", "sequence_sum"])
+def test_the_rnn_examples_fit_the_page(name: str, tmp_path) -> None:
     from test_report_pdf import overfull_widths
 
-    wide = overfull_widths((GENERATED / "bptt_worked.tex").read_text(encoding="utf-8"), tmp_path)
+    wide = overfull_widths((GENERATED / f"{name}.tex").read_text(encoding="utf-8"), tmp_path)
     assert max(wide, default=0.0) < 1.0, wide
 
 

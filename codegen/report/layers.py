@@ -87,6 +87,7 @@ def spec_rows(d: Derivation) -> tuple[SpecRow, ...]:
         weights = Prose(Seq(Name(first_weight), Tok(", \\dots", "<mo>,</mo><mo>…</mo>")), f" {given}{frozen}")
         if is_sequence(d):  # the layer form's matrices: an rnn's network has no per-weight chains yet
             weights = Prose(Vec(d.layers[l - 1].weight), f" {net.sizes[l]}×{net.sizes[l - 1]} {given}{frozen}")
+            bias = Prose({"per_unit": "per unit: ", "none": "none"}.get(layer.bias.value, "shared: "), Vec(d.layers[l - 1].bias)) if d.layers[l - 1].bias else Prose("none")
         label = Prose(f"{layer.name} (layer {l}{', rnn' if layer.is_rnn else ''})")
         rows.append(SpecRow(label, _names(layer.units), activation_definition(d, l), bias, spec_weights(d, l) if layer.is_rnn else weights))
     return tuple(rows)
