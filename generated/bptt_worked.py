@@ -248,7 +248,7 @@ class Network:
         delta_h = np.dot(delta_y, p["W2"], out=work["delta_h"])
         # dout_h/dnet_h = 1 - out_h**2 at every step
         h_local = 1 - out_h**2
-        # backpropagation through time, t = 2, ..., 1: delta_h[t] = (that
+        # backpropagation through time, t = 2 down to 1: delta_h[t] = (that
         #   + delta_h[t+1] U1) * dout_h/dnet_h[t] (nothing after the last step)
         for t in range(STEPS - 1, -1, -1):
             rows = slice(t * B, (t + 1) * B)

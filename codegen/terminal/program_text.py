@@ -162,7 +162,7 @@ def _loop_text(program: Program, statement: Statement) -> str:
     if statement.rule == "initial state gradient":
         return "    (h_0 reaches the loss through step 1 alone; it is not trained)"
     if statement.loop == "backward in time":
-        where = f"for t = {T}, ..., 1"
+        where = f"for t = {T} down to 1"
     elif statement.loop:
         where = f"for t = 1, ..., {T}"
     elif statement.rule in ("weight gradient", "recurrent weight gradient", "bias gradient"):

@@ -187,7 +187,7 @@ class _Sequences:
                 "    rows = slice(t * B, (t + 1) * B)\n"
                 "    if t < STEPS - 1:\n"
                 f'        {delta}[rows] += np.dot({delta}[(t + 1) * B : (t + 2) * B], p["{U}"])\n' + step).rstrip("\n")
-        return lines + [Line(f"backpropagation through time, t = {self.program.steps}, ..., 1: {delta}[t] = (that + {delta}[t+1] {U})"
+        return lines + [Line(f"backpropagation through time, t = {self.program.steps} down to 1: {delta}[t] = (that + {delta}[t+1] {U})"
                              f" * d{form.out}/d{form.net}[t] (nothing after the last step)", loop)]
 
     def _recurrent_gradient(self, s: Statement) -> list[Line]:
