@@ -85,6 +85,7 @@ def test_the_worked_bptt_report_is_the_hand_calculation() -> None:
         r"\frac{\partial E}{\partial \mathbf{U}_{1}}": [[hand["delta1"], 0, hand["delta2"], hand["h1"]], [hand["dU"]]],
         r"\frac{\partial E}{\partial \mathbf{b}_{1}}": [[hand["delta1"], hand["delta2"]], [hand["db"]]],
         r"\frac{\partial E}{\partial \mathbf{W}_{2}}": [[hand["dy1"], hand["h1"], hand["dy2"], hand["h2"]], [hand["dV"]]],
+        r"\frac{\partial E}{\partial \mathbf{h0}_{h}}": [[0.1, hand["delta1"]], [0.1 * hand["delta1"]]],  # through step 1 alone
     }
     for lhs, steps in expected.items():
         assert lhs in found, (lhs, sorted(found))

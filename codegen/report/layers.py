@@ -184,7 +184,8 @@ def _layer_display(d: Derivation, form: LayerForm) -> Display:
         rows += equation(partial(printer.vec(form.out), printer.vec(form.net)), [math_pieces(local.written, vectors=True, names=printer.step_names(local.written))])
     delta = statements.get("output delta") or statements["delta"]
     rows += equation(printer.vec(form.delta), [printer.pieces(delta.written)])
-    for rule, parameter in (("weight gradient", form.weight), ("recurrent weight gradient", form.recurrent), ("bias gradient", form.bias)):
+    for rule, parameter in (("weight gradient", form.weight), ("recurrent weight gradient", form.recurrent), ("bias gradient", form.bias),
+                            ("initial state gradient", form.initial)):
         if rule in statements:
             written = printer.pieces(statements[rule].written)
             if rule == "weight gradient" and "penalty gradient" in statements:  # + l2*W, once per batch

@@ -27,7 +27,7 @@ import sympy
 from chainrule.derive.derivation import Derivation
 from chainrule.derive.layers import LayerForm
 from chainrule.derive.penalty import L2
-from chainrule.derive.program import Backprop, Following, Masked, Op, Previous, Program
+from chainrule.derive.program import AtFirstStep, Backprop, Following, Masked, Op, Previous, Program
 from chainrule.derive.registry import X, Y, T
 
 from chainrule.codegen.report.document import (
@@ -120,6 +120,9 @@ class StepMath:
 
     def _Following(self, delta) -> list[Math]:
         return [at(Vec(delta.name), self.shifted(1))]
+
+    def _AtFirstStep(self, delta) -> list[Math]:
+        return [at(Vec(delta.name), 1)]
 
     def _Masked(self, expr, targets) -> list[Math]:
         return self.pieces(expr)
@@ -275,6 +278,8 @@ class _Numbers:
         if isinstance(expr, Following):
             name = expr.args[0].name
             return self.v[name][self.k + 1] if self.k + 1 < self.program.steps else np.zeros(self.v[name].shape[-1])
+        if isinstance(expr, AtFirstStep):
+            return self.v[expr.args[0].name][0]
         if isinstance(expr, Previous):
             return self.v[expr.args[0].name][self.k - 1] if self.k else self.v[expr.args[1].name]
         raise NotImplementedError(type(expr).__name__)
@@ -324,6 +329,10 @@ def layer_numbers(d: Derivation, form: LayerForm, printer: StepMath) -> tuple[Di
     for rule in ("weight gradient", "recurrent weight gradient", "bias gradient"):
         if rule in statements:
             gradients += _gradient_rows(d, statements[rule], printer, v)
+    initial = statements.get("initial state gradient")
+    if initial is not None:  # dE/dh0 = U^T delta[1]: through the first step alone
+        numbers = _Numbers(d.program, v, 0)
+        gradients += equation(partial(E, Vec(form.initial)), [printer.pieces(initial.written), numbers.pieces(initial.written), [value(v[initial.target.name])]])
     if gradients:
         out.append(Display(Prose("Each gradient, the sum of its terms over the steps, with the numbers:"), tuple(gradients)))
     return tuple(out)
@@ -393,7 +402,8 @@ def recurrence_note(d: Derivation, form: LayerForm, note: Prose, printer: StepMa
         listed = Prose()
         for i, name in enumerate(names):
             listed += Prose(", " if 0 < i < len(names) - 1 else " and " if i else "", name)
-        return out + listed + Prose(" are used at every step: each one's gradient is the sum of its terms over the steps.")
+        out += listed + Prose(" are used at every step: each one's gradient is the sum of its terms over the steps. ")
+        return out + Prose(Vec(form.initial), " reaches the loss through the first step alone (it is a constant of the spec, not trained).")
     out += Prose(f"At every step t = 1, …, {T_}")
     delta = statements.get("output delta")
     if delta is not None and delta.expr.has(Masked):
