@@ -323,7 +323,7 @@ def layer_numbers(d: Derivation, form: LayerForm, printer: StepMath) -> tuple[Di
     rows: list[Row] = []
     for k in reversed(steps) if delta.loop else steps:
         rows += _delta_rows(d, delta, _at_step(printer, k), v, k)
-    caption = "Its delta at each step with the numbers of the sample" + (f", from the last step back (t = {d.program.steps}, …, 1):" if delta.loop else ":")
+    caption = "Its delta at each step with the numbers of the sample" + (f", from the last step back (t = {d.program.steps} down to 1):" if delta.loop else ":")
     out = [Display(Prose(caption), tuple(rows))]
     gradients: list[Row] = []
     for rule in ("weight gradient", "recurrent weight gradient", "bias gradient"):
@@ -394,7 +394,7 @@ def recurrence_note(d: Derivation, form: LayerForm, note: Prose, printer: StepMa
         shown = array(np.asarray(initial)) if len(initial) <= UNITS_MAX else Tok(r"\mathbf{0}", '<mn class="bf">0</mn>') if not any(initial) else None
         start = Prose(" = ", shown) if shown is not None else Prose()
         out += Prose(f"Forward in time, for t = 1, …, {T_}, from ", at(Vec(form.out), 0), " = ", Vec(form.initial)) + start + Prose(
-                     " (the spec's ", Code("initial"), "); backward in time, for t = ", f"{T_}, …, 1, from ", at(Vec(form.delta), T_ + 1),
+                     " (the spec's ", Code("initial"), "); backward in time, for t = ", f"{T_} down to 1, from ", at(Vec(form.delta), T_ + 1),
                      " = 0 (no step comes after the last). The term ", Seq(Script(Vec(form.recurrent), TOP, sup=True), THIN, at(Vec(form.delta), "t+1")),
                      " is the path through ", at(Vec(form.out), "t+1"), ": ", at(Vec(form.out), "t"), " is also an input of ", at(Vec(form.net), "t+1"),
                      ", so E depends on it through the layer above at step t and through the next step. ")
