@@ -206,3 +206,4 @@ def test_the_notebook_shows_the_steps() -> None:
     d = chainrule.derive(str(ROOT / "examples" / "bptt_worked.yaml"))
     page = d._repr_html_()
     assert "Step t = 2" in page and "<mn>0.0993807534</mn>" in page and "<mn>0.158802421</mn>" in page
+    assert "d.chain(" not in page  # an rnn has no per-weight chains yet
