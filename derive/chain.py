@@ -22,6 +22,7 @@ import sympy
 
 from chainrule.derive import naming, penalty
 from chainrule.derive.graph import LOSS, Graph, Node
+from chainrule.derive.kinds import kind_of_layer, net_definition, out_definition
 from chainrule.derive.layers import LayerForm
 from chainrule.derive.network import Network, ParamRef, real_symbol
 from chainrule.derive.registry import T, X, Y, softmax_in_output, to_step_form
@@ -138,13 +139,16 @@ class ChainRule:
             raw = output.dE_dy.xreplace({Y: wrt_symbol, T: net.target(wrt[2])})
             return Factor(of_symbol, wrt_symbol, raw, raw)
         if of[0] == "out":
-            form = self.forms[of[1] - 1]
+            form, kind = self.forms[of[1] - 1], kind_of_layer(net, of[1])
+            if hasattr(kind, "local_factor"):  # a pool's or flatten's own: d(Max or mean of its window)/d(an input)
+                raw, human, note = kind.local_factor(net, of[1], of[2], wrt_symbol)
+                return Factor(of_symbol, wrt_symbol, raw, human, note)
             if form.f_prime is not None:  # elementwise: out_u = f(net_u), so dout_u/dnet_u = f'(net_u)
                 raw = form.f_prime.xreplace({X: wrt_symbol})
             else:
-                raw = to_step_form(sympy.diff(net.out_definition(of[1], of[2]), wrt_symbol))
+                raw = to_step_form(sympy.diff(out_definition(net, of[1], of[2]), wrt_symbol))
             return Factor(of_symbol, wrt_symbol, raw, self._activation_human(of, wrt, raw))
-        raw = sympy.diff(net.net_definition(of[1], of[2]), wrt_symbol)
+        raw = sympy.diff(net_definition(net, of[1], of[2]), wrt_symbol)
         return Factor(of_symbol, wrt_symbol, raw, raw)
 
     def _activation_human(self, of: Node, wrt: Node, raw: sympy.Expr) -> sympy.Expr:
@@ -230,11 +234,11 @@ def expanded_units(network: Network) -> Mapping[sympy.Symbol, sympy.Expr]:
     for l in range(1, network.depth + 1):
         nets = {}
         for r in range(network.sizes[l] if network.has_parameters(l) else 0):
-            nets[network.net(l, r)] = network.net_definition(l, r).xreplace(mapping)
+            nets[network.net(l, r)] = net_definition(network, l, r).xreplace(mapping)
         mapping.update(nets)
         below = nets if network.has_parameters(l) else {network.out(l - 1, r): mapping.get(network.out(l - 1, r), network.out(l - 1, r)) for r in range(network.sizes[l - 1])}
         for r in range(network.sizes[l]):
-            mapping[network.out(l, r)] = network.out_definition(l, r).xreplace(below)
+            mapping[network.out(l, r)] = out_definition(network, l, r).xreplace(below)
     return mapping
 
 

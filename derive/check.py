@@ -29,7 +29,7 @@ import sympy
 from chainrule.derive.counts import count
 from chainrule.derive.derivation import Derivation, PointValues, diagnose
 from chainrule.derive.evaluate import Pass
-from chainrule.derive.network import Network, Values, seeded_sample
+from chainrule.derive.network import Network, ParamRef, Values, seeded_sample
 from chainrule.derive.numeric import compile_expr
 from chainrule.derive.registry import kink_arguments
 
@@ -215,8 +215,17 @@ def _check_point(derivation: Derivation, values: Values, run: Pass, worst: dict[
             derived = float(reduce([sum(np.prod([_value(f.human, env) for f in p.factors]) for p in chain.paths) for env in envs]))
             if chain.penalty != 0:
                 derived += _value(chain.penalty, envs[0])
-            differenced = _difference(loss, l=ref.layer - 1, kind="W" if ref.is_weight else "b", index=(ref.row, ref.col) if ref.is_weight else (ref.row,), values=values)
+            differenced = _difference(loss, l=ref.layer - 1, kind="W" if ref.is_weight else "b", index=_index(values, ref), values=values)
             worst.setdefault((group, "scalar"), _Worst()).add(derived, differenced, name, E)
+
+
+def _index(values: Values, ref: ParamRef) -> tuple[int, ...]:
+    """Where a parameter sits in its layer's array (a kernel weight's ``col`` unravelled over
+    [in, kh, kw])."""
+    if not ref.is_weight:
+        return (ref.row,)
+    shape = values.W[ref.layer - 1].shape
+    return (ref.row, *(int(i) for i in np.unravel_index(ref.col, shape[1:])))
 
 
 def _value(expr: sympy.Expr, env: PointValues) -> float:

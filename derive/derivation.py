@@ -12,6 +12,7 @@ for by name.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Iterable, Mapping, Sequence
@@ -35,6 +36,8 @@ from chainrule.derive.spec import Spec, suggest
 
 SMALL_MAX_PARAMETERS = 200
 SMALL_MAX_DEPTH = 6
+#: The most units (inputs included) of a small network over feature maps.
+SMALL_MAX_UNITS = 300
 
 
 class NotFinite(ChainruleError):
@@ -116,10 +119,18 @@ class Derivation:
     rule: CompiledRule
     updated_W: tuple[np.ndarray, ...]
     updated_b: tuple[np.ndarray | None, ...]
+    layer_level: bool = False
 
     @property
     def small(self) -> bool:
-        return is_small(self.network)
+        """Whether every parameter has its chain here (:func:`is_small`, unless taken at the
+        layer level: :meth:`at_layer_level`)."""
+        return not self.layer_level and is_small(self.network)
+
+    def at_layer_level(self) -> Derivation:
+        """The same derivation as a big network's: no scalar chains, :attr:`small` False (the
+        report of a network over maps, whose per-weight pages are not written yet)."""
+        return dataclasses.replace(self, chains={}, layer_level=True)
 
     @property
     def loss(self) -> float:
@@ -128,11 +139,11 @@ class Derivation:
     def gradient(self, ref: ParamRef) -> float:
         """dE/dθ from the layer form, on the sample."""
         if ref.is_weight:
-            return float(self.sample.dW[ref.layer - 1][ref.row, ref.col])
+            return _entry(self.sample.dW[ref.layer - 1], ref)
         return float(self.sample.db[ref.layer - 1][ref.row])
 
     def updated(self, ref: ParamRef) -> float:
-        return float(self.updated_W[ref.layer - 1][ref.row, ref.col] if ref.is_weight else self.updated_b[ref.layer - 1][ref.row])
+        return _entry(self.updated_W[ref.layer - 1], ref) if ref.is_weight else float(self.updated_b[ref.layer - 1][ref.row])
 
     def frozen(self, ref: ParamRef) -> bool:
         return ("weights" if ref.is_weight else "biases") in self.network.spec.layers[ref.layer - 1].freeze
@@ -183,7 +194,7 @@ class Derivation:
         values = Values(self.values.W, self.values.b, self.values.X[row:row + 1], self.values.T[row:row + 1], self.values.seeded_sample)
         sample = self.numbers.run(values.W, values.b, values.X, values.T, penalty=False)
         updated_W, updated_b = _one_step(self.network, values, sample)
-        return Derivation(self.network, values, self.layers, self.program, self.numbers, sample, self.chains, self.rule, updated_W, updated_b)
+        return Derivation(self.network, values, self.layers, self.program, self.numbers, sample, self.chains, self.rule, updated_W, updated_b, self.layer_level)
 
     def reduce(self, per_sample: Sequence[float]) -> float:
         """The samples' values of one quantity reduced as the loss is: their mean or their sum."""
@@ -244,7 +255,12 @@ class Derivation:
     def closed_form(self, name: str) -> sympy.Expr:
         """dE/dθ in inputs, targets and parameters (small networks, or any asked-for chain); for a
         batch, a sample's own dE_k/dθ (without the L2 penalty, which is the batch's)."""
-        return closed_form(self.chains[name], self.expanded, penalty=not self.batch)
+        chain = self.chains[name]
+        units = self._unit_sizes
+        if not any(s.name in units and s.name not in self.network.spec.inputs for s in chain.total.free_symbols):
+            # in inputs, parameters and deltas already (paths cut at a convolution's deltas): nothing to expand
+            return closed_form(chain, {}, penalty=not self.batch)
+        return closed_form(chain, self.expanded, penalty=not self.batch)
 
     @cached_property
     def _unit_sizes(self) -> dict[str, int]:
@@ -274,6 +290,12 @@ class Derivation:
         for node in sympy.preorder_traversal(gradient):
             total += sizes.get(node.name, 1) if node.is_Symbol else 1
         return total
+
+
+def _entry(matrix: np.ndarray | None, ref: ParamRef) -> float:
+    """A weight's entry of its layer's matrix (a kernel [out, in, kh, kw] as a row per channel)."""
+    assert matrix is not None
+    return float(matrix.reshape(matrix.shape[0], -1)[ref.row, ref.col])
 
 
 class PointValues:
@@ -320,11 +342,15 @@ class PointValues:
 
 
 def is_small(network: Network) -> bool:
-    """Whether every parameter gets its scalar chain. A network over feature maps (convolution,
-    pooling, flatten) takes the layer-level route for now: its shared weights' per-position sums
-    are phase 2 of issue 16."""
-    small = network.parameter_count <= SMALL_MAX_PARAMETERS and network.depth <= SMALL_MAX_DEPTH
-    return small and not network.spec.spatial and not network.spec.sequence
+    """Whether every parameter gets its scalar chain: at most :data:`SMALL_MAX_PARAMETERS`
+    parameters in at most :data:`SMALL_MAX_DEPTH` layers, and for a network over feature maps
+    (whose few shared weights may serve many units) at most :data:`SMALL_MAX_UNITS` units, each
+    of which the forward pass lists."""
+    if network.parameter_count > SMALL_MAX_PARAMETERS or network.depth > SMALL_MAX_DEPTH:
+        return False
+    if network.spec.sequence:  # per-weight chains through time: later (issue 16)
+        return False
+    return not network.spec.spatial or sum(network.sizes) <= SMALL_MAX_UNITS
 
 
 #: What a command that needs per-weight chains says of a network over feature maps, for now.
@@ -366,12 +392,15 @@ def resolve_params(network: Network, names: Iterable[str]) -> list[ParamRef]:
     """
     refs = []
     if names:
-        refuse_spatial(network, "--param", "a parameter's chain (--param)")
+        refuse_sequence(network, "--param", "a parameter's chain (--param)")
     for name in names:
         ref = network.locate(name)
+        if ref is None and not network.parameter_layers:
+            raise ChainruleError(network.spec.source, "--param", f"no parameter named {name!r}: the network has no parameters")
         if ref is None:
-            examples = [network.weight_name(1, 0, 0), network.weight_name(network.depth, 0, 0)]
-            bias = network.bias_name(1, 0)
+            first, last = network.parameter_layers[0], network.parameter_layers[-1]
+            examples = list(dict.fromkeys([network.weight_name(first, 0, 0), network.weight_name(last, 0, 0)]))
+            bias = network.bias_name(first, 0)
             hint = suggest(name, examples + ([bias] if bias else []))
             raise ChainruleError(network.spec.source, "--param", f"no parameter named {name!r}{hint}; parameters are named like {', '.join(examples)}")
         refs.append(ref)

@@ -40,6 +40,13 @@ INDEXED_WEIGHT = "w{layer}_{to}{frm}"
 INDEXED_WEIGHT_WIDE = "w{layer}_{to}_{frm}"
 INDEXED_BIAS = "b{layer}_{to}"
 INDEXED_SHARED_BIAS = "b{layer}"
+#: Kernel weights (convolutions), whatever the naming: ``k11, k12, ...`` (row, column; ``k1, k2,
+#: ...`` for conv1d) where the network has one convolution with one input and one output channel
+#: (``k1_12`` style ``k{row}_{col}`` where a side of the kernel reaches 10); else
+#: ``k{layer}_{out}_{in}_{row}_{col}`` (``k{layer}_{out}_{in}_{i}`` for conv1d), ``layer`` the
+#: number of its matrices (``W1``), every index from 1.
+KERNEL_WEIGHT = "k{place}"
+KERNEL_WEIGHT_INDEXED = "k{layer}_{out}_{inp}_{place}"
 
 LAYER_WEIGHT = "W{layer}"
 LAYER_BIAS = "b{layer}"

@@ -1,9 +1,9 @@
 """The symbolic network: units, their definitions, and parameters named as the spec names them.
 
 A :class:`Network` is the spec's layout with sympy in it: every unit ``u`` of layer ``l`` has a
-weighted sum ``net_u = sum_j w_uj out_j + b_u`` and an output ``out_u = f(net_u)`` (softmax:
-``exp(net_u) / sum_m exp(net_m)``), and the loss ``E`` is the spec's per-output loss summed (or
-averaged) over the outputs. Parameters are named lazily, by arithmetic on their position, so that
+weighted sum ``net_u`` and an output ``out_u`` (their definitions are the layer kind's:
+:func:`chainrule.derive.kinds.net_definition`), and the loss ``E`` is the spec's per-output loss
+summed (or averaged) over the outputs. Parameters are named lazily, by arithmetic on their position, so that
 a network of 100,000 weights costs no more to set up than one of eight.
 """
 
@@ -20,7 +20,7 @@ import sympy
 
 from chainrule.derive import naming, penalty
 from chainrule.derive.errors import SpecError
-from chainrule.derive.registry import ACTIVATIONS, LOSSES, X, Y, T, ActivationDef, LossDef, softmax_unit
+from chainrule.derive.registry import ACTIVATIONS, LOSSES, X, Y, T, ActivationDef, LossDef
 from chainrule.derive.spec import BiasMode, Naming, Spec
 
 
@@ -183,7 +183,8 @@ class Network:
         """Weights and biases before each layer, for sequential numbering."""
         weights, biases = [0], [0]
         for l, layer in enumerate(self.spec.layers, start=1):
-            weights.append(weights[-1] + layer.weight_count(self.sizes[l - 1]))
+            kernel = layer.window is not None  # a kernel's weights are named k11, ... (not w1, ...)
+            weights.append(weights[-1] + (0 if kernel else layer.weight_count(self.sizes[l - 1])))
             biases.append(biases[-1] + layer.bias_count)
         return tuple(weights), tuple(biases)
 
@@ -195,11 +196,66 @@ class Network:
         given = self.spec.layers[layer - 1].weight_names
         if given is not None:
             return given[row][col]
+        if self.spec.layers[layer - 1].window is not None:
+            return self._kernel_name(layer, row, col)
         if self.spec.naming is Naming.SEQUENTIAL:
             n = self._offsets[0][layer - 1] + row * self.weight_columns(layer) + col + 1
             return naming.SEQUENTIAL_WEIGHT.format(n=n)
         pattern = naming.INDEXED_WEIGHT_WIDE if self._wide(layer) else naming.INDEXED_WEIGHT
         return pattern.format(layer=self.matrix_number(layer), to=row + 1, frm=col + 1)
+
+    @cached_property
+    def _conv_layers(self) -> tuple[int, ...]:
+        return tuple(l for l, layer in enumerate(self.spec.layers, start=1) if layer.window is not None and layer.has_parameters)
+
+    @cached_property
+    def _simple_kernels(self) -> bool:
+        """One convolution, with one input and one output channel: its weights are ``k11, k12,
+        ...`` (:data:`~chainrule.derive.naming.KERNEL_WEIGHT`)."""
+        return len(self._conv_layers) == 1 and self.weight_shape(self._conv_layers[0])[:2] == (1, 1)
+
+    def _kernel_name(self, layer: int, row: int, col: int) -> str:
+        """A kernel weight's name: output channel ``row``, ``col`` its place in the kernel's
+        row (input channel, then row and column, row-major)."""
+        sides = self.weight_shape(layer)[2:]
+        inp, place = divmod(col, math.prod(sides))
+        at = []
+        for n in reversed(sides):
+            place, r = divmod(place, n)
+            at.insert(0, r + 1)
+        if self._simple_kernels:
+            return naming.KERNEL_WEIGHT.format(place=("_" if max(sides) >= 10 else "").join(map(str, at)))
+        return naming.KERNEL_WEIGHT_INDEXED.format(layer=self.matrix_number(layer), out=row + 1, inp=inp + 1, place="_".join(map(str, at)))
+
+    def _locate_kernel(self, name: str) -> ParamRef | None:
+        """The kernel weight called ``name`` by :meth:`_kernel_name`'s pattern, or None."""
+        if not self._conv_layers or not name.startswith("k"):
+            return None
+        if self._simple_kernels:
+            layer, out, inp = self._conv_layers[0], 1, 1
+            sides = self.weight_shape(layer)[2:]
+            pattern = r"k([0-9]{1,6})" if len(sides) == 1 else r"k([0-9]{1,6})_([0-9]{1,6})" if max(sides) >= 10 else r"k([1-9])([1-9])"
+            match = re.fullmatch(pattern, name)
+            place = tuple(int(g) for g in match.groups()) if match else ()
+        else:
+            match = re.fullmatch(r"k([0-9]{1,3})_([0-9]{1,6})_([0-9]{1,6})_([0-9]{1,6})(?:_([0-9]{1,6}))?", name)
+            if not match:
+                return None
+            layer = self.layer_of_matrix(int(match.group(1))) or 0
+            if layer not in self._conv_layers:
+                return None
+            out, inp = int(match.group(2)), int(match.group(3))
+            place = tuple(int(g) for g in match.groups()[3:] if g is not None)
+            sides = self.weight_shape(layer)[2:]
+        shape = self.weight_shape(layer)
+        if not match or len(place) != len(sides) or not 1 <= out <= shape[0] or not 1 <= inp <= shape[1]:
+            return None
+        if not all(1 <= p <= n for p, n in zip(place, sides)):
+            return None
+        col = inp - 1
+        for p, n in zip(place, sides):
+            col = col * n + p - 1
+        return ParamRef(name, layer, "weight", out - 1, col)
 
     def bias_name(self, layer: int, row: int) -> str | None:
         """The name of the bias of unit ``row`` of ``layer`` (the layer's one bias when shared)."""
@@ -247,6 +303,9 @@ class Network:
         return self.weight_name(ref.layer, ref.row, ref.col) if ref.is_weight else self.bias_name(ref.layer, ref.row)
 
     def _locate_generated(self, name: str) -> ParamRef | None:
+        kernel = self._locate_kernel(name)
+        if kernel is not None:
+            return kernel
         if self.spec.naming is Naming.SEQUENTIAL:
             match = re.fullmatch(r"([wb])([1-9][0-9]{0,9})", name)
             if not match:
@@ -367,20 +426,6 @@ class Network:
     def is_softmax(self, layer: int) -> bool:
         definition = self.activation_def(layer)
         return definition is not None and definition.whole_layer
-
-    def net_definition(self, layer: int, row: int) -> sympy.Expr:
-        """``net_u = sum_j w_uj out_j + b_u`` for unit ``row`` of ``layer``."""
-        terms = [self.weight(layer, row, c) * self.out(layer - 1, c) for c in range(self.sizes[layer - 1])]
-        bias = self.bias(layer, row)
-        return sympy.Add(*terms, *([bias] if bias is not None else []))
-
-    def out_definition(self, layer: int, row: int) -> sympy.Expr:
-        """``out_u`` in the net symbols of its layer; for a layer without weights, in the
-        outputs of the layer before (``s_k = f(out_h_k)``, softmax over every ``out_h_j``)."""
-        if self.is_softmax(layer):
-            nets = tuple(self.activation_input(layer, r) for r in range(self.sizes[layer]))
-            return softmax_unit(nets, row)
-        return self.activation(layer).xreplace({X: self.activation_input(layer, row)})
 
     @property
     def loss_def(self) -> LossDef | None:

@@ -466,11 +466,13 @@ class _Reader:
         )
 
     def layer_spec(self, name: str, units: tuple[str, ...], kind: str, window: Window | None = None, activation: ActivationSpec | None = None,
-                   bias: str = "none", weights: Any = None, biases: Any = None, freeze: tuple[str, ...] = ()) -> LayerSpec:
+                   bias: str = "none", weights: Any = None, biases: Any = None, freeze: tuple[str, ...] = (),
+                   names: tuple[Any, Any] = (None, None)) -> LayerSpec:
         """A convolution's, pool's or flatten's :class:`LayerSpec` (:mod:`chainrule.derive.windows`
-        reads their fields); a pool or flatten has no activation (identity) and no parameters."""
+        reads their fields); a pool or flatten has no activation (identity) and no parameters.
+        ``names``: a kernel's ``weight_names`` (a row per output channel) and ``bias_names``."""
         return LayerSpec(name=name, units=units, activation=activation or ActivationSpec("identity"), bias=BiasMode(bias), weights=weights,
-                         biases=biases, weight_names=None, bias_names=None, freeze=freeze, kind=kind, window=window)
+                         biases=biases, weight_names=names[0], bias_names=names[1], freeze=freeze, kind=kind, window=window)
 
     def activation_layer(self, value: Mapping[str, Any], path: str, before: int, below: str) -> LayerSpec:
         """A layer without weights (``kind: activation``): its name, its activation and, where

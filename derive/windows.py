@@ -27,7 +27,7 @@ CONV_KINDS = ("conv1d", "conv2d")
 POOL_KINDS = ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d")
 FLATTEN_KIND = "flatten"
 SPATIAL_KINDS = CONV_KINDS + POOL_KINDS + (FLATTEN_KIND,)
-CONV_KEYS = ("name", "kind", "channels", "kernel", "stride", "padding", "activation", "bias", "weights", "biases", "freeze")
+CONV_KEYS = ("name", "kind", "channels", "kernel", "stride", "padding", "activation", "bias", "weights", "biases", "weight_names", "bias_names", "freeze")
 POOL_KEYS = ("name", "kind", "kernel")
 FLATTEN_KEYS = ("name", "kind")
 MAX_SIDE = 4096
@@ -76,6 +76,71 @@ class Window:
         if self.dims == 1:
             return (self.in_shape[0], 1, self.in_shape[1], 1, self.kernel[0], 1, self.stride[0], 0, self.padding[0])
         return (*self.in_shape, *self.kernel, *self.stride, *self.padding)
+
+
+    @property
+    def is_conv(self) -> bool:
+        return self.kind in CONV_KINDS
+
+    @property
+    def places(self) -> int:
+        """The kernel's places per channel (kh*kw, or k)."""
+        return math.prod(self.kernel)
+
+    @property
+    def positions(self) -> int:
+        """The output's positions per channel (Ho*Wo, or Lo)."""
+        return math.prod(self.out_shape[1:])
+
+    def field(self, unit: int) -> tuple[tuple[int, int], ...]:
+        """What output unit ``unit`` (its flat index, row-major over :attr:`out_shape`) reads:
+        ``(input unit, kernel column)`` pairs in the kernel's order, the input unit flat over
+        :attr:`in_shape` and the column its place in the kernel's row ``c*kh*kw + i*kw + j``
+        (a convolution reads every input channel, a pool its own channel, column ``i*kw + j``).
+        Places on the zero padding read nothing and are left out."""
+        channel, position = divmod(unit, self.positions)
+        at = _unravel(position, self.out_shape[1:])
+        channels = range(self.in_shape[0]) if self.is_conv else (channel,)
+        found = []
+        for c in channels:
+            for p, place in enumerate(itertools.product(*(range(k) for k in self.kernel))):
+                source = [a * s + i - pad for a, s, i, pad in zip(at, self.stride, place, self.padding)]
+                if all(0 <= v < n for v, n in zip(source, self.in_shape[1:])):
+                    column = (c if self.is_conv else 0) * self.places + p
+                    found.append((_ravel((c, *source), self.in_shape), column))
+        return tuple(found)
+
+    def readers(self, channel: int, column: int) -> tuple[int, ...]:
+        """The output units (flat) of output channel ``channel`` where the kernel's ``column``
+        (as in :meth:`field`) multiplies a real input, not the padding: every position of the
+        channel where that shared weight is used, row-major."""
+        place = _unravel(column % self.places, self.kernel)
+        found = []
+        for position, at in enumerate(itertools.product(*(range(n) for n in self.out_shape[1:]))):
+            source = [a * s + i - pad for a, s, i, pad in zip(at, self.stride, place, self.padding)]
+            if all(0 <= v < n for v, n in zip(source, self.in_shape[1:])):
+                found.append(channel * self.positions + position)
+        return tuple(found)
+
+
+def _flat(nested: Any) -> list:
+    return [v for item in nested for v in _flat(item)] if isinstance(nested, tuple) else [nested]
+
+
+def _unravel(index: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The row-major position of flat ``index`` in ``shape``."""
+    out = []
+    for n in reversed(shape):
+        index, r = divmod(index, n)
+        out.append(r)
+    return tuple(reversed(out))
+
+
+def _ravel(position: tuple[int, ...], shape: tuple[int, ...]) -> int:
+    index = 0
+    for p, n in zip(position, shape):
+        index = index * n + p
+    return index
 
 
 def _a(kind: str) -> str:
@@ -175,8 +240,24 @@ class SpatialReader:
             if bias == "none":
                 raise self.r.fail(f"{path}.biases", "given, but the layer has bias: none")
             biases = self.array(raw["biases"], f"{path}.biases", (channels,), "out")
+        names = self.names(raw, path, window, bias)
         return self.r.layer_spec(name=name, units=units, kind=kind, window=window, activation=activation, bias=bias, weights=weights, biases=biases,
-                                 freeze=self.r.freeze(raw.get("freeze", []), f"{path}.freeze"))
+                                 freeze=self.r.freeze(raw.get("freeze", []), f"{path}.freeze"), names=names)
+
+    def names(self, raw: dict, path: str, window: Window, bias: str) -> tuple[Any, Any]:
+        """``weight_names`` nested as the kernel [out, in, kh, kw] (held as a row per output
+        channel, in the kernel's order) and ``bias_names`` one per channel, each None if not given."""
+        axes = "out, in, " + ("kh, kw" if window.dims == 2 else "k")
+        weight_names = None
+        if raw.get("weight_names") is not None:
+            nested = self.array(raw["weight_names"], f"{path}.weight_names", window.kernel_shape, axes, self.r.name)
+            weight_names = tuple(tuple(_flat(row)) for row in nested)
+        bias_names = None
+        if raw.get("bias_names") is not None:
+            if bias == "none":
+                raise self.r.fail(f"{path}.bias_names", "given, but the layer has bias: none")
+            bias_names = self.array(raw["bias_names"], f"{path}.bias_names", (window.channels,), "out", self.r.name)
+        return weight_names, bias_names
 
     def pair(self, value: Any, path: str, dims: int, low: int, what: str) -> tuple[int, ...]:
         """An integer for every spatial dimension, or a list of ``dims`` of them."""
@@ -197,12 +278,12 @@ class SpatialReader:
             raise self.r.fail(f"{path}.kernel", f"a pool's windows of {list(window.kernel)} do not tile its input ({below}: {list(window.in_shape)}); "
                               "expected a kernel that divides each side")
 
-    def array(self, value: Any, path: str, shape: tuple[int, ...], axes: str) -> Any:
-        """A nested list of numbers of ``shape`` (a kernel [out, in, kh, kw], biases [out]), as
-        nested tuples."""
+    def array(self, value: Any, path: str, shape: tuple[int, ...], axes: str, cell: Any = None) -> Any:
+        """A nested list of numbers (or of what ``cell(value, path)`` reads: names) of ``shape``
+        (a kernel [out, in, kh, kw], biases [out]), as nested tuples."""
         def read(v: Any, p: str, dims: tuple[int, ...]) -> Any:
             if not dims:
-                return self.r.number(v, p)
+                return (cell or self.r.number)(v, p)
             if not isinstance(v, list) or len(v) != dims[0]:
                 got = counted(len(v), "entry") if isinstance(v, list) else shown(v)
                 raise self.r.fail(p, f"expected an array of shape {list(shape)} [{axes}], so here a list of {dims[0]}; got {got}")

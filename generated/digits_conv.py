@@ -381,14 +381,13 @@ class Network:
         out_p = maxpool(out_c, (16, 8, 8, 2, 2, 2, 2, 0, 0))
         # out_f = flatten(out_p): the maps as one vector, row-major (held so already)
         out_f = out_p
-        # net_h = out_f W2^T + b2, a row per sample (net_h1 = w145*f1 + w146*f2 + ... + w400*f256
-        #   + b17)
+        # net_h = out_f W2^T + b2, a row per sample (net_h1 = w1*f1 + w2*f2 + ... + w256*f256 + b17)
         net_h = np.dot(out_f, p["W2"].T, out=work["net_h"])
         net_h += p["b2"]
         # out_h = relu(net_h)
         out_h = np.maximum(net_h, 0.0, out=work["out_h"])
-        # net_o = out_h W3^T + b3, a row per sample (net_o1 = w16529*out_h1 + w16530*out_h2 + ...
-        #   + w16592*out_h64 + b81)
+        # net_o = out_h W3^T + b3, a row per sample (net_o1 = w16385*out_h1 + w16386*out_h2 + ...
+        #   + w16448*out_h64 + b81)
         net_o = np.dot(out_h, p["W3"].T, out=work["net_o"])
         net_o += p["b3"]
         # out_o = softmax(net_o), each row shifted by its largest net; its log-sum-exp kept for the

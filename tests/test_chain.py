@@ -9,6 +9,7 @@ import sympy
 
 from chainrule.derive import derive
 from chainrule.derive import network as network_module
+from chainrule.derive.kinds import out_definition
 from chainrule.derive.chain import PATH_CAP, expanded_loss
 from chainrule.derive.check import random_values
 from chainrule.derive.derivation import Derivation, PointValues
@@ -136,7 +137,7 @@ def test_fused_softmax_factor() -> None:
     assert "targets sum to 1" in factor.note
     assert same_function(constrained(d, factor.derivative), constrained(d, factor.human))
     L = net.depth
-    composed = net.loss_definition().xreplace({net.out(L, j): net.out_definition(L, j) for j in range(net.sizes[L])})
+    composed = net.loss_definition().xreplace({net.out(L, j): out_definition(net, L, j) for j in range(net.sizes[L])})
     raw = sympy.diff(composed, net.net(L, 0))
     outs = {sympy.exp(net.net(L, j)): None for j in range(net.sizes[L])}
     assert outs  # the composed derivative is written in nets; compare numerically on the sample

@@ -217,9 +217,13 @@ def test_check_and_check_emitted_pass(case, tmp_path):
     assert main(["check", str(path), "--emitted", str(tmp_path / f"{data['name']}.py")]) == 0
 
 
+#: SMALL on a 15x15 input: more units than a small network's, so the layer route.
+BIG = {**{k: v for k, v in SMALL.items() if k != "sample"}, "name": "conv_big", "inputs": {"shape": [1, 15, 15]}}
+
+
 def test_derive_shows_the_layer_form_and_json_keys_the_kernel(tmp_path, capsys):
-    path = tmp_path / "small.yaml"
-    path.write_text(yaml.safe_dump(SMALL))
+    path = tmp_path / "big.yaml"
+    path.write_text(yaml.safe_dump(BIG))
     assert main(["derive", str(path)]) == 0
     text = capsys.readouterr().out
     assert "net_c = correlate(x, W1, kernel=2, stride=1, padding=0) + b1" in text
@@ -229,18 +233,17 @@ def test_derive_shows_the_layer_form_and_json_keys_the_kernel(tmp_path, capsys):
     document = json.loads(capsys.readouterr().out)
     assert document["form"] == "layer"
     assert np.shape(document["gradients"]["W1"]) == (1, 1, 2, 2) and np.shape(document["gradients"]["b1"]) == (1,)
-    assert np.shape(document["forward"]["out_c"]) == (1, 4, 4) and np.shape(document["forward"]["out_p"]) == (1, 2, 2)
+    assert np.shape(document["forward"]["out_c"]) == (1, 14, 14) and np.shape(document["forward"]["out_p"]) == (1, 7, 7)
     assert [layer["kind"] for layer in document["layers"]] == ["conv2d", "maxpool2d", "flatten", "softmax"]
     batch = tmp_path / "batch.yaml"
-    data = {k: v for k, v in SMALL.items() if k != "sample"}
-    batch.write_text(yaml.safe_dump({**data, "samples": [SMALL["sample"], {"x": np.zeros(25).tolist(), "t": [0, 1]}]}))
+    batch.write_text(yaml.safe_dump({**BIG, "samples": [{"x": np.ones(225).tolist(), "t": [1, 0]}, {"x": np.zeros(225).tolist(), "t": [0, 1]}]}))
     assert main(["derive", str(batch), "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
-    assert np.shape(document["forward"]["out_c"]) == (2, 1, 4, 4) and np.shape(document["forward"]["out_f"]) == (2, 4)
-    assert [np.shape(s["forward"]["out_p"]) for s in document["per_sample"]] == [(1, 2, 2)] * 2
+    assert np.shape(document["forward"]["out_c"]) == (2, 1, 14, 14) and np.shape(document["forward"]["out_f"]) == (2, 49)
+    assert [np.shape(s["forward"]["out_p"]) for s in document["per_sample"]] == [(1, 7, 7)] * 2
 
 
-@pytest.mark.parametrize("argv", [["verify", "{spec}", "{claims}"], ["report", "{spec}", "-o", "{out}", "--param", "w1"], ["derive", "{spec}", "--param", "w1"]])
+@pytest.mark.parametrize("argv", [["verify", "{spec}", "{claims}"], ["report", "{spec}", "-o", "{out}", "--param", "k11"]])
 def test_what_needs_per_weight_chains_says_so(argv, tmp_path, capsys):
     path, claims, out = tmp_path / "small.yaml", tmp_path / "claims.yaml", tmp_path / "out"
     path.write_text(yaml.safe_dump(SMALL))

@@ -16,6 +16,7 @@ from chainrule.codegen.terminal.describe import describe_param, expanded_form, f
 from chainrule.derive.errors import FormulaError
 from chainrule.derive.formula import Partial, Product, parse_formula
 from chainrule.derive.network import real_symbol
+from chainrule.derive.kinds import net_definition
 from chainrule.derive.hand.verify import Verifier
 from helpers import example
 
@@ -132,7 +133,7 @@ def printed_formulas(name: str) -> list[tuple[str, sympy.Expr, str]]:
         if line.name == "E":
             found.append((line.formula, d.network.loss_definition(), "E"))
         elif node is not None and node[0] == "net":
-            found.append((line.formula, d.network.net_definition(node[1], node[2]), line.name))
+            found.append((line.formula, net_definition(d.network, node[1], node[2]), line.name))
         del symbol
     for pname, chain in d.chains.items():
         text = describe_param(d, pname)

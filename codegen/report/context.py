@@ -26,7 +26,7 @@ import sympy
 from chainrule.derive import penalty
 from chainrule.derive.chain import ChainRule, Factor, ParamChain
 from chainrule.derive.counts import count, the
-from chainrule.derive.derivation import Derivation, resolve_params
+from chainrule.derive.derivation import Derivation, refuse_spatial, resolve_params
 from chainrule.derive.errors import ChainruleError
 from chainrule.derive.network import ParamRef
 from chainrule.derive.optimizers import GRAD, THETA, first_step_expr
@@ -223,6 +223,10 @@ def build_report_context(d: Derivation, spec_path: str, params: Sequence[str] = 
         ChainruleError: an unknown or repeated ``--param`` name, or too many of them.
     """
     spec = d.network.spec
+    if spec.spatial:  # the layer form with its numbers; the per-weight pages of shared weights come later (issue 16)
+        if params:
+            refuse_spatial(d.network, "--param", "a report of single weights (report --param)")
+        d = d.at_layer_level()
     if len(params) > PARAMS_MAX:
         raise ChainruleError(spec.source, "--param", f"expected at most {PARAMS_MAX} parameters in one report, got {len(params)}")
     every = not params and d.small and _rows(d, list(d.chains)) <= ROWS_MAX

@@ -15,6 +15,7 @@ import numpy as np
 import sympy
 
 from chainrule.derive import naming
+from chainrule.derive.counts import count
 from chainrule.derive.chain import Factor, ParamChain, Path
 from chainrule.derive.derivation import Derivation
 from chainrule.derive.formula import format_expr, tree_size
@@ -23,6 +24,8 @@ from chainrule.derive.network import ParamRef, real_symbol
 from chainrule.derive.penalty import L2
 from chainrule.derive.optimizers import GRAD, THETA, first_step_expr
 from chainrule.derive.registry import X
+from chainrule.derive.kinds import net_bias, net_terms, out_definition
+from chainrule.derive.windows import FLATTEN_KIND, POOL_KINDS
 
 from chainrule.codegen.terminal.program_text import expression_text, statement_text
 
@@ -94,6 +97,12 @@ class ParamText:
     sample_gradients: tuple[float, ...] = ()
     reduction: str = "mean"
     penalty: Line | None = None
+    positions: str = ""
+
+    @property
+    def shared(self) -> bool:
+        """A convolution's weight or bias: its paths are the positions where it is used."""
+        return bool(self.positions)
 
     @property
     def paths_gradient(self) -> float:
@@ -161,19 +170,19 @@ def penalty_line(d: Derivation) -> Line:
 
 
 def _net_formula(d: Derivation, l: int, r: int) -> str:
+    """``w1*i1 + w2*i2 + b1``; a convolution's ``k11*x_1_1_1 + ... + b1`` over its field."""
     net = d.network
-    terms = [f"{net.weight_name(l, r, c)}*{net.out(l - 1, c).name}" for c in range(net.sizes[l - 1])]
-    bias = net.bias_name(l, r)
-    return " + ".join(terms + ([bias] if bias else []))
+    terms = [f"{ref.name}*{net.out(l - 1, c).name}" for ref, c in net_terms(net, l, r)]
+    bias = net_bias(net, l, r)
+    return " + ".join(terms + ([bias.name] if bias else []))
 
 
 def _net_terms(d: Derivation, l: int, r: int, row: int = 0) -> list[str]:
     net, values = d.network, d.values
-    inputs = [d.envs[row][net.out(l - 1, c).name] for c in range(net.sizes[l - 1])]
-    terms = [f"{operand(values.W[l - 1][r, c])}*{operand(x)}" for c, x in enumerate(inputs)]
-    bias = values.b[l - 1]
+    terms = [f"{operand(values.scalar(ref))}*{operand(d.envs[row][net.out(l - 1, c).name])}" for ref, c in net_terms(net, l, r)]
+    bias = net_bias(net, l, r)
     if bias is not None:
-        terms.append(operand(bias[0 if len(bias) == 1 else r]))
+        terms.append(operand(values.scalar(bias)))
     return terms
 
 
@@ -190,6 +199,9 @@ def activation_text(d: Derivation, l: int, argument: sympy.Symbol) -> str:
 def unit_output_text(d: Derivation, l: int, r: int) -> str:
     """How a unit's output is computed; for softmax, its quotient."""
     net = d.network
+    kind = net.spec.layers[l - 1].kind
+    if kind in POOL_KINDS or kind == FLATTEN_KIND:  # max(...), (... + ...)/4, the one output
+        return format_expr(out_definition(net, l, r))
     if net.is_softmax(l):
         layer = naming.LAYER_NET.format(name=net.layer_name(l)) if net.has_parameters(l) else naming.LAYER_OUT.format(name=net.layer_name(l - 1)) if l > 1 else "inputs"
         return f"exp({net.activation_input(l, r).name})/sum(exp({layer}))"
@@ -249,6 +261,15 @@ def describe_param(d: Derivation, name: str) -> ParamText:
     if chain.cut_layer is not None:
         layer = d.network.layer_name(chain.cut_layer)
         cut = f"paths start at the deltas of layer {layer} (delta_u = dE/dnet_u, from the layer form); from E there are {chain.paths_from_E:,}"
+    window = d.network.spec.layers[ref.layer - 1].window
+    positions = ""
+    if window is not None:  # a shared weight: one path (or group of paths) per position where it is used
+        used = len({path.factors[-1].of for path in chain.paths})
+        positions = f"the sum over the {used:,} positions of layer {d.network.layer_name(ref.layer)} where {name} is used" if used > 1 else ""
+        if positions and chain.cut_layer == ref.layer:
+            unit = d.network.layer_name(ref.layer)
+            cut = (f"each term dE/dnet_{unit}_u * dnet_{unit}_u/d{name} = delta_{unit}_u * what {name} multiplies at u, delta_{unit}_u = dE/dnet_{unit}_u "
+                   f"from the layer form; from E there are {count(chain.paths_from_E, 'path')}")
     rows = range(d.values.samples) if d.batch else ()
     return ParamText(
         name=name,
@@ -263,6 +284,7 @@ def describe_param(d: Derivation, name: str) -> ParamText:
         sample_gradients=tuple(d.sample_gradient(chain, row) for row in rows),
         reduction=d.network.spec.reduction,
         penalty=_penalty_term(d, chain),
+        positions=positions,
     )
 
 

@@ -161,17 +161,40 @@ def _paths(paths: tuple, gradient_name: str, total: float, indent: str = "") -> 
     return out
 
 
+#: A shared weight's sum writes out this many positions in full; past it, the first
+#: :data:`FIRST_POSITIONS` and a count.
+SHOWN_POSITIONS = 16
+FIRST_POSITIONS = 8
+
+
+def _positions(paths: tuple, gradient_name: str, total: float, indent: str = "") -> list[str]:
+    """A shared weight's paths, a line each (``delta_c_1_1_1 * x_1_1_1 = 0.01 * 0.3 = 0.003``),
+    and their sum; past :data:`SHOWN_POSITIONS`, the first terms and a count."""
+    shown = paths if len(paths) <= SHOWN_POSITIONS else paths[:FIRST_POSITIONS]
+    out = [f"{indent}  {path.forms} = {path.values} = {number(path.value)}" for path in shown]
+    notes = dict.fromkeys(f"{factor.name} = {factor.form}: {factor.note}" for path in shown for factor in path.factors
+                          if factor.note and factor.note != "the delta of the layer form")
+    out += [f"{indent}  ({note})" for note in notes]
+    terms = " + ".join(_signed(path.value) for path in shown)
+    if len(shown) < len(paths):
+        out.append(f"{indent}  ... ({len(paths) - len(shown):,} more)")
+        terms += f" + ... ({len(paths):,} terms)"
+    return out + [f"{indent}  {gradient_name} = {terms} = {number(total)}"]
+
+
 def render_param(p: ParamText) -> list[str]:
     paths = p.per_sample[0] if p.per_sample else p.paths
-    out = [f"{p.gradient_name}: {count(len(paths), 'path')}" + (f", on each of {count(len(p.per_sample), 'sample')}" if p.per_sample else "")]
+    written = _positions if p.shared and p.cut_note else _paths  # cut at the deltas: a line per position
+    head = p.positions if p.shared else count(len(paths), "path")
+    out = [f"{p.gradient_name}: {head}" + (f", on each of {count(len(p.per_sample), 'sample')}" if p.per_sample else "")]
     if p.cut_note:
         out.append(f"  ({p.cut_note})")
     if not p.per_sample:
-        out += _paths(p.paths, p.gradient_name, p.paths_gradient)
+        out += written(p.paths, p.gradient_name, p.paths_gradient)
     for k, (sample, value) in enumerate(zip(p.per_sample, p.sample_gradients), start=1):
         out.append(f"  sample {k}:")
-        out += _paths(sample, f"dE_{k}/d{p.name}", value, "  ")
-        if len(sample) == 1:
+        out += written(sample, f"dE_{k}/d{p.name}", value, "  ")
+        if len(sample) == 1 and written is _paths:
             out.append(f"    dE_{k}/d{p.name} = {number(value)}")
     if p.per_sample:
         terms = " + ".join(_signed(v) for v in p.sample_gradients)
@@ -181,7 +204,12 @@ def render_param(p: ParamText) -> list[str]:
     if p.penalty is not None:  # the penalty's term, once, after the paths' (reduced) sum
         paths = "(paths)" if not p.per_sample else f"({p.reduction} over the samples)"
         out.append(f"  {p.gradient_name} = {paths} + {p.penalty.formula} = {_signed(p.paths_gradient)} + {p.penalty.substituted} = {number(p.gradient)}")
-    out.append(f"  dE_k/d{p.name} = {p.closed_form} (sample k's units)" if p.per_sample else f"  {p.gradient_name} = {p.closed_form}")
+    if p.shared and len(paths) > SHOWN_POSITIONS:  # its form is the sum of the terms above
+        pass
+    elif p.per_sample:
+        out.append(f"  dE_k/d{p.name} = {p.closed_form} (sample k's units)")
+    else:
+        out.append(f"  {p.gradient_name} = {p.closed_form}")
     update = p.update
     if p.frozen:
         out.append(f"  {update.name} = {number(update.value)} (frozen: not updated)")
@@ -241,9 +269,7 @@ def render_derivation(d: Derivation, params: Sequence[str] = ()) -> str:
         out.append("")
     if not d.small:
         out += render_gradient_summary(d) + [""]
-        if d.network.spec.spatial:
-            out += ["(a network with convolution, pooling or flatten layers: its per-weight chains come later, issue 16; the layer form follows)", ""]
-        elif d.network.spec.sequence:
+        if d.network.spec.sequence:
             out += ["(a network with an rnn layer: its per-weight chains through time come later, issue 16; the layer form follows)", ""]
         elif not params:
             out += ["(a big network: pass --param NAME for one parameter's chain and closed form)", ""]

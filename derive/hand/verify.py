@@ -54,6 +54,7 @@ from chainrule.derive.evaluate import gradients_of
 from chainrule.derive.numeric import compile_expr
 from chainrule.derive.optimizers import GRAD, OPTIMIZERS, THETA, compile_rule, first_step_expr
 from chainrule.derive.graph import Graph, Node
+from chainrule.derive.kinds import net_bias, net_definition, out_definition
 from chainrule.derive.hand.valuecheck import at_precision, judge_number, matches, significant, value_findings, within_rounding
 
 RANDOM_POINTS = 6
@@ -177,21 +178,23 @@ class Verifier:
         net, node = self.network, self.graph.node_of(symbol)
         value = self.evaluate(symbol, self.sample)
         if node[0] == "net":
-            expr = net.net_definition(node[1], node[2])
-            bias = net.bias(node[1], node[2])
+            expr = net_definition(net, node[1], node[2])
+            bias_ref = net_bias(net, node[1], node[2])
+            bias = None if bias_ref is None else real_symbol(bias_ref.name)
             alts = [Alternative(Finding("missing_term", f"the bias {bias} is left out", bias.name), expr - bias)] if bias is not None else []
             out = net.out(node[1], node[2])
             alts.append(Alternative(Finding("net_out", f"this is {out.name}, the output, not the weighted sum", out.name), out))
-            if net.sizes[node[1]] == net.sizes[node[1] - 1] and net.sizes[node[1]] > 1:
+            if net.sizes[node[1]] == net.sizes[node[1] - 1] and net.sizes[node[1]] > 1 and net.spec.layers[node[1] - 1].window is None:
                 other = sympy.Add(*[net.weight(node[1], c, node[2]) * net.out(node[1] - 1, c) for c in range(net.sizes[node[1] - 1])]) + (bias or 0)
                 alts.append(Alternative(Finding("weight_order", "the weights are read in the other order (the weight from unit j into unit k taken as the one from k into j)", format_expr(other)), other))
             return Truth(value, expr, format_expr(expr), alternatives=tuple(alts))
         if node[0] == "out" and node[1] > 0:
-            expr = net.out_definition(node[1], node[2])
+            expr = out_definition(net, node[1], node[2])
             nsym = net.activation_input(node[1], node[2])
             what = "the weighted sum" if net.has_parameters(node[1]) else f"the input of {net.out(node[1], node[2]).name}"
             alts = [Alternative(Finding("net_out", f"this is {nsym.name}, {what}: the activation is not applied", nsym.name), nsym)]
-            bias = net.bias(node[1], node[2]) if net.has_parameters(node[1]) else None
+            bias_ref = net_bias(net, node[1], node[2]) if net.has_parameters(node[1]) else None
+            bias = None if bias_ref is None else real_symbol(bias_ref.name)
             if bias is not None:
                 alts.append(Alternative(Finding("missing_term", f"the bias {bias} is left out of {nsym.name}", bias.name), expr.xreplace({nsym: nsym - bias})))
             return Truth(value, expr, format_expr(expr), alternatives=tuple(alts))
@@ -388,7 +391,7 @@ class Verifier:
         if self.d.small:
             deltas = {s: self.unit_gradient(self.graph.unit_nodes["net_" + s.name[len("delta_"):]]) for s in expr.free_symbols if s.name.startswith("delta_")}
             expr = expr.xreplace(deltas) if deltas else expr
-        nets = {s: self.network.net_definition(*self.graph.unit_nodes[s.name][1:]) for s in expr.free_symbols if s.name.startswith("net_") and s.name in self.graph.unit_nodes}
+        nets = {s: net_definition(self.network, *self.graph.unit_nodes[s.name][1:]) for s in expr.free_symbols if s.name.startswith("net_") and s.name in self.graph.unit_nodes}
         expr = expr.xreplace(nets) if nets else expr
         frozen = {s: v for s, v in self.frozen.items() if s in expr.free_symbols}
         return expr.xreplace(frozen) if frozen else expr

@@ -5,22 +5,28 @@ A kind module provides ``forward(form, previous, targets)``, ``output_delta(form
 ``hidden_delta(form, above, targets)`` (each a list of statements), ``gradients(form, previous)`` and ``names(form, targets)``
 (its derived pieces' generic symbols as its vectors), and its units' edges in the network's graph
 (:mod:`chainrule.derive.graph`): ``out_reads(size, row)``, ``net_reads(network, layer, row)``,
-``net_parameters(network, layer, row)`` and ``parameter_readers(network, ref)``; a kind whose
-units have no nets (:mod:`~chainrule.derive.kinds.activation`, a layer without weights) sets
-``OUT_READS_BELOW`` and gives ``out_reads_below(network, layer, row)``, the outputs of the layer
-before that a unit reads. A new kind is a new module and a line in :data:`KINDS`.
+``net_parameters(network, layer, row)`` and ``parameter_readers(network, ref)``, and its units'
+definitions, which the per-weight chains differentiate: ``net_definition(network, layer, row)``
+(with ``net_terms`` and ``net_bias``, its products and bias) and ``out_definition(network, layer,
+row)``; a kind whose units have no nets (:mod:`~chainrule.derive.kinds.activation`, a layer
+without weights; a pool; a flatten) sets ``OUT_READS_BELOW`` and gives ``out_reads_below(network,
+layer, row)``, the outputs of the layer before that a unit reads; a kind whose local factor is
+not an elementwise activation's (a pool, a flatten) gives ``local_factor(network, layer, row,
+wrt)``. A new kind is a new module and a line in :data:`KINDS`.
 """
 
 from __future__ import annotations
 
 from types import MappingProxyType, ModuleType
 
+import sympy
+
 from chainrule.derive import naming
 import dataclasses
 
 from chainrule.derive.kinds import activation, conv, dense, flatten, pool, rnn, softmax
 from chainrule.derive.layers import LayerForm, stable_loss
-from chainrule.derive.network import Network
+from chainrule.derive.network import Network, ParamRef
 from chainrule.derive import penalty
 from chainrule.derive.program import Masked, Program, Role, SampleLoss, Stage, Statement, vector, VectorInfo, in_vectors
 
@@ -42,6 +48,33 @@ def kind_of_layer(network: Network, layer: int) -> ModuleType:
     if kind == "dense" and network.is_softmax(layer):
         kind = "softmax"
     return KINDS[kind]
+
+
+def net_definition(network: Network, layer: int, row: int) -> sympy.Expr:
+    """``net`` of unit ``row`` of ``layer`` in the outputs below and the parameters, as its kind
+    defines it (a dense layer's weighted sum, a convolution's sum over its receptive field).
+
+    Raises:
+        AttributeError: a layer without nets (activation, pool, flatten)."""
+    return kind_of_layer(network, layer).net_definition(network, layer, row)
+
+
+def net_terms(network: Network, layer: int, row: int) -> list[tuple[ParamRef, int]]:
+    """The products of ``net`` of unit ``row`` of ``layer``: (its weight, the unit of layer
+    ``layer - 1`` it multiplies), in the order the kind writes them."""
+    return kind_of_layer(network, layer).net_terms(network, layer, row)
+
+
+def net_bias(network: Network, layer: int, row: int) -> ParamRef | None:
+    """The bias ``net`` of unit ``row`` of ``layer`` adds (a shared one, a channel's), or None."""
+    return kind_of_layer(network, layer).net_bias(network, layer, row)
+
+
+def out_definition(network: Network, layer: int, row: int) -> sympy.Expr:
+    """The output of unit ``row`` of ``layer`` in its net symbols, or for a layer without nets
+    in the outputs of the layer before (``s_k = f(out_h_k)``, a pool's ``Max`` or mean of its
+    window, a flatten's one output), as its kind defines it."""
+    return kind_of_layer(network, layer).out_definition(network, layer, row)
 
 
 def layer_program(network: Network, forms: tuple[LayerForm, ...]) -> Program:

@@ -55,6 +55,10 @@ def out_reads_below(network: Network, layer: int, row: int) -> range:
     return range(network.sizes[layer - 1]) if network.is_softmax(layer) else range(row, row + 1)
 
 
+#: ``s_k = f(out_h_k)`` (softmax over every ``out_h_j``): the dense kind's, in the outputs below.
+out_definition = dense.out_definition
+
+
 def net_reads(network: Network, layer: int, row: int) -> range:
     """None: the layer has no nets."""
     return range(0)

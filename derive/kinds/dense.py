@@ -12,7 +12,9 @@ Its rules, each from the network's own definitions:
 - per weight: ``dE/dW = delta x^T`` and ``dE/db = delta`` (``sum(delta)`` for a shared bias),
   every weight used once per sample;
 - its units' edges in the network's graph (:mod:`chainrule.derive.graph`): ``net_u`` reads every
-  output of the layer below, its weights and its bias; ``out_u`` reads ``net_u`` alone.
+  output of the layer below, its weights and its bias; ``out_u`` reads ``net_u`` alone; their
+  definitions (:func:`net_definition`, :func:`out_definition`), which the per-weight chains
+  differentiate.
 
 The softmax kind (:mod:`chainrule.derive.kinds.softmax`) shares the weighted sums and the
 per-weight rules and differs in its activation.
@@ -24,11 +26,11 @@ import sympy
 
 from chainrule.derive import naming
 from chainrule.derive.layers import LayerForm, local_derivative
-from chainrule.derive.network import Network, ParamRef
+from chainrule.derive.network import Network, ParamRef, real_symbol
 from chainrule.derive.program import (
     Affine, Backprop, BiasSum, Chain, CorrelateBackprop, Outer, SharedBiasSum, Stage, Statement, geometry, vector, in_vectors,
 )
-from chainrule.derive.registry import T, X, Y
+from chainrule.derive.registry import T, X, Y, softmax_unit
 from chainrule.derive.spec import BiasMode
 
 KIND = "dense"
@@ -57,6 +59,40 @@ def parameter_readers(network: Network, ref: ParamRef) -> range:
     if not ref.is_weight and network.bias_mode(ref.layer) is BiasMode.SHARED:
         return range(network.sizes[ref.layer])
     return range(ref.row, ref.row + 1)
+
+
+def net_terms(network: Network, layer: int, row: int) -> list[tuple[ParamRef, int]]:
+    """The products of ``net`` of unit ``row``: (its weight, the unit of layer ``layer - 1`` it
+    multiplies), one per unit below."""
+    return [(ParamRef(network.weight_name(layer, row, c), layer, "weight", row, c), c) for c in range(network.sizes[layer - 1])]
+
+
+def net_bias(network: Network, layer: int, row: int) -> ParamRef | None:
+    """The bias ``net`` of unit ``row`` adds (the layer's one where shared), or None."""
+    name = network.bias_name(layer, row)
+    shared = network.bias_mode(layer) is BiasMode.SHARED
+    return None if name is None else ParamRef(name, layer, "bias", 0 if shared else row, -1)
+
+
+def weighted_sum(network: Network, terms: list[tuple[ParamRef, int]], bias: ParamRef | None, layer: int) -> sympy.Expr:
+    """``sum_j w_j out_j + b``: the products ``terms`` of a net of ``layer`` and its bias."""
+    products = [real_symbol(ref.name) * network.out(layer - 1, c) for ref, c in terms]
+    return sympy.Add(*products, *([real_symbol(bias.name)] if bias is not None else []))
+
+
+def net_definition(network: Network, layer: int, row: int) -> sympy.Expr:
+    """``net_u = sum_j w_uj out_j + b_u`` for unit ``row`` of ``layer``."""
+    return weighted_sum(network, net_terms(network, layer, row), net_bias(network, layer, row), layer)
+
+
+def out_definition(network: Network, layer: int, row: int) -> sympy.Expr:
+    """``out_u = f(net_u)`` in the net symbols of its layer (softmax: over every net of it); for
+    a layer without weights, in the outputs of the layer before (``s_k = f(out_h_k)``, softmax
+    over every ``out_h_j``)."""
+    if network.is_softmax(layer):
+        nets = tuple(network.activation_input(layer, r) for r in range(network.sizes[layer]))
+        return softmax_unit(nets, row)
+    return network.activation(layer).xreplace({X: network.activation_input(layer, row)})
 
 
 def names(form: LayerForm, targets: str) -> dict:

@@ -13,16 +13,92 @@ before's output and its ``delta`` is dE/d(its input):
   (:class:`~chainrule.derive.program.AvgPoolBackprop`);
 
 and the layer below takes ``delta_p`` as its upstream gradient, as below an activation layer.
+
+Its units' edges in the network's graph (:mod:`chainrule.derive.graph`): a pooled unit
+``p_c_y_x`` reads its window of the layer before's outputs (no net, no parameters), and is
+defined as ``Max(...)`` of them or their mean (:func:`out_definition`). The local factor
+``dp/dout`` is sympy's derivative of that definition (:func:`local_factor`); for a max, sympy's
+``Heaviside(out - Max(the others))`` is 1/2 at a tie, and the factor is taken as PyTorch routes
+the gradient: 1 for the window's first largest input in row-major order, 0 for the others.
 """
 
 from __future__ import annotations
 
+import sympy
+
+from chainrule.derive import functions
 from chainrule.derive.kinds import dense
 from chainrule.derive.layers import LayerForm
+from chainrule.derive.network import Network, ParamRef
+from chainrule.derive.registry import to_step_form
 from chainrule.derive.program import AvgPool, AvgPoolBackprop, MaxPool, MaxPoolBackprop, Stage, Statement, geometry, vector
 
 KIND = "pool"
 names = dense.names
+#: Its outputs read the outputs of the layer before (it has no nets).
+OUT_READS_BELOW = True
+#: What the max-pool's local factor says of itself (the derivation's note on it).
+MAX_NOTE = ("1 for the window's largest input, 0 for the others; where several are largest, 1 for the first in row-major "
+            "order, as PyTorch routes it (sympy's derivative of Max gives each 1/2 there)")
+
+
+def out_reads(size: int, row: int) -> range:
+    """Unused: see :func:`out_reads_below` (a pool has no nets)."""
+    return range(0)
+
+
+def out_reads_below(network: Network, layer: int, row: int) -> list[int]:
+    """The units of layer ``layer - 1`` in unit ``row``'s window, row-major."""
+    window = network.spec.layers[layer - 1].window
+    assert window is not None
+    return [unit for unit, _ in window.field(row)]
+
+
+def net_reads(network: Network, layer: int, row: int) -> range:
+    """None: a pool has no nets."""
+    return range(0)
+
+
+def net_parameters(network: Network, layer: int, row: int) -> list[str]:
+    """None: a pool has no parameters."""
+    return []
+
+
+def parameter_readers(network: Network, ref: ParamRef) -> range:
+    """None: a pool has no parameters."""
+    return range(0)
+
+
+def _inputs(network: Network, layer: int, row: int) -> list[sympy.Symbol]:
+    return [network.out(layer - 1, u) for u in out_reads_below(network, layer, row)]
+
+
+def out_definition(network: Network, layer: int, row: int) -> sympy.Expr:
+    """``p = Max(window)`` (a max-pool) or ``p = (sum of the window)/n`` (an average-pool), in the
+    outputs of the layer before."""
+    inputs = _inputs(network, layer, row)
+    if network.spec.layers[layer - 1].kind.startswith("max"):
+        return functions.Max(*inputs)
+    return sympy.Add(*inputs) / len(inputs)
+
+
+def local_factor(network: Network, layer: int, row: int, wrt: sympy.Symbol) -> tuple[sympy.Expr, sympy.Expr, str]:
+    """``dp/d(wrt)`` for an input ``wrt`` of unit ``row``'s window: ``(derivative, human, note)``,
+    the derivative by ``sympy.diff`` of :func:`out_definition`; for a max, the human form is 1
+    for the window's first largest input in row-major order (PyTorch's tie rule), 0 otherwise:
+    ``step(wrt - max(the earlier)) * (1 - step(max(the later) - wrt))``."""
+    raw = to_step_form(sympy.diff(out_definition(network, layer, row), wrt))
+    if not network.spec.layers[layer - 1].kind.startswith("max"):
+        return raw, raw, ""
+    inputs = _inputs(network, layer, row)
+    at = inputs.index(wrt)
+    earlier, later = inputs[:at], inputs[at + 1:]
+    human = sympy.Integer(1)
+    if earlier:  # larger than every earlier input
+        human *= functions.step(wrt - (functions.Max(*earlier) if len(earlier) > 1 else earlier[0]))
+    if later:  # and no later input larger
+        human *= 1 - functions.step((functions.Max(*later) if len(later) > 1 else later[0]) - wrt)
+    return raw, human, MAX_NOTE
 
 
 def _max(form: LayerForm) -> bool:

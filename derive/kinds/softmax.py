@@ -25,6 +25,7 @@ from chainrule.derive.program import (
 
 KIND = "softmax"
 net_reads, net_parameters, parameter_readers = dense.net_reads, dense.net_parameters, dense.parameter_readers
+net_terms, net_bias, net_definition, out_definition = dense.net_terms, dense.net_bias, dense.net_definition, dense.out_definition
 
 
 def out_reads(size: int, row: int) -> range:
