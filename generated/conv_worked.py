@@ -315,7 +315,7 @@ class Network:
         out_p = maxpool(out_c, (1, 4, 4, 2, 2, 2, 2, 0, 0))
         # out_f = flatten(out_p): the maps as one vector, row-major (held so already)
         out_f = out_p
-        # net_o = out_f W2^T + b2, a row per sample (net_o1 = w5*f1 + w6*f2 + w7*f3 + w8*f4 + b2)
+        # net_o = out_f W2^T + b2, a row per sample (net_o1 = w1*f1 + w2*f2 + w3*f3 + w4*f4 + b2)
         net_o = np.dot(out_f, p["W2"].T, out=work["net_o"])
         net_o += p["b2"]
         # out_o = net_o (identity)
