@@ -120,7 +120,7 @@ def build_trainer_context(d: Derivation, spec_path: str, out_dir: str, formulas:
     vector = array_code(d)
     forward, loss, backward = vector.forward, vector.loss, vector.backward
     scalar = scalar_step(d, frozenset(s.name for s in frozen)) if scalar_wanted(d) and not spec.sequence else ()
-    chains = chain_formulas(d) if formulas and d.small else ()
+    chains = chain_formulas(d) if formulas and d.small and not spec.spatial else ()  # the float printer has no correlation (yet)
     updates = _updates(d)
     state = OPTIMIZERS[spec.optimizer.kind].state
     outputs = ", ".join(name for form in d.layers for name in ((form.net, form.out) if form.weight else (form.out,)))
