@@ -91,9 +91,15 @@ class ChainRule:
     to the output nets, so a path runs E -> net_o rather than E -> out -> net_o.
     """
 
-    def __init__(self, network: Network, forms: tuple[LayerForm, ...], graph: Graph | None = None) -> None:
+    def __init__(self, network: Network, forms: tuple[LayerForm, ...], graph: Graph | None = None, max_pool: str = "first") -> None:
+        """Args:
+            max_pool: where a max-pool's gradient goes: ``first`` the window's first largest input
+                (PyTorch's rule, the truth); ``every`` every input of the window, ``last`` the last
+                largest (the mistakes :mod:`chainrule.derive.hand` names).
+        """
         self.network = network
         self.forms = forms
+        self.max_pool = max_pool
         self.graph = graph if graph is not None else Graph(network)
         self._factors: dict[tuple[Node, Node], Factor] = {}
         self._unit_gradients: dict[Node, sympy.Expr] = {}
@@ -141,7 +147,7 @@ class ChainRule:
         if of[0] == "out":
             form, kind = self.forms[of[1] - 1], kind_of_layer(net, of[1])
             if hasattr(kind, "local_factor"):  # a pool's or flatten's own: d(Max or mean of its window)/d(an input)
-                raw, human, note = kind.local_factor(net, of[1], of[2], wrt_symbol)
+                raw, human, note = kind.local_factor(net, of[1], of[2], wrt_symbol, self.max_pool)
                 return Factor(of_symbol, wrt_symbol, raw, human, note)
             if form.f_prime is not None:  # elementwise: out_u = f(net_u), so dout_u/dnet_u = f'(net_u)
                 raw = form.f_prime.xreplace({X: wrt_symbol})

@@ -139,11 +139,11 @@ class Derivation:
     def gradient(self, ref: ParamRef) -> float:
         """dE/dθ from the layer form, on the sample."""
         if ref.is_weight:
-            return _entry(self.sample.dW[ref.layer - 1], ref)
+            return weight_entry(self.sample.dW[ref.layer - 1], ref)
         return float(self.sample.db[ref.layer - 1][ref.row])
 
     def updated(self, ref: ParamRef) -> float:
-        return _entry(self.updated_W[ref.layer - 1], ref) if ref.is_weight else float(self.updated_b[ref.layer - 1][ref.row])
+        return weight_entry(self.updated_W[ref.layer - 1], ref) if ref.is_weight else float(self.updated_b[ref.layer - 1][ref.row])
 
     def frozen(self, ref: ParamRef) -> bool:
         return ("weights" if ref.is_weight else "biases") in self.network.spec.layers[ref.layer - 1].freeze
@@ -292,7 +292,7 @@ class Derivation:
         return total
 
 
-def _entry(matrix: np.ndarray | None, ref: ParamRef) -> float:
+def weight_entry(matrix: np.ndarray | None, ref: ParamRef) -> float:
     """A weight's entry of its layer's matrix (a kernel [out, in, kh, kw] as a row per channel)."""
     assert matrix is not None
     return float(matrix.reshape(matrix.shape[0], -1)[ref.row, ref.col])

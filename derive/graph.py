@@ -284,7 +284,8 @@ class Graph:
         if net.parameter_count <= 12:
             return listed + [p.name for p in net.parameters()]
         for l in net.parameter_layers:
-            listed.append(f"{net.weight_name(l, 0, 0)} ... {net.weight_name(l, net.sizes[l] - 1, net.sizes[l - 1] - 1)}")
+            rows = net.weight_shape(l)[0]
+            listed.append(f"{net.weight_name(l, 0, 0)} ... {net.weight_name(l, rows - 1, net.weight_columns(l) - 1)}")
             biases = [net.bias_name(l, r) or "" for r in range(net.spec.layers[l - 1].bias_count)]
             listed += _compact(biases, 2)
         return listed

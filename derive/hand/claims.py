@@ -180,9 +180,10 @@ def parse_target(text: Any, graph: Graph, source: str, field: str, stepped: bool
         if ref is not None:
             return Target(TargetKind.GRADIENT, real_symbol(name), ref)
         symbol = graph.names.get(name)
-        if symbol is not None and symbol.name in graph.unit_nodes and graph.unit_nodes[symbol.name][1] > 0:
+        # an input of feature maps too: dE/dx_1_2_2 is the full correlation with the flipped kernel
+        if symbol is not None and symbol.name in graph.unit_nodes and (graph.unit_nodes[symbol.name][1] > 0 or network.spec.spatial):
             return Target(TargetKind.UNIT_GRADIENT, symbol)
-        raise ChainruleError(source, field, f"dE/d{name}: gradients are claimed for parameters and hidden or output units, and {name!r} is neither (the spec has: {', '.join(known(graph))})")
+        raise ChainruleError(source, field, f"dE/d{name}: gradients are claimed for parameters and hidden or output units{' (and inputs of feature maps)' if network.spec.spatial else ''}, and {name!r} is neither (the spec has: {', '.join(known(graph))})")
     if match := _UPDATE.fullmatch(written):
         name = match.group(1)
         ref = network.locate(name)

@@ -101,7 +101,8 @@ def value_findings(literal: Literal, value: float, alternatives: Sequence[tuple[
         return [Finding("follows_formula", f"this is what the claimed formula gives on the sample ({from_formula:.9g}); the formula is what is wrong", f"{from_formula:.9g}")]
     for finding, other in alternatives:
         # one significant digit says too little to tell most mistakes apart, but a sign it does
-        telling = significant(literal) >= 2 or abs(other + value) <= 1e-9 * abs(value)
+        # and a claimed 0 where the mistake gives exactly 0 (a max-pool's gradient routed elsewhere)
+        telling = significant(literal) >= 2 or abs(other + value) <= 1e-9 * abs(value) or (other == 0 and float(literal.value) == 0)
         if telling and matches(literal, other) and not matches(literal, value):
             return [Finding(finding.mistake, f"{finding.words} (that gives {other:.9g})", finding.formula)]
     if own is not None and own[0]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import sympy
@@ -30,7 +30,7 @@ from chainrule.derive import naming
 from chainrule.derive.chain import ChainRule, Factor, Path
 from chainrule.derive.hand.chains import judge_chain
 from chainrule.derive.hand.claims import Claim, ClaimsFile, Part, Target, TargetKind, known, resolve_name, settings, unknown
-from chainrule.derive.derivation import Derivation, PointValues, refuse_spatial
+from chainrule.derive.derivation import Derivation, PointValues, weight_entry
 from chainrule.derive.penalty import L2
 from chainrule.derive.hand.diagnosis import (
     Alternative,
@@ -55,6 +55,8 @@ from chainrule.derive.numeric import compile_expr
 from chainrule.derive.optimizers import GRAD, OPTIMIZERS, THETA, compile_rule, first_step_expr
 from chainrule.derive.graph import Graph, Node
 from chainrule.derive.kinds import net_bias, net_definition, out_definition
+from chainrule.derive.windows import FLATTEN_KIND, POOL_KINDS
+from chainrule.derive.hand.shared import MAX_POOL_MISTAKES, SHOWN_NODES, flip_alternatives, position_alternatives
 from chainrule.derive.hand.valuecheck import at_precision, judge_number, matches, significant, value_findings, within_rounding
 
 RANDOM_POINTS = 6
@@ -104,7 +106,6 @@ class Verifier:
                 (from 0), whose values name the batch's mistakes (the batch's value given for
                 one sample's, another sample's value).
         """
-        refuse_spatial(derivation.network, "verify", "verify")
         self.d = derivation
         self.network = derivation.network
         self.graph = Graph(self.network) if batch is None else batch.graph
@@ -168,8 +169,9 @@ class Verifier:
         if kind is TargetKind.UNIT_GRADIENT:
             node = self.graph.node_of(target.symbol)
             expr = self.unit_gradient(node)
-            alts = (Alternative(Finding("sign", "the sign is flipped", format_expr(-expr)), -expr),)
-            return Truth(self.evaluate(expr, self.sample), expr, format_expr(expr), alternatives=alts)
+            alts = [Alternative(Finding("sign", "the sign is flipped", format_expr(-expr)), -expr)]
+            alts += flip_alternatives(net, self.graph, node, self.unit_gradient) + self._max_pool_alternatives(expr, lambda engine: engine.unit_gradient(node))
+            return Truth(self.evaluate(expr, self.sample), expr, format_expr(expr), alternatives=tuple(alts))
         if kind is TargetKind.GRADIENT:
             return self._gradient_truth(target)
         return self._update_truth(target)
@@ -188,6 +190,9 @@ class Verifier:
                 other = sympy.Add(*[net.weight(node[1], c, node[2]) * net.out(node[1] - 1, c) for c in range(net.sizes[node[1] - 1])]) + (bias or 0)
                 alts.append(Alternative(Finding("weight_order", "the weights are read in the other order (the weight from unit j into unit k taken as the one from k into j)", format_expr(other)), other))
             return Truth(value, expr, format_expr(expr), alternatives=tuple(alts))
+        if node[0] == "out" and node[1] > 0 and net.spec.layers[node[1] - 1].kind in POOL_KINDS + (FLATTEN_KIND,):
+            expr = out_definition(net, node[1], node[2])  # a pool's max or mean of its window, a flatten's one output
+            return Truth(value, expr, format_expr(expr))
         if node[0] == "out" and node[1] > 0:
             expr = out_definition(net, node[1], node[2])
             nsym = net.activation_input(node[1], node[2])
@@ -210,6 +215,8 @@ class Verifier:
         l = node[1] + 1
         if not net.has_parameters(l):  # the delta of a layer without weights is dE/d(its input)
             return real_symbol(naming.DELTA_UNIT.format(unit=net.units(l)[node[2]]))
+        if net.spec.layers[l - 1].window is not None:  # the deltas of the positions whose field holds it, each times its kernel weight
+            return sympy.Add(*[real_symbol(naming.DELTA_UNIT.format(unit=net.units(l)[r[2]])) * self.engine.local(r, node) for r in self.graph.readers(node)])
         return sympy.Add(*[net.weight(l, k, node[2]) * real_symbol(naming.DELTA_UNIT.format(unit=net.units(l)[k])) for k in range(net.sizes[l])])
 
     def chain_of(self, name: str):
@@ -231,13 +238,38 @@ class Verifier:
         if self.d.small:
             layer = [p for p in self.network.parameters() if p.layer == ref.layer and p.kind == ref.kind and p.name != ref.name]
             siblings = {p.name: self.d.chains[p.name].gradient for p in layer[:MAX_SIBLINGS]}
-        alts = gradient_alternatives(chain.paths, activations, later, siblings, self.graph.unit_nodes) + self._bias_alternatives(ref)
+        alts = position_alternatives(self.network, ref, chain.paths) + gradient_alternatives(chain.paths, activations, later, siblings, self.graph.unit_nodes)
+        alts += self._bias_alternatives(ref) + self._max_pool_alternatives(expr, lambda engine: self._expanded_gradient(engine, ref))
         form = " + ".join(path_form(p) for p in chain.paths)
         if chain.penalty != 0 and self.batch is None:  # the L2 penalty's l2*w after the paths' sum (a sample's dE_k/dw has none)
             penalty = self._exact_l2(chain.penalty)
             alts = penalty_alternatives(expr, penalty, format_expr(chain.penalty), naming.GRADIENT.format(name=ref.name), alts)
             expr, form = expr + penalty, f"{form} + {format_expr(chain.penalty)}"
         return Truth(self.d.gradient(ref), expr, form, chain.paths, tuple(alts))
+
+    def _max_pool_alternatives(self, true: sympy.Expr, build: Callable[[ChainRule], sympy.Expr]) -> list[Alternative]:
+        """The max-pool mistakes (:data:`~chainrule.derive.hand.shared.MAX_POOL_MISTAKES`): what
+        ``build`` gives with an engine that routes a max-pool's gradient so, where it differs
+        from ``true`` (small networks with a max-pool)."""
+        if not self.d.small or not any(layer.kind.startswith("maxpool") for layer in self.network.spec.layers):
+            return []
+        alts = []
+        for rule, (key, words) in MAX_POOL_MISTAKES.items():
+            wrong = build(ChainRule(self.network, self.d.layers, self.graph, max_pool=rule))
+            if wrong != true and wrong != self._expanded_true(true):
+                alts.append(Alternative(Finding(key, words, format_expr(wrong) if tree_size(wrong, SHOWN_NODES) < SHOWN_NODES else ""), wrong))
+        return alts
+
+    def _expanded_gradient(self, engine: ChainRule, ref: ParamRef) -> sympy.Expr:
+        """dE/dθ by ``engine``'s factors, its paths' deltas (cut at a layer) written out by the same."""
+        chain = engine.chain(ref)
+        deltas = {f.derivative: engine.unit_gradient(("net", chain.cut_layer, self.network.units(chain.cut_layer).index(f.wrt.name[len("net_"):])))
+                  for p in chain.paths for f in p.factors if chain.cut_layer is not None and f.derivative.is_Symbol and f.derivative.name.startswith("delta_")}
+        return chain.gradient.xreplace(deltas) if deltas else chain.gradient
+
+    def _expanded_true(self, true: sympy.Expr) -> sympy.Expr:
+        deltas = {s: self.unit_gradient(self.graph.unit_nodes["net_" + s.name[len("delta_"):]]) for s in true.free_symbols if s.name.startswith("delta_")}
+        return true.xreplace(deltas) if deltas else true
 
     def _exact_l2(self, expr: sympy.Expr) -> sympy.Expr:
         """``expr`` with the penalty's setting as its exact value, as a claimed formula reads it."""
@@ -643,9 +675,9 @@ class Verifier:
             return float(state.run.loss)
         ref = target.param
         if target.kind is TargetKind.PARAMETER and ref is not None:
-            return float(state.W[ref.layer - 1][ref.row, ref.col] if ref.is_weight else state.b[ref.layer - 1][ref.row])  # type: ignore[index]
+            return weight_entry(state.W[ref.layer - 1], ref) if ref.is_weight else float(state.b[ref.layer - 1][ref.row])  # type: ignore[index]
         if target.kind is TargetKind.GRADIENT and ref is not None:
-            return float(state.run.dW[ref.layer - 1][ref.row, ref.col] if ref.is_weight else state.run.db[ref.layer - 1][ref.row])  # type: ignore[index]
+            return weight_entry(state.run.dW[ref.layer - 1], ref) if ref.is_weight else float(state.run.db[ref.layer - 1][ref.row])  # type: ignore[index]
         node = self.graph.unit_nodes[target.symbol.name]
         kind, l, r = node
         if l == 0:

@@ -56,7 +56,7 @@ def out_definition(network: Network, layer: int, row: int) -> sympy.Expr:
     return network.out(layer - 1, row)
 
 
-def local_factor(network: Network, layer: int, row: int, wrt: sympy.Symbol) -> tuple[sympy.Expr, sympy.Expr, str]:
+def local_factor(network: Network, layer: int, row: int, wrt: sympy.Symbol, max_pool: str = "first") -> tuple[sympy.Expr, sympy.Expr, str]:
     """``df_k/d(wrt)`` by ``sympy.diff`` of :func:`out_definition` (1): ``(derivative, human, note)``."""
     raw = sympy.diff(out_definition(network, layer, row), wrt)
     return raw, raw, ""

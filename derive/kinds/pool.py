@@ -82,17 +82,22 @@ def out_definition(network: Network, layer: int, row: int) -> sympy.Expr:
     return sympy.Add(*inputs) / len(inputs)
 
 
-def local_factor(network: Network, layer: int, row: int, wrt: sympy.Symbol) -> tuple[sympy.Expr, sympy.Expr, str]:
+def local_factor(network: Network, layer: int, row: int, wrt: sympy.Symbol, max_pool: str = "first") -> tuple[sympy.Expr, sympy.Expr, str]:
     """``dp/d(wrt)`` for an input ``wrt`` of unit ``row``'s window: ``(derivative, human, note)``,
     the derivative by ``sympy.diff`` of :func:`out_definition`; for a max, the human form is 1
     for the window's first largest input in row-major order (PyTorch's tie rule), 0 otherwise:
-    ``step(wrt - max(the earlier)) * (1 - step(max(the later) - wrt))``."""
+    ``step(wrt - max(the earlier)) * (1 - step(max(the later) - wrt))``. ``max_pool`` ``every``
+    or ``last`` gives the mistakes instead (1 for every input; for the last largest)."""
     raw = to_step_form(sympy.diff(out_definition(network, layer, row), wrt))
     if not network.spec.layers[layer - 1].kind.startswith("max"):
         return raw, raw, ""
+    if max_pool == "every":
+        return raw, sympy.Integer(1), ""
     inputs = _inputs(network, layer, row)
     at = inputs.index(wrt)
     earlier, later = inputs[:at], inputs[at + 1:]
+    if max_pool == "last":  # the mirror: ties to the last largest
+        earlier, later = later, earlier
     human = sympy.Integer(1)
     if earlier:  # larger than every earlier input
         human *= functions.step(wrt - (functions.Max(*earlier) if len(earlier) > 1 else earlier[0]))

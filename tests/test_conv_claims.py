@@ -1,0 +1,134 @@
+"""verify over feature maps (issue 16 phase 2): claims about kernel weights (value, formula as the
+sum over positions, step), pooled and convolution units and the inputs under a kernel are
+judged; the typical mistakes of weight sharing are named (a position left out of a kernel
+weight's sum, the kernel not flipped in the deltas below, a max-pool's gradient sent to every
+unit of its window or at a tie to the last largest); bad claims are one line."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from chainrule.codegen.cli import main
+from chainrule.codegen.files import load_spec
+from chainrule.derive import derive
+from chainrule.derive.hand.claims import parse_claims
+from chainrule.derive.hand.verify import Verifier
+from chainrule.derive.spec import spec_from_data
+from helpers import ROOT
+from test_conv import TIES
+from test_conv_chains import CASES
+
+EXAMPLE = ROOT / "examples" / "conv_small.yaml"
+CLAIMS = ROOT / "examples" / "claims" / "conv_small_claims.yaml"
+
+
+def _judge(d, text: str):
+    v = Verifier(d)
+    return v.verify(parse_claims(text, "c.yaml", "yaml", v.network, v.graph))
+
+
+def _keys(verdict) -> list[str]:
+    return [f.mistake for f in verdict.findings]
+
+
+def test_the_example_claims_are_judged_as_their_comments_say():
+    v = Verifier(derive(load_spec(str(EXAMPLE))))
+    verdicts = v.verify(parse_claims(CLAIMS.read_text(), str(CLAIMS), "yaml", v.network, v.graph))
+    assert [verdict.correct for verdict in verdicts] == [True] * 11 + [False] * 3
+    assert _keys(verdicts[11])[0] == "position_left_out" and "c_1_2_2" in verdicts[11].findings[0].words
+    assert _keys(verdicts[12])[0] == "maxpool_to_every_unit"
+    assert _keys(verdicts[13])[0] == "kernel_not_flipped"
+
+
+def test_the_example_from_the_command_line(capsys):
+    assert main(["verify", str(EXAMPLE), str(CLAIMS)]) == 1
+    out = capsys.readouterr().out
+    assert "11 of 14 right" in out and "the position c_1_2_2 is left out" in out
+
+
+def test_a_tie_sent_to_the_last_largest_is_named():
+    d = derive(spec_from_data(TIES, "ties"))
+    # the first window [[1, 1], [0, 1]]: x_1_1_1 is the first largest (the gradient's), x_1_1_2 and x_1_2_2 tie with it
+    v = Verifier(d)
+    routed = v.evaluate(v.unit_gradient(v.graph.node_named("x_1_1_1")), v.sample)
+    assert routed != 0
+    verdicts = _judge(d, "claims:\n  - {of: dE/dx_1_1_1, value: 0}\n  - {of: dE/dx_1_2_2, value: %r}\n  - {of: dE/dx_1_1_1, value: %r}\n" % (routed, routed))
+    assert not verdicts[0].correct and _keys(verdicts[0])[0] == "maxpool_wrong_unit"
+    assert not verdicts[1].correct and _keys(verdicts[1])[0] in ("maxpool_to_every_unit", "maxpool_wrong_unit")
+    assert verdicts[2].correct
+
+
+def test_kernel_weight_formulas_and_chains():
+    d = derive(spec_from_data(CASES["padding and stride 2"], "ps"))
+    chain = d.chains["k11"]
+    positions = sorted({p.factors[-1].of.name for p in chain.paths})
+    assert positions == ["net_c_1_2_2", "net_c_1_2_3", "net_c_1_3_2", "net_c_1_3_3"]
+    right = "delta_c_1_2_2*x_1_2_2 + delta_c_1_2_3*x_1_2_4 + delta_c_1_3_2*x_1_4_2 + delta_c_1_3_3*x_1_4_4"
+    left_out = "delta_c_1_2_2*x_1_2_2 + delta_c_1_2_3*x_1_2_4 + delta_c_1_3_2*x_1_4_2"
+    verdicts = _judge(d, f"claims:\n  - {{of: dE/dk11, formula: '{right}'}}\n  - {{of: dE/dk11, formula: '{left_out}'}}\n"
+                         f"  - {{of: dE/dk11, value: {d.gradient(d.network.locate('k11'))!r}}}\n")
+    assert verdicts[0].correct, verdicts[0].diagnosis
+    assert not verdicts[1].correct and "c_1_3_3" in verdicts[1].diagnosis
+    assert verdicts[2].correct
+
+
+def test_two_channels_and_conv1d_claims():
+    for case, name in (("two channels", "k1_2_2_1_2"), ("conv1d", "k1_2_1_3")):
+        d = derive(spec_from_data(CASES[case], case))
+        ref = d.network.locate(name)
+        gradient = d.gradient(ref)
+        verdicts = _judge(d, f"claims:\n  - {{of: dE/d{name}, value: {gradient!r}}}\n  - {{of: '{name}+', value: {d.updated(ref)!r}}}\n")
+        assert all(v.correct for v in verdicts), [v.diagnosis for v in verdicts]
+
+
+def test_the_flip_below_a_second_convolution_is_named():
+    d = derive(spec_from_data(CASES["two convolutions"], "cc"))
+    v = Verifier(d)
+    node = v.graph.node_named("c_2_2_2")  # an output of the first convolution, under the second's kernel
+    true = v.evaluate(v.unit_gradient(node), v.sample)
+    truth = v._truth(parse_claims("claims: [{of: dE/dc_2_2_2, value: 0}]", "c.yaml", "yaml", v.network, v.graph).claims[0].target)
+    flipped = [a for a in truth.alternatives if a.finding.mistake == "kernel_not_flipped"]
+    assert flipped and v.evaluate(flipped[0].expr, v.sample) != pytest.approx(true)
+    verdicts = _judge(d, f"claims:\n  - {{of: dE/dc_2_2_2, value: {v.evaluate(flipped[0].expr, v.sample)!r}}}\n  - {{of: dE/dc_2_2_2, value: {true!r}}}\n")
+    assert _keys(verdicts[0])[0] == "kernel_not_flipped" and verdicts[1].correct
+
+
+@pytest.mark.parametrize("claim, field", [
+    ("{of: dE/dc_1_5_5, value: 0}", "claims[0].of"),
+    ("{of: p_1_3_1, value: 0}", "claims[0].of"),
+    ("{of: dE/dk13, value: 0}", "claims[0].of"),
+])
+def test_a_claim_naming_no_unit_or_parameter_is_one_line(claim, field, tmp_path, capsys):
+    path = tmp_path / "claims.yaml"
+    path.write_text(f"claims:\n  - {claim}\n")
+    assert main(["verify", str(EXAMPLE), str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{field}:" in err
+
+
+def test_verify_on_a_big_conv_network_judges_values(tmp_path, capsys):
+    from test_conv import BIG
+
+    spec = tmp_path / "big.yaml"
+    spec.write_text(yaml.safe_dump(BIG))
+    d = derive(load_spec(str(spec)))
+    assert not d.small
+    ref = d.network.locate("k12")
+    claims = tmp_path / "claims.yaml"
+    claims.write_text(f"claims:\n  - {{of: dE/dk12, value: {d.gradient(ref)!r}}}\n  - {{of: E, value: {d.loss!r}}}\n  - {{of: dE/dx_1_2_2, value: 123}}\n")
+    assert main(["verify", str(spec), str(claims)]) == 1
+    out = capsys.readouterr().out
+    assert "2 of 3 right" in out
+
+
+def test_a_kernel_weights_chain_and_its_value_after_steps():
+    d = derive(load_spec(str(EXAMPLE)))
+    terms = [f"dE/dnet_c_1_{i}_{j} * dnet_c_1_{i}_{j}/dk11" for i in range(1, 5) for j in range(1, 5)]
+    short = [t for t in terms if "c_1_2_2" not in t]
+    v = Verifier(d)
+    after = v.verify(parse_claims("claims: [{of: k11, step: 2, value: 0}]", "c.yaml", "yaml", v.network, v.graph))[0].expected
+    verdicts = _judge(d, f"claims:\n  - {{of: dE/dk11, chain: '{' + '.join(terms)}'}}\n  - {{of: dE/dk11, chain: '{' + '.join(short)}'}}\n"
+                         f"  - {{of: k11, step: 2, value: {after!r}}}\n")
+    assert verdicts[0].correct and verdicts[2].correct
+    assert not verdicts[1].correct and "net_c_1_2_2" in verdicts[1].diagnosis
