@@ -30,7 +30,7 @@ from chainrule.derive import naming
 from chainrule.derive.chain import ChainRule, Factor, Path
 from chainrule.derive.hand.chains import judge_chain
 from chainrule.derive.hand.claims import Claim, ClaimsFile, Part, Target, TargetKind, known, resolve_name, settings, unknown
-from chainrule.derive.derivation import Derivation, PointValues, weight_entry
+from chainrule.derive.derivation import Derivation, PointValues, refuse_sequence, weight_entry
 from chainrule.derive.penalty import L2
 from chainrule.derive.hand.diagnosis import (
     Alternative,
@@ -106,6 +106,7 @@ class Verifier:
                 (from 0), whose values name the batch's mistakes (the batch's value given for
                 one sample's, another sample's value).
         """
+        refuse_sequence(derivation.network, "verify", "verify")  # chains through time: later (issue 16)
         self.d = derivation
         self.network = derivation.network
         self.graph = Graph(self.network) if batch is None else batch.graph
