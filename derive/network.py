@@ -196,7 +196,7 @@ class Network:
         given = self.spec.layers[layer - 1].weight_names
         if given is not None:
             return given[row][col]
-        if self.spec.layers[layer - 1].window is not None:
+        if self.spec.layers[layer - 1].window is not None and self.has_parameters(layer):
             return self._kernel_name(layer, row, col)
         if self.spec.naming is Naming.SEQUENTIAL:
             n = self._offsets[0][layer - 1] + row * self.weight_columns(layer) + col + 1

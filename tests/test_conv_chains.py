@@ -239,3 +239,10 @@ def test_an_uncut_chain_is_sympys_derivative_of_the_expanded_loss():
         closed = d.closed_form(name)
         assert float(closed.xreplace({s: point[s] for s in closed.free_symbols})) == pytest.approx(expected, rel=1e-10)
         assert d.chain_gradient(d.chains[name]) == pytest.approx(expected, rel=1e-10)
+
+
+def test_the_notebook_of_a_network_that_starts_with_a_pool():
+    from chainrule.codegen.report.notebook import derivation_html
+
+    d = derive(spec_from_data(TIES, "ties"))
+    assert "w1" in derivation_html(d, "ties", "") and d.network.weight_name(3, 0, 0) == "w1"

@@ -86,7 +86,7 @@ def _parameters(d: Derivation) -> int:
 
 
 def _first_weight(d: Derivation) -> str:
-    return d.network.weight_name(1, 0, 0)
+    return d.network.weight_name(d.network.parameter_layers[0], 0, 0)  # layer 1 may be a pool
 
 
 def _gradient_rows(d: Derivation) -> tuple[Cell, ...]:
