@@ -243,17 +243,6 @@ def test_derive_shows_the_layer_form_and_json_keys_the_kernel(tmp_path, capsys):
     assert [np.shape(s["forward"]["out_p"]) for s in document["per_sample"]] == [(1, 7, 7)] * 2
 
 
-@pytest.mark.parametrize("argv", [["report", "{spec}", "-o", "{out}", "--param", "k11"]])
-def test_what_needs_per_weight_chains_says_so(argv, tmp_path, capsys):
-    path, claims, out = tmp_path / "small.yaml", tmp_path / "claims.yaml", tmp_path / "out"
-    path.write_text(yaml.safe_dump(SMALL))
-    claims.write_text("claims: [{of: E, value: 0.5}]\n")
-    assert main([a.format(spec=path, claims=claims, out=out) for a in argv]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "not available yet for a network with convolution" in err
-    assert not out.exists()
-
-
 def _layers(*extra: dict) -> list[dict]:
     return list(extra)
 

@@ -157,4 +157,43 @@ def test_the_notebook_shows_the_same_layer_form_and_maps() -> None:
     d = chainrule.derive(str(ROOT / "examples" / "conv_worked.yaml"))
     page, latex = d._repr_html_(), d._repr_latex_()
     assert "<mi>corr</mi>" in page and "<mi>to argmax</mi>" in page and "<mn>0.817574476</mn>" in page  # out_p's largest
-    assert r"\operatorname{corr}" in latex
+    assert r"k_{11} \cdot \mathit{x\_1\_1\_1}" in latex  # a small network: its units one by one
+
+
+def test_each_kernel_weight_is_its_sum_over_positions() -> None:
+    """The worked convolution's kernel weights: the chain of each, then the sum over its 16
+    positions of the unit's delta times the input under it, with the numbers, to the gradient."""
+    d = example("conv_worked")
+    text = (GENERATED / "conv_worked.tex").read_text(encoding="utf-8")
+    for name in ("k11", "k12", "k21", "k22"):
+        section = text.split(rf"\subsection*{{$\partial E/\partial k_{{{name[1:]}}}$}}", 1)[1].split(r"\subsection*", 1)[0]
+        assert "1 for the window's largest input" in section  # max-pool's factor, PyTorch's rule in words
+        block = section.split("positions where", 1)[1]
+        assert "16" in section.split("positions where", 1)[0][-20:]
+        assert block.count(r"\delta_{\mathit{c\_1\_") == 16
+        numbers = re.findall(r"\\val\{(-?[0-9.]+)\}", block.split(r"\end{align*}", 1)[0])
+        assert float(numbers[-1]) == pytest.approx(d.gradient(d.network.locate(name)), rel=1e-8)
+        # the numbers row: each delta times the input under the weight there, summed
+        pairs = [float(a) * float(b) for a, b in zip(numbers[:-1:2], numbers[1:-1:2])]
+        assert sum(pairs) == pytest.approx(float(numbers[-1]), rel=1e-8, abs=1e-12)
+
+
+def test_a_pool_and_a_flatten_unit_by_unit() -> None:
+    text = (GENERATED / "conv_worked.tex").read_text(encoding="utf-8")
+    row = (r"\mathit{p\_1\_1\_1} &= \max\left(\mathrm{out}_{\mathit{c\_1\_1\_1}}, \mathrm{out}_{\mathit{c\_1\_1\_2}}, "
+           r"\mathrm{out}_{\mathit{c\_1\_2\_1}}, \mathrm{out}_{\mathit{c\_1\_2\_2}}\right)")
+    assert row in text and r"f_{1} &= \mathit{p\_1\_1\_1} = \val{0.562176501}" in text
+    assert "Layer p (maxpool2d: each window of the outputs of layer c):" in text
+    assert "Layer f (flatten: the maps of the outputs of layer p):" in text
+
+
+def test_report_param_names_a_kernel_weight_of_a_big_conv_net(tmp_path) -> None:
+    """--param k... on the digits conv net: its chain is taken from the layer's deltas, then the
+    sum over its positions, the first terms and a count."""
+    from chainrule.codegen.cli import main
+
+    d = example("digits_conv")
+    name = d.network.weight_name(1, 0, 4)  # the kernel's centre weight of channel 1
+    assert main(["report", str(ROOT / "examples" / "digits_conv.yaml"), "-o", str(tmp_path), "--param", name]) == 0
+    text = (tmp_path / "digits_conv.tex").read_text(encoding="utf-8")
+    assert text.count(r"\subsection*") == 1 and "sum over the 64 positions where" in text and "58 more terms" in text

@@ -23,10 +23,10 @@ from typing import Sequence
 import numpy as np
 import sympy
 
-from chainrule.derive import penalty
+from chainrule.derive import kinds, penalty
 from chainrule.derive.chain import ChainRule, Factor, ParamChain
 from chainrule.derive.counts import count, the
-from chainrule.derive.derivation import Derivation, refuse_spatial, resolve_params
+from chainrule.derive.derivation import Derivation, resolve_params
 from chainrule.derive.errors import ChainruleError
 from chainrule.derive.network import ParamRef
 from chainrule.derive.optimizers import GRAD, THETA, first_step_expr
@@ -41,7 +41,7 @@ from chainrule.codegen.report.equations import ROW_WIDTH, Display, Row, equation
 from chainrule.codegen.report.mathml import CLOSE as CLOSE_MO, OPEN as OPEN_MO
 from chainrule.codegen.report.latex import escape_text, width
 from chainrule.codegen.report.layers import layer_displays, spec_rows, SpecRow
-from chainrule.codegen.report.maps import forward_maps
+from chainrule.codegen.report.maps import forward_maps, pool_rows, positions_display
 from chainrule.codegen.report import recurrence
 from chainrule.codegen.report.unrolled import unrolled_diagram
 
@@ -223,10 +223,6 @@ def build_report_context(d: Derivation, spec_path: str, params: Sequence[str] = 
         ChainruleError: an unknown or repeated ``--param`` name, or too many of them.
     """
     spec = d.network.spec
-    if spec.spatial:  # the layer form with its numbers; the per-weight pages of shared weights come later (issue 16)
-        if params:
-            refuse_spatial(d.network, "--param", "a report of single weights (report --param)")
-        d = d.at_layer_level()
     if len(params) > PARAMS_MAX:
         raise ChainruleError(spec.source, "--param", f"expected at most {PARAMS_MAX} parameters in one report, got {len(params)}")
     every = not params and d.small and _rows(d, list(d.chains)) <= ROWS_MAX
@@ -263,7 +259,7 @@ def _forward(d: Derivation) -> tuple[Display | Table, ...]:
     if recurrence.small_sequence(d):
         return recurrence.forward_steps(d)
     if d.small:
-        return batch_forward(d) if d.batch else forward_displays(d)
+        return batch_forward(d) if d.batch else forward_displays(d) + maps_forward(d)
     return layer_summary(d) + maps_forward(d)
 
 
@@ -279,7 +275,7 @@ def _chosen(d: Derivation, params: Sequence[str], every: bool) -> list[str]:
             seen.add(ref.name)
     elif every:
         refs = list(net.parameters())
-    elif (net.spec.spatial or net.spec.sequence) and not d.small:  # no per-weight chains through maps or time yet (issue 16): the layer form gives every gradient
+    elif net.spec.sequence and not d.small:  # no per-weight chains through time yet (issue 16): the layer form gives every gradient
         refs = []
     else:
         refs = [_largest_weight(d, l) for l in net.parameter_layers]
@@ -291,6 +287,7 @@ def _largest_weight(d: Derivation, l: int) -> ParamRef:
     """Layer ``l``'s weight with the largest |dE/dw| on the sample (the first such in naming
     order): the one whose chain shows the most."""
     grid = np.abs(d.sample.dW[l - 1])
+    grid = grid.reshape(grid.shape[0], -1)  # a kernel [out, in, kh, kw]: a row per output channel
     r, c = np.unravel_index(int(np.argmax(grid)), grid.shape)
     name = d.network.weight_name(l, int(r), int(c))
     return ParamRef(name, l, "weight", int(r), int(c))
@@ -459,24 +456,33 @@ def forward_displays(d: Derivation) -> tuple[Display, ...]:
         rows: list[Row] = []
         for r in range(net.sizes[l] if net.has_parameters(l) else 0):  # a layer without weights has no nets
             rows += _net_rows(d, l, r)
+        spatial = net.spec.layers[l - 1].kind != "dense" and not net.has_parameters(l) and net.spec.layers[l - 1].kind != "activation"
         for r in range(net.sizes[l]):
-            rows += _out_rows(d, l, r)
+            rows += pool_rows(d, l, r) if spatial else _out_rows(d, l, r)
         without = ", no weights: applied to the outputs of " + (f"layer {net.layer_name(l - 1)}" if l > 1 else "the inputs") if not net.has_parameters(l) else ""
-        caption = Prose(f"Layer {net.layer_name(l)} ({d.layers[l - 1].activation if len(d.layers[l - 1].activation) <= 24 else 'formula'}{without}):")
+        what = d.layers[l - 1].activation if len(d.layers[l - 1].activation) <= 24 else "formula"
+        if spatial:  # a pool's or flatten's units, of the outputs before it
+            before = f"layer {net.layer_name(l - 1)}" if l > 1 else "the inputs"
+            what, without = net.spec.layers[l - 1].kind, f": {'the maps' if net.spec.layers[l - 1].kind == 'flatten' else 'each window'} of the outputs of {before}"
+        elif net.spec.layers[l - 1].window is not None:
+            what = f"{net.spec.layers[l - 1].kind}, {what}"
+        caption = Prose(f"Layer {net.layer_name(l)} ({what}{without}):")
         displays.append(Display(caption, tuple(rows)))
     return tuple(displays)
 
 
 def _net_rows(d: Derivation, l: int, r: int) -> tuple[Row, ...]:
-    net, values, env = d.network, d.values, d.env
+    """``net = sum of weight * input + bias`` as the layer's kind defines it (a dense unit's every
+    input, a convolution's receptive field under its kernel), then the numbers, then the value."""
+    net, env = d.network, d.env
     times = Tok(r" \cdot ", "<mo>·</mo>")
-    symbols: list[Math] = [Seq(Name(net.weight_name(l, r, c)), times, Name(net.out(l - 1, c).name)) for c in range(net.sizes[l - 1])]
-    numbers: list[Math] = [Seq(Num(values.W[l - 1][r, c], operand=True), times, Num(env[net.out(l - 1, c).name], operand=True)) for c in range(net.sizes[l - 1])]
-    bias = net.bias_name(l, r)
+    terms = kinds.net_terms(net, l, r)
+    symbols: list[Math] = [Seq(Name(ref.name), times, Name(net.out(l - 1, c).name)) for ref, c in terms]
+    numbers: list[Math] = [Seq(Num(env[ref.name], operand=True), times, Num(env[net.out(l - 1, c).name], operand=True)) for ref, c in terms]
+    bias = kinds.net_bias(net, l, r)
     if bias is not None:
-        b = values.b[l - 1]
-        symbols.append(Name(bias))
-        numbers.append(Num(b[0 if len(b) == 1 else r], operand=True))
+        symbols.append(Name(bias.name))
+        numbers.append(Num(env[bias.name], operand=True))
     result = Num(env[net.net(l, r).name])
     return equation(Name(net.net(l, r).name), [total(symbols), total(numbers), [result]])
 
@@ -658,12 +664,6 @@ def _backward_intro(d: Derivation, every: bool, asked: bool) -> Prose:
         )
     if asked:
         return Prose("The chains of the parameters asked for (", Code("--param"), "), output layer first.")
-    if d.network.spec.spatial and not d.small:
-        return Prose(
-            "A network over feature maps: each kernel weight is used at every position of its layer's input, so its gradient is "
-            "the sum over all of those positions. The layer form below gives every gradient at once, as correlations, with the "
-            "numbers where the arrays are small; the chains of single weights (", Code("--param"), ") are not available yet for such a network."
-        )
     if d.small:
         lead = f"Every parameter's chain would fill about {_rows(d, list(d.chains)) // 20} pages: "
     else:
@@ -689,7 +689,7 @@ def param_section(d: Derivation, name: str) -> ParamSection:
     if d.batch:
         displays = [_chain_display(d, chain), _factor_display(d, chain), *_factor_tables(d, chain), _batch_gradient_display(d, chain), _update_display(d, chain)]
     else:
-        displays = [_chain_display(d, chain), _factor_display(d, chain), _paths_display(d, chain), _update_display(d, chain)]
+        displays = [_chain_display(d, chain), _factor_display(d, chain), _paths_display(d, chain), positions_display(d, chain), _update_display(d, chain)]
     return ParamSection(Prose(gradient_inline(name)), intro + ".", tuple(x for x in displays if x is not None))
 
 

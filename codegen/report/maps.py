@@ -27,12 +27,14 @@ from typing import Sequence
 import numpy as np
 import sympy
 
+from chainrule.derive import kinds, naming
 from chainrule.derive.derivation import Derivation
 from chainrule.derive.layers import LayerForm
+from chainrule.derive.network import real_symbol
 from chainrule.derive.program import CorrelateBackprop, Program
 
-from chainrule.codegen.report.document import SPACE, Math, Matrix, Name, Prose, Script, Seq, Tok, Vec, partial
-from chainrule.codegen.report.equations import Display, Row, matrix_rows
+from chainrule.codegen.report.document import CDOT, PARTIAL, PLUS, SPACE, Expr, Math, Matrix, Name, Num, Prose, Script, Seq, Tok, Vec, Words, partial
+from chainrule.codegen.report.equations import Display, Row, equation, math_pieces, matrix_rows, total
 from chainrule.codegen.report.mathml import CLOSE as CLOSE_MO, OPEN as OPEN_MO
 
 #: A map, kernel or delta array is printed with its numbers when it holds at most this many
@@ -366,3 +368,54 @@ def spatial_note(d: Derivation, form: LayerForm, note: Prose) -> Prose:
     for i, part in enumerate(parts):
         out += (Prose(" ") if i else Prose()) + part
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# A small network's units (the per-weight chains of issue 16)
+
+#: A kernel weight's sum over positions is written whole up to this many terms; past it, its
+#: first :data:`SUM_TERMS_SHOWN` terms and a count of the others.
+SUM_TERMS_MAX, SUM_TERMS_SHOWN = 16, 6
+
+
+def positions_display(d: Derivation, chain) -> Display | None:
+    """A kernel weight's gradient as the sum over the positions where it is used:
+    ``∂E/∂k = Σ_u ∂E/∂net_u · ∂net_u/∂k``, each ``∂net_u/∂k`` by ``sympy.diff`` of the unit's
+    definition (the input under the weight there) and ``∂E/∂net_u = δ_u`` the unit's delta (the
+    sum of the paths through it); the names, then the numbers, then the value. None for a weight
+    that is not a kernel's, or on a batch."""
+    net, ref = d.network, chain.param
+    layer = net.spec.layers[ref.layer - 1]
+    if d.batch or layer.window is None or not ref.is_weight:
+        return None
+    symbol = real_symbol(ref.name)
+    names, numbers = [], []
+    for r in range(net.sizes[ref.layer]):
+        if not any(term.name == ref.name for term, _ in kinds.net_terms(net, ref.layer, r)):
+            continue
+        unit = net.net(ref.layer, r).name
+        local = sympy.diff(kinds.net_definition(net, ref.layer, r), symbol)
+        delta = naming.DELTA_UNIT.format(unit=net.units(ref.layer)[r])
+        names.append(Seq(Name(delta), CDOT, Expr(local)))
+        numbers.append(Seq(Num(d.env[delta], operand=True), CDOT, Num(d.value(local), operand=True)))
+    shown = len(names) if len(names) <= SUM_TERMS_MAX else SUM_TERMS_SHOWN
+    rest = [] if shown == len(names) else [Seq(PLUS, Tok(r"\dots", "<mo>…</mo>"), Words(f" ({len(names) - shown:,} more terms)"))]
+    value = d.chain_gradient(chain) - (d.value(chain.penalty) if chain.penalty != 0 else 0.0)
+    steps = [total(names[:shown]) + rest, total(numbers[:shown]) + rest, [Num(value)]]
+    delta_u = formula("δ_u = ∂E/∂net_u")
+    caption = Prose(f"The same gradient as a sum over the {len(names):,} positions where ", Name(ref.name), " is used, each the unit's delta ", delta_u,
+                    " (the sum of its paths above; their numbers are in the layer form) times the input under the weight there:")
+    return Display(caption, equation(partial(Name("E"), Name(ref.name)), steps))
+
+
+def pool_rows(d: Derivation, l: int, r: int) -> tuple[Row, ...]:
+    """A pool's or flatten's unit: its definition (``max`` or the mean of its window, or the unit
+    it copies) in the outputs before it, the numbers put in, the value."""
+    net, env = d.network, d.env
+    out = net.out(l, r)
+    definition = kinds.out_definition(net, l, r)
+    numbers = {s.name: Num(env[s.name], operand=True) for s in definition.free_symbols}
+    steps = [math_pieces(definition)]
+    if not definition.is_Symbol:
+        steps.append(math_pieces(definition, names=numbers))
+    return equation(Name(out.name), steps + [[Num(env[out.name])]])

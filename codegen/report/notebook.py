@@ -64,8 +64,7 @@ def derivation_html(d: Derivation, summary: str, text: str) -> str:
     """A derivation: a summary line, the forward pass and loss (a small network unit by unit, a
     big one per layer), every parameter's gradient and updated value (small) and the layer form;
     a batch of several samples as the report shows it (tables, a column per sample, and E
-    reduced). A network over maps at the layer level, as its report."""
-    d = d.at_layer_level() if d.network.spec.spatial else d
+    reduced)."""
     displays: list[Display | Table] = []
     if small_sequence(d):  # an rnn's: step by step
         displays += [*forward_steps(d), *loss_steps(d)]
@@ -102,7 +101,6 @@ def derivation_latex(d: Derivation) -> str | None:
     MathJax; None for a batch of several samples."""
     if d.batch:
         return None
-    d = d.at_layer_level() if d.network.spec.spatial else d
     displays = [*forward_displays(d), *loss_displays(d)] if d.small else [*forward_steps(d), *loss_steps(d)] if small_sequence(d) else list(layer_displays(d))
     return _latex(displays)
 
