@@ -26,6 +26,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import sympy
 
+from chainrule.derive import spatial
 from chainrule.derive.counts import count
 from chainrule.derive.derivation import Derivation, PointValues, diagnose
 from chainrule.derive.evaluate import Pass
@@ -296,7 +297,7 @@ def iter_random_values(derivation: Derivation, count: int, kinks: list[tuple[int
             x, t, _ = seeded_sample(network, rng)
             candidate = Values(W, b, (2 * x - 1)[np.newaxis, :], t[np.newaxis, :], True)
             run = derivation.numbers.run(candidate.W, candidate.b, candidate.X, candidate.T)
-            if _distance_to_kink(run.nets, kinks)[1] is None and diagnose(network, candidate, run) is None:
+            if _distance_to_kink(run.nets, kinks)[1] is None and not _pool_tie(derivation, run) and diagnose(network, candidate, run) is None:
                 yield candidate
                 break
 
@@ -327,10 +328,34 @@ def _distance_to_kink(nets: Sequence[np.ndarray], kinks: list[tuple[int, Callabl
     return 0, None
 
 
+def _pool_tie(derivation: Derivation, run: Pass) -> str:
+    """The first max-pool window (at the first row) whose two largest inputs lie within
+    :data:`KINK_MARGIN` of each other, a kink of max where differences straddle the switch of
+    the largest (PyTorch routes a tie to the first), or ``""``."""
+    for form in derivation.layers:
+        if form.window is None or not form.kind.startswith("maxpool") or form.window.places < 2:
+            continue
+        values = run.nets[form.index - 1][:1].copy()  # the pool's input: the layer below's outputs
+        below = derivation.layers[form.index - 2] if form.index > 1 else None
+        if below is not None and below.weight is not None and below.f_prime is not None:
+            # an input whose f' is 0 (relu's dead units) does not move: a tie among those is no kink
+            slope = np.broadcast_to(compile_expr(below.f_prime)({"x": run.nets[form.index - 2][:1]}), values.shape)
+            values[slope == 0] = -np.inf
+        tiles = spatial._tiles(values, form.window.geometry)  # [1, C, Ho, kh, Wo, kw]
+        places = np.sort(tiles.transpose(0, 1, 2, 4, 3, 5).reshape(-1, form.window.places), axis=1)
+        with np.errstate(invalid="ignore"):  # -inf - -inf: two dead inputs, no kink
+            close = np.flatnonzero(places[:, -1] - places[:, -2] < KINK_MARGIN)
+        if close.size:
+            unit = derivation.network.units(form.index)[int(close[0])]
+            return f"the window of {unit} has two largest inputs within {KINK_MARGIN:g} of each other, a kink of max"
+    return ""
+
+
 def _near_kink(derivation: Derivation, run: Pass, kinks: list[tuple[int, Callable]]) -> str:
-    """Why the point of ``run`` sits on a kink (which unit, which activation), or ``""``."""
+    """Why the point of ``run`` sits on a kink (which unit, which activation; a max-pool window
+    with two largest inputs), or ``""``."""
     l, unit = _distance_to_kink(run.nets, kinks)
     if unit is None:
-        return ""
+        return _pool_tie(derivation, run)
     name = derivation.network.activation_input(l, unit % derivation.network.sizes[l]).name  # a sequence: flat, step by step
     return f"{name} = {float(run.nets[l - 1][0, unit]):.3g} is at a kink of {derivation.layers[l - 1].activation}"

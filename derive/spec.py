@@ -440,6 +440,8 @@ class _Reader:
             before = len(layer.units)
         if shape is not None:
             raise self.fail(f"layers[{len(items) - 1}]", f"the network ends on feature maps of shape {list(shape)}; expected a flatten, then dense layers")
+        if layers[-1].kind == "flatten":  # its outputs are the maps' values: no layer of outputs to take a loss of
+            raise self.fail(f"layers[{len(items) - 1}]", "the network ends on a flatten; expected dense layers after it (the outputs the loss compares with the targets)")
         if not any(layer.has_parameters for layer in layers):
             raise self.fail("layers", "expected at least one layer with weights (dense, conv1d, conv2d or rnn): without parameters there is no gradient to derive")
         return tuple(layers)

@@ -197,6 +197,14 @@ class Network:
         # nan: no target at that step (no loss); inf is refused
         finite = np.nan_to_num(T, nan=0.0, posinf=np.inf, neginf=-np.inf)
         _finite_data("T", finite.reshape(T.shape[0], -1))
+        missing = np.isnan(T)
+        partial = missing.any(axis=2) & ~missing.all(axis=2)
+        if partial.any():  # a step has targets for every output or for none
+            row, step = (int(i) for i in np.argwhere(partial)[0])
+            raise ValueError(f"T: row {row}, step {step + 1} is nan for some outputs only; "
+                             "nan marks a whole step without targets")
+        if missing.all():
+            raise ValueError("T: every step is nan (no targets anywhere): there is no loss")
         return X, T
 
     # -- forward ---------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from chainrule.codegen.cli import main
 from chainrule.derive import derive
 from chainrule.derive.check import check_derivation
 from chainrule.derive.spec import spec_from_data
-from helpers import needs_torch, torch
+from helpers import example, needs_torch, torch
 from test_emit import emitted
 
 RNN_ACTIVATIONS = ("tanh", "sigmoid", "relu")
@@ -372,3 +372,23 @@ def test_groups_over_w_and_u_step_as_the_derivation(seed, tmp_path):
     for l in d.network.parameter_layers:
         for name, after in d.network.weight_matrices(l, d.updated_W[l - 1]):
             np.testing.assert_allclose(net.params[name], after, rtol=1e-12, atol=1e-15)
+
+
+def test_the_trainer_takes_a_step_without_targets_whole(tmp_path):
+    """nan marks a whole step without targets, as null does in the spec: a step with nan for
+    some outputs only, or no targets anywhere, is refused naming T (before: the nan output was
+    masked silently, and an all-nan T gave a loss of 0)."""
+    net = emitted(example("bptt_worked").network.spec, tmp_path).Network()
+    X = np.array([[[1.0], [2.0]]])
+    assert np.isfinite(net.loss(X, np.array([[[np.nan], [2.0]]])))
+    with pytest.raises(ValueError, match=r"T: every step is nan"):
+        net.loss(X, np.full((1, 2, 1), np.nan))
+    two = emitted(spec_from_data({**_two_outputs(), "name": "two"}, "two.yaml"), tmp_path).Network()
+    with pytest.raises(ValueError, match=r"T: row 0, step 1 is nan for some outputs only"):
+        two.loss(X, np.array([[[np.nan, 1.0], [0.5, 0.5]]]))
+
+
+def _two_outputs():
+    return {"inputs": ["x1"], "steps": 2,
+            "layers": [{"name": "h", "kind": "rnn", "units": 1, "activation": "tanh"}, {"name": "y", "units": 2, "activation": "identity"}],
+            "loss": "half_sse", "seed": 1}
