@@ -170,8 +170,8 @@ class Network:
         partial = missing.any(axis=2) & ~missing.all(axis=2)
         if partial.any():  # a step has targets for every output or for none
             row, step = (int(i) for i in np.argwhere(partial)[0])
-            raise ValueError(f"T: row {row}, step {step + 1} is nan for some outputs only; "
-                             "nan marks a whole step without targets")
+            where = f"T: row {row}, step {step + 1}"
+            raise ValueError(f"{where} is nan for some outputs only (nan: a step without targets)")
         if missing.all():
             raise ValueError("T: every step is nan (no targets anywhere): there is no loss")
         return X, T

@@ -233,12 +233,26 @@ def render_layers(d: Derivation) -> list[str]:
     return out
 
 
+#: A layer-level matrix with at most this many entries is printed whole (its signs matter).
+SHOWN_ENTRIES = 6
+
+
+def _nested(values: np.ndarray) -> str:
+    """``[[0.5, -0.25]]``: the entries in the array's nesting, each to 9 significant digits."""
+    if values.ndim == 0:
+        return number(float(values))
+    return "[" + ", ".join(_nested(v) for v in values) + "]"
+
+
 def render_gradient_summary(d: Derivation) -> list[str]:
     """Per layer matrix: its gradient, and the matrix after one optimizer step with what the
     step changed (norm and largest |entry| of each)."""
-    out = ["Gradients and one optimizer step, per layer matrix (norm, largest |entry|)"]
+    out = ["Gradients and one optimizer step, per layer matrix (its entries where it has at most "
+           f"{SHOWN_ENTRIES}, else norm and largest |entry|)"]
 
     def row(name: str, values: np.ndarray, step: np.ndarray | None = None) -> str:
+        if values.size <= SHOWN_ENTRIES:  # a small matrix: its entries, signs and all
+            return f"  {name:<10} = {_nested(values)}" + ("" if step is None else f"  (step: {_nested(step)})")
         text = f"  {name:<10} norm {number(float(np.linalg.norm(values)))}  max {number(float(np.max(np.abs(values))))}"
         return text + ("" if step is None else f"  (step: norm {number(float(np.linalg.norm(step)))}, max {number(float(np.max(np.abs(step))))})")
 
