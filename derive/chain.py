@@ -95,7 +95,8 @@ class ChainRule:
         """Args:
             max_pool: where a max-pool's gradient goes: ``first`` the window's first largest input
                 (PyTorch's rule, the truth); ``every`` every input of the window, ``last`` the last
-                largest (the mistakes :mod:`chainrule.derive.hand` names).
+                largest, ``undivided`` an average-pool's whole to each input (the mistakes
+                :mod:`chainrule.derive.hand` names).
         """
         self.network = network
         self.forms = forms

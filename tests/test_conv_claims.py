@@ -132,3 +132,20 @@ def test_a_kernel_weights_chain_and_its_value_after_steps():
                          f"  - {{of: k11, step: 2, value: {after!r}}}\n")
     assert verdicts[0].correct and verdicts[2].correct
     assert not verdicts[1].correct and "net_c_1_2_2" in verdicts[1].diagnosis
+
+
+def test_an_average_pool_not_divided_is_named():
+    """dE/d(an input of an average-pool window) is the window's delta over n (the mean's
+    derivative, 1/2 for conv1d's pool of 2); the delta whole is named avgpool_not_divided, for a
+    conv unit's gradient and for a kernel weight's (before: an arithmetic slip)."""
+    d = derive(spec_from_data(CASES["conv1d"], "conv1d"))
+    v = Verifier(d)
+    unit = v.evaluate(v.unit_gradient(v.graph.node_named("out_c_1_1")), v.sample)
+    pooled = v.evaluate(v.unit_gradient(v.graph.node_named("p_1_1")), v.sample)
+    assert unit == pytest.approx(pooled / 2, rel=1e-12)
+    k = d.network.parameters().__next__().name
+    whole = 2 * d.gradient(d.network.locate(k))  # every position's delta doubled: one pool
+    verdicts = _judge(d, f"claims:\n  - {{of: dE/dout_c_1_1, value: {pooled!r}}}\n  - {{of: dE/d{k}, value: {whole!r}}}\n")
+    assert _keys(verdicts[0])[0] == "avgpool_not_divided", verdicts[0].diagnosis
+    # every position pooled by 2: the kernel weight's is exactly twice, which the generic "a factor 2 too many" names first
+    assert _keys(verdicts[1])[0] in ("avgpool_not_divided", "factor") and not verdicts[1].correct

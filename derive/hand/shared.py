@@ -12,7 +12,9 @@ paths, factors and graph (see :mod:`chainrule.derive.hand.diagnosis`):
 - ``maxpool_to_every_unit`` and ``maxpool_wrong_unit``: a max-pool's gradient goes to its
   window's largest input alone (the first in row-major order at a tie, as PyTorch routes it);
   sent to every input of the window, or at a tie to the last largest (the engine's other
-  ``max_pool`` rules, :class:`chainrule.derive.chain.ChainRule`).
+  ``max_pool`` rules, :class:`chainrule.derive.chain.ChainRule`);
+- ``avgpool_not_divided``: an average-pool's gradient is spread over its window, 1/n to each of
+  its n inputs; sent whole to each instead (the engine's ``undivided`` rule).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ MAX_POOL_MISTAKES = {
               "alone (the others' derivative is 0)"),
     "last": ("maxpool_wrong_unit", "the max-pool's gradient sent to the last of a window's largest inputs; where several are largest, "
              "it goes to the first in row-major order (as PyTorch routes it)"),
+    "undivided": ("avgpool_not_divided", "the average-pool's gradient sent whole to every unit of its window; each gets 1/n of it, "
+                  "n the window's size (the derivative of the mean)"),
 }
 
 

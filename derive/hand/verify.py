@@ -252,7 +252,7 @@ class Verifier:
         """The max-pool mistakes (:data:`~chainrule.derive.hand.shared.MAX_POOL_MISTAKES`): what
         ``build`` gives with an engine that routes a max-pool's gradient so, where it differs
         from ``true`` (small networks with a max-pool)."""
-        if not self.d.small or not any(layer.kind.startswith("maxpool") for layer in self.network.spec.layers):
+        if not self.d.small or not any(layer.kind.startswith(("maxpool", "avgpool")) for layer in self.network.spec.layers):
             return []
         alts = []
         for rule, (key, words) in MAX_POOL_MISTAKES.items():

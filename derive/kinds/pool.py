@@ -87,10 +87,11 @@ def local_factor(network: Network, layer: int, row: int, wrt: sympy.Symbol, max_
     the derivative by ``sympy.diff`` of :func:`out_definition`; for a max, the human form is 1
     for the window's first largest input in row-major order (PyTorch's tie rule), 0 otherwise:
     ``step(wrt - max(the earlier)) * (1 - step(max(the later) - wrt))``. ``max_pool`` ``every``
-    or ``last`` gives the mistakes instead (1 for every input; for the last largest)."""
+    or ``last`` gives the mistakes instead (1 for every input; for the last largest), and
+    ``undivided`` an average-pool's (1 for each input, the 1/n of the mean left out)."""
     raw = to_step_form(sympy.diff(out_definition(network, layer, row), wrt))
-    if not network.spec.layers[layer - 1].kind.startswith("max"):
-        return raw, raw, ""
+    if not network.spec.layers[layer - 1].kind.startswith("max"):  # a mean: 1/(its inputs)
+        return raw, (sympy.Integer(1) if max_pool == "undivided" else raw), ""
     if max_pool == "every":
         return raw, sympy.Integer(1), ""
     inputs = _inputs(network, layer, row)
