@@ -527,3 +527,14 @@ def test_toml_digit_separators_are_taken(capsys, tmp_path) -> None:
     (tmp_path / "c.toml").write_text('[[claims]]\nof = "dE/dw5"\nvalue = 8_2.167e-3\n')
     code, out, _ = run(capsys, "verify", MAZUR, str(tmp_path / "c.toml"))
     assert code == 0 and "1 of 1 right" in out
+
+
+@pytest.mark.parametrize("true", [0.0, -0.0])
+def test_a_true_zero_is_shown_as_itself(true: float) -> None:
+    """A wrong claim where the true value is 0: the expected value reads 0, not "0 (-0E-9 to the
+    digits written)" (a max-pool window's unrouted unit, a dead relu's gradient)."""
+    from chainrule.derive.hand.claims import parse_literal
+    from chainrule.derive.hand.valuecheck import to_digits_written
+
+    assert to_digits_written(true, parse_literal("0.0123456789", "c.yaml", "value")) is None
+    assert str(to_digits_written(0.0123456789, parse_literal("0.012", "c.yaml", "value"))) == "0.012"

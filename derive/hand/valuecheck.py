@@ -60,9 +60,12 @@ def matches(literal: Literal, value: float) -> str | None:
 
 def to_digits_written(value: float, literal: Literal) -> Decimal | None:
     """``value`` rounded to the last digit ``literal`` shows, or None where that says nothing: the
-    claim stops before the value's first digit, or writes more digits than a float holds."""
+    value is 0, the claim stops before the value's first digit, or writes more digits than a
+    float holds."""
     last = literal.value.as_tuple().exponent
-    first = first_digit(value) if value else last
+    if not value:  # 0 says itself (rounded, -0.0 would read -0E-9)
+        return None
+    first = first_digit(value)
     if not isinstance(last, int) or not first - MAX_SIGNIFICANT < last <= first:
         return None
     return at_precision(value, literal)
