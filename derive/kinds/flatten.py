@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import sympy
 
-from chainrule.derive.kinds import dense
+from chainrule.derive.kinds import activation, dense
 from chainrule.derive.layers import LayerForm
-from chainrule.derive.network import Network, ParamRef
+from chainrule.derive.network import Network
 from chainrule.derive.program import Flatten, Stage, Statement, vector
 
 KIND = "flatten"
 names = dense.names
 #: Its outputs read the outputs of the layer before (it has no nets).
 OUT_READS_BELOW = True
+#: No nets and no parameters: the graph's edges of a layer without weights.
+net_reads, net_parameters, parameter_readers = activation.net_reads, activation.net_parameters, activation.parameter_readers
 
 
 def out_reads(size: int, row: int) -> range:
@@ -34,21 +36,6 @@ def out_reads(size: int, row: int) -> range:
 def out_reads_below(network: Network, layer: int, row: int) -> range:
     """The one unit of the maps before that unit ``row`` is (row-major)."""
     return range(row, row + 1)
-
-
-def net_reads(network: Network, layer: int, row: int) -> range:
-    """None: a flatten has no nets."""
-    return range(0)
-
-
-def net_parameters(network: Network, layer: int, row: int) -> list[str]:
-    """None: a flatten has no parameters."""
-    return []
-
-
-def parameter_readers(network: Network, ref: ParamRef) -> range:
-    """None: a flatten has no parameters."""
-    return range(0)
 
 
 def out_definition(network: Network, layer: int, row: int) -> sympy.Expr:

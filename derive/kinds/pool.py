@@ -27,9 +27,9 @@ from __future__ import annotations
 import sympy
 
 from chainrule.derive import functions
-from chainrule.derive.kinds import dense
+from chainrule.derive.kinds import activation, dense
 from chainrule.derive.layers import LayerForm
-from chainrule.derive.network import Network, ParamRef
+from chainrule.derive.network import Network
 from chainrule.derive.registry import to_step_form
 from chainrule.derive.program import AvgPool, AvgPoolBackprop, MaxPool, MaxPoolBackprop, Stage, Statement, geometry, vector
 
@@ -37,6 +37,8 @@ KIND = "pool"
 names = dense.names
 #: Its outputs read the outputs of the layer before (it has no nets).
 OUT_READS_BELOW = True
+#: No nets and no parameters: the graph's edges of a layer without weights.
+net_reads, net_parameters, parameter_readers = activation.net_reads, activation.net_parameters, activation.parameter_readers
 #: What the max-pool's local factor says of itself (the derivation's note on it).
 MAX_NOTE = ("1 for the window's largest input, 0 for the others; where several are largest, 1 for the first in row-major "
             "order, as PyTorch routes it (sympy's derivative of Max gives each 1/2 there)")
@@ -52,21 +54,6 @@ def out_reads_below(network: Network, layer: int, row: int) -> list[int]:
     window = network.spec.layers[layer - 1].window
     assert window is not None
     return [unit for unit, _ in window.field(row)]
-
-
-def net_reads(network: Network, layer: int, row: int) -> range:
-    """None: a pool has no nets."""
-    return range(0)
-
-
-def net_parameters(network: Network, layer: int, row: int) -> list[str]:
-    """None: a pool has no parameters."""
-    return []
-
-
-def parameter_readers(network: Network, ref: ParamRef) -> range:
-    """None: a pool has no parameters."""
-    return range(0)
 
 
 def _inputs(network: Network, layer: int, row: int) -> list[sympy.Symbol]:
