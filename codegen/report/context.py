@@ -37,7 +37,7 @@ from chainrule.codegen.report.document import (
     CDOT, CLOSE, COLON, E, MINUS, OPEN, PLUS, Bare, Code, Expr, Frac, Math, Name, Num, Prose, Script, Seq, Tok, Vec, Words,
     PARTIAL, activation, gradient, gradient_inline, hyper, joined, partial, updated,
 )
-from chainrule.codegen.report.equations import ROW_WIDTH, Display, Row, equation, math_pieces, product, total
+from chainrule.codegen.report.equations import ROW_WIDTH, Display, Row, equation, math_pieces, product, scaled, total
 from chainrule.codegen.report.mathml import CLOSE as CLOSE_MO, OPEN as OPEN_MO
 from chainrule.codegen.report.latex import escape_text, width
 from chainrule.codegen.report.layers import layer_displays, spec_rows, SpecRow
@@ -147,7 +147,7 @@ def _reduced_steps(d: Derivation, parts: Sequence[Math], values: Sequence[float]
     """``1/N (part_1 + ... + part_N)`` and ``1/N (v_1 + ... + v_N)`` (without the 1/N for a sum)."""
     scale = sympy.Rational(1, len(values)) if d.network.spec.reduction == "mean" else sympy.Integer(1)
     numbers = [Seq(MINUS, Num(abs(v))) if i and v < 0 else Num(v) for i, v in enumerate(values)]  # total() takes a sign given
-    return _scaled(list(parts), scale), _scaled(numbers, scale)
+    return scaled(list(parts), scale), scaled(numbers, scale)
 
 
 @dataclass(frozen=True)
@@ -543,8 +543,8 @@ def loss_displays(d: Derivation) -> tuple[Display, ...]:
     net, env = d.network, d.env
     terms = [net.per_output_loss().xreplace({Y: net.out(net.depth, k), T: net.target(k)}) for k in range(net.sizes[-1])]
     numbers = {s.name: Num(env[s.name], operand=True) for term in terms for s in term.free_symbols}
-    symbolic = _scaled([Expr(t) for t in terms], net.loss_scale)
-    substituted = _scaled([Expr(t, names=numbers) for t in terms], net.loss_scale)
+    symbolic = scaled([Expr(t) for t in terms], net.loss_scale)
+    substituted = scaled([Expr(t, names=numbers) for t in terms], net.loss_scale)
     if not net.spec.loss.l2:
         rows = equation(E, [symbolic, substituted, [Num(d.loss)]])
         return (Display(Prose(f"The loss over {the(net.sizes[-1], 'output')}:"), rows),)
@@ -577,7 +577,7 @@ def batch_loss_displays(d: Derivation) -> tuple[Display, ...]:
     displays = []
     if d.small:
         terms = [net.per_output_loss().xreplace({Y: net.out(net.depth, k), T: net.target(k)}) for k in range(net.sizes[-1])]
-        rows = equation(sample_loss(None), [_scaled([Expr(t) for t in terms], net.loss_scale)])
+        rows = equation(sample_loss(None), [scaled([Expr(t) for t in terms], net.loss_scale)])
         displays.append(Display(Prose("Each sample's loss, with its own outputs and targets:"), rows))
     losses = [sample_loss(k) for k in range(1, n + 1)]
     if not net.spec.loss.l2:
@@ -591,15 +591,6 @@ def batch_loss_displays(d: Derivation) -> tuple[Display, ...]:
     rows = equation(E, [symbols + [Seq(PLUS, penalty_math(d))], numbers + [penalty_number], [Num(d.data_loss), penalty_number], [Num(d.loss)]])
     displays.append(Display(caption, rows))
     return tuple(displays)
-
-
-def _scaled(terms: list[Math], scale: sympy.Expr) -> list[Math]:
-    parts = total(terms)
-    if scale == 1:
-        return parts
-    parts[0] = Seq(Expr(scale), Tok(r" \bigl(", OPEN_MO), parts[0])
-    parts[-1] = Seq(parts[-1], Tok(r"\bigr)", CLOSE_MO))
-    return parts
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import sympy
 
 from chainrule.codegen.report.document import CDOT, CLOSE, EQUALS, MINUS, OPEN, PLUS, SPACE, Expr, Math, Matrix, Num, Prose, Retex, Script, Seq, Tok
 from chainrule.codegen.report.latex import width
+from chainrule.codegen.report.mathml import CLOSE as CLOSE_MO, OPEN as OPEN_MO
 
 #: Row width in average characters of math (A4, 2 cm margins, 11 pt).
 ROW_WIDTH = 74
@@ -139,6 +140,17 @@ def total(terms: Sequence[Math]) -> list[Math]:
         else:
             out.append(Seq(PLUS, term))
     return out
+
+
+def scaled(terms: Sequence[Math], scale: sympy.Expr) -> list[Math]:
+    """Terms as a sum (:func:`total`) times ``scale``: ``1/4 (E_1 + E_2 + E_3 + E_4)``, the
+    bare sum where ``scale`` is 1."""
+    parts = total(terms)
+    if scale == 1:
+        return parts
+    parts[0] = Seq(Expr(scale), Tok(r" \bigl(", OPEN_MO), parts[0])
+    parts[-1] = Seq(parts[-1], Tok(r"\bigr)", CLOSE_MO))
+    return parts
 
 
 def math_pieces(expr: sympy.Expr, **settings) -> list[Math]:

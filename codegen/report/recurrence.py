@@ -33,7 +33,7 @@ from chainrule.derive.registry import X, Y, T
 from chainrule.codegen.report.document import (
     CDOT, EQUALS, ODOT, PLUS, Code, E, Expr, Math, Matrix, Name, Num, Prose, Script, Seq, Tok, Vec, activation, partial,
 )
-from chainrule.codegen.report.equations import Display, Row, equation, math_pieces, parenthesized, total
+from chainrule.codegen.report.equations import Display, Row, equation, math_pieces, parenthesized, scaled, total
 from chainrule.codegen.report.mathml import CLOSE as CLOSE_MO, OPEN as OPEN_MO
 from chainrule.codegen.terminal.program_text import per_step
 
@@ -215,17 +215,8 @@ def _step_loss(d: Derivation, v: dict[str, np.ndarray], t: int) -> tuple[tuple[R
     scale = net.loss_scale
     loss = float(scale * sum(term.xreplace({s: sympy.Float(x, 17) for s, x in numbers.items()}) for term in terms))
     lhs = Script(E, Tok(str(t + 1), f"<mn>{t + 1}</mn>"), sup=False)
-    rows = equation(lhs, [_scaled([Expr(x, names=symbolic) for x in terms], scale), _scaled([Expr(x, names=names) for x in terms], scale), [Num(loss)]])
+    rows = equation(lhs, [scaled([Expr(x, names=symbolic) for x in terms], scale), scaled([Expr(x, names=names) for x in terms], scale), [Num(loss)]])
     return rows, loss
-
-
-def _scaled(terms: list[Math], scale: sympy.Expr) -> list[Math]:
-    parts = total(terms)
-    if scale == 1:
-        return parts
-    parts[0] = Seq(Expr(scale), Tok(r" \bigl(", OPEN_MO), parts[0])
-    parts[-1] = Seq(parts[-1], Tok(r"\bigr)", CLOSE_MO))
-    return parts
 
 
 def forward_steps(d: Derivation) -> tuple[Display, ...]:
