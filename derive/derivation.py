@@ -57,6 +57,26 @@ def _first_bad(array: np.ndarray) -> int | None:
     return int(bad[0]) if bad.size else None
 
 
+def _net_field(network: Network, values: Values, run: Pass, l: int, r: int) -> str:
+    """The field whose term makes entry ``r`` of layer ``l``'s nets (flat, step by step) not
+    finite: its ``weights``, or for an rnn whose recurrent part ``U h_(t-1)`` is the one that is
+    not finite or the larger, its ``recurrent_weights``."""
+    layer = network.spec.layers[l - 1]
+    if not layer.is_rnn or values.W[l - 1] is None:
+        return f"layers[{l - 1}].weights"
+    units, before = network.sizes[l], network.sizes[l - 1]
+    step, unit = divmod(r, units)
+    W = np.asarray(values.W[l - 1], dtype=float)
+    x = np.asarray(run.outs[l - 1][0], dtype=float).reshape(-1, before)[step]
+    h = np.asarray(run.outs[l][0], dtype=float).reshape(-1, units)[step - 1] if step else (
+        np.zeros(units) if layer.initial is None else np.asarray(layer.initial, dtype=float))
+    with np.errstate(all="ignore"):
+        own, recurrent = W[unit, :before] @ x, W[unit, before:] @ h
+    if np.isfinite(own) and (not np.isfinite(recurrent) or abs(recurrent) > abs(own)):
+        return f"layers[{l - 1}].recurrent_weights"
+    return f"layers[{l - 1}].weights"
+
+
 def diagnose(network: Network, values: Values, run: Pass) -> NotFinite | None:
     """What is not finite on the sample, named by the field that makes it so, or None.
 
@@ -69,8 +89,9 @@ def diagnose(network: Network, values: Values, run: Pass) -> NotFinite | None:
             r = _first_bad(table[0])
             if r is not None:
                 unit = network.units(l)[r % network.sizes[l]]  # a sequence's values are flat, step by step
-                field = f"layers[{l - 1}].weights" if kind == "net" and network.has_parameters(l) else _layer_field(network, l)
-                return NotFinite(source, field, f"{kind}_{unit} is {float(table[0][r])!r} on the sample (the formula is not defined there, or overflows)")
+                field = _net_field(network, values, run, l, r) if kind == "net" and network.has_parameters(l) else _layer_field(network, l)
+                where = f" at step {r // network.sizes[l] + 1}" if network.spec.steps > 1 else ""
+                return NotFinite(source, field, f"{kind}_{unit}{where} is {float(table[0][r])!r} on the sample (the formula is not defined there, or overflows)")
     loss_def = network.loss_def
     if loss_def is not None and loss_def.needs_unit_outputs:
         out = run.outs[-1][0]

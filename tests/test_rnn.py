@@ -267,6 +267,10 @@ BAD = [
     ({"layers": [{"name": "h", "kind": "rnn", "units": 1, "activation": "softmax"}, {"name": "y", "units": 1, "activation": "identity"}]},
      "layers[0].activation", "elementwise activation"),
     ({"layers": [{"name": "h", "units": 1, "activation": "tanh"}]}, "steps", "no layer is of kind: rnn"),
+    ({"layers": [{"name": "h", "kind": "rnn", "units": 1, "activation": "relu", "recurrent_weights": [[1e300]], "initial": [1.0]},
+                 {"name": "y", "units": 1, "activation": "identity"}]}, "layers[0].recurrent_weights", "net_h1 at step 2 is inf"),
+    ({"layers": [{"name": "h", "kind": "rnn", "units": 1, "activation": "relu", "weights": [[1e308]], "recurrent_weights": [[0.5]]},
+                 {"name": "y", "units": 1, "activation": "identity"}]}, "layers[0].weights", "net_h1 at step 2 is inf"),
 ]
 
 
