@@ -412,10 +412,15 @@ def emit(spec: SpecLike, out_dir: str | os.PathLike = ".", formulas: bool = Fals
         spec: a spec, or a path or dict to :func:`load` (a spec file's ``data:`` path is written
             relative to ``out_dir``).
         out_dir: the directory (``-o``).
-        formulas: also write ``gradient_formulas(x, t)`` (``--formulas``).
+        formulas: also write ``gradient_formulas(x, t)`` (``--formulas``): for a small dense
+            network only.
 
     Returns:
         The path written.
+
+    Warns:
+        chainrule.codegen.commands.FormulasLeftOut: ``formulas`` asked for, but the network is
+            not a small dense one: the trainer is written without ``gradient_formulas``.
 
     Raises:
         ChainruleError: a bad spec; ``out_dir`` is not a directory or cannot be written. Nothing

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from typing import Sequence
 
 from chainrule.derive.derivation import derive
 from chainrule.derive.errors import ChainruleError
 
-from chainrule.codegen.commands import check, emit
+from chainrule.codegen.commands import FormulasLeftOut, check, emit
 from chainrule.codegen.files import load_spec
 from chainrule.codegen.terminal.jsonout import render_json
 from chainrule.codegen.terminal.text import render_check, render_derivation, render_steps
@@ -52,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     emit_cmd = commands.add_parser("emit", allow_abbrev=False, help="write the standalone NumPy trainer DIR/NAME.py")
     emit_cmd.add_argument("spec", help="the network spec")
     emit_cmd.add_argument("-o", "--output", default=".", metavar="DIR", help="the directory to write NAME.py into (default: .)")
-    emit_cmd.add_argument("--formulas", action="store_true", help="also write gradient_formulas(x, t): every weight's chain, as in a hand calculation (small networks)")
+    emit_cmd.add_argument("--formulas", action="store_true", help="also write gradient_formulas(x, t): every weight's chain, as in a hand calculation (small dense networks; otherwise a note says why none)")
     check_cmd = commands.add_parser("check", allow_abbrev=False, help="central differences against the derivation; exit 1 on disagreement")
     check_cmd.add_argument("spec", help="the network spec")
     check_cmd.add_argument("--points", type=int, default=3, metavar="N", help="seeded random points besides the sample (default 3)")
@@ -97,7 +98,11 @@ def run(argv: Sequence[str]) -> int:
             sys.stdout.write(render_derivation(derivation, args.param) + ("\n" + render_steps(derivation, steps, args.param) if steps else ""))
         return 0
     if args.command == "emit":
-        print(f"wrote {emit(spec, args.spec, args.output, formulas=args.formulas)}")
+        with warnings.catch_warnings(record=True) as notes:
+            warnings.simplefilter("always", FormulasLeftOut)
+            print(f"wrote {emit(spec, args.spec, args.output, formulas=args.formulas)}")
+        for note in notes:
+            print(f"chainrule: note: {note.message}", file=sys.stderr)
         return 0
     if args.command == "report":
         from chainrule.codegen.report.writer import write_report  # imported here: the other commands never pay for it

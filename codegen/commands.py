@@ -3,6 +3,7 @@ only parses arguments, calls one of these and prints what it returns."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +14,12 @@ from chainrule.derive.spec import Spec
 
 from chainrule.codegen.files import write_atomic
 from chainrule.codegen.progress import progress
-from chainrule.codegen.trainer.context import render_trainer
+from chainrule.codegen.trainer.context import formulas_left_out, render_trainer
 from chainrule.codegen.trainer.emitted import check_trainer, load_trainer
+
+class FormulasLeftOut(UserWarning):
+    """``emit(..., formulas=True)`` wrote no ``gradient_formulas``: the message says why."""
+
 
 #: Random points ``check`` accepts besides the sample.
 MAX_POINTS = 100
@@ -23,7 +28,7 @@ MAX_POINTS = 100
 def emit(spec: Spec, spec_path: str, out_dir: str, formulas: bool = False) -> Path:
     """Write the trainer of ``spec`` as ``out_dir/NAME.py`` (atomically) and return its path;
     with ``formulas``, the trainer also holds ``gradient_formulas`` (every weight's chain written
-    out, for a small network).
+    out, for a small dense network; otherwise a :class:`FormulasLeftOut` warning says why none).
 
     Raises:
         ChainruleError: ``out_dir`` is not a directory, or the file cannot be written.
@@ -31,11 +36,15 @@ def emit(spec: Spec, spec_path: str, out_dir: str, formulas: bool = False) -> Pa
     target = Path(out_dir) / f"{spec.name}.py"
     if Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise ChainruleError(out_dir, "-o", "expected a directory")
-    text = render_trainer(derive(spec), spec_path, out_dir, formulas)
+    derivation = derive(spec)
+    text = render_trainer(derivation, spec_path, out_dir, formulas)
     try:
         write_atomic(target, text)
     except OSError as error:
         raise ChainruleError(str(target), "-o", f"cannot write: {error.strerror or error}") from None
+    left_out = formulas_left_out(derivation) if formulas else None
+    if left_out is not None:
+        warnings.warn(f"{spec.source}: --formulas: {left_out}", FormulasLeftOut, stacklevel=2)
     return target
 
 

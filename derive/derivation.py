@@ -12,7 +12,6 @@ for by name.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Iterable, Mapping, Sequence
@@ -140,18 +139,11 @@ class Derivation:
     rule: CompiledRule
     updated_W: tuple[np.ndarray, ...]
     updated_b: tuple[np.ndarray | None, ...]
-    layer_level: bool = False
 
     @property
     def small(self) -> bool:
-        """Whether every parameter has its chain here (:func:`is_small`, unless taken at the
-        layer level: :meth:`at_layer_level`)."""
-        return not self.layer_level and is_small(self.network)
-
-    def at_layer_level(self) -> Derivation:
-        """The same derivation as a big network's: no scalar chains, :attr:`small` False (the
-        report of a network over maps, whose per-weight pages are not written yet)."""
-        return dataclasses.replace(self, chains={}, layer_level=True)
+        """Whether every parameter has its chain here (:func:`is_small`)."""
+        return is_small(self.network)
 
     @property
     def loss(self) -> float:
@@ -215,7 +207,7 @@ class Derivation:
         values = Values(self.values.W, self.values.b, self.values.X[row:row + 1], self.values.T[row:row + 1], self.values.seeded_sample)
         sample = self.numbers.run(values.W, values.b, values.X, values.T, penalty=False)
         updated_W, updated_b = _one_step(self.network, values, sample)
-        return Derivation(self.network, values, self.layers, self.program, self.numbers, sample, self.chains, self.rule, updated_W, updated_b, self.layer_level)
+        return Derivation(self.network, values, self.layers, self.program, self.numbers, sample, self.chains, self.rule, updated_W, updated_b)
 
     def reduce(self, per_sample: Sequence[float]) -> float:
         """The samples' values of one quantity reduced as the loss is: their mean or their sum."""
@@ -374,25 +366,9 @@ def is_small(network: Network) -> bool:
     return not network.spec.spatial or sum(network.sizes) <= SMALL_MAX_UNITS
 
 
-#: What a command that needs per-weight chains says of a network over feature maps, for now.
-NOT_YET_SPATIAL = "is not available yet for a network with convolution, pooling or flatten layers (its per-weight chains come later, issue 16); derive shows its layer form and gradients"
-
-
-#: The same for a network with an rnn (its chains through time).
+#: What a command that needs per-weight chains says of a network with an rnn, for now (its chains through time).
 NOT_YET_SEQUENCE = ("is not available yet for a network with an rnn layer (its per-weight chains through time come later, issue 16); "
                     "derive shows its layer form (backpropagation through time) and gradients")
-
-
-def refuse_spatial(network: Network, field: str, what: str) -> None:
-    """Raise for ``what`` (a command or option) on a network over feature maps or sequences.
-
-    Raises:
-        ChainruleError: ``network`` has convolution, pooling, flatten or rnn layers.
-    """
-    if network.spec.spatial:
-        raise ChainruleError(network.spec.source, field, f"{what} {NOT_YET_SPATIAL}")
-    if network.spec.sequence:
-        raise ChainruleError(network.spec.source, field, f"{what} {NOT_YET_SEQUENCE}")
 
 
 def refuse_sequence(network: Network, field: str, what: str) -> None:

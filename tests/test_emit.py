@@ -118,6 +118,21 @@ def test_gradient_formulas_only_when_asked(tmp_path: Path) -> None:
     assert "def gradient_formulas(self, x, t):" in text and "chainrule emit mazur.yaml --formulas -o DIR" in text
 
 
+@pytest.mark.parametrize("name,why", [("conv_small", "dense networks only"), ("bptt_worked", "dense networks only"),
+                                      ("mlp_784_128_10", "small networks only (at most 200 parameters in at most 6 layers; this one has 101770 in 2)")])
+def test_formulas_left_out_are_said_not_silent(name: str, why: str, tmp_path: Path, capsys) -> None:
+    path = ROOT / "examples" / f"{name}.yaml"
+    assert main(["emit", str(path), "-o", str(tmp_path / "cli"), "--formulas"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and captured.err.startswith("chainrule: note: ") and why in captured.err, captured.err
+    assert "gradient_formulas" not in (tmp_path / "cli" / f"{name}.py").read_text(encoding="utf-8")
+    import chainrule
+    from chainrule.codegen.commands import FormulasLeftOut
+
+    with pytest.warns(FormulasLeftOut, match="--formulas: gradient_formulas is written for"):
+        chainrule.emit(path, tmp_path / "api", formulas=True)
+
+
 # -- against the derivation, finite differences and the published figures --------------------------
 
 

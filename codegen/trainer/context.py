@@ -29,7 +29,7 @@ import numpy as np
 import sympy
 
 from chainrule.derive import layers, naming, spatial
-from chainrule.derive.derivation import Derivation
+from chainrule.derive.derivation import SMALL_MAX_DEPTH, SMALL_MAX_PARAMETERS, Derivation
 from chainrule.derive.functions import HELPERS
 from chainrule.derive.network import Network
 from chainrule.derive.optimizers import DECAY, GRAD, LR, OPTIMIZERS, STEP, THETA, first_step_expr
@@ -111,6 +111,18 @@ class TrainerContext:
     steps: int = 0
 
 
+def formulas_left_out(d: Derivation) -> str | None:
+    """Why ``d``'s trainer gets no ``gradient_formulas`` (``--formulas``), or None when it does."""
+    spec = d.network.spec
+    if spec.spatial or spec.sequence:
+        return ("gradient_formulas is written for dense networks only, not yet for convolution, pooling, flatten or rnn layers; "
+                "the trainer's gradients are the layer form's (see chainrule derive)")
+    if not d.small:
+        return (f"gradient_formulas is written for small networks only (at most {SMALL_MAX_PARAMETERS} parameters in at most "
+                f"{SMALL_MAX_DEPTH} layers; this one has {d.network.parameter_count} in {d.network.depth}); ask for one chain with chainrule derive --param")
+    return None
+
+
 def build_trainer_context(d: Derivation, spec_path: str, out_dir: str, formulas: bool = False) -> TrainerContext:
     """The template context of ``d``'s trainer, to be written into ``out_dir``; with ``formulas``,
     the trainer also gets ``gradient_formulas`` (every weight's chain, for a small network)."""
@@ -120,7 +132,7 @@ def build_trainer_context(d: Derivation, spec_path: str, out_dir: str, formulas:
     vector = array_code(d)
     forward, loss, backward = vector.forward, vector.loss, vector.backward
     scalar = scalar_step(d, frozenset(s.name for s in frozen)) if scalar_wanted(d) and not spec.sequence else ()
-    chains = chain_formulas(d) if formulas and d.small and not spec.spatial else ()  # the float printer has no correlation (yet)
+    chains = chain_formulas(d) if formulas and formulas_left_out(d) is None else ()
     updates = _updates(d)
     state = OPTIMIZERS[spec.optimizer.kind].state
     outputs = ", ".join(name for form in d.layers for name in ((form.net, form.out) if form.weight else (form.out,)))
