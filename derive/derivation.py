@@ -12,6 +12,7 @@ for by name.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Iterable, Mapping, Sequence
@@ -381,6 +382,25 @@ def refuse_sequence(network: Network, field: str, what: str) -> None:
         raise ChainruleError(network.spec.source, field, f"{what} {NOT_YET_SEQUENCE}")
 
 
+def _refuse_matrix(network: Network, name: str) -> None:
+    """Raise when ``name`` is a matrix's (``W1``, ``U1``, ``b2``): ``--param`` takes one entry.
+
+    Raises:
+        ChainruleError: ``name`` names a layer's weights or biases, with its first entry's name.
+    """
+    found = re.fullmatch(r"([WUb])([1-9][0-9]{0,5})", name)
+    layer = network.layer_of_matrix(int(found.group(2))) if found else None
+    if found is None or layer is None:
+        return
+    spec_layer, letter = network.spec.layers[layer - 1], found.group(1)
+    if letter == "U" and not spec_layer.is_rnn or letter == "b" and network.bias_name(layer, 0) is None:
+        return
+    first = network.bias_name(layer, 0) if letter == "b" else network.weight_name(layer, 0, network.sizes[layer - 1] if letter == "U" else 0)
+    what = {"W": "weights", "U": "recurrent_weights", "b": "biases"}[letter]
+    raise ChainruleError(network.spec.source, "--param", f"{name!r} is layer {spec_layer.name}'s {what} (a matrix); --param takes one "
+                         f"parameter, such as {first!r}; the matrix's gradient is in derive's output without --param")
+
+
 def resolve_params(network: Network, names: Iterable[str]) -> list[ParamRef]:
     """The parameters called ``names``.
 
@@ -395,6 +415,7 @@ def resolve_params(network: Network, names: Iterable[str]) -> list[ParamRef]:
         if ref is None and not network.parameter_layers:
             raise ChainruleError(network.spec.source, "--param", f"no parameter named {name!r}: the network has no parameters")
         if ref is None:
+            _refuse_matrix(network, name)
             first, last = network.parameter_layers[0], network.parameter_layers[-1]
             examples = list(dict.fromkeys([network.weight_name(first, 0, 0), network.weight_name(last, 0, 0)]))
             bias = network.bias_name(first, 0)

@@ -212,6 +212,17 @@ def test_a_param_that_is_no_parameter_is_one_line(name, tmp_path, capsys):
     assert err.count("\n") == 1 and "--param" in err and "k11" in err
 
 
+@pytest.mark.parametrize("name,says", [("W1", "'W1' is layer c's weights (a matrix); --param takes one parameter, such as 'k11'"),
+                                       ("W2", "'W2' is layer o's weights (a matrix); --param takes one parameter, such as 'w1'")])
+def test_a_matrix_name_is_said_to_be_a_matrix(name, says, tmp_path, capsys):
+    """A kernel's matrix name (``W1``) is not answered with a dense weight's name (``w1``)."""
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(SMALL))
+    assert main(["derive", str(path), "--param", name]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and says in err, err
+
+
 def test_a_weight_name_that_clashes_with_a_kernel_name_is_refused(tmp_path, capsys):
     layers = [*SMALL["layers"][:3], dict(SMALL["layers"][3], weight_names=[["k11", "v2", "v3", "v4"], ["v5", "v6", "v7", "v8"]])]
     path = tmp_path / "clash.yaml"
