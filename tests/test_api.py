@@ -253,6 +253,7 @@ def test_check_of_an_emitted_trainer_and_its_errors(tmp_path: Path, capsys) -> N
         assert str(raised(chainrule.check, MAZUR, **kwargs)) == cli_message(capsys, "check", MAZUR, *argv)
 
 
+@pytest.mark.filterwarnings("ignore::chainrule.codegen.commands.FormulasLeftOut")  # examples without formulas: tests/test_emit.py
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.stem)
 def test_emit_writes_what_the_command_line_writes(path: Path, tmp_path: Path, capsys) -> None:
     assert cli(capsys, "emit", path, "-o", tmp_path / "cli")[0] == 0

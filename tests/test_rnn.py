@@ -237,6 +237,19 @@ def test_derive_json_keys_w_u_b_and_values_per_step(capsys):
     assert "U1.T @ delta_h[t+1]" in document["layers"][0]["delta"]
 
 
+def test_the_layer_form_writes_every_step_at_t_and_the_targets_apart_from_t(capsys):
+    """t is the step: the layers above the rnn are written at step t too, and the target vector
+    as target[t], never ``out_y - t``."""
+    from helpers import EXAMPLES
+
+    assert main(["derive", str(EXAMPLES / "bptt_worked.yaml")]) == 0
+    text = capsys.readouterr().out.split("Layer form", 1)[1]
+    for line in ("net_y[t] = W2 @ out_h[t]", "out_y[t] = identity(net_y[t])", "delta_y[t] = out_y[t] - target[t]",
+                 "dE_dW2 = sum over t of outer(delta_y[t], out_h[t])    (t = 1, ..., 2)", "dE_dh0_h = (U1.T @ delta_h[1])"):
+        assert line in text, line
+    assert " - t " not in text and "target[t] the targets at step t" in text
+
+
 def test_the_trainer_takes_sequences_and_null_targets(tmp_path):
     from helpers import example
 

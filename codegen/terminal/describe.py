@@ -326,7 +326,7 @@ def describe_layer(d: Derivation, form: LayerForm) -> LayerText:
     activation = statements.get("activation")
     weighted = (statement_text(program, statements["weighted sums"]),) if "weighted sums" in statements else ()
     maps = tuple(statement_text(program, statements[rule]) for rule in ("pooling", "flatten") if rule in statements)
-    if activation is not None and activation.loop:  # a recurrence: at step t, in the loop of its weighted sums
+    if activation is not None and program.steps:  # a sequence: at step t (an rnn's in the loop of its weighted sums)
         forward = weighted + (f"{activation.target}[t] = {activation_text(d, form.index, real_symbol(form.net + '[t]'))}",)
     else:
         forward = weighted + maps + ((f"{activation.target} = {activation_text(d, form.index, real_symbol(form.net))}",) if activation is not None else ())

@@ -13,6 +13,10 @@ from chainrule.derive.formula import FormulaPrinter, format_expr
 from chainrule.derive.program import Program, Statement
 
 
+#: The target vector at step t of a sequence (``t`` is the step there).
+SEQUENCE_TARGETS = "target"
+
+
 class ProgramTextPrinter(FormulaPrinter):
     """Statements of a program as text; a local derivative a delta multiplies is written out
     (``* out_h*(1 - out_h)``), as people write the delta rule."""
@@ -118,6 +122,8 @@ class ProgramTextPrinter(FormulaPrinter):
 
     def _print_Symbol(self, expr) -> str:
         name = super()._print_Symbol(expr)
+        if self.sequence and expr.name == self.program.targets:
+            return f"{SEQUENCE_TARGETS}[t]"  # t is the step: the targets are written out
         return f"{name}[t]" if self.sequence and per_step(self.program, expr.name) else name
 
 
@@ -138,9 +144,10 @@ def _side(value) -> str:
 def statement_text(program: Program, statement: Statement) -> str:
     """``target = expression`` as people write it, with what it relies on after it; a sequence's
     statement at step t, with its loop (``for t = 1, ..., T``) and what it reads at the edges."""
-    indexed = bool(statement.loop) or (statement.kind == "rnn" and "gradient" in statement.rule)  # a recurrence: written at step t
+    indexed = bool(program.steps) and statement.stage.value != "loss"  # a sequence's statements: written at step t
     written = ProgramTextPrinter(program, indexed).doprint(statement.written)
-    target = f"{statement.target}[t]" if statement.loop else str(statement.target)
+    per_step_target = indexed and per_step(program, statement.target.name) and "gradient" not in statement.rule
+    target = f"{statement.target}[t]" if per_step_target else str(statement.target)
     text = f"{target} = {written}" + _loop_text(program, statement)
     return text + (f"    (derived: {statement.note})" if statement.note else "")
 
@@ -166,7 +173,7 @@ def _loop_text(program: Program, statement: Statement) -> str:
     elif statement.loop:
         where = f"for t = 1, ..., {T}"
     elif statement.rule in ("weight gradient", "recurrent weight gradient", "bias gradient"):
-        where = f"summed over t = 1, ..., {T}" if statement.kind != "rnn" else f"t = 1, ..., {T}"
+        where = f"t = 1, ..., {T}"
     else:
         where = f"at every t = 1, ..., {T}"
     return f"    ({where}{'; ' + edge if edge else ''})"

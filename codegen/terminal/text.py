@@ -219,7 +219,8 @@ def render_param(p: ParamText) -> list[str]:
 
 
 def render_layers(d: Derivation) -> list[str]:
-    out = ["Layer form (delta recursion; * is elementwise, @ the matrix product)"]
+    steps = "; v[t] is v at step t, target[t] the targets at step t" if d.network.spec.sequence else ""
+    out = [f"Layer form (delta recursion; * is elementwise, @ the matrix product{steps})"]
     for form in d.layers:
         layer = describe_layer(d, form)
         without = ", no weights: delta is dE/d(its input)" if layer.weight is None else ""
