@@ -403,8 +403,9 @@ class _Reader:
             steps=self.steps,
         )
         if spec.sequence:
-            if spec.data is not None:
-                raise self.fail("data", "a data file of sequences is not read yet; pass X [batch, steps, inputs] and T to the emitted trainer's fit")
+            if spec.data is not None and not spec.data.path.lower().endswith(".npz"):
+                raise self.fail("data.path", f"expected a .npz file of sequences (X [samples, {spec.steps}, inputs], T [samples, {spec.steps}, outputs], "
+                                             f"nan at a step without targets): a .csv holds one row per sample, got {shown(spec.data.path)}")
             self.sequences.check_some_loss(spec.batch, "samples" if spec.samples else "sample.t")
         self.check_unique_names(spec)
         return spec

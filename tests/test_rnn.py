@@ -342,6 +342,32 @@ def test_the_sequence_example_learns_the_sum_as_the_docs_say(tmp_path):
     assert f"{np.mean(T_held[:, -1, 0] ** 2):.3g}" in page
 
 
+def test_a_data_file_of_sequences_is_a_npz_the_trainer_trains_on(tmp_path, capsys):
+    """``data: {path: seq.npz}`` with X [samples, steps, inputs] and T (nan: no target): the
+    emitted trainer run without --data trains on it; a .csv is refused in one line."""
+    from helpers import EXAMPLES
+    from test_emit import import_file
+
+    data = yaml.safe_load((EXAMPLES / "sequence_sum.yaml").read_text(encoding="utf-8"))
+    rng = np.random.default_rng(3)
+    X = rng.uniform(-0.5, 0.5, (64, 8, 1))
+    T = np.full((64, 8, 1), np.nan)
+    T[:, -1, 0] = X.sum(axis=(1, 2))
+    np.savez(tmp_path / "seq.npz", X=X, T=T)
+    (tmp_path / "seq.yaml").write_text(yaml.safe_dump({**data, "data": {"path": "seq.npz"}}), encoding="utf-8")
+    assert main(["emit", str(tmp_path / "seq.yaml"), "-o", str(tmp_path)]) == 0
+    trainer = import_file(tmp_path / "sequence_sum.py")
+    capsys.readouterr()
+    trainer.main(["--epochs", "3", "--batch-size", "16"])
+    before, after = (float(line.split(": ")[1]) for line in capsys.readouterr().out.splitlines() if line.startswith("loss"))
+    assert before == pytest.approx(trainer.Network().loss(X, T), rel=1e-8) and after < before  # printed to 9 digits
+    (tmp_path / "csv.yaml").write_text(yaml.safe_dump({**data, "data": {"path": "seq.csv"}}), encoding="utf-8")
+    assert main(["emit", str(tmp_path / "csv.yaml"), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "csv.yaml: data.path: expected a .npz file of sequences (X [samples, 8, inputs]" in err
+    assert not (tmp_path / "out").exists()
+
+
 @needs_torch
 @pytest.mark.parametrize("seed", [1, 6])
 def test_l2_penalises_w_and_u_as_torch(seed, tmp_path):
