@@ -327,10 +327,12 @@ def test_report_html_writes_the_command_lines_page(tmp_path: Path, capsys) -> No
     assert not (tmp_path / "bad").exists()
 
 
-CLAIMS = sorted((ROOT / "examples" / "claims").glob("*.yaml"))
+#: The claims files; one of 10,000 steps (two trajectories, three times here) is a slow test.
+CLAIMS = [pytest.param(p, marks=pytest.mark.slow) if p.stem == "mazur_trained_figures" else p
+          for p in sorted((ROOT / "examples" / "claims").glob("*.yaml"))]
 
 
-@pytest.mark.parametrize("claims", CLAIMS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("claims", CLAIMS, ids=lambda p: getattr(p, "stem", None))
 def test_verify_judges_as_the_command_line_does(claims: Path, capsys) -> None:
     spec = ROOT / "examples" / f"{claims.stem.rsplit('_', 1)[0]}.yaml"
     code, out, _ = cli(capsys, "verify", spec, claims)

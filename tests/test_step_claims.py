@@ -44,6 +44,7 @@ def test_the_derivations_steps_are_the_trainers():
         assert state.run.loss == pytest.approx(theirs.losses[k], rel=1e-13)
 
 
+@pytest.mark.slow  # 10,000 steps twice; docs/claims.md's session runs the same command in the fast suite
 def test_the_command_line(capsys):
     assert main(["verify", str(TRAINED), str(CLAIMS)]) == 1
     out = capsys.readouterr().out
