@@ -36,7 +36,7 @@ def test_the_example_claims_are_judged_as_their_comments_say():
     v = Verifier(derive(load_spec(str(EXAMPLE))))
     verdicts = v.verify(parse_claims(CLAIMS.read_text(), str(CLAIMS), "yaml", v.network, v.graph))
     assert [verdict.correct for verdict in verdicts] == [True] * 11 + [False] * 3
-    assert _keys(verdicts[11])[0] == "position_left_out" and "c_1_2_2" in verdicts[11].findings[0].words
+    assert _keys(verdicts[11])[0] == "position_left_out" and "the term at (2,2) is left out" in verdicts[11].findings[0].words
     assert _keys(verdicts[12])[0] == "maxpool_to_every_unit"
     assert _keys(verdicts[13])[0] == "kernel_not_flipped"
 
@@ -44,7 +44,7 @@ def test_the_example_claims_are_judged_as_their_comments_say():
 def test_the_example_from_the_command_line(capsys):
     assert main(["verify", str(EXAMPLE), str(CLAIMS)]) == 1
     out = capsys.readouterr().out
-    assert "11 of 14 right" in out and "the position c_1_2_2 is left out" in out
+    assert "11 of 14 right" in out and "the term at (2,2) is left out" in out
 
 
 def test_a_tie_sent_to_the_last_largest_is_named():
@@ -69,8 +69,59 @@ def test_kernel_weight_formulas_and_chains():
     verdicts = _judge(d, f"claims:\n  - {{of: dE/dk11, formula: '{right}'}}\n  - {{of: dE/dk11, formula: '{left_out}'}}\n"
                          f"  - {{of: dE/dk11, value: {d.gradient(d.network.locate('k11'))!r}}}\n")
     assert verdicts[0].correct, verdicts[0].diagnosis
-    assert not verdicts[1].correct and "c_1_3_3" in verdicts[1].diagnosis
+    assert not verdicts[1].correct and "the term at (3,3) is left out" in verdicts[1].diagnosis
     assert verdicts[2].correct
+
+
+#: The tester's tie: a 3x3 input, the kernel [[1, 0], [0, 0]], so that the conv's first row is [1, 1]
+#: (out_c_1_1_1 and out_c_1_1_2 tie in the one 2x2 max-pool window), one linear output w1 = 2, t = 0:
+#: dE/dp = 4, routed whole to out_c_1_1_1 (the first largest, as PyTorch).
+TIE = {
+    "name": "tie",
+    "inputs": {"shape": [1, 3, 3]},
+    "layers": [
+        {"name": "c", "kind": "conv2d", "channels": 1, "kernel": 2, "activation": "identity", "bias": "none", "weights": [[[[1.0, 0.0], [0.0, 0.0]]]]},
+        {"name": "p", "kind": "maxpool2d", "kernel": 2},
+        {"name": "f", "kind": "flatten"},
+        {"name": "o", "units": 1, "activation": "identity", "weights": [[2.0]], "biases": [0.0]},
+    ],
+    "loss": "half_sse",
+    "sample": {"x": [[[1, 1, 5], [0, 0, 0], [0, 0, 0]]], "t": [0]},
+    "optimizer": {"kind": "sgd", "lr": 0.1},
+}
+
+
+def test_a_tie_sent_to_the_wrong_unit_or_split_is_named_on_units_and_kernel_weights():
+    """A one-digit claim that is a mistake's value exactly (4, not 4 rounded) is telling; splitting a
+    tie evenly (1/2 each) is maxpool_tie_split. dE/dk12 meets x_1_1_2 = 1 at c_1_1_1 and x_1_1_3 = 5 at
+    c_1_1_2: 4 (right), 20 (the last largest), 12 (split: 2*1 + 2*5), 24 (every unit)."""
+    d = derive(spec_from_data(TIE, "tie"))
+    claims = [("dE/dout_c_1_1_1", 4), ("dE/dout_c_1_1_2", 4), ("dE/dout_c_1_1_1", 0), ("dE/dout_c_1_1_1", 2), ("dE/dout_c_1_1_2", 2),
+              ("dE/dk12", 4), ("dE/dk12", 20), ("dE/dk12", 12), ("dE/dk12", 24)]
+    verdicts = _judge(d, "claims:\n" + "".join(f"  - {{of: {of}, value: {value}}}\n" for of, value in claims))
+    assert [v.correct for v in verdicts] == [True, False, False, False, False, True, False, False, False]
+    keys = [_keys(v)[0] if v.findings else None for v in verdicts]
+    assert keys == [None, "maxpool_wrong_unit", "maxpool_wrong_unit", "maxpool_tie_split", "maxpool_tie_split",
+                    None, "maxpool_wrong_unit", "maxpool_tie_split", "maxpool_to_every_unit"]
+
+
+def test_a_formula_leaving_out_positions_says_which(capsys, tmp_path):
+    """Three of the 16 terms of conv_worked's dE/dk11 (the ones that are not 0 here): the other 13
+    positions are named, and the expected form is printed once."""
+    example = EXAMPLE.parent / "conv_worked.yaml"
+    d = derive(load_spec(str(example)))
+    written = "delta_c_1_1_4*x_1_1_4 + delta_c_1_4_2*x_1_4_2 + delta_c_1_3_3*x_1_3_3"
+    verdict = _judge(d, f"claims:\n  - {{of: dE/dk11, formula: '{written}'}}\n")[0]
+    assert not verdict.correct and _keys(verdict) == ["position_left_out"]
+    words = verdict.findings[0].words
+    assert words.startswith("the terms at (1,1), (1,2), (1,3), (2,1), (2,2), (2,3), (2,4), (3,1), (3,2), (3,4), (4,1), (4,3) and (4,4) are left out")
+    assert "they give 0 on this sample, but not in general" in words
+    claims = tmp_path / "claims.yaml"
+    claims.write_text(f"claims:\n  - {{of: dE/dk11, formula: '{written}'}}\n")
+    assert main(["verify", str(example), str(claims)]) == 1
+    out = capsys.readouterr().out
+    assert out.count("delta_c_1_1_1*x_1_1_1 + delta_c_1_1_2*x_1_1_2") == 2  # the expected form once, the left-out terms once
+    assert len(out) < 2000
 
 
 def test_two_channels_and_conv1d_claims():

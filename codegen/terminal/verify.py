@@ -26,6 +26,7 @@ from chainrule.derive.derivation import derive
 from chainrule.derive.documents import FORMATS, format_of
 from chainrule.derive.errors import ChainruleError
 from chainrule.derive.spec import Spec
+from chainrule.derive.hand.shared import SHOWN_TERMS, shortened_sum
 from chainrule.derive.hand.valuecheck import to_digits_written
 from chainrule.derive.hand.verify import Verdict, Verifier
 
@@ -156,6 +157,24 @@ def shown_expected(v: Verdict) -> str:
     return number(v.expected) if written is None else f"{number(v.expected)} ({written} to the digits written)"
 
 
+def shortened_form(form: str) -> str:
+    """A long sum as derive writes a shared weight's: past 16 terms, the first 8 and a count
+    (:func:`chainrule.derive.hand.shared.shortened_sum`); a shorter form or any other text as it is."""
+    terms = top_level_terms(form)
+    return shortened_sum(terms) if len(terms) > SHOWN_TERMS else form
+
+
+def top_level_terms(form: str) -> list[str]:
+    """The terms of a sum written ``a + b + c`` (a ``+`` inside parentheses stays in its term)."""
+    terms, depth, start = [], 0, 0
+    for i, c in enumerate(form):
+        depth += (c == "(") - (c == ")")
+        if depth == 0 and form.startswith(" + ", i):
+            terms.append(form[start:i])
+            start = i + 3
+    return terms + [form[start:]]
+
+
 def shown_claimed(v: Verdict) -> str:
     return v.written or str(v.claimed)
 
@@ -171,11 +190,12 @@ def render_text(results: Sequence[FileResult]) -> str:
             mark = RIGHT if v.correct else WRONG
             out.append(f"  {mark} {v.claim}. {v.label} ({v.part.value}): {shown_claimed(v)}")
             if not v.correct:
-                out.append(f"      expected: {shown_expected(v)}")
+                expected = shown_expected(v)
+                out.append(f"      expected: {shortened_form(expected)}")
                 for f in v.findings:
                     out.append(f"      wrong: {f.words}")
-                    if f.formula and f.formula not in f.words:
-                        out.append(f"        {f.formula}")
+                    if f.formula and f.formula not in f.words and f.formula != expected:  # the expected form once
+                        out.append(f"        {shortened_form(f.formula)}")
             if v.note:
                 out.append(f"      note: {v.note}")
     return "\n".join(out) + "\n"

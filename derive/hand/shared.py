@@ -9,10 +9,11 @@ paths, factors and graph (see :mod:`chainrule.derive.hand.diagnosis`):
   correlation of the convolution's deltas with its kernel turned by 180 degrees, so that each
   delta_u meets the weight that multiplied that output at u; written with the kernel unflipped
   (or flipped twice), each delta meets the weight at the mirrored place instead;
-- ``maxpool_to_every_unit`` and ``maxpool_wrong_unit``: a max-pool's gradient goes to its
+- ``maxpool_to_every_unit``, ``maxpool_wrong_unit`` and ``maxpool_tie_split``: a max-pool's gradient goes to its
   window's largest input alone (the first in row-major order at a tie, as PyTorch routes it);
-  sent to every input of the window, or at a tie to the last largest (the engine's other
-  ``max_pool`` rules, :class:`chainrule.derive.chain.ChainRule`);
+  sent to every input of the window, at a tie to the last largest, or at a tie split evenly
+  among the largest, 1/m to each of m (the engine's other ``max_pool`` rules ``every``,
+  ``last`` and ``split``, :class:`chainrule.derive.chain.ChainRule`);
 - ``avgpool_not_divided``: an average-pool's gradient is spread over its window, 1/n to each of
   its n inputs; sent whole to each instead (the engine's ``undivided`` rule).
 """
@@ -31,12 +32,16 @@ from chainrule.derive.network import Network, ParamRef, real_symbol
 
 #: A mistake's formula is shown up to this many nodes (the words say what it is).
 SHOWN_NODES = 120
-#: What the max-pool mistakes say, by the engine's ``max_pool`` rule that makes them.
+#: What the max-pool mistakes say, by the engine's ``max_pool`` rule that makes them; where two give
+#: a claim's value (a tie's last largest gets it from both ``last`` and ``every``), the first named.
 MAX_POOL_MISTAKES = {
-    "every": ("maxpool_to_every_unit", "the max-pool's gradient sent to every unit of its window; it goes to the window's largest input "
-              "alone (the others' derivative is 0)"),
     "last": ("maxpool_wrong_unit", "the max-pool's gradient sent to the last of a window's largest inputs; where several are largest, "
              "it goes to the first in row-major order (as PyTorch routes it)"),
+    "every": ("maxpool_to_every_unit", "the max-pool's gradient sent to every unit of its window; it goes to the window's largest input "
+              "alone (the others' derivative is 0)"),
+    "split": ("maxpool_tie_split", "the max-pool's gradient split evenly between the window's largest inputs where several are "
+              "largest (1/2 each for two, as sympy's derivative of Max gives at a tie); it goes whole to the first largest in "
+              "row-major order (as PyTorch routes it)"),
     "undivided": ("avgpool_not_divided", "the average-pool's gradient sent whole to every unit of its window; each gets 1/n of it, "
                   "n the window's size (the derivative of the mean)"),
 }
@@ -57,10 +62,10 @@ def position_alternatives(network: Network, ref: ParamRef, paths: Sequence[Path]
     alts = []
     for net, members in positions.items():
         term = sympy.Add(*[products[i] for i in members])
-        unit = net.name[len("net_"):]
         under = paths[members[0]].factors[-1].human
         there = f"it multiplies {format_expr(under)} there" if under != 1 else f"it adds to {net.name} there"
-        words = f"the position {unit} is left out of the sum over the {len(positions)} positions where {ref.name} is used ({there})"
+        words = (f"the term at {position_label(network, ref.layer, net)} is left out of the sum over the {len(positions)} positions of layer "
+                 f"{network.layer_name(ref.layer)} where {ref.name} is used ({there})")
         alts.append(Alternative(Finding("position_left_out", words, format_expr(term)), true - term))
     return alts
 
@@ -101,3 +106,48 @@ def _mirror(col: int, kernel: tuple[int, ...]) -> int:
     channel, place = divmod(col, places)
     mirrored = places - 1 - place  # row-major: turning by 180 degrees reverses the order of the places
     return channel * places + mirrored
+
+
+#: A sum written out in a finding: whole up to this many terms; past it, the first
+#: :data:`FIRST_TERMS` and a count (as derive writes a shared weight's sum).
+SHOWN_TERMS, FIRST_TERMS = 16, 8
+
+
+def shortened_sum(terms: Sequence[str]) -> str:
+    """``a + b + ... + p``: whole up to :data:`SHOWN_TERMS` terms, past it the first
+    :data:`FIRST_TERMS` and ``+ ... (40 terms)``."""
+    if len(terms) <= SHOWN_TERMS:
+        return " + ".join(terms)
+    return " + ".join(terms[:FIRST_TERMS]) + f" + ... ({len(terms):,} terms)"
+
+
+def position_terms(paths: Sequence[Path]) -> dict[sympy.Symbol, tuple[sympy.Expr, str]]:
+    """A shared weight's paths grouped by position (the net they end at): each position's term
+    (the sum of its paths' products) and its form as text, in the chain's order."""
+    grouped: dict[sympy.Symbol, list[Path]] = {}
+    for path in paths:
+        grouped.setdefault(path.factors[-1].of, []).append(path)
+    return {net: (sympy.Add(*[path_product(p) for p in members]), " + ".join(format_expr(path_product(p)) for p in members)) for net, members in grouped.items()}
+
+
+def position_label(network: Network, layer: int, net: sympy.Symbol) -> str:
+    """Where a position is: ``(1,2)`` (row and column; one number for conv1d) on a layer of one
+    channel, else the unit's name (``c_2_1_2``)."""
+    unit = net.name[len("net_"):]
+    window = network.spec.layers[layer - 1].window
+    assert window is not None
+    if window.out_shape[0] > 1:
+        return unit
+    return "(" + ",".join(unit.split("_")[-(len(window.out_shape) - 1):]) + ")"
+
+
+def left_out_finding(network: Network, ref: ParamRef, left_out: Sequence[sympy.Symbol], terms: dict[sympy.Symbol, tuple[sympy.Expr, str]],
+                     zero_here: bool) -> Finding:
+    """``position_left_out`` for a formula that has some of a shared weight's terms and not the
+    others: which positions it leaves out, and their terms (shortened past :data:`SHOWN_TERMS`)."""
+    places = [position_label(network, ref.layer, net) for net in left_out]
+    shown = places if len(places) <= SHOWN_TERMS else places[:FIRST_TERMS] + [f"... ({len(places):,} positions)"]
+    what = f"the term at {shown[0]} is" if len(places) == 1 else f"the terms at {', '.join(shown[:-1])} and {shown[-1]} are"
+    here = "; they give 0 on this sample, but not in general" if zero_here and len(places) > 1 else "; it gives 0 on this sample, but not in general" if zero_here else ""
+    words = f"{what} left out of the sum over the {len(terms)} positions of layer {network.layer_name(ref.layer)} where {ref.name} is used{here}"
+    return Finding("position_left_out", words, shortened_sum([terms[net][1] for net in left_out]))

@@ -104,8 +104,11 @@ def value_findings(literal: Literal, value: float, alternatives: Sequence[tuple[
         return [Finding("follows_formula", f"this is what the claimed formula gives on the sample ({from_formula:.9g}); the formula is what is wrong", f"{from_formula:.9g}")]
     for finding, other in alternatives:
         # one significant digit says too little to tell most mistakes apart, but a sign it does
-        # and a claimed 0 where the mistake gives exactly 0 (a max-pool's gradient routed elsewhere)
-        telling = significant(literal) >= 2 or abs(other + value) <= 1e-9 * abs(value) or (other == 0 and float(literal.value) == 0)
+        # and a claimed number that is the mistake's value exactly, not rounded to it (a claimed 4
+        # where a max-pool's gradient routed to the wrong unit of a tie gives 4; a claimed 0 where
+        # the mistake gives exactly 0)
+        exact = abs(other - float(literal.value)) <= 1e-12 * max(abs(other), 1e-300) or other == float(literal.value)
+        telling = significant(literal) >= 2 or abs(other + value) <= 1e-9 * abs(value) or exact
         if telling and matches(literal, other) and not matches(literal, value):
             return [Finding(finding.mistake, f"{finding.words} (that gives {other:.9g})", finding.formula)]
     if own is not None and own[0]:

@@ -56,7 +56,7 @@ from chainrule.derive.optimizers import GRAD, OPTIMIZERS, THETA, compile_rule, f
 from chainrule.derive.graph import Graph, Node
 from chainrule.derive.kinds import net_bias, net_definition, out_definition
 from chainrule.derive.windows import FLATTEN_KIND, POOL_KINDS
-from chainrule.derive.hand.shared import MAX_POOL_MISTAKES, SHOWN_NODES, flip_alternatives, position_alternatives
+from chainrule.derive.hand.shared import MAX_POOL_MISTAKES, SHOWN_NODES, flip_alternatives, left_out_finding, position_alternatives, position_terms
 from chainrule.derive.hand.valuecheck import at_precision, judge_number, matches, significant, value_findings, within_rounding
 
 RANDOM_POINTS = 6
@@ -803,6 +803,9 @@ class Verifier:
                 return found
         if not expandable(claimed):
             return self._findings_by_value(claimed, true, truth, " (judged by its values: the formula is too costly to compare symbolically)")
+        left_out = self._positions_left_out(target, claimed)  # some of a shared weight's terms: cheap, and says which are missing
+        if left_out:
+            return left_out
         symbolic = [a for a in truth.alternatives if not any(s.name.endswith("+") for s in a.expr.free_symbols)]
         for alt in symbolic:
             if self.same_here(claimed, self.canon(alt.expr)):
@@ -813,6 +816,27 @@ class Verifier:
         else:
             found = ratio_findings(claimed, true, factors, truth.rate) or path_findings(claimed, truth.paths, self.close_here)
         return found or self._findings_by_value(claimed, true, truth)
+
+    def _positions_left_out(self, target: Target, claimed: sympy.Expr) -> list[Finding]:
+        """A shared weight's formula that has some of its positions' terms, each once, and not the
+        others: ``position_left_out`` naming the positions left out; else none."""
+        ref = target.param
+        if target.kind is not TargetKind.GRADIENT or ref is None or self.network.spec.layers[ref.layer - 1].window is None:
+            return []
+        terms = position_terms(self.chain_of(ref.name).paths)
+        if len(terms) < 2:
+            return []
+        canonical = {net: self.canon(term) for net, (term, _) in terms.items()}
+        unmatched = dict(canonical)
+        for written in sympy.Add.make_args(claimed):
+            net = next((n for n, t in unmatched.items() if written == t or self.same_here(written, t)), None)
+            if net is None:
+                return []  # a term that is no position's: another mistake
+            del unmatched[net]
+        if not unmatched or len(unmatched) == len(terms):
+            return []
+        zero = all(self.at_sample(t) == 0 for t in unmatched.values())
+        return [left_out_finding(self.network, ref, list(unmatched), terms, zero)]
 
     def close_here(self, a: sympy.Expr, b: sympy.Expr) -> bool:
         """Whether ``a`` and ``b`` may be equal: their values on the sample agree (or are not

@@ -75,13 +75,17 @@ def local_factor(network: Network, layer: int, row: int, wrt: sympy.Symbol, max_
     for the window's first largest input in row-major order (PyTorch's tie rule), 0 otherwise:
     ``step(wrt - max(the earlier)) * (1 - step(max(the later) - wrt))``. ``max_pool`` ``every``
     or ``last`` gives the mistakes instead (1 for every input; for the last largest), and
-    ``undivided`` an average-pool's (1 for each input, the 1/n of the mean left out)."""
+    ``undivided`` an average-pool's (1 for each input, the 1/n of the mean left out), ``split``
+    a tie split evenly: 1/m for each of the window's m largest inputs (1/2 each where two tie, as
+    sympy's Heaviside gives at a tie)."""
     raw = to_step_form(sympy.diff(out_definition(network, layer, row), wrt))
     if not network.spec.layers[layer - 1].kind.startswith("max"):  # a mean: 1/(its inputs)
         return raw, (sympy.Integer(1) if max_pool == "undivided" else raw), ""
     if max_pool == "every":
         return raw, sympy.Integer(1), ""
     inputs = _inputs(network, layer, row)
+    if max_pool == "split":
+        return raw, _largest(wrt, inputs) / sympy.Add(*[_largest(u, inputs) for u in inputs]), ""
     at = inputs.index(wrt)
     earlier, later = inputs[:at], inputs[at + 1:]
     if max_pool == "last":  # the mirror: ties to the last largest
@@ -92,6 +96,11 @@ def local_factor(network: Network, layer: int, row: int, wrt: sympy.Symbol, max_
     if later:  # and no later input larger
         human *= 1 - functions.step((functions.Max(*later) if len(later) > 1 else later[0]) - wrt)
     return raw, human, MAX_NOTE
+
+
+def _largest(unit: sympy.Symbol, inputs: list[sympy.Symbol]) -> sympy.Expr:
+    """1 where ``unit`` is one of the largest of ``inputs`` (no other larger), else 0."""
+    return sympy.Mul(*[1 - functions.step(other - unit) for other in inputs if other != unit])
 
 
 def _max(form: LayerForm) -> bool:
