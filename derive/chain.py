@@ -91,16 +91,21 @@ class ChainRule:
     to the output nets, so a path runs E -> net_o rather than E -> out -> net_o.
     """
 
-    def __init__(self, network: Network, forms: tuple[LayerForm, ...], graph: Graph | None = None, max_pool: str = "first") -> None:
+    def __init__(self, network: Network, forms: tuple[LayerForm, ...], graph: Graph | None = None, max_pool: str = "first",
+                 shared_from_deltas: bool = True) -> None:
         """Args:
             max_pool: where a max-pool's gradient goes: ``first`` the window's first largest input
                 (PyTorch's rule, the truth); ``every`` every input of the window, ``last`` the last
-                largest, ``undivided`` an average-pool's whole to each input (the mistakes
-                :mod:`chainrule.derive.hand` names).
+                largest, ``split`` a tie split evenly among the largest, ``undivided`` an
+                average-pool's whole to each input (the mistakes :mod:`chainrule.derive.hand` names).
+            shared_from_deltas: a convolution's shared weight's paths start at its own layer's
+                deltas, a term per position (:meth:`_shared`); False: from E where the paths are
+                few (the tests compare them with sympy.diff of the expanded loss).
         """
         self.network = network
         self.forms = forms
         self.max_pool = max_pool
+        self.shared_from_deltas = shared_from_deltas
         self.graph = graph if graph is not None else Graph(network)
         self._factors: dict[tuple[Node, Node], Factor] = {}
         self._unit_gradients: dict[Node, sympy.Expr] = {}
@@ -200,11 +205,11 @@ class ChainRule:
         graph, param = self.graph, ("param", ref.name)
         first = self._below_loss(param)
         total = sum(graph.count(c, param) for c in first)
-        cut_layer = None
-        if total <= PATH_CAP:
+        cut_layer = ref.layer if self._shared(ref) else None
+        if total <= PATH_CAP and cut_layer is None:
             walks = [(None, (LOSS,) + tail) for c in first for tail in graph.walk(c, param)]
         else:
-            cut_layer = self._cut_layer(ref, param)
+            cut_layer = cut_layer or self._cut_layer(ref, param)
             nets = [("net", cut_layer, k) for k in range(self.network.sizes[cut_layer])]
             walks = [(self.delta_factor(n), tail) for n in nets if graph.count(n, param) for tail in graph.walk(n, param)]
         paths = []
@@ -215,6 +220,14 @@ class ChainRule:
         symbol = real_symbol(ref.name)
         term = penalty.derivative(symbol) if ref.is_weight and self.network.spec.loss.l2 else sympy.S.Zero
         return ParamChain(ref, symbol, tuple(paths), gradient, cut_layer, total, term)
+
+    def _shared(self, ref: ParamRef) -> bool:
+        """Whether ``ref`` is a convolution's kernel weight or bias used at more than one position:
+        its chain starts at the deltas of its own layer, ``delta_c_u * dnet_c_u/dk`` a term per
+        position, as a person writes it (the path through the pool and the layers above is each
+        delta's, worked once, not repeated in every weight's chain)."""
+        window = self.network.spec.layers[ref.layer - 1].window
+        return self.shared_from_deltas and window is not None and window.is_conv and len(self.graph.readers(("param", ref.name))) > 1
 
     def _cut_layer(self, ref: ParamRef, param: Node) -> int:
         for layer in range(self.network.depth, ref.layer - 1, -1):

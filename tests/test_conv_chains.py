@@ -148,7 +148,9 @@ def test_a_kernel_weight_is_read_by_every_position_it_multiplies_a_real_input():
     # a 3x3 kernel, stride 2, padding 1 on 5x5: 3x3 positions; k11 lands on the padding in the first row and column
     assert len(graph.readers(("param", "k11"))) == 4 and len(graph.readers(("param", "k22"))) == 9
     assert len(graph.readers(("param", "b1"))) == 9
-    paths = d.chains["k11"].paths  # through each of the 2 outputs, at each of the 4 positions
+    paths = d.chains["k11"].paths  # from the deltas of layer c: a term at each of the 4 positions
+    assert len(paths) == 4 and len({path.factors[-1].of for path in paths}) == 4 and d.chains["k11"].paths_from_E == 8
+    paths = ChainRule(d.network, d.layers, shared_from_deltas=False).chain(d.chains["k11"].param).paths  # from E: through each of the 2 outputs too
     assert len(paths) == 8 and len({path.factors[-1].of for path in paths}) == 4
 
 
@@ -241,15 +243,17 @@ def test_an_uncut_chain_is_sympys_derivative_of_the_expanded_loss():
     loss = expanded_loss(d.network, d.expanded)
     env = d.envs[0]
     point = {s: sympy.Float(float(env[s.name]), 30) for s in loss.free_symbols}
+    engine = ChainRule(d.network, d.layers, shared_from_deltas=False)
     for name in ("k11", "k13", "k31", "w5"):  # k22 and b1, used at all 9 positions: cut at the deltas
-        assert d.chains[name].cut_layer is None
+        chain = engine.chain(d.network.locate(name))
+        assert chain.cut_layer is None
         symbol = sympy.Symbol(name, real=True)
         # the other symbols as numbers first: sympy then differentiates an expression in one
         alone = loss.xreplace({s: v for s, v in point.items() if s != symbol})
         expected = float(sympy.diff(alone, symbol).xreplace({symbol: point[symbol]}))
-        closed = d.closed_form(name)
+        closed = chain.gradient.xreplace(dict(d.expanded))
         assert float(closed.xreplace({s: point[s] for s in closed.free_symbols})) == pytest.approx(expected, rel=1e-10)
-        assert d.chain_gradient(d.chains[name]) == pytest.approx(expected, rel=1e-10)
+        assert d.chain_gradient(chain) == pytest.approx(expected, rel=1e-10) == d.chain_gradient(d.chains[name])
 
 
 def test_the_notebook_of_a_network_that_starts_with_a_pool():
