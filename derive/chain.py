@@ -235,6 +235,15 @@ class ChainRule:
                 return layer
         return ref.layer
 
+    def delta_steps(self, node: Node) -> list[tuple[Node, Factor, Factor]]:
+        """``delta_u = dE/dnet_u`` one step up, as a person works a delta once: for each unit R
+        reading ``out_u``, ``(R, dR/dout_u, dout_u/dnet_u)``, so that delta_u = sum over R of
+        dE/dR * dR/dout_u * dout_u/dnet_u (dE/dR: :meth:`unit_gradient`). ``node`` is a net of an
+        elementwise activation (a convolution's or a dense layer's unit)."""
+        out = ("out", node[1], node[2])
+        activation = self.factor(out, node)
+        return [(reader, self.factor(reader, out), activation) for reader in self.graph.readers(out)]
+
     def unit_gradient(self, node: Node) -> sympy.Expr:
         """dE/d(node) for a unit's net or out, as the sum over its readers of dE/dreader *
         dreader/dnode (the fused output delta where softmax or sigmoid meets cross-entropy)."""

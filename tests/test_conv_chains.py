@@ -261,3 +261,21 @@ def test_the_notebook_of_a_network_that_starts_with_a_pool():
 
     d = derive(spec_from_data(TIES, "ties"))
     assert "w1" in derivation_html(d, "ties", "") and d.network.weight_name(3, 0, 0) == "w1"
+
+
+def test_derive_param_writes_a_kernel_weight_from_the_deltas(capsys):
+    """conv_worked's --param k11: a term per position, the sum of those not 0, and their deltas
+    worked one step up with the max-pool's factor in words; no step(max(...)), and the closed form
+    is not repeated (it is the sum itself). The numbers are the layer form's."""
+    from helpers import ROOT
+
+    assert main(["derive", str(ROOT / "examples" / "conv_worked.yaml"), "--param", "k11"]) == 0
+    out = capsys.readouterr().out
+    section = out.split("dE/dk11: ", 1)[1].split("Layer form", 1)[0]
+    assert section.count("delta_c_1_") >= 16 and "step(" not in section and "in inputs, targets and parameters" not in section
+    assert "dE/dk11 = delta_c_1_1_4*x_1_1_4 + delta_c_1_3_3*x_1_3_3 + delta_c_1_4_2*x_1_4_2 (the 3 terms not 0 on the sample)" in section
+    assert ("delta_c_1_1_4 = dE/dp_1_1_2 * dp_1_1_2/dout_c_1_1_4 * dout_c_1_1_4/dnet_c_1_1_4 = w2*(out_o1 - t1) * "
+            "(1 if out_c_1_1_4 is the window's largest, else 0) * out_c_1_1_4*(1 - out_c_1_1_4)") in section
+    assert "= 0.150423019 * 1 * 0.149146452 = 0.0224350595" in section
+    assert "dE/dk11 = 0 + 0 + 0 + 0.0224350595" in section and section.rstrip().endswith("0.529741203")
+    assert len(section) < 3000  # 13,371 characters with the 16 paths from E

@@ -167,7 +167,6 @@ def test_each_kernel_weight_is_its_sum_over_positions() -> None:
     text = (GENERATED / "conv_worked.tex").read_text(encoding="utf-8")
     for name in ("k11", "k12", "k21", "k22"):
         section = text.split(rf"\subsection*{{$\partial E/\partial k_{{{name[1:]}}}$}}", 1)[1].split(r"\subsection*", 1)[0]
-        assert "1 for the window's largest input" in section  # max-pool's factor, PyTorch's rule in words
         block = section.split("positions where", 1)[1]
         assert "16" in section.split("positions where", 1)[0][-20:]
         assert block.count(r"\delta_{\mathit{c\_1\_") == 16
@@ -176,6 +175,25 @@ def test_each_kernel_weight_is_its_sum_over_positions() -> None:
         # the numbers row: each delta times the input under the weight there, summed
         pairs = [float(a) * float(b) for a, b in zip(numbers[:-1:2], numbers[1:-1:2])]
         assert sum(pairs) == pytest.approx(float(numbers[-1]), rel=1e-8, abs=1e-12)
+
+
+def test_the_deltas_are_worked_once_before_the_kernel_weights_sums() -> None:
+    """conv_worked's chains start at the deltas of layer c: k11's section works the 4 that are not 0
+    one step up (dE/dp * the max-pool's factor in words * the sigmoid's derivative), each row's
+    numbers multiplying to the delta of the layer form; the other sections only use them."""
+    d = example("conv_worked")
+    text = (GENERATED / "conv_worked.tex").read_text(encoding="utf-8")
+    sections = {name: text.split(rf"\subsection*{{$\partial E/\partial k_{{{name[1:]}}}$}}", 1)[1].split(r"\subsection*", 1)[0] for name in ("k11", "k12")}
+    worked = sections["k11"].split("positions where", 1)[0]
+    assert "each worked once" in worked and "each worked once" not in sections["k12"]
+    assert worked.count(r"\text{ is the window's largest, else 0}") == 4 and r"\operatorname{step}" not in worked
+    rows = [line for line in worked.splitlines() if line.startswith(" &= ") and r"\val" in line and r"\cdot" in line]
+    assert len(rows) == 4
+    for row in rows:
+        values = [float(v) for v in re.findall(r"\\val\{(-?[0-9.e-]+)\}", row)]
+        assert np.prod(values[:-1]) == pytest.approx(values[-1], rel=1e-8)
+        assert any(values[-1] == pytest.approx(float(d.env[f"delta_c_1_{i}_{j}"]), rel=1e-8) for i in range(1, 5) for j in range(1, 5))
+    assert "The other deltas are 0" in worked
 
 
 def test_a_pool_and_a_flatten_unit_by_unit() -> None:

@@ -41,7 +41,7 @@ from chainrule.codegen.report.equations import ROW_WIDTH, Display, Row, equation
 from chainrule.codegen.report.mathml import CLOSE as CLOSE_MO, OPEN as OPEN_MO
 from chainrule.codegen.report.latex import escape_text, width
 from chainrule.codegen.report.layers import layer_displays, spec_rows, SpecRow
-from chainrule.codegen.report.maps import forward_maps, pool_rows, positions_display
+from chainrule.codegen.report.maps import deltas_display, forward_maps, pool_rows, positions_display
 from chainrule.codegen.report import recurrence
 from chainrule.codegen.report.unrolled import unrolled_diagram
 
@@ -228,7 +228,12 @@ def build_report_context(d: Derivation, spec_path: str, params: Sequence[str] = 
     every = not params and d.small and _rows(d, list(d.chains)) <= ROWS_MAX
     names = _chosen(d, params, every)
     d = _with_chains(d, names)
-    sections = tuple(param_section(d, name) for name in names)
+    firsts = {}  # each layer's first chain from its own deltas works them
+    for name in names:
+        chain = d.chains[name]
+        if chain.cut_layer is not None and chain.cut_layer == chain.param.layer:
+            firsts.setdefault(chain.param.layer, name)
+    sections = tuple(param_section(d, name, name in firsts.values()) for name in names)
     return ReportContext(
         name=Prose(spec.name),
         spec_file=Prose(Code(spec_path.replace("\\", "/").rsplit("/", 1)[-1])),
@@ -666,8 +671,17 @@ def _backward_intro(d: Derivation, every: bool, asked: bool) -> Prose:
     )
 
 
-def param_section(d: Derivation, name: str) -> ParamSection:
+def param_section(d: Derivation, name: str, with_deltas: bool = True) -> ParamSection:
+    """A parameter's chain: the factors, the paths, the closed form, the numbers, the update. A
+    convolution's shared weight, whose chain starts at its own layer's deltas: the sum over its
+    positions with the numbers, after the layer's deltas worked once (``with_deltas``: in this
+    section; False: an earlier section of the report has them)."""
     chain = d.chains[name]
+    if chain.cut_layer is not None and chain.cut_layer == chain.param.layer and not d.batch:
+        intro = Prose(f"{count(chain.paths_from_E, 'path')} from ", E, " to ", Name(name), "; as by hand, its gradient is taken from the deltas of "
+                      f"layer {d.network.layer_name(chain.cut_layer)}, a term for each position where it is used")
+        displays = [deltas_display(d, chain) if with_deltas else None, positions_display(d, chain), _update_display(d, chain)]
+        return ParamSection(Prose(gradient_inline(name)), intro + ".", tuple(x for x in displays if x is not None))
     paths = len(chain.paths)
     intro = Prose(f"{count(paths, 'path')} from ", E, " to ", Name(name))
     if chain.cut_layer is not None:

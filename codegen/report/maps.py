@@ -28,7 +28,9 @@ import numpy as np
 import sympy
 
 from chainrule.derive import kinds, naming
+from chainrule.derive.chain import ChainRule
 from chainrule.derive.derivation import Derivation
+from chainrule.derive.formula import tree_size
 from chainrule.derive.layers import LayerForm
 from chainrule.derive.network import real_symbol
 from chainrule.derive.program import CorrelateBackprop, Program
@@ -386,12 +388,14 @@ def positions_display(d: Derivation, chain) -> Display | None:
     that is not a kernel's, or on a batch."""
     net, ref = d.network, chain.param
     layer = net.spec.layers[ref.layer - 1]
-    if d.batch or layer.window is None or not ref.is_weight:
+    own = chain.cut_layer == ref.layer  # from its own layer's deltas: a bias too
+    if d.batch or layer.window is None or not (ref.is_weight or own):
         return None
     symbol = real_symbol(ref.name)
     names, numbers = [], []
+    used = {p.factors[-1].of for p in chain.paths}
     for r in range(net.sizes[ref.layer]):
-        if not any(term.name == ref.name for term, _ in kinds.net_terms(net, ref.layer, r)):
+        if net.net(ref.layer, r) not in used:
             continue
         unit = net.net(ref.layer, r).name
         local = sympy.diff(kinds.net_definition(net, ref.layer, r), symbol)
@@ -403,9 +407,62 @@ def positions_display(d: Derivation, chain) -> Display | None:
     value = d.chain_gradient(chain) - (d.value(chain.penalty) if chain.penalty != 0 else 0.0)
     steps = [total(names[:shown]) + rest, total(numbers[:shown]) + rest, [Num(value)]]
     delta_u = formula("δ_u = ∂E/∂net_u")
-    caption = Prose(f"The same gradient as a sum over the {len(names):,} positions where ", Name(ref.name), " is used, each the unit's delta ", delta_u,
-                    " (the sum of its paths above; their numbers are in the layer form) times the input under the weight there:")
+    where = ("worked above where it is not 0" if d.small else "its numbers are in the layer form") if own else "the sum of its paths above; their numbers are in the layer form"
+    caption = Prose(f"{'The' if chain.cut_layer == ref.layer else 'The same'} gradient as a sum over the {len(names):,} positions where ", Name(ref.name),
+                    " is used, each the unit's delta ", delta_u, f" ({where}) times " + ("the input under the weight there:" if ref.is_weight else "1 (the bias adds to each net):"))
     return Display(caption, equation(partial(Name("E"), Name(ref.name)), steps))
+
+
+#: The deltas that are 0 are listed by name up to this many; past it, the first and a count.
+ZERO_DELTAS_LISTED = 8
+#: A worked delta's dE/d(the unit above) is written as its formula up to this many nodes, else
+#: by its name (its number follows).
+DELTA_FORM_NODES = 24
+
+
+def deltas_display(d: Derivation, chain) -> Display | None:
+    """The deltas of a shared weight's layer that are not 0, each worked once, one step up the
+    chain: ``δ_u = Σ_R ∂E/∂R · ∂R/∂out_u · ∂out_u/∂net_u`` over the units R reading out_u
+    (:meth:`~chainrule.derive.chain.ChainRule.delta_steps`), a max-pool's factor in words (1 if
+    out_u is the window's largest, else 0); then the names of those that are 0. None where the
+    chain does not start at its own layer's deltas, or on a batch."""
+    net, layer = d.network, chain.param.layer
+    if d.batch or chain.cut_layer != layer or not d.small:  # a big network's deltas: the layer form's
+        return None
+    engine, rows, zero = ChainRule(net, d.layers), [], []
+    for r in range(net.sizes[layer]):
+        delta = naming.DELTA_UNIT.format(unit=net.units(layer)[r])
+        if d.env[delta] == 0:
+            zero.append(delta)
+            continue
+        steps: list[list[Math]] = [[], [], []]
+        for k, (reader, local, activation) in enumerate(engine.delta_steps(("net", layer, r))):
+            gradient, factors = engine.unit_gradient(reader), (local, activation)
+            above = partial(Name("E"), Name(engine.symbol(reader).name))
+            written = _in_product(Expr(gradient), gradient) if tree_size(gradient, DELTA_FORM_NODES + 1) <= DELTA_FORM_NODES else above
+            terms = ([above] + [partial(Name(f.of.name), Name(f.wrt.name)) for f in factors], [written] + [_factor_math(f) for f in factors],
+                     [Num(d.value(gradient), operand=True)] + [Num(d.value(f.human), operand=True) for f in factors])
+            for step, pieces in zip(steps, terms):  # a piece per factor: a long product breaks between them
+                step += [Seq(PLUS, pieces[0]) if k else pieces[0]] + [Seq(CDOT, p) for p in pieces[1:]]
+        rows += equation(Name(delta), [*steps, [Num(d.env[delta])]], new_rows=(1, 2))
+    shown = [Name(z) for z in zero[:ZERO_DELTAS_LISTED]]
+    listed = [piece for i, name in enumerate(shown) for piece in ((", ", name) if i else (name,))]
+    more = f", ... ({len(zero):,} in all)" if len(zero) > len(shown) else ""
+    caption = Prose(f"The deltas of layer {net.layer_name(layer)} that are not 0, each worked once, one step up the chain "
+                    "(the sums over positions below use them):")
+    return Display(caption, tuple(rows), Prose("The other deltas are 0: ", *listed, more + ".") if zero else Prose())
+
+
+def _in_product(math: Math, expr: sympy.Expr) -> Math:
+    return Seq(Tok("(", OPEN_MO), math, Tok(")", CLOSE_MO)) if expr.is_Add or expr.could_extract_minus_sign() else math
+
+
+def _factor_math(factor) -> Math:
+    """A factor's form in a product: a max-pool's in words (1 if out_u is the window's largest,
+    else 0), any other its formula."""
+    if factor.note == kinds.pool.MAX_NOTE:
+        return Seq(Tok("(", OPEN_MO), Words("1 if "), Name(factor.wrt.name), Words(" is the window's largest, else 0"), Tok(")", CLOSE_MO))
+    return _in_product(Expr(factor.human), factor.human)
 
 
 def pool_rows(d: Derivation, l: int, r: int) -> tuple[Row, ...]:

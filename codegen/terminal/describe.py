@@ -16,7 +16,7 @@ import sympy
 
 from chainrule.derive import naming
 from chainrule.derive.counts import count
-from chainrule.derive.chain import Factor, ParamChain, Path
+from chainrule.derive.chain import ChainRule, Factor, ParamChain, Path
 from chainrule.derive.derivation import Derivation
 from chainrule.derive.formula import format_expr, tree_size
 from chainrule.derive.layers import LayerForm
@@ -24,7 +24,7 @@ from chainrule.derive.network import ParamRef, real_symbol
 from chainrule.derive.penalty import L2
 from chainrule.derive.optimizers import GRAD, THETA, first_step_expr
 from chainrule.derive.registry import X
-from chainrule.derive.kinds import net_bias, net_terms, out_definition
+from chainrule.derive.kinds import net_bias, net_terms, out_definition, pool
 from chainrule.derive.windows import FLATTEN_KIND, POOL_KINDS
 
 from chainrule.codegen.terminal.program_text import expression_text, statement_text
@@ -69,6 +69,7 @@ class FactorText:
     derivative: str
     value: float
     note: str
+    words: str = ""  # the factor as a hand calculation writes it, where that is not its formula (a max-pool's)
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,8 @@ class ParamText:
     reduction: str = "mean"
     penalty: Line | None = None
     positions: str = ""
+    nonzero: str = ""  # a shared weight's sum without the terms that are 0 here
+    deltas: tuple[Line, ...] = ()  # the deltas of those terms, each worked once
 
     @property
     def shared(self) -> bool:
@@ -219,18 +222,63 @@ def factor_name(factor: Factor) -> str:
 def describe_path(d: Derivation, path: Path, row: int = 0) -> PathText:
     """A path's factors with their values on sample ``row``."""
     factors = tuple(
-        FactorText(factor_name(f), format_expr(f.human), format_expr(f.derivative), d.factor_value(f, row), f.note) for f in path.factors
+        FactorText(factor_name(f), format_expr(f.human), format_expr(f.derivative), d.factor_value(f, row), f.note, factor_words(f)) for f in path.factors
     )
     value = 1.0
     for f in factors:
         value *= f.value
     return PathText(
         names=" * ".join(f.name for f in factors),
-        forms=" * ".join(in_product(f.human) for f in path.factors),
+        forms=" * ".join(factor_words(f) or in_product(f.human) for f in path.factors),
         values=" * ".join(operand(f.value) for f in factors),
         value=value,
         factors=factors,
     )
+
+
+def factor_words(factor: Factor) -> str:
+    """A max-pool's factor as a hand calculation writes it, ``(1 if out_c_1_2_2 is the window's
+    largest, else 0)``; "" for any other factor (its formula says it)."""
+    return pool.largest_text(factor.wrt.name) if factor.note == pool.MAX_NOTE else ""
+
+
+#: A delta's dE/d(the unit above) is written as its formula up to this many nodes, else by its name.
+DELTA_FORM_NODES = 24
+
+
+def describe_deltas(d: Derivation, chain: ParamChain) -> tuple[Line, ...]:
+    """The deltas of a shared weight's terms that are not 0, each worked one step up (small
+    networks, one sample): ``delta_c_1_1_4 = dE/dp_1_1_2 * dp_1_1_2/dout_c_1_1_4 *
+    dout_c_1_1_4/dnet_c_1_1_4``, the factors' forms (a max-pool's in words), their numbers and the
+    value; none where the chain does not start at its own layer's deltas."""
+    if d.batch or not d.small or chain.cut_layer != chain.param.layer or d.network.spec.layers[chain.param.layer - 1].window is None:
+        return ()  # a big network's deltas: the layer form's
+    engine, net, lines = ChainRule(d.network, d.layers), d.network, []
+    for path in chain.paths:
+        head = path.factors[0]
+        if d.value(path.product) == 0 or not head.human.is_Symbol:
+            continue
+        node = ("net", chain.param.layer, net.units(chain.param.layer).index(head.wrt.name[len("net_"):]))
+        names, forms, numbers = [], [], []
+        for reader, local, activation in engine.delta_steps(node):
+            above, gradient = naming.PARTIAL.format(of=net.loss_symbol.name, wrt=engine.symbol(reader).name), engine.unit_gradient(reader)
+            names.append(" * ".join([above, factor_name(local), factor_name(activation)]))
+            written = in_product(gradient) if tree_size(gradient, DELTA_FORM_NODES + 1) <= DELTA_FORM_NODES else above  # dE/dp_1_1_2 = (out_o1 - t1)*w2
+            forms.append(" * ".join([written] + [factor_words(f) or in_product(f.human) for f in (local, activation)]))
+            numbers.append(" * ".join(operand(v) for v in (d.value(engine.unit_gradient(reader)), d.factor_value(local), d.factor_value(activation))))
+        lines.append(Line(head.human.name, f"{' + '.join(names)} = {' + '.join(forms)}", " + ".join(numbers), d.value(head.human)))
+    return tuple(lines)
+
+
+def nonzero_form(d: Derivation, chain: ParamChain) -> str:
+    """A shared weight's sum with only the terms that are not 0 on the sample (``delta_c_1_1_4*x_1_1_4
+    + ...``), where some are 0; "" otherwise."""
+    if d.batch or chain.cut_layer is None:
+        return ""
+    kept = [p for p in chain.paths if d.value(p.product) != 0]
+    if len(kept) == len(chain.paths):
+        return ""
+    return " + ".join("*".join(in_product(f.human) for f in p.factors if f.human != 1) or "1" for p in kept) or "0"
 
 
 def chain_form(chain: ParamChain, penalty: bool = True) -> str:
@@ -285,6 +333,8 @@ def describe_param(d: Derivation, name: str) -> ParamText:
         reduction=d.network.spec.reduction,
         penalty=_penalty_term(d, chain),
         positions=positions,
+        nonzero=nonzero_form(d, chain) if positions else "",
+        deltas=describe_deltas(d, chain) if positions else (),
     )
 
 

@@ -155,7 +155,7 @@ def _paths(paths: tuple, gradient_name: str, total: float, indent: str = "") -> 
         out.append(f"  {pad}  = {path.values} = {number(path.value)}")
         for factor in path.factors:
             if factor.note:
-                out.append(f"  {pad}  ({factor.name} = {factor.form}: {factor.note})")
+                out.append(f"  {pad}  ({factor.name}{'' if factor.words else ' = ' + factor.form}: {factor.note})")
     if len(paths) > 1:
         out.append(f"{indent}  {gradient_name} = " + " + ".join(_signed(path.value) for path in paths) + f" = {number(total)}")
     return out
@@ -172,7 +172,7 @@ def _positions(paths: tuple, gradient_name: str, total: float, indent: str = "")
     and their sum; past :data:`SHOWN_POSITIONS`, the first terms and a count."""
     shown = paths if len(paths) <= SHOWN_POSITIONS else paths[:FIRST_POSITIONS]
     out = [f"{indent}  {path.forms} = {path.values} = {number(path.value)}" for path in shown]
-    notes = dict.fromkeys(f"{factor.name} = {factor.form}: {factor.note}" for path in shown for factor in path.factors
+    notes = dict.fromkeys(f"{factor.name}{'' if factor.words else ' = ' + factor.form}: {factor.note}" for path in shown for factor in path.factors
                           if factor.note and factor.note != "the delta of the layer form")
     out += [f"{indent}  ({note})" for note in notes]
     terms = " + ".join(_signed(path.value) for path in shown)
@@ -180,6 +180,21 @@ def _positions(paths: tuple, gradient_name: str, total: float, indent: str = "")
         out.append(f"{indent}  ... ({len(paths) - len(shown):,} more)")
         terms += f" + ... ({len(paths):,} terms)"
     return out + [f"{indent}  {gradient_name} = {terms} = {number(total)}"]
+
+
+def _worked_deltas(p: ParamText) -> list[str]:
+    """A shared weight's sum without its terms that are 0 on the sample, and the deltas of the
+    others, each worked one step up (the factors, their forms, their numbers)."""
+    out = []
+    if p.nonzero:
+        kept = len(p.deltas) if p.deltas else None
+        out.append(f"  {p.gradient_name} = {p.nonzero} (the {'' if kept is None else count(kept, 'term') + ' '}not 0 on the sample)")
+    if p.deltas:
+        out.append("  their deltas, each one step up the chain:")
+    for line in p.deltas:
+        out.append(f"    {line.name} = {line.formula}")
+        out.append(f"    {' ' * len(line.name)} = {line.substituted} = {number(line.value)}")
+    return out
 
 
 def render_param(p: ParamText) -> list[str]:
@@ -210,6 +225,7 @@ def render_param(p: ParamText) -> list[str]:
         out.append(f"  dE_k/d{p.name} = {p.closed_form} (sample k's units)")
     else:
         out.append(f"  {p.gradient_name} = {p.closed_form}")
+    out += _worked_deltas(p)
     update = p.update
     if p.frozen:
         out.append(f"  {update.name} = {number(update.value)} (frozen: not updated)")
@@ -270,6 +286,12 @@ def render_gradient_summary(d: Derivation) -> list[str]:
     return out
 
 
+def _from_own_deltas(d: Derivation, name: str) -> bool:
+    """Whether a parameter's chain starts at its own layer's deltas (a convolution's shared weight)."""
+    chain = d.chains[name]
+    return chain.cut_layer is not None and chain.cut_layer == chain.param.layer
+
+
 def render_derivation(d: Derivation, params: Sequence[str] = ()) -> str:
     """The whole derivation as text; with ``params``, only those parameters' chains."""
     out = [network_summary(d), sample_summary(d), ""]
@@ -277,7 +299,7 @@ def render_derivation(d: Derivation, params: Sequence[str] = ()) -> str:
     names = list(params) or list(d.chains)
     for name in names:
         out += render_param(describe_param(d, name))
-        if params:
+        if params and not _from_own_deltas(d, name):  # from its own layer's deltas, it would repeat the sum above
             expanded = expanded_form(d, name)
             shown = expanded or f"(more than {EXPANDED_MAX_NODES:,} terms written out: see the form in unit symbols above)"
             out.append(f"  in inputs, targets and parameters{' (dE_k, sample k)' if d.batch else ''}: {shown}")

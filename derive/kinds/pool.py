@@ -44,6 +44,12 @@ MAX_NOTE = ("1 for the window's largest input, 0 for the others; where several a
             "order, as PyTorch routes it (sympy's derivative of Max gives each 1/2 there)")
 
 
+def largest_text(unit: str) -> str:
+    """The max-pool factor dp/d(unit) in words, as a hand calculation writes it: ``(1 if out_c_1_2_2
+    is the window's largest, else 0)`` (its value is sympy's, from :func:`local_factor`)."""
+    return f"(1 if {unit} is the window's largest, else 0)"
+
+
 def out_reads(size: int, row: int) -> range:
     """Unused: see :func:`out_reads_below` (a pool has no nets)."""
     return range(0)
