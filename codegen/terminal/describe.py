@@ -100,7 +100,7 @@ class ParamText:
     penalty: Line | None = None
     positions: str = ""
     nonzero: str = ""  # a shared weight's sum without the terms that are 0 here
-    deltas: tuple[Line, ...] = ()  # the deltas of those terms, each worked once
+    deltas: tuple["DeltaText", ...] = ()  # the deltas of those terms, each worked once
 
     @property
     def shared(self) -> bool:
@@ -111,6 +111,19 @@ class ParamText:
     def paths_gradient(self) -> float:
         """The paths' sum (reduced over a batch), without the L2 penalty's term."""
         return self.gradient - (self.penalty.value if self.penalty is not None else 0.0)
+
+
+@dataclass(frozen=True)
+class DeltaText:
+    """A delta worked one step up: ``name = chain = form = numbers = value``; ``factors`` holds
+    each factor's value, three per unit reading the output (dE/dR, dR/dout, dout/dnet)."""
+
+    name: str
+    chain: str
+    form: str
+    numbers: str
+    factors: tuple[float, ...]
+    value: float
 
 
 @dataclass(frozen=True)
@@ -246,7 +259,7 @@ def factor_words(factor: Factor) -> str:
 DELTA_FORM_NODES = 24
 
 
-def describe_deltas(d: Derivation, chain: ParamChain) -> tuple[Line, ...]:
+def describe_deltas(d: Derivation, chain: ParamChain) -> tuple[DeltaText, ...]:
     """The deltas of a shared weight's terms that are not 0, each worked one step up (small
     networks, one sample): ``delta_c_1_1_4 = dE/dp_1_1_2 * dp_1_1_2/dout_c_1_1_4 *
     dout_c_1_1_4/dnet_c_1_1_4``, the factors' forms (a max-pool's in words), their numbers and the
@@ -259,15 +272,20 @@ def describe_deltas(d: Derivation, chain: ParamChain) -> tuple[Line, ...]:
         if d.value(path.product) == 0 or not head.human.is_Symbol:
             continue
         node = ("net", chain.param.layer, net.units(chain.param.layer).index(head.wrt.name[len("net_"):]))
-        names, forms, numbers = [], [], []
+        names, forms, numbers, values = [], [], [], []
         for reader, local, activation in engine.delta_steps(node):
             above, gradient = naming.PARTIAL.format(of=net.loss_symbol.name, wrt=engine.symbol(reader).name), engine.unit_gradient(reader)
             names.append(" * ".join([above, factor_name(local), factor_name(activation)]))
             written = in_product(gradient) if tree_size(gradient, DELTA_FORM_NODES + 1) <= DELTA_FORM_NODES else above  # dE/dp_1_1_2 = (out_o1 - t1)*w2
             forms.append(" * ".join([written] + [factor_words(f) or in_product(f.human) for f in (local, activation)]))
-            numbers.append(" * ".join(operand(v) for v in (d.value(engine.unit_gradient(reader)), d.factor_value(local), d.factor_value(activation))))
-        lines.append(Line(head.human.name, f"{' + '.join(names)} = {' + '.join(forms)}", " + ".join(numbers), d.value(head.human)))
+            values += [d.value(gradient), d.factor_value(local), d.factor_value(activation)]
+            numbers.append(" * ".join(operand(v) for v in values[-3:]))
+        lines.append(DeltaText(head.human.name, " + ".join(names), " + ".join(forms), " + ".join(numbers), tuple(values), d.value(head.human)))
     return tuple(lines)
+
+
+#: The sum of the terms not 0 is written whole up to this many; past it, the first NONZERO_FIRST.
+NONZERO_SHOWN, NONZERO_FIRST = 16, 8
 
 
 def nonzero_form(d: Derivation, chain: ParamChain) -> str:
@@ -278,7 +296,9 @@ def nonzero_form(d: Derivation, chain: ParamChain) -> str:
     kept = [p for p in chain.paths if d.value(p.product) != 0]
     if len(kept) == len(chain.paths):
         return ""
-    return " + ".join("*".join(in_product(f.human) for f in p.factors if f.human != 1) or "1" for p in kept) or "0"
+    terms = ["*".join(in_product(f.human) for f in p.factors if f.human != 1) or "1" for p in kept]
+    shown = " + ".join(terms) if len(terms) <= NONZERO_SHOWN else " + ".join(terms[:NONZERO_FIRST]) + " + ..."
+    return f"{shown or '0'} (the {count(len(terms), 'term')} not 0 on the sample)"
 
 
 def chain_form(chain: ParamChain, penalty: bool = True) -> str:

@@ -75,6 +75,9 @@ def derivation_document(d: Derivation, params: Sequence[str] = ()) -> dict[str, 
     if params:
         document["expanded_forms"] = {p.name: expanded_form(d, p.name) for p in described}
     document["chains"] = {p.name: _chain_json(p) for p in described}
+    worked = {p.name: [{"delta": x.name, "chain": x.chain, "form": x.form, "factors": list(x.factors), "value": x.value} for x in p.deltas] for p in described if p.deltas}
+    if worked:  # a convolution's shared weights: the deltas of their terms that are not 0, one step up
+        document["deltas"] = worked
     document["layers"] = [_layer_json(d, form) for form in d.layers]
     if d.batch:
         document["per_sample"] = _per_sample(d, described)

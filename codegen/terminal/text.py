@@ -185,15 +185,12 @@ def _positions(paths: tuple, gradient_name: str, total: float, indent: str = "")
 def _worked_deltas(p: ParamText) -> list[str]:
     """A shared weight's sum without its terms that are 0 on the sample, and the deltas of the
     others, each worked one step up (the factors, their forms, their numbers)."""
-    out = []
-    if p.nonzero:
-        kept = len(p.deltas) if p.deltas else None
-        out.append(f"  {p.gradient_name} = {p.nonzero} (the {'' if kept is None else count(kept, 'term') + ' '}not 0 on the sample)")
+    out = [f"  {p.gradient_name} = {p.nonzero}"] if p.nonzero else []
     if p.deltas:
         out.append("  their deltas, each one step up the chain:")
-    for line in p.deltas:
-        out.append(f"    {line.name} = {line.formula}")
-        out.append(f"    {' ' * len(line.name)} = {line.substituted} = {number(line.value)}")
+    for delta in p.deltas:
+        out.append(f"    {delta.name} = {delta.chain} = {delta.form}")
+        out.append(f"    {' ' * len(delta.name)} = {delta.numbers} = {number(delta.value)}")
     return out
 
 
