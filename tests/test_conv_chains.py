@@ -27,7 +27,17 @@ from test_conv import SMALL, TIES, _torch_modules, _torch_run, random_conv_spec
 
 
 def chain_gradients(d) -> dict[str, float]:
-    return {name: d.chain_gradient(chain) for name, chain in d.chains.items()}
+    """Each chain's dE/dθ with its deltas (a convolution's weights start at their layer's) written
+    out by the chain engine's own factors, sympy's, not taken from the layer form."""
+    engine, found = ChainRule(d.network, d.layers), {}
+    for name, chain in d.chains.items():
+        expr = chain.gradient
+        if chain.cut_layer is not None:
+            units = d.network.units(chain.cut_layer)
+            expr = expr.xreplace({s: engine.unit_gradient(("net", chain.cut_layer, units.index(s.name[len("delta_"):])))
+                                  for s in expr.free_symbols if s.name.startswith("delta_")})
+        found[name] = d.reduce([d.value(expr, row) for row in range(d.values.samples)]) + d.penalty_value(chain)
+    return found
 
 
 def layer_gradients(d) -> dict[str, float]:
@@ -279,3 +289,19 @@ def test_derive_param_writes_a_kernel_weight_from_the_deltas(capsys):
     assert "= 0.150423019 * 1 * 0.149146452 = 0.0224350595" in section
     assert "dE/dk11 = 0 + 0 + 0 + 0.0224350595" in section and section.rstrip().endswith("0.529741203")
     assert len(section) < 3000  # 13,371 characters with the 16 paths from E
+
+
+@pytest.mark.parametrize("seed", range(12), ids=lambda s: f"small-conv-{s}")
+def test_the_worked_deltas_are_the_layer_forms(seed):
+    """Each delta derive and the report work one step up (dE/dR * dR/dout * dout/dnet over the units
+    R reading the output, each factor sympy's) is the layer form's delta."""
+    from chainrule.codegen.terminal.describe import describe_deltas
+
+    d = derive(spec_from_data(random_conv_spec(seed), f"seed {seed}"))
+    if not d.small or d.batch:
+        pytest.skip("deltas are worked for one sample of a small network")
+    worked = [delta for chain in d.chains.values() for delta in describe_deltas(d, chain)]
+    assert worked or all(chain.cut_layer != chain.param.layer for chain in d.chains.values())
+    for delta in worked:
+        factors = np.array(delta.factors).reshape(-1, 3)
+        assert float(np.sum(np.prod(factors, axis=1))) == pytest.approx(float(d.env[delta.name]), rel=1e-10, abs=1e-14) == pytest.approx(delta.value)
