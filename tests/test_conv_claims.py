@@ -200,3 +200,18 @@ def test_an_average_pool_not_divided_is_named():
     assert _keys(verdicts[0])[0] == "avgpool_not_divided", verdicts[0].diagnosis
     # every position pooled by 2: the kernel weight's is exactly twice, which the generic "a factor 2 too many" names first
     assert _keys(verdicts[1])[0] in ("avgpool_not_divided", "factor") and not verdicts[1].correct
+
+
+def test_a_full_chain_through_the_pool_and_a_chain_from_the_deltas_are_both_right():
+    """conv_worked's chains start at the deltas of layer c; a claimed chain with every path from E
+    through the pool and the dense layer (16) is judged right, as is one from the deltas; one path
+    left out is not."""
+    from chainrule.derive.graph import LOSS
+
+    d = derive(load_spec(str(EXAMPLE.parent / "conv_worked.yaml")))
+    graph = Verifier(d).graph
+    full = [graph.path_text(p) for p in graph.paths(LOSS, ("param", "k11"))]
+    assert len(full) == 16 and all("dp_1_" in p for p in full)
+    deltas = " + ".join(f"dE/dnet_c_1_{i}_{j} * dnet_c_1_{i}_{j}/dk11" for i in range(1, 5) for j in range(1, 5))
+    verdicts = _judge(d, "claims:\n" + "".join(f"  - {{of: dE/dk11, chain: '{c}'}}\n" for c in (" + ".join(full), deltas, " + ".join(full[1:]))))
+    assert [v.correct for v in verdicts] == [True, True, False]
