@@ -400,6 +400,10 @@ def positions_display(d: Derivation, chain) -> Display | None:
         unit = net.net(ref.layer, r).name
         local = sympy.diff(kinds.net_definition(net, ref.layer, r), symbol)
         delta = naming.DELTA_UNIT.format(unit=net.units(ref.layer)[r])
+        if local == 1:  # a bias: each delta itself
+            names.append(Name(delta))
+            numbers.append(Num(d.env[delta], operand=True))
+            continue
         names.append(Seq(Name(delta), CDOT, Expr(local)))
         numbers.append(Seq(Num(d.env[delta], operand=True), CDOT, Num(d.value(local), operand=True)))
     shown = len(names) if len(names) <= SUM_TERMS_MAX else SUM_TERMS_SHOWN
@@ -409,7 +413,7 @@ def positions_display(d: Derivation, chain) -> Display | None:
     delta_u = formula("δ_u = ∂E/∂net_u")
     where = ("worked above where it is not 0" if d.small else "its numbers are in the layer form") if own else "the sum of its paths above; their numbers are in the layer form"
     caption = Prose(f"{'The' if chain.cut_layer == ref.layer else 'The same'} gradient as a sum over the {len(names):,} positions where ", Name(ref.name),
-                    " is used, each the unit's delta ", delta_u, f" ({where}) times " + ("the input under the weight there:" if ref.is_weight else "1 (the bias adds to each net):"))
+                    " is used, each the unit's delta ", delta_u, f" ({where})" + (" times the input under the weight there:" if ref.is_weight else "; the bias adds to each net with the factor 1:"))
     return Display(caption, equation(partial(Name("E"), Name(ref.name)), steps))
 
 
