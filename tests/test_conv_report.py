@@ -215,3 +215,20 @@ def test_report_param_names_a_kernel_weight_of_a_big_conv_net(tmp_path) -> None:
     assert main(["report", str(ROOT / "examples" / "digits_conv.yaml"), "-o", str(tmp_path), "--param", name]) == 0
     text = (tmp_path / "digits_conv.tex").read_text(encoding="utf-8")
     assert text.count(r"\subsection*") == 1 and "sum over the 64 positions where" in text and "58 more terms" in text
+
+
+def test_the_report_works_at_most_16_deltas_and_counts_the_others() -> None:
+    """A small conv net of 3 channels (36 units, an average-pool: no delta is 0): 16 worked, the
+    other 20 counted."""
+    from chainrule.codegen.report.maps import DELTAS_WORKED, deltas_display
+
+    spec = {"name": "c1", "inputs": {"shape": [2, 6, 5]}, "seed": 3, "loss": "half_sse", "optimizer": {"kind": "sgd", "lr": 0.3},
+            "layers": [{"name": "c", "kind": "conv2d", "channels": 3, "kernel": [3, 2], "stride": [2, 1], "padding": [1, 0], "activation": "tanh"},
+                       {"name": "p", "kind": "avgpool2d", "kernel": [1, 2]}, {"name": "f", "kind": "flatten"},
+                       {"name": "h", "units": 4, "activation": "sigmoid"}, {"name": "o", "units": 2, "activation": "identity"}]}
+    d = derive(spec_from_data(spec, "c1.yaml"))
+    assert d.small and d.network.sizes[1] == 36
+    display = deltas_display(d, d.chains[next(iter(d.network.parameters())).name])
+    assert display is not None
+    assert sum(1 for row in display.rows if r"\delta" in row.lhs.tex()) == DELTAS_WORKED == 16
+    assert "The 20 other deltas that are not 0 are worked the same way" in display.note.tex()

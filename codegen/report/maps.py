@@ -419,6 +419,8 @@ def positions_display(d: Derivation, chain) -> Display | None:
 
 #: The deltas that are 0 are listed by name up to this many; past it, the first and a count.
 ZERO_DELTAS_LISTED = 8
+#: At most this many deltas are worked in the report; the others are said in a count.
+DELTAS_WORKED = 16
 #: A worked delta's dE/d(the unit above) is written as its formula up to this many nodes, else
 #: by its name (its number follows).
 DELTA_FORM_NODES = 24
@@ -433,12 +435,16 @@ def deltas_display(d: Derivation, chain) -> Display | None:
     net, layer = d.network, chain.param.layer
     if d.batch or chain.cut_layer != layer or not d.small:  # a big network's deltas: the layer form's
         return None
-    engine, rows, zero = ChainRule(net, d.layers), [], []
+    engine, rows, zero, worked, more = ChainRule(net, d.layers), [], [], 0, 0
     for r in range(net.sizes[layer]):
         delta = naming.DELTA_UNIT.format(unit=net.units(layer)[r])
         if d.env[delta] == 0:
             zero.append(delta)
             continue
+        if worked == DELTAS_WORKED:
+            more += 1
+            continue
+        worked += 1
         steps: list[list[Math]] = [[], [], []]
         for k, (reader, local, activation) in enumerate(engine.delta_steps(("net", layer, r))):
             gradient, factors = engine.unit_gradient(reader), (local, activation)
@@ -451,10 +457,11 @@ def deltas_display(d: Derivation, chain) -> Display | None:
         rows += equation(Name(delta), [*steps, [Num(d.env[delta])]], new_rows=(1, 2))
     shown = [Name(z) for z in zero[:ZERO_DELTAS_LISTED]]
     listed = [piece for i, name in enumerate(shown) for piece in ((", ", name) if i else (name,))]
-    more = f", ... ({len(zero):,} in all)" if len(zero) > len(shown) else ""
+    more_zero = f", ... ({len(zero):,} in all)" if len(zero) > len(shown) else ""
     caption = Prose(f"The deltas of layer {net.layer_name(layer)} that are not 0, each worked once, one step up the chain "
                     "(the sums over positions below use them):")
-    return Display(caption, tuple(rows), Prose("The other deltas are 0: ", *listed, more + ".") if zero else Prose())
+    others = f"The {more:,} other deltas that are not 0 are worked the same way (their values are in the layer form). " if more else ""
+    return Display(caption, tuple(rows), Prose(others, *(("The other deltas are 0: ", *listed, more_zero + ".") if zero else ())))
 
 
 def _in_product(math: Math, expr: sympy.Expr) -> Math:

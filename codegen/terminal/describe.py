@@ -101,6 +101,7 @@ class ParamText:
     positions: str = ""
     nonzero: str = ""  # a shared weight's sum without the terms that are 0 here
     deltas: tuple["DeltaText", ...] = ()  # the deltas of those terms, each worked once
+    deltas_of: int = 0  # how many terms are not 0 (past 16, the deltas of the first 8 are worked)
 
     @property
     def shared(self) -> bool:
@@ -267,10 +268,9 @@ def describe_deltas(d: Derivation, chain: ParamChain) -> tuple[DeltaText, ...]:
     if d.batch or not d.small or chain.cut_layer != chain.param.layer or d.network.spec.layers[chain.param.layer - 1].window is None:
         return ()  # a big network's deltas: the layer form's
     engine, net, lines = ChainRule(d.network, d.layers), d.network, []
-    for path in chain.paths:
+    kept = [p for p in chain.paths if d.value(p.product) != 0 and p.factors[0].human.is_Symbol]
+    for path in kept if len(kept) <= NONZERO_SHOWN else kept[:NONZERO_FIRST]:  # as many as the sum of those terms shows
         head = path.factors[0]
-        if d.value(path.product) == 0 or not head.human.is_Symbol:
-            continue
         node = ("net", chain.param.layer, net.units(chain.param.layer).index(head.wrt.name[len("net_"):]))
         names, forms, numbers, values = [], [], [], []
         for reader, local, activation in engine.delta_steps(node):
@@ -355,6 +355,7 @@ def describe_param(d: Derivation, name: str) -> ParamText:
         positions=positions,
         nonzero=nonzero_form(d, chain) if positions else "",
         deltas=describe_deltas(d, chain) if positions else (),
+        deltas_of=sum(1 for p in chain.paths if d.value(p.product) != 0) if positions and not d.batch else 0,
     )
 
 

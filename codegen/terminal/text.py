@@ -187,7 +187,9 @@ def _worked_deltas(p: ParamText) -> list[str]:
     others, each worked one step up (the factors, their forms, their numbers)."""
     out = [f"  {p.gradient_name} = {p.nonzero}"] if p.nonzero else []
     if p.deltas:
-        out.append("  their deltas, each one step up the chain:")
+        terms = "the terms above" if not p.nonzero else "those terms"
+        first = f"the first {len(p.deltas)} of " if len(p.deltas) < p.deltas_of else ""  # past 16 terms: those of the first 8
+        out.append(f"  the deltas of {first}{terms}, each one step up the chain:")
     for delta in p.deltas:
         out.append(f"    {delta.name} = {delta.chain} = {delta.form}")
         out.append(f"    {' ' * len(delta.name)} = {delta.numbers} = {number(delta.value)}")
