@@ -194,7 +194,7 @@ class ChainRule:
     def delta_factor(self, node: Node) -> Factor:
         """``dE/dnet_u`` taken as the delta of the layer form (for cut paths)."""
         net = self.network
-        unit = net.units(node[1])[node[2]]
+        unit = net.unit_name(node[1], node[2])
         delta = real_symbol(naming.DELTA_UNIT.format(unit=unit))
         return Factor(net.loss_symbol, net.net(node[1], node[2]), delta, delta, "the delta of the layer form")
 
@@ -208,6 +208,9 @@ class ChainRule:
         cut_layer = ref.layer if self._shared(ref) else None
         if total <= PATH_CAP and cut_layer is None:
             walks = [(None, (LOSS,) + tail) for c in first for tail in graph.walk(c, param)]
+        elif self.network.spec.steps:  # through time: at the deltas of each step where it is read, dE/dnet_t * dnet_t/dθ
+            cut_layer = ref.layer
+            walks = [(self.delta_factor(n), (n, param)) for n in graph.readers(param)]
         else:
             cut_layer = cut_layer or self._cut_layer(ref, param)
             nets = [("net", cut_layer, k) for k in range(self.network.sizes[cut_layer])]
@@ -260,14 +263,17 @@ class ChainRule:
 def expanded_units(network: Network) -> Mapping[sympy.Symbol, sympy.Expr]:
     """Every unit symbol (net and out) written in inputs and parameters, for small networks."""
     mapping: dict[sympy.Symbol, sympy.Expr] = {}
-    for l in range(1, network.depth + 1):
-        nets = {}
-        for r in range(network.sizes[l] if network.has_parameters(l) else 0):
-            nets[network.net(l, r)] = net_definition(network, l, r).xreplace(mapping)
-        mapping.update(nets)
-        below = nets if network.has_parameters(l) else {network.out(l - 1, r): mapping.get(network.out(l - 1, r), network.out(l - 1, r)) for r in range(network.sizes[l - 1])}
-        for r in range(network.sizes[l]):
-            mapping[network.out(l, r)] = out_definition(network, l, r).xreplace(below)
+    for step in range(max(network.spec.steps, 1)):  # a sequence: step by step (an rnn reads the step before; h_0 stays a symbol)
+        for l in range(1, network.depth + 1):
+            rows = range(step * network.sizes[l], (step + 1) * network.sizes[l])
+            nets = {}
+            for r in rows if network.has_parameters(l) else ():
+                nets[network.net(l, r)] = net_definition(network, l, r).xreplace(mapping)
+            mapping.update(nets)
+            outs_below = (network.out(l - 1, step * network.sizes[l - 1] + r) for r in range(network.sizes[l - 1]))
+            below = nets if network.has_parameters(l) else {out: mapping.get(out, out) for out in outs_below}
+            for r in rows:
+                mapping[network.out(l, r)] = out_definition(network, l, r).xreplace(below)
     return mapping
 
 

@@ -28,7 +28,7 @@ import sympy
 
 from chainrule.derive import spatial
 from chainrule.derive.counts import count
-from chainrule.derive.derivation import Derivation, PointValues, diagnose
+from chainrule.derive.derivation import Derivation, PointValues, diagnose, factor_at
 from chainrule.derive.evaluate import Pass
 from chainrule.derive.network import Network, ParamRef, Values, seeded_sample
 from chainrule.derive.numeric import compile_expr
@@ -213,7 +213,7 @@ def _check_point(derivation: Derivation, values: Values, run: Pass, worst: dict[
             ref = chain.param
             group = derivation.layers[ref.layer - 1].weight if ref.is_weight else derivation.layers[ref.layer - 1].bias or ""
             # each sample's chain, then reduced as the loss is; the L2 penalty's l2*w once
-            derived = float(reduce([sum(np.prod([_value(f.human, env) for f in p.factors]) for p in chain.paths) for env in envs]))
+            derived = float(reduce([sum(np.prod([factor_at(f, env) for f in p.factors]) for p in chain.paths) for env in envs]))
             if chain.penalty != 0:
                 derived += _value(chain.penalty, envs[0])
             differenced = _difference(loss, l=ref.layer - 1, kind="W" if ref.is_weight else "b", index=_index(values, ref), values=values)

@@ -220,7 +220,9 @@ class Derivation:
             return float(compile_expr(expr)(self.envs[row]))
 
     def factor_value(self, factor: Factor, row: int = 0) -> float:
-        return self.value(factor.human, row)
+        """A factor's value on sample ``row``; dE/d(an output at a step where that sample's
+        targets are null) is 0: E has no term at that step."""
+        return factor_at(factor, self.envs[row])
 
     def path_values(self, chain: ParamChain, row: int = 0) -> list[float]:
         """Each path's product of factor values on sample ``row``."""
@@ -306,6 +308,15 @@ class Derivation:
         return total
 
 
+def factor_at(factor: Factor, env: PointValues) -> float:
+    """A factor's value at the point ``env``; dE/d(an output at a step where that sample's
+    targets are null) is 0: E has no term at that step."""
+    if factor.of.name == naming.LOSS and env.without_target(factor.wrt.name):
+        return 0.0
+    with np.errstate(all="ignore"):
+        return float(compile_expr(factor.human)(env))
+
+
 def weight_entry(matrix: np.ndarray | None, ref: ParamRef) -> float:
     """A weight's entry of its layer's matrix (a kernel [out, in, kh, kw] as a row per channel)."""
     assert matrix is not None
@@ -324,8 +335,13 @@ class PointValues:
 
     def __init__(self, network: Network, values: Values, run: Pass, row: int = 0) -> None:
         self.network, self.values, self.run, self.row = network, values, run, row
-        self.units = {u: (l, r) for l in range(network.depth + 1) for r, u in enumerate(network.units(l))}
-        self.targets = {t: k for k, t in enumerate(network.spec.targets)}
+        self.units = {network.unit_name(l, r): (l, r) for l in range(network.depth + 1) for r in range(network.rows(l))}
+        self.targets = {network.target(k).name: k for k in range(network.rows(network.depth))}
+        self.initial = {}  # an rnn's h_0, its units at step 0 (out_h1_t0, h1_t0)
+        for l, layer in enumerate(network.spec.layers, start=1):
+            for j in range(network.sizes[l] if layer.is_rnn else 0):
+                value = np.float64(layer.initial[j] if layer.initial is not None else 0.0)
+                self.initial[network.initial(l, j).name] = self.initial[naming.AT_STEP.format(name=layer.units[j], step=0)] = value
         self.tables = (
             (naming.NET.format(unit=""), run.nets),
             (naming.OUT.format(unit=""), run.outs[1:]),
@@ -350,9 +366,25 @@ class PointValues:
         ref = self.network.locate(name)
         if ref is not None:
             return np.float64(self.values.scalar(ref))
+        if name in self.initial:
+            return self.initial[name]
         if name == naming.L2 and self.network.spec.loss.l2:
             return np.float64(self.network.spec.loss.l2)
         raise KeyError(name)
+
+    def without_target(self, name: str) -> bool:
+        """Whether the unit called ``name`` (a net or out of the last layer, by its symbol's name)
+        sits at a step of a sequence where this sample's targets are null (NaN)."""
+        if not self.network.spec.steps:
+            return False
+        unit = name[len(naming.NET.format(unit="")):] if name.startswith(naming.NET.format(unit="")) else name[len(naming.OUT.format(unit="")):] if name.startswith(naming.OUT.format(unit="")) else name
+        if unit not in self.units:
+            return False
+        layer, r = self.units[unit]
+        if layer != self.network.depth:
+            return False
+        step, outputs = self.network.step_of(layer, r)[0], self.network.sizes[-1]
+        return bool(np.isnan(self.values.T[self.row, step * outputs:(step + 1) * outputs]).all())
 
 
 def is_small(network: Network) -> bool:
@@ -362,8 +394,8 @@ def is_small(network: Network) -> bool:
     of which the forward pass lists."""
     if network.parameter_count > SMALL_MAX_PARAMETERS or network.depth > SMALL_MAX_DEPTH:
         return False
-    if network.spec.sequence:  # per-weight chains through time: later (issue 16)
-        return False
+    if network.spec.sequence:  # every unit at every step is listed
+        return sum(network.rows(l) for l in range(network.depth + 1)) <= SMALL_MAX_UNITS
     return not network.spec.spatial or sum(network.sizes) <= SMALL_MAX_UNITS
 
 
@@ -408,8 +440,6 @@ def resolve_params(network: Network, names: Iterable[str]) -> list[ParamRef]:
         ChainruleError: a name that is no parameter of the network (with a suggestion).
     """
     refs = []
-    if names:
-        refuse_sequence(network, "--param", "a parameter's chain (--param)")
     for name in names:
         ref = network.locate(name)
         if ref is None and not network.parameter_layers:
@@ -417,7 +447,9 @@ def resolve_params(network: Network, names: Iterable[str]) -> list[ParamRef]:
         if ref is None:
             _refuse_matrix(network, name)
             first, last = network.parameter_layers[0], network.parameter_layers[-1]
-            examples = list(dict.fromkeys([network.weight_name(first, 0, 0), network.weight_name(last, 0, 0)]))
+            rnns = [l for l in network.parameter_layers if network.spec.layers[l - 1].is_rnn]  # U's entries: u11, ...
+            recurrent = [network.weight_name(l, 0, network.sizes[l - 1]) for l in rnns[:1]]
+            examples = list(dict.fromkeys([network.weight_name(first, 0, 0), *recurrent, network.weight_name(last, 0, 0)]))
             bias = network.bias_name(first, 0)
             hint = suggest(name, examples + ([bias] if bias else []))
             raise ChainruleError(network.spec.source, "--param", f"no parameter named {name!r}{hint}; parameters are named like {', '.join(examples)}")

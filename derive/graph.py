@@ -81,20 +81,24 @@ class Graph:
     def _unit_children(self, node: Node) -> tuple[Node, ...]:
         net = self.network
         if node[0] == "E":
-            return tuple(("out", net.depth, k) for k in range(net.sizes[-1])) + tuple(("target", t) for t in net.spec.targets)
-        if node[0] == "out" and node[1] > 0:
-            kind = self.kind(node[1])
-            if getattr(kind, "OUT_READS_BELOW", False):  # a layer without weights: s_k = f(out_h_k)
-                return tuple(("out", node[1] - 1, j) for j in kind.out_reads_below(net, node[1], node[2]))
-            return tuple(("net", node[1], j) for j in kind.out_reads(net.sizes[node[1]], node[2]))
-        if node[0] == "net":
-            return tuple(("out", node[1] - 1, c) for c in self.kind(node[1]).net_reads(net, node[1], node[2]))
-        return ()
+            rows = net.loss_rows
+            return tuple(("out", net.depth, k) for k in rows) + tuple(("target", net.target(k).name) for k in rows)
+        if node[0] not in ("out", "net") or node[1] == 0:
+            return ()
+        layer, (step, k) = node[1], net.step_of(node[1], node[2])
+        kind, below = self.kind(layer), step * net.sizes[layer - 1]  # a kind reads at one step; its rows there
+        if node[0] == "out" and getattr(kind, "OUT_READS_BELOW", False):  # a layer without weights: s_k = f(out_h_k)
+            return tuple(("out", layer - 1, below + j) for j in kind.out_reads_below(net, layer, k))
+        if node[0] == "out":
+            return tuple(("net", layer, step * net.sizes[layer] + j) for j in kind.out_reads(net.sizes[layer], k))
+        own = tuple(("out", layer, j) for j in kind.recurrent_reads(net, layer, node[2])) if hasattr(kind, "recurrent_reads") else ()
+        return tuple(("out", layer - 1, below + c) for c in kind.net_reads(net, layer, k)) + own
 
     def _parameters_read(self, node: Node) -> tuple[Node, ...]:
         if node[0] != "net":
             return ()
-        return tuple(("param", name) for name in self.kind(node[1]).net_parameters(self.network, node[1], node[2]))
+        k = self.network.step_of(node[1], node[2])[1]
+        return tuple(("param", name) for name in self.kind(node[1]).net_parameters(self.network, node[1], k))
 
     def children_through(self, node: Node) -> tuple[Node, ...]:
         """The children of ``node``'s children, each once, in order: the nets of the output layer
@@ -113,23 +117,32 @@ class Graph:
         if node[0] == "param":
             return tuple(sorted(self._fed_by(node)))
         if node[0] == "target" or (node[0] == "out" and node[1] == net.depth):
-            return (LOSS,)
+            return (LOSS,) if not net.spec.steps or node in self.unit_children(LOSS) else ()  # a step without targets: no loss
+        if node[0] not in ("out", "net"):
+            return ()
+        step = net.step_of(node[1], node[2])[0]
         if node[0] == "out":
             above = "net" if net.has_parameters(node[1] + 1) else "out"
-            candidates = [(above, node[1] + 1, k) for k in range(net.sizes[node[1] + 1])]
-        elif node[0] == "net":
-            candidates = [("out", node[1], j) for j in range(net.sizes[node[1]])]
+            size = net.sizes[node[1] + 1]
+            candidates = [(above, node[1] + 1, step * size + k) for k in range(size)]
+            if node[1] > 0 and hasattr(self.kind(node[1]), "recurrent_reads") and step + 1 < max(net.spec.steps, 1):  # h_t is read by net_(t+1)
+                size = net.sizes[node[1]]
+                candidates += [("net", node[1], (step + 1) * size + k) for k in range(size)]
         else:
-            return ()
+            size = net.sizes[node[1]]
+            candidates = [("out", node[1], step * size + j) for j in range(size)]
         return tuple(c for c in candidates if node in self.unit_children(c))
 
     def _fed_by(self, param: Node) -> frozenset[Node]:
-        """The nets that read the parameter ``param`` (one; every net of its layer for a shared bias)."""
+        """The nets that read the parameter ``param`` (one; every net of its layer for a shared
+        bias; in a sequence, at every step)."""
         name = param[1]
         if name not in self._fed:
-            ref = self.network.locate(name)
-            rows = () if ref is None else self.kind(ref.layer).parameter_readers(self.network, ref)
-            self._fed[name] = frozenset(("net", ref.layer, r) for r in rows)
+            net = self.network
+            ref = net.locate(name)
+            rows = () if ref is None else self.kind(ref.layer).parameter_readers(net, ref)
+            steps = range(max(net.spec.steps, 1)) if ref is not None else ()
+            self._fed[name] = frozenset(("net", ref.layer, t * net.sizes[ref.layer] + r) for t in steps for r in rows)
         return self._fed[name]
 
     # -- order -------------------------------------------------------------------------------
@@ -146,8 +159,9 @@ class Graph:
     def _rank(self, node: Node) -> int:
         if node[0] == "E":
             return LOSS_RANK
-        if node[0] in ("out", "net"):
-            return 2 * node[1] + (1 if node[0] == "out" else 0)
+        if node[0] in ("out", "net"):  # in a sequence, every unit at step t above every unit at step t - 1
+            step = self.network.step_of(node[1], node[2])[0]
+            return step * (2 * self.network.depth + 2) + 2 * node[1] + (1 if node[0] == "out" else 0)
         if node[0] == "param":
             ref = self.network.locate(node[1])
             return 2 * ref.layer - 1 if ref is not None else -1
@@ -227,16 +241,31 @@ class Graph:
         network = self.network
         units: dict[str, sympy.Symbol] = {}
         for l in range(1, network.depth + 1):
-            for r, unit in enumerate(network.units(l)):
+            for r in range(network.rows(l)):
+                unit = network.unit_name(l, r)
                 units[unit] = units[naming.OUT.format(unit=unit)] = network.out(l, r)
                 if network.has_parameters(l):  # a layer without weights has no nets
                     units[naming.NET.format(unit=unit)] = network.net(l, r)
-        for r, name in enumerate(network.units(0)):
-            units[name] = network.out(0, r)
-        for k in range(network.sizes[-1]):
-            units[network.spec.targets[k]] = network.target(k)
+            if network.spec.layers[l - 1].is_rnn:  # h_0: the layer's units at step 0 (constants)
+                for j, unit in enumerate(network.units(l)):
+                    units[naming.AT_STEP.format(name=unit, step=0)] = units[network.initial(l, j).name] = network.initial(l, j)
+        for r in range(network.rows(0)):
+            units[network.unit_name(0, r)] = network.out(0, r)
+        for symbol in self.target_symbols:
+            units[symbol.name] = symbol
         units[naming.LOSS] = network.loss_symbol
         return units
+
+    @cached_property
+    def target_symbols(self) -> tuple[sympy.Symbol, ...]:
+        """The targets' symbols: ``t1``, of a sequence at every step ``t1_t1, t1_t2, ...``."""
+        return tuple(self.network.target(k) for k in range(self.network.rows(self.network.depth)))
+
+    @cached_property
+    def initial_symbols(self) -> frozenset[sympy.Symbol]:
+        """The entries of every rnn's h_0 (``out_h1_t0``): constants, no nodes."""
+        net = self.network
+        return frozenset(net.initial(l, j) for l in range(1, net.depth + 1) if net.spec.layers[l - 1].is_rnn for j in range(net.sizes[l]))
 
     @cached_property
     def unit_nodes(self) -> Mapping[str, Node]:
@@ -244,7 +273,7 @@ class Graph:
         network = self.network
         nodes: dict[str, Node] = {}
         for l in range(network.depth + 1):
-            for r in range(network.sizes[l]):
+            for r in range(network.rows(l)):
                 nodes[network.out(l, r).name] = ("out", l, r)
                 if l > 0 and network.has_parameters(l):
                     nodes[network.net(l, r).name] = ("net", l, r)
@@ -263,7 +292,7 @@ class Graph:
             return LOSS
         if symbol.name in self.unit_nodes:
             return self.unit_nodes[symbol.name]
-        if symbol.name in self.network.spec.targets:
+        if symbol in self.target_symbols:
             return ("target", symbol.name)
         return ("param", symbol.name)
 

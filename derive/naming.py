@@ -46,6 +46,17 @@ INDEXED_SHARED_BIAS = "b{layer}"
 #: ``k{layer}_{out}_{in}_{row}_{col}`` (``k{layer}_{out}_{in}_{i}`` for conv1d), ``layer`` the
 #: number of its matrices (``W1``), every index from 1.
 KERNEL_WEIGHT = "k{place}"
+#: An rnn's recurrent weights U, whatever the naming: ``u11, u12, ...`` (to, from; ``u1_12`` style
+#: ``u{to}_{from}`` where the layer has 10 units or more) where the network has one rnn layer and
+#: sequential naming; else ``u{layer}_{to}{from}`` (``u{layer}_{to}_{from}``), ``layer`` the number
+#: of its matrices (``U1``), every index from 1. W's entries keep the weights' scheme (``w1, ...``).
+RECURRENT_WEIGHT = "u{to}{frm}"
+RECURRENT_WEIGHT_WIDE = "u{to}_{frm}"
+RECURRENT_WEIGHT_INDEXED = "u{layer}_{to}{frm}"
+RECURRENT_WEIGHT_INDEXED_WIDE = "u{layer}_{to}_{frm}"
+#: A unit, input or target at step t of a sequence (from 1): ``h1_t2``, ``net_h1_t2``, ``x1_t2``,
+#: ``t1_t2``; an rnn's initial state h_0 is its units at step 0 (``out_h1_t0``, ``h1_t0``).
+AT_STEP = "{name}_t{step}"
 KERNEL_WEIGHT_INDEXED = "k{layer}_{out}_{inp}_{place}"
 
 LAYER_WEIGHT = "W{layer}"

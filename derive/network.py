@@ -9,6 +9,7 @@ a network of 100,000 weights costs no more to set up than one of eight.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -71,6 +72,39 @@ class Network:
     def units(self, layer: int) -> tuple[str, ...]:
         """Unit names of ``layer``; layer 0 is the inputs."""
         return self.spec.inputs if layer == 0 else self.spec.layers[layer - 1].units
+
+    @cached_property
+    def per_step(self) -> Network:
+        """The network with the names of one step of a sequence, unsuffixed (``out_y1``, ``t1``:
+        the layer form's, at any step), itself without sequences."""
+        return self if not self.spec.steps else Network(dataclasses.replace(self.spec, steps=0))
+
+    def rows(self, layer: int) -> int:
+        """The units of ``layer`` (0: the inputs) in the network's graph: its units at every step
+        of a sequence (row ``t * units + k`` is unit k at step t + 1), else its units."""
+        return self.sizes[layer] * max(self.spec.steps, 1)
+
+    def step_of(self, layer: int, row: int) -> tuple[int, int]:
+        """``(step from 0, unit)`` of row ``row`` of ``layer`` (:meth:`rows`); ``(0, row)``
+        without sequences."""
+        return divmod(row, self.sizes[layer]) if self.spec.steps else (0, row)
+
+    def unit_name(self, layer: int, row: int) -> str:
+        """The name of row ``row`` of ``layer`` (:meth:`rows`): ``h1``, at a step of a sequence ``h1_t2``."""
+        step, k = self.step_of(layer, row)
+        name = self.units(layer)[k]
+        return naming.AT_STEP.format(name=name, step=step + 1) if self.spec.steps else name
+
+    @cached_property
+    def loss_steps(self) -> tuple[int, ...]:
+        """The steps (from 0) where some sample of the spec's batch has targets (every step
+        without a batch, or without sequences: (0,)): the steps the loss reads."""
+        steps = max(self.spec.steps, 1)
+        batch = self.spec.batch
+        if not self.spec.steps or not batch:
+            return tuple(range(steps))
+        outputs = self.sizes[-1]
+        return tuple(t for t in range(steps) if any(not math.isnan(v) for s in batch for v in s.t[t * outputs:(t + 1) * outputs]))
 
     def layer_name(self, layer: int) -> str:
         return "input" if layer == 0 else self.spec.layers[layer - 1].name
@@ -184,7 +218,8 @@ class Network:
         weights, biases = [0], [0]
         for l, layer in enumerate(self.spec.layers, start=1):
             kernel = layer.window is not None  # a kernel's weights are named k11, ... (not w1, ...)
-            weights.append(weights[-1] + (0 if kernel else layer.weight_count(self.sizes[l - 1])))
+            counted = len(layer.units) * self.sizes[l - 1] if layer.is_rnn else layer.weight_count(self.sizes[l - 1])  # an rnn's U: u11, ...
+            weights.append(weights[-1] + (0 if kernel else counted))
             biases.append(biases[-1] + layer.bias_count)
         return tuple(weights), tuple(biases)
 
@@ -198,11 +233,52 @@ class Network:
             return given[row][col]
         if self.spec.layers[layer - 1].window is not None and self.has_parameters(layer):
             return self._kernel_name(layer, row, col)
+        rnn, before = self.spec.layers[layer - 1].is_rnn, self.sizes[layer - 1]
+        if rnn and col >= before:
+            return self._recurrent_name(layer, row, col - before)
         if self.spec.naming is Naming.SEQUENTIAL:
-            n = self._offsets[0][layer - 1] + row * self.weight_columns(layer) + col + 1
+            n = self._offsets[0][layer - 1] + row * (before if rnn else self.weight_columns(layer)) + col + 1
             return naming.SEQUENTIAL_WEIGHT.format(n=n)
         pattern = naming.INDEXED_WEIGHT_WIDE if self._wide(layer) else naming.INDEXED_WEIGHT
         return pattern.format(layer=self.matrix_number(layer), to=row + 1, frm=col + 1)
+
+    @cached_property
+    def _rnn_layers(self) -> tuple[int, ...]:
+        return tuple(l for l, layer in enumerate(self.spec.layers, start=1) if layer.is_rnn)
+
+    def _recurrent_name(self, layer: int, to: int, frm: int) -> str:
+        """U's entry into unit ``to`` from unit ``frm`` (from 0) of the same layer at the step
+        before: ``u11`` (one rnn layer, sequential naming), else ``u1_11`` (see
+        :data:`~chainrule.derive.naming.RECURRENT_WEIGHT`)."""
+        wide = self.sizes[layer] >= 10
+        if len(self._rnn_layers) == 1 and self.spec.naming is Naming.SEQUENTIAL:
+            return (naming.RECURRENT_WEIGHT_WIDE if wide else naming.RECURRENT_WEIGHT).format(to=to + 1, frm=frm + 1)
+        pattern = naming.RECURRENT_WEIGHT_INDEXED_WIDE if wide else naming.RECURRENT_WEIGHT_INDEXED
+        return pattern.format(layer=self.matrix_number(layer), to=to + 1, frm=frm + 1)
+
+    def _locate_recurrent(self, name: str) -> ParamRef | None:
+        """The entry of an rnn's U called ``name`` by :meth:`_recurrent_name`'s pattern, or None."""
+        if not self._rnn_layers or not name.startswith("u"):
+            return None
+        if len(self._rnn_layers) == 1 and self.spec.naming is Naming.SEQUENTIAL:
+            match = re.fullmatch(r"u(?:([1-9])([1-9])|([0-9]{1,6})_([0-9]{1,6}))", name)
+            layer = self._rnn_layers[0]
+            groups = match.groups() if match else ()
+        else:
+            match = re.fullmatch(r"u([0-9]{1,3})_(?:([1-9])([1-9])|([0-9]{1,6})_([0-9]{1,6}))", name)
+            layer = (self.layer_of_matrix(int(match.group(1))) or 0) if match else 0
+            groups = match.groups()[1:] if match else ()
+        if not match or layer not in self._rnn_layers:
+            return None
+        to, frm = (groups[0], groups[1]) if groups[0] else (groups[2], groups[3])
+        units = self.sizes[layer]
+        if not (1 <= int(to) <= units and 1 <= int(frm) <= units):
+            return None
+        return ParamRef(name, layer, "weight", int(to) - 1, self.sizes[layer - 1] + int(frm) - 1)
+
+    def recurrent(self, ref: ParamRef) -> bool:
+        """Whether ``ref`` is an entry of an rnn's U (read with the layer's own units at the step before)."""
+        return ref.is_weight and self.spec.layers[ref.layer - 1].is_rnn and ref.col >= self.sizes[ref.layer - 1]
 
     @cached_property
     def _conv_layers(self) -> tuple[int, ...]:
@@ -303,7 +379,7 @@ class Network:
         return self.weight_name(ref.layer, ref.row, ref.col) if ref.is_weight else self.bias_name(ref.layer, ref.row)
 
     def _locate_generated(self, name: str) -> ParamRef | None:
-        kernel = self._locate_kernel(name)
+        kernel = self._locate_kernel(name) or self._locate_recurrent(name)
         if kernel is not None:
             return kernel
         if self.spec.naming is Naming.SEQUENTIAL:
@@ -318,7 +394,8 @@ class Network:
             i = n - offsets[layer - 1]
             if match.group(1) == "b":
                 return ParamRef(name, layer, "bias", i, -1)
-            return ParamRef(name, layer, "weight", i // self.weight_columns(layer), i % self.weight_columns(layer))
+            columns = self.sizes[layer - 1] if self.spec.layers[layer - 1].is_rnn else self.weight_columns(layer)  # an rnn's W alone
+            return ParamRef(name, layer, "weight", i // columns, i % columns)
         return self._locate_indexed(name)
 
     def _locate_indexed(self, name: str) -> ParamRef | None:
@@ -374,13 +451,17 @@ class Network:
     # -- symbols -----------------------------------------------------------------------------
 
     def net(self, layer: int, row: int) -> sympy.Symbol:
-        return real_symbol(naming.NET.format(unit=self.units(layer)[row]))
+        return real_symbol(naming.NET.format(unit=self.unit_name(layer, row)))
 
     def out(self, layer: int, row: int) -> sympy.Symbol:
         """The output of a unit; an input (layer 0) and a unit of a layer without weights
         (``s1 = f(out_h1)``, which has no net) are their own names."""
-        name = self.units(layer)[row]
+        name = self.unit_name(layer, row)
         return real_symbol(name if layer == 0 or not self.has_parameters(layer) else naming.OUT.format(unit=name))
+
+    def initial(self, layer: int, row: int) -> sympy.Symbol:
+        """Entry ``row`` of an rnn layer's h_0, as its unit at step 0: ``out_h1_t0``."""
+        return real_symbol(naming.OUT.format(unit=naming.AT_STEP.format(name=self.units(layer)[row], step=0)))
 
     def activation_input(self, layer: int, row: int) -> sympy.Symbol:
         """What unit ``row``'s activation is applied to: its net, or for a layer without weights
@@ -388,7 +469,12 @@ class Network:
         return self.net(layer, row) if self.has_parameters(layer) else self.out(layer - 1, row)
 
     def target(self, k: int) -> sympy.Symbol:
-        return real_symbol(self.spec.targets[k])
+        """Target ``k`` (of a sequence: ``k`` counts step by step, ``t1_t2``)."""
+        targets = self.spec.targets
+        if not self.spec.steps:
+            return real_symbol(targets[k])
+        step, j = divmod(k, len(targets))
+        return real_symbol(naming.AT_STEP.format(name=targets[j], step=step + 1))
 
     def weight(self, layer: int, row: int, col: int) -> sympy.Symbol:
         return real_symbol(self.weight_name(layer, row, col))
@@ -465,8 +551,15 @@ class Network:
     def loss_definition(self) -> sympy.Expr:
         """``E`` in the outputs of the last layer and the targets: the sum of the terms."""
         per_output = self.per_output_loss()
-        terms = [per_output.xreplace({Y: self.out(self.depth, k), T: self.target(k)}) for k in range(self.sizes[-1])]
+        terms = [per_output.xreplace({Y: self.out(self.depth, k), T: self.target(k)}) for k in self.loss_rows]
         return self.loss_scale * sympy.Add(*terms)
+
+    @property
+    def loss_rows(self) -> list[int]:
+        """The rows of the last layer (:meth:`rows`) that E reads: its units, of a sequence at
+        each step with targets (:attr:`loss_steps`; E is the sum of the steps' losses)."""
+        outputs = self.sizes[-1]
+        return [t * outputs + k for t in self.loss_steps for k in range(outputs)]
 
 
 def build_network(spec: Spec) -> Network:
@@ -681,4 +774,8 @@ def seeded_sample(network: Network, rng: np.random.Generator) -> tuple[np.ndarra
         t = rng.integers(0, 2, outputs * steps).astype(float)
     else:
         t = rng.uniform(0.0, 1.0, outputs * steps)
+    if network.spec.steps:  # the steps without targets in the spec's batch have none here either (no loss there)
+        t = t.reshape(steps, outputs)
+        t[[s for s in range(steps) if s not in network.loss_steps]] = np.nan
+        t = t.ravel()
     return x, t, True

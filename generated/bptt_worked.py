@@ -196,7 +196,7 @@ class Network:
             net_h[rows] += np.dot(h, p["U1"].T)
             out_h[rows] = np.tanh(net_h[rows])
             h = out_h[rows]
-        # net_y = out_h W2^T + 0, a row per sample (net_y1 = w3*out_h1)
+        # net_y = out_h W2^T + 0, a row per sample (net_y1 = w2*out_h1)
         net_y = np.dot(out_h, p["W2"].T, out=work["net_y"])
         # out_y = net_y (identity)
         out_y = net_y

@@ -227,8 +227,8 @@ class Network:
             net_h[rows] += np.dot(h, p["U1"].T)
             out_h[rows] = np.tanh(net_h[rows])
             h = out_h[rows]
-        # net_y = out_h W2^T + b2, a row per sample (net_y1 = w273*out_h1 + w274*out_h2 + ...
-        #   + w288*out_h16 + b17)
+        # net_y = out_h W2^T + b2, a row per sample (net_y1 = w17*out_h1 + w18*out_h2 + ...
+        #   + w32*out_h16 + b17)
         net_y = np.dot(out_h, p["W2"].T, out=work["net_y"])
         net_y += p["b2"]
         # out_y = net_y (identity)

@@ -223,6 +223,11 @@ def build_report_context(d: Derivation, spec_path: str, params: Sequence[str] = 
         ChainruleError: an unknown or repeated ``--param`` name, or too many of them.
     """
     spec = d.network.spec
+    if recurrence.is_sequence(d) and params:
+        raise ChainruleError(spec.source, "--param", "report --param is not available yet for a network with an rnn layer (the report's pages of "
+                             "per-weight chains through time come later, issue 16); derive --param gives a weight's chain, and the report its layer form")
+    if recurrence.is_sequence(d):  # at layer level: BPTT with the numbers step by step (derive gives the per-weight chains)
+        d = d.at_layer_level()
     if len(params) > PARAMS_MAX:
         raise ChainruleError(spec.source, "--param", f"expected at most {PARAMS_MAX} parameters in one report, got {len(params)}")
     every = not params and d.small and _rows(d, list(d.chains)) <= ROWS_MAX
@@ -325,7 +330,7 @@ def _rows(d: Derivation, names: Sequence[str]) -> int:
 
 
 def _settings(d: Derivation) -> tuple[Setting, ...]:
-    spec, net = d.network.spec, d.network
+    spec, net = d.network.spec, d.network.per_step  # a sequence's: the names at any step
     # In the spec's own symbols (its first output and target): letters of our own could clash.
     out, target = net.out(net.depth, 0), net.target(0)
     loss = Expr(net.per_output_loss().xreplace({Y: out, T: target}))

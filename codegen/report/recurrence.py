@@ -202,7 +202,7 @@ def _out_rows(d: Derivation, form: LayerForm, v: dict[str, np.ndarray], t: int) 
 def _step_loss(d: Derivation, v: dict[str, np.ndarray], t: int) -> tuple[tuple[Row, ...], float | None]:
     """``E_t``: the loss over the outputs at step t with the numbers put in, and its value (None
     where the step has no targets)."""
-    net = d.network
+    net = d.network.per_step  # the names at any step, written [t]
     targets, outputs = v[d.program.targets][t], v[d.layers[-1].out][t]
     if np.isnan(targets).any():
         return (), None

@@ -24,7 +24,7 @@ from chainrule.derive.network import ParamRef, real_symbol
 from chainrule.derive.penalty import L2
 from chainrule.derive.optimizers import GRAD, THETA, first_step_expr
 from chainrule.derive.registry import X
-from chainrule.derive.kinds import net_bias, net_terms, out_definition, pool
+from chainrule.derive.kinds import net_bias, net_products, net_terms, out_definition, pool
 from chainrule.derive.windows import FLATTEN_KIND, POOL_KINDS
 
 from chainrule.codegen.terminal.program_text import expression_text, statement_text
@@ -152,11 +152,13 @@ def forward_lines(d: Derivation, row: int = 0) -> tuple[Line, ...]:
     (small networks); for a batch, the loss line is that sample's own E_k."""
     net, env = d.network, d.envs[row]
     lines = []
-    for l in range(1, net.depth + 1):
-        for r in range(net.sizes[l] if net.has_parameters(l) else 0):
+    steps = max(net.spec.steps, 1)
+    for step, l in ((step, l) for step in range(steps) for l in range(1, net.depth + 1)):  # a sequence: step by step
+        rows = range(step * net.sizes[l], (step + 1) * net.sizes[l])
+        for r in rows if net.has_parameters(l) else ():
             terms = " + ".join(_net_terms(d, l, r, row))
             lines.append(Line(net.net(l, r).name, _net_formula(d, l, r), terms, env[net.net(l, r).name]))
-        for r in range(net.sizes[l]):
+        for r in rows:
             lines.append(Line(net.out(l, r).name, unit_output_text(d, l, r), "", env[net.out(l, r).name]))
     loss = net.loss_definition()
     if d.batch or not net.spec.loss.l2:
@@ -189,14 +191,14 @@ def penalty_line(d: Derivation) -> Line:
 def _net_formula(d: Derivation, l: int, r: int) -> str:
     """``w1*i1 + w2*i2 + b1``; a convolution's ``k11*x_1_1_1 + ... + b1`` over its field."""
     net = d.network
-    terms = [f"{ref.name}*{net.out(l - 1, c).name}" for ref, c in net_terms(net, l, r)]
+    terms = [f"{ref.name}*{symbol.name}" for ref, symbol in net_products(net, l, r)]
     bias = net_bias(net, l, r)
     return " + ".join(terms + ([bias.name] if bias else []))
 
 
 def _net_terms(d: Derivation, l: int, r: int, row: int = 0) -> list[str]:
     net, values = d.network, d.values
-    terms = [f"{operand(values.scalar(ref))}*{operand(d.envs[row][net.out(l - 1, c).name])}" for ref, c in net_terms(net, l, r)]
+    terms = [f"{operand(values.scalar(ref))}*{operand(d.envs[row][symbol.name])}" for ref, symbol in net_products(net, l, r)]
     bias = net_bias(net, l, r)
     if bias is not None:
         terms.append(operand(values.scalar(bias)))
@@ -331,7 +333,14 @@ def describe_param(d: Derivation, name: str) -> ParamText:
         cut = f"paths start at the deltas of layer {layer} (delta_u = dE/dnet_u, from the layer form); from E there are {chain.paths_from_E:,}"
     window = d.network.spec.layers[ref.layer - 1].window
     positions = ""
-    if window is not None:  # a shared weight: one path (or group of paths) per position where it is used
+    if d.network.spec.steps:  # every parameter of a sequence network is read at every step
+        used = len({path.factors[-1].of for path in chain.paths})
+        positions = f"the sum over the {count(used, 'step')} where {name} is used" + ("" if chain.cut_layer is not None else f", {count(len(chain.paths), 'path')}")
+        if chain.cut_layer is not None:
+            unit = naming.AT_STEP.format(name=d.network.units(ref.layer)[ref.row], step="")  # h1_t
+            cut = (f"each term dE/dnet_{unit} * dnet_{unit}/d{name} = delta_{unit} * what {name} multiplies at step t, delta_{unit} = dE/dnet_{unit} "
+                   f"from the layer form (backpropagation through time); from E there are {count(chain.paths_from_E, 'path')}")
+    elif window is not None:  # a shared weight: one path (or group of paths) per position where it is used
         used = len({path.factors[-1].of for path in chain.paths})
         positions = f"the sum over the {used:,} positions of layer {d.network.layer_name(ref.layer)} where {name} is used" if used > 1 else ""
         if positions and chain.cut_layer == ref.layer:

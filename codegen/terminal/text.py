@@ -281,7 +281,7 @@ def render_gradient_summary(d: Derivation) -> list[str]:
         for name, gradient, before, after in matrices:
             out += [row(f"dE_d{name}", gradient), row(f"{name}+", after, after - before)]
     for name, gradient in d.initial_gradients.items():  # an rnn's h_0: a constant, not updated
-        out.append(row(f"dE_d{name}", gradient) + "  (h_0: not trained)")
+        out.append(_initial_row(name, gradient))
     return out
 
 
@@ -289,6 +289,13 @@ def _from_own_deltas(d: Derivation, name: str) -> bool:
     """Whether a parameter's chain starts at its own layer's deltas (a convolution's shared weight)."""
     chain = d.chains[name]
     return chain.cut_layer is not None and chain.cut_layer == chain.param.layer
+
+
+def _initial_row(name: str, gradient: np.ndarray) -> str:
+    """``dE_dh0_h = [-0.0146197075]  (h_0: not trained)``, its entries where it has at most
+    :data:`SHOWN_ENTRIES`."""
+    shown = _nested(gradient) if gradient.size <= SHOWN_ENTRIES else f"norm {number(float(np.linalg.norm(gradient)))}  max {number(float(np.max(np.abs(gradient))))}"
+    return f"  {'dE_d' + name:<10} = {shown}  (h_0: not trained)"
 
 
 def render_derivation(d: Derivation, params: Sequence[str] = ()) -> str:
@@ -303,6 +310,8 @@ def render_derivation(d: Derivation, params: Sequence[str] = ()) -> str:
             shown = expanded or f"(more than {EXPANDED_MAX_NODES:,} terms written out: see the form in unit symbols above)"
             out.append(f"  in inputs, targets and parameters{' (dE_k, sample k)' if d.batch else ''}: {shown}")
         out.append("")
+    if d.small and d.initial_gradients:  # an rnn's h_0: no parameter, its gradient all the same
+        out += [_initial_row(name, gradient) for name, gradient in d.initial_gradients.items()] + [""]
     if not d.small:
         out += render_gradient_summary(d) + [""]
         if d.network.spec.sequence:

@@ -102,7 +102,7 @@ def ones_name(units_of: str) -> str:
 def net_text(network: Network, l: int, r: int = 0, elide: bool = False) -> str:
     """net = w*in + ... + b, in the order people write it; with ``elide``, more than four
     products as people shorten them (``w1*x1 + w2*x2 + ... + w784*x784 + b1``)."""
-    sources = network.spec.inputs if l == 1 else [network.out(l - 1, c).name for c in range(network.sizes[l - 1])]
+    sources = network.spec.inputs if l == 1 else [network.per_step.out(l - 1, c).name for c in range(network.sizes[l - 1])]
     terms = [f"{network.weight_name(l, r, c)}*{source}" for c, source in enumerate(sources)]
     if elide and len(terms) > 4:
         terms = terms[:2] + ["..."] + terms[-1:]
@@ -353,7 +353,7 @@ class _ArrayPrinter(_Sequences):
     def _weighted_sums(self, s: Statement) -> list[Line]:
         W, x, *bias = s.expr.args
         net, previous = s.target.name, self._name(x)
-        example = f"{self.d.network.net(s.layer, 0).name} = {net_text(self.d.network, s.layer, elide=True)}"
+        example = f"{self.d.network.per_step.net(s.layer, 0).name} = {net_text(self.d.network.per_step, s.layer, elide=True)}"
         lines = [Line(f"{net} = {previous} {W}^T + {bias[0] if bias else '0'}, a row per sample ({example})",
                       f'{net} = np.dot({previous}, p["{W}"].T, out={self._buffer(net, self.program.sizes[s.layer])})')]
         if bias:

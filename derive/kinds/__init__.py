@@ -50,31 +50,73 @@ def kind_of_layer(network: Network, layer: int) -> ModuleType:
     return KINDS[kind]
 
 
+def _at_step(network: Network, layer: int, step: int, expr: sympy.Expr) -> sympy.Expr:
+    """``expr``, written by a kind for a unit at the first step of a sequence, at step ``step``
+    (from 0): the outputs of layer ``layer - 1`` and the nets and outputs of ``layer`` moved to it
+    (a kind other than the rnn reads one step only)."""
+    if step == 0:
+        return expr
+    moved = {}
+    for l in (layer - 1, layer):
+        size = network.sizes[l]
+        for k in range(size):
+            moved[network.out(l, k)] = network.out(l, step * size + k)
+            if l > 0 and network.has_parameters(l):
+                moved[network.net(l, k)] = network.net(l, step * size + k)
+    return expr.xreplace(moved)
+
+
+def _through_time(network: Network, layer: int) -> bool:
+    """Whether ``layer``'s kind reads rows at several steps itself (an rnn: h_(t-1))."""
+    return getattr(kind_of_layer(network, layer), "THROUGH_TIME", False)
+
+
 def net_definition(network: Network, layer: int, row: int) -> sympy.Expr:
     """``net`` of unit ``row`` of ``layer`` in the outputs below and the parameters, as its kind
-    defines it (a dense layer's weighted sum, a convolution's sum over its receptive field).
+    defines it (a dense layer's weighted sum, a convolution's sum over its receptive field); in
+    a sequence, ``row`` counts step by step (:meth:`Network.rows`) and the net is the step's.
 
     Raises:
         AttributeError: a layer without nets (activation, pool, flatten)."""
-    return kind_of_layer(network, layer).net_definition(network, layer, row)
+    kind = kind_of_layer(network, layer)
+    if _through_time(network, layer):
+        return kind.net_definition(network, layer, row)
+    step, k = network.step_of(layer, row)
+    return _at_step(network, layer, step, kind.net_definition(network, layer, k))
 
 
 def net_terms(network: Network, layer: int, row: int) -> list[tuple[ParamRef, int]]:
-    """The products of ``net`` of unit ``row`` of ``layer``: (its weight, the unit of layer
-    ``layer - 1`` it multiplies), in the order the kind writes them."""
-    return kind_of_layer(network, layer).net_terms(network, layer, row)
+    """The products of ``net`` of unit ``row`` of ``layer``: (its weight, the row of layer
+    ``layer - 1`` it multiplies), in the order the kind writes them (an rnn's U terms, which
+    read its own layer, are in :func:`net_products`)."""
+    kind = kind_of_layer(network, layer)
+    if _through_time(network, layer):
+        return kind.net_terms(network, layer, row)
+    step, k = network.step_of(layer, row)
+    below = step * network.sizes[layer - 1]
+    return [(ref, below + c) for ref, c in kind.net_terms(network, layer, k)]
+
+
+def net_products(network: Network, layer: int, row: int) -> list[tuple[ParamRef, sympy.Symbol]]:
+    """The products of ``net`` of unit ``row`` of ``layer``: (its weight, the symbol it
+    multiplies), an rnn's ``u*out_h1_t1`` (``out_h1_t0``: h_0) after its ``w*x1_t2``."""
+    kind = kind_of_layer(network, layer)
+    if hasattr(kind, "net_products"):
+        return kind.net_products(network, layer, row)
+    return [(ref, network.out(layer - 1, c)) for ref, c in net_terms(network, layer, row)]
 
 
 def net_bias(network: Network, layer: int, row: int) -> ParamRef | None:
     """The bias ``net`` of unit ``row`` of ``layer`` adds (a shared one, a channel's), or None."""
-    return kind_of_layer(network, layer).net_bias(network, layer, row)
+    return kind_of_layer(network, layer).net_bias(network, layer, network.step_of(layer, row)[1])
 
 
 def out_definition(network: Network, layer: int, row: int) -> sympy.Expr:
     """The output of unit ``row`` of ``layer`` in its net symbols, or for a layer without nets
     in the outputs of the layer before (``s_k = f(out_h_k)``, a pool's ``Max`` or mean of its
     window, a flatten's one output), as its kind defines it."""
-    return kind_of_layer(network, layer).out_definition(network, layer, row)
+    step, k = network.step_of(layer, row)
+    return _at_step(network, layer, step, kind_of_layer(network, layer).out_definition(network, layer, k))
 
 
 def layer_program(network: Network, forms: tuple[LayerForm, ...]) -> Program:

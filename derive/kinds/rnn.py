@@ -17,8 +17,13 @@ Its rules, each from the network's own definitions:
   :class:`BiasSum` sum a sequence's steps as they sum a batch's samples);
 - the initial state's, ``dE/dh_0 = U^T delta_1`` (h_0 is not trained: a constant of the spec).
 
-The per-weight (scalar) chains through time are not built yet: a network with an rnn takes the
-layer-level route (:func:`chainrule.derive.derivation.is_small`).
+Its units' edges in the network's graph (:mod:`chainrule.derive.graph`), unrolled over the
+steps (a row ``t * units + k`` is unit k at step t + 1, :meth:`~chainrule.derive.network.Network.rows`):
+``net_h1_t2`` reads the inputs at step 2 (W's entries ``w1, ...``), the layer's own outputs at
+step 1 (U's entries ``u11, ...``; at step 1, h_0: ``out_h1_t0``, a constant) and its bias
+(:func:`net_definition`, which the per-weight chains differentiate). Every weight is read at
+every step: dE/dw is the sum over the steps, and dE/dh_t has two paths, through the layer above
+at step t and through h_(t+1).
 """
 
 from __future__ import annotations
@@ -30,13 +35,58 @@ import sympy
 from chainrule.derive import naming
 from chainrule.derive.kinds import dense
 from chainrule.derive.layers import LayerForm
+from chainrule.derive.network import Network, ParamRef, real_symbol
 from chainrule.derive.program import (
     BACKWARD_IN_TIME, FORWARD_IN_TIME, AtFirstStep, Backprop, BiasSum, Chain, Following, Outer, Previous, RecurrentAffine, Stage, Statement, vector,
 )
 
 KIND = "rnn"
-out_reads, names, net_reads, net_parameters, parameter_readers = (
-    dense.out_reads, dense.names, dense.net_reads, dense.net_parameters, dense.parameter_readers)
+#: Its nets read rows at another step (h_(t-1)): its definitions take a row of every step.
+THROUGH_TIME = True
+out_reads, names, net_reads, parameter_readers, net_bias, out_definition = (
+    dense.out_reads, dense.names, dense.net_reads, dense.parameter_readers, dense.net_bias, dense.out_definition)
+
+
+def net_parameters(network: Network, layer: int, row: int) -> list[str]:
+    """The parameters ``net`` of unit ``row`` (at any step) reads: W's row, U's row, its bias."""
+    names = [network.weight_name(layer, row, c) for c in range(network.sizes[layer - 1] + network.sizes[layer])]
+    bias = network.bias_name(layer, row)
+    return names + ([bias] if bias else [])
+
+
+def recurrent_reads(network: Network, layer: int, row: int) -> list[int]:
+    """The rows of its own layer ``net`` of row ``row`` reads: every unit at the step before
+    (none at the first step, whose h_0 is a constant)."""
+    step, _ = network.step_of(layer, row)
+    units = network.sizes[layer]
+    return list(range((step - 1) * units, step * units)) if step > 0 else []
+
+
+def net_terms(network: Network, layer: int, row: int) -> list[tuple[ParamRef, int]]:
+    """W's products in ``net`` of row ``row``: (W's entry, the row of layer ``layer - 1`` at the
+    same step it multiplies)."""
+    step, k = network.step_of(layer, row)
+    before = network.sizes[layer - 1]
+    return [(ParamRef(network.weight_name(layer, k, c), layer, "weight", k, c), step * before + c) for c in range(before)]
+
+
+def net_products(network: Network, layer: int, row: int) -> list[tuple[ParamRef, sympy.Symbol]]:
+    """Every product in ``net`` of row ``row``: W's entries times the inputs at its step, then
+    U's times the layer's outputs at the step before (h_0's entries at the first)."""
+    step, k = network.step_of(layer, row)
+    before, units = network.sizes[layer - 1], network.sizes[layer]
+    out = [(ref, network.out(layer - 1, c)) for ref, c in net_terms(network, layer, row)]
+    for j in range(units):
+        ref = ParamRef(network.weight_name(layer, k, before + j), layer, "weight", k, before + j)
+        out.append((ref, network.out(layer, (step - 1) * units + j) if step > 0 else network.initial(layer, j)))
+    return out
+
+
+def net_definition(network: Network, layer: int, row: int) -> sympy.Expr:
+    """``net_h1_t2 = w1*x1_t2 + u11*out_h1_t1 + b1``: W x_t + U h_(t-1) + b for unit k at its step."""
+    bias = net_bias(network, layer, network.step_of(layer, row)[1])
+    products = [real_symbol(ref.name) * symbol for ref, symbol in net_products(network, layer, row)]
+    return sympy.Add(*products, *([real_symbol(bias.name)] if bias is not None else []))
 
 
 def previous_state(form: LayerForm) -> sympy.Expr:
