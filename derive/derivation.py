@@ -26,7 +26,7 @@ from chainrule.derive.formula import tree_size
 from chainrule.derive.registry import X
 from chainrule.derive.errors import ChainruleError
 from chainrule.derive.evaluate import Pass, ProgramNumbers, gradients_of
-from chainrule.derive.kinds import layer_program
+from chainrule.derive.kinds import layer_program, net_products
 from chainrule.derive.layers import LayerForm, derive_layers
 from chainrule.derive.program import Program
 from chainrule.derive.network import Network, ParamRef, Values, build_network, initial_values
@@ -282,6 +282,8 @@ class Derivation:
     def _unit_sizes(self) -> dict[str, int]:
         """How many nodes each unit symbol stands for once written in inputs and parameters."""
         net = self.network
+        if net.spec.steps:
+            return _sequence_unit_sizes(net)
         sizes = {name: 1 for name in net.units(0)}
         previous = [1] * net.sizes[0]
         for l in range(1, net.depth + 1):
@@ -306,6 +308,27 @@ class Derivation:
         for node in sympy.preorder_traversal(gradient):
             total += sizes.get(node.name, 1) if node.is_Symbol else 1
         return total
+
+
+def _sequence_unit_sizes(net: Network) -> dict[str, int]:
+    """:meth:`Derivation._unit_sizes` of a sequence network, step by step (an rnn's units at step
+    t hold every unit at the step before: the sizes grow with the steps)."""
+    sizes = {net.out(0, r).name: 1 for r in range(net.rows(0))}
+    for step in range(net.spec.steps):
+        for l in range(1, net.depth + 1):
+            rows = range(step * net.sizes[l], (step + 1) * net.sizes[l])
+            below = [sizes.get(net.out(l - 1, step * net.sizes[l - 1] + c).name, 1) for c in range(net.sizes[l - 1])]
+            for r in rows:
+                weighted = sum(2 + sizes.get(symbol.name, 1) for _, symbol in net_products(net, l, r)) + 2 if net.has_parameters(l) else max(below)
+                if net.is_softmax(l):
+                    out = 3 + net.sizes[l] * (2 + weighted)
+                else:
+                    f = net.activation(l)
+                    out = tree_size(f) + (weighted - 1) * f.count(X)
+                if net.has_parameters(l):
+                    sizes[net.net(l, r).name] = weighted
+                sizes[net.out(l, r).name] = out
+    return sizes
 
 
 def factor_at(factor: Factor, env: PointValues) -> float:

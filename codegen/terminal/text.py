@@ -314,9 +314,7 @@ def render_derivation(d: Derivation, params: Sequence[str] = ()) -> str:
         out += [_initial_row(name, gradient) for name, gradient in d.initial_gradients.items()] + [""]
     if not d.small:
         out += render_gradient_summary(d) + [""]
-        if d.network.spec.sequence:
-            out += ["(a network with an rnn layer: its per-weight chains through time come later, issue 16; the layer form follows)", ""]
-        elif not params:
+        if not params:
             out += ["(a big network: pass --param NAME for one parameter's chain and closed form)", ""]
     out += render_layers(d)
     return "\n".join(out) + "\n"
