@@ -178,6 +178,7 @@ def test_derive_json_keys(capsys):
     small = json.loads(capsys.readouterr().out)
     assert small["form"] == "scalar" and list(small["gradients"]) == ["w1", "u11", "b1", "w2"]
     assert small["forward"]["out_h1_t2"] == pytest.approx(0.780329185) and "net_y1_t1" in small["forward"]
+    assert small["initial_gradients"]["h0_h"] == pytest.approx([-0.0146197075])
     assert main(["derive", "--json", str(EXAMPLES / "sequence_sum.yaml")]) == 0
     big = json.loads(capsys.readouterr().out)
     assert big["form"] == "layer" and list(big["gradients"]) == ["W1", "U1", "b1", "W2", "b2"]

@@ -67,8 +67,8 @@ def derivation_document(d: Derivation, params: Sequence[str] = ()) -> dict[str, 
                 document["forward"][form.net] = _shaped(d, form.net, net)
             document["forward"][form.out] = _shaped(d, form.out, out)
         document["gradients"], document["updated"] = _matrices(d)
-        if d.initial_gradients:  # an rnn's h_0: not a parameter (not updated), its gradient all the same
-            document["initial_gradients"] = {name: g.tolist() for name, g in d.initial_gradients.items()}
+    if d.initial_gradients:  # an rnn's h_0: not a parameter (not updated), its gradient all the same
+        document["initial_gradients"] = {name: g.tolist() for name, g in d.initial_gradients.items()}
     if spec.loss.l2:
         document["penalty"] = _penalty(d, described)
     document["closed_forms"] = {p.name: p.closed_form for p in described}
