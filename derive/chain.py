@@ -92,7 +92,7 @@ class ChainRule:
     """
 
     def __init__(self, network: Network, forms: tuple[LayerForm, ...], graph: Graph | None = None, max_pool: str = "first",
-                 shared_from_deltas: bool = True) -> None:
+                 shared_from_deltas: bool = True, recurrence: str = "bptt") -> None:
         """Args:
             max_pool: where a max-pool's gradient goes: ``first`` the window's first largest input
                 (PyTorch's rule, the truth); ``every`` every input of the window, ``last`` the last
@@ -101,11 +101,16 @@ class ChainRule:
             shared_from_deltas: a convolution's shared weight's paths start at its own layer's
                 deltas, a term per position (:meth:`_shared`); False: from E where the paths are
                 few (the tests compare them with sympy.diff of the expanded loss).
+            recurrence: how an rnn's net reads the step before: ``bptt`` as defined (the truth);
+                ``no_next_step`` with dnet_h_(t+1)/dh_t taken as 0 (the path through h_(t+1)
+                left out of dE/dh_t), ``same_step`` with U's factor dnet_h_t/du taken at h_t
+                instead of h_(t-1) (the mistakes :mod:`chainrule.derive.hand` names).
         """
         self.network = network
         self.forms = forms
         self.max_pool = max_pool
         self.shared_from_deltas = shared_from_deltas
+        self.recurrence = recurrence
         self.graph = graph if graph is not None else Graph(network)
         self._factors: dict[tuple[Node, Node], Factor] = {}
         self._unit_gradients: dict[Node, sympy.Expr] = {}
@@ -160,7 +165,14 @@ class ChainRule:
             else:
                 raw = to_step_form(sympy.diff(out_definition(net, of[1], of[2]), wrt_symbol))
             return Factor(of_symbol, wrt_symbol, raw, self._activation_human(of, wrt, raw))
-        raw = sympy.diff(net_definition(net, of[1], of[2]), wrt_symbol)
+        if self.recurrence == "no_next_step" and wrt[0] == "out" and wrt[1] == of[1]:  # h_t read by net_h_(t+1): left out
+            return Factor(of_symbol, wrt_symbol, sympy.S.Zero, sympy.S.Zero)
+        definition = net_definition(net, of[1], of[2])
+        if self.recurrence == "same_step" and wrt[0] == "param":  # h_(t-1) taken as h_t
+            step, units = net.step_of(of[1], of[2])[0], net.sizes[of[1]]
+            before = {net.out(of[1], (step - 1) * units + j) if step else net.initial(of[1], j): net.out(of[1], step * units + j) for j in range(units)}
+            definition = definition.xreplace(before) if getattr(kind_of_layer(net, of[1]), "THROUGH_TIME", False) else definition
+        raw = sympy.diff(definition, wrt_symbol)
         return Factor(of_symbol, wrt_symbol, raw, raw)
 
     def _activation_human(self, of: Node, wrt: Node, raw: sympy.Expr) -> sympy.Expr:
@@ -252,7 +264,9 @@ class ChainRule:
         dreader/dnode (the fused output delta where softmax or sigmoid meets cross-entropy)."""
         if node in self._unit_gradients:
             return self._unit_gradients[node]
-        if node[1] == self.network.depth and node[0] == "out" or self.fused and node in self.graph.children_through(LOSS):
+        if node[1] == self.network.depth and node[0] == "out" and LOSS not in self.graph.readers(node):
+            value = sympy.S.Zero  # an output at a step without targets: E has no term there
+        elif node[1] == self.network.depth and node[0] == "out" or self.fused and node in self.graph.children_through(LOSS):
             value = self.factor(LOSS, node).human
         else:
             value = sympy.Add(*[self.unit_gradient(r) * self.local(r, node) for r in self.graph.readers(node)])

@@ -305,6 +305,8 @@ class Graph:
         """The names of the network, compact: ``E, i1, i2, t1, t2, units h1, h2, o1, o2 (each also
         as net_ and out_), w1 ... w8, b1, b2`` (every parameter where there are at most 12)."""
         net = self.network
+        if net.spec.steps:
+            return _listed_in_time(self)
         units = [u for l in range(1, net.depth + 1) for u in net.units(l)]
         listed = [naming.LOSS, *_compact(list(net.units(0))), *_compact(list(net.spec.targets))]
         without = [u for l in range(1, net.depth + 1) if not net.has_parameters(l) for u in net.units(l)]
@@ -318,6 +320,26 @@ class Graph:
             biases = [net.bias_name(l, r) or "" for r in range(net.spec.layers[l - 1].bias_count)]
             listed += _compact(biases, 2)
         return listed
+
+
+def _listed_in_time(graph: Graph) -> list[str]:
+    """:meth:`Graph.listed` of a sequence network: its names at each step, ``E, x1_t1 ... x1_t2,
+    t1_t1 ... t1_t2, units h1, y1 at each step (h1_t1 ... y1_t2, each also as net_ and out_;
+    h_0 as h1_t0), w1, u11, b1, w2``."""
+    net = graph.network
+    last = net.spec.steps - 1
+
+    def span(layer: int) -> str:
+        return f"{net.unit_name(layer, 0)} ... {net.unit_name(layer, net.rows(layer) - 1)}"
+    targets = f"{net.target(0).name} ... {net.target(net.rows(net.depth) - 1).name}"
+    units = [u for l in range(1, net.depth + 1) for u in net.units(l)]
+    initial = [naming.AT_STEP.format(name=net.units(l)[0], step=0) for l in range(1, net.depth + 1) if net.spec.layers[l - 1].is_rnn]
+    at_step = (f"units {', '.join(_compact(units, 8))} at each of the steps 1 ... {last + 1} ({net.unit_name(1, 0)} ... "
+               f"{net.unit_name(net.depth, net.rows(net.depth) - 1)}, each also as net_ and out_; h_0 as {', '.join(initial)})")
+    listed = [naming.LOSS, span(0), targets, at_step]
+    if net.parameter_count <= 12:
+        return listed + [p.name for p in net.parameters()]
+    return listed + [f"{net.weight_name(l, 0, 0)} ..." for l in net.parameter_layers]
 
 
 def _compact(names: list[str], most: int = 4) -> list[str]:

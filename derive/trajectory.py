@@ -81,8 +81,8 @@ def _early(d: Derivation, W: list, rules: list, state_W: list, k: int):
         if statement.rule != "weight gradient":
             return
         l = gradient_of[statement.target.name[len("dE_d"):]]
-        if "weights" in d.network.spec.layers[l].freeze:
-            return
+        if "weights" in d.network.spec.layers[l].freeze or d.layers[l].recurrent is not None:
+            return  # an rnn's W is held beside U, and its deltas are all known before its gradients: nothing below reads it early
         grad = env[statement.target.name] * (d.values.samples if d.network.spec.reduction == "sum" else 1) + penalty(l, env)
         env[d.layers[l].weight] = rules[l][0].step(W[l], grad, state_W[l], k)[0]
 

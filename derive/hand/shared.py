@@ -16,6 +16,16 @@ paths, factors and graph (see :mod:`chainrule.derive.hand.diagnosis`):
   ``last`` and ``split``, :class:`chainrule.derive.chain.ChainRule`);
 - ``avgpool_not_divided``: an average-pool's gradient is spread over its window, 1/n to each of
   its n inputs; sent whole to each instead (the engine's ``undivided`` rule).
+
+And of recurrence (an rnn, whose weights are read at every step):
+
+- ``step_left_out``: a weight of a sequence network is read at every step, so dE/dw is a sum
+  over the steps; one left out (which one is said);
+- ``next_step_left_out``: dE/dh_t has two paths, through the layer above at step t and through
+  h_(t+1); the second left out (the engine's ``no_next_step`` rule: dnet_h_(t+1)/dh_t taken as 0),
+  in dE/dh_t and in every gradient below it;
+- ``recurrent_wrong_step``: U's factor dnet_h_t/du_jk is out_hk at the step before, h_(t-1);
+  taken at h_t instead (the engine's ``same_step`` rule).
 """
 
 from __future__ import annotations
@@ -47,9 +57,21 @@ MAX_POOL_MISTAKES = {
 }
 
 
+#: What the recurrence mistakes say, by the engine's ``recurrence`` rule that makes them.
+RECURRENCE_MISTAKES = {
+    "no_next_step": ("next_step_left_out", "the path through the next step is left out: dE/dh_t has two paths, through the layer above at "
+                     "step t and through h_(t+1) (h_t is also an input of net_h_(t+1), with dnet_h_(t+1)/dh_t = U's entry)"),
+    "same_step": ("recurrent_wrong_step", "the recurrent weight's factor is taken at the wrong step: dnet_h_t/du_jk is out_hk at the step "
+                  "before, h_(t-1) (h_0 at the first step), not h_t"),
+}
+
+
 def position_alternatives(network: Network, ref: ParamRef, paths: Sequence[Path]) -> list[Alternative]:
     """A shared weight's sum over its positions with one position left out, for each position
-    (a position is the net its paths end at: ``net_c_1_2_3``)."""
+    (a position is the net its paths end at: ``net_c_1_2_3``); of a sequence network's weight,
+    over its steps (``net_h1_t2``: ``step_left_out``)."""
+    if network.spec.steps:
+        return step_alternatives(network, ref, paths)
     if network.spec.layers[ref.layer - 1].window is None:
         return []
     products = [path_product(p) for p in paths]
@@ -151,3 +173,24 @@ def left_out_finding(network: Network, ref: ParamRef, left_out: Sequence[sympy.S
     here = "; they give 0 on this sample, but not in general" if zero_here and len(places) > 1 else "; it gives 0 on this sample, but not in general" if zero_here else ""
     words = f"{what} left out of the sum over the {len(terms)} positions of layer {network.layer_name(ref.layer)} where {ref.name} is used{here}"
     return Finding("position_left_out", words, shortened_sum([terms[net][1] for net in left_out]))
+
+
+def step_alternatives(network: Network, ref: ParamRef, paths: Sequence[Path]) -> list[Alternative]:
+    """A sequence network's weight: its sum over the steps where it is read with one step left
+    out, for each step (a step is the net its paths end at: ``net_h1_t2``)."""
+    products = [path_product(p) for p in paths]
+    steps: dict[sympy.Symbol, list[int]] = {}
+    for i, path in enumerate(paths):
+        steps.setdefault(path.factors[-1].of, []).append(i)
+    if len(steps) < 2:
+        return []
+    true = sympy.Add(*products)
+    alts = []
+    for net, members in steps.items():
+        term = sympy.Add(*[products[i] for i in members])
+        step = net.name.rsplit("_t", 1)[-1]
+        under = paths[members[0]].factors[-1].human
+        there = f"it multiplies {format_expr(under)} there" if under != 1 else f"it adds to {net.name} there"
+        words = f"the step t = {step} is left out of the sum over the {len(steps)} steps where {ref.name} is used ({net.name}: {there})"
+        alts.append(Alternative(Finding("step_left_out", words, format_expr(term) if tree_size(term, SHOWN_NODES) < SHOWN_NODES else ""), true - term))
+    return alts

@@ -30,7 +30,7 @@ from chainrule.derive import naming
 from chainrule.derive.chain import ChainRule, Factor, Path
 from chainrule.derive.hand.chains import judge_chain
 from chainrule.derive.hand.claims import Claim, ClaimsFile, Part, Target, TargetKind, known, resolve_name, settings, unknown
-from chainrule.derive.derivation import Derivation, PointValues, refuse_sequence, weight_entry
+from chainrule.derive.derivation import Derivation, PointValues, weight_entry
 from chainrule.derive.penalty import L2
 from chainrule.derive.hand.diagnosis import (
     Alternative,
@@ -56,7 +56,9 @@ from chainrule.derive.optimizers import GRAD, OPTIMIZERS, THETA, compile_rule, f
 from chainrule.derive.graph import Graph, Node
 from chainrule.derive.kinds import net_bias, net_definition, out_definition
 from chainrule.derive.windows import FLATTEN_KIND, POOL_KINDS
-from chainrule.derive.hand.shared import MAX_POOL_MISTAKES, SHOWN_NODES, flip_alternatives, left_out_finding, position_alternatives, position_terms
+from chainrule.derive.hand.shared import (
+    MAX_POOL_MISTAKES, RECURRENCE_MISTAKES, SHOWN_NODES, flip_alternatives, left_out_finding, position_alternatives, position_terms,
+)
 from chainrule.derive.hand.valuecheck import at_precision, judge_number, matches, significant, value_findings, within_rounding
 
 RANDOM_POINTS = 6
@@ -106,7 +108,6 @@ class Verifier:
                 (from 0), whose values name the batch's mistakes (the batch's value given for
                 one sample's, another sample's value).
         """
-        refuse_sequence(derivation.network, "verify", "verify")  # chains through time: later (issue 16)
         self.d = derivation
         self.network = derivation.network
         self.graph = Graph(self.network) if batch is None else batch.graph
@@ -172,6 +173,7 @@ class Verifier:
             expr = self.unit_gradient(node)
             alts = [Alternative(Finding("sign", "the sign is flipped", format_expr(-expr)), -expr)]
             alts += flip_alternatives(net, self.graph, node, self.unit_gradient) + self._max_pool_alternatives(expr, lambda engine: engine.unit_gradient(node))
+            alts += self._recurrence_alternatives(expr, lambda engine: engine.unit_gradient(node))
             return Truth(self.evaluate(expr, self.sample), expr, format_expr(expr), alternatives=tuple(alts))
         if kind is TargetKind.GRADIENT:
             return self._gradient_truth(target)
@@ -212,8 +214,11 @@ class Verifier:
         if self.d.small or node[1] == net.depth:
             return self.engine.unit_gradient(node)
         if node[0] == "net":
-            return real_symbol(naming.DELTA_UNIT.format(unit=net.units(node[1])[node[2]]))
+            return real_symbol(naming.DELTA_UNIT.format(unit=net.unit_name(node[1], node[2])))
         l = node[1] + 1
+        if net.spec.steps:  # a sequence: the deltas of the nets that read it (the layer above at its step; an rnn's at the next step)
+            return sympy.Add(*[real_symbol(naming.DELTA_UNIT.format(unit=net.unit_name(r[1], r[2]))) * self.engine.local(r, node) if r[0] == "net"
+                               else real_symbol(naming.DELTA_UNIT.format(unit=net.unit_name(r[1], r[2]))) for r in self.graph.readers(node)])
         if not net.has_parameters(l):  # the delta of a layer without weights is dE/d(its input)
             return real_symbol(naming.DELTA_UNIT.format(unit=net.units(l)[node[2]]))
         if net.spec.layers[l - 1].window is not None:  # the deltas of the positions whose field holds it, each times its kernel weight
@@ -239,7 +244,8 @@ class Verifier:
         if self.d.small:
             layer = [p for p in self.network.parameters() if p.layer == ref.layer and p.kind == ref.kind and p.name != ref.name]
             siblings = {p.name: self.d.chains[p.name].gradient for p in layer[:MAX_SIBLINGS]}
-        alts = position_alternatives(self.network, ref, chain.paths) + gradient_alternatives(chain.paths, activations, later, siblings, self.graph.unit_nodes)
+        alts = position_alternatives(self.network, ref, chain.paths) + self._recurrence_alternatives(expr, lambda engine: self._expanded_gradient(engine, ref))
+        alts += gradient_alternatives(chain.paths, activations, later, siblings, self.graph.unit_nodes)
         alts += self._bias_alternatives(ref) + self._max_pool_alternatives(expr, lambda engine: self._expanded_gradient(engine, ref))
         form = " + ".join(path_form(p) for p in chain.paths)
         if chain.penalty != 0 and self.batch is None:  # the L2 penalty's l2*w after the paths' sum (a sample's dE_k/dw has none)
@@ -261,10 +267,23 @@ class Verifier:
                 alts.append(Alternative(Finding(key, words, format_expr(wrong) if tree_size(wrong, SHOWN_NODES) < SHOWN_NODES else ""), wrong))
         return alts
 
+    def _recurrence_alternatives(self, true: sympy.Expr, build: Callable[[ChainRule], sympy.Expr]) -> list[Alternative]:
+        """The recurrence mistakes (:data:`~chainrule.derive.hand.shared.RECURRENCE_MISTAKES`):
+        what ``build`` gives with an engine that reads the step before so, where it differs from
+        ``true`` (small networks with an rnn)."""
+        if not self.d.small or not self.network.spec.steps:
+            return []
+        alts = []
+        for rule, (key, words) in RECURRENCE_MISTAKES.items():
+            wrong = build(ChainRule(self.network, self.d.layers, self.graph, recurrence=rule))
+            if wrong != true and wrong != self._expanded_true(true):
+                alts.append(Alternative(Finding(key, words, format_expr(wrong) if tree_size(wrong, SHOWN_NODES) < SHOWN_NODES else ""), wrong))
+        return alts
+
     def _expanded_gradient(self, engine: ChainRule, ref: ParamRef) -> sympy.Expr:
         """dE/dθ by ``engine``'s factors, its paths' deltas (cut at a layer) written out by the same."""
         chain = engine.chain(ref)
-        deltas = {f.derivative: engine.unit_gradient(("net", chain.cut_layer, self.network.units(chain.cut_layer).index(f.wrt.name[len("net_"):])))
+        deltas = {f.derivative: engine.unit_gradient(self.graph.unit_nodes[f.wrt.name])
                   for p in chain.paths for f in p.factors if chain.cut_layer is not None and f.derivative.is_Symbol and f.derivative.name.startswith("delta_")}
         return chain.gradient.xreplace(deltas) if deltas else chain.gradient
 

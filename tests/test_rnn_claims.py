@@ -1,0 +1,123 @@
+"""verify on rnns (issue 16): claims about W's, U's and b's gradients, hidden units at a step
+(dE/dh1_t1), values, formulas, chains and steps are judged; the mistakes of backpropagation
+through time are named (the path through h_(t+1) left out, a step left out of a shared weight's
+sum, U's factor taken at h_t), each from a rule of the chain engine; bad claims are one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chainrule.codegen.cli import main
+from chainrule.codegen.files import load_spec
+from chainrule.derive import derive
+from chainrule.derive.chain import ChainRule
+from chainrule.derive.hand.claims import parse_claims
+from chainrule.derive.hand.verify import Verifier
+from chainrule.derive.spec import spec_from_data
+from helpers import ROOT
+from test_rnn import random_rnn_spec
+from test_rnn_chains import _small_rnn
+
+EXAMPLE = ROOT / "examples" / "bptt_worked.yaml"
+CLAIMS = ROOT / "examples" / "claims" / "bptt_claims.yaml"
+
+
+def _judge(d, text: str):
+    v = Verifier(d)
+    return v.verify(parse_claims(text, "c.yaml", "yaml", v.network, v.graph))
+
+
+def _keys(verdict) -> list[str]:
+    return [f.mistake for f in verdict.findings]
+
+
+def test_the_example_claims_are_judged_as_their_comments_say():
+    v = Verifier(derive(load_spec(str(EXAMPLE))))
+    verdicts = v.verify(parse_claims(CLAIMS.read_text(), str(CLAIMS), "yaml", v.network, v.graph))
+    assert [verdict.correct for verdict in verdicts] == [True] * 10 + [False] * 3
+    assert _keys(verdicts[10])[0] == "next_step_left_out"
+    assert _keys(verdicts[11])[0] == "step_left_out" and "t = 2" in verdicts[11].findings[0].words
+    assert _keys(verdicts[12])[0] == "recurrent_wrong_step"
+
+
+def test_the_example_from_the_command_line(capsys):
+    assert main(["verify", str(EXAMPLE), str(CLAIMS)]) == 1
+    out = capsys.readouterr().out
+    assert "10 of 13 right" in out and "the path through the next step is left out" in out
+
+
+def test_the_mistakes_are_the_engines_rules():
+    """Each named mistake is the engine with one rule changed: dnet_h_(t+1)/dh_t as 0, U's factor at h_t."""
+    d = derive(spec_from_data(_small_rnn(), "r"))
+    v = Verifier(d)
+    h = v.graph.node_named("h1_t1")
+    no_next = ChainRule(d.network, d.layers, v.graph, recurrence="no_next_step")
+    through_y = sum(v.engine.unit_gradient(r) * v.engine.local(r, h) for r in v.graph.readers(h) if r[1] == 2)
+    assert no_next.unit_gradient(h) == through_y
+    same = ChainRule(d.network, d.layers, v.graph, recurrence="same_step")
+    factor = same.factor(v.graph.node_named("net_h1_t2"), ("param", "u12"))
+    assert factor.human.name == "out_h2_t2" and v.engine.factor(v.graph.node_named("net_h1_t2"), ("param", "u12")).human.name == "out_h2_t1"
+
+
+def test_claims_about_every_kind_of_target_on_a_small_rnn():
+    d = derive(spec_from_data(_small_rnn(), "r"))
+    v = Verifier(d)
+    env = v.sample
+    value = {name: v.evaluate(v.unit_gradient(v.graph.node_named(name)), env) for name in ("h1_t1", "h2_t2", "net_h1_t2")}
+    gradient = {name: d.gradient(d.network.locate(name)) for name in ("w1", "u12", "b2", "w5")}
+    text = "claims:\n" + "".join(f"  - {{of: dE/d{n}, value: {x!r}}}\n" for n, x in {**value, **gradient}.items())
+    text += "  - {of: net_h1_t2, formula: 'w1*x1_t2 + w2*x2_t2 + u11*h1_t1 + u12*h2_t1 + b1'}\n"
+    text += "  - {of: net_h1_t1, formula: 'w1*x1_t1 + w2*x2_t1 + u11*h1_t0 + u12*h2_t0 + b1'}\n"
+    text += "  - {of: dE/du12, formula: 'delta_h1_t1*h2_t0 + delta_h1_t2*h2_t1 + delta_h1_t3*h2_t2'}\n"
+    text += "  - {of: dE/dw5, chain: 'dE/dnet_y1_t1 * dnet_y1_t1/dw5 + dE/dnet_y1_t3 * dnet_y1_t3/dw5'}\n"
+    text += f"  - {{of: w1, step: 1, value: {d.updated(d.network.locate('w1'))!r}}}\n"
+    verdicts = _judge(d, text)
+    assert all(verdict.correct for verdict in verdicts), [(verdict.label, verdict.diagnosis) for verdict in verdicts if not verdict.correct]
+
+
+@pytest.mark.parametrize("seed", [2, 4, 13, 20, 24, 31], ids=lambda s: f"rnn-seed{s}")
+def test_a_step_left_out_is_named_on_random_rnns(seed):
+    d = derive(spec_from_data(random_rnn_spec(seed), f"seed {seed}"))
+    if d.batch or d.network.spec.steps < 2:
+        pytest.skip("a single sample of several steps")
+    v = Verifier(d)
+    chain = v.chain_of("w1")
+    values = d.path_values(chain)
+    terms: dict = {}
+    for p, x in zip(chain.paths, values):
+        terms[p.factors[-1].of] = terms.get(p.factors[-1].of, 0.0) + x
+    largest = max(terms, key=lambda net: abs(terms[net]))  # the step whose term matters most
+    if abs(terms[largest]) < 1e-6:
+        pytest.skip("w1's terms are all about 0 (dead relu units)")
+    without = d.gradient(chain.param) - terms[largest]
+    verdict = _judge(d, f"claims:\n  - {{of: dE/dw1, value: {without!r}}}\n")[0]
+    assert not verdict.correct and _keys(verdict)[0] in ("step_left_out", "next_step_left_out"), verdict.diagnosis
+
+
+@pytest.mark.parametrize("of, message", [
+    ("dE/dh1_t5", "'h1_t5' is neither"),
+    ("h3_t1", "unknown name 'h3_t1'"),
+    ("dE/du21", "'u21' is neither"),
+])
+def test_a_claim_on_a_step_or_unit_that_does_not_exist_is_one_line(of, message, tmp_path, capsys):
+    claims = tmp_path / "c.yaml"
+    claims.write_text(f"claims:\n  - {{of: {of}, value: 1}}\n", encoding="utf-8")
+    assert main(["verify", str(EXAMPLE), str(claims)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and "claims[0].of" in err, err
+
+
+def test_a_big_rnn_is_judged_by_its_deltas():
+    d = derive(load_spec(str(ROOT / "examples" / "sequence_sum.yaml")))
+    assert not d.small
+    v = Verifier(d)
+    h = v.graph.node_named("h1_t7")
+    expected = v.evaluate(v.unit_gradient(h), v.sample)
+    deltas = d.sample.deltas
+    units = d.network.sizes[1]
+    through = float(d.values.W[1][0, 0] * deltas[1][0, 6] + d.values.W[0][:, 1:][:, 0] @ deltas[0][0, 7 * units:8 * units])
+    assert expected == pytest.approx(through, rel=1e-12)
+    verdicts = _judge(d, f"claims:\n  - {{of: dE/dh1_t7, value: {expected!r}}}\n  - {{of: dE/du1_2, value: {d.gradient(d.network.locate('u1_2'))!r}}}\n")
+    assert all(verdict.correct for verdict in verdicts)
+    assert np.isfinite(expected)
