@@ -12,6 +12,7 @@ for by name.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -140,11 +141,18 @@ class Derivation:
     rule: CompiledRule
     updated_W: tuple[np.ndarray, ...]
     updated_b: tuple[np.ndarray | None, ...]
+    layer_level: bool = False
 
     @property
     def small(self) -> bool:
-        """Whether every parameter has its chain here (:func:`is_small`)."""
-        return is_small(self.network)
+        """Whether every parameter has its chain here (:func:`is_small`, unless taken at the
+        layer level: :meth:`at_layer_level`)."""
+        return not self.layer_level and is_small(self.network)
+
+    def at_layer_level(self) -> Derivation:
+        """The same derivation as a big network's: no scalar chains, :attr:`small` False (the
+        report of an rnn, whose pages of per-weight chains through time are not written yet)."""
+        return dataclasses.replace(self, chains={}, layer_level=True)
 
     @property
     def loss(self) -> float:
@@ -208,7 +216,7 @@ class Derivation:
         values = Values(self.values.W, self.values.b, self.values.X[row:row + 1], self.values.T[row:row + 1], self.values.seeded_sample)
         sample = self.numbers.run(values.W, values.b, values.X, values.T, penalty=False)
         updated_W, updated_b = _one_step(self.network, values, sample)
-        return Derivation(self.network, values, self.layers, self.program, self.numbers, sample, self.chains, self.rule, updated_W, updated_b)
+        return Derivation(self.network, values, self.layers, self.program, self.numbers, sample, self.chains, self.rule, updated_W, updated_b, self.layer_level)
 
     def reduce(self, per_sample: Sequence[float]) -> float:
         """The samples' values of one quantity reduced as the loss is: their mean or their sum."""
@@ -420,21 +428,6 @@ def is_small(network: Network) -> bool:
     if network.spec.sequence:  # every unit at every step is listed
         return sum(network.rows(l) for l in range(network.depth + 1)) <= SMALL_MAX_UNITS
     return not network.spec.spatial or sum(network.sizes) <= SMALL_MAX_UNITS
-
-
-#: What a command that needs per-weight chains says of a network with an rnn, for now (its chains through time).
-NOT_YET_SEQUENCE = ("is not available yet for a network with an rnn layer (its per-weight chains through time come later, issue 16); "
-                    "derive shows its layer form (backpropagation through time) and gradients")
-
-
-def refuse_sequence(network: Network, field: str, what: str) -> None:
-    """Raise for ``what`` (a command) on a network with an rnn layer.
-
-    Raises:
-        ChainruleError: ``network`` has an rnn layer.
-    """
-    if network.spec.sequence:
-        raise ChainruleError(network.spec.source, field, f"{what} {NOT_YET_SEQUENCE}")
 
 
 def _refuse_matrix(network: Network, name: str) -> None:

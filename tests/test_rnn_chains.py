@@ -185,7 +185,7 @@ def test_derive_json_keys(capsys):
 
 
 @pytest.mark.parametrize("param, message", [
-    ("U1", "no parameter named 'U1' (did you mean 'u11'?); parameters are named like w1, u11, w2"),
+    ("U1", "'U1' is layer h's recurrent_weights (a matrix); --param takes one parameter, such as 'u11'"),
     ("u21", "no parameter named 'u21' (did you mean 'u11'?)"),
     ("h1_t1", "no parameter named 'h1_t1'"),
 ])

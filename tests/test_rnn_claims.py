@@ -20,7 +20,7 @@ from test_rnn import random_rnn_spec
 from test_rnn_chains import _small_rnn
 
 EXAMPLE = ROOT / "examples" / "bptt_worked.yaml"
-CLAIMS = ROOT / "examples" / "claims" / "bptt_claims.yaml"
+CLAIMS = ROOT / "examples" / "claims" / "bptt_worked_claims.yaml"
 
 
 def _judge(d, text: str):
