@@ -206,4 +206,5 @@ def test_the_notebook_shows_the_steps() -> None:
     d = chainrule.derive(str(ROOT / "examples" / "bptt_worked.yaml"))
     page = d._repr_html_()
     assert "Step t = 2" in page and "<mn>0.0993807534</mn>" in page and "<mn>0.158802421</mn>" in page
-    assert "d.chain(" not in page  # an rnn has no per-weight chains yet
+    assert 'd.chain("w1")' in page  # an rnn's per-weight chains through time
+    assert "<mn>0.583347916</mn>" in page  # the gradient table: w1, u11, b1, w2 (w1+)

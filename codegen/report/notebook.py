@@ -73,7 +73,7 @@ def derivation_html(d: Derivation, summary: str, text: str) -> str:
     else:
         displays += [*layer_summary(d), *maps_forward(d), *(batch_loss_displays(d) if d.batch else ())]
     rows = _gradient_rows(d) if d.small else ()
-    example = None if d.network.spec.sequence else next(iter(d.chains), None) or _first_weight(d)  # an rnn: no per-weight chains yet
+    example = next(iter(d.chains), None) or _first_weight(d)
     return _render(
         "derivation", summary=summary, forward=tuple(displays), gradients=rows, on="the batch" if d.batch else "the sample", more=max(0, _parameters(d) - len(rows)) if d.small else 0,
         layer_form=layer_displays(d), example=example,
@@ -101,7 +101,7 @@ def derivation_latex(d: Derivation) -> str | None:
     MathJax; None for a batch of several samples."""
     if d.batch:
         return None
-    displays = [*forward_displays(d), *loss_displays(d)] if d.small else [*forward_steps(d), *loss_steps(d)] if small_sequence(d) else list(layer_displays(d))
+    displays = [*forward_steps(d), *loss_steps(d)] if small_sequence(d) else [*forward_displays(d), *loss_displays(d)] if d.small else list(layer_displays(d))
     return _latex(displays)
 
 
