@@ -460,7 +460,8 @@ def deltas_display(d: Derivation, chain) -> Display | None:
     more_zero = f", ... ({len(zero):,} in all)" if len(zero) > len(shown) else ""
     caption = Prose(f"The deltas of layer {net.layer_name(layer)} that are not 0, each worked once, one step up the chain "
                     "(the sums over positions below use them):")
-    others = f"The {more:,} other deltas that are not 0 are worked the same way (their values are in the layer form). " if more else ""
+    others = (f"The {more:,} other deltas that are not 0 are worked the same way (their values are in the layer form). " if more > 1 else
+              "The other delta that is not 0 is worked the same way (its value is in the layer form). " if more else "")
     return Display(caption, tuple(rows), Prose(others, *(("The other deltas are 0: ", *listed, more_zero + ".") if zero else ())))
 
 

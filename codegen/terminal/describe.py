@@ -15,7 +15,7 @@ import numpy as np
 import sympy
 
 from chainrule.derive import naming
-from chainrule.derive.counts import count
+from chainrule.derive.counts import count, the
 from chainrule.derive.chain import ChainRule, Factor, ParamChain, Path
 from chainrule.derive.derivation import Derivation
 from chainrule.derive.formula import format_expr, tree_size
@@ -300,7 +300,7 @@ def nonzero_form(d: Derivation, chain: ParamChain) -> str:
         return ""
     terms = ["*".join(in_product(f.human) for f in p.factors if f.human != 1) or "1" for p in kept]
     shown = " + ".join(terms) if len(terms) <= NONZERO_SHOWN else " + ".join(terms[:NONZERO_FIRST]) + " + ..."
-    return f"{shown or '0'} (the {count(len(terms), 'term')} not 0 on the sample)"
+    return f"{shown or '0'} ({the(len(terms), 'term')} not 0 on the sample)"
 
 
 def chain_form(chain: ParamChain, penalty: bool = True) -> str:
