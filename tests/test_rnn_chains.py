@@ -193,3 +193,16 @@ def test_a_param_that_is_no_parameter_is_one_line(param, message, capsys):
     assert main(["derive", str(EXAMPLES / "bptt_worked.yaml"), "--param", param]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err and "--param" in err, err
+
+
+def test_no_count_of_one_with_a_plural(capsys):
+    """'used at one step', 'the term not 0': never 'the 1 steps' or 'the 1 term' (the
+    random rnns of 1 to 5 steps, cut and not)."""
+    import re
+
+    from chainrule.codegen.terminal.text import render_derivation
+
+    pattern = re.compile(r"(?<![\w.,\-])1 [a-z]+s\b|\bthe 1 ")
+    for seed in SEEDS:
+        text = render_derivation(derive(_spec(seed)))
+        assert not pattern.findall(text), (seed, pattern.findall(text))

@@ -335,7 +335,8 @@ def describe_param(d: Derivation, name: str) -> ParamText:
     positions = ""
     if d.network.spec.steps:  # every parameter of a sequence network is read at every step
         used = len({path.factors[-1].of for path in chain.paths})
-        positions = f"the sum over the {count(used, 'step')} where {name} is used" + ("" if chain.cut_layer is not None else f", {count(len(chain.paths), 'path')}")
+        over = f"the sum over the {used} steps where {name} is used" if used > 1 else f"used at {'one step' if used else 'no step with a loss'}"
+        positions = over + ("" if chain.cut_layer is not None else f", {count(len(chain.paths), 'path')}")
         if chain.cut_layer is not None:
             unit = naming.AT_STEP.format(name=d.network.units(ref.layer)[ref.row], step="")  # h1_t
             cut = (f"each term dE/dnet_{unit} * dnet_{unit}/d{name} = delta_{unit} * what {name} multiplies at step t, delta_{unit} = dE/dnet_{unit} "
