@@ -308,19 +308,6 @@ def test_bad_input_is_one_line_naming_the_field(change, field, message, tmp_path
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("command", [["report", "--param", "w1"]])
-def test_per_weight_commands_refuse_in_one_line(command, tmp_path, capsys):
-    """The report's per-weight pages through time come later: report --param refuses an rnn."""
-    from helpers import EXAMPLES
-
-    spec = str(EXAMPLES / "bptt_worked.yaml")
-    args = [command[0], spec] + command[1:] + (["-o", str(tmp_path / "out")] if command[0] == "report" else [])
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "rnn layer" in err and ": --param: " in err, err
-    assert not (tmp_path / "out").exists()
-
-
 def test_the_sequence_example_learns_the_sum_as_the_docs_say(tmp_path):
     """docs/trainer.md's session: the held-out loss it states, far below a constant guess's."""
     from helpers import ROOT, example

@@ -116,6 +116,40 @@ def test_the_layer_form_writes_bptt_as_by_hand() -> None:
     assert "operatorname{Backprop}" not in text and "Following" not in text and "Masked" not in text and "RecurrentAffine" not in text
 
 
+def test_the_worked_report_has_each_weights_chain_through_time() -> None:
+    """The small rnn's per-weight chains: dE/du11's paths through time and their sum, the
+    derivation's gradient; the units named at their step."""
+    d = example("bptt_worked")
+    text = (GENERATED / "bptt_worked.tex").read_text(encoding="utf-8")
+    for name in ("w1", "u11", "b1", "w2"):
+        assert rf"\partial E/\partial {name[0]}_{{{name[1:]}}}" in text, name
+    found = equations(text)
+    u = r"\frac{\partial E}{\partial u_{11}}"
+    assert found[u][-1] == pytest.approx([d.gradient(d.network.locate("u11"))], rel=1e-8)
+    assert "3 paths from $E$ to $u_{11}$" in text and r"\mathrm{out}_{\mathit{h1\_t2}}" in text
+    assert "is the initial state" in text and "not available yet" not in text
+
+
+def test_a_big_rnns_chain_is_its_sum_over_the_steps(tmp_path) -> None:
+    """A weight of a big rnn: the sum over the steps of its unit's deltas times what it
+    multiplies, with the numbers, equal to the layer form's gradient."""
+    d = example("sequence_sum")
+    text = (GENERATED / "sequence_sum.tex").read_text(encoding="utf-8")
+    assert "sum over the 8 steps where $w_{3}$ is used" in text
+    found = equations(text)
+    w3 = found[r"\frac{\partial E}{\partial w_{3}}"]
+    assert w3[-1] == pytest.approx([d.gradient(d.network.locate("w3"))], rel=1e-8)
+    assert sum(a * b for a, b in zip(w3[0][0::2], w3[0][1::2])) == pytest.approx(w3[-1][0], rel=1e-8)
+
+
+def test_report_param_takes_an_rnns_weight(tmp_path, capsys) -> None:
+    from chainrule.codegen.cli import main
+
+    assert main(["report", str(ROOT / "examples" / "bptt_worked.yaml"), "--param", "u11", "-o", str(tmp_path)]) == 0
+    text = (tmp_path / "bptt_worked.tex").read_text(encoding="utf-8")
+    assert "the parameters asked for" in text and r"\partial E/\partial u_{11}" in text and r"\partial E/\partial w_{1}" not in text
+
+
 def test_the_diagram_unrolls_the_steps() -> None:
     text = (GENERATED / "bptt_worked.tex").read_text(encoding="utf-8")
     assert r"\node[input] (init-1) at (0.00,1.90) {$\mathbf{h}_{0}$};" in text

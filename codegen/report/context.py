@@ -223,11 +223,6 @@ def build_report_context(d: Derivation, spec_path: str, params: Sequence[str] = 
         ChainruleError: an unknown or repeated ``--param`` name, or too many of them.
     """
     spec = d.network.spec
-    if recurrence.is_sequence(d) and params:
-        raise ChainruleError(spec.source, "--param", "report --param is not available yet for a network with an rnn layer (the report's pages of "
-                             "per-weight chains through time come later, issue 16); derive --param gives a weight's chain, and the report its layer form")
-    if recurrence.is_sequence(d):  # at layer level: BPTT with the numbers step by step (derive gives the per-weight chains)
-        d = d.at_layer_level()
     if len(params) > PARAMS_MAX:
         raise ChainruleError(spec.source, "--param", f"expected at most {PARAMS_MAX} parameters in one report, got {len(params)}")
     every = not params and d.small and _rows(d, list(d.chains)) <= ROWS_MAX
@@ -250,7 +245,7 @@ def build_report_context(d: Derivation, spec_path: str, params: Sequence[str] = 
         forward_intro=recurrence.forward_intro(d) if recurrence.is_sequence(d) else _forward_intro(d),
         forward=_forward(d),
         loss=recurrence.loss_steps(d) if recurrence.small_sequence(d) else batch_loss_displays(d) if d.batch else loss_displays(d) if d.small else (),
-        backward_intro=recurrence.backward_intro(d) if recurrence.is_sequence(d) else _backward_intro(d, every, bool(params)),
+        backward_intro=recurrence.backward_intro(d, _backward_intro(d, every, bool(params))) if recurrence.is_sequence(d) else _backward_intro(d, every, bool(params)),
         params=sections,
         layer_intro=Prose(
             "The same derivatives for whole layers at once, with the vectors and matrices named as in the "
@@ -285,8 +280,6 @@ def _chosen(d: Derivation, params: Sequence[str], every: bool) -> list[str]:
             seen.add(ref.name)
     elif every:
         refs = list(net.parameters())
-    elif net.spec.sequence and not d.small:  # no per-weight chains through time yet (issue 16): the layer form gives every gradient
-        refs = []
     else:
         refs = [_largest_weight(d, l) for l in net.parameter_layers]
     order = {ref.name: i for i, ref in enumerate(refs)}
@@ -682,6 +675,10 @@ def param_section(d: Derivation, name: str, with_deltas: bool = True) -> ParamSe
     positions with the numbers, after the layer's deltas worked once (``with_deltas``: in this
     section; False: an earlier section of the report has them)."""
     chain = d.chains[name]
+    if chain.cut_layer is not None and chain.cut_layer == chain.param.layer and not d.batch and d.network.spec.sequence:
+        intro = Prose(f"{count(chain.paths_from_E, 'path')} from ", E, " to ", Name(name), "; as by hand, its gradient is taken from the deltas of "
+                      f"layer {d.network.layer_name(chain.cut_layer)} at each step, a term for each step where it is used.")
+        return ParamSection(Prose(gradient_inline(name)), intro, (recurrence.steps_display(d, chain), _update_display(d, chain)))
     if chain.cut_layer is not None and chain.cut_layer == chain.param.layer and not d.batch:
         intro = Prose(f"{count(chain.paths_from_E, 'path')} from ", E, " to ", Name(name), "; as by hand, its gradient is taken from the deltas of "
                       f"layer {d.network.layer_name(chain.cut_layer)}, a term for each position where it is used")

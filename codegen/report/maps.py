@@ -406,15 +406,22 @@ def positions_display(d: Derivation, chain) -> Display | None:
             continue
         names.append(Seq(Name(delta), CDOT, Expr(local)))
         numbers.append(Seq(Num(d.env[delta], operand=True), CDOT, Num(d.value(local), operand=True)))
-    shown = len(names) if len(names) <= SUM_TERMS_MAX else SUM_TERMS_SHOWN
-    rest = [] if shown == len(names) else [Seq(PLUS, Tok(r"\dots", "<mo>…</mo>"), Words(f" ({len(names) - shown:,} more terms)"))]
-    value = d.chain_gradient(chain) - (d.value(chain.penalty) if chain.penalty != 0 else 0.0)
-    steps = [total(names[:shown]) + rest, total(numbers[:shown]) + rest, [Num(value)]]
     delta_u = formula("δ_u = ∂E/∂net_u")
     where = ("worked above where it is not 0" if d.small else "its numbers are in the layer form") if own else "the sum of its paths above; their numbers are in the layer form"
     caption = Prose(f"{'The' if chain.cut_layer == ref.layer else 'The same'} gradient as a sum over the {len(names):,} positions where ", Name(ref.name),
                     " is used, each the unit's delta ", delta_u, f" ({where})" + (" times the input under the weight there:" if ref.is_weight else "; the bias adds to each net with the factor 1:"))
-    return Display(caption, equation(partial(Name("E"), Name(ref.name)), steps))
+    return Display(caption, sum_equation(d, chain, names, numbers))
+
+
+def sum_equation(d: Derivation, chain, names: Sequence[Math], numbers: Sequence[Math]) -> tuple[Row, ...]:
+    """``∂E/∂θ = Σ terms = Σ numbers = value`` for a shared weight's terms (one per position or
+    step where it is used), past :data:`SUM_TERMS_MAX` the first :data:`SUM_TERMS_SHOWN` and a
+    count; the value is the data's gradient (a penalty's term is shown apart)."""
+    shown = len(names) if len(names) <= SUM_TERMS_MAX else SUM_TERMS_SHOWN
+    rest = [] if shown == len(names) else [Seq(PLUS, Tok(r"\dots", "<mo>…</mo>"), Words(f" ({len(names) - shown:,} more terms)"))]
+    value = d.chain_gradient(chain) - (d.value(chain.penalty) if chain.penalty != 0 else 0.0)
+    steps = [total(list(names[:shown])) + rest, total(list(numbers[:shown])) + rest, [Num(value)]]
+    return equation(partial(Name("E"), Name(chain.param.name)), steps)
 
 
 #: The deltas that are 0 are listed by name up to this many; past it, the first and a count.

@@ -24,6 +24,8 @@ from typing import Sequence
 import numpy as np
 import sympy
 
+from chainrule.derive import naming
+from chainrule.derive.counts import count
 from chainrule.derive.derivation import Derivation
 from chainrule.derive.layers import LayerForm
 from chainrule.derive.penalty import L2
@@ -34,6 +36,7 @@ from chainrule.codegen.report.document import (
     CDOT, EQUALS, ODOT, PLUS, Code, E, Expr, Math, Matrix, Name, Num, Prose, Script, Seq, Tok, Vec, activation, partial,
 )
 from chainrule.codegen.report.equations import Display, Row, equation, math_pieces, parenthesized, scaled, total
+from chainrule.codegen.report.maps import sum_equation
 from chainrule.codegen.report.mathml import CLOSE as CLOSE_MO, OPEN as OPEN_MO
 from chainrule.codegen.terminal.program_text import per_step
 
@@ -444,14 +447,35 @@ def forward_intro(d: Derivation) -> Prose:
                  "and largest entry of each vector over every step (the layer form below says how each is computed).")
 
 
-def backward_intro(d: Derivation) -> Prose:
-    """The backward section's sentence for a network with an rnn."""
+def backward_intro(d: Derivation, chains: Prose) -> Prose:
+    """The backward section's sentences for a network with an rnn, before ``chains`` (what the
+    per-weight chains below are)."""
+    rnn = next(l for l, layer in enumerate(d.network.spec.layers, 1) if layer.is_rnn)
+    unit = d.network.units(rnn)[0]
     return Prose(
         "A network with a recurrent layer: its weights are used at every step, so each gradient is the sum of its terms over the "
         "steps, and the delta of the rnn at step t has two paths, through the layer above at step t and through the next step. "
-        "The layer form below gives every gradient as backpropagation through time"
-        + (", with the numbers step by step" if small_sequence(d) else "")
-        + "; the chains of single weights (", Code("--param"), ") are not available yet for such a network.")
+        "A unit at a step carries the step in its name: ", Name("out_" + naming.AT_STEP.format(name=unit, step=2)),
+        f" is unit {unit}'s output at step 2 (", Name("out_" + naming.AT_STEP.format(name=unit, step=0)), " is the initial state, the spec's ", Code("initial"), "). ",
+    ) + chains + (" The layer form at the end gives every gradient as backpropagation through time"
+                  + (", with the numbers step by step." if small_sequence(d) else "."))
+
+
+def steps_display(d: Derivation, chain) -> Display:
+    """A shared weight's gradient as the sum over the steps where it is used, from the rnn's
+    deltas at each step (a chain cut at its own layer): ``∂E/∂w = Σ_t δ_(h,t) · ∂net_(h,t)/∂w``,
+    each ``∂net/∂w`` the chain's factor (``sympy.diff`` of the unit's definition at that step);
+    the names, the numbers, the value."""
+    names, numbers = [], []
+    for path in chain.paths:
+        kept = [f.human for f in path.factors if f.human != 1] or [sympy.Integer(1)]
+        names.append(Seq(*[piece for k, h in enumerate(kept) for piece in ((CDOT, Expr(h)) if k else (Expr(h),))]))
+        numbers.append(Seq(*[piece for k, h in enumerate(kept) for piece in ((CDOT, Num(d.value(h), operand=True)) if k else (Num(d.value(h), operand=True),))]))
+    unit = naming.AT_STEP.format(name=d.network.units(chain.param.layer)[chain.param.row], step="t")
+    caption = Prose(f"The gradient as a sum over the {count(len(names), 'step')} where ", Name(chain.param.name), " is used, each the delta ",
+                    Name(naming.DELTA_UNIT.format(unit=unit)), " of its unit at that step (from the layer form: backpropagation through time)"
+                    + (" times what the weight multiplies there:" if chain.param.is_weight else "; the bias adds to each net with the factor 1:"))
+    return Display(caption, sum_equation(d, chain, names, numbers))
 
 
 def spec_weights(d: Derivation, l: int) -> Prose:
