@@ -12,7 +12,6 @@ for by name.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -141,18 +140,11 @@ class Derivation:
     rule: CompiledRule
     updated_W: tuple[np.ndarray, ...]
     updated_b: tuple[np.ndarray | None, ...]
-    layer_level: bool = False
 
     @property
     def small(self) -> bool:
-        """Whether every parameter has its chain here (:func:`is_small`, unless taken at the
-        layer level: :meth:`at_layer_level`)."""
-        return not self.layer_level and is_small(self.network)
-
-    def at_layer_level(self) -> Derivation:
-        """The same derivation as a big network's: no scalar chains, :attr:`small` False (the
-        report of an rnn, whose pages of per-weight chains through time are not written yet)."""
-        return dataclasses.replace(self, chains={}, layer_level=True)
+        """Whether every parameter has its chain here (:func:`is_small`)."""
+        return is_small(self.network)
 
     @property
     def loss(self) -> float:
@@ -216,7 +208,7 @@ class Derivation:
         values = Values(self.values.W, self.values.b, self.values.X[row:row + 1], self.values.T[row:row + 1], self.values.seeded_sample)
         sample = self.numbers.run(values.W, values.b, values.X, values.T, penalty=False)
         updated_W, updated_b = _one_step(self.network, values, sample)
-        return Derivation(self.network, values, self.layers, self.program, self.numbers, sample, self.chains, self.rule, updated_W, updated_b, self.layer_level)
+        return Derivation(self.network, values, self.layers, self.program, self.numbers, sample, self.chains, self.rule, updated_W, updated_b)
 
     def reduce(self, per_sample: Sequence[float]) -> float:
         """The samples' values of one quantity reduced as the loss is: their mean or their sum."""
