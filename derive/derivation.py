@@ -77,6 +77,25 @@ def _net_field(network: Network, values: Values, run: Pass, l: int, r: int) -> s
     return f"layers[{l - 1}].weights"
 
 
+#: A net this large makes any loss of it overflow (a square: past 1.3e154).
+HUGE_NET = 1e100
+
+
+def _huge_nets(network: Network, values: Values, run: Pass) -> NotFinite | None:
+    """The loss overflows because the nets grow too large: the first layer with parameters whose
+    nets pass :data:`HUGE_NET`, blamed on the field whose term makes it so, or None."""
+    for l in range(1, network.depth + 1):
+        nets = np.abs(np.asarray(run.nets[l - 1][0], dtype=float))
+        if not network.has_parameters(l) or not nets.size or nets.max() <= HUGE_NET:
+            continue
+        r = int(np.argmax(nets))
+        unit = network.units(l)[r % network.sizes[l]]
+        where = f" at step {r // network.sizes[l] + 1}" if network.spec.steps > 1 else ""
+        return NotFinite(network.spec.source, _net_field(network, values, run, l, r),
+                         f"the loss on the sample is {run.loss!r}: net_{unit}{where} is {float(run.nets[l - 1][0][r]):.3g}, too large for the loss to be computed")
+    return None
+
+
 def diagnose(network: Network, values: Values, run: Pass) -> NotFinite | None:
     """What is not finite on the sample, named by the field that makes it so, or None.
 
@@ -100,8 +119,8 @@ def diagnose(network: Network, values: Values, run: Pass) -> NotFinite | None:
             unit = network.units(network.depth)[int(outside[0]) % network.sizes[-1]]
             return NotFinite(source, _layer_field(network, network.depth), f"{loss_def.name} needs outputs in (0, 1); on the sample out_{unit} = {float(out[outside[0]])!r}")
     if not np.isfinite(run.loss):
-        field = "loss.formula" if network.spec.loss.formula is not None else "loss"
-        return NotFinite(source, field, f"the loss on the sample is {run.loss!r} (an output outside the loss's domain?)")
+        return _huge_nets(network, values, run) or NotFinite(
+            source, "loss.formula" if network.spec.loss.formula is not None else "loss", f"the loss on the sample is {run.loss!r} (an output outside the loss's domain?)")
     for l in range(network.depth, 0, -1):
         r = _first_bad(run.deltas[l - 1][0])
         if r is not None:

@@ -115,6 +115,8 @@ BAD_FILES = [
     ("act_inf.yaml", "name: n\ninputs: 1\nlayers: [{name: o, units: 1, activation: {formula: 'x*1e300*1e300'}}]\nloss: mse\nsample: {x: [1], t: [0]}\n", "layers[0].activation.formula: out_o1 is"),
     ("ce_formula.yaml", "name: n\ninputs: 1\nlayers: [{name: o, units: 2, activation: {formula: 'x'}, weights: [[1], [-1]]}]\nloss: cross_entropy\nsample: {x: [0.5], t: [0, 1]}\n", "cross_entropy needs outputs in (0, 1); on the sample out_o2 = -0.5"),
     ("yaml11.yaml", "%YAML 1.1\n---\nname: n\n", "%YAML 1.1: chainrule reads YAML 1.2"),
+    ("loss_huge.yaml", "name: n\ninputs: 1\nlayers: [{name: h, units: 1, activation: identity, weights: [[1e160]]}, {name: o, units: 1, activation: identity}]\n"
+     "loss: half_sse\nsample: {x: [2], t: [0]}\n", "layers[0].weights: the loss on the sample is inf: net_h1 is 2e+160, too large for the loss"),
 ]
 
 

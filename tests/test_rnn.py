@@ -285,6 +285,9 @@ BAD = [
                  {"name": "y", "units": 1, "activation": "identity"}]}, "layers[0].recurrent_weights", "net_h1 at step 2 is inf"),
     ({"layers": [{"name": "h", "kind": "rnn", "units": 1, "activation": "relu", "weights": [[1e308]], "recurrent_weights": [[0.5]]},
                  {"name": "y", "units": 1, "activation": "identity"}]}, "layers[0].weights", "net_h1 at step 2 is inf"),
+    ({"layers": [{"name": "h", "kind": "rnn", "units": 1, "activation": "relu", "recurrent_weights": [[1e80]], "initial": [1.0]},
+                 {"name": "y", "units": 1, "activation": "identity"}]}, "layers[0].recurrent_weights",
+     "the loss on the sample is inf: net_h1 at step 2 is 1e+160, too large"),
 ]
 
 
