@@ -199,6 +199,20 @@ class Graph:
             raise TooManyPaths(f"{found:,} paths" if found <= SHOWN_COUNT else f"about {float(found):.1e} paths")
         return list(self.walk(above, below))
 
+    def factor_paths(self, above: Node, below: Node, limit: int = MAX_PATHS) -> list[tuple[Node, ...]]:
+        """The paths a written factor ``d(above)/d(below)`` stands for: the edge alone where
+        ``below`` is in ``above``'s own definition (the local, partial derivative, sympy.diff of
+        that definition: ``dnet_h1_t2/dw1`` of an rnn reads w1 directly, though net_h1_t2 also
+        reaches w1 through h1_t1), else every path of :meth:`paths` (``dE/dnet_h1`` stands for
+        the paths from E to net_h1).
+
+        Raises:
+            TooManyPaths: more than ``limit``.
+        """
+        if below in self.children(above):
+            return [(above, below)]
+        return self.paths(above, below, limit)
+
     def walk(self, above: Node, below: Node) -> Iterator[tuple[Node, ...]]:
         """The paths of :meth:`paths`, one at a time and without a limit."""
         if above == below:

@@ -13,6 +13,7 @@ from chainrule.codegen.files import load_spec
 from chainrule.derive import derive
 from chainrule.derive.chain import ChainRule
 from chainrule.derive.hand.claims import parse_claims
+from chainrule.derive.graph import MAX_PATHS
 from chainrule.derive.hand.verify import Verifier
 from chainrule.derive.spec import spec_from_data
 from helpers import ROOT
@@ -35,16 +36,17 @@ def _keys(verdict) -> list[str]:
 def test_the_example_claims_are_judged_as_their_comments_say():
     v = Verifier(derive(load_spec(str(EXAMPLE))))
     verdicts = v.verify(parse_claims(CLAIMS.read_text(), str(CLAIMS), "yaml", v.network, v.graph))
-    assert [verdict.correct for verdict in verdicts] == [True] * 10 + [False] * 3
-    assert _keys(verdicts[10])[0] == "next_step_left_out"
-    assert _keys(verdicts[11])[0] == "step_left_out" and "t = 2" in verdicts[11].findings[0].words
-    assert _keys(verdicts[12])[0] == "recurrent_wrong_step"
+    assert [verdict.correct for verdict in verdicts] == [True] * 13 + [False] * 4
+    assert _keys(verdicts[13])[0] == "next_step_left_out"
+    assert _keys(verdicts[14])[0] == "step_left_out" and "t = 2" in verdicts[14].findings[0].words
+    assert _keys(verdicts[15])[0] == "recurrent_wrong_step"
+    assert _keys(verdicts[16]) == ["dropped_path"] and "out_h1_t2, out_h1_t1 is missing" in verdicts[16].findings[0].words
 
 
 def test_the_example_from_the_command_line(capsys):
     assert main(["verify", str(EXAMPLE), str(CLAIMS)]) == 1
     out = capsys.readouterr().out
-    assert "10 of 13 right" in out and "the path through the next step is left out" in out
+    assert "13 of 17 right" in out and "the path through the next step is left out" in out
 
 
 def test_the_mistakes_are_the_engines_rules():
@@ -121,3 +123,75 @@ def test_a_big_rnn_is_judged_by_its_deltas():
     verdicts = _judge(d, f"claims:\n  - {{of: dE/dh1_t7, value: {expected!r}}}\n  - {{of: dE/du1_2, value: {d.gradient(d.network.locate('u1_2'))!r}}}\n")
     assert all(verdict.correct for verdict in verdicts)
     assert np.isfinite(expected)
+
+
+# -- a factor dnet_h_t/dw is local (issue 16, tester 18's D1) ------------------------------------
+
+RNN_A = {"name": "rnn_a", "inputs": ["x1", "x2"], "steps": 3, "layers": [
+    {"name": "h", "kind": "rnn", "units": 2, "activation": "tanh", "weights": [[0.3, -0.2], [0.1, 0.4]],
+     "recurrent_weights": [[0.5, -0.3], [0.2, 0.1]], "biases": [0.05, -0.1], "initial": [0.1, -0.2]},
+    {"name": "y", "units": 2, "activation": "identity", "weights": [[0.7, -0.5], [0.3, 0.9]], "biases": [0.01, 0.02]}],
+    "loss": "half_sse", "sample": {"x": [[1.0, 0.5], [-0.5, 2.0], [0.3, -1.0]], "t": [[0.2, 0.4], None, [0.5, -0.3]]}}
+
+
+def _delta_form(v, name: str, leave_out: int | None = None) -> str:
+    """``dE/dnet_h1_t1*dnet_h1_t1/dw1 + ...``: a term per net reading ``name`` that E depends on (all but
+    ``leave_out``)."""
+    readers = [v.graph.name(n) for n in v.graph.readers(("param", name)) if v.graph.count(("E",), n)]  # a last step without targets: none
+    return " + ".join(f"dE/d{net}*d{net}/d{name}" for i, net in enumerate(readers) if i != leave_out)
+
+
+def _derived_chain(v, name: str) -> str:
+    return " + ".join(" * ".join(f"d{f.of.name}/d{f.wrt.name}" for f in p.factors) for p in v.chain_of(name).paths)
+
+
+@pytest.mark.parametrize("spec", ["bptt_worked", "rnn_a"])
+def test_right_chains_through_time_are_right(spec):
+    """dnet_h1_t2/dw1 is the local derivative (x1_t2), as derive prints it: its chain pasted in,
+    the delta form summed over the steps, for W, U and b, are right, each path counted once."""
+    d = derive(load_spec(str(EXAMPLE)) if spec == "bptt_worked" else spec_from_data(RNN_A, "rnn_a.yaml"))
+    v = Verifier(d)
+    rnn = [p.name for p in d.network.parameters() if p.layer == 1]
+    text = "claims:\n" + "".join(f"  - {{of: dE/d{n}, chain: '{_derived_chain(v, n)}'}}\n  - {{of: dE/d{n}, chain: '{_delta_form(v, n)}'}}\n"
+                                 f"  - {{of: dE/d{n}, formula: '{_delta_form(v, n)}'}}\n" for n in rnn)
+    verdicts = _judge(d, text)
+    assert len(verdicts) == 3 * len(rnn)
+    assert all(verdict.correct for verdict in verdicts), [(verdict.label, verdict.diagnosis) for verdict in verdicts if not verdict.correct]
+
+
+def test_the_testers_chains_on_bptt_worked():
+    d = derive(load_spec(str(EXAMPLE)))
+    full = ("dE/dout_y1_t1 * dout_y1_t1/dnet_y1_t1 * dnet_y1_t1/dout_h1_t1 * dout_h1_t1/dnet_h1_t1 * dnet_h1_t1/dw1 + "
+            "dE/dout_y1_t2 * dout_y1_t2/dnet_y1_t2 * dnet_y1_t2/dout_h1_t2 * dout_h1_t2/dnet_h1_t2 * dnet_h1_t2/dout_h1_t1 * dout_h1_t1/dnet_h1_t1 * dnet_h1_t1/dw1 + "
+            "dE/dout_y1_t2 * dout_y1_t2/dnet_y1_t2 * dnet_y1_t2/dout_h1_t2 * dout_h1_t2/dnet_h1_t2 * dnet_h1_t2/dw1")
+    missing = "dE/dnet_h1_t2*dnet_h1_t2/dw1 + dE/dy1_t1*dy1_t1/dnet_y1_t1*dnet_y1_t1/dh1_t1*dh1_t1/dnet_h1_t1*dnet_h1_t1/dw1"
+    verdicts = _judge(d, f"claims:\n  - {{of: dE/dw1, chain: '{full}'}}\n"
+                         "  - {of: dE/dw1, chain: 'dE/dnet_h1_t1*dnet_h1_t1/dw1 + dE/dnet_h1_t2*dnet_h1_t2/dw1'}\n"
+                         "  - {of: dE/db1, chain: 'dE/dnet_h1_t1*dnet_h1_t1/db1 + dE/dnet_h1_t2*dnet_h1_t2/db1'}\n"
+                         f"  - {{of: dE/dw1, chain: '{missing}'}}\n")
+    assert [verdict.correct for verdict in verdicts] == [True, True, True, False]
+    wrong = verdicts[3].findings[0]
+    assert wrong.mistake == "dropped_path" and "out_y1_t2, out_h1_t2, out_h1_t1 is missing" in wrong.words, wrong.words
+    assert wrong.formula == "dE/dout_y1_t2 * dout_y1_t2/dnet_y1_t2 * dnet_y1_t2/dout_h1_t2 * dout_h1_t2/dnet_h1_t2 * dnet_h1_t2/dout_h1_t1 * dout_h1_t1/dnet_h1_t1 * dnet_h1_t1/dw1"
+
+
+@pytest.mark.parametrize("seed", [2, 4, 13, 20, 24, 31], ids=lambda s: f"rnn-seed{s}")
+def test_a_step_left_out_of_the_delta_form_is_wrong_on_random_rnns(seed):
+    d = derive(spec_from_data(random_rnn_spec(seed), f"seed {seed}"))
+    v = Verifier(d)
+    if d.network.spec.steps < 2 or not d.small or max(v.graph.count(("E",), ("param", n)) for n in ("w1", "u11")) > MAX_PATHS:
+        pytest.skip("a small rnn of several steps, its chains judged (at most MAX_PATHS paths)")
+    right = _judge(d, f"claims:\n  - {{of: dE/du11, chain: '{_delta_form(v, 'u11')}'}}\n  - {{of: dE/dw1, chain: '{_delta_form(v, 'w1')}'}}\n")
+    assert all(verdict.correct for verdict in right), [verdict.diagnosis for verdict in right]
+    wrong = _judge(d, f"claims:\n  - {{of: dE/dw1, chain: '{_delta_form(v, 'w1', leave_out=0)}'}}\n")[0]
+    assert not wrong.correct and _keys(wrong) == ["dropped_path"], wrong.diagnosis
+
+
+def test_a_local_factor_of_a_shared_weight_is_its_partial_derivative():
+    d = derive(load_spec(str(EXAMPLE)))
+    v = Verifier(d)
+    net, out = v.graph.symbol_named("net_h1_t2"), v.graph.symbol_named("h1_t2")
+    assert v.partial_value(net, v.graph.symbol_named("w1")).name == "x1_t2"
+    assert v.partial_value(net, v.graph.symbol_named("u11")).name == "out_h1_t1"
+    total = v.partial_value(out, v.graph.symbol_named("w1"))  # dh1_t2/dw1 is no local derivative: both paths
+    assert total.has(v.graph.symbol_named("x1_t1")) and total.has(v.graph.symbol_named("x1_t2"))

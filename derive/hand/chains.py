@@ -6,7 +6,8 @@ dnet_h1/dw1``) is multiplied out into products. In each product every factor ``d
 exist (A depends on B: ``dh1/dw21`` does not, h1 being computed before w21 is used), and the
 factors must link E to the parameter, each one starting where the one before ended (in any
 written order). A factor that is no local derivative (``dE/dnet_o1``) stands for every path it
-spans. The chain is complete when the products together cover each path from E to the
+spans; one whose B is in A's own definition is the local derivative alone, also where A reaches B
+along other paths too (an rnn's ``dnet_h1_t2/dw1``: not the path back through h1_t1). The chain is complete when the products together cover each path from E to the
 parameter exactly once.
 """
 
@@ -155,7 +156,7 @@ def _expand(verifier: Verifier, linked: list[tuple[Node, Node, str]]) -> list[tu
     """The full paths a linked product stands for (compound factors spanning several)."""
     paths: list[tuple[Node, ...]] = [()]
     for a, b, _ in linked:
-        pieces = verifier.graph.paths(a, b)
+        pieces = verifier.graph.factor_paths(a, b)
         paths = [p + (piece if not p else piece[1:]) for p in paths for piece in pieces]
     return paths
 

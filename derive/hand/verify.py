@@ -425,7 +425,10 @@ class Verifier:
         return to_sympy(tree, resolve, text=text, known=known(graph), source=source, field=field, partial=resolve_partial)
 
     def partial_value(self, a: sympy.Symbol, b: sympy.Symbol) -> sympy.Expr:
-        """The true dA/dB in the spec's symbols (0 where A does not depend on B)."""
+        """The true dA/dB in the spec's symbols (0 where A does not depend on B): where B is in
+        A's own definition, the local (partial) derivative, sympy.diff of that definition
+        (``dnet_h1_t2/dw1`` of an rnn: x1_t2, not the path back through h1_t1 as well); else the
+        sum over the paths from A to B."""
         if a == b:
             return sympy.Integer(1)
         above, below = self.graph.node_of(a), self.graph.node_of(b)
@@ -435,7 +438,7 @@ class Verifier:
             return self.unit_gradient(below)
         if self.graph.count(above, below) == 0:
             return sympy.Integer(0)
-        return sympy.Add(*[sympy.Mul(*[self.engine.local(p, q) for p, q in zip(path, path[1:])]) for path in self.graph.paths(above, below)])
+        return sympy.Add(*[sympy.Mul(*[self.engine.local(p, q) for p, q in zip(path, path[1:])]) for path in self.graph.factor_paths(above, below)])
 
     def canon(self, expr: sympy.Expr) -> sympy.Expr:
         """Deltas written out where the network is small (delta_o1 as dE/dnet_o1), then weighted
