@@ -104,7 +104,8 @@ class ChainRule:
             recurrence: how an rnn's net reads the step before: ``bptt`` as defined (the truth);
                 ``no_next_step`` with dnet_h_(t+1)/dh_t taken as 0 (the path through h_(t+1)
                 left out of dE/dh_t), ``same_step`` with U's factor dnet_h_t/du taken at h_t
-                instead of h_(t-1) (the mistakes :mod:`chainrule.derive.hand` names).
+                instead of h_(t-1), ``transposed`` with dnet_hk_(t+1)/dh_j_t read from U
+                untransposed, u_jk instead of u_kj (the mistakes :mod:`chainrule.derive.hand` names).
         """
         self.network = network
         self.forms = forms
@@ -167,6 +168,10 @@ class ChainRule:
             return Factor(of_symbol, wrt_symbol, raw, self._activation_human(of, wrt, raw))
         if self.recurrence == "no_next_step" and wrt[0] == "out" and wrt[1] == of[1]:  # h_t read by net_h_(t+1): left out
             return Factor(of_symbol, wrt_symbol, sympy.S.Zero, sympy.S.Zero)
+        if self.recurrence == "transposed" and wrt[0] == "out" and wrt[1] == of[1]:  # h_j,t read by net_hk,(t+1): u_jk taken for u_kj
+            units, (step, k), j = net.sizes[of[1]], net.step_of(of[1], of[2]), net.step_of(wrt[1], wrt[2])[1]
+            raw = sympy.diff(net_definition(net, of[1], step * units + j), net.out(wrt[1], wrt[2] - j + k))
+            return Factor(of_symbol, wrt_symbol, raw, raw)
         definition = net_definition(net, of[1], of[2])
         if self.recurrence == "same_step" and wrt[0] == "param":  # h_(t-1) taken as h_t
             step, units = net.step_of(of[1], of[2])[0], net.sizes[of[1]]

@@ -126,3 +126,19 @@ class SequenceReader:
         """At least one step of one sample has targets: else there is no loss at all."""
         if samples and all(math.isnan(v) for s in samples for v in s.t):
             raise self.r.fail(path, "every step's target is null, so there is no loss at all; give at least one step its targets")
+
+
+def sum_over_steps(spec: Any, layer: int, name: str, used: int) -> str:
+    """How a sequence network's parameter ``name`` of ``layer`` (1-based) sums over the steps, for
+    derive's text and verify's words: ``the sum over the 3 steps where w1 is used``; where only
+    ``used`` of the ``spec.steps`` steps lead to a loss (steps without targets add no term), ``the
+    sum over the 2 steps with targets, of the 3 where w5 is used`` (an rnn's own weights: ``up to
+    the last with targets``); one step: ``used at one step``, ``used at 3 steps, one of them
+    leading to a loss``."""
+    read = spec.steps
+    if used >= read:
+        return f"the sum over the {used} steps where {name} is used" if used > 1 else "used at one step"
+    if used > 1:
+        which = "up to the last with targets" if spec.layers[layer - 1].is_rnn else "with targets"
+        return f"the sum over the {used} steps {which}, of the {read} where {name} is used"
+    return f"used at {read} steps, {'one' if used else 'none'} of them leading to a loss"

@@ -5,6 +5,8 @@ sum, U's factor taken at h_t), each from a rule of the chain engine; bad claims 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -15,6 +17,7 @@ from chainrule.derive.chain import ChainRule
 from chainrule.derive.hand.claims import parse_claims
 from chainrule.derive.graph import MAX_PATHS
 from chainrule.derive.hand.verify import Verifier
+from chainrule.derive.sequences import sum_over_steps
 from chainrule.derive.spec import spec_from_data
 from helpers import ROOT
 from test_rnn import random_rnn_spec
@@ -195,3 +198,62 @@ def test_a_local_factor_of_a_shared_weight_is_its_partial_derivative():
     assert v.partial_value(net, v.graph.symbol_named("u11")).name == "out_h1_t1"
     total = v.partial_value(out, v.graph.symbol_named("w1"))  # dh1_t2/dw1 is no local derivative: both paths
     assert total.has(v.graph.symbol_named("x1_t1")) and total.has(v.graph.symbol_named("x1_t2"))
+
+
+# -- tester 18's D2, D3, D6 and the count of steps -------------------------------------------------
+
+def test_u_untransposed_in_the_delta_recursion_is_named():
+    """dE/dh_j_t sums delta_hk_(t+1)*u_kj over k; written with u_jk (U's row) it is the engine's
+    ``transposed`` rule, named in a value below it and in a formula."""
+    d = derive(spec_from_data(RNN_A, "rnn_a.yaml"))
+    v = Verifier(d)
+    net, h = v.graph.node_named("net_h1_t2"), v.graph.node_named("h2_t1")
+    transposed = ChainRule(d.network, d.layers, v.graph, recurrence="transposed")
+    assert v.engine.local(net, h).name == "u12" and transposed.local(net, h).name == "u21"
+    verdicts = _judge(d, "claims:\n  - {of: dE/dh2_t1, value: -0.0903272}\n  - {of: dE/du12, value: -0.147077}\n"
+                         "  - {of: dE/dh1_t2, formula: 'delta_h1_t3*u11 + delta_h2_t3*u12'}\n"
+                         "  - {of: dE/dh1_t2, formula: 'delta_h1_t3*u11 + delta_h2_t3*u21'}\n")
+    assert [verdict.correct for verdict in verdicts] == [False, False, False, True]
+    assert all(_keys(verdict)[0] == "recurrent_transposed" for verdict in verdicts[:3]), [verdict.diagnosis for verdict in verdicts]
+    one_unit = derive(load_spec(str(EXAMPLE)))  # U of one unit is its own transpose: no such mistake
+    assert not any("recurrent_transposed" in _keys(verdict) for verdict in _judge(one_unit, "claims:\n  - {of: dE/dh1_t1, value: -0.2}\n"))
+
+
+def test_a_target_of_a_step_without_targets_is_named():
+    d = derive(spec_from_data(RNN_A, "rnn_a.yaml"))
+    verdict = _judge(d, "claims:\n  - {of: dE/dh1_t2, formula: '(y1_t2 - t1_t2)*w5 + delta_h1_t3*u11 + delta_h2_t3*u21'}\n")[0]
+    assert not verdict.correct and _keys(verdict) == ["target_without_loss"]
+    words = verdict.findings[0].words
+    assert "t1_t2 is a target at step 2, where the sample has none (null)" in words and "dE/dout_y1_t2 is 0" in words and "nan" not in words
+
+
+@pytest.mark.parametrize("of, message", [
+    ("h1", "'h1' is at every step of the sequence: give its step, h1_t1 ... h1_t2"),
+    ("dE/dh1", "'h1' is at every step of the sequence: give its step, h1_t1 ... h1_t2"),
+    ("x1", "'x1' is at every step of the sequence: give its step, x1_t1 ... x1_t2"),
+    ("dE/dh1_t0", "'h1_t0' is h_0, the initial state of layer h: a constant of the spec (its initial), not a parameter or a unit, and not trained"),
+])
+def test_a_unit_without_its_step_or_h0_is_told_what_to_write(of, message, tmp_path, capsys):
+    claims = tmp_path / "c.yaml"
+    claims.write_text(f"claims:\n  - {{of: {of}, value: 1}}\n", encoding="utf-8")
+    assert main(["verify", str(EXAMPLE), str(claims)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and "claims[0].of" in err and "neither" not in err and "unknown" not in err, err
+
+
+def test_a_weight_above_the_rnn_counts_the_steps_with_targets(capsys, tmp_path):
+    """rnn_a's step 2 has no targets: w5 (the dense layer's) is used at 3 steps, 2 of them with
+    targets; the rnn's own weights reach a loss from every step."""
+    spec = tmp_path / "rnn_a.yaml"
+    spec.write_text(json.dumps(RNN_A), encoding="utf-8")
+    assert main(["derive", str(spec)]) == 0
+    out = capsys.readouterr().out
+    assert "dE/dw5: the sum over the 2 steps with targets, of the 3 where w5 is used, 2 paths" in out
+    assert "dE/dw1: the sum over the 3 steps where w1 is used, 16 paths" in out
+    d = derive(spec_from_data(RNN_A, "rnn_a.yaml"))
+    left_out = d.gradient(d.network.locate("w5")) - float(d.path_values(d.chains["w5"])[0])
+    verdict = _judge(d, f"claims:\n  - {{of: dE/dw5, value: {left_out!r}}}\n")[0]
+    assert _keys(verdict)[0] == "step_left_out" and "the step t = 1 is left out of the sum over the 2 steps with targets, of the 3 where w5 is used" in verdict.findings[0].words
+    last_null = dict(RNN_A, sample={"x": RNN_A["sample"]["x"], "t": [[0.2, 0.4], [0.1, 0.0], None]})
+    assert sum_over_steps(spec_from_data(last_null, "r"), 1, "w1", 2) == "the sum over the 2 steps up to the last with targets, of the 3 where w1 is used"
+    assert sum_over_steps(spec_from_data(last_null, "r"), 2, "w5", 1) == "used at 3 steps, one of them leading to a loss"

@@ -24,6 +24,7 @@ from chainrule.derive.network import ParamRef, real_symbol
 from chainrule.derive.penalty import L2
 from chainrule.derive.optimizers import GRAD, THETA, first_step_expr
 from chainrule.derive.registry import X
+from chainrule.derive.sequences import sum_over_steps
 from chainrule.derive.kinds import net_bias, net_products, net_terms, out_definition, pool
 from chainrule.derive.windows import FLATTEN_KIND, POOL_KINDS
 
@@ -335,7 +336,7 @@ def describe_param(d: Derivation, name: str) -> ParamText:
     positions = ""
     if d.network.spec.steps:  # every parameter of a sequence network is read at every step
         used = len({path.factors[-1].of for path in chain.paths})
-        over = f"the sum over the {used} steps where {name} is used" if used > 1 else f"used at {'one step' if used else 'no step with a loss'}"
+        over = sum_over_steps(d.network.spec, ref.layer, name, used)
         positions = over + ("" if chain.cut_layer is not None else f", {count(len(chain.paths), 'path')}")
         if chain.cut_layer is not None:
             unit = naming.AT_STEP.format(name=d.network.units(ref.layer)[ref.row], step="")  # h1_t

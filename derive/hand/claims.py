@@ -151,8 +151,35 @@ def known(graph: Graph) -> list[str]:
 
 
 def unknown(graph: Graph, name: str) -> str:
-    """Why ``name`` is unknown, listing the names the spec has."""
+    """Why ``name`` is unknown, listing the names the spec has; a sequence's unit, input or target
+    named without its step (``h1`` for ``h1_t1`` ... ``h1_t2``) is told to give one."""
+    at_step = step_hint(graph, name)
+    if at_step:
+        return f"{at_step} (the spec has: {', '.join(known(graph))})"
     return f"unknown name {name!r} (the spec has: {', '.join(known(graph))})"
+
+
+def step_hint(graph: Graph, name: str) -> str:
+    """``'h1' is at every step of the sequence: give its step, h1_t1 ... h1_t2`` where ``name`` is
+    a sequence's unit, input or target without its step; ``""`` otherwise."""
+    steps = graph.network.spec.steps
+    first = naming.AT_STEP.format(name=name, step=1)
+    if not steps or graph.symbol_named(first) is None:
+        return ""
+    return f"{name!r} is at every step of the sequence: give its step, {first} ... {naming.AT_STEP.format(name=name, step=steps)}"
+
+
+def initial_hint(graph: Graph, name: str) -> str:
+    """``'h1_t0' is h_0, the initial state of layer h: ...`` where ``name`` is an entry of an rnn's
+    h_0 (a constant of the spec, not trained); ``""`` otherwise."""
+    symbol = graph.names.get(name)
+    if symbol is None or symbol not in graph.initial_symbols:
+        return ""
+    layer = next(l for l in range(1, graph.network.depth + 1) if graph.network.spec.layers[l - 1].is_rnn
+                 and symbol in {graph.network.initial(l, j) for j in range(graph.network.sizes[l])})
+    layer_name = graph.network.layer_name(layer)
+    return (f"{name!r} is h_0, the initial state of layer {layer_name}: a constant of the spec (its initial), not a parameter or "
+            f"a unit, and not trained; verify judges no gradient of it (derive prints it, dE_dh0_{layer_name})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,7 +210,10 @@ def parse_target(text: Any, graph: Graph, source: str, field: str, stepped: bool
         # an input of feature maps too: dE/dx_1_2_2 is the full correlation with the flipped kernel
         if symbol is not None and symbol.name in graph.unit_nodes and (graph.unit_nodes[symbol.name][1] > 0 or network.spec.spatial):
             return Target(TargetKind.UNIT_GRADIENT, symbol)
-        raise ChainruleError(source, field, f"dE/d{name}: gradients are claimed for parameters and hidden or output units{' (and inputs of feature maps)' if network.spec.spatial else ''}, and {name!r} is neither (the spec has: {', '.join(known(graph))})")
+        if initial_hint(graph, name):
+            raise ChainruleError(source, field, f"dE/d{name}: {initial_hint(graph, name)}")
+        why = step_hint(graph, name) or f"{name!r} is neither"
+        raise ChainruleError(source, field, f"dE/d{name}: gradients are claimed for parameters and hidden or output units{' (and inputs of feature maps)' if network.spec.spatial else ''}, and {why} (the spec has: {', '.join(known(graph))})")
     if match := _UPDATE.fullmatch(written):
         name = match.group(1)
         ref = network.locate(name)

@@ -25,7 +25,10 @@ And of recurrence (an rnn, whose weights are read at every step):
   h_(t+1); the second left out (the engine's ``no_next_step`` rule: dnet_h_(t+1)/dh_t taken as 0),
   in dE/dh_t and in every gradient below it;
 - ``recurrent_wrong_step``: U's factor dnet_h_t/du_jk is out_hk at the step before, h_(t-1);
-  taken at h_t instead (the engine's ``same_step`` rule).
+  taken at h_t instead (the engine's ``same_step`` rule);
+- ``recurrent_transposed``: the delta recursion goes back through U transposed: dnet_hk_(t+1)/dh_j_t
+  is u_kj (the weight into unit k from unit j), so dE/dh_j_t sums delta_hk_(t+1)*u_kj over k;
+  written with U's row instead of its column, u_jk (the engine's ``transposed`` rule).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from chainrule.derive.formula import format_expr, tree_size
 from chainrule.derive.graph import Graph, Node
 from chainrule.derive.hand.diagnosis import Alternative, Finding, path_product
 from chainrule.derive.network import Network, ParamRef, real_symbol
+from chainrule.derive.sequences import sum_over_steps
 
 #: A mistake's formula is shown up to this many nodes (the words say what it is).
 SHOWN_NODES = 120
@@ -63,6 +67,9 @@ RECURRENCE_MISTAKES = {
                      "step t and through h_(t+1) (h_t is also an input of net_h_(t+1), with dnet_h_(t+1)/dh_t = U's entry)"),
     "same_step": ("recurrent_wrong_step", "the recurrent weight's factor is taken at the wrong step: dnet_h_t/du_jk is out_hk at the step "
                   "before, h_(t-1) (h_0 at the first step), not h_t"),
+    "transposed": ("recurrent_transposed", "U is not transposed in the recursion through time: dnet_hk_(t+1)/dh_j_t is u_kj, the "
+                   "weight into unit k from unit j, so dE/dh_j_t sums delta_hk_(t+1)*u_kj over k (U's column j, U^T's row), "
+                   "not u_jk (U's row j)"),
 }
 
 
@@ -191,6 +198,6 @@ def step_alternatives(network: Network, ref: ParamRef, paths: Sequence[Path]) ->
         step = net.name.rsplit("_t", 1)[-1]
         under = paths[members[0]].factors[-1].human
         there = f"it multiplies {format_expr(under)} there" if under != 1 else f"it adds to {net.name} there"
-        words = f"the step t = {step} is left out of the sum over the {len(steps)} steps where {ref.name} is used ({net.name}: {there})"
+        words = f"the step t = {step} is left out of {sum_over_steps(network.spec, ref.layer, ref.name, len(steps))} ({net.name}: {there})"
         alts.append(Alternative(Finding("step_left_out", words, format_expr(term) if tree_size(term, SHOWN_NODES) < SHOWN_NODES else ""), true - term))
     return alts

@@ -819,6 +819,9 @@ class Verifier:
 
         sympy's algebra runs only on expressions whose cost it bounds (:func:`.diagnosis.expandable`)
         and only where the values on the sample already agree; other formulas are judged by value."""
+        without = self._targets_without_loss(claimed)
+        if without:
+            return [without]
         if target.kind is TargetKind.UPDATE and truth.rate is not None:
             found = self._update_findings(target, claimed, truth, constants_only=True)
             if found:
@@ -838,6 +841,23 @@ class Verifier:
         else:
             found = ratio_findings(claimed, true, factors, truth.rate) or path_findings(claimed, truth.paths, self.close_here)
         return found or self._findings_by_value(claimed, true, truth)
+
+    def _targets_without_loss(self, claimed: sympy.Expr) -> Finding | None:
+        """``target_without_loss`` where a formula reads a target of a step whose targets are null
+        (``t1_t2`` where the sample's t at step 2 is null): E has no term at that step; else None."""
+        net = self.network
+        if not net.spec.steps:
+            return None
+        outputs = net.sizes[net.depth]
+        used = sorted((row for row in range(net.rows(net.depth)) if net.target(row) in claimed.free_symbols and row // outputs not in net.loss_steps))
+        if not used:
+            return None
+        names = [net.target(row).name for row in used]
+        steps = sorted({row // outputs + 1 for row in used})
+        at = f"step {steps[0]}" if len(steps) == 1 else "steps " + ", ".join(map(str, steps[:-1])) + f" and {steps[-1]}"
+        read = f"{names[0]} is a target" if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]} are targets"
+        value = f"{names[0]} has no value and dE/d{net.out(net.depth, used[0]).name} is 0" if len(names) == 1 else "they have no value and dE/dout is 0 there"
+        return Finding("target_without_loss", f"{read} at {at}, where the sample has none (null): E has no term there, so {value}", ", ".join(names))
 
     def _positions_left_out(self, target: Target, claimed: sympy.Expr) -> list[Finding]:
         """A shared weight's formula that has some of its positions' terms, each once, and not the
