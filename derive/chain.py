@@ -96,7 +96,8 @@ class ChainRule:
         """Args:
             max_pool: where a max-pool's gradient goes: ``first`` the window's first largest input
                 (PyTorch's rule, the truth); ``every`` every input of the window, ``last`` the last
-                largest, ``split`` a tie split evenly among the largest, ``undivided`` an
+                largest, ``split`` a tie split evenly among the largest, ``tied`` the whole to each of
+                the largest, ``undivided`` an
                 average-pool's whole to each input (the mistakes :mod:`chainrule.derive.hand` names).
             shared_from_deltas: a convolution's shared weight's paths start at its own layer's
                 deltas, a term per position (:meth:`_shared`); False: from E where the paths are

@@ -215,3 +215,31 @@ def test_a_full_chain_through_the_pool_and_a_chain_from_the_deltas_are_both_righ
     deltas = " + ".join(f"dE/dnet_c_1_{i}_{j} * dnet_c_1_{i}_{j}/dk11" for i in range(1, 5) for j in range(1, 5))
     verdicts = _judge(d, "claims:\n" + "".join(f"  - {{of: dE/dk11, chain: '{c}'}}\n" for c in (" + ".join(full), deltas, " + ".join(full[1:]))))
     assert [v.correct for v in verdicts] == [True, True, False]
+
+
+TIE_SPEC = ROOT / "tests" / "data" / "conv_tie.yaml"
+
+
+def _judge_file(name: str):
+    v = Verifier(derive(load_spec(str(TIE_SPEC))))
+    path = ROOT / "tests" / "data" / name
+    return v.verify(parse_claims(path.read_text(), str(path), "yaml", v.network, v.graph))
+
+
+def test_ties_of_three_and_four_are_named_with_their_units_and_shares():
+    """A tester's claims on conv_tie (issue 16, D4): windows with a tie of 3 (out_c_1_1_1, out_c_1_1_2,
+    out_c_1_2_1), of 2 and of 4 on the sample. The middle of the 3-way tie given the gradient is
+    the tie rule's mistake, named with its window's largest (not 'sent to every unit'); a split is
+    1/3 each at the tie of three, 1/4 at four, 1/2 (sympy's) at two."""
+    verdicts = _judge_file("conv_tie_claims.yaml")
+    assert [v.correct for v in verdicts] == [True, True] + [False] * 4 + [True] + [False] * 5
+    keys = [_keys(v)[0] if v.findings else None for v in verdicts]
+    assert keys == [None, None, "maxpool_wrong_unit", "maxpool_tie_split", "maxpool_wrong_unit", "maxpool_tie_split", None,
+                    "maxpool_tie_split", "maxpool_tie_split", "maxpool_wrong_unit", "maxpool_tie_split", "maxpool_wrong_unit"]
+    middle = verdicts[11].findings[0].words
+    assert middle.startswith("the max-pool's gradient sent to out_c_1_1_2, one of the 3 largest inputs of its window (tied with out_c_1_1_1 and out_c_1_2_1)")
+    assert "to the first in row-major order alone, out_c_1_1_1" in middle and "every unit" not in middle
+    assert "(1/3 each for out_c_1_1_1, out_c_1_1_2 and out_c_1_2_1)" in verdicts[3].findings[0].words
+    assert "1/2 each" not in verdicts[3].findings[0].words
+    assert "(1/2 each for out_c_1_3_2 and out_c_1_4_2, as sympy's derivative of Max gives at a tie of two)" in verdicts[5].findings[0].words
+    assert "(1/4 each for out_c_1_3_3, out_c_1_3_4, out_c_1_4_3 and out_c_1_4_4)" in verdicts[10].findings[0].words

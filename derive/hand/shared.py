@@ -11,9 +11,10 @@ paths, factors and graph (see :mod:`chainrule.derive.hand.diagnosis`):
   (or flipped twice), each delta meets the weight at the mirrored place instead;
 - ``maxpool_to_every_unit``, ``maxpool_wrong_unit`` and ``maxpool_tie_split``: a max-pool's gradient goes to its
   window's largest input alone (the first in row-major order at a tie, as PyTorch routes it);
-  sent to every input of the window, at a tie to the last largest, or at a tie split evenly
-  among the largest, 1/m to each of m (the engine's other ``max_pool`` rules ``every``,
-  ``last`` and ``split``, :class:`chainrule.derive.chain.ChainRule`);
+  sent to every input of the window, at a tie to the last largest or to each of the largest
+  (one in between too), or at a tie split evenly among the largest, 1/m to each of m (the
+  engine's other ``max_pool`` rules ``every``, ``last``, ``tied`` and ``split``,
+  :class:`chainrule.derive.chain.ChainRule`);
 - ``avgpool_not_divided``: an average-pool's gradient is spread over its window, 1/n to each of
   its n inputs; sent whole to each instead (the engine's ``undivided`` rule).
 
@@ -41,24 +42,80 @@ from chainrule.derive.chain import Path
 from chainrule.derive.formula import format_expr, tree_size
 from chainrule.derive.graph import Graph, Node
 from chainrule.derive.hand.diagnosis import Alternative, Finding, path_product
+from chainrule.derive.kinds import pool
 from chainrule.derive.network import Network, ParamRef, real_symbol
 from chainrule.derive.sequences import sum_over_steps
 
 #: A mistake's formula is shown up to this many nodes (the words say what it is).
 SHOWN_NODES = 120
-#: What the max-pool mistakes say, by the engine's ``max_pool`` rule that makes them; where two give
-#: a claim's value (a tie's last largest gets it from both ``last`` and ``every``), the first named.
-MAX_POOL_MISTAKES = {
-    "last": ("maxpool_wrong_unit", "the max-pool's gradient sent to the last of a window's largest inputs; where several are largest, "
-             "it goes to the first in row-major order (as PyTorch routes it)"),
-    "every": ("maxpool_to_every_unit", "the max-pool's gradient sent to every unit of its window; it goes to the window's largest input "
-              "alone (the others' derivative is 0)"),
-    "split": ("maxpool_tie_split", "the max-pool's gradient split evenly between the window's largest inputs where several are "
-              "largest (1/2 each for two, as sympy's derivative of Max gives at a tie); it goes whole to the first largest in "
-              "row-major order (as PyTorch routes it)"),
-    "undivided": ("avgpool_not_divided", "the average-pool's gradient sent whole to every unit of its window; each gets 1/n of it, "
-                  "n the window's size (the derivative of the mean)"),
-}
+#: The max-pool mistakes, by the engine's ``max_pool`` rule that makes them, and their keys; where
+#: two give a claim's value (a tie's last largest gets it from ``last``, ``tied`` and ``every``),
+#: the first named (``every`` before ``tied`` but on a tied unit's own gradient). The words are
+#: :func:`max_pool_words`'s.
+MAX_POOL_MISTAKES = {"last": "maxpool_wrong_unit", "tied": "maxpool_wrong_unit", "every": "maxpool_to_every_unit",
+                     "split": "maxpool_tie_split", "undivided": "avgpool_not_divided"}
+#: Ties named in a max-pool finding, at most (then a count).
+SHOWN_TIES = 3
+PYTORCH = "it goes whole to the first largest in row-major order (as PyTorch routes it)"
+
+
+def max_pool_ties(network: Network, value: Callable[[sympy.Symbol], float]) -> list[list[sympy.Symbol]]:
+    """The max-pool windows with a tie on the sample: each one's largest inputs (two or more, in
+    row-major order, the first the one the gradient goes to); ``value`` gives a unit's value."""
+    ties = []
+    for layer, spec in enumerate(network.spec.layers, start=1):
+        if not spec.kind.startswith("maxpool"):
+            continue
+        for row in range(network.sizes[layer]):
+            inputs = [network.out(layer - 1, u) for u in pool.out_reads_below(network, layer, row)]
+            values = [value(u) for u in inputs]
+            largest = [u for u, v in zip(inputs, values) if v == max(values)]
+            if len(largest) > 1:
+                ties.append(largest)
+    return ties
+
+
+def _listed(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
+
+
+def _tie_list(ties: Sequence[Sequence[sympy.Symbol]], each: Callable[[Sequence[sympy.Symbol]], str]) -> str:
+    shown = [each(t) for t in ties[:SHOWN_TIES]]
+    more = f"; ... ({len(ties)} ties)" if len(ties) > SHOWN_TIES else ""
+    return "; ".join(shown) + more
+
+
+def max_pool_words(rule: str, ties: Sequence[Sequence[sympy.Symbol]], unit: sympy.Symbol | None = None) -> str:
+    """What the max-pool mistake of the engine's rule ``rule`` says: at the ties ``ties`` of
+    :func:`max_pool_ties` (those of ``unit``'s window where the claim is about one unit), named with
+    their units and the share each gets (1/3 each at a tie of three)."""
+    if unit is not None:
+        ties = [t for t in ties if unit in t]
+    names = [[u.name for u in t] for t in ties]
+    if rule == "last":
+        return ("the max-pool's gradient sent to the last of a window's largest inputs; where several are largest, "
+                "it goes to the first in row-major order (as PyTorch routes it)")
+    if rule == "tied":
+        if unit is not None and names:
+            others = [n for n in names[0] if n != unit.name]
+            return (f"the max-pool's gradient sent to {unit.name}, one of the {len(names[0])} largest inputs of its window (tied with "
+                    f"{_listed(others)}); where several are largest, it goes to the first in row-major order alone, {names[0][0]} "
+                    "(as PyTorch routes it)")
+        at = f" ({_tie_list(names, _listed)})" if names else ""
+        return (f"the max-pool's gradient sent to each of a window's largest inputs where several are largest{at}; it goes to the "
+                "first in row-major order alone (as PyTorch routes it)")
+    if rule == "every":
+        return "the max-pool's gradient sent to every unit of its window; it goes to the window's largest input alone (the others' derivative is 0)"
+    if rule == "split":
+        if names:
+            shares = _tie_list(names, lambda t: f"1/{len(t)} each for {_listed(t)}")
+            two = ", as sympy's derivative of Max gives at a tie of two" if all(len(t) == 2 for t in names) else ""
+            return f"the max-pool's gradient split evenly among a window's largest inputs where several are largest ({shares}{two}); {PYTORCH}"
+        return (f"the max-pool's gradient split evenly among a window's largest inputs where several are largest (1/m each for m, 1/2 "
+                f"each for two as sympy's derivative of Max gives at a tie); {PYTORCH}")
+    assert rule == "undivided"
+    return ("the average-pool's gradient sent whole to every unit of its window; each gets 1/n of it, "
+            "n the window's size (the derivative of the mean)")
 
 
 #: What the recurrence mistakes say, by the engine's ``recurrence`` rule that makes them.

@@ -57,7 +57,7 @@ from chainrule.derive.graph import Graph, Node
 from chainrule.derive.kinds import net_bias, net_definition, out_definition
 from chainrule.derive.windows import FLATTEN_KIND, POOL_KINDS
 from chainrule.derive.hand.shared import (
-    MAX_POOL_MISTAKES, RECURRENCE_MISTAKES, SHOWN_NODES, flip_alternatives, left_out_finding, position_alternatives, position_terms,
+    MAX_POOL_MISTAKES, RECURRENCE_MISTAKES, SHOWN_NODES, flip_alternatives, left_out_finding, max_pool_ties, max_pool_words, position_alternatives, position_terms,
 )
 from chainrule.derive.hand.valuecheck import at_precision, judge_number, matches, significant, value_findings, within_rounding
 
@@ -172,7 +172,7 @@ class Verifier:
             node = self.graph.node_of(target.symbol)
             expr = self.unit_gradient(node)
             alts = [Alternative(Finding("sign", "the sign is flipped", format_expr(-expr)), -expr)]
-            alts += flip_alternatives(net, self.graph, node, self.unit_gradient) + self._max_pool_alternatives(expr, lambda engine: engine.unit_gradient(node))
+            alts += flip_alternatives(net, self.graph, node, self.unit_gradient) + self._max_pool_alternatives(expr, lambda engine: engine.unit_gradient(node), node)
             alts += self._recurrence_alternatives(expr, lambda engine: engine.unit_gradient(node))
             return Truth(self.evaluate(expr, self.sample), expr, format_expr(expr), alternatives=tuple(alts))
         if kind is TargetKind.GRADIENT:
@@ -254,16 +254,25 @@ class Verifier:
             expr, form = expr + penalty, f"{form} + {format_expr(chain.penalty)}"
         return Truth(self.d.gradient(ref), expr, form, chain.paths, tuple(alts))
 
-    def _max_pool_alternatives(self, true: sympy.Expr, build: Callable[[ChainRule], sympy.Expr]) -> list[Alternative]:
+    def _max_pool_alternatives(self, true: sympy.Expr, build: Callable[[ChainRule], sympy.Expr], node: Node | None = None) -> list[Alternative]:
         """The max-pool mistakes (:data:`~chainrule.derive.hand.shared.MAX_POOL_MISTAKES`): what
         ``build`` gives with an engine that routes a max-pool's gradient so, where it differs
-        from ``true`` (small networks with a max-pool)."""
+        from ``true`` (small networks with a max-pool); the words name the sample's ties (those
+        of ``node``'s window, a unit's dE/d)."""
         if not self.d.small or not any(layer.kind.startswith(("maxpool", "avgpool")) for layer in self.network.spec.layers):
             return []
+        ties = max_pool_ties(self.network, self.at_sample) if self.batch is None else []
+        unit = self.network.out(node[1], node[2]) if node is not None and node[1] > 0 else None
+        rules = list(MAX_POOL_MISTAKES)
+        if not any(unit in t for t in ties):  # 'every' names it first (both give each of a tie the whole), but not a tied unit's own
+            rules.remove("tied")
+            rules.insert(rules.index("every") + 1, "tied")
         alts = []
-        for rule, (key, words) in MAX_POOL_MISTAKES.items():
+        for rule in rules:
+            key = MAX_POOL_MISTAKES[rule]
             wrong = build(ChainRule(self.network, self.d.layers, self.graph, max_pool=rule))
             if wrong != true and wrong != self._expanded_true(true):
+                words = max_pool_words(rule, ties, unit)
                 alts.append(Alternative(Finding(key, words, format_expr(wrong) if tree_size(wrong, SHOWN_NODES) < SHOWN_NODES else ""), wrong))
         return alts
 

@@ -83,7 +83,8 @@ def local_factor(network: Network, layer: int, row: int, wrt: sympy.Symbol, max_
     or ``last`` gives the mistakes instead (1 for every input; for the last largest), and
     ``undivided`` an average-pool's (1 for each input, the 1/n of the mean left out), ``split``
     a tie split evenly: 1/m for each of the window's m largest inputs (1/2 each where two tie, as
-    sympy's Heaviside gives at a tie)."""
+    sympy's Heaviside gives at a tie), ``tied`` the whole to each of the largest (at a tie, to the
+    ones after the first too)."""
     raw = to_step_form(sympy.diff(out_definition(network, layer, row), wrt))
     if not network.spec.layers[layer - 1].kind.startswith("max"):  # a mean: 1/(its inputs)
         return raw, (sympy.Integer(1) if max_pool == "undivided" else raw), ""
@@ -92,6 +93,8 @@ def local_factor(network: Network, layer: int, row: int, wrt: sympy.Symbol, max_
     inputs = _inputs(network, layer, row)
     if max_pool == "split":
         return raw, _largest(wrt, inputs) / sympy.Add(*[_largest(u, inputs) for u in inputs]), ""
+    if max_pool == "tied":  # whole to each of the largest
+        return raw, _largest(wrt, inputs), ""
     at = inputs.index(wrt)
     earlier, later = inputs[:at], inputs[at + 1:]
     if max_pool == "last":  # the mirror: ties to the last largest
