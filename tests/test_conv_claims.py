@@ -182,7 +182,7 @@ def test_a_kernel_weights_chain_and_its_value_after_steps():
     verdicts = _judge(d, f"claims:\n  - {{of: dE/dk11, chain: '{' + '.join(terms)}'}}\n  - {{of: dE/dk11, chain: '{' + '.join(short)}'}}\n"
                          f"  - {{of: k11, step: 2, value: {after!r}}}\n")
     assert verdicts[0].correct and verdicts[2].correct
-    assert not verdicts[1].correct and "net_c_1_2_2" in verdicts[1].diagnosis
+    assert not verdicts[1].correct and "the term at (2,2) is left out" in verdicts[1].diagnosis
 
 
 def test_an_average_pool_not_divided_is_named():
@@ -243,3 +243,33 @@ def test_ties_of_three_and_four_are_named_with_their_units_and_shares():
     assert "1/2 each" not in verdicts[3].findings[0].words
     assert "(1/2 each for out_c_1_3_2 and out_c_1_4_2, as sympy's derivative of Max gives at a tie of two)" in verdicts[5].findings[0].words
     assert "(1/4 each for out_c_1_3_3, out_c_1_3_4, out_c_1_4_3 and out_c_1_4_4)" in verdicts[10].findings[0].words
+
+
+def test_chains_leaving_out_positions_name_them_and_a_chain_from_the_deltas_has_no_note():
+    """The tester's conv_pos claims (issue 16, D5): a chain of k11 from the deltas leaving out
+    positions is told which, as a formula is ('the term at (3,3) is left out ...; it gives 0 on
+    this sample'), the expected chain printed from the deltas as derive writes it; the right chain
+    from the deltas is accepted without a note on each dE/dnet_c_u (derive writes them)."""
+    verdicts = _judge_file("conv_pos_claims.yaml")
+    right, one, three = verdicts[4], verdicts[5], verdicts[9]  # claim 1 has two parts (formula, value)
+    assert right.correct and right.note == ""
+    assert not one.correct and _keys(one) == ["position_left_out"] and one.note == ""
+    assert one.findings[0].words == ("the term at (3,3) is left out of the sum over the 16 positions of layer c where k11 is used; "
+                                     "it gives 0 on this sample, but not in general")
+    assert one.findings[0].formula == "dE/dnet_c_1_3_3 * dnet_c_1_3_3/dk11"
+    assert one.expected.startswith("dE/dnet_c_1_1_1 * dnet_c_1_1_1/dk11 + dE/dnet_c_1_1_2 * dnet_c_1_1_2/dk11") and "dp_" not in one.expected
+    assert three.findings[0].words.startswith("the terms at (1,2), (1,3), (2,1), (2,2), (2,3), (2,4), (3,1), (3,3), (3,4), (4,1), (4,2), (4,3) and (4,4) are left out")
+    assert "they give 0 on this sample" in three.findings[0].words
+
+
+def test_a_chain_from_e_leaving_out_a_position_names_it():
+    """Every path from E through the pool and the dense layer but those through net_c_1_4_4: the
+    position (4,4) is named, not 'the path through f4, p_1_2_2, out_c_1_4_4'."""
+    from chainrule.derive.graph import LOSS
+
+    d = derive(load_spec(str(TIE_SPEC)))
+    graph = Verifier(d).graph
+    full = [graph.path_text(p) for p in graph.paths(LOSS, ("param", "k11")) if "net_c_1_4_4" not in graph.path_text(p)]
+    verdict = _judge(d, f"claims:\n  - {{of: dE/dk11, chain: '{' + '.join(full)}'}}\n")[0]
+    assert not verdict.correct and _keys(verdict) == ["position_left_out"]
+    assert verdict.findings[0].words.startswith("the term at (4,4) is left out of the sum over the 16 positions of layer c")

@@ -26,6 +26,8 @@ from chainrule.derive.formula import format_expr
 from chainrule.derive.errors import ChainruleError
 from chainrule.derive.graph import MAX_PATHS, LOSS, Graph, Node, TooManyPaths
 from chainrule.derive.hand.paths import group_phrase
+from chainrule.derive.hand.shared import left_out_finding, position_terms, shortened_sum
+from chainrule.derive.network import Network
 
 
 class Verifier(Protocol):
@@ -33,8 +35,13 @@ class Verifier(Protocol):
     not imported: the verifier calls this module)."""
 
     graph: Graph
+    network: Network
 
     def chain_of(self, name: str) -> ChainRule: ...
+
+    def canon(self, expr: sympy.Expr) -> sympy.Expr: ...
+
+    def at_sample(self, expr: sympy.Expr) -> float: ...
 
     def read(self, text: str, source: str, field: str, chain: bool = False,
              spellings: dict[str, tuple[str, str]] | None = None) -> sympy.Expr: ...
@@ -55,7 +62,8 @@ def judge_chain(verifier: Verifier, claim: Claim, source: str) -> Verdict:
     except TooManyPaths as error:
         raise ChainruleError(source, field, f"{claim.target.label} has {error} from E; chains are judged up to {MAX_PATHS} paths (claim its formula or value instead)") from None
     derived = _derived_paths(verifier, claim, true_paths)
-    expected = " + ".join(_path_text(p) for p, _ in derived) if derived else " + ".join(graph.path_text(p) for p in true_paths)
+    expected = shortened_sum([_path_text(p) for p, _ in derived]) if derived else " + ".join(graph.path_text(p) for p in true_paths)
+    written_by_derive = _derive_factors(verifier, claim)
     findings: list[Finding] = []
     notes: list[str] = []
     covered: Counter = Counter()
@@ -86,12 +94,12 @@ def judge_chain(verifier: Verifier, claim: Claim, source: str) -> Verdict:
             findings.append(problem)
             continue
         for a, b, text in linked:
-            if b not in graph.children(a):
+            if b not in graph.children(a) and (graph.name(a), graph.name(b)) not in written_by_derive:
                 notes.append(f"{text} is not a local derivative: it stands for {count(graph.count(a, b), 'path')} ({' + '.join(graph.path_text(p) for p in graph.paths(a, b))})")
         for path in _expand(verifier, linked):
             covered[path] += int(coefficient) if coefficient.is_Integer and coefficient > 0 else 1
     if not findings:
-        findings.extend(_coverage(verifier, covered, true_paths, derived))
+        findings.extend(_positions_left_out(verifier, claim, covered, true_paths) or _coverage(verifier, covered, true_paths, derived))
     note = "; ".join(dict.fromkeys(notes))
     return Verdict(claim.index, claim.of, claim.target.label, Part.CHAIN, not findings, expected, claim.chain, tuple(findings), note)
 
@@ -161,6 +169,47 @@ def _expand(verifier: Verifier, linked: list[tuple[Node, Node, str]]) -> list[tu
     return paths
 
 
+def _derive_factors(verifier: Verifier, claim: Claim) -> set[tuple[str, str]]:
+    """The factors (A, B) of dA/dB that derive writes in the claimed parameter's chain: a kernel
+    weight's start at its layer's deltas, dE/dnet_c_u, which need no note in a claimed chain."""
+    if claim.target.param is None:
+        return set()
+    return {(f.of.name, f.wrt.name) for p in verifier.chain_of(claim.target.param.name).paths for f in p.factors}
+
+
+def _from_deltas(verifier: Verifier, claim: Claim) -> bool:
+    """Whether derive writes the claimed parameter's chain from its own layer's deltas (a
+    convolution's shared weight: a term dE/dnet_c_u * dnet_c_u/dk per position)."""
+    ref = claim.target.param
+    return ref is not None and verifier.network.spec.layers[ref.layer - 1].window is not None and verifier.chain_of(ref.name).cut_layer == ref.layer
+
+
+def _positions_left_out(verifier: Verifier, claim: Claim, covered: Counter, true_paths: list[tuple[Node, ...]]) -> list[Finding]:
+    """A convolution's shared weight's chain that leaves out whole positions (every path through
+    net_c_u, from E or from the delta) and covers the others once: ``position_left_out`` naming
+    the positions, as for a formula; else none."""
+    ref = claim.target.param
+    if ref is None or verifier.network.spec.layers[ref.layer - 1].window is None or verifier.network.spec.steps:
+        return []
+    graph = verifier.graph
+    by_net: dict[str, list[tuple[Node, ...]]] = {}
+    for path in true_paths:
+        by_net.setdefault(graph.name(path[-2]), []).append(path)
+    if len(by_net) < 2 or any(covered[p] > 1 for p in true_paths):
+        return []
+    left_out = [net for net, paths in by_net.items() if all(covered[p] == 0 for p in paths)]
+    partly = [net for net, paths in by_net.items() if any(covered[p] == 0 for p in paths) and net not in left_out]
+    if not left_out or partly or len(left_out) == len(by_net):
+        return []
+    terms = position_terms(verifier.chain_of(ref.name).paths)
+    if not set(left_out) <= {net.name for net in terms}:
+        return []
+    nets = [net for net in terms if net.name in left_out]  # in derive's order of the positions
+    zero = all(verifier.at_sample(verifier.canon(terms[net][0])) == 0 for net in nets)
+    chains = {net: (term, " + ".join(_path_text(p) for p in verifier.chain_of(ref.name).paths if p.factors[-1].of == net)) for net, (term, _) in terms.items()}
+    return [left_out_finding(verifier.network, ref, nets, chains, zero)]
+
+
 def _derived_paths(verifier: Verifier, claim: Claim, true_paths: list[tuple[Node, ...]]) -> list[tuple[Path, list[tuple[Node, ...]]]]:
     """The paths derive writes for a parameter (through dE/dnet_ok where softmax or sigmoid meets
     cross-entropy, so fewer than the graph's), each with the graph's paths it stands for; empty
@@ -168,7 +217,7 @@ def _derived_paths(verifier: Verifier, claim: Claim, true_paths: list[tuple[Node
     if claim.target.param is None:
         return []
     paths = verifier.chain_of(claim.target.param.name).paths
-    if len(paths) >= len(true_paths):
+    if len(paths) >= len(true_paths) and not _from_deltas(verifier, claim):
         return []
     names = [{verifier.graph.name(n) for n in p} for p in true_paths]
     derived = []
