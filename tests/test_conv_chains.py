@@ -305,3 +305,29 @@ def test_the_worked_deltas_are_the_layer_forms(seed):
     for delta in worked:
         factors = np.array(delta.factors).reshape(-1, 3)
         assert float(np.sum(np.prod(factors, axis=1))) == pytest.approx(float(d.env[delta.name]), rel=1e-10, abs=1e-14) == pytest.approx(delta.value)
+
+
+def test_derive_says_who_takes_the_gradient_at_a_tie(capsys):
+    """conv_tie (a tester's, issue 16 D4): windows tie 3, 2 and 4 ways on the sample; where a
+    worked delta's max-pool factor is at a tie, derive's text and JSON say whom it ties with and
+    that the first in row-major order takes the gradient, as PyTorch; a window without a tie is
+    written as before."""
+    from helpers import ROOT
+
+    spec = str(ROOT / "tests" / "data" / "conv_tie.yaml")
+    assert main(["derive", spec, "--param", "k11"]) == 0
+    section = capsys.readouterr().out.split("dE/dk11: ", 1)[1].split("Layer form", 1)[0]
+    assert ("(1 if out_c_1_1_1 is the window's largest, else 0: tied with out_c_1_1_2 and out_c_1_2_1 here, 1 for the first in "
+            "row-major order, as PyTorch)") in section
+    assert "(1 if out_c_1_3_2 is the window's largest, else 0: tied with out_c_1_4_2 here," in section
+    assert "(1 if out_c_1_1_4 is the window's largest, else 0) *" in section
+    assert main(["derive", spec, "--json"]) == 0
+    assert "tied with out_c_1_1_2 and out_c_1_2_1 here, 1 for the first in row-major order, as PyTorch" in capsys.readouterr().out
+
+
+def test_the_tie_words_name_the_first_for_a_later_unit():
+    from chainrule.derive.kinds.pool import tie_text
+
+    assert tie_text("out_c_1_1_2", ["out_c_1_1_1", "out_c_1_1_2"]) == (
+        "(1 if out_c_1_1_2 is the window's largest, else 0: tied with out_c_1_1_1 here, 1 for the first in row-major order, "
+        "out_c_1_1_1, as PyTorch)")

@@ -232,3 +232,21 @@ def test_the_report_works_at_most_16_deltas_and_counts_the_others() -> None:
     assert display is not None
     assert sum(1 for row in display.rows if r"\delta" in row.lhs.tex()) == DELTAS_WORKED == 16
     assert "The 20 other deltas that are not 0 are worked the same way" in display.note.tex()
+
+
+def test_the_report_says_who_takes_the_gradient_at_the_ties() -> None:
+    """conv_tie (a tester's, issue 16 D4): the worked deltas' windows tie on the sample; after the
+    deltas the report says the max-pool's factor is 1 for the first largest, naming each tie."""
+    text = render_report(derive(spec_from_data(yaml.safe_load((ROOT / "tests" / "data" / "conv_tie.yaml").read_text()), "conv_tie.yaml")), "conv_tie.yaml")
+    said = text.split("At the ties on this sample the max-pool's factor is 1 for the first largest in row-major order, as PyTorch routes the gradient: ", 1)[1]
+    said = said.split(". ", 1)[0]
+    assert said.startswith(r"$\mathrm{out}_{\mathit{c\_1\_1\_1}}$ (tied with $\mathrm{out}_{\mathit{c\_1\_1\_2}}$ and $\mathrm{out}_{\mathit{c\_1\_2\_1}}$)")
+    assert said.count("tied with") == 3
+
+
+@needs_tex
+def test_the_tie_report_stays_on_the_page(tmp_path) -> None:
+    from test_report_pdf import overfull_widths
+
+    d = derive(spec_from_data(yaml.safe_load((ROOT / "tests" / "data" / "conv_tie.yaml").read_text()), "conv_tie.yaml"))
+    assert max(overfull_widths(render_report(d, "conv_tie.yaml"), tmp_path), default=0.0) < 1.0

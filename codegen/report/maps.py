@@ -443,6 +443,7 @@ def deltas_display(d: Derivation, chain) -> Display | None:
     if d.batch or chain.cut_layer != layer or not d.small:  # a big network's deltas: the layer form's
         return None
     engine, rows, zero, worked, more = ChainRule(net, d.layers), [], [], 0, 0
+    ties: list[list[str]] = []  # the windows of the worked deltas with a tie on the sample
     for r in range(net.sizes[layer]):
         delta = naming.DELTA_UNIT.format(unit=net.units(layer)[r])
         if d.env[delta] == 0:
@@ -455,6 +456,9 @@ def deltas_display(d: Derivation, chain) -> Display | None:
         steps: list[list[Math]] = [[], [], []]
         for k, (reader, local, activation) in enumerate(engine.delta_steps(("net", layer, r))):
             gradient, factors = engine.unit_gradient(reader), (local, activation)
+            largest = _largest(d, reader, local)
+            if len(largest) > 1 and local.wrt.name in largest:
+                ties.append(largest)
             above = partial(Name("E"), Name(engine.symbol(reader).name))
             written = _in_product(Expr(gradient), gradient) if tree_size(gradient, DELTA_FORM_NODES + 1) <= DELTA_FORM_NODES else above
             terms = ([above] + [partial(Name(f.of.name), Name(f.wrt.name)) for f in factors], [written] + [_factor_math(f) for f in factors],
@@ -469,7 +473,13 @@ def deltas_display(d: Derivation, chain) -> Display | None:
                     "(the sums over positions below use them):")
     others = (f"The {more:,} other deltas that are not 0 are worked the same way (their values are in the layer form). " if more > 1 else
               "The other delta that is not 0 is worked the same way (its value is in the layer form). " if more else "")
-    return Display(caption, tuple(rows), Prose(others, *(("The other deltas are 0: ", *listed, more_zero + ".") if zero else ())))
+    tie_words: list = []
+    for i, largest in enumerate(ties):
+        tie_words += ([", " if i < len(ties) - 1 else " and "] if i else []) + [Name(largest[0]), " (tied with "]
+        tie_words += [piece for j, other in enumerate(largest[1:]) for piece in (((", " if j < len(largest) - 2 else " and "), Name(other)) if j else (Name(other),))] + [")"]
+    at_ties = ((f"At {'a tie' if len(ties) == 1 else 'the ties'} on this sample the max-pool's factor is 1 for the first largest in row-major "
+                "order, as PyTorch routes the gradient: ", *tie_words, ". ") if ties else ())
+    return Display(caption, tuple(rows), Prose(*at_ties, others, *(("The other deltas are 0: ", *listed, more_zero + ".") if zero else ())))
 
 
 def _in_product(math: Math, expr: sympy.Expr) -> Math:
@@ -482,6 +492,14 @@ def _factor_math(factor) -> Math:
     if factor.note == kinds.pool.MAX_NOTE:
         return Seq(Tok("(", OPEN_MO), Words("1 if "), Name(factor.wrt.name), Words(" is the window's largest, else 0"), Tok(")", CLOSE_MO))
     return _in_product(Expr(factor.human), factor.human)
+
+
+def _largest(d: Derivation, reader: tuple, factor) -> list[str]:
+    """The largest inputs on the sample of max-pool unit ``reader``'s window, where ``factor`` is
+    its dp/dout; [] for any other factor."""
+    if factor.note != kinds.pool.MAX_NOTE:
+        return []
+    return kinds.pool.largest_on_sample(d.network, reader[1], reader[2], lambda u: d.value(u))
 
 
 def pool_rows(d: Derivation, l: int, r: int) -> tuple[Row, ...]:

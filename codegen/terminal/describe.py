@@ -10,6 +10,7 @@ anything it prints.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import sympy
@@ -253,10 +254,24 @@ def describe_path(d: Derivation, path: Path, row: int = 0) -> PathText:
     )
 
 
-def factor_words(factor: Factor) -> str:
+def factor_words(factor: Factor, largest: Sequence[str] = ()) -> str:
     """A max-pool's factor as a hand calculation writes it, ``(1 if out_c_1_2_2 is the window's
-    largest, else 0)``; "" for any other factor (its formula says it)."""
-    return pool.largest_text(factor.wrt.name) if factor.note == pool.MAX_NOTE else ""
+    largest, else 0)``, and where ``largest`` (the window's largest inputs on the sample) are a tie,
+    who takes the gradient (:func:`~chainrule.derive.kinds.pool.tie_text`); "" for any other factor
+    (its formula says it)."""
+    if factor.note != pool.MAX_NOTE:
+        return ""
+    if len(largest) > 1 and factor.wrt.name in largest:
+        return pool.tie_text(factor.wrt.name, list(largest))
+    return pool.largest_text(factor.wrt.name)
+
+
+def _tie(d: Derivation, reader: tuple, factor: Factor) -> list[str]:
+    """The largest inputs on the sample of max-pool unit ``reader``'s window, where ``factor`` is
+    its dp/dout; [] for any other factor."""
+    if factor.note != pool.MAX_NOTE:
+        return []
+    return pool.largest_on_sample(d.network, reader[1], reader[2], lambda u: d.value(u))
 
 
 #: A delta's dE/d(the unit above) is written as its formula up to this many nodes, else by its name.
@@ -280,7 +295,7 @@ def describe_deltas(d: Derivation, chain: ParamChain) -> tuple[DeltaText, ...]:
             above, gradient = naming.PARTIAL.format(of=net.loss_symbol.name, wrt=engine.symbol(reader).name), engine.unit_gradient(reader)
             names.append(" * ".join([above, factor_name(local), factor_name(activation)]))
             written = in_product(gradient) if tree_size(gradient, DELTA_FORM_NODES + 1) <= DELTA_FORM_NODES else above  # dE/dp_1_1_2 = (out_o1 - t1)*w2
-            forms.append(" * ".join([written] + [factor_words(f) or in_product(f.human) for f in (local, activation)]))
+            forms.append(" * ".join([written] + [factor_words(f, _tie(d, reader, f)) or in_product(f.human) for f in (local, activation)]))
             values += [d.value(gradient), d.factor_value(local), d.factor_value(activation)]
             numbers.append(" * ".join(operand(v) for v in values[-3:]))
         lines.append(DeltaText(head.human.name, " + ".join(names), " + ".join(forms), " + ".join(numbers), tuple(values), d.value(head.human)))

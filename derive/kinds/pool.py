@@ -24,6 +24,8 @@ the gradient: 1 for the window's first largest input in row-major order, 0 for t
 
 from __future__ import annotations
 
+from typing import Callable
+
 import sympy
 
 from chainrule.derive import functions
@@ -48,6 +50,25 @@ def largest_text(unit: str) -> str:
     """The max-pool factor dp/d(unit) in words, as a hand calculation writes it: ``(1 if out_c_1_2_2
     is the window's largest, else 0)`` (its value is sympy's, from :func:`local_factor`)."""
     return f"(1 if {unit} is the window's largest, else 0)"
+
+
+def tie_text(unit: str, largest: list[str]) -> str:
+    """The max-pool factor dp/d(unit) in words where the window's largest inputs on the sample are
+    several (``largest``, row-major, ``unit`` among them): :func:`largest_text` and who takes the
+    gradient, ``(1 if out_c_1_1_1 is the window's largest, else 0: tied with out_c_1_1_2 here, 1
+    for the first in row-major order, as PyTorch)``."""
+    others = [u for u in largest if u != unit]
+    tied = others[0] if len(others) == 1 else ", ".join(others[:-1]) + f" and {others[-1]}"
+    first = "" if largest[0] == unit else f", {largest[0]}"
+    return f"(1 if {unit} is the window's largest, else 0: tied with {tied} here, 1 for the first in row-major order{first}, as PyTorch)"
+
+
+def largest_on_sample(network: Network, layer: int, row: int, value: Callable[[sympy.Symbol], float]) -> list[str]:
+    """The names of the largest inputs of max-pool unit ``row``'s window on a sample (``value`` gives
+    a unit's), row-major: one name, or several at a tie."""
+    inputs = _inputs(network, layer, row)
+    values = [value(u) for u in inputs]
+    return [u.name for u, v in zip(inputs, values) if v == max(values)]
 
 
 def out_reads(size: int, row: int) -> range:
