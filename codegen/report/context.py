@@ -792,9 +792,9 @@ def _factor_display(d: Derivation, chain: ParamChain) -> Display:
         if f.derivative != f.human and not f.note:
             steps.append(math_pieces(f.derivative))
         steps.append(math_pieces(f.human))
-        if not d.batch:  # a batch's values are in a table, a column per sample
+        if not d.batch and f.human.free_symbols:  # a batch's values are in a table; a constant (1) is its own value
             numbers = {s.name: Num(d.env[s.name], operand=True) for s in f.human.free_symbols}
-            if f.human.free_symbols and not f.human.is_Symbol:
+            if not f.human.is_Symbol:
                 steps.append(math_pieces(f.human, names=numbers))
             steps.append([Num(d.factor_value(f))])
         rows += equation(_factor_name(f), steps)

@@ -471,7 +471,7 @@ def steps_display(d: Derivation, chain) -> Display:
         kept = [f.human for f in path.factors if f.human != 1] or [sympy.Integer(1)]
         names.append(Seq(*[piece for k, h in enumerate(kept) for piece in ((CDOT, Expr(h)) if k else (Expr(h),))]))
         numbers.append(Seq(*[piece for k, h in enumerate(kept) for piece in ((CDOT, Num(d.value(h), operand=True)) if k else (Num(d.value(h), operand=True),))]))
-    unit = naming.AT_STEP.format(name=d.network.units(chain.param.layer)[chain.param.row], step="t")
+    unit = naming.AT_STEP.format(name=d.network.units(chain.param.layer)[chain.param.row], step="")  # h3_t: the unit at step t
     caption = Prose(f"The gradient as a sum over the {count(len(names), 'step')} where ", Name(chain.param.name), " is used, each the delta ",
                     Name(naming.DELTA_UNIT.format(unit=unit)), " of its unit at that step (from the layer form: backpropagation through time)"
                     + (" times what the weight multiplies there:" if chain.param.is_weight else "; the bias adds to each net with the factor 1:"))
