@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 
 from chainrule.codegen.cli import main
 from chainrule.codegen.files import load_spec
@@ -225,6 +226,16 @@ def test_a_target_of_a_step_without_targets_is_named():
     assert not verdict.correct and _keys(verdict) == ["target_without_loss"]
     words = verdict.findings[0].words
     assert "t1_t2 is a target at step 2, where the sample has none (null)" in words and "dE/dout_y1_t2 is 0" in words and "nan" not in words
+
+
+def test_a_value_of_a_target_at_a_step_without_targets_is_refused(tmp_path, capsys):
+    """Tester 19: ``of: t1_t2`` where step 2's targets are null got 'expected: nan'."""
+    spec, claims = tmp_path / "rnn_a.yaml", tmp_path / "c.yaml"
+    spec.write_text(yaml.safe_dump(RNN_A), encoding="utf-8")
+    claims.write_text("claims:\n  - {of: t1_t1, value: 0.5}\n  - {of: t1_t2, value: 0.5}\n", encoding="utf-8")
+    assert main(["verify", str(spec), str(claims)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "c.yaml: claims[1].of: t1_t2 is a target at step 2, where the sample has none (null)" in err, err
 
 
 @pytest.mark.parametrize("of, message", [

@@ -228,6 +228,12 @@ def parse_target(text: Any, graph: Graph, source: str, field: str, stepped: bool
             raise ChainruleError(source, field, f"{written!r} is a parameter: claim its gradient (dE/d{written}) or its update ({written}+)")
         raise ChainruleError(source, field, unknown(graph, written))
     kind = TargetKind.LOSS if written == naming.LOSS else TargetKind.UNIT
+    if network.spec.steps:  # a target at a step whose targets are null has no value
+        outputs = network.sizes[network.depth]
+        row = next((r for r in range(network.rows(network.depth)) if network.target(r) == symbol), None)
+        if row is not None and row // outputs not in network.loss_steps:
+            raise ChainruleError(source, field, f"{written} is a target at step {row // outputs + 1}, where the sample has none (null): "
+                                                f"it has no value to claim, and E has no term at that step")
     return Target(kind, symbol)
 
 
