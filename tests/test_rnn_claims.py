@@ -220,6 +220,23 @@ def test_u_untransposed_in_the_delta_recursion_is_named():
     assert not any("recurrent_transposed" in _keys(verdict) for verdict in _judge(one_unit, "claims:\n  - {of: dE/dh1_t1, value: -0.2}\n"))
 
 
+RNN_2 = {"name": "rnn2", "inputs": ["x1", "x2"], "steps": 3, "layers": [
+    {"name": "h", "kind": "rnn", "units": 2, "activation": "sigmoid", "weights": [[0.3, -0.2], [0.1, 0.4]],
+     "recurrent_weights": [[0.5, -0.3], [0.2, 0.6]], "biases": [0.1, -0.1], "initial": [0.0, 0.0]},
+    {"name": "y", "units": 1, "activation": "tanh", "weights": [[0.7, -0.4]], "biases": [0.05]}],
+    "loss": "half_sse", "sample": {"x": [[1.0, 0.5], [-0.5, 1.0], [0.2, -0.3]], "t": [[0.3], None, [-0.2]]}}
+
+
+def test_u_untransposed_at_a_step_with_its_own_loss_is_named():
+    """Tester 19: dE/dh1_t1 = its own loss's path + delta_h1_t2*u11 + delta_h2_t2*u12 (U's row,
+    with the right deltas of step 2): untransposed in that hop alone, named as such."""
+    d = derive(spec_from_data(RNN_2, "rnn2.yaml"))
+    verdicts = _judge(d, "claims:\n  - {of: dE/dh1_t1, formula: '(y1_t1-t1_t1)*(1-y1_t1**2)*w5 + delta_h1_t2*u11 + delta_h2_t2*u12'}\n"
+                         "  - {of: dE/dh1_t1, value: -0.0415663}\n  - {of: dE/dh1_t1, value: -0.0463876}\n")
+    assert [verdict.correct for verdict in verdicts] == [False, False, True]
+    assert [_keys(verdict)[:1] for verdict in verdicts[:2]] == [["recurrent_transposed"], ["recurrent_transposed"]], [v.diagnosis for v in verdicts]
+
+
 def test_a_target_of_a_step_without_targets_is_named():
     d = derive(spec_from_data(RNN_A, "rnn_a.yaml"))
     verdict = _judge(d, "claims:\n  - {of: dE/dh1_t2, formula: '(y1_t2 - t1_t2)*w5 + delta_h1_t3*u11 + delta_h2_t3*u21'}\n")[0]

@@ -173,7 +173,7 @@ class Verifier:
             expr = self.unit_gradient(node)
             alts = [Alternative(Finding("sign", "the sign is flipped", format_expr(-expr)), -expr)]
             alts += flip_alternatives(net, self.graph, node, self.unit_gradient) + self._max_pool_alternatives(expr, lambda engine: engine.unit_gradient(node), node)
-            alts += self._recurrence_alternatives(expr, lambda engine: engine.unit_gradient(node))
+            alts += self._recurrence_alternatives(expr, lambda engine: engine.unit_gradient(node)) + self._transposed_here(expr, node)
             return Truth(self.evaluate(expr, self.sample), expr, format_expr(expr), alternatives=tuple(alts))
         if kind is TargetKind.GRADIENT:
             return self._gradient_truth(target)
@@ -288,6 +288,20 @@ class Verifier:
             if wrong != true and wrong != self._expanded_true(true):
                 alts.append(Alternative(Finding(key, words, format_expr(wrong) if tree_size(wrong, SHOWN_NODES) < SHOWN_NODES else ""), wrong))
         return alts
+
+    def _transposed_here(self, true: sympy.Expr, node) -> list[Alternative]:
+        """``recurrent_transposed`` at this step alone: dE/dh_j_t from the right dE/d of each
+        reader, with U untransposed only in the hop to net_h_(t+1) (a hand calculation that takes
+        the deltas of step t+1 as given and sums delta_hk_(t+1)*u_jk). The engine's rule
+        transposes every hop back from the last step; this is the other way to make it."""
+        if not self.d.small or not self.network.spec.steps or node[0] != "out":
+            return []
+        engine = ChainRule(self.network, self.d.layers, self.graph, recurrence="transposed")
+        wrong = sympy.Add(*[self.unit_gradient(r) * engine.local(r, node) for r in self.graph.readers(node)])
+        if wrong == true:
+            return []
+        key, words = RECURRENCE_MISTAKES["transposed"]
+        return [Alternative(Finding(key, words, format_expr(wrong) if tree_size(wrong, SHOWN_NODES) < SHOWN_NODES else ""), wrong)]
 
     def _expanded_gradient(self, engine: ChainRule, ref: ParamRef) -> sympy.Expr:
         """dE/dθ by ``engine``'s factors, its paths' deltas (cut at a layer) written out by the same."""
