@@ -110,6 +110,10 @@ class SequenceReader:
             if row is None:
                 out += [math.nan] * outputs
                 continue
+            if isinstance(row, list) and None in row:
+                k = row.index(None)
+                raise self.r.fail(f"{path}[{i}][{k}]", f"expected a number, got null: a step has all its targets or none (write null for the "
+                                                       f"whole step, {path}[{i}]: null, for no loss at step {i + 1})")
             numbers = self.r.numbers(row, f"{path}[{i}]", outputs)
             check(numbers, f"{path}[{i}]")
             out += numbers

@@ -274,6 +274,7 @@ BAD = [
                  {"name": "y", "units": 1, "activation": "identity"}]}, "layers[0].weights", "W as 2 rows of 1"),
     ({"layers": [{"name": "h", "kind": "rnn", "units": 1, "activation": "tanh"}]}, "layers[0].kind", "not the output layer"),
     ({"sample": {"x": [[1.0], [2.0]], "t": [None, None]}}, "sample.t", "every step's target is null"),
+    ({"sample": {"x": [[1.0], [2.0]], "t": [[1.0], [None]]}}, "sample.t[1][0]", "write null for the whole step, sample.t[1]: null"),
     ({"samples": [{"x": [[1.0], [2.0]], "t": [[1.0], [2.0]]}, {"x": [[1.0]], "t": [[1.0]]}]}, "samples[1].x", "every sequence has that length"),
     ({"inputs": {"shape": [1, 4]}, "layers": [{"name": "f", "kind": "flatten"}, {"name": "h", "kind": "rnn", "units": 1, "activation": "tanh"},
                                               {"name": "y", "units": 1, "activation": "identity"}], "sample": None},
