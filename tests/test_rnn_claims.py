@@ -188,7 +188,7 @@ def test_a_step_left_out_of_the_delta_form_is_wrong_on_random_rnns(seed):
     right = _judge(d, f"claims:\n  - {{of: dE/du11, chain: '{_delta_form(v, 'u11')}'}}\n  - {{of: dE/dw1, chain: '{_delta_form(v, 'w1')}'}}\n")
     assert all(verdict.correct for verdict in right), [verdict.diagnosis for verdict in right]
     wrong = _judge(d, f"claims:\n  - {{of: dE/dw1, chain: '{_delta_form(v, 'w1', leave_out=0)}'}}\n")[0]
-    assert not wrong.correct and _keys(wrong) == ["dropped_path"], wrong.diagnosis
+    assert not wrong.correct and _keys(wrong) == ["step_left_out"] and "the step t = 1 is left out" in wrong.diagnosis, wrong.diagnosis
 
 
 def test_a_local_factor_of_a_shared_weight_is_its_partial_derivative():
@@ -235,6 +235,14 @@ def test_u_untransposed_at_a_step_with_its_own_loss_is_named():
                          "  - {of: dE/dh1_t1, value: -0.0415663}\n  - {of: dE/dh1_t1, value: -0.0463876}\n")
     assert [verdict.correct for verdict in verdicts] == [False, False, True]
     assert [_keys(verdict)[:1] for verdict in verdicts[:2]] == [["recurrent_transposed"], ["recurrent_transposed"]], [v.diagnosis for v in verdicts]
+
+
+def test_a_chain_leaving_out_a_step_names_it():
+    """Tester 19: a per-step chain of w1 without step 2's term is step_left_out, as its value is."""
+    d = derive(spec_from_data(RNN_2, "rnn2.yaml"))
+    verdict = _judge(d, "claims:\n  - {of: dE/dw1, chain: 'dE/dnet_h1_t1*dnet_h1_t1/dw1 + dE/dnet_h1_t3*dnet_h1_t3/dw1'}\n")[0]
+    assert not verdict.correct and _keys(verdict) == ["step_left_out"], verdict.findings
+    assert "the step t = 2 is left out of the sum over the 3 steps where w1 is used" in verdict.findings[0].words
 
 
 def test_a_target_of_a_step_without_targets_is_named():

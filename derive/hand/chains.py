@@ -26,7 +26,7 @@ from chainrule.derive.formula import format_expr
 from chainrule.derive.errors import ChainruleError
 from chainrule.derive.graph import MAX_PATHS, LOSS, Graph, Node, TooManyPaths
 from chainrule.derive.hand.paths import group_phrase
-from chainrule.derive.hand.shared import left_out_finding, position_terms, shortened_sum
+from chainrule.derive.hand.shared import left_out_finding, position_terms, shortened_sum, steps_left_out_finding
 from chainrule.derive.network import Network
 
 
@@ -187,9 +187,11 @@ def _from_deltas(verifier: Verifier, claim: Claim) -> bool:
 def _positions_left_out(verifier: Verifier, claim: Claim, covered: Counter, true_paths: list[tuple[Node, ...]]) -> list[Finding]:
     """A convolution's shared weight's chain that leaves out whole positions (every path through
     net_c_u, from E or from the delta) and covers the others once: ``position_left_out`` naming
-    the positions, as for a formula; else none."""
+    the positions, as for a formula; a sequence network's weight's that leaves out whole steps
+    (every path through net_h1_t2): ``step_left_out`` naming the steps; else none."""
     ref = claim.target.param
-    if ref is None or verifier.network.spec.layers[ref.layer - 1].window is None or verifier.network.spec.steps:
+    sequence = bool(verifier.network.spec.steps)
+    if ref is None or verifier.network.spec.layers[ref.layer - 1].window is None and not sequence:
         return []
     graph = verifier.graph
     by_net: dict[str, list[tuple[Node, ...]]] = {}
@@ -207,7 +209,7 @@ def _positions_left_out(verifier: Verifier, claim: Claim, covered: Counter, true
     nets = [net for net in terms if net.name in left_out]  # in derive's order of the positions
     zero = all(verifier.at_sample(verifier.canon(terms[net][0])) == 0 for net in nets)
     chains = {net: (term, " + ".join(_path_text(p) for p in verifier.chain_of(ref.name).paths if p.factors[-1].of == net)) for net, (term, _) in terms.items()}
-    return [left_out_finding(verifier.network, ref, nets, chains, zero)]
+    return [(steps_left_out_finding if sequence else left_out_finding)(verifier.network, ref, nets, chains, zero)]
 
 
 def _derived_paths(verifier: Verifier, claim: Claim, true_paths: list[tuple[Node, ...]]) -> list[tuple[Path, list[tuple[Node, ...]]]]:

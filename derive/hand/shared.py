@@ -239,6 +239,17 @@ def left_out_finding(network: Network, ref: ParamRef, left_out: Sequence[sympy.S
     return Finding("position_left_out", words, shortened_sum([terms[net][1] for net in left_out]))
 
 
+def steps_left_out_finding(network: Network, ref: ParamRef, left_out: Sequence[sympy.Symbol], terms: dict[sympy.Symbol, tuple[sympy.Expr, str]],
+                           zero_here: bool) -> Finding:
+    """``step_left_out`` for a chain of a sequence network's weight that has some of its steps'
+    terms and not the others (a step: the net its paths end at, ``net_h1_t2``): which steps."""
+    steps = [net.name.rsplit("_t", 1)[-1] for net in left_out]
+    what = f"the step t = {steps[0]} is" if len(steps) == 1 else f"the steps t = {', '.join(steps[:-1])} and {steps[-1]} are"
+    here = ("; it gives 0 on this sample, but not in general" if len(steps) == 1 else "; they give 0 on this sample, but not in general") if zero_here else ""
+    words = f"{what} left out of {sum_over_steps(network.spec, ref.layer, ref.name, len(terms))}{here}"
+    return Finding("step_left_out", words, shortened_sum([terms[net][1] for net in left_out]))
+
+
 def step_alternatives(network: Network, ref: ParamRef, paths: Sequence[Path]) -> list[Alternative]:
     """A sequence network's weight: its sum over the steps where it is read with one step left
     out, for each step (a step is the net its paths end at: ``net_h1_t2``)."""
