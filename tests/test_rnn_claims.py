@@ -21,20 +21,12 @@ from chainrule.derive.hand.verify import Verifier
 from chainrule.derive.sequences import sum_over_steps
 from chainrule.derive.spec import spec_from_data
 from helpers import ROOT
+from test_conv_claims import _judge, _keys
 from test_rnn import random_rnn_spec
 from test_rnn_chains import _small_rnn
 
 EXAMPLE = ROOT / "examples" / "bptt_worked.yaml"
 CLAIMS = ROOT / "examples" / "claims" / "bptt_worked_claims.yaml"
-
-
-def _judge(d, text: str):
-    v = Verifier(d)
-    return v.verify(parse_claims(text, "c.yaml", "yaml", v.network, v.graph))
-
-
-def _keys(verdict) -> list[str]:
-    return [f.mistake for f in verdict.findings]
 
 
 def test_the_example_claims_are_judged_as_their_comments_say():

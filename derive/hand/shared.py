@@ -138,21 +138,31 @@ def position_alternatives(network: Network, ref: ParamRef, paths: Sequence[Path]
         return step_alternatives(network, ref, paths)
     if network.spec.layers[ref.layer - 1].window is None:
         return []
+
+    def words(net: sympy.Symbol, there: str, places: int) -> str:
+        return (f"the term at {position_label(network, ref.layer, net)} is left out of the sum over the {places} positions of layer "
+                f"{network.layer_name(ref.layer)} where {ref.name} is used ({there})")
+
+    return _term_left_out(paths, "position_left_out", words)
+
+
+def _term_left_out(paths: Sequence[Path], key: str, words: Callable[[sympy.Symbol, str, int], str]) -> list[Alternative]:
+    """The sum of a shared weight's paths with one place's terms left out, for each place (the
+    net the paths end at), as ``key`` with ``words(net, what the weight does there, places)``."""
     products = [path_product(p) for p in paths]
-    positions: dict[sympy.Symbol, list[int]] = {}
+    places: dict[sympy.Symbol, list[int]] = {}
     for i, path in enumerate(paths):
-        positions.setdefault(path.factors[-1].of, []).append(i)
-    if len(positions) < 2:
+        places.setdefault(path.factors[-1].of, []).append(i)
+    if len(places) < 2:
         return []
     true = sympy.Add(*products)
     alts = []
-    for net, members in positions.items():
+    for net, members in places.items():
         term = sympy.Add(*[products[i] for i in members])
         under = paths[members[0]].factors[-1].human
         there = f"it multiplies {format_expr(under)} there" if under != 1 else f"it adds to {net.name} there"
-        words = (f"the term at {position_label(network, ref.layer, net)} is left out of the sum over the {len(positions)} positions of layer "
-                 f"{network.layer_name(ref.layer)} where {ref.name} is used ({there})")
-        alts.append(Alternative(Finding("position_left_out", words, format_expr(term)), true - term))
+        formula = format_expr(term) if tree_size(term, SHOWN_NODES) < SHOWN_NODES else ""
+        alts.append(Alternative(Finding(key, words(net, there, len(places)), formula), true - term))
     return alts
 
 
@@ -253,19 +263,9 @@ def steps_left_out_finding(network: Network, ref: ParamRef, left_out: Sequence[s
 def step_alternatives(network: Network, ref: ParamRef, paths: Sequence[Path]) -> list[Alternative]:
     """A sequence network's weight: its sum over the steps where it is read with one step left
     out, for each step (a step is the net its paths end at: ``net_h1_t2``)."""
-    products = [path_product(p) for p in paths]
-    steps: dict[sympy.Symbol, list[int]] = {}
-    for i, path in enumerate(paths):
-        steps.setdefault(path.factors[-1].of, []).append(i)
-    if len(steps) < 2:
-        return []
-    true = sympy.Add(*products)
-    alts = []
-    for net, members in steps.items():
-        term = sympy.Add(*[products[i] for i in members])
+
+    def words(net: sympy.Symbol, there: str, steps: int) -> str:
         step = net.name.rsplit("_t", 1)[-1]
-        under = paths[members[0]].factors[-1].human
-        there = f"it multiplies {format_expr(under)} there" if under != 1 else f"it adds to {net.name} there"
-        words = f"the step t = {step} is left out of {sum_over_steps(network.spec, ref.layer, ref.name, len(steps))} ({net.name}: {there})"
-        alts.append(Alternative(Finding("step_left_out", words, format_expr(term) if tree_size(term, SHOWN_NODES) < SHOWN_NODES else ""), true - term))
-    return alts
+        return f"the step t = {step} is left out of {sum_over_steps(network.spec, ref.layer, ref.name, steps)} ({net.name}: {there})"
+
+    return _term_left_out(paths, "step_left_out", words)
