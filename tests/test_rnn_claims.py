@@ -237,6 +237,13 @@ def test_a_chain_leaving_out_a_step_names_it():
     assert "the step t = 2 is left out of the sum over the 3 steps where w1 is used" in verdict.findings[0].words
 
 
+def test_a_sign_flipped_in_one_term_of_a_hidden_state_is_named():
+    """Tester 19: dE/dh1_t1 with the sign of its own loss's term flipped (t - y for y - t)."""
+    d = derive(spec_from_data(RNN_2, "rnn2.yaml"))
+    verdict = _judge(d, "claims:\n  - {of: dE/dh1_t1, formula: '(t1_t1 - y1_t1)*(1 - y1_t1**2)*w5 + delta_h1_t2*u11 + delta_h2_t2*u21'}\n")[0]
+    assert not verdict.correct and _keys(verdict) == ["sign"] and "the sign of the term through net_y1_t1 is flipped" in verdict.diagnosis
+
+
 def test_a_target_of_a_step_without_targets_is_named():
     d = derive(spec_from_data(RNN_A, "rnn_a.yaml"))
     verdict = _judge(d, "claims:\n  - {of: dE/dh1_t2, formula: '(y1_t2 - t1_t2)*w5 + delta_h1_t3*u11 + delta_h2_t3*u21'}\n")[0]

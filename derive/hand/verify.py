@@ -171,7 +171,7 @@ class Verifier:
         if kind is TargetKind.UNIT_GRADIENT:
             node = self.graph.node_of(target.symbol)
             expr = self.unit_gradient(node)
-            alts = [Alternative(Finding("sign", "the sign is flipped", format_expr(-expr)), -expr)]
+            alts = [Alternative(Finding("sign", "the sign is flipped", format_expr(-expr)), -expr)] + self._reader_signs(expr, node)
             alts += flip_alternatives(net, self.graph, node, self.unit_gradient) + self._max_pool_alternatives(expr, lambda engine: engine.unit_gradient(node), node)
             alts += self._recurrence_alternatives(expr, lambda engine: engine.unit_gradient(node)) + self._transposed_here(expr, node)
             return Truth(self.evaluate(expr, self.sample), expr, format_expr(expr), alternatives=tuple(alts))
@@ -287,6 +287,20 @@ class Verifier:
             wrong = build(ChainRule(self.network, self.d.layers, self.graph, recurrence=rule))
             if wrong != true and wrong != self._expanded_true(true):
                 alts.append(Alternative(Finding(key, words, format_expr(wrong) if tree_size(wrong, SHOWN_NODES) < SHOWN_NODES else ""), wrong))
+        return alts
+
+    def _reader_signs(self, true: sympy.Expr, node) -> list[Alternative]:
+        """dE/d(``node``) with the sign of one reader's term flipped (the term through the layer
+        above at step t, or through the next step), where it has several readers."""
+        readers = self.graph.readers(node)
+        if len(readers) < 2:
+            return []
+        alts = []
+        for r in readers:
+            term = self.unit_gradient(r) * self.engine.local(r, node)
+            if term != 0:
+                words = f"the sign of the term through {self.graph.name(r)} is flipped"
+                alts.append(Alternative(Finding("sign", words, format_expr(-term) if tree_size(term, SHOWN_NODES) < SHOWN_NODES else ""), true - 2 * term))
         return alts
 
     def _transposed_here(self, true: sympy.Expr, node) -> list[Alternative]:
