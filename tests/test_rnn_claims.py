@@ -153,6 +153,7 @@ def test_right_chains_through_time_are_right(spec):
     verdicts = _judge(d, text)
     assert len(verdicts) == 3 * len(rnn)
     assert all(verdict.correct for verdict in verdicts), [(verdict.label, verdict.diagnosis) for verdict in verdicts if not verdict.correct]
+    assert not any(verdict.note for verdict in verdicts[1::3]), [verdict.note for verdict in verdicts[1::3]]  # a delta per step needs no note
 
 
 def test_the_testers_chains_on_bptt_worked():

@@ -170,11 +170,17 @@ def _expand(verifier: Verifier, linked: list[tuple[Node, Node, str]]) -> list[tu
 
 
 def _derive_factors(verifier: Verifier, claim: Claim) -> set[tuple[str, str]]:
-    """The factors (A, B) of dA/dB that derive writes in the claimed parameter's chain: a kernel
-    weight's start at its layer's deltas, dE/dnet_c_u, which need no note in a claimed chain."""
-    if claim.target.param is None:
-        return set()
-    return {(f.of.name, f.wrt.name) for p in verifier.chain_of(claim.target.param.name).paths for f in p.factors}
+    """The factors (A, B) of dA/dB that derive writes in the claimed parameter's chain, which
+    need no note in a claimed chain: a kernel weight's start at its layer's deltas, dE/dnet_c_u;
+    and for a sequence network's weight, its layer's delta at each step, dE/dnet_h1_t2 (derive
+    starts there past 16 paths, and a per-step chain stops there by design), and an rnn's deltas
+    in any claim's chain (``dE/dnet_h1_t2 * dnet_h1_t2/dh1_t1``)."""
+    ref, network, graph = claim.target.param, verifier.network, verifier.graph
+    written = set() if ref is None else {(f.of.name, f.wrt.name) for p in verifier.chain_of(ref.name).paths for f in p.factors}
+    if network.spec.steps:
+        layers = {l for l in range(1, network.depth + 1) if network.spec.layers[l - 1].is_rnn} | ({ref.layer} if ref else set())
+        written |= {(graph.name(LOSS), name) for name, node in graph.unit_nodes.items() if node[0] == "net" and node[1] in layers}
+    return written
 
 
 def _from_deltas(verifier: Verifier, claim: Claim) -> bool:
